@@ -1,0 +1,451 @@
+//! Loading and checking a config file, reporting every error with the file,
+//! line, field path and a reason (`sealgate check-config`).
+
+use super::{Config, ListenerTls};
+use crate::smtp::address::Mailbox;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml_edit::{DocumentMut, Item, TableLike, Value};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted field path such as `listener[0].address`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.reason)
+        } else {
+            write!(f, ": {}: {}", self.field, self.reason)
+        }
+    }
+}
+
+/// All problems found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(p: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in p.split('.').filter(|s| !s.is_empty() && *s != "?") {
+        let (key, idx) = match part.find('[') {
+            Some(i) => (&part[..i], Some(&part[i..])),
+            None => (part, None),
+        };
+        if !key.is_empty() {
+            out.push(Seg::Key(key.to_string()));
+        }
+        if let Some(idx) = idx {
+            for n in idx.split(['[', ']']).filter(|s| !s.is_empty()) {
+                if let Ok(n) = n.parse() {
+                    out.push(Seg::Index(n));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Finds the line where the item at `path` is written in the original text.
+fn line_for(doc: &toml_edit::Document<String>, path: &[Seg]) -> Option<usize> {
+    fn walk(t: &dyn TableLike, path: &[Seg]) -> Option<std::ops::Range<usize>> {
+        let (Seg::Key(k), rest) = path.split_first()? else {
+            return None;
+        };
+        let (key, item) = t.get_key_value(k)?;
+        let here = key.span().or_else(|| item.span());
+        match rest.split_first() {
+            None => here,
+            Some((Seg::Index(i), rest2)) => {
+                let deeper = match item {
+                    Item::ArrayOfTables(a) => a.get(*i).and_then(|t| {
+                        if rest2.is_empty() {
+                            t.span()
+                        } else {
+                            walk(t, rest2)
+                        }
+                    }),
+                    Item::Value(Value::Array(a)) => a.get(*i).and_then(|v| match v {
+                        Value::InlineTable(t) if !rest2.is_empty() => walk(t, rest2),
+                        v => v.span(),
+                    }),
+                    _ => None,
+                };
+                deeper.or(here)
+            }
+            Some(_) => item.as_table_like().and_then(|t| walk(t, rest)).or(here),
+        }
+    }
+    let span = walk(doc.as_table(), path)?;
+    Some(line_of(doc.raw(), span.start))
+}
+
+/// Removes the item at `path` so deserialisation can go on to find the next error.
+fn remove_at(t: &mut dyn TableLike, path: &[Seg]) -> bool {
+    match path {
+        [Seg::Key(k)] => t.remove(k).is_some(),
+        [Seg::Key(k), Seg::Index(i), rest @ ..] => match t.get_mut(k) {
+            Some(Item::ArrayOfTables(a)) if rest.is_empty() => {
+                if *i < a.len() {
+                    a.remove(*i);
+                    true
+                } else {
+                    false
+                }
+            }
+            Some(Item::ArrayOfTables(a)) => a.get_mut(*i).is_some_and(|t| remove_at(t, rest)),
+            Some(Item::Value(Value::Array(a))) if rest.is_empty() && *i < a.len() => {
+                a.remove(*i);
+                true
+            }
+            Some(Item::Value(Value::Array(a))) => match a.get_mut(*i) {
+                Some(Value::InlineTable(t)) => remove_at(t, rest),
+                _ => false,
+            },
+            _ => false,
+        },
+        [Seg::Key(k), rest @ ..] => t
+            .get_mut(k)
+            .and_then(|i| i.as_table_like_mut())
+            .is_some_and(|t| remove_at(t, rest)),
+        _ => false,
+    }
+}
+
+/// Loads and checks a config file; on failure returns every error found.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let err = |line, field: &str, reason: String| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        field: field.to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![err(None, "", format!("cannot read file: {e}"))]))?;
+    let original = toml_edit::Document::parse(text.clone()).map_err(|e| {
+        let line = e.span().map(|s| line_of(&text, s.start));
+        ConfigErrors(vec![err(
+            line,
+            "",
+            format!("TOML syntax error: {}", e.message()),
+        )])
+    })?;
+    let mut editable: DocumentMut = text.parse().expect("parsed once already");
+    let mut errors = Vec::new();
+    let mut current = text.clone();
+    let mut config = None;
+    for _ in 0..100 {
+        let de = match toml::Deserializer::parse(&current) {
+            Ok(de) => de,
+            Err(e) => {
+                errors.push(err(None, "", e.message().to_string()));
+                break;
+            }
+        };
+        match serde_path_to_error::deserialize::<_, Config>(de) {
+            Ok(c) => {
+                config = Some(c);
+                break;
+            }
+            Err(e) => {
+                let field = e.path().to_string();
+                let segs = parse_path(&field);
+                let mut reason = e.inner().message().to_string();
+                if reason.starts_with("unknown field") {
+                    reason.push_str(" (misspelt option, or in the wrong section?)");
+                }
+                let line = line_for(&original, &segs).or_else(|| {
+                    e.inner()
+                        .span()
+                        .filter(|_| errors.is_empty())
+                        .map(|s| line_of(&text, s.start))
+                });
+                errors.push(err(line, &field, reason));
+                if segs.is_empty() || !remove_at(editable.as_table_mut(), &segs) {
+                    break;
+                }
+                current = editable.to_string();
+            }
+        }
+    }
+    if let Some(mut config) = config {
+        config.fill_defaults();
+        for (field, reason) in validate(&config) {
+            errors.push(err(
+                line_for(&original, &parse_path(&field)),
+                &field,
+                reason,
+            ));
+        }
+        if errors.is_empty() {
+            return Ok(config);
+        }
+    }
+    Err(ConfigErrors(errors))
+}
+
+/// Checks what types alone cannot: consistency, files, ranges. Returns
+/// `(field path, reason)` pairs.
+pub fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut bad = |f: String, r: &str| out.push((f, r.to_string()));
+
+    if c.server.hostname.is_empty() || Mailbox::parse(&format!("x@{}", c.server.hostname)).is_err()
+    {
+        bad(
+            "server.hostname".into(),
+            "must be a fully qualified host name",
+        );
+    }
+    for (i, d) in c.server.local_domains.iter().enumerate() {
+        if Mailbox::parse(&format!("x@{d}")).is_err() || d.starts_with('[') {
+            bad(
+                format!("server.local_domains[{i}]"),
+                "is not a valid domain name",
+            );
+        }
+    }
+
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    for (i, l) in c.listener.iter().enumerate() {
+        if l.name.is_empty() {
+            bad(format!("listener[{i}].name"), "must not be empty");
+        } else if !names.insert(l.name.clone()) {
+            bad(format!("listener[{i}].name"), "is used by another listener");
+        }
+        if !addrs.insert(l.address) {
+            bad(
+                format!("listener[{i}].address"),
+                "is used by another listener",
+            );
+        }
+        if l.require_tls && l.tls == ListenerTls::None {
+            bad(
+                format!("listener[{i}].require_tls"),
+                "needs tls = \"starttls\" or \"implicit\"",
+            );
+        }
+    }
+
+    let any_tls = c.listener.iter().any(|l| l.tls != ListenerTls::None);
+    let mut cnames = HashSet::new();
+    for (i, k) in c.connector.iter().enumerate() {
+        if k.name.is_empty() {
+            bad(format!("connector[{i}].name"), "must not be empty");
+        } else if !cnames.insert(k.name.clone()) {
+            bad(
+                format!("connector[{i}].name"),
+                "is used by another connector",
+            );
+        }
+        if k.cidrs.is_empty() && k.tls_client_names.is_empty() {
+            bad(
+                format!("connector[{i}]"),
+                "needs cidrs or tls_client_names: a connector that matches everybody would make an open relay",
+            );
+        }
+        for (j, n) in k.tls_client_names.iter().enumerate() {
+            let name = n.strip_prefix("*.").unwrap_or(n);
+            if Mailbox::parse(&format!("x@{name}")).is_err() {
+                bad(
+                    format!("connector[{i}].tls_client_names[{j}]"),
+                    "is not a host name or *.wildcard",
+                );
+            }
+        }
+        if !k.tls_client_names.is_empty() && !any_tls {
+            bad(
+                format!("connector[{i}].tls_client_names"),
+                "no listener offers TLS, so no client certificate can be seen",
+            );
+        }
+        for (j, l) in k.listeners.iter().enumerate() {
+            if !c.listener.iter().any(|x| &x.name == l) {
+                bad(
+                    format!("connector[{i}].listeners[{j}]"),
+                    "names no configured listener",
+                );
+            }
+        }
+    }
+
+    match (&c.tls.cert_file, &c.tls.key_file) {
+        (Some(_), None) => bad("tls.key_file".into(), "must be set when tls.cert_file is"),
+        (None, Some(_)) => bad("tls.cert_file".into(), "must be set when tls.key_file is"),
+        _ => {}
+    }
+    for (field, file) in [
+        ("tls.cert_file", &c.tls.cert_file),
+        ("tls.key_file", &c.tls.key_file),
+        ("tls.client_ca_file", &c.tls.client_ca_file),
+    ] {
+        if let Some(f) = file {
+            if let Err(e) = std::fs::metadata(f) {
+                bad(field.into(), &format!("cannot read {}: {e}", f.display()));
+            }
+        }
+    }
+    if let Some(k) = &c.spool.key_file {
+        if let Some(parent) = k.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                bad(
+                    "spool.key_file".into(),
+                    &format!("directory {} does not exist", parent.display()),
+                );
+            }
+        }
+    }
+
+    let l = &c.limits;
+    if l.max_message_size < 1024 {
+        bad(
+            "limits.max_message_size".into(),
+            "must be at least 1024 octets",
+        );
+    }
+    if l.max_recipients < 1 {
+        bad("limits.max_recipients".into(), "must be at least 1");
+    } else if l.max_recipients < 100 {
+        // RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients.
+        bad(
+            "limits.max_recipients".into(),
+            "must be at least 100 (RFC 5321 section 4.5.3.1.8)",
+        );
+    }
+    if l.max_line_length < 512 {
+        bad(
+            "limits.max_line_length".into(),
+            "must be at least 512 (RFC 5321 section 4.5.3.1.4)",
+        );
+    }
+    if l.max_data_line_length < 998 {
+        bad(
+            "limits.max_data_line_length".into(),
+            "must be at least 998 (RFC 5321 section 4.5.3.1.6)",
+        );
+    }
+    if l.max_errors < 1 {
+        bad("limits.max_errors".into(), "must be at least 1");
+    }
+    if l.max_connections < 1 {
+        bad("limits.max_connections".into(), "must be at least 1");
+    }
+    if l.max_connections_per_ip < 1 || l.max_connections_per_ip > l.max_connections {
+        bad(
+            "limits.max_connections_per_ip".into(),
+            "must be between 1 and limits.max_connections",
+        );
+    }
+    for (f, v) in [
+        ("limits.command_timeout", l.command_timeout),
+        ("limits.data_block_timeout", l.data_block_timeout),
+        ("limits.data_timeout", l.data_timeout),
+        ("limits.session_timeout", l.session_timeout),
+    ] {
+        if v.0.is_zero() {
+            bad(f.into(), "must be longer than zero");
+        }
+    }
+    if l.max_hops < 2 {
+        bad("limits.max_hops".into(), "must be at least 2");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        load_file(f.path())
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.listener.len(), 1);
+        assert_eq!(c.connector[0].name, "loopback");
+        assert_eq!(c.limits.max_hops, 50);
+    }
+
+    #[test]
+    fn reports_every_error_with_line_and_path() {
+        let text = "[server]\nhostname = \"mx.example.org\"\nlocal_domains = [\"ok.example\", \"bad domain\"]\n\n[limits]\nmax_recipients = \"many\"\ncommand_timeout = \"5 minutes\"\nmax_hops = 1\n\n[[listener]]\nname = \"a\"\naddress = \"not an address\"\n\n[[connector]]\nname = \"open\"\nsurprise = 1\n";
+        let errs = load(text).unwrap_err().0;
+        let text_of = |field: &str| {
+            errs.iter()
+                .find(|e| e.field == field)
+                .unwrap_or_else(|| panic!("no error for {field}: {errs:#?}"))
+        };
+        assert_eq!(text_of("limits.max_recipients").line, Some(6));
+        assert_eq!(text_of("limits.command_timeout").line, Some(7));
+        assert_eq!(text_of("listener[0].address").line, Some(12));
+        let unknown = errs
+            .iter()
+            .find(|e| e.reason.contains("surprise"))
+            .expect("unknown field reported");
+        assert_eq!(unknown.line, Some(16));
+        assert_eq!(text_of("server.local_domains[1]").line, Some(3));
+        assert_eq!(text_of("limits.max_hops").line, Some(8));
+        assert!(errs.len() >= 6, "{errs:#?}");
+        let shown = text_of("limits.max_recipients").to_string();
+        assert!(shown.contains(":6: limits.max_recipients: "), "{shown}");
+    }
+
+    #[test]
+    fn connector_matching_everyone_is_refused() {
+        let errs = load("[[connector]]\nname = \"x\"\n").unwrap_err().0;
+        assert_eq!(errs[0].field, "connector[0]");
+        assert!(errs[0].reason.contains("open relay"));
+        assert_eq!(errs[0].line, Some(1));
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let errs = load("[server]\nhostname = \n").unwrap_err().0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, Some(2));
+        assert!(errs[0].reason.contains("syntax"));
+    }
+}

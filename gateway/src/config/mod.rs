@@ -1,0 +1,295 @@
+//! The configuration: one TOML file, every option with a documented default
+//! (see `deploy/sealgate.example.toml`). `sealgate serve` with no file runs on
+//! [`Config::default`].
+
+mod check;
+mod duration;
+
+pub use check::{load_file, ConfigError, ConfigErrors};
+pub use duration::Span;
+
+use crate::smtp::data::BareLineEnding;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Identity, data directory and the organisation's own domains.
+    pub server: ServerConfig,
+    /// SMTP listeners (`[[listener]]`).
+    pub listener: Vec<ListenerConfig>,
+    /// Trusted sending systems: the tenant (`[[connector]]`).
+    pub connector: Vec<ConnectorConfig>,
+    /// Server certificate and client-certificate trust.
+    pub tls: TlsConfig,
+    /// Protocol limits and timeouts.
+    pub limits: Limits,
+    /// The durable queue.
+    pub spool: SpoolConfig,
+    /// Admin HTTP listener (metrics, queue API).
+    pub admin: AdminConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Name used in the greeting, EHLO reply and `Received:` headers.
+    pub hostname: String,
+    /// Where spool, keys and the generated certificate live.
+    pub data_dir: PathBuf,
+    /// Domains the organisation receives mail for; inbound mail to any other
+    /// domain is refused as relaying.
+    pub local_domains: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: system_hostname(),
+            data_dir: PathBuf::from("./sealgate-data"),
+            local_domains: Vec::new(),
+        }
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "sealgate.localdomain".to_string())
+}
+
+/// How a listener uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    /// Plain SMTP, no STARTTLS offered.
+    None,
+    /// STARTTLS offered (RFC 3207).
+    Starttls,
+    /// TLS from the first byte (RFC 8314, port 465 style).
+    Implicit,
+}
+
+/// `[[listener]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name used in logs, metrics and connector restrictions.
+    pub name: String,
+    /// Socket address to bind.
+    pub address: SocketAddr,
+    /// TLS mode.
+    pub tls: ListenerTls,
+    /// Refuse MAIL until the session is encrypted.
+    pub require_tls: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            name: "smtp".into(),
+            address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            tls: ListenerTls::Starttls,
+            require_tls: false,
+        }
+    }
+}
+
+/// `[[connector]]`: a trusted sending system whose mail is outbound.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Name recorded with every message that arrives through it.
+    pub name: String,
+    /// Source address ranges; empty means any address.
+    pub cidrs: Vec<IpNet>,
+    /// Names one of which the verified TLS client certificate must carry (as
+    /// subject CN or DNS SAN; `*.example.com` matches one label). Empty means
+    /// no certificate is required.
+    pub tls_client_names: Vec<String>,
+    /// Listeners this connector applies on; empty means all.
+    pub listeners: Vec<String>,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; unset means a self-signed certificate generated
+    /// in `data_dir/tls/` on first start (for development).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle that client certificates must chain to; unset means the
+    /// system's trusted roots (M365 and Google present public certificates).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message accepted, in octets; announced in the SIZE extension.
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Longest command line, in octets, without CRLF.
+    pub max_line_length: usize,
+    /// Longest line inside DATA, in octets, without CRLF.
+    pub max_data_line_length: usize,
+    /// Bad commands tolerated before the session is closed.
+    pub max_errors: u32,
+    /// Concurrent SMTP connections, all listeners together.
+    pub max_connections: usize,
+    /// Concurrent SMTP connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Time allowed to send one complete command line.
+    pub command_timeout: Span,
+    /// Time allowed between two reads while receiving DATA.
+    pub data_block_timeout: Span,
+    /// Time allowed for the whole of one DATA transfer.
+    pub data_timeout: Span,
+    /// Longest a session may last.
+    pub session_timeout: Span,
+    /// `Received:` headers beyond which a message is refused as looping.
+    pub max_hops: u32,
+    /// Bare CR or LF in DATA: `reject` (550) or `normalize`.
+    pub bare_line_ending: BareLineEnding,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 1000,
+            max_line_length: 2048,
+            max_data_line_length: 10_000,
+            max_errors: 10,
+            max_connections: 1000,
+            max_connections_per_ip: 100,
+            command_timeout: Span::secs(300),
+            data_block_timeout: Span::secs(180),
+            data_timeout: Span::secs(600),
+            session_timeout: Span::secs(1800),
+            max_hops: 50,
+            bare_line_ending: BareLineEnding::Reject,
+        }
+    }
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Key file for encryption at rest; unset means `data_dir/keys/spool.keys`,
+    /// created on first start.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin HTTP listener (`/metrics`, `/api/v1/...`); keep it on loopback or
+    /// a management network.
+    pub address: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: SocketAddr::from(([127, 0, 0, 1], 9025)),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `text`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `sealgate=debug`; `RUST_LOG` overrides.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults: one loopback STARTTLS listener whose loopback
+    /// peers are the tenant connector.
+    pub fn embedded() -> Self {
+        let mut c = Config::default();
+        c.fill_defaults();
+        c
+    }
+
+    /// Supplies the default listener and loopback connector when none are given.
+    pub fn fill_defaults(&mut self) {
+        if self.listener.is_empty() {
+            self.listener.push(ListenerConfig::default());
+        }
+        if self.connector.is_empty() {
+            self.connector.push(ConnectorConfig {
+                name: "loopback".into(),
+                cidrs: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+                ..Default::default()
+            });
+        }
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.server.data_dir.join("spool")
+    }
+
+    /// The spool key file.
+    pub fn spool_key_file(&self) -> PathBuf {
+        self.spool
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("keys").join("spool.keys"))
+    }
+
+    /// Loads `path`, or the embedded defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigErrors> {
+        match path {
+            Some(p) => load_file(p),
+            None => Ok(Config::embedded()),
+        }
+    }
+
+    /// True when `domain` (lower-case) is one of the local domains.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.server
+            .local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}

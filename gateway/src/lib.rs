@@ -1,0 +1,9 @@
+//! Sealgate: a secure email gateway. Mail flows one way through the stages
+//! smtp → spool → (inspect → policy → seal → deliver → archive, still to come);
+//! the spool is the only thing the stages share.
+
+pub mod admin;
+pub mod config;
+pub mod serve;
+pub mod smtp;
+pub mod spool;

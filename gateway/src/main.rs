@@ -1,0 +1,158 @@
+//! The `sealgate` binary: command-line edge of the library.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sealgate::admin::queue::{self, Location};
+use sealgate::config::{load_file, Config, LogFormat};
+use sealgate::spool::QueueId;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Sealgate secure email gateway.
+#[derive(Parser)]
+#[command(name = "sealgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (embedded defaults when no --config is given).
+    Serve {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and report every error.
+    CheckConfig {
+        /// Configuration file.
+        file: PathBuf,
+    },
+    /// Inspect and manage the queue (works with the gateway running or stopped).
+    Queue {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: QueueCmd,
+    },
+}
+
+/// Which instance: its config file, or just its data directory.
+#[derive(Args)]
+struct Where {
+    /// Configuration file of the instance.
+    #[arg(long, short, global = true, conflicts_with = "data")]
+    config: Option<PathBuf>,
+    /// Data directory of the instance (defaults apply for everything else).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List queued messages.
+    Ls {
+        /// One JSON array, one object per message.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message's envelope and state.
+    Show {
+        /// Queue id.
+        id: QueueId,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Print the message itself (as it will be relayed) instead.
+        #[arg(long)]
+        body: bool,
+    },
+    /// Delete a message from the queue (no bounce is sent).
+    Delete {
+        /// Queue id.
+        id: QueueId,
+    },
+    /// Check every message is intact and no partial message is left.
+    Verify {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match config {
+        Some(p) => load_file(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Ok(Config::embedded()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sealgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Cmd::Serve { config } => {
+            let config = load(config.as_ref())?;
+            init_logging(&config);
+            sealgate::serve::serve(config)
+                .await
+                .context("sealgate serve")?;
+        }
+        Cmd::CheckConfig { file } => match load_file(&file) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(errors) => {
+                eprint!("{errors}");
+                eprintln!("{} error(s)", errors.0.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        Cmd::Queue { at, action } => {
+            let mut config = load(at.config.as_ref())?;
+            if let Some(d) = at.data {
+                config.server.data_dir = d;
+            }
+            let loc = Location::from_config(&config);
+            let mut out = std::io::stdout().lock();
+            match action {
+                QueueCmd::Ls { json } => out.write_all(queue::ls(&loc, json)?.as_bytes())?,
+                QueueCmd::Show { id, json, body } => {
+                    out.write_all(&queue::show(&loc, id, json, body)?)?
+                }
+                QueueCmd::Delete { id } => {
+                    out.write_all(queue::delete(&loc, id).await?.as_bytes())?
+                }
+                QueueCmd::Verify { json } => {
+                    let (text, clean) = queue::verify(&loc, json)?;
+                    out.write_all(text.as_bytes())?;
+                    if !clean {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

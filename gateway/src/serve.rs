@@ -1,0 +1,131 @@
+//! `sealgate serve`: opens the spool, binds every listener and the admin API,
+//! and runs until SIGTERM or SIGINT.
+
+use crate::admin::http::{router, AdminState};
+use crate::admin::metrics::Metrics;
+use crate::config::Config;
+use crate::smtp::server::Gateway;
+use crate::smtp::tls;
+use crate::spool::{KeyError, Keyring, Spool, SpoolError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Spool keys.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The spool.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// TLS set-up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Which listener.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the gateway until a termination signal.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| ServeError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let keys = Keyring::load_or_create(&config.spool_key_file())?;
+    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&config)?);
+    let gateway = Gateway::new(config.clone(), spool.clone(), metrics.clone(), acceptor);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut tasks = Vec::new();
+    for l in &config.listener {
+        let tcp = TcpListener::bind(l.address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: l.address,
+                what: format!("listener {}", l.name),
+                source,
+            })?;
+        tracing::info!(listener = %l.name, address = %l.address, tls = ?l.tls, "SMTP listener ready");
+        tasks.push(tokio::spawn(gateway.clone().run_listener(
+            Arc::new(l.clone()),
+            tcp,
+            stop_rx.clone(),
+        )));
+    }
+
+    let admin_tcp = TcpListener::bind(config.admin.address)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.admin.address,
+            what: "admin API".into(),
+            source,
+        })?;
+    let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.clone());
+    let app = router(AdminState {
+        spool,
+        metrics: metrics.clone(),
+        data_dir: canonical.to_string_lossy().into_owned(),
+    });
+    let mut admin_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = admin_stop.changed().await;
+        };
+        if let Err(e) = axum::serve(admin_tcp, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    tracing::info!(address = %config.admin.address, "admin API ready (/metrics, /api/v1/queue)");
+
+    wait_for_signal().await;
+    tracing::info!(
+        "shutting down: no new connections; open sessions get 421 at their next command"
+    );
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Sessions in DATA finish their message (and its fsync) or time out; a
+    // message that never got its 250 is simply not in the spool.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metrics.connections_open.get() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,367 @@
+//! The DATA reader: removes dot-stuffing, finds the one true end of data
+//! (`<CRLF>.<CRLF>`) and notices bare CR and LF. Pure, no I/O, fuzzed.
+//!
+//! SMTP smuggling (CVE-2023-51764 and kin) works when two MTAs disagree on
+//! where a message ends. Here only a `.` line that both starts and ends with a
+//! real CRLF ends DATA; every other CR or LF is a violation (refused) or, when
+//! configured, normalised to CRLF without ever ending the message.
+
+use serde::Deserialize;
+
+/// What to do with a CR or LF that is not part of a CRLF pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLineEnding {
+    /// Refuse the message with 550 5.6.2 once DATA ends.
+    Reject,
+    /// Bare LF becomes CRLF, bare CR becomes a space (as Postfix's cleanup does).
+    Normalize,
+}
+
+/// A problem found in the data; the message is refused when DATA ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataViolation {
+    /// A bare LF or CR was seen and the policy is [`BareLineEnding::Reject`].
+    BareLineEnding,
+    /// A line was longer than the configured limit.
+    LineTooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line that followed a real CRLF (or the DATA command).
+    LineStart,
+    /// At the start of a line that followed a normalised bare LF: a dot here
+    /// is content, never a terminator.
+    SoftLineStart,
+    /// Saw `.` at a real line start.
+    Dot,
+    /// Saw `.` CR at a real line start.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// Saw CR inside a line.
+    Cr,
+    /// `<CRLF>.<CRLF>` seen.
+    Done,
+}
+
+/// Streaming DATA decoder.
+#[derive(Debug)]
+pub struct DataReader {
+    state: State,
+    policy: BareLineEnding,
+    max_line: usize,
+    line_len: usize,
+    violation: Option<DataViolation>,
+}
+
+/// Result of one [`DataReader::feed`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fed {
+    /// Input bytes used; any rest belongs to the next command.
+    pub consumed: usize,
+    /// The end-of-data sequence was found.
+    pub done: bool,
+}
+
+impl DataReader {
+    /// A reader for one message; `max_line` counts octets without the CRLF.
+    pub fn new(policy: BareLineEnding, max_line: usize) -> Self {
+        DataReader {
+            state: State::LineStart,
+            policy,
+            max_line,
+            line_len: 0,
+            violation: None,
+        }
+    }
+
+    /// The first violation seen, if any.
+    pub fn violation(&self) -> Option<DataViolation> {
+        self.violation
+    }
+
+    fn bare(&mut self, out: &mut Vec<u8>, lf: bool) {
+        match self.policy {
+            BareLineEnding::Reject => {
+                self.violation.get_or_insert(DataViolation::BareLineEnding);
+            }
+            BareLineEnding::Normalize => {}
+        }
+        if lf {
+            out.extend_from_slice(b"\r\n");
+            self.line_len = 0;
+            self.state = State::SoftLineStart;
+        } else {
+            out.push(b' ');
+            self.content_byte();
+            self.state = State::Mid;
+        }
+    }
+
+    fn content_byte(&mut self) {
+        self.line_len += 1;
+        if self.line_len > self.max_line {
+            self.violation.get_or_insert(DataViolation::LineTooLong);
+        }
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, b: u8) {
+        out.push(b);
+        self.content_byte();
+        self.state = State::Mid;
+    }
+
+    /// Decodes `input`, appending message bytes to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Fed {
+        for (i, &b) in input.iter().enumerate() {
+            match (self.state, b) {
+                (State::Done, _) => {
+                    return Fed {
+                        consumed: i,
+                        done: true,
+                    }
+                }
+                (State::LineStart, b'.') => self.state = State::Dot,
+                (State::LineStart | State::SoftLineStart | State::Mid, b'\r') => {
+                    self.state = State::Cr
+                }
+                (State::LineStart | State::SoftLineStart | State::Mid, b'\n') => {
+                    self.bare(out, true)
+                }
+                (State::LineStart | State::SoftLineStart | State::Mid, _) => self.push(out, b),
+                (State::Dot, b'\r') => self.state = State::DotCr,
+                (State::Dot, b'\n') => {
+                    // `CRLF . LF`: a smuggling attempt; the dot is content.
+                    out.push(b'.');
+                    self.content_byte();
+                    self.bare(out, true);
+                }
+                // Transparency (RFC 5321 §4.5.2): drop the leading dot.
+                (State::Dot, _) => self.push(out, b),
+                (State::DotCr, b'\n') => {
+                    self.state = State::Done;
+                    return Fed {
+                        consumed: i + 1,
+                        done: true,
+                    };
+                }
+                (State::DotCr, _) => {
+                    // `CRLF . CR x`: the dot was content and the CR is bare.
+                    out.push(b'.');
+                    self.content_byte();
+                    self.bare(out, false);
+                    self.reprocess(b, out);
+                }
+                (State::Cr, b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    self.line_len = 0;
+                    self.state = State::LineStart;
+                }
+                (State::Cr, _) => {
+                    self.bare(out, false);
+                    self.reprocess(b, out);
+                }
+            }
+        }
+        Fed {
+            consumed: input.len(),
+            done: self.state == State::Done,
+        }
+    }
+
+    /// Handles a byte that followed a bare CR, now in the `Mid` state.
+    fn reprocess(&mut self, b: u8, out: &mut Vec<u8>) {
+        match b {
+            b'\r' => self.state = State::Cr,
+            b'\n' => self.bare(out, true),
+            _ => self.push(out, b),
+        }
+    }
+}
+
+/// Watches the header section of a message as it streams past, counting
+/// `Received:` fields for loop detection.
+#[derive(Debug, Default)]
+pub struct HeaderScan {
+    at_line_start: bool,
+    prefix: Vec<u8>,
+    finished: bool,
+    started: bool,
+    /// Number of `Received:` header fields seen.
+    pub received: u32,
+}
+
+impl HeaderScan {
+    /// Scans more of the (already CRLF-normalised) message.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if !self.started {
+            self.started = true;
+            self.at_line_start = true;
+        }
+        for &b in bytes {
+            if self.finished {
+                return;
+            }
+            if self.at_line_start {
+                if b == b'\r' || b == b'\n' {
+                    // An empty line ends the header section.
+                    self.finished = true;
+                    return;
+                }
+                self.at_line_start = false;
+                self.prefix.clear();
+            }
+            if self.prefix.len() < 9 {
+                self.prefix.push(b.to_ascii_lowercase());
+                if self.prefix == b"received:" {
+                    self.received += 1;
+                }
+            }
+            if b == b'\n' {
+                self.at_line_start = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(policy: BareLineEnding, input: &[u8]) -> (Vec<u8>, Fed, Option<DataViolation>) {
+        let mut r = DataReader::new(policy, 998);
+        let mut out = Vec::new();
+        let fed = r.feed(input, &mut out);
+        (out, fed, r.violation())
+    }
+
+    #[test]
+    fn simple_message_and_pipelined_rest() {
+        let (out, fed, v) = run(
+            BareLineEnding::Reject,
+            b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n",
+        );
+        assert_eq!(out, b"Subject: x\r\n\r\nhello\r\n");
+        assert!(fed.done);
+        assert_eq!(fed.consumed, 24);
+        assert_eq!(v, None);
+    }
+
+    #[test]
+    fn empty_message() {
+        let (out, fed, _) = run(BareLineEnding::Reject, b".\r\n");
+        assert!(out.is_empty() && fed.done);
+    }
+
+    #[test]
+    fn dot_unstuffing() {
+        let (out, fed, _) = run(BareLineEnding::Reject, b"..leading\r\n...\r\n.\r\n");
+        assert_eq!(out, b".leading\r\n..\r\n");
+        assert!(fed.done);
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_whole() {
+        let input = b"a\r\n..b\r\nc\r\n.\r\n";
+        let mut r = DataReader::new(BareLineEnding::Reject, 998);
+        let mut out = Vec::new();
+        let mut done = false;
+        for b in input.iter() {
+            let fed = r.feed(std::slice::from_ref(b), &mut out);
+            done = fed.done;
+        }
+        assert!(done);
+        assert_eq!(out, b"a\r\n.b\r\nc\r\n");
+    }
+
+    #[test]
+    fn smuggling_sequences_do_not_end_data() {
+        for seq in [
+            &b"\n.\n"[..],
+            b"\n.\r\n",
+            b"\r.\r\n",
+            b"\r\n.\r",
+            b"\r\n.\n",
+            b"\r\n.\rX",
+        ] {
+            let mut input = b"Subject: a\r\n\r\nbody".to_vec();
+            input.extend_from_slice(seq);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\n");
+            for policy in [BareLineEnding::Reject, BareLineEnding::Normalize] {
+                let (_, fed, v) = run(policy, &input);
+                assert!(!fed.done, "{seq:?} ended data under {policy:?}");
+                if policy == BareLineEnding::Reject {
+                    assert_eq!(v, Some(DataViolation::BareLineEnding), "{seq:?}");
+                }
+                // Only a real terminator ends it, and the smuggled command is content.
+                let mut full = input.clone();
+                full.extend_from_slice(b"\r\n.\r\n");
+                let (out, fed, _) = run(policy, &full);
+                assert!(fed.done && fed.consumed == full.len());
+                assert!(out.windows(9).any(|w| w == b"MAIL FROM"));
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_rewrites_bare_endings() {
+        let (out, fed, v) = run(BareLineEnding::Normalize, b"a\nb\rc\r\n.\r\n");
+        assert!(fed.done);
+        assert_eq!(v, None);
+        assert_eq!(out, b"a\r\nb c\r\n");
+    }
+
+    #[test]
+    fn long_lines_flagged() {
+        let mut r = DataReader::new(BareLineEnding::Reject, 10);
+        let mut out = Vec::new();
+        r.feed(b"0123456789\r\n", &mut out);
+        assert_eq!(r.violation(), None);
+        r.feed(b"0123456789A\r\n.\r\n", &mut out);
+        assert_eq!(r.violation(), Some(DataViolation::LineTooLong));
+    }
+
+    #[test]
+    fn header_scan_counts_received() {
+        let mut h = HeaderScan::default();
+        h.feed(b"Received: a\r\n\tcont\r\nRECEIVED: b\r\nSubj");
+        h.feed(b"ect: x\r\n\r\nReceived: in body\r\n");
+        assert_eq!(h.received, 2);
+    }
+
+    #[test]
+    fn random_input_random_chunking_agrees() {
+        // A cheap, always-on cousin of fuzz/fuzz_targets/data.rs.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = b"\r\n.a";
+        for _ in 0..5000 {
+            let len = rng.random_range(0..64);
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            for policy in [BareLineEnding::Reject, BareLineEnding::Normalize] {
+                let (whole, fed, v) = run(policy, &input);
+                let mut r = DataReader::new(policy, 998);
+                let mut out = Vec::new();
+                let mut pos = 0;
+                let mut done = false;
+                while pos < input.len() && !done {
+                    let step = rng.random_range(1..=4).min(input.len() - pos);
+                    let f = r.feed(&input[pos..pos + step], &mut out);
+                    pos += f.consumed;
+                    done = f.done;
+                }
+                assert_eq!(out, whole, "{input:?}");
+                assert_eq!(done, fed.done);
+                assert_eq!(r.violation(), v);
+                if fed.done {
+                    let end = &input[..fed.consumed];
+                    assert!(end.ends_with(b"\r\n.\r\n") || end == b".\r\n", "{input:?}");
+                }
+            }
+        }
+    }
+}

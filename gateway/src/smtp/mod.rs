@@ -1,0 +1,11 @@
+//! SMTP: the pure command and DATA parsers, the session state machine, and
+//! the server that drives sessions over TCP and TLS.
+
+pub mod address;
+pub mod command;
+pub mod data;
+pub mod received;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod tls;

@@ -1,0 +1,634 @@
+//! Listeners and the connection driver: accepts connections within the
+//! limits, runs a [`Session`] over plain or TLS streams, streams DATA into the
+//! spool and replies 250 only after the spool has synced the message.
+
+use super::command::parse_command;
+use super::data::{DataReader, DataViolation, HeaderScan};
+use super::received::Trace;
+use super::reply::Reply;
+use super::session::{Session, Step, Transaction};
+use super::tls;
+use crate::admin::metrics::Metrics;
+use crate::config::{Config, ListenerConfig, ListenerTls};
+use crate::spool::{Origin, QueueId, QueuedMessage, Spool};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Everything sessions share.
+pub struct Gateway {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The spool.
+    pub spool: Spool,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// TLS acceptor for STARTTLS and implicit TLS.
+    pub tls: TlsAcceptor,
+    connections: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Releases a per-IP connection slot when the connection ends.
+struct IpSlot<'a> {
+    gw: &'a Gateway,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.gw.per_ip.lock().expect("per-ip lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// How a session ended, for metrics.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Quit,
+    ClientClosed,
+    Timeout,
+    Closed,
+    TlsFailed,
+    Shutdown,
+    IoError,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Quit => "quit",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Timeout => "timeout",
+            Outcome::Closed => "closed_by_server",
+            Outcome::TlsFailed => "tls_failed",
+            Outcome::Shutdown => "shutdown",
+            Outcome::IoError => "io_error",
+        }
+    }
+}
+
+enum End {
+    Done(Outcome),
+    StartTls,
+}
+
+/// Read failures.
+enum ReadErr {
+    Eof,
+    Timeout,
+    Io,
+}
+
+impl From<ReadErr> for Outcome {
+    fn from(e: ReadErr) -> Self {
+        match e {
+            ReadErr::Eof => Outcome::ClientClosed,
+            ReadErr::Timeout => Outcome::Timeout,
+            ReadErr::Io => Outcome::IoError,
+        }
+    }
+}
+
+/// A buffered connection; dropping it drops any unread (pipelined) input.
+struct Conn<'a, S> {
+    io: &'a mut S,
+    buf: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn has_line(&self) -> bool {
+        self.unread().contains(&b'\n')
+    }
+
+    async fn fill(&mut self, deadline: Instant) -> Result<(), ReadErr> {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 64 * 1024 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let read = tokio::time::timeout_at(deadline.into(), self.io.read(&mut chunk)).await;
+        match read {
+            Err(_) => Err(ReadErr::Timeout),
+            Ok(Err(_)) => Err(ReadErr::Io),
+            Ok(Ok(0)) => Err(ReadErr::Eof),
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads one line (without its ending). `Ok(None)` means the line was
+    /// longer than `max` and has been discarded.
+    async fn line(&mut self, max: usize, deadline: Instant) -> Result<Option<Vec<u8>>, ReadErr> {
+        let mut too_long = false;
+        loop {
+            if let Some(i) = self.unread().iter().position(|&b| b == b'\n') {
+                let mut line = self.buf[self.pos..self.pos + i].to_vec();
+                self.pos += i + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if too_long || line.len() > max {
+                    return Ok(None);
+                }
+                return Ok(Some(line));
+            }
+            if self.unread().len() > max {
+                // Keep memory bounded: drop what we have, remember the line is bad.
+                too_long = true;
+                self.pos = self.buf.len();
+            }
+            self.fill(deadline).await?;
+        }
+    }
+
+    fn queue(&mut self, r: &Reply) {
+        self.out.extend_from_slice(&r.to_bytes());
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.io.flush().await
+    }
+}
+
+impl Gateway {
+    /// Builds the shared state.
+    pub fn new(
+        config: Arc<Config>,
+        spool: Spool,
+        metrics: Arc<Metrics>,
+        tls: TlsAcceptor,
+    ) -> Arc<Self> {
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        Arc::new(Gateway {
+            config,
+            spool,
+            metrics,
+            tls,
+            connections,
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Accepts connections on `listener` until `shutdown` turns true.
+    pub async fn run_listener(
+        self: Arc<Self>,
+        cfg: Arc<ListenerConfig>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, listener = %cfg.name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let gw = self.clone();
+            let cfg = cfg.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { gw.connection(cfg, stream, peer, shutdown).await });
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Result<(OwnedSemaphorePermit, IpSlot<'_>), Reply> {
+        let permit = self.connections.clone().try_acquire_owned().map_err(|_| {
+            self.metrics
+                .connections_refused
+                .with_label_values(&["max_connections"])
+                .inc();
+            Reply::new(421, "4.3.2", "Too many connections, try again later")
+        })?;
+        let mut map = self.per_ip.lock().expect("per-ip lock");
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.config.limits.max_connections_per_ip {
+            self.metrics
+                .connections_refused
+                .with_label_values(&["max_connections_per_ip"])
+                .inc();
+            return Err(Reply::new(
+                421,
+                "4.7.0",
+                "Too many connections from your address",
+            ));
+        }
+        *n += 1;
+        Ok((permit, IpSlot { gw: self, ip }))
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        cfg: Arc<ListenerConfig>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let ip = peer.ip().to_canonical();
+        let _slots = match self.admit(ip) {
+            Ok(s) => s,
+            Err(reply) => {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    stream.write_all(&reply.to_bytes()),
+                )
+                .await;
+                return;
+            }
+        };
+        self.metrics
+            .connections
+            .with_label_values(&[&cfg.name])
+            .inc();
+        self.metrics.connections_open.inc();
+        let deadline = Instant::now() + self.config.limits.session_timeout.0;
+        let mut session =
+            Session::new(self.config.clone(), cfg.clone(), self.metrics.clone(), peer);
+        let outcome = self.serve(&mut session, stream, deadline, shutdown).await;
+        self.metrics.connections_open.dec();
+        self.metrics
+            .sessions
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+        tracing::debug!(peer = %ip, listener = %cfg.name, outcome = outcome.as_str(), "session ended");
+    }
+
+    async fn serve(
+        &self,
+        session: &mut Session,
+        mut stream: TcpStream,
+        deadline: Instant,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Outcome {
+        let handshake =
+            |s| tokio::time::timeout(self.config.limits.command_timeout.0, self.tls.accept(s));
+        if session.listener().tls == ListenerTls::Implicit {
+            let Ok(Ok(mut tls)) = handshake(stream).await else {
+                return Outcome::TlsFailed;
+            };
+            session.tls_started(tls::facts(tls.get_ref().1));
+            let greeting = session.greeting();
+            if tls.write_all(&greeting.to_bytes()).await.is_err() {
+                return Outcome::IoError;
+            }
+            return match self.drive(session, &mut tls, deadline, &mut shutdown).await {
+                End::Done(o) => o,
+                End::StartTls => Outcome::Closed,
+            };
+        }
+        if stream
+            .write_all(&session.greeting().to_bytes())
+            .await
+            .is_err()
+        {
+            return Outcome::IoError;
+        }
+        match self
+            .drive(session, &mut stream, deadline, &mut shutdown)
+            .await
+        {
+            End::Done(o) => o,
+            End::StartTls => {
+                let Ok(Ok(mut tls)) = handshake(stream).await else {
+                    return Outcome::TlsFailed;
+                };
+                session.tls_started(tls::facts(tls.get_ref().1));
+                match self.drive(session, &mut tls, deadline, &mut shutdown).await {
+                    End::Done(o) => o,
+                    End::StartTls => Outcome::Closed,
+                }
+            }
+        }
+    }
+
+    /// Runs commands until the session ends or asks for TLS.
+    async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        session: &mut Session,
+        io: &mut S,
+        session_deadline: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        let limits = self.config.limits.clone();
+        let mut conn = Conn {
+            io,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+            out: Vec::new(),
+        };
+        loop {
+            if *shutdown.borrow() {
+                conn.queue(&Reply::new(
+                    421,
+                    "4.3.2",
+                    "Service shutting down, try again later",
+                ));
+                let _ = conn.flush().await;
+                return End::Done(Outcome::Shutdown);
+            }
+            if !conn.has_line() && conn.flush().await.is_err() {
+                return End::Done(Outcome::IoError);
+            }
+            let line_deadline = (Instant::now() + limits.command_timeout.0).min(session_deadline);
+            let step = match conn.line(limits.max_line_length, line_deadline).await {
+                Ok(Some(line)) => match parse_command(&line) {
+                    Ok(cmd) => session.handle(cmd),
+                    Err(e) => session.parse_failed(e.reply()),
+                },
+                Ok(None) => session.line_too_long(),
+                Err(ReadErr::Timeout) => {
+                    conn.queue(&Reply::new(421, "4.4.2", "Timeout, closing connection"));
+                    let _ = conn.flush().await;
+                    return End::Done(Outcome::Timeout);
+                }
+                Err(e) => return End::Done(e.into()),
+            };
+            match step {
+                Step::Reply(r) => conn.queue(&r),
+                Step::Close(r) => {
+                    conn.queue(&r);
+                    let _ = conn.flush().await;
+                    return End::Done(if r.code == 221 {
+                        Outcome::Quit
+                    } else {
+                        Outcome::Closed
+                    });
+                }
+                Step::StartTls => {
+                    conn.queue(&Reply::new(220, "2.0.0", "Ready to start TLS"));
+                    if conn.flush().await.is_err() {
+                        return End::Done(Outcome::IoError);
+                    }
+                    if !conn.unread().is_empty() {
+                        // RFC 3207 §5 / CVE-2011-0411: plaintext sent after STARTTLS is dropped.
+                        self.metrics.refused("starttls_pipelined_input");
+                        tracing::warn!(peer = %session.peer.ip(), octets = conn.unread().len(), "discarded input pipelined after STARTTLS");
+                    }
+                    return End::StartTls;
+                }
+                Step::SkipBdat(size) => {
+                    let reply = match self.skip(&mut conn, size, session_deadline).await {
+                        Ok(()) => {
+                            Reply::new(502, "5.5.1", "BDAT not available (CHUNKING is not offered)")
+                        }
+                        Err(e) => return End::Done(e.into()),
+                    };
+                    conn.queue(&reply);
+                }
+                Step::Data => {
+                    conn.queue(&Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
+                    if conn.flush().await.is_err() {
+                        return End::Done(Outcome::IoError);
+                    }
+                    let txn = session
+                        .take_transaction()
+                        .expect("Step::Data only in a transaction");
+                    match self
+                        .receive(session, &mut conn, txn, session_deadline)
+                        .await
+                    {
+                        Ok(reply) => conn.queue(&reply),
+                        Err(e) => return End::Done(e.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and discards `size` octets (BDAT chunks we do not accept), so
+    /// they are never mistaken for commands.
+    async fn skip<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut Conn<'_, S>,
+        mut size: u64,
+        session_deadline: Instant,
+    ) -> Result<(), ReadErr> {
+        let limits = &self.config.limits;
+        if size > limits.max_message_size {
+            return Err(ReadErr::Io);
+        }
+        loop {
+            let n = (conn.unread().len() as u64).min(size);
+            conn.pos += n as usize;
+            size -= n;
+            if size == 0 {
+                return Ok(());
+            }
+            conn.fill((Instant::now() + limits.data_block_timeout.0).min(session_deadline))
+                .await?;
+        }
+    }
+
+    /// Receives one message after 354 and returns the reply for it.
+    async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        session: &Session,
+        conn: &mut Conn<'_, S>,
+        txn: Transaction,
+        session_deadline: Instant,
+    ) -> Result<Reply, ReadErr> {
+        let limits = &self.config.limits;
+        let data_deadline = (Instant::now() + limits.data_timeout.0).min(session_deadline);
+        let id = QueueId::generate();
+        let mut writer = self.spool.writer(id);
+        let mut reader = DataReader::new(limits.bare_line_ending, limits.max_data_line_length);
+        let mut scan = HeaderScan::default();
+        let mut out = Vec::with_capacity(32 * 1024);
+        let mut too_big = false;
+        let mut received = 0u64;
+        let mut spool_error = None;
+        loop {
+            let fed = reader.feed(conn.unread(), &mut out);
+            conn.pos += fed.consumed;
+            received += out.len() as u64;
+            too_big |= received > limits.max_message_size;
+            // Once the message is sure to be refused, keep reading but stop storing.
+            if !out.is_empty() && !too_big && spool_error.is_none() && reader.violation().is_none()
+            {
+                scan.feed(&out);
+                if let Err(e) = writer.write(&out).await {
+                    spool_error = Some(e);
+                }
+            }
+            out.clear();
+            if fed.done {
+                break;
+            }
+            let deadline = (Instant::now() + limits.data_block_timeout.0).min(data_deadline);
+            conn.fill(deadline).await?;
+        }
+        let ended = Instant::now();
+        let refuse = |reason: &str, reply: Reply| {
+            self.metrics.refused(reason);
+            reply
+        };
+        if too_big {
+            return Ok(refuse(
+                "size",
+                Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                ),
+            ));
+        }
+        match reader.violation() {
+            Some(DataViolation::BareLineEnding) => {
+                return Ok(refuse(
+                    "bare_line_ending",
+                    Reply::new(
+                        550,
+                        "5.5.2",
+                        "Message refused: bare CR or LF in DATA (RFC 5321 section 2.3.8)",
+                    ),
+                ))
+            }
+            Some(DataViolation::LineTooLong) => {
+                return Ok(refuse(
+                    "line_too_long",
+                    Reply::new(
+                        550,
+                        "5.6.0",
+                        format!(
+                            "Message refused: line longer than {} octets",
+                            limits.max_data_line_length
+                        ),
+                    ),
+                ))
+            }
+            None => {}
+        }
+        if scan.received >= self.config.limits.max_hops {
+            return Ok(refuse(
+                "hop_limit",
+                Reply::new(
+                    554,
+                    "5.4.6",
+                    format!("Too many hops ({}), possible mail loop", scan.received),
+                ),
+            ));
+        }
+        if let Some(e) = spool_error {
+            tracing::error!(error = %e, "spool write failed");
+            return Ok(refuse(
+                "spool_error",
+                Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary failure writing to the spool, try again",
+                ),
+            ));
+        }
+        let msg = self.envelope(session, txn, id);
+        let direction = msg.origin.direction;
+        let rcpts = msg.recipients.len();
+        match writer.commit(msg).await {
+            Ok(msg) => {
+                self.metrics
+                    .messages_accepted
+                    .with_label_values(&[direction.as_str()])
+                    .inc();
+                self.metrics.bytes_accepted.inc_by(msg.size);
+                self.metrics
+                    .accept_seconds
+                    .with_label_values(&[&session.listener().name])
+                    .observe(ended.elapsed().as_secs_f64());
+                tracing::info!(
+                    id = %msg.id,
+                    size = msg.size,
+                    recipients = rcpts,
+                    direction = direction.as_str(),
+                    connector = msg.origin.connector.as_deref().unwrap_or(""),
+                    peer = %session.peer.ip(),
+                    tls = msg.origin.tls.is_some(),
+                    "message accepted"
+                );
+                Ok(Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("Ok: queued as {}", msg.id),
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spool commit failed");
+                Ok(refuse(
+                    "spool_error",
+                    Reply::new(
+                        451,
+                        "4.3.0",
+                        "Temporary failure writing to the spool, try again",
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn envelope(&self, session: &Session, txn: Transaction, id: QueueId) -> QueuedMessage {
+        let (helo, ehlo) = session.helo.clone().unwrap_or_default();
+        let now = chrono::Utc::now();
+        let single = (txn.recipients.len() == 1).then(|| txn.recipients[0].address.to_string());
+        let received_header = Trace {
+            helo: &helo,
+            ehlo,
+            peer: session.peer.ip().to_canonical(),
+            by: &self.config.server.hostname,
+            id,
+            tls: session.tls.as_ref(),
+            smtputf8: txn.params.smtputf8,
+            for_rcpt: single.as_deref(),
+            at: now,
+        }
+        .header();
+        QueuedMessage {
+            id,
+            received_at: now,
+            from: txn.from.to_string(),
+            mail_params: txn.params,
+            recipients: txn.recipients,
+            origin: Origin {
+                listener: session.listener().name.clone(),
+                peer: session.peer,
+                helo,
+                tls: session.tls.clone(),
+                connector: txn.connector,
+                direction: txn.direction,
+            },
+            size: 0,
+            body_sha256: String::new(),
+            chunks: 0,
+            received_header,
+        }
+    }
+}

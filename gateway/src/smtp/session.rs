@@ -1,0 +1,561 @@
+//! The SMTP server session as a typed state machine. Each command has its
+//! own small handler that returns a [`Step`]; the connection driver
+//! (`server.rs`) does the I/O, TLS and DATA streaming.
+
+use super::address::{Mailbox, ReversePath};
+use super::command::{BodyType, Command, MailParams, RcptParams};
+use super::reply::Reply;
+use crate::admin::metrics::Metrics;
+use crate::config::{Config, ListenerConfig, ListenerTls};
+use crate::smtp::tls::name_matches;
+use crate::spool::{Direction, QueuedRecipient, RecipientState, TlsFacts};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where the session is in the protocol.
+#[derive(Debug)]
+pub enum State {
+    /// Connected, no EHLO/HELO yet (also right after STARTTLS).
+    Connected,
+    /// Greeted, no transaction.
+    Greeted,
+    /// MAIL FROM accepted; collecting recipients.
+    Transaction(Transaction),
+}
+
+/// A mail transaction being built.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// MAIL FROM path.
+    pub from: ReversePath,
+    /// MAIL FROM parameters.
+    pub params: MailParams,
+    /// Connector that matched at MAIL time.
+    pub connector: Option<String>,
+    /// Direction decided at MAIL time.
+    pub direction: Direction,
+    /// Accepted recipients.
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// What the driver should do next.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Send this reply and read the next command.
+    Reply(Reply),
+    /// Send this reply and close the connection.
+    Close(Reply),
+    /// Send 220 and start the TLS handshake.
+    StartTls,
+    /// Send 354 and receive the message.
+    Data,
+    /// Discard this many octets of BDAT data, then reply 502.
+    SkipBdat(u64),
+}
+
+/// One SMTP session's protocol state.
+pub struct Session {
+    config: Arc<Config>,
+    listener: Arc<ListenerConfig>,
+    metrics: Arc<Metrics>,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Protocol state.
+    pub state: State,
+    /// HELO/EHLO name and whether it was EHLO.
+    pub helo: Option<(String, bool)>,
+    /// TLS facts once encrypted.
+    pub tls: Option<TlsFacts>,
+    errors: u32,
+}
+
+impl Session {
+    /// A new session on `listener` from `peer`.
+    pub fn new(
+        config: Arc<Config>,
+        listener: Arc<ListenerConfig>,
+        metrics: Arc<Metrics>,
+        peer: SocketAddr,
+    ) -> Self {
+        Session {
+            config,
+            listener,
+            metrics,
+            peer,
+            state: State::Connected,
+            helo: None,
+            tls: None,
+            errors: 0,
+        }
+    }
+
+    /// The greeting banner.
+    pub fn greeting(&self) -> Reply {
+        Reply::new(
+            220,
+            "",
+            format!("{} ESMTP Sealgate ready", self.config.server.hostname),
+        )
+    }
+
+    /// Records a completed TLS handshake; the client must greet again (RFC 3207 §4.2).
+    pub fn tls_started(&mut self, facts: TlsFacts) {
+        self.tls = Some(facts);
+        self.state = State::Connected;
+        self.helo = None;
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The listener this session arrived on.
+    pub fn listener(&self) -> &ListenerConfig {
+        &self.listener
+    }
+
+    /// Ends the current transaction (after DATA, whatever its outcome).
+    pub fn take_transaction(&mut self) -> Option<Transaction> {
+        match std::mem::replace(&mut self.state, State::Greeted) {
+            State::Transaction(t) => Some(t),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    fn starttls_offered(&self) -> bool {
+        self.listener.tls == ListenerTls::Starttls && self.tls.is_none()
+    }
+
+    /// Counts a failed command; closes the session past the limit.
+    fn fail(&mut self, reason: &str, reply: Reply) -> Step {
+        self.metrics.refused(reason);
+        self.errors += 1;
+        if self.errors >= self.config.limits.max_errors {
+            self.metrics.refused("too_many_errors");
+            return Step::Close(Reply::new(
+                421,
+                "4.7.0",
+                "Too many errors, closing connection",
+            ));
+        }
+        Step::Reply(reply)
+    }
+
+    /// Handles a line that did not parse.
+    pub fn parse_failed(&mut self, reply: Reply) -> Step {
+        self.fail("syntax", reply)
+    }
+
+    /// Handles a line longer than the limit.
+    pub fn line_too_long(&mut self) -> Step {
+        self.fail("line_too_long", Reply::new(500, "5.5.2", "Line too long"))
+    }
+
+    /// Dispatches one command.
+    pub fn handle(&mut self, cmd: Command) -> Step {
+        match cmd {
+            Command::Ehlo(name) => self.ehlo(name, true),
+            Command::Helo(name) => self.ehlo(name, false),
+            Command::Mail { from, params } => self.mail(from, params),
+            Command::Rcpt { to, params } => self.rcpt(to, params),
+            Command::Data => self.data(),
+            Command::Bdat { size, .. } => {
+                self.metrics.refused("bdat");
+                Step::SkipBdat(size)
+            }
+            Command::Rset => {
+                if matches!(self.state, State::Transaction(_)) {
+                    self.state = State::Greeted;
+                }
+                Step::Reply(Reply::new(250, "2.0.0", "Ok"))
+            }
+            Command::Noop => Step::Reply(Reply::new(250, "2.0.0", "Ok")),
+            Command::Quit => Step::Close(Reply::new(221, "2.0.0", "Bye")),
+            Command::Vrfy => Step::Reply(Reply::new(
+                252,
+                "2.5.0",
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Expn => self.fail("expn", Reply::new(502, "5.5.1", "EXPN not available")),
+            Command::Help => Step::Reply(Reply::new(
+                214,
+                "2.0.0",
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS",
+            )),
+            Command::StartTls => self.starttls(),
+            Command::Auth => self.fail(
+                "auth",
+                Reply::new(502, "5.5.1", "AUTH not available on this listener"),
+            ),
+        }
+    }
+
+    fn ehlo(&mut self, name: String, ehlo: bool) -> Step {
+        let greeting = format!(
+            "{} Hello {} [{}]",
+            self.config.server.hostname,
+            name,
+            self.peer.ip()
+        );
+        self.helo = Some((name, ehlo));
+        self.state = State::Greeted;
+        if !ehlo {
+            return Step::Reply(Reply::new(250, "", greeting));
+        }
+        let mut lines: Vec<std::borrow::Cow<'static, str>> = vec![
+            greeting.into(),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.config.limits.max_message_size).into(),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "DSN".into(),
+        ];
+        if self.starttls_offered() {
+            lines.push("STARTTLS".into());
+        }
+        Step::Reply(Reply::multi(250, "", lines))
+    }
+
+    fn starttls(&mut self) -> Step {
+        if self.tls.is_some() {
+            return self.fail("sequence", Reply::new(503, "5.5.1", "TLS already active"));
+        }
+        if !self.starttls_offered() {
+            return self.fail(
+                "starttls_unavailable",
+                Reply::new(502, "5.5.1", "STARTTLS not available"),
+            );
+        }
+        if matches!(self.state, State::Transaction(_)) {
+            return self.fail(
+                "sequence",
+                Reply::new(503, "5.5.1", "STARTTLS not allowed during a transaction"),
+            );
+        }
+        Step::StartTls
+    }
+
+    /// Which connector, if any, this session matches now.
+    fn connector(&self) -> Option<&crate::config::ConnectorConfig> {
+        let ip = self.peer.ip().to_canonical();
+        self.config.connector.iter().find(|c| {
+            let on_listener =
+                c.listeners.is_empty() || c.listeners.iter().any(|l| *l == self.listener.name);
+            let ip_ok = c.cidrs.is_empty() || c.cidrs.iter().any(|n| n.contains(&ip));
+            let cert_ok = c.tls_client_names.is_empty()
+                || self.tls.as_ref().is_some_and(|t| {
+                    t.client_names
+                        .iter()
+                        .any(|n| c.tls_client_names.iter().any(|p| name_matches(p, n)))
+                });
+            on_listener && ip_ok && cert_ok
+        })
+    }
+
+    fn mail(&mut self, from: ReversePath, params: MailParams) -> Step {
+        let ehlo = match (&self.state, &self.helo) {
+            (State::Transaction(_), _) => {
+                return self.fail(
+                    "sequence",
+                    Reply::new(503, "5.5.1", "Sender already specified"),
+                )
+            }
+            (_, None) => {
+                return self.fail(
+                    "sequence",
+                    Reply::new(503, "5.5.1", "Send EHLO or HELO first"),
+                )
+            }
+            (_, Some((_, ehlo))) => *ehlo,
+        };
+        if self.listener.require_tls && self.tls.is_none() {
+            return self.fail(
+                "requires_tls",
+                Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"),
+            );
+        }
+        if !ehlo && (params != MailParams::default()) {
+            return self.fail(
+                "syntax",
+                Reply::new(555, "5.5.4", "MAIL parameters need EHLO"),
+            );
+        }
+        if params.body == Some(BodyType::BinaryMime) {
+            return self.fail(
+                "syntax",
+                Reply::new(
+                    555,
+                    "5.5.4",
+                    "BINARYMIME needs CHUNKING, which is not offered",
+                ),
+            );
+        }
+        if params
+            .size
+            .is_some_and(|s| s > self.config.limits.max_message_size)
+        {
+            self.metrics.refused("size");
+            return Step::Reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
+        }
+        if let ReversePath::Mailbox(m) = &from {
+            if m.needs_smtputf8() && !params.smtputf8 {
+                return self.fail(
+                    "smtputf8",
+                    Reply::new(553, "5.6.7", "Sender address needs SMTPUTF8"),
+                );
+            }
+        }
+        let connector = self.connector().map(|c| c.name.clone());
+        let direction = if connector.is_some() {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        self.state = State::Transaction(Transaction {
+            from,
+            params,
+            connector,
+            direction,
+            recipients: Vec::new(),
+        });
+        Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
+    }
+
+    fn rcpt(&mut self, to: Option<Mailbox>, params: RcptParams) -> Step {
+        let local = self
+            .config
+            .server
+            .local_domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.config.server.hostname.clone());
+        let State::Transaction(txn) = &mut self.state else {
+            return self.fail("sequence", Reply::new(503, "5.5.1", "Send MAIL first"));
+        };
+        // A bare <Postmaster> must always be accepted (RFC 5321 §4.5.1).
+        let (to, postmaster) = match to {
+            Some(m) => (m, false),
+            None => match Mailbox::parse(&format!("postmaster@{local}")) {
+                Ok(m) => (m, true),
+                Err(_) => {
+                    return self.fail("syntax", Reply::new(550, "5.1.1", "No postmaster here"))
+                }
+            },
+        };
+        if txn.recipients.len() >= self.config.limits.max_recipients {
+            self.metrics.refused("too_many_recipients");
+            return Step::Reply(Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        if to.needs_smtputf8() && !txn.params.smtputf8 {
+            return self.fail(
+                "smtputf8",
+                Reply::new(553, "5.6.7", "Recipient address needs SMTPUTF8"),
+            );
+        }
+        if txn.direction == Direction::Inbound
+            && !postmaster
+            && !self.config.is_local_domain(&to.domain_lower())
+        {
+            return self.fail("relay_denied", Reply::new(550, "5.7.1", "Relaying denied"));
+        }
+        txn.recipients.push(QueuedRecipient {
+            address: to,
+            notify: params.notify,
+            orcpt: params.orcpt,
+            state: RecipientState::Queued,
+        });
+        Step::Reply(Reply::new(250, "2.1.5", "Recipient ok"))
+    }
+
+    fn data(&mut self) -> Step {
+        match &self.state {
+            State::Transaction(t) if !t.recipients.is_empty() => Step::Data,
+            State::Transaction(_) => {
+                self.fail("sequence", Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            _ => self.fail(
+                "sequence",
+                Reply::new(503, "5.5.1", "Send MAIL and RCPT first"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::command::parse_command;
+
+    fn session(peer: &str, local_domains: &[&str]) -> Session {
+        let mut c = Config::embedded();
+        c.server.hostname = "mx.test".into();
+        c.server.local_domains = local_domains.iter().map(|s| s.to_string()).collect();
+        let l = Arc::new(c.listener[0].clone());
+        Session::new(
+            Arc::new(c),
+            l,
+            Arc::new(Metrics::new()),
+            peer.parse().unwrap(),
+        )
+    }
+
+    fn code(s: &mut Session, line: &str) -> u16 {
+        match parse_command(line.as_bytes()) {
+            Ok(cmd) => match s.handle(cmd) {
+                Step::Reply(r) | Step::Close(r) => r.code,
+                Step::StartTls => 220,
+                Step::Data => 354,
+                Step::SkipBdat(_) => 502,
+            },
+            Err(e) => match s.parse_failed(e.reply()) {
+                Step::Reply(r) | Step::Close(r) => r.code,
+                _ => 0,
+            },
+        }
+    }
+
+    #[test]
+    fn loopback_is_outbound_and_may_relay() {
+        let mut s = session("127.0.0.1:40000", &[]);
+        assert_eq!(code(&mut s, "EHLO c.test"), 250);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@tenant.test>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<someone@example.com>"), 250);
+        let State::Transaction(t) = &s.state else {
+            panic!()
+        };
+        assert_eq!(t.direction, Direction::Outbound);
+        assert_eq!(t.connector.as_deref(), Some("loopback"));
+        assert_eq!(code(&mut s, "DATA"), 354);
+    }
+
+    #[test]
+    fn internet_may_only_reach_local_domains() {
+        let mut s = session("192.0.2.7:40000", &["hospital.test"]);
+        assert_eq!(code(&mut s, "EHLO c.test"), 250);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@elsewhere.test>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<x@example.com>"), 550);
+        assert_eq!(code(&mut s, "RCPT TO:<doc@Hospital.TEST>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<Postmaster>"), 250);
+        let State::Transaction(t) = &s.state else {
+            panic!()
+        };
+        assert_eq!(t.direction, Direction::Inbound);
+        assert_eq!(
+            t.recipients[1].address.to_string(),
+            "postmaster@hospital.test"
+        );
+    }
+
+    #[test]
+    fn sequence_errors() {
+        let mut s = session("127.0.0.1:1", &[]);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test>"), 503);
+        assert_eq!(code(&mut s, "HELO c.test"), 250);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test> SIZE=10"), 555);
+        assert_eq!(code(&mut s, "RCPT TO:<a@b.test>"), 503);
+        assert_eq!(code(&mut s, "DATA"), 503);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test>"), 250);
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test>"), 503);
+        assert_eq!(code(&mut s, "DATA"), 554);
+        assert_eq!(code(&mut s, "RSET"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<a@b.test>"), 503);
+    }
+
+    #[test]
+    fn size_and_utf8_rules() {
+        let mut s = session("127.0.0.1:1", &[]);
+        code(&mut s, "EHLO c.test");
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test> SIZE=999999999999"), 552);
+        assert_eq!(code(&mut s, "MAIL FROM:<ü@b.test>"), 553);
+        assert_eq!(code(&mut s, "MAIL FROM:<ü@b.test> SMTPUTF8"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<ö@b.test>"), 250);
+    }
+
+    #[test]
+    fn too_many_errors_closes() {
+        let mut s = session("127.0.0.1:1", &[]);
+        let mut last = None;
+        for _ in 0..10 {
+            let step = s.parse_failed(Reply::new(500, "5.5.1", "x"));
+            last = Some(step);
+        }
+        assert!(matches!(last, Some(Step::Close(r)) if r.code == 421));
+    }
+
+    #[test]
+    fn recipient_limit() {
+        let mut s = session("127.0.0.1:1", &[]);
+        code(&mut s, "EHLO c.test");
+        code(&mut s, "MAIL FROM:<a@b.test>");
+        for i in 0..1000 {
+            assert_eq!(code(&mut s, &format!("RCPT TO:<r{i}@b.test>")), 250);
+        }
+        assert_eq!(code(&mut s, "RCPT TO:<one.more@b.test>"), 452);
+    }
+
+    #[test]
+    fn ehlo_advertises_and_starttls_resets() {
+        let mut s = session("127.0.0.1:1", &[]);
+        let Step::Reply(r) = s.handle(Command::Ehlo("c".into())) else {
+            panic!()
+        };
+        assert!(r.lines.iter().any(|l| l == "STARTTLS"));
+        assert!(r.lines.iter().any(|l| l.starts_with("SIZE ")));
+        assert_eq!(s.handle(Command::StartTls), Step::StartTls);
+        s.tls_started(TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "x".into(),
+            client_names: vec![],
+        });
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.test>"), 503);
+        let Step::Reply(r) = s.handle(Command::Ehlo("c".into())) else {
+            panic!()
+        };
+        assert!(!r.lines.iter().any(|l| l == "STARTTLS"));
+    }
+
+    #[test]
+    fn connector_by_certificate_name() {
+        let mut c = Config::embedded();
+        c.connector = vec![crate::config::ConnectorConfig {
+            name: "m365".into(),
+            cidrs: vec![],
+            tls_client_names: vec!["*.mail.protection.outlook.com".into()],
+            listeners: vec![],
+        }];
+        let l = Arc::new(c.listener[0].clone());
+        let mut s = Session::new(
+            Arc::new(c),
+            l,
+            Arc::new(Metrics::new()),
+            "203.0.113.9:25".parse().unwrap(),
+        );
+        code(&mut s, "EHLO c");
+        code(&mut s, "MAIL FROM:<a@b.test>");
+        let State::Transaction(t) = &s.state else {
+            panic!()
+        };
+        assert_eq!(t.direction, Direction::Inbound);
+        code(&mut s, "RSET");
+        s.tls_started(TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "x".into(),
+            client_names: vec!["contoso.mail.protection.outlook.com".into()],
+        });
+        code(&mut s, "EHLO c");
+        code(&mut s, "MAIL FROM:<a@b.test>");
+        let State::Transaction(t) = &s.state else {
+            panic!()
+        };
+        assert_eq!(t.connector.as_deref(), Some("m365"));
+    }
+}

@@ -1,0 +1,444 @@
+//! The durable queue on RocksDB. A message is stored as encrypted chunks
+//! written while DATA streams in, then its envelope record is committed in a
+//! synced batch: a message exists in the spool exactly when its envelope does.
+//! Chunks left without an envelope (a session that died mid-DATA, a crash)
+//! are swept on open.
+
+mod commit;
+mod id;
+pub mod keyring;
+pub mod record;
+
+pub use id::QueueId;
+pub use keyring::{KeyError, Keyring};
+pub use record::{Direction, Origin, QueuedMessage, QueuedRecipient, RecipientState, TlsFacts};
+
+use crate::admin::metrics::Metrics;
+use commit::{Committer, Op};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteOptions, DB};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+
+const CF_ENVELOPE: &str = "envelope";
+const CF_CHUNK: &str = "chunk";
+const CF_META: &str = "meta";
+/// Message bytes are stored in chunks of this size, so a session holds at
+/// most one chunk in memory however large the message.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Spool failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// RocksDB reported an error.
+    #[error("spool database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record could not be decrypted.
+    #[error("spool record {id}: {source}")]
+    Key {
+        /// Which record.
+        id: String,
+        /// Why.
+        source: KeyError,
+    },
+    /// A record decrypted but is not what it should be.
+    #[error("spool record {0} is damaged: {1}")]
+    Corrupt(String, String),
+    /// The synced write failed.
+    #[error("spool commit failed: {0}")]
+    Commit(String),
+    /// The store is open read-only.
+    #[error("the spool is open read-only")]
+    ReadOnly,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    keys: Keyring,
+    committer: Option<Committer>,
+    metrics: Arc<Metrics>,
+}
+
+/// A handle to the spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+fn chunk_key(id: QueueId, n: u32) -> Vec<u8> {
+    let mut k = id.to_key().to_vec();
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn aad(cf: &str, key: &[u8]) -> Vec<u8> {
+    let mut a = cf.as_bytes().to_vec();
+    a.push(0);
+    a.extend_from_slice(key);
+    a
+}
+
+fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    // Message data is encrypted and so incompressible.
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o
+}
+
+fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+    [CF_ENVELOPE, CF_CHUNK, CF_META]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, db_options()))
+        .collect()
+}
+
+/// What `Spool::verify` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Messages whose body decrypted and matched its SHA-256.
+    pub ok: usize,
+    /// Messages that failed, with the reason.
+    pub damaged: Vec<(String, String)>,
+    /// Chunks that belong to no message.
+    pub orphan_chunks: usize,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool for the gateway, sweeps orphan
+    /// chunks and starts the group committer.
+    pub fn open(dir: &Path, keys: Keyring, metrics: Arc<Metrics>) -> Result<Self, SpoolError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SpoolError::Commit(format!("create {}: {e}", dir.display())))?;
+        let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
+        let committer = Committer::start(db.clone(), metrics.clone());
+        let spool = Spool {
+            inner: Arc::new(Inner {
+                db,
+                keys,
+                committer: Some(committer),
+                metrics,
+            }),
+        };
+        let swept = spool.sweep_orphans()?;
+        if swept > 0 {
+            tracing::warn!(
+                chunks = swept,
+                "removed chunks of messages that were never accepted"
+            );
+        }
+        let (count, bytes) = spool.totals()?;
+        spool.inner.metrics.spool_messages.set(count as i64);
+        spool.inner.metrics.spool_bytes.set(bytes as i64);
+        Ok(spool)
+    }
+
+    /// Opens the spool read-only; works while the gateway has it open.
+    pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, SpoolError> {
+        let db =
+            DB::open_cf_for_read_only(&db_options(), dir, [CF_ENVELOPE, CF_CHUNK, CF_META], false)?;
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                db: Arc::new(db),
+                keys,
+                committer: None,
+                metrics: Arc::new(Metrics::new()),
+            }),
+        })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.inner
+            .db
+            .cf_handle(name)
+            .expect("column family created on open")
+    }
+
+    fn committer(&self) -> Result<&Committer, SpoolError> {
+        self.inner.committer.as_ref().ok_or(SpoolError::ReadOnly)
+    }
+
+    /// Starts storing a new message.
+    pub fn writer(&self, id: QueueId) -> MessageWriter {
+        MessageWriter {
+            spool: self.clone(),
+            id,
+            buf: Vec::with_capacity(CHUNK_SIZE.min(64 * 1024)),
+            chunks: 0,
+            size: 0,
+            hash: Sha256::new(),
+            committed: false,
+        }
+    }
+
+    /// All queued messages, oldest first.
+    pub fn list(&self) -> Result<Vec<QueuedMessage>, SpoolError> {
+        let cf = self.cf(CF_ENVELOPE);
+        let mut out = Vec::new();
+        for item in self.inner.db.iterator_cf(&cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            out.push(self.decode_envelope(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn decode_envelope(&self, key: &[u8], value: &[u8]) -> Result<QueuedMessage, SpoolError> {
+        let name = QueueId::from_key(key)
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| hex::encode(key));
+        let plain = self
+            .inner
+            .keys
+            .open(&aad(CF_ENVELOPE, key), value)
+            .map_err(|source| SpoolError::Key {
+                id: name.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&plain).map_err(|e| SpoolError::Corrupt(name, e.to_string()))
+    }
+
+    /// One message's record.
+    pub fn get(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
+        let key = id.to_key();
+        match self.inner.db.get_cf(&self.cf(CF_ENVELOPE), key)? {
+            Some(v) => self.decode_envelope(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The message bytes as received (without our `Received:` header).
+    pub fn read_body(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
+        let cf = self.cf(CF_CHUNK);
+        let mut body = Vec::with_capacity(msg.size as usize);
+        for n in 0..msg.chunks {
+            let key = chunk_key(msg.id, n);
+            let v = self.inner.db.get_cf(&cf, &key)?.ok_or_else(|| {
+                SpoolError::Corrupt(msg.id.to_string(), format!("chunk {n} is missing"))
+            })?;
+            let plain = self
+                .inner
+                .keys
+                .open(&aad(CF_CHUNK, &key), &v)
+                .map_err(|source| SpoolError::Key {
+                    id: msg.id.to_string(),
+                    source,
+                })?;
+            body.extend_from_slice(&plain);
+        }
+        Ok(body)
+    }
+
+    /// Removes a message and its chunks, durably. Returns false if it was absent.
+    pub async fn delete(&self, id: QueueId) -> Result<bool, SpoolError> {
+        let Some(msg) = self.get(id)? else {
+            return Ok(false);
+        };
+        self.committer()?
+            .commit(vec![
+                Op::Delete {
+                    cf: CF_ENVELOPE,
+                    key: id.to_key().to_vec(),
+                },
+                Op::DeleteRange {
+                    cf: CF_CHUNK,
+                    from: chunk_key(id, 0),
+                    to: chunk_key(id, u32::MAX),
+                },
+            ])
+            .await
+            .map_err(SpoolError::Commit)?;
+        self.inner.metrics.spool_messages.dec();
+        self.inner.metrics.spool_bytes.sub(msg.size as i64);
+        Ok(true)
+    }
+
+    /// Message count and total octets.
+    pub fn totals(&self) -> Result<(u64, u64), SpoolError> {
+        let list = self.list()?;
+        Ok((list.len() as u64, list.iter().map(|m| m.size).sum()))
+    }
+
+    /// Deletes chunks that belong to no envelope. Only safe when no session is
+    /// writing, i.e. on open.
+    fn sweep_orphans(&self) -> Result<usize, SpoolError> {
+        let orphans = self.orphan_ids()?;
+        let mut count = 0;
+        for (id, n) in orphans {
+            self.inner.db.delete_range_cf(
+                &self.cf(CF_CHUNK),
+                chunk_key(id, 0),
+                chunk_key(id, u32::MAX),
+            )?;
+            count += n;
+        }
+        if count > 0 {
+            self.inner.db.flush_wal(true)?;
+        }
+        Ok(count)
+    }
+
+    fn orphan_ids(&self) -> Result<Vec<(QueueId, usize)>, SpoolError> {
+        let chunks = self.cf(CF_CHUNK);
+        let envelopes = self.cf(CF_ENVELOPE);
+        let mut out: Vec<(QueueId, usize)> = Vec::new();
+        for item in self.inner.db.iterator_cf(&chunks, IteratorMode::Start) {
+            let (k, _) = item?;
+            let Some(id) = QueueId::from_key(&k) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some((last, n)) if *last == id => *n += 1,
+                _ => {
+                    if self
+                        .inner
+                        .db
+                        .get_pinned_cf(&envelopes, id.to_key())?
+                        .is_none()
+                    {
+                        out.push((id, 1));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every message: all chunks present, decryptable, and matching
+    /// the recorded SHA-256; counts orphan chunks.
+    pub fn verify(&self) -> Result<VerifyReport, SpoolError> {
+        let mut report = VerifyReport::default();
+        for msg in self.list()? {
+            match self.read_body(&msg) {
+                Ok(body)
+                    if hex::encode(Sha256::digest(&body)) == msg.body_sha256
+                        && body.len() as u64 == msg.size =>
+                {
+                    report.ok += 1
+                }
+                Ok(_) => report
+                    .damaged
+                    .push((msg.id.to_string(), "body does not match its SHA-256".into())),
+                Err(e) => report.damaged.push((msg.id.to_string(), e.to_string())),
+            }
+        }
+        report.orphan_chunks = self.orphan_ids()?.iter().map(|(_, n)| n).sum();
+        Ok(report)
+    }
+}
+
+/// Streams one message's bytes into the spool. Dropped without
+/// [`MessageWriter::commit`], it removes what it wrote.
+pub struct MessageWriter {
+    spool: Spool,
+    id: QueueId,
+    buf: Vec<u8>,
+    chunks: u32,
+    size: u64,
+    hash: Sha256,
+    committed: bool,
+}
+
+impl MessageWriter {
+    /// The message's id.
+    pub fn id(&self) -> QueueId {
+        self.id
+    }
+
+    /// Octets written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends message bytes; full chunks go to the store (not yet synced).
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
+        self.hash.update(data);
+        self.size += data.len() as u64;
+        while !data.is_empty() {
+            let room = CHUNK_SIZE - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == CHUNK_SIZE {
+                self.flush_chunk().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn seal_chunk(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let key = chunk_key(self.id, self.chunks);
+        let value = self.spool.inner.keys.seal(&aad(CF_CHUNK, &key), &self.buf);
+        self.buf.clear();
+        self.chunks += 1;
+        (key, value)
+    }
+
+    async fn flush_chunk(&mut self) -> Result<(), SpoolError> {
+        let (key, value) = self.seal_chunk();
+        let spool = self.spool.clone();
+        // Not synced here: the envelope's synced write later syncs the WAL,
+        // and with it every chunk written before it.
+        tokio::task::spawn_blocking(move || {
+            let mut o = WriteOptions::default();
+            o.set_sync(false);
+            spool
+                .inner
+                .db
+                .put_cf_opt(&spool.cf(CF_CHUNK), key, value, &o)
+        })
+        .await
+        .map_err(|e| SpoolError::Commit(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Completes `msg` with size, hash and chunk count, and commits it with
+    /// an fsync. When this returns `Ok`, the message is durable.
+    pub async fn commit(mut self, mut msg: QueuedMessage) -> Result<QueuedMessage, SpoolError> {
+        let mut ops = Vec::with_capacity(2);
+        if !self.buf.is_empty() || self.chunks == 0 {
+            let (key, value) = self.seal_chunk();
+            ops.push(Op::Put {
+                cf: CF_CHUNK,
+                key,
+                value,
+            });
+        }
+        msg.id = self.id;
+        msg.size = self.size;
+        msg.chunks = self.chunks;
+        msg.body_sha256 = hex::encode(std::mem::take(&mut self.hash).finalize());
+        let key = self.id.to_key().to_vec();
+        let plain = serde_json::to_vec(&msg)
+            .map_err(|e| SpoolError::Corrupt(self.id.to_string(), e.to_string()))?;
+        let value = self.spool.inner.keys.seal(&aad(CF_ENVELOPE, &key), &plain);
+        ops.push(Op::Put {
+            cf: CF_ENVELOPE,
+            key,
+            value,
+        });
+        self.spool
+            .committer()?
+            .commit(ops)
+            .await
+            .map_err(SpoolError::Commit)?;
+        self.committed = true;
+        let m = &self.spool.inner.metrics;
+        m.spool_messages.inc();
+        m.spool_bytes.add(self.size as i64);
+        Ok(msg)
+    }
+}
+
+impl Drop for MessageWriter {
+    fn drop(&mut self) {
+        if !self.committed && self.chunks > 0 {
+            // Best effort; anything left is swept on the next open.
+            let db = &self.spool.inner.db;
+            if let Some(cf) = db.cf_handle(CF_CHUNK) {
+                let _ =
+                    db.delete_range_cf(&cf, chunk_key(self.id, 0), chunk_key(self.id, u32::MAX));
+            }
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! Harness for the end-to-end tests: runs the real `sealgate` binary on
+//! loopback ports in a temporary data directory, talks raw SMTP to it, and
+//! runs private Postfix instances as real peers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `sealgate` binary under test (`SEALGATE_BIN`, else target/debug).
+pub fn sealgate_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SEALGATE_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("debug").join("sealgate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p sealgate` first (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running (or stopped) Sealgate instance with its own data directory.
+pub struct Gateway {
+    /// The temporary directory holding config and data.
+    pub dir: tempfile::TempDir,
+    /// SMTP port (STARTTLS listener).
+    pub smtp: u16,
+    /// Admin HTTP port.
+    pub admin: u16,
+    /// The config file.
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Gateway {
+    /// Writes a config (`extra` is appended TOML) and starts the gateway.
+    pub fn start(extra: &str) -> Gateway {
+        Self::start_with_listeners(extra, true)
+    }
+
+    /// Like [`Gateway::start`]; with `default_listener = false`, `extra` must
+    /// declare its own `[[listener]]` tables (use `{smtp}` for the port).
+    pub fn start_with_listeners(extra: &str, default_listener: bool) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = free_port();
+        let admin = free_port();
+        let config = dir.path().join("sealgate.toml");
+        let mut text = format!(
+            "[server]\nhostname = \"gw.sealgate.test\"\ndata_dir = \"{}\"\nlocal_domains = [\"hospital.test\"]\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n",
+            dir.path().join("data").display()
+        );
+        if default_listener {
+            text.push_str(&format!("[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:{smtp}\"\ntls = \"starttls\"\n\n"));
+        }
+        text.push_str(&extra.replace("{smtp}", &smtp.to_string()));
+        std::fs::write(&config, text).unwrap();
+        let mut g = Gateway {
+            dir,
+            smtp,
+            admin,
+            config,
+            child: None,
+        };
+        g.run();
+        g
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the process and waits until SMTP and admin ports answer.
+    pub fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sealgate.log"))
+            .unwrap();
+        let child = Command::new(sealgate_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sealgate");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sealgate exited at start ({status}); log:\n{}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.smtp)).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sealgate did not start; log:\n{}", self.log());
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sealgate.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_kill_term(c.id());
+            let deadline = Instant::now() + Duration::from_secs(40);
+            while Instant::now() < deadline {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("sealgate did not stop on SIGTERM");
+        }
+    }
+
+    /// Runs `sealgate <args> --config <ours>`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(sealgate_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+
+    /// `sealgate queue ls --json`, parsed.
+    pub fn queue(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["queue", "ls", "--json"]);
+        assert!(
+            out.status.success(),
+            "queue ls failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Fetches an admin URL path with a plain HTTP/1.0 request.
+    pub fn http_get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// Value of a Prometheus sample line that starts with `prefix`, summed.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.http_get("/metrics")
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+fn unsafe_kill_term(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal blocking SMTP client for tests that need raw control.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Smtp {
+    /// Connects and reads the greeting.
+    pub fn connect(port: u16) -> std::io::Result<Smtp> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut c = Smtp {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        };
+        let (code, _) = c.reply()?;
+        if code != 220 {
+            return Err(std::io::Error::other(format!("greeting {code}")));
+        }
+        Ok(c)
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub fn reply(&mut self) -> std::io::Result<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
+            }
+            text.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return Ok((code, text));
+            }
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Sends a command line and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> std::io::Result<(u16, String)> {
+        self.send(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// Sends one message (body must already be dot-stuffed and CRLF-ended)
+    /// and returns the reply to the end of data.
+    pub fn message(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        body: &[u8],
+    ) -> std::io::Result<(u16, String)> {
+        let (c, t) = self.cmd(&format!("MAIL FROM:<{from}>"))?;
+        if c != 250 {
+            return Ok((c, t));
+        }
+        for r in to {
+            let (c, t) = self.cmd(&format!("RCPT TO:<{r}>"))?;
+            if c != 250 {
+                return Ok((c, t));
+            }
+        }
+        let (c, t) = self.cmd("DATA")?;
+        if c != 354 {
+            return Ok((c, t));
+        }
+        self.send(body)?;
+        self.send(b".\r\n")?;
+        self.reply()
+    }
+}
+
+/// Runs swaks with the given arguments.
+pub fn swaks(args: &[&str]) -> Output {
+    Command::new("swaks")
+        .args(args)
+        .output()
+        .expect("swaks is not installed: the README's test command installs it")
+}
+
+/// The queue id from a `250 ... queued as ID` reply.
+pub fn queued_id(text: &str) -> Option<String> {
+    let i = text.find("queued as ")?;
+    Some(
+        text[i + 10..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect(),
+    )
+}
+
+/// SHA-256 hex of bytes.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// A private Postfix instance (own config, queue and port), stopped on drop.
+pub struct Postfix {
+    /// Its directory.
+    pub dir: tempfile::TempDir,
+    /// Its smtpd port.
+    pub port: u16,
+    name: String,
+}
+
+impl Postfix {
+    /// Starts Postfix with `main_cf` lines added to a minimal base config.
+    pub fn start(name: &str, main_cf: &str) -> Postfix {
+        let dir = tempfile::Builder::new()
+            .prefix("sealgate-pf-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        for sub in ["etc", "queue", "data"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        // Postfix insists on owning its data directory and on a default main.cf.
+        Command::new("chown")
+            .arg("postfix")
+            .arg(d.join("data"))
+            .status()
+            .unwrap();
+        if !Path::new("/etc/postfix/main.cf").exists() {
+            std::fs::write("/etc/postfix/main.cf", "").unwrap();
+        }
+        let port = free_port();
+        let log = format!("/var/log/sealgate-test-{name}-{port}.log");
+        let main = format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {data}\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmyhostname = {name}.test\nmydestination =\nmynetworks = 127.0.0.0/8\nmaillog_file = {log}\nsmtputf8_enable = yes\n{main_cf}\n",
+            q = d.join("queue").display(),
+            data = d.join("data").display(),
+        );
+        std::fs::write(d.join("etc/main.cf"), main).unwrap();
+        let master =
+            std::fs::read_to_string("/etc/postfix/master.cf").expect("postfix is not installed");
+        let mut out = String::new();
+        for line in master.lines() {
+            let mut fields: Vec<&str> = line.split_whitespace().collect();
+            if !line.starts_with(|c: char| c.is_ascii_alphanumeric()) || fields.len() < 8 {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            let port_s = port.to_string();
+            if fields[0] == "smtp" && fields[1] == "inet" {
+                fields[0] = &port_s;
+            }
+            fields[4] = "n"; // no chroot: the private queue has no chroot files
+            out.push_str(&fields.join(" "));
+            out.push('\n');
+        }
+        std::fs::write(d.join("etc/master.cf"), out).unwrap();
+        let st = Command::new("postfix")
+            .arg("-c")
+            .arg(d.join("etc"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "postfix start failed: {}\n{}",
+            String::from_utf8_lossy(&st.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "postfix did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Postfix {
+            dir,
+            port,
+            name: log,
+        }
+    }
+
+    /// Its mail log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.name).unwrap_or_default()
+    }
+
+    /// `postqueue -p` output of this instance.
+    pub fn queue(&self) -> String {
+        let out = Command::new("postqueue")
+            .arg("-c")
+            .arg(self.dir.path().join("etc"))
+            .arg("-p")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.path().join("etc"))
+            .arg("stop")
+            .output();
+    }
+}
