@@ -1,0 +1,6 @@
+#!/bin/sh
+# Runs the DLP throughput benchmark (engine vs ripgrep on the same text and patterns).
+# Usage: dlp/bench.sh [MB]   (installs nothing; without rg the comparison is skipped)
+set -eu
+cd "$(dirname "$0")"
+CARGO_TARGET_DIR="$(pwd)/target" exec cargo run --release --example bench -- "${1:-150}"

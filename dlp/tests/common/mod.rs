@@ -1,0 +1,2 @@
+//! Shared helpers for integration tests and examples.
+pub mod eval;
