@@ -1,0 +1,173 @@
+//! A connector recognised by its TLS client certificate (how an M365
+//! outbound connector is pinned): certificates are made with openssl, swaks
+//! presents them over STARTTLS.
+
+use sealgate_e2e::{queued_id, swaks, Gateway};
+use std::path::Path;
+use std::process::Command;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A CA and a client certificate for `name` signed by it; returns the CA path.
+fn make_certs(dir: &Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Tenant CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(dir, &ca);
+    let subj = format!("/CN={name}");
+    let mut csr = vec![
+        "req",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        &subj,
+    ];
+    csr.extend(ec);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!(
+            "subjectAltName=DNS:{name}\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    // A look-alike certificate for the same name from a CA nobody trusts.
+    let mut rogue = vec![
+        "req",
+        "-x509",
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.pem",
+        "-days",
+        "2",
+        "-subj",
+        &subj,
+    ];
+    rogue.extend(ec);
+    openssl(dir, &rogue);
+}
+
+#[test]
+fn connector_by_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "relay.tenant.test");
+    let ca = certs.path().join("ca.pem");
+    let g = Gateway::start(&format!(
+        "[tls]\nclient_ca_file = \"{}\"\n\n[[connector]]\nname = \"tenant-cert\"\ntls_client_names = [\"*.tenant.test\"]\n",
+        ca.display()
+    ));
+    let server = format!("127.0.0.1:{}", g.smtp);
+    let cert = certs.path().join("client.pem");
+    let key = certs.path().join("client.key");
+
+    // Without a certificate, loopback is just the internet: no relaying.
+    let o = swaks(&["--server", &server, "--to", "someone@example.com", "-tls"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("550 5.7.1"), "{text}");
+
+    // With the trusted certificate: outbound through the connector.
+    let o = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        "someone@example.com",
+        "-tls",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{text}\n{}", g.log());
+    let id = queued_id(&text).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&g.cli(&["queue", "show", &id, "--json"]).stdout).unwrap();
+    assert_eq!(m["origin"]["connector"], "tenant-cert");
+    assert_eq!(m["origin"]["direction"], "outbound");
+    assert!(
+        m["origin"]["tls"]["client_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "relay.tenant.test"),
+        "{m:#}"
+    );
+
+    // A certificate with the right name from an untrusted CA is refused at the handshake.
+    let rogue = certs.path().join("rogue.pem");
+    let rogue_key = certs.path().join("rogue.key");
+    let o = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        "someone@example.com",
+        "-tls",
+        "--tls-cert",
+        rogue.to_str().unwrap(),
+        "--tls-key",
+        rogue_key.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(
+        g.queue().len(),
+        1,
+        "only the trusted client's message is queued"
+    );
+}
