@@ -55,8 +55,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let keys = Keyring::load_or_create(&config.spool_key_file())?;
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&config)?);
-    let gateway = Gateway::new(config.clone(), spool.clone(), metrics.clone(), acceptor);
+    let server_tls = tls::ServerTls::new(&config)?;
+    let gateway = Gateway::new(config.clone(), spool.clone(), metrics.clone(), server_tls);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut tasks = Vec::new();
@@ -84,10 +84,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.clone());
+    let token = config
+        .admin
+        .token()
+        .map_err(|source| ServeError::DataDir {
+            path: "admin.token_file".into(),
+            source,
+        })?
+        .map(Arc::from);
     let app = router(AdminState {
         spool,
         metrics: metrics.clone(),
         data_dir: canonical.to_string_lossy().into_owned(),
+        token,
     });
     let mut admin_stop = stop_rx.clone();
     tokio::spawn(async move {

@@ -467,3 +467,47 @@ fn check_config_reports_each_error() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn m365_connector_requires_the_tenant_id_header() {
+    let g = Gateway::start(
+        "[[connector]]\nname = \"m365\"\ncidrs = [\"127.0.0.0/8\"]\nm365_tenant_id = \"8f3a1c2e-0000-4000-8000-123456789abc\"\n",
+    );
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    let foreign = b"X-MS-Exchange-CrossTenant-Id: 11111111-2222-3333-4444-555555555555\r\nSubject: x\r\n\r\nhi\r\n";
+    let (code, text) = c
+        .message("a@tenant.test", &["x@example.com"], foreign)
+        .unwrap();
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("5.7.1"));
+    let (code, _) = c
+        .message(
+            "a@tenant.test",
+            &["x@example.com"],
+            b"Subject: no header\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+    assert_eq!(code, 550);
+    let ours = b"X-MS-Exchange-CrossTenant-Id: 8F3A1C2E-0000-4000-8000-123456789ABC\r\nSubject: x\r\n\r\nhi\r\n";
+    let (code, text) = c
+        .message("a@tenant.test", &["x@example.com"], ours)
+        .unwrap();
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(g.queue().len(), 1);
+    assert_eq!(
+        g.metric("sealgate_messages_refused_total{reason=\"wrong_tenant\"}"),
+        2.0
+    );
+}
+
+#[test]
+fn bare_lf_command_lines_are_refused() {
+    let g = Gateway::start("");
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.send(b"EHLO t\n").unwrap();
+    let (code, text) = c.reply().unwrap();
+    assert_eq!(code, 500, "{text}");
+    assert!(text.contains("5.5.2"));
+    assert_eq!(c.cmd("EHLO t").unwrap().0, 250);
+}

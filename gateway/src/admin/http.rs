@@ -3,9 +3,10 @@
 
 use super::metrics::Metrics;
 use super::queue::QueueSummary;
-use crate::spool::{QueueId, Spool};
-use axum::extract::{Path, State};
+use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,27 +21,83 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Canonical data directory, so a CLI can tell it reached the right instance.
     pub data_dir: String,
+    /// Bearer token required by `/api/v1/...`, if configured.
+    pub token: Option<Arc<str>>,
 }
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+    let api = Router::new()
         .route("/api/v1/instance", get(instance))
         .route("/api/v1/queue", get(list))
         .route("/api/v1/queue/{id}", get(show).delete(delete))
         .route("/api/v1/queue/{id}/message", get(message))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // Metrics and health carry no content and stay open for scrapers.
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
         .with_state(state)
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+/// Checks `Authorization: Bearer <token>` when a token is configured.
+async fn require_token(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            tracing::warn!("admin API request with a missing or wrong token");
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
-fn parse_id(id: &str) -> Result<QueueId, Response> {
+/// Compares without an early exit, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An API error: a status and a JSON `{"error": ...}` body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<SpoolError> for ApiError {
+    fn from(e: SpoolError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+fn parse_id(id: &str) -> Result<QueueId, ApiError> {
     id.parse()
-        .map_err(|e: String| error(StatusCode::BAD_REQUEST, e))
+        .map_err(|e: String| ApiError(StatusCode::BAD_REQUEST, e))
+}
+
+fn find(s: &AdminState, id: &str) -> Result<QueuedMessage, ApiError> {
+    let id = parse_id(id)?;
+    s.spool.get(id)?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no message {id} in the queue"),
+        )
+    })
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
@@ -54,68 +111,42 @@ async fn instance(State(s): State<AdminState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "data_dir": s.data_dir }))
 }
 
-async fn list(State(s): State<AdminState>) -> Response {
-    match s.spool.list() {
-        Ok(l) => Json(l.iter().map(QueueSummary::from).collect::<Vec<_>>()).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+async fn list(State(s): State<AdminState>) -> Result<Json<Vec<QueueSummary>>, ApiError> {
+    Ok(Json(
+        s.spool.list()?.iter().map(QueueSummary::from).collect(),
+    ))
 }
 
-async fn show(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    match s.spool.get(id) {
-        Ok(Some(m)) => Json(m).into_response(),
-        Ok(None) => error(
+async fn show(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<QueuedMessage>, ApiError> {
+    find(&s, &id).map(Json)
+}
+
+async fn message(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let msg = find(&s, &id)?;
+    let body = s.spool.read_body(&msg)?;
+    tracing::info!(id = %msg.id, "message read through the admin API");
+    let mut full = msg.received_header.into_bytes();
+    full.extend_from_slice(&body);
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], full).into_response())
+}
+
+async fn delete(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    if !s.spool.delete(id).await? {
+        return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no message {id} in the queue"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        ));
     }
-}
-
-async fn message(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let msg = match s.spool.get(id) {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no message {id} in the queue"),
-            )
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    match s.spool.read_body(&msg) {
-        Ok(body) => {
-            tracing::info!(id = %id, "message body read through the admin API");
-            let mut full = msg.received_header.into_bytes();
-            full.extend_from_slice(&body);
-            ([(header::CONTENT_TYPE, "message/rfc822")], full).into_response()
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    match s.spool.delete(id).await {
-        Ok(true) => {
-            tracing::info!(id = %id, "message deleted from the queue by an admin");
-            Json(serde_json::json!({ "deleted": id.to_string() })).into_response()
-        }
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            format!("no message {id} in the queue"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    tracing::info!(id = %id, "message deleted from the queue by an admin");
+    Ok(Json(serde_json::json!({ "deleted": id.to_string() })))
 }

@@ -83,6 +83,8 @@ pub struct Location {
     pub key_file: PathBuf,
     /// Admin API address of the gateway using this spool.
     pub admin: SocketAddr,
+    /// Admin API token file, if the gateway requires one.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Location {
@@ -93,6 +95,7 @@ impl Location {
             spool_dir: c.spool_dir(),
             key_file: c.spool_key_file(),
             admin: c.admin.address,
+            token_file: c.admin.token_file.clone(),
         }
     }
 
@@ -268,13 +271,24 @@ fn delete_via_api(loc: &Location, id: QueueId) -> Result<String, QueueError> {
         reason,
     };
     let base = format!("http://{}", loc.admin);
-    let mut resp = ureq::get(&format!("{base}/api/v1/instance"))
-        .call()
-        .map_err(|e| {
-            api(format!(
-                "the spool is locked by a running gateway, but its API did not answer: {e}"
-            ))
-        })?;
+    let token = match &loc.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| api(format!("token file {}: {e}", f.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let mut get = ureq::get(&format!("{base}/api/v1/instance"));
+    if let Some(t) = &token {
+        get = get.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = get.call().map_err(|e| {
+        api(format!(
+            "the spool is locked by a running gateway, but its API did not answer: {e}"
+        ))
+    })?;
     let inst: serde_json::Value = resp
         .body_mut()
         .read_json()
@@ -287,7 +301,11 @@ fn delete_via_api(loc: &Location, id: QueueId) -> Result<String, QueueError> {
             ours.display()
         )));
     }
-    match ureq::delete(&format!("{base}/api/v1/queue/{id}")).call() {
+    let mut req = ureq::delete(&format!("{base}/api/v1/queue/{id}"));
+    if let Some(t) = &token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
         Ok(_) => Ok(format!("deleted {id}\n")),
         Err(ureq::Error::StatusCode(404)) => Err(QueueError::NotFound(id)),
         Err(e) => Err(api(e.to_string())),

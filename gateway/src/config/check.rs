@@ -122,13 +122,9 @@ fn remove_at(t: &mut dyn TableLike, path: &[Seg]) -> bool {
     match path {
         [Seg::Key(k)] => t.remove(k).is_some(),
         [Seg::Key(k), Seg::Index(i), rest @ ..] => match t.get_mut(k) {
-            Some(Item::ArrayOfTables(a)) if rest.is_empty() => {
-                if *i < a.len() {
-                    a.remove(*i);
-                    true
-                } else {
-                    false
-                }
+            Some(Item::ArrayOfTables(a)) if rest.is_empty() && *i < a.len() => {
+                a.remove(*i);
+                true
             }
             Some(Item::ArrayOfTables(a)) => a.get_mut(*i).is_some_and(|t| remove_at(t, rest)),
             Some(Item::Value(Value::Array(a))) if rest.is_empty() && *i < a.len() => {
@@ -291,6 +287,61 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 );
             }
         }
+        // Shared sending infrastructure: anyone's tenant could use it to relay.
+        let exo_ranges: [ipnet::IpNet; 4] = [
+            "40.92.0.0/15".parse().expect("valid"),
+            "40.107.0.0/16".parse().expect("valid"),
+            "52.100.0.0/14".parse().expect("valid"),
+            "104.47.0.0/17".parse().expect("valid"),
+        ];
+        let looks_m365 = k
+            .tls_client_names
+            .iter()
+            .any(|n| n.to_ascii_lowercase().ends_with("protection.outlook.com"))
+            || k.cidrs.iter().any(|c| {
+                exo_ranges
+                    .iter()
+                    .any(|e| e.contains(&c.network()) || c.contains(&e.network()))
+            });
+        if looks_m365 && k.m365_tenant_id.is_none() {
+            bad(
+                format!("connector[{i}].m365_tenant_id"),
+                "must be set: Microsoft 365 addresses and certificates are shared by every tenant, so without the tenant id any tenant could relay through this connector",
+            );
+        }
+        let looks_google = k.tls_client_names.iter().any(|n| {
+            let n = n.to_ascii_lowercase();
+            n.ends_with(".google.com") || n.ends_with(".gmail.com")
+        });
+        if looks_google && k.sender_domains.is_empty() {
+            bad(
+                format!("connector[{i}].sender_domains"),
+                "must be set: Google's relay addresses and certificates are shared by every Workspace customer",
+            );
+        }
+        if let Some(t) = &k.m365_tenant_id {
+            let hex_groups: Vec<&str> = t.split('-').collect();
+            let shape = [8, 4, 4, 4, 12];
+            let ok = hex_groups.len() == 5
+                && hex_groups
+                    .iter()
+                    .zip(shape)
+                    .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                bad(
+                    format!("connector[{i}].m365_tenant_id"),
+                    "must be a GUID such as 8f3a1c2e-0000-4000-8000-123456789abc",
+                );
+            }
+        }
+        for (j, d) in k.sender_domains.iter().enumerate() {
+            if Mailbox::parse(&format!("x@{d}")).is_err() || d.starts_with('[') {
+                bad(
+                    format!("connector[{i}].sender_domains[{j}]"),
+                    "is not a valid domain name",
+                );
+            }
+        }
         if !k.tls_client_names.is_empty() && !any_tls {
             bad(
                 format!("connector[{i}].tls_client_names"),
@@ -332,6 +383,19 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 );
             }
         }
+    }
+
+    match c.admin.token() {
+        Ok(Some(t)) if t.len() < 16 => bad(
+            "admin.token_file".into(),
+            "token must be at least 16 characters",
+        ),
+        Ok(None) if !c.admin.address.ip().is_loopback() => bad(
+            "admin.address".into(),
+            "is not a loopback address: set admin.token_file so the API requires a token",
+        ),
+        Err(e) => bad("admin.token_file".into(), &format!("cannot read: {e}")),
+        _ => {}
     }
 
     let l = &c.limits;

@@ -118,6 +118,14 @@ pub struct ConnectorConfig {
     pub tls_client_names: Vec<String>,
     /// Listeners this connector applies on; empty means all.
     pub listeners: Vec<String>,
+    /// Sender domains (and their subdomains) the tenant sends as; when set,
+    /// MAIL FROM in another domain is treated as inbound, not relayed. Needed
+    /// where the sending IPs are shared by many customers (Google Workspace).
+    pub sender_domains: Vec<String>,
+    /// Microsoft 365 tenant id (a GUID): mail through this connector must
+    /// carry it in `X-MS-Exchange-CrossTenant-Id`, or it is refused. Needed
+    /// because every M365 tenant shares Microsoft's IPs and certificate.
+    pub m365_tenant_id: Option<String>,
 }
 
 /// `[tls]`
@@ -202,12 +210,26 @@ pub struct AdminConfig {
     /// Admin HTTP listener (`/metrics`, `/api/v1/...`); keep it on loopback or
     /// a management network.
     pub address: SocketAddr,
+    /// File holding a bearer token that `/api/v1/...` requires; unset means
+    /// no token, which is only allowed on a loopback address.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 9025)),
+            token_file: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Reads the API token, if one is configured.
+    pub fn token(&self) -> std::io::Result<Option<String>> {
+        match &self.token_file {
+            Some(f) => Ok(Some(std::fs::read_to_string(f)?.trim().to_string())),
+            None => Ok(None),
         }
     }
 }

@@ -181,47 +181,58 @@ impl DataReader {
     }
 }
 
-/// Watches the header section of a message as it streams past, counting
-/// `Received:` fields for loop detection.
+/// Watches the header section of a message as it streams past: counts
+/// `Received:` fields (loop detection) and keeps the first
+/// `X-MS-Exchange-CrossTenant-Id` (which Microsoft 365 tenant sent it).
 #[derive(Debug, Default)]
 pub struct HeaderScan {
-    at_line_start: bool,
-    prefix: Vec<u8>,
+    line: Vec<u8>,
     finished: bool,
-    started: bool,
     /// Number of `Received:` header fields seen.
     pub received: u32,
+    /// Value of the first `X-MS-Exchange-CrossTenant-Id` field, trimmed.
+    pub ms_tenant_id: Option<String>,
 }
+
+/// Only this much of each header line is examined; the fields we look for are short.
+const SCAN_LINE: usize = 256;
 
 impl HeaderScan {
     /// Scans more of the (already CRLF-normalised) message.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if !self.started {
-            self.started = true;
-            self.at_line_start = true;
-        }
         for &b in bytes {
             if self.finished {
                 return;
             }
-            if self.at_line_start {
-                if b == b'\r' || b == b'\n' {
-                    // An empty line ends the header section.
-                    self.finished = true;
-                    return;
-                }
-                self.at_line_start = false;
-                self.prefix.clear();
-            }
-            if self.prefix.len() < 9 {
-                self.prefix.push(b.to_ascii_lowercase());
-                if self.prefix == b"received:" {
-                    self.received += 1;
-                }
-            }
             if b == b'\n' {
-                self.at_line_start = true;
+                self.end_line();
+            } else if self.line.len() < SCAN_LINE {
+                self.line.push(b);
             }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.is_empty() {
+            // An empty line ends the header section.
+            self.finished = true;
+            return;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return;
+        };
+        let name = &line[..colon];
+        if name.eq_ignore_ascii_case(b"received") {
+            self.received += 1;
+        } else if name.eq_ignore_ascii_case(b"x-ms-exchange-crosstenant-id")
+            && self.ms_tenant_id.is_none()
+        {
+            let value = String::from_utf8_lossy(&line[colon + 1..])
+                .trim()
+                .to_ascii_lowercase();
+            self.ms_tenant_id = Some(value);
         }
     }
 }
@@ -324,11 +335,14 @@ mod tests {
     }
 
     #[test]
-    fn header_scan_counts_received() {
+    fn header_scan_counts_received_and_finds_tenant() {
         let mut h = HeaderScan::default();
-        h.feed(b"Received: a\r\n\tcont\r\nRECEIVED: b\r\nSubj");
-        h.feed(b"ect: x\r\n\r\nReceived: in body\r\n");
+        h.feed(
+            b"Received: a\r\n\tcont\r\nRECEIVED: b\r\nX-MS-Exchange-CrossTenant-Id: ABC-1 \r\nSubj",
+        );
+        h.feed(b"ect: x\r\nX-MS-Exchange-CrossTenant-Id: second\r\n\r\nReceived: in body\r\n");
         assert_eq!(h.received, 2);
+        assert_eq!(h.ms_tenant_id.as_deref(), Some("abc-1"));
     }
 
     #[test]

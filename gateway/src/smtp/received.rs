@@ -25,8 +25,8 @@ pub struct Trace<'a> {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Keeps a client-supplied name from bending the header's syntax.
-fn clean(s: &str) -> String {
+/// Keeps a client-supplied name from bending a header's or reply's syntax.
+pub fn clean(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || ".-:[]_".contains(c) {

@@ -3,7 +3,7 @@
 //! spool and replies 250 only after the spool has synced the message.
 
 use super::command::parse_command;
-use super::data::{DataReader, DataViolation, HeaderScan};
+use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
 use super::reply::Reply;
 use super::session::{Session, Step, Transaction};
@@ -31,6 +31,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// TLS acceptor for STARTTLS and implicit TLS.
     pub tls: TlsAcceptor,
+    /// TLS set-up, to judge client certificates.
+    pub server_tls: tls::ServerTls,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -101,6 +103,16 @@ impl From<ReadErr> for Outcome {
     }
 }
 
+/// One command line as read.
+enum Line {
+    /// Ended by CRLF.
+    Crlf(Vec<u8>),
+    /// Ended by a bare LF.
+    BareLf(Vec<u8>),
+    /// Longer than the limit; discarded.
+    TooLong,
+}
+
 /// A buffered connection; dropping it drops any unread (pipelined) input.
 struct Conn<'a, S> {
     io: &'a mut S,
@@ -139,21 +151,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
     }
 
-    /// Reads one line (without its ending). `Ok(None)` means the line was
-    /// longer than `max` and has been discarded.
-    async fn line(&mut self, max: usize, deadline: Instant) -> Result<Option<Vec<u8>>, ReadErr> {
+    /// Reads one command line (without its ending).
+    async fn line(&mut self, max: usize, deadline: Instant) -> Result<Line, ReadErr> {
         let mut too_long = false;
         loop {
             if let Some(i) = self.unread().iter().position(|&b| b == b'\n') {
                 let mut line = self.buf[self.pos..self.pos + i].to_vec();
                 self.pos += i + 1;
-                if line.last() == Some(&b'\r') {
+                let crlf = line.last() == Some(&b'\r');
+                if crlf {
                     line.pop();
                 }
                 if too_long || line.len() > max {
-                    return Ok(None);
+                    return Ok(Line::TooLong);
                 }
-                return Ok(Some(line));
+                return Ok(if crlf {
+                    Line::Crlf(line)
+                } else {
+                    Line::BareLf(line)
+                });
             }
             if self.unread().len() > max {
                 // Keep memory bounded: drop what we have, remember the line is bad.
@@ -183,14 +199,15 @@ impl Gateway {
         config: Arc<Config>,
         spool: Spool,
         metrics: Arc<Metrics>,
-        tls: TlsAcceptor,
+        server_tls: tls::ServerTls,
     ) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         Arc::new(Gateway {
             config,
             spool,
             metrics,
-            tls,
+            tls: TlsAcceptor::from(server_tls.config.clone()),
+            server_tls,
             connections,
             per_ip: Mutex::new(HashMap::new()),
         })
@@ -292,13 +309,19 @@ impl Gateway {
         deadline: Instant,
         mut shutdown: watch::Receiver<bool>,
     ) -> Outcome {
-        let handshake =
-            |s| tokio::time::timeout(self.config.limits.command_timeout.0, self.tls.accept(s));
+        // A handshake needs seconds, not the command timeout's minutes.
+        let handshake_limit = self
+            .config
+            .limits
+            .command_timeout
+            .0
+            .min(Duration::from_secs(60));
+        let handshake = |s| tokio::time::timeout(handshake_limit, self.tls.accept(s));
         if session.listener().tls == ListenerTls::Implicit {
             let Ok(Ok(mut tls)) = handshake(stream).await else {
                 return Outcome::TlsFailed;
             };
-            session.tls_started(tls::facts(tls.get_ref().1));
+            session.tls_started(self.server_tls.facts(tls.get_ref().1));
             let greeting = session.greeting();
             if tls.write_all(&greeting.to_bytes()).await.is_err() {
                 return Outcome::IoError;
@@ -324,7 +347,7 @@ impl Gateway {
                 let Ok(Ok(mut tls)) = handshake(stream).await else {
                     return Outcome::TlsFailed;
                 };
-                session.tls_started(tls::facts(tls.get_ref().1));
+                session.tls_started(self.server_tls.facts(tls.get_ref().1));
                 match self.drive(session, &mut tls, deadline, &mut shutdown).await {
                     End::Done(o) => o,
                     End::StartTls => Outcome::Closed,
@@ -363,11 +386,19 @@ impl Gateway {
             }
             let line_deadline = (Instant::now() + limits.command_timeout.0).min(session_deadline);
             let step = match conn.line(limits.max_line_length, line_deadline).await {
-                Ok(Some(line)) => match parse_command(&line) {
+                Ok(Line::BareLf(_)) if limits.bare_line_ending == BareLineEnding::Reject => {
+                    // Postfix's smtpd_forbid_bare_newline covers commands too.
+                    session.parse_failed(Reply::new(
+                        500,
+                        "5.5.2",
+                        "Bare <LF> received; end lines with <CR><LF>",
+                    ))
+                }
+                Ok(Line::Crlf(line) | Line::BareLf(line)) => match parse_command(&line) {
                     Ok(cmd) => session.handle(cmd),
                     Err(e) => session.parse_failed(e.reply()),
                 },
-                Ok(None) => session.line_too_long(),
+                Ok(Line::TooLong) => session.line_too_long(),
                 Err(ReadErr::Timeout) => {
                     conn.queue(&Reply::new(421, "4.4.2", "Timeout, closing connection"));
                     let _ = conn.flush().await;
@@ -398,6 +429,16 @@ impl Gateway {
                     }
                     return End::StartTls;
                 }
+                Step::SkipBdat(size) if size > limits.max_message_size => {
+                    // Too big to read past: refuse and close rather than desynchronise.
+                    conn.queue(&Reply::new(
+                        552,
+                        "5.3.4",
+                        "BDAT chunk too large; closing connection",
+                    ));
+                    let _ = conn.flush().await;
+                    return End::Done(Outcome::Closed);
+                }
                 Step::SkipBdat(size) => {
                     let reply = match self.skip(&mut conn, size, session_deadline).await {
                         Ok(()) => {
@@ -420,6 +461,15 @@ impl Gateway {
                         .await
                     {
                         Ok(reply) => conn.queue(&reply),
+                        Err(ReadErr::Timeout) => {
+                            conn.queue(&Reply::new(
+                                421,
+                                "4.4.2",
+                                "Timeout during DATA, closing connection",
+                            ));
+                            let _ = conn.flush().await;
+                            return End::Done(Outcome::Timeout);
+                        }
                         Err(e) => return End::Done(e.into()),
                     }
                 }
@@ -436,9 +486,6 @@ impl Gateway {
         session_deadline: Instant,
     ) -> Result<(), ReadErr> {
         let limits = &self.config.limits;
-        if size > limits.max_message_size {
-            return Err(ReadErr::Io);
-        }
         loop {
             let n = (conn.unread().len() as u64).min(size);
             conn.pos += n as usize;
@@ -461,8 +508,8 @@ impl Gateway {
     ) -> Result<Reply, ReadErr> {
         let limits = &self.config.limits;
         let data_deadline = (Instant::now() + limits.data_timeout.0).min(session_deadline);
-        let id = QueueId::generate();
-        let mut writer = self.spool.writer(id);
+        let mut writer = self.spool.writer();
+        let id = writer.id();
         let mut reader = DataReader::new(limits.bare_line_ending, limits.max_data_line_length);
         let mut scan = HeaderScan::default();
         let mut out = Vec::with_capacity(32 * 1024);
@@ -539,6 +586,20 @@ impl Gateway {
                     format!("Too many hops ({}), possible mail loop", scan.received),
                 ),
             ));
+        }
+        if let Some(required) = &txn.required_tenant {
+            if scan.ms_tenant_id.as_deref() != Some(required.as_str()) {
+                // Another M365 tenant using the same shared infrastructure.
+                tracing::warn!(connector = txn.connector.as_deref().unwrap_or(""), peer = %session.peer.ip(), "message not from the connector's Microsoft 365 tenant");
+                return Ok(refuse(
+                    "wrong_tenant",
+                    Reply::new(
+                        550,
+                        "5.7.1",
+                        "Relaying denied: message is not from the configured Microsoft 365 tenant",
+                    ),
+                ));
+            }
         }
         if let Some(e) = spool_error {
             tracing::error!(error = %e, "spool write failed");

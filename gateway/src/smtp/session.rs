@@ -34,6 +34,8 @@ pub struct Transaction {
     pub connector: Option<String>,
     /// Direction decided at MAIL time.
     pub direction: Direction,
+    /// The Microsoft 365 tenant the message must prove it comes from.
+    pub required_tenant: Option<String>,
     /// Accepted recipients.
     pub recipients: Vec<QueuedRecipient>,
 }
@@ -198,7 +200,7 @@ impl Session {
         let greeting = format!(
             "{} Hello {} [{}]",
             self.config.server.hostname,
-            name,
+            crate::smtp::received::clean(&name),
             self.peer.ip()
         );
         self.helo = Some((name, ehlo));
@@ -241,9 +243,21 @@ impl Session {
     }
 
     /// Which connector, if any, this session matches now.
-    fn connector(&self) -> Option<&crate::config::ConnectorConfig> {
+    fn connector(&self, from: &ReversePath) -> Option<&crate::config::ConnectorConfig> {
         let ip = self.peer.ip().to_canonical();
+        let sender_domain = match from {
+            ReversePath::Mailbox(m) => Some(m.domain_lower()),
+            ReversePath::Null => None,
+        };
         self.config.connector.iter().find(|c| {
+            // Bounces (null sender) from the tenant must flow too.
+            let sender_ok = c.sender_domains.is_empty()
+                || sender_domain.as_deref().is_none_or(|d| {
+                    c.sender_domains.iter().any(|s| {
+                        let s = s.to_ascii_lowercase();
+                        d == s || d.strip_suffix(s.as_str()).is_some_and(|p| p.ends_with('.'))
+                    })
+                });
             let on_listener =
                 c.listeners.is_empty() || c.listeners.iter().any(|l| *l == self.listener.name);
             let ip_ok = c.cidrs.is_empty() || c.cidrs.iter().any(|n| n.contains(&ip));
@@ -253,7 +267,7 @@ impl Session {
                         .iter()
                         .any(|n| c.tls_client_names.iter().any(|p| name_matches(p, n)))
                 });
-            on_listener && ip_ok && cert_ok
+            on_listener && ip_ok && cert_ok && sender_ok
         })
     }
 
@@ -314,7 +328,11 @@ impl Session {
                 );
             }
         }
-        let connector = self.connector().map(|c| c.name.clone());
+        let matched = self.connector(&from);
+        let connector = matched.map(|c| c.name.clone());
+        let required_tenant = matched
+            .and_then(|c| c.m365_tenant_id.as_ref())
+            .map(|t| t.to_ascii_lowercase());
         let direction = if connector.is_some() {
             Direction::Outbound
         } else {
@@ -325,6 +343,7 @@ impl Session {
             params,
             connector,
             direction,
+            required_tenant,
             recipients: Vec::new(),
         });
         Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
@@ -361,11 +380,26 @@ impl Session {
                 Reply::new(553, "5.6.7", "Recipient address needs SMTPUTF8"),
             );
         }
-        if txn.direction == Direction::Inbound
-            && !postmaster
-            && !self.config.is_local_domain(&to.domain_lower())
-        {
-            return self.fail("relay_denied", Reply::new(550, "5.7.1", "Relaying denied"));
+        if txn.direction == Direction::Inbound && !postmaster {
+            if !self.config.is_local_domain(&to.domain_lower()) {
+                return self.fail("relay_denied", Reply::new(550, "5.7.1", "Relaying denied"));
+            }
+            // user%other@local, a!b@local, "x@other"@local: a backend that
+            // honours these would relay for us (Postfix: allow_untrusted_routing = no).
+            let local_part = to.local().trim_matches('"');
+            if local_part.contains(['%', '!', '@']) {
+                return self.fail(
+                    "relay_denied",
+                    Reply::new(550, "5.7.1", "Sender-specified routing denied"),
+                );
+            }
+        }
+        // The same recipient twice would be delivered twice.
+        let duplicate = txn.recipients.iter().any(|r| {
+            r.address.local() == to.local() && r.address.domain_lower() == to.domain_lower()
+        });
+        if duplicate {
+            return Step::Reply(Reply::new(250, "2.1.5", "Recipient ok (duplicate ignored)"));
         }
         txn.recipients.push(QueuedRecipient {
             address: to,
@@ -530,7 +564,8 @@ mod tests {
             name: "m365".into(),
             cidrs: vec![],
             tls_client_names: vec!["*.mail.protection.outlook.com".into()],
-            listeners: vec![],
+            m365_tenant_id: Some("8F3A1C2E-0000-4000-8000-123456789ABC".into()),
+            ..Default::default()
         }];
         let l = Arc::new(c.listener[0].clone());
         let mut s = Session::new(
@@ -557,5 +592,52 @@ mod tests {
             panic!()
         };
         assert_eq!(t.connector.as_deref(), Some("m365"));
+        assert_eq!(
+            t.required_tenant.as_deref(),
+            Some("8f3a1c2e-0000-4000-8000-123456789abc")
+        );
+    }
+
+    #[test]
+    fn sender_specified_routing_and_duplicates() {
+        let mut s = session("192.0.2.7:40000", &["hospital.test"]);
+        code(&mut s, "EHLO c.test");
+        code(&mut s, "MAIL FROM:<a@elsewhere.test>");
+        assert_eq!(code(&mut s, "RCPT TO:<v%evil.test@hospital.test>"), 550);
+        assert_eq!(code(&mut s, "RCPT TO:<v!evil.test@hospital.test>"), 550);
+        assert_eq!(code(&mut s, "RCPT TO:<\"v@evil.test\"@hospital.test>"), 550);
+        assert_eq!(code(&mut s, "RCPT TO:<doc@hospital.test>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<doc@HOSPITAL.test>"), 250);
+        let State::Transaction(t) = &s.state else {
+            panic!()
+        };
+        assert_eq!(t.recipients.len(), 1);
+    }
+
+    #[test]
+    fn connector_sender_domains() {
+        let mut c = Config::embedded();
+        c.connector[0].sender_domains = vec!["tenant.test".into()];
+        let l = Arc::new(c.listener[0].clone());
+        let mut s = Session::new(
+            Arc::new(c),
+            l,
+            Arc::new(Metrics::new()),
+            "127.0.0.1:5".parse().unwrap(),
+        );
+        code(&mut s, "EHLO c");
+        for (from, dir) in [
+            ("a@tenant.test", Direction::Outbound),
+            ("a@mail.tenant.test", Direction::Outbound),
+            ("a@eviltenant.test", Direction::Inbound),
+            ("", Direction::Outbound),
+        ] {
+            code(&mut s, &format!("MAIL FROM:<{from}>"));
+            let State::Transaction(t) = &s.state else {
+                panic!()
+            };
+            assert_eq!(t.direction, dir, "{from}");
+            code(&mut s, "RSET");
+        }
     }
 }

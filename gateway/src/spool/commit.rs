@@ -87,24 +87,34 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
             }
         }
         let mut batch = WriteBatch::default();
-        let mut bad_cf = None;
+        let mut bad: Option<String> = None;
         for op in group.iter_mut().flat_map(|r| r.ops.drain(..)) {
             let name = match &op {
                 Op::Put { cf, .. } | Op::Delete { cf, .. } | Op::DeleteRange { cf, .. } => *cf,
             };
             let Some(cf) = db.cf_handle(name) else {
-                bad_cf = Some(name);
+                bad = Some(format!("spool has no column family {name}"));
                 break;
             };
             match op {
+                // The committer is the only writer of envelopes, so this check
+                // cannot race: an accepted message is never overwritten.
+                Op::Put {
+                    cf: "envelope",
+                    key,
+                    ..
+                } if matches!(db.get_pinned_cf(&cf, &key), Ok(Some(_))) => {
+                    bad = Some(format!("envelope {} already exists", hex::encode(&key)));
+                    break;
+                }
                 Op::Put { key, value, .. } => batch.put_cf(&cf, key, value),
                 Op::Delete { key, .. } => batch.delete_cf(&cf, key),
                 Op::DeleteRange { from, to, .. } => batch.delete_range_cf(&cf, from, to),
             }
         }
         let started = Instant::now();
-        let result = match bad_cf {
-            Some(name) => Err(format!("spool has no column family {name}")),
+        let result = match bad {
+            Some(why) => Err(why),
             None => db.write_opt(batch, &sync).map_err(|e| e.to_string()),
         };
         metrics

@@ -118,6 +118,14 @@ impl Keyring {
                 .and_then(|_| writeln!(f, "1 {}", hex::encode(key)))
                 .and_then(|_| f.sync_all())
                 .map_err(io)?;
+            // Make the new name durable too: a key file that vanishes in a
+            // power cut would make every message in the spool unreadable.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                sync_dir(dir).map_err(io)?;
+                if let Some(up) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    sync_dir(up).map_err(io)?;
+                }
+            }
         }
         Self::load(path)
     }
@@ -158,6 +166,10 @@ impl Keyring {
             )
             .map_err(|_| KeyError::Corrupt)
     }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 trait Mode0600 {

@@ -18,6 +18,7 @@ use commit::{Committer, Op};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteOptions, DB};
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const CF_ENVELOPE: &str = "envelope";
@@ -57,6 +58,9 @@ struct Inner {
     keys: Keyring,
     committer: Option<Committer>,
     metrics: Arc<Metrics>,
+    /// Highest id handed out or found on disk: ids only grow, so a clock
+    /// stepping back can never reuse the id of a queued message.
+    last_id: AtomicU64,
 }
 
 /// A handle to the spool; cheap to clone.
@@ -94,6 +98,19 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
+/// The highest queue id that has an envelope or a chunk on disk.
+fn highest_id(db: &DB) -> Result<u64, SpoolError> {
+    let mut high = 0;
+    for cf in [CF_ENVELOPE, CF_CHUNK] {
+        let handle = db.cf_handle(cf).expect("column family created on open");
+        if let Some(item) = db.iterator_cf(handle, IteratorMode::End).next() {
+            let (k, _) = item?;
+            high = high.max(QueueId::from_key(&k).map(|i| i.0).unwrap_or(0));
+        }
+    }
+    Ok(high)
+}
+
 /// What `Spool::verify` found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
@@ -113,12 +130,14 @@ impl Spool {
             .map_err(|e| SpoolError::Commit(format!("create {}: {e}", dir.display())))?;
         let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
         let committer = Committer::start(db.clone(), metrics.clone());
+        let last = highest_id(&db)?;
         let spool = Spool {
             inner: Arc::new(Inner {
                 db,
                 keys,
                 committer: Some(committer),
                 metrics,
+                last_id: AtomicU64::new(last),
             }),
         };
         let swept = spool.sweep_orphans()?;
@@ -144,6 +163,7 @@ impl Spool {
                 keys,
                 committer: None,
                 metrics: Arc::new(Metrics::new()),
+                last_id: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -159,8 +179,22 @@ impl Spool {
         self.inner.committer.as_ref().ok_or(SpoolError::ReadOnly)
     }
 
-    /// Starts storing a new message.
-    pub fn writer(&self, id: QueueId) -> MessageWriter {
+    /// A fresh queue id, greater than every id already in this spool.
+    pub fn next_id(&self) -> QueueId {
+        let candidate = QueueId::generate().0;
+        let prev = self
+            .inner
+            .last_id
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(candidate.max(last.saturating_add(1)))
+            })
+            .expect("closure always returns Some");
+        QueueId(candidate.max(prev.saturating_add(1)))
+    }
+
+    /// Starts storing a new message under a fresh id.
+    pub fn writer(&self) -> MessageWriter {
+        let id = self.next_id();
         MessageWriter {
             spool: self.clone(),
             id,
@@ -432,13 +466,115 @@ impl MessageWriter {
 
 impl Drop for MessageWriter {
     fn drop(&mut self) {
-        if !self.committed && self.chunks > 0 {
-            // Best effort; anything left is swept on the next open.
-            let db = &self.spool.inner.db;
-            if let Some(cf) = db.cf_handle(CF_CHUNK) {
-                let _ =
-                    db.delete_range_cf(&cf, chunk_key(self.id, 0), chunk_key(self.id, u32::MAX));
-            }
+        if self.committed || self.chunks == 0 {
+            return;
         }
+        // Best effort, and off the async worker; anything left is swept on the next open.
+        let (spool, id, chunks) = (self.spool.clone(), self.id, self.chunks);
+        let cleanup = move || {
+            let db = &spool.inner.db;
+            if let Some(cf) = db.cf_handle(CF_CHUNK) {
+                for n in 0..chunks {
+                    let _ = db.delete_cf(cf, chunk_key(id, n));
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(cleanup)),
+            Err(_) => cleanup(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::address::Mailbox;
+    use crate::smtp::command::MailParams;
+
+    fn message() -> QueuedMessage {
+        QueuedMessage {
+            id: QueueId(0),
+            received_at: chrono::Utc::now(),
+            from: "a@b.test".into(),
+            mail_params: MailParams::default(),
+            recipients: vec![QueuedRecipient {
+                address: Mailbox::parse("c@d.test").unwrap(),
+                notify: None,
+                orcpt: None,
+                state: RecipientState::Queued,
+            }],
+            origin: Origin {
+                listener: "smtp".into(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                helo: "h".into(),
+                tls: None,
+                connector: None,
+                direction: Direction::Outbound,
+            },
+            size: 0,
+            body_sha256: String::new(),
+            chunks: 0,
+            received_header: "Received: x\r\n".into(),
+        }
+    }
+
+    fn open(dir: &Path) -> Spool {
+        let keys = Keyring::load_or_create(&dir.join("keys")).unwrap();
+        Spool::open(&dir.join("spool"), keys, Arc::new(Metrics::new())).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn store_read_verify_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        let big: Vec<u8> = (0..CHUNK_SIZE * 2 + 17).map(|i| (i % 251) as u8).collect();
+        let mut w = spool.writer();
+        w.write(&big[..1000]).await.unwrap();
+        w.write(&big[1000..]).await.unwrap();
+        let msg = w.commit(message()).await.unwrap();
+        assert_eq!(msg.chunks, 3);
+        assert_eq!(spool.read_body(&msg).unwrap(), big);
+        let empty = spool.writer().commit(message()).await.unwrap();
+        assert_eq!(spool.read_body(&empty).unwrap(), b"");
+        let report = spool.verify().unwrap();
+        assert_eq!(
+            (report.ok, report.damaged.len(), report.orphan_chunks),
+            (2, 0, 0)
+        );
+        assert!(spool.delete(msg.id).await.unwrap());
+        assert!(!spool.delete(msg.id).await.unwrap());
+        assert_eq!(spool.list().unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ids_never_repeat_across_restarts_even_if_the_clock_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let far_future = {
+            let spool = open(dir.path());
+            // A message whose id lies far ahead of the clock, as after a clock step back.
+            let mut w = spool.writer();
+            w.id = QueueId(u64::MAX - 10);
+            w.commit(message()).await.unwrap().id
+        };
+        let spool = open(dir.path());
+        let next = spool.next_id();
+        assert!(next > far_future);
+        // And the committer refuses to overwrite an envelope in any case.
+        let mut w = spool.writer();
+        w.id = far_future;
+        assert!(w.commit(message()).await.is_err());
+        assert_eq!(spool.list().unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn abandoned_writer_leaves_no_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        let mut w = spool.writer();
+        w.write(&vec![b'x'; CHUNK_SIZE * 2]).await.unwrap();
+        drop(w);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(spool.verify().unwrap().orphan_chunks, 0);
     }
 }
