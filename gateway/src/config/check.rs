@@ -429,6 +429,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if l.max_errors < 1 {
         bad("limits.max_errors".into(), "must be at least 1");
     }
+    if l.max_junk_commands < 10 {
+        bad("limits.max_junk_commands".into(), "must be at least 10");
+    }
     if l.max_connections < 1 {
         bad("limits.max_connections".into(), "must be at least 1");
     }

@@ -156,6 +156,8 @@ pub struct Limits {
     pub max_data_line_length: usize,
     /// Bad commands tolerated before the session is closed.
     pub max_errors: u32,
+    /// NOOP, RSET, VRFY, EXPN, HELP, EHLO and HELO allowed per session.
+    pub max_junk_commands: u32,
     /// Concurrent SMTP connections, all listeners together.
     pub max_connections: usize,
     /// Concurrent SMTP connections from one IP address.
@@ -182,6 +184,7 @@ impl Default for Limits {
             max_line_length: 2048,
             max_data_line_length: 10_000,
             max_errors: 10,
+            max_junk_commands: 100,
             max_connections: 1000,
             max_connections_per_ip: 100,
             command_timeout: Span::secs(300),

@@ -69,6 +69,7 @@ pub struct Session {
     /// TLS facts once encrypted.
     pub tls: Option<TlsFacts>,
     errors: u32,
+    junk: u32,
 }
 
 impl Session {
@@ -88,6 +89,7 @@ impl Session {
             helo: None,
             tls: None,
             errors: 0,
+            junk: 0,
         }
     }
 
@@ -159,6 +161,28 @@ impl Session {
 
     /// Dispatches one command.
     pub fn handle(&mut self, cmd: Command) -> Step {
+        // Commands that move no mail can keep a session busy for its whole
+        // lifetime; cap them (Postfix: smtpd_junk_command_limit).
+        if matches!(
+            cmd,
+            Command::Noop
+                | Command::Rset
+                | Command::Vrfy
+                | Command::Expn
+                | Command::Help
+                | Command::Ehlo(_)
+                | Command::Helo(_)
+        ) {
+            self.junk += 1;
+            if self.junk > self.config.limits.max_junk_commands {
+                self.metrics.refused("too_many_commands");
+                return Step::Close(Reply::new(
+                    421,
+                    "4.7.0",
+                    "Too many commands, closing connection",
+                ));
+            }
+        }
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true),
             Command::Helo(name) => self.ehlo(name, false),
@@ -523,6 +547,15 @@ mod tests {
             last = Some(step);
         }
         assert!(matches!(last, Some(Step::Close(r)) if r.code == 421));
+    }
+
+    #[test]
+    fn junk_command_limit() {
+        let mut s = session("127.0.0.1:1", &[]);
+        for _ in 0..100 {
+            assert_eq!(code(&mut s, "NOOP"), 250);
+        }
+        assert_eq!(code(&mut s, "NOOP"), 421);
     }
 
     #[test]

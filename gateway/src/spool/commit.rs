@@ -55,13 +55,13 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the committer thread for `db`.
-    pub fn start(db: Arc<DB>, metrics: Arc<Metrics>) -> Self {
+    pub fn start(db: Arc<DB>, metrics: Arc<Metrics>) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("spool-commit".into())
             .spawn(move || run(db, rx, metrics))
             .expect("spawn spool committer");
-        Committer { tx }
+        (Committer { tx }, thread)
     }
 
     /// Applies `ops` durably; returns once they are synced to disk.

@@ -61,6 +61,18 @@ struct Inner {
     /// Highest id handed out or found on disk: ids only grow, so a clock
     /// stepping back can never reuse the id of a queued message.
     last_id: AtomicU64,
+    commit_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close the committer's queue and wait for it, so the database (and
+        // its lock) is released when the last spool handle goes.
+        self.committer = None;
+        if let Some(t) = self.commit_thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A handle to the spool; cheap to clone.
@@ -129,7 +141,7 @@ impl Spool {
         std::fs::create_dir_all(dir)
             .map_err(|e| SpoolError::Commit(format!("create {}: {e}", dir.display())))?;
         let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
-        let committer = Committer::start(db.clone(), metrics.clone());
+        let (committer, commit_thread) = Committer::start(db.clone(), metrics.clone());
         let last = highest_id(&db)?;
         let spool = Spool {
             inner: Arc::new(Inner {
@@ -138,6 +150,7 @@ impl Spool {
                 committer: Some(committer),
                 metrics,
                 last_id: AtomicU64::new(last),
+                commit_thread: Some(commit_thread),
             }),
         };
         let swept = spool.sweep_orphans()?;
@@ -164,6 +177,7 @@ impl Spool {
                 committer: None,
                 metrics: Arc::new(Metrics::new()),
                 last_id: AtomicU64::new(u64::MAX),
+                commit_thread: None,
             }),
         })
     }
