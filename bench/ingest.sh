@@ -14,6 +14,7 @@ cargo build --release -p sealgate >/dev/null
 BIN=target/release/sealgate
 # On the project disk, not /tmp: fsync must reach a real device.
 WORK=$(mktemp -d "$PWD/target/bench.XXXXXX")
+chmod 755 "$WORK"   # Postfix runs as its own user and must reach its directories
 cleanup() {
   [ -n "${SG_PID:-}" ] && kill "$SG_PID" 2>/dev/null || true
   [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
@@ -54,7 +55,7 @@ kill "$SG_PID"; wait "$SG_PID" 2>/dev/null || true; SG_PID=
 
 # --- Postfix -> smtp-sink -------------------------------------------------
 SINK=$(port); PF=$(port)
-smtp-sink -c "127.0.0.1:$SINK" 1000 >"$WORK/sink.out" 2>&1 &
+smtp-sink -u postfix -c "127.0.0.1:$SINK" 1000 >"$WORK/sink.out" 2>&1 &
 SINK_PID=$!
 mkdir -p "$WORK/pf/etc" "$WORK/pf/queue" "$WORK/pf/data"
 chown postfix "$WORK/pf/data"
