@@ -104,6 +104,20 @@ fn make_certs(dir: &Path, name: &str) {
     openssl(dir, &rogue);
 }
 
+/// swaks over STARTTLS, presenting `cert` (certificate, key) if given.
+fn send(server: &str, to: &str, cert: Option<(&Path, &Path)>) -> std::process::Output {
+    let mut args = vec!["--server", server, "--to", to, "-tls"];
+    if let Some((c, k)) = cert {
+        args.extend([
+            "--tls-cert",
+            c.to_str().unwrap(),
+            "--tls-key",
+            k.to_str().unwrap(),
+        ]);
+    }
+    swaks(&args)
+}
+
 #[test]
 fn connector_by_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
@@ -118,22 +132,12 @@ fn connector_by_client_certificate() {
     let key = certs.path().join("client.key");
 
     // Without a certificate, loopback is just the internet: no relaying.
-    let o = swaks(&["--server", &server, "--to", "someone@example.com", "-tls"]);
+    let o = send(&server, "someone@example.com", None);
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(text.contains("550 5.7.1"), "{text}");
 
     // With the trusted certificate: outbound through the connector.
-    let o = swaks(&[
-        "--server",
-        &server,
-        "--to",
-        "someone@example.com",
-        "-tls",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let o = send(&server, "someone@example.com", Some((&cert, &key)));
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{text}\n{}", g.log());
     let id = queued_id(&text).unwrap();
@@ -155,30 +159,10 @@ fn connector_by_client_certificate() {
     // no connector, so it cannot relay.
     let rogue = certs.path().join("rogue.pem");
     let rogue_key = certs.path().join("rogue.key");
-    let o = swaks(&[
-        "--server",
-        &server,
-        "--to",
-        "someone@example.com",
-        "-tls",
-        "--tls-cert",
-        rogue.to_str().unwrap(),
-        "--tls-key",
-        rogue_key.to_str().unwrap(),
-    ]);
+    let o = send(&server, "someone@example.com", Some((&rogue, &rogue_key)));
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(text.contains("550 5.7.1"), "{text}");
-    let o = swaks(&[
-        "--server",
-        &server,
-        "--to",
-        "doctor@hospital.test",
-        "-tls",
-        "--tls-cert",
-        rogue.to_str().unwrap(),
-        "--tls-key",
-        rogue_key.to_str().unwrap(),
-    ]);
+    let o = send(&server, "doctor@hospital.test", Some((&rogue, &rogue_key)));
     assert!(
         o.status.success(),
         "inbound TLS with a self-signed client certificate must work: {}",

@@ -399,41 +399,49 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
 
     let l = &c.limits;
-    if l.max_message_size < 1024 {
-        bad(
-            "limits.max_message_size".into(),
-            "must be at least 1024 octets",
-        );
-    }
-    if l.max_recipients < 1 {
-        bad("limits.max_recipients".into(), "must be at least 1");
-    } else if l.max_recipients < 100 {
+    // (field, value, minimum, why that minimum)
+    let minimums: [(&str, u64, u64, &str); 7] = [
+        (
+            "limits.max_message_size",
+            l.max_message_size,
+            1024,
+            "octets",
+        ),
         // RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients.
-        bad(
-            "limits.max_recipients".into(),
-            "must be at least 100 (RFC 5321 section 4.5.3.1.8)",
-        );
-    }
-    if l.max_line_length < 512 {
-        bad(
-            "limits.max_line_length".into(),
-            "must be at least 512 (RFC 5321 section 4.5.3.1.4)",
-        );
-    }
-    if l.max_data_line_length < 998 {
-        bad(
-            "limits.max_data_line_length".into(),
-            "must be at least 998 (RFC 5321 section 4.5.3.1.6)",
-        );
-    }
-    if l.max_errors < 1 {
-        bad("limits.max_errors".into(), "must be at least 1");
-    }
-    if l.max_junk_commands < 10 {
-        bad("limits.max_junk_commands".into(), "must be at least 10");
-    }
-    if l.max_connections < 1 {
-        bad("limits.max_connections".into(), "must be at least 1");
+        (
+            "limits.max_recipients",
+            l.max_recipients as u64,
+            100,
+            "(RFC 5321 section 4.5.3.1.8)",
+        ),
+        (
+            "limits.max_line_length",
+            l.max_line_length as u64,
+            512,
+            "(RFC 5321 section 4.5.3.1.4)",
+        ),
+        (
+            "limits.max_data_line_length",
+            l.max_data_line_length as u64,
+            998,
+            "(RFC 5321 section 4.5.3.1.6)",
+        ),
+        ("limits.max_errors", u64::from(l.max_errors), 1, ""),
+        (
+            "limits.max_junk_commands",
+            u64::from(l.max_junk_commands),
+            10,
+            "",
+        ),
+        ("limits.max_connections", l.max_connections as u64, 1, ""),
+    ];
+    for (field, value, min, why) in minimums {
+        if value < min {
+            bad(
+                field.into(),
+                format!("must be at least {min} {why}").trim_end(),
+            );
+        }
     }
     if l.max_connections_per_ip < 1 || l.max_connections_per_ip > l.max_connections {
         bad(
