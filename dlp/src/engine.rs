@@ -681,6 +681,94 @@ impl RuleSet {
     }
 }
 
+/// Merges the findings of several texts of one message (subject, body, each attachment)
+/// so that a value seen in several of them counts once, as it does within one text.
+///
+/// Values live only inside the accumulator; the merged [`Findings`] carry counts and
+/// confidences, and no spans (a span only means something inside its own text).
+#[derive(Debug)]
+pub struct Accumulator<'r> {
+    rules: &'r RuleSet,
+    per: Vec<AccState>,
+}
+
+#[derive(Debug, Default)]
+struct AccState {
+    total: usize,
+    /// Normalised value → best confidence over all texts added so far.
+    values: HashMap<String, Confidence>,
+}
+
+impl RuleSet {
+    /// An empty accumulator for merging per-text findings of one message.
+    pub fn accumulator(&self) -> Accumulator<'_> {
+        Accumulator {
+            rules: self,
+            per: (0..self.detectors.len())
+                .map(|_| AccState::default())
+                .collect(),
+        }
+    }
+}
+
+impl Accumulator<'_> {
+    /// Adds the findings of one text; `text` must be the text that `findings` came from
+    /// (its spans are re-normalised here to compare values across texts).
+    pub fn add(&mut self, text: &str, findings: &Findings) {
+        for f in &findings.detectors {
+            let (Some(d), Some(acc)) =
+                (self.rules.detectors.get(f.index), self.per.get_mut(f.index))
+            else {
+                continue;
+            };
+            acc.total += f.matches.len();
+            for m in &f.matches {
+                let Some(raw) = text.get(m.start..m.end) else {
+                    continue;
+                };
+                let best = acc
+                    .values
+                    .entry(d.normalize.apply(raw))
+                    .or_insert(m.confidence);
+                *best = (*best).max(m.confidence);
+            }
+        }
+    }
+
+    /// The merged findings: unique counts over all texts, matches left empty.
+    pub fn finish(self) -> Findings {
+        let mut out = Findings::default();
+        for (i, acc) in self.per.into_iter().enumerate() {
+            if acc.values.is_empty() {
+                continue;
+            }
+            let mut by = [0usize; 3];
+            for c in acc.values.values() {
+                for (lvl, slot) in by.iter_mut().enumerate() {
+                    if c.index() >= lvl {
+                        *slot += 1;
+                    }
+                }
+            }
+            out.detectors.push(DetectorFinding {
+                detector: self.rules.detectors[i].id.clone(),
+                confidence: acc
+                    .values
+                    .values()
+                    .copied()
+                    .max()
+                    .unwrap_or(Confidence::Low),
+                unique_count: acc.values.len(),
+                total_count: acc.total,
+                unique_by_confidence: by,
+                matches: Vec::new(),
+                index: i,
+            });
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct DetState {
     last_end: usize,
@@ -1155,6 +1243,27 @@ confidence = "low"
                 confidence: Confidence::Low
             }
         );
+    }
+
+    #[test]
+    fn accumulator_counts_values_once_across_texts_and_keeps_best_confidence() {
+        let rs = RuleSet::load_dir(rules(GOOD, None)).unwrap();
+        let texts = [
+            "ref 536-90-4399",
+            "ssn 536-90-4399 and 536-90-4398",
+            "nothing",
+        ];
+        let mut acc = rs.accumulator();
+        for t in texts {
+            acc.add(t, &rs.scan(t));
+        }
+        let merged = acc.finish();
+        let d = merged.get("t").unwrap();
+        assert_eq!((d.unique_count, d.total_count), (2, 3));
+        // 536-90-4399 is low alone in the first text but medium (keyword) in the second.
+        assert_eq!(d.confidence, Confidence::Medium);
+        assert_eq!(d.unique_at_least(Confidence::Medium), 2);
+        assert!(d.matches.is_empty());
     }
 
     #[test]

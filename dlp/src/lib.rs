@@ -15,7 +15,9 @@ pub mod validators;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use engine::{DetectorFinding, DetectorInfo, ExampleFailure, Findings, MatchSpan, RuleSet};
+pub use engine::{
+    Accumulator, DetectorFinding, DetectorInfo, ExampleFailure, Findings, MatchSpan, RuleSet,
+};
 pub use error::{RuleError, RuleErrorKind};
 pub use policy::{strongest_action, PolicyHit, PolicyId};
 pub use validators::{Normalize, Validator};

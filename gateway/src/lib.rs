@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod inspect;
 pub mod serve;
 pub mod smtp;
 pub mod spool;

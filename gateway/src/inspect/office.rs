@@ -1,0 +1,311 @@
+//! Office Open XML (docx, xlsx, pptx): zip containers of XML parts. The text is the
+//! character data of the content parts; element boundaries that separate paragraphs,
+//! cells and rows become line breaks or tabs so that values in adjacent cells never run
+//! together, while runs inside a paragraph (`<w:t>12</w:t><w:t>3</w:t>`) join.
+
+use super::archive::{self, Zip};
+use super::blob::{self, Blob};
+use super::{Ctx, PartKind, PartPath, UnscannableReason};
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// Which Office Open XML format a zip is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OfficeKind {
+    Docx,
+    Xlsx,
+    Pptx,
+}
+
+impl OfficeKind {
+    /// Detects the format from the main part's name (the content-types part must exist).
+    pub(crate) fn detect(zip: &Zip<'_>) -> Option<Self> {
+        let has = |n: &str| zip.index_for_name(n).is_some();
+        if !has("[Content_Types].xml") {
+            return None;
+        }
+        if has("word/document.xml") {
+            Some(OfficeKind::Docx)
+        } else if has("xl/workbook.xml") {
+            Some(OfficeKind::Xlsx)
+        } else if has("ppt/presentation.xml") {
+            Some(OfficeKind::Pptx)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            OfficeKind::Docx => "docx",
+            OfficeKind::Xlsx => "xlsx",
+            OfficeKind::Pptx => "pptx",
+        }
+    }
+
+    fn part_kind(self) -> PartKind {
+        match self {
+            OfficeKind::Docx => PartKind::Docx,
+            OfficeKind::Xlsx => PartKind::Xlsx,
+            OfficeKind::Pptx => PartKind::Pptx,
+        }
+    }
+
+    /// XML parts that hold text a person wrote (body, headers, notes, comments, cells).
+    fn is_text_part(self, n: &str) -> bool {
+        let xml = n.ends_with(".xml");
+        let under = |dir: &str| n.starts_with(dir) && xml;
+        n == "docProps/core.xml"
+            || match self {
+                OfficeKind::Docx => {
+                    xml && (n == "word/document.xml"
+                        || n.starts_with("word/header")
+                        || n.starts_with("word/footer")
+                        || n == "word/footnotes.xml"
+                        || n == "word/endnotes.xml"
+                        || n == "word/comments.xml")
+                }
+                OfficeKind::Xlsx => {
+                    n == "xl/sharedStrings.xml"
+                        || under("xl/worksheets/")
+                        || (n.starts_with("xl/comments") && xml)
+                }
+                OfficeKind::Pptx => {
+                    under("ppt/slides/") || under("ppt/notesSlides/") || under("ppt/comments/")
+                }
+            }
+    }
+}
+
+/// True for files embedded in a document (OLE objects, nested workbooks) or its media.
+fn is_embedded(n: &str) -> bool {
+    ["word/", "xl/", "ppt/"].iter().any(|p| {
+        n.strip_prefix(p)
+            .is_some_and(|r| r.starts_with("embeddings/") || r.starts_with("media/"))
+    })
+}
+
+/// Extracts an Office file's text as one text part; embedded files and media are
+/// extracted (or reported) as blobs of their own.
+pub(crate) fn extract(
+    ctx: &mut Ctx<'_>,
+    path: &PartPath,
+    zip: &mut Zip<'_>,
+    kind: OfficeKind,
+    depth: usize,
+) {
+    let n = zip.len().min(ctx.limits.max_archive_entries);
+    if zip.len() > n {
+        ctx.unscannable(
+            path.clone(),
+            UnscannableReason::TooManyEntries {
+                count: zip.len(),
+                limit: n,
+            },
+        );
+    }
+    let mut text = String::new();
+    // Workbook cells refer to shared strings by index: resolve them so that a sheet
+    // reads row by row ("SSN\t536904399"), putting header keywords near their values.
+    let shared = match kind {
+        OfficeKind::Xlsx => shared_strings(ctx, path, zip),
+        _ => None,
+    };
+    let mut sheets = 0;
+    for i in 0..n {
+        let name = archive::entry_name(zip, i);
+        if shared.is_some() && name == SHARED_STRINGS {
+            continue; // read above
+        }
+        let text_part = kind.is_text_part(&name);
+        if !text_part && !is_embedded(&name) {
+            continue; // styles, relationships, themes: markup, not content
+        }
+        let epath = path.entry(&name);
+        let data = match archive::read_entry(ctx, zip, i, kind.name()) {
+            Ok(d) => d,
+            Err(r) => {
+                ctx.unscannable(epath, r);
+                continue;
+            }
+        };
+        if text_part {
+            let parsed = match &shared {
+                Some(strings) if name.starts_with("xl/worksheets/") => {
+                    sheets += 1;
+                    sheet_text(&data, strings)
+                }
+                _ => xml_text(&data),
+            };
+            match parsed {
+                Ok(t) => {
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+                Err(e) => ctx.unscannable(epath, UnscannableReason::corrupt(kind.name(), e)),
+            }
+        } else {
+            let short = name.rsplit('/').next().unwrap_or(&name).to_string();
+            blob::extract(
+                ctx,
+                Blob {
+                    path: epath,
+                    name: Some(&short),
+                    mime: None,
+                    bytes: &data,
+                    depth,
+                },
+            );
+        }
+    }
+    if let (Some(strings), 0) = (&shared, sheets) {
+        // No readable sheet refers to them: scan the strings on their own.
+        text.push_str(&strings.join("\n"));
+    }
+    ctx.text(path.clone(), kind.part_kind(), text);
+}
+
+const SHARED_STRINGS: &str = "xl/sharedStrings.xml";
+
+/// The workbook's shared strings, in index order (None when absent or unreadable, in
+/// which case the part is reported and read like any other XML part).
+fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Option<Vec<String>> {
+    let i = zip.index_for_name(SHARED_STRINGS)?;
+    let epath = path.entry(SHARED_STRINGS);
+    let data = match archive::read_entry(ctx, zip, i, "xlsx") {
+        Ok(d) => d,
+        Err(r) => {
+            ctx.unscannable(epath, r);
+            return Some(Vec::new());
+        }
+    };
+    let mut r = Reader::from_reader(&data[..]);
+    r.config_mut().check_end_names = false;
+    let (mut out, mut cur, mut in_t, mut in_phonetic) = (Vec::new(), String::new(), false, false);
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                b"t" => in_t = true,
+                b"rPh" => in_phonetic = true,
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                b"t" => in_t = false,
+                b"rPh" => in_phonetic = false,
+                b"si" => out.push(std::mem::take(&mut cur)),
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_t && !in_phonetic => {
+                cur.push_str(&t.decode().unwrap_or_default());
+            }
+            Ok(Event::GeneralRef(g)) if in_t && !in_phonetic => push_ref(&mut cur, &g),
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => {
+                ctx.unscannable(epath, UnscannableReason::corrupt("xlsx", e));
+                break;
+            }
+        }
+        buf.clear();
+    }
+    Some(out)
+}
+
+/// A worksheet's cells row by row (tab between cells), shared strings resolved;
+/// formulas are skipped (their cached value is in `<v>`).
+fn sheet_text(data: &[u8], shared: &[String]) -> Result<String, String> {
+    let mut r = Reader::from_reader(data);
+    r.config_mut().check_end_names = false;
+    let mut out = String::new();
+    let (mut shared_cell, mut in_value) = (false, false);
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+            Event::Start(e) => match e.local_name().as_ref() {
+                b"c" => {
+                    shared_cell = e
+                        .try_get_attribute("t")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|a| a.value.as_ref() == b"s");
+                }
+                b"v" | b"t" => in_value = true,
+                _ => {}
+            },
+            Event::End(e) => match e.local_name().as_ref() {
+                b"v" | b"t" => in_value = false,
+                b"c" => out.push('\t'),
+                b"row" => out.push('\n'),
+                _ => {}
+            },
+            Event::Text(t) if in_value => {
+                let v = t.decode().map_err(|e| e.to_string())?;
+                match (shared_cell, v.trim().parse::<usize>()) {
+                    (true, Ok(idx)) => out.push_str(shared.get(idx).map_or("", String::as_str)),
+                    _ => out.push_str(&v),
+                }
+            }
+            Event::GeneralRef(g) if in_value => push_ref(&mut out, &g),
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
+/// Appends the character an XML entity or character reference stands for.
+fn push_ref(out: &mut String, r: &quick_xml::events::BytesRef<'_>) {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => out.push(c),
+        _ => out.push_str(match &**r {
+            b"amp" => "&",
+            b"lt" => "<",
+            b"gt" => ">",
+            b"quot" => "\"",
+            b"apos" => "'",
+            _ => " ",
+        }),
+    }
+}
+
+/// Local names whose end starts a new line (paragraphs, rows, shared strings, breaks).
+const LINE_END: &[&[u8]] = &[
+    b"p", b"tr", b"row", b"si", b"br", b"cr", b"title", b"creator",
+];
+/// Local names whose end separates values on a line (cells, tabs).
+const CELL_END: &[&[u8]] = &[b"tc", b"c", b"tab", b"is"];
+
+/// Character data of an XML part, with line breaks and tabs at structural boundaries.
+pub(crate) fn xml_text(data: &[u8]) -> Result<String, String> {
+    let mut r = Reader::from_reader(data);
+    r.config_mut().check_end_names = false;
+    let mut out = String::new();
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf) {
+            Ok(Event::Text(t)) => match t.decode() {
+                Ok(s) => out.push_str(&s),
+                Err(e) => return Err(e.to_string()),
+            },
+            Ok(Event::CData(t)) => out.push_str(&String::from_utf8_lossy(&t)),
+            Ok(Event::GeneralRef(r)) => push_ref(&mut out, &r),
+            Ok(Event::End(e)) => sep(&mut out, e.local_name().as_ref()),
+            Ok(Event::Empty(e)) => sep(&mut out, e.local_name().as_ref()),
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
+fn sep(out: &mut String, local: &[u8]) {
+    if LINE_END.contains(&local) {
+        out.push('\n');
+    } else if CELL_END.contains(&local) {
+        out.push('\t');
+    }
+}

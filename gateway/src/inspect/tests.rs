@@ -1,0 +1,606 @@
+//! End-to-end tests of the inspect stage on messages built here, scanned with the real
+//! rules from `dlp-rules/`. Identifiers are synthetic (taken from the rule examples).
+
+use super::*;
+use sealgate_dlp::RuleSet;
+use std::io::Write;
+use std::sync::OnceLock;
+
+fn rules() -> &'static RuleSet {
+    static RULES: OnceLock<RuleSet> = OnceLock::new();
+    RULES.get_or_init(|| {
+        RuleSet::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../dlp-rules"))
+            .expect("dlp-rules load")
+    })
+}
+
+// ---- message builders -------------------------------------------------------------
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for (n, c) in data.chunks(3).enumerate() {
+        if n > 0 && n % 19 == 0 {
+            s.push_str("\r\n");
+        }
+        let v = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[(v >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// One MIME part: headers + body bytes.
+fn part(headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut p = headers.replace('\n', "\r\n").into_bytes();
+    p.extend_from_slice(b"\r\n\r\n");
+    p.extend_from_slice(body);
+    p
+}
+
+/// A base64 attachment part.
+fn attachment(ctype: &str, name: &str, data: &[u8]) -> Vec<u8> {
+    part(
+        &format!(
+            "Content-Type: {ctype}; name=\"{name}\"\nContent-Transfer-Encoding: base64\n\
+             Content-Disposition: attachment; filename=\"{name}\""
+        ),
+        b64(data).as_bytes(),
+    )
+}
+
+/// A whole multipart/mixed message.
+fn message(subject: &str, parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = format!(
+        "From: \"Alice Example\" <alice@example.com>\r\nTo: bob@example.org\r\n\
+         Subject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"BOUNDARY\"\r\n\r\npreamble\r\n"
+    )
+    .into_bytes();
+    for p in parts {
+        m.extend_from_slice(b"--BOUNDARY\r\n");
+        m.extend_from_slice(p);
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(b"--BOUNDARY--\r\n");
+    m
+}
+
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+const CT: &[u8] = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#;
+
+fn docx(paragraphs: &[&str]) -> Vec<u8> {
+    let mut body = String::from(
+        r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>"#,
+    );
+    for p in paragraphs {
+        // Split each paragraph into two runs, as Word does, to check runs join.
+        let (a, b) = p.split_at(p.len() / 2);
+        body.push_str(&format!(
+            "<w:p><w:r><w:t>{a}</w:t></w:r><w:r><w:t xml:space=\"preserve\">{b}</w:t></w:r></w:p>"
+        ));
+    }
+    body.push_str("</w:body></w:document>");
+    zip_of(&[
+        ("[Content_Types].xml", CT),
+        ("word/document.xml", body.as_bytes()),
+    ])
+}
+
+fn xlsx(shared: &[&str]) -> Vec<u8> {
+    let sheet = r#"<?xml version="1.0"?><worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1"><v>42</v></c></row></sheetData></worksheet>"#;
+    xlsx_with(shared, sheet)
+}
+
+fn xlsx_with(shared: &[&str], sheet: &str) -> Vec<u8> {
+    let mut sst = String::from(r#"<?xml version="1.0"?><sst>"#);
+    for s in shared {
+        sst.push_str(&format!("<si><t>{s}</t></si>"));
+    }
+    sst.push_str("</sst>");
+    zip_of(&[
+        ("[Content_Types].xml", CT),
+        ("xl/workbook.xml", b"<workbook/>"),
+        ("xl/sharedStrings.xml", sst.as_bytes()),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+    ])
+}
+
+fn pptx(slide_text: &str) -> Vec<u8> {
+    let slide = format!(
+        r#"<?xml version="1.0"?><p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{slide_text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+    );
+    zip_of(&[
+        ("[Content_Types].xml", CT),
+        ("ppt/presentation.xml", b"<presentation/>"),
+        ("ppt/slides/slide1.xml", slide.as_bytes()),
+    ])
+}
+
+/// A minimal valid one-page PDF showing `text` in Helvetica, with a correct xref table.
+fn pdf(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 712 Td ({text}) Tj ET");
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objs.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn finding<'a>(i: &'a Inspection, id: &str) -> &'a MessageFinding {
+    i.findings
+        .iter()
+        .find(|f| f.detector.as_str() == id)
+        .unwrap_or_else(|| panic!("no {id} finding; have {:?}", ids(i)))
+}
+
+fn ids(i: &Inspection) -> Vec<&str> {
+    i.findings.iter().map(|f| f.detector.as_str()).collect()
+}
+
+fn paths(f: &MessageFinding) -> Vec<&str> {
+    f.parts.iter().map(|p| p.as_str()).collect()
+}
+
+fn reason_at<'a>(i: &'a Inspection, path: &str) -> &'a UnscannableReason {
+    &i.unscannable
+        .iter()
+        .find(|u| u.path.as_str() == path)
+        .unwrap_or_else(|| panic!("{path} not unscannable; have {:?}", i.unscannable))
+        .reason
+}
+
+/// The message of the main test: every kind of part, the same SSN in three of them.
+fn rich_message() -> Vec<u8> {
+    let qp = part(
+        "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable",
+        b"Hi Bob,=0D=0Athe patient's SSN is 536-90-=\r\n4399 as discussed =3D ok.",
+    );
+    let html = part(
+        "Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64",
+        b64(b"<html><body><script>var x='4111';</script><p>Please charge my Visa&nbsp;4556 7375 8689 9855, exp 04/29.</p></body></html>").as_bytes(),
+    );
+    let latin1 = part(
+        "Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit",
+        b"Num\xe9ro de s\xe9curit\xe9 sociale am\xe9ricain, SSN: 457-12-3456 (Jos\xe9)",
+    );
+    let docx = attachment(
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "report.docx",
+        &docx(&["Quarterly report", "Patient SSN: 536-90-4399"]),
+    );
+    let xlsx = attachment(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "members.xlsx",
+        &xlsx(&["Medicare ID: 3CD5-FG7-HJ89"]),
+    );
+    let zip = attachment(
+        "application/zip",
+        "data.zip",
+        &zip_of(&[("people.csv", b"name,note\nJane,DOB: 03/14/1972\n")]),
+    );
+    let nested = part(
+        "Content-Type: message/rfc822",
+        b"From: carol@example.com\r\nSubject: fwd\r\n\r\nForwarded: SSN 536-90-4399\r\n",
+    );
+    let pdf = attachment(
+        "application/pdf",
+        "scan.pdf",
+        &pdf("Patient SSN: 457-12-3456"),
+    );
+    message(
+        "Quarterly numbers",
+        &[qp, html, latin1, docx, xlsx, zip, nested, pdf],
+    )
+}
+
+#[test]
+fn every_part_is_scanned_with_paths_and_unique_counts() {
+    let i = inspect(&rich_message(), rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+
+    let ssn = finding(&i, "us_ssn");
+    // 536-90-4399 in body, docx and nested message; 457-12-3456 in latin-1 part and PDF.
+    assert_eq!(ssn.count, 2, "{ssn:?}");
+    assert_eq!(ssn.total, 5, "{ssn:?}");
+    assert_eq!(
+        paths(ssn),
+        ["1", "3", "4:report.docx", "7/1", "8:scan.pdf"],
+        "{ssn:?}"
+    );
+    assert!(ssn.samples.contains(&"***-**-4399".to_string()), "{ssn:?}");
+    assert!(ssn.samples.iter().all(|s| !s.contains("536")));
+
+    assert_eq!(paths(finding(&i, "credit_card")), ["2"]);
+    assert_eq!(paths(finding(&i, "us_mbi")), ["5:members.xlsx"]);
+    assert_eq!(
+        paths(finding(&i, "date_of_birth")),
+        ["6:data.zip!people.csv"]
+    );
+    assert_eq!(i.action, Some(Action::Encrypt));
+    assert!(i.policy_hits.iter().any(|h| h.rule == "ssn"));
+
+    // Per-part kinds.
+    let kind_of = |p: &str| {
+        i.parts
+            .iter()
+            .find(|x| x.path.as_str() == p)
+            .map(|x| x.kind)
+    };
+    assert_eq!(kind_of("1"), Some(PartKind::TextBody));
+    assert_eq!(kind_of("2"), Some(PartKind::HtmlBody));
+    assert_eq!(kind_of("4:report.docx"), Some(PartKind::Docx));
+    assert_eq!(kind_of("8:scan.pdf"), Some(PartKind::Pdf));
+}
+
+#[test]
+fn same_value_in_body_and_attachment_counts_once() {
+    let m = message(
+        "x",
+        &[
+            part("Content-Type: text/plain", b"Patient SSN: 536-90-4399"),
+            attachment(
+                "application/octet-stream",
+                "notes.txt",
+                b"SSN 536904399 again",
+            ),
+        ],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    let ssn = finding(&i, "us_ssn");
+    assert_eq!((ssn.count, ssn.total), (1, 2), "{ssn:?}");
+    assert_eq!(paths(ssn), ["1", "2:notes.txt"]);
+}
+
+#[test]
+fn subject_display_names_and_file_names_are_scanned() {
+    let m = b"From: \"SSN 536-90-4399\" <a@example.com>\r\n\
+              Subject: =?utf-8?q?Patient_SSN:_457-12-3456?=\r\n\
+              Content-Type: text/plain\r\n\r\nhello\r\n";
+    let i = inspect(m, rules(), &InspectLimits::default());
+    let ssn = finding(&i, "us_ssn");
+    assert_eq!(ssn.count, 2);
+    assert_eq!(paths(ssn), ["header:subject", "header:names"]);
+
+    let m = message(
+        "x",
+        &[attachment(
+            "application/octet-stream",
+            "SSN 536-90-4399.bin",
+            &[0u8, 1, 2, 3],
+        )],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    // The file name is scanned, but shown masked in the path.
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:SSN ***-**-****.bin"]);
+    assert_eq!(
+        reason_at(&i, "1:SSN ***-**-****.bin").code(),
+        "unsupported_type"
+    );
+}
+
+#[test]
+fn pptx_slide_text_is_scanned() {
+    let m = message(
+        "x",
+        &[attachment(
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "deck.pptx",
+            &pptx("Medicare ID: 3CD5-FG7-HJ89"),
+        )],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(paths(finding(&i, "us_mbi")), ["1:deck.pptx"]);
+}
+
+#[test]
+fn nested_zip_in_zip_is_scanned() {
+    let inner = zip_of(&[("deep/ids.txt", b"Patient SSN: 536-90-4399")]);
+    let outer = zip_of(&[("inner.zip", &inner)]);
+    let m = message("x", &[attachment("application/zip", "outer.zip", &outer)]);
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(
+        paths(finding(&i, "us_ssn")),
+        ["1:outer.zip!inner.zip!deep/ids.txt"]
+    );
+}
+
+#[test]
+fn zip_bomb_entry_is_unscannable_by_ratio() {
+    let zeros = vec![0u8; 4 << 20];
+    let z = zip_of(&[("zeros.bin", &zeros), ("ok.txt", b"SSN 536-90-4399")]);
+    let m = message("x", &[attachment("application/zip", "bomb.zip", &z)]);
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(
+        reason_at(&i, "1:bomb.zip!zeros.bin").code(),
+        "compression_ratio"
+    );
+    // The rest of the archive is still scanned.
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:bomb.zip!ok.txt"]);
+}
+
+#[test]
+fn budget_and_part_limits_are_reported() {
+    // Incompressible text, so only the size limits (not the ratio) apply.
+    let mut x: u32 = 12345;
+    let mut text = || -> Vec<u8> {
+        (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b'a' + (x >> 16) as u8 % 26
+            })
+            .collect()
+    };
+    let (a, b) = (text(), text());
+    let z = zip_of(&[("a.txt", &a[..]), ("b.txt", &b[..])]);
+    let m = message("x", &[attachment("text/plain", "big.txt", &a)]);
+    let limits = InspectLimits {
+        max_part_bytes: 4000,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &limits);
+    assert_eq!(reason_at(&i, "1:big.txt").code(), "too_large");
+    let m = message("x", &[attachment("application/zip", "two.zip", &z)]);
+    let limits = InspectLimits {
+        max_expanded_bytes: 12_000,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &limits);
+    assert_eq!(reason_at(&i, "1:two.zip!b.txt").code(), "budget_exhausted");
+}
+
+/// Sets the "encrypted" flag of every entry (local and central headers), as a
+/// ZipCrypto archive has it.
+fn mark_encrypted(mut z: Vec<u8>) -> Vec<u8> {
+    for i in 0..z.len().saturating_sub(10) {
+        if z[i..].starts_with(b"PK\x03\x04") {
+            z[i + 6] |= 1;
+        } else if z[i..].starts_with(b"PK\x01\x02") {
+            z[i + 8] |= 1;
+        }
+    }
+    z
+}
+
+#[test]
+fn encrypted_and_corrupt_attachments_are_unscannable_with_reasons() {
+    let enc = mark_encrypted(zip_of(&[("secret.csv", b"ssn,536-90-4399")]));
+    let m = message(
+        "x",
+        &[
+            attachment("application/zip", "locked.zip", &enc),
+            attachment("application/pdf", "broken.pdf", b"%PDF-1.4\n1 0 obj << /Ty"),
+            attachment(
+                "application/zip",
+                "cut.zip",
+                &zip_of(&[("a.txt", b"x")])[..20],
+            ),
+            attachment("image/png", "logo.png", b"\x89PNG\r\n\x1a\n...."),
+            attachment(
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "protected.docx",
+                &[
+                    &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1][..],
+                    &"EncryptionInfo"
+                        .bytes()
+                        .flat_map(|c| [c, 0])
+                        .collect::<Vec<_>>(),
+                ]
+                .concat(),
+            ),
+        ],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(
+        reason_at(&i, "1:locked.zip!secret.csv"),
+        &UnscannableReason::Encrypted("zip entry")
+    );
+    let pdf = reason_at(&i, "2:broken.pdf").code();
+    assert!(pdf == "corrupt" || pdf == "no_text", "{pdf}");
+    assert_eq!(reason_at(&i, "3:cut.zip").code(), "corrupt");
+    assert_eq!(reason_at(&i, "4:logo.png").code(), "image");
+    assert_eq!(reason_at(&i, "5:protected.docx").code(), "encrypted");
+    // Reasons carry words, never content.
+    for u in &i.unscannable {
+        assert!(!u.detail.contains("536"), "{}", u.detail);
+    }
+}
+
+#[test]
+fn nesting_beyond_max_depth_is_unscannable() {
+    let mut m = b"Subject: leaf\r\n\r\nSSN 536-90-4399\r\n".to_vec();
+    for _ in 0..12 {
+        let mut outer = b"Subject: wrap\r\nMIME-Version: 1.0\r\n\
+                          Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n\
+                          Content-Type: message/rfc822\r\n\r\n"
+            .to_vec();
+        outer.extend_from_slice(&m);
+        // Nested boundaries must differ; make each level's unique.
+        let level = outer.len();
+        let b = format!("B{level}");
+        let outer = String::from_utf8(outer)
+            .unwrap()
+            .replace("\"B\"", &format!("\"{b}\""));
+        let outer = outer.replacen("--B\r\n", &format!("--{b}\r\n"), 1);
+        m = format!("{outer}\r\n--{b}--\r\n").into_bytes();
+    }
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(
+        i.unscannable.iter().any(|u| u.reason.code() == "too_deep"),
+        "{:?}",
+        i.unscannable
+    );
+}
+
+#[test]
+fn unparseable_input_is_scanned_raw_and_reported() {
+    let i = inspect(b"SSN 536-90-4399", rules(), &InspectLimits::default());
+    assert!(!i.findings.is_empty() || !i.unscannable.is_empty());
+}
+
+#[test]
+fn random_bytes_and_truncated_mime_never_panic() {
+    let limits = InspectLimits::default();
+    let full = rich_message();
+    for cut in (0..full.len()).step_by(full.len() / 97 + 1) {
+        let _ = inspect(&full[..cut], rules(), &limits);
+    }
+    // Flip bytes at pseudo-random places (xorshift: deterministic, no extra crates).
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..40 {
+        let mut m = full.clone();
+        for _ in 0..32 {
+            let at = (next() as usize) % m.len();
+            m[at] = next() as u8;
+        }
+        let _ = inspect(&m, rules(), &limits);
+    }
+    for len in [0usize, 1, 7, 100, 5000] {
+        let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let _ = inspect(&junk, rules(), &limits);
+        let mut with_magic = b"%PDF-1.7\n".to_vec();
+        with_magic.extend_from_slice(&junk);
+        let _ = inspect(
+            &message("x", &[attachment("application/pdf", "j.pdf", &with_magic)]),
+            rules(),
+            &limits,
+        );
+        let mut zipish = b"PK\x03\x04".to_vec();
+        zipish.extend_from_slice(&junk);
+        let _ = inspect(
+            &message("x", &[attachment("application/zip", "j.zip", &zipish)]),
+            rules(),
+            &limits,
+        );
+    }
+}
+
+#[test]
+fn inspection_serialises_without_values() {
+    let i = inspect(&rich_message(), rules(), &InspectLimits::default());
+    let j = serde_json::to_string(&i).unwrap();
+    assert!(
+        !j.contains("536-90-4399") && !j.contains("536904399"),
+        "{j}"
+    );
+    assert!(j.contains("\"us_ssn\""));
+}
+
+#[test]
+fn thousands_of_nesting_levels_stay_bounded() {
+    let mut m = Vec::new();
+    for _ in 0..3000 {
+        m.extend_from_slice(b"Subject: n\r\nContent-Type: message/rfc822\r\n\r\n");
+    }
+    m.extend_from_slice(b"Subject: leaf\r\n\r\nSSN 536-90-4399\r\n");
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.iter().any(|u| u.reason.code() == "too_deep"));
+
+    let mut m = Vec::new();
+    for d in 0..3000 {
+        m.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=\"b{d}\"\r\n\r\n--b{d}\r\n")
+                .as_bytes(),
+        );
+    }
+    m.extend_from_slice(b"Content-Type: text/plain\r\n\r\nSSN 536-90-4399\r\n");
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.iter().any(|u| u.reason.code() == "too_deep"));
+}
+
+#[test]
+fn base64_nested_messages_beyond_the_parser_own_depth_are_still_read() {
+    let mut m = b"Subject: leaf\r\n\r\nPatient SSN: 536-90-4399\r\n".to_vec();
+    for _ in 0..5 {
+        m = part(
+            "Subject: wrap\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64",
+            b64(&m).as_bytes(),
+        );
+    }
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1/1/1/1/1/1"]);
+}
+
+#[test]
+fn xlsx_cells_read_row_by_row_so_header_keywords_count() {
+    let sheet = r#"<worksheet><sheetData>
+        <row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>
+        <row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2"><v>536904399</v></c></row>
+        <row r="3"><c r="A3" t="inlineStr"><is><t>Medicare ID: 3CD5-FG7-HJ89</t></is></c>
+        <c r="B3"><f>SUM(B1:B2)</f><v>7</v></c></row>
+        </sheetData></worksheet>"#;
+    let m = message(
+        "x",
+        &[attachment(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "staff.xlsx",
+            &xlsx_with(&["Name", "SSN", "Jane &amp; Co"], sheet),
+        )],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    let ssn = finding(&i, "us_ssn");
+    // A bare 9-digit number is only an SSN next to its "SSN" column header.
+    assert!(ssn.confidence >= Confidence::Medium, "{ssn:?}");
+    assert_eq!((ssn.count, ssn.total), (1, 1));
+    assert_eq!(paths(finding(&i, "us_mbi")), ["1:staff.xlsx"]);
+    let ex = extract(&m, &InspectLimits::default());
+    let t = &ex
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Xlsx)
+        .unwrap()
+        .text;
+    assert!(t.contains("Name\tSSN\t\nJane & Co\t536904399\t\n"), "{t:?}");
+    assert!(!t.contains("SUM("), "{t:?}");
+}
