@@ -37,6 +37,20 @@ pub struct Gateway {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// The address a per-IP limit counts against: the IPv4 address, or the
+/// IPv6 /64 (one subscriber's allocation), so a host cannot dodge the limit
+/// by rotating through its own /64.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Releases a per-IP connection slot when the connection ends.
 struct IpSlot<'a> {
     gw: &'a Gateway,
@@ -273,8 +287,7 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = stream.set_nodelay(true);
-        let ip = peer.ip().to_canonical();
-        let _slots = match self.admit(ip) {
+        let _slots = match self.admit(limit_key(peer.ip())) {
             Ok(s) => s,
             Err(reply) => {
                 let _ = tokio::time::timeout(
@@ -299,7 +312,7 @@ impl Gateway {
             .sessions
             .with_label_values(&[outcome.as_str()])
             .inc();
-        tracing::debug!(peer = %ip, listener = %cfg.name, outcome = outcome.as_str(), "session ended");
+        tracing::debug!(peer = %peer.ip().to_canonical(), listener = %cfg.name, outcome = outcome.as_str(), "session ended");
     }
 
     async fn serve(
@@ -385,7 +398,12 @@ impl Gateway {
                 return End::Done(Outcome::IoError);
             }
             let line_deadline = (Instant::now() + limits.command_timeout.0).min(session_deadline);
-            let step = match conn.line(limits.max_line_length, line_deadline).await {
+            // An idle client hears about a shutdown at once, not at its next command.
+            let read = tokio::select! {
+                r = conn.line(limits.max_line_length, line_deadline) => r,
+                _ = shutdown.changed() => continue,
+            };
+            let step = match read {
                 Ok(Line::BareLf(_)) if limits.bare_line_ending == BareLineEnding::Reject => {
                     // Postfix's smtpd_forbid_bare_newline covers commands too.
                     session.parse_failed(Reply::new(
@@ -691,5 +709,23 @@ impl Gateway {
             chunks: 0,
             received_header,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limit_key;
+
+    #[test]
+    fn per_ip_key_groups_ipv6_by_64() {
+        let a = limit_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = limit_key("2001:db8:1:2:bbbb::9".parse().unwrap());
+        let c = limit_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            limit_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<std::net::IpAddr>().unwrap()
+        );
     }
 }
