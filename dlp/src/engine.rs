@@ -243,28 +243,104 @@ fn current_year() -> i32 {
     (yoe + era * 400 + i64::from(m <= 2)) as i32
 }
 
-fn read(path: &Path) -> Result<String, RuleError> {
-    std::fs::read_to_string(path).map_err(|e| RuleError::new(path, None, RuleErrorKind::Io(e)))
+/// Where rule files come from: a directory, or the set built into the binary.
+#[derive(Debug, Clone, Copy)]
+pub enum RuleSource<'a> {
+    /// A rules directory on disk (`detectors/`, `keywords/`, `filters/`, `policies/`).
+    Dir(&'a Path),
+    /// Files compiled in, as (path relative to the rules root, content).
+    Embedded(&'static [(&'static str, &'static str)]),
 }
 
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| RuleError::new(dir, None, RuleErrorKind::Io(e)))?;
-    let mut files = Vec::new();
-    for entry in rd {
-        let p = entry
-            .map_err(|e| RuleError::new(dir, None, RuleErrorKind::Io(e)))?
-            .path();
-        if p.extension().is_some_and(|x| x == "toml") {
-            files.push(p);
+/// The name errors use for the root of the built-in rules.
+const EMBEDDED_ROOT: &str = "(built-in)";
+
+impl RuleSource<'_> {
+    fn root(&self) -> PathBuf {
+        match self {
+            RuleSource::Dir(d) => d.to_path_buf(),
+            RuleSource::Embedded(_) => PathBuf::from(EMBEDDED_ROOT),
         }
     }
-    files.sort();
-    Ok(files)
+
+    fn embedded_name(path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(EMBEDDED_ROOT).ok()?;
+        Some(rel.to_string_lossy().replace('\\', "/"))
+    }
+
+    fn read_raw(&self, path: &Path) -> std::io::Result<String> {
+        match self {
+            RuleSource::Dir(_) => std::fs::read_to_string(path),
+            RuleSource::Embedded(files) => {
+                let name = Self::embedded_name(path);
+                files
+                    .iter()
+                    .find(|(n, _)| Some(*n) == name.as_deref())
+                    .map(|(_, c)| c.to_string())
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "not in the built-in rules",
+                        )
+                    })
+            }
+        }
+    }
+
+    fn read(&self, path: &Path) -> Result<String, RuleError> {
+        self.read_raw(path)
+            .map_err(|e| RuleError::new(path, None, RuleErrorKind::Io(e)))
+    }
+
+    fn is_dir(&self, dir: &Path) -> bool {
+        match self {
+            RuleSource::Dir(_) => dir.is_dir(),
+            RuleSource::Embedded(files) => {
+                let prefix = Self::embedded_name(dir).map(|d| format!("{d}/"));
+                files
+                    .iter()
+                    .any(|(n, _)| prefix.as_deref().is_some_and(|p| n.starts_with(p)))
+            }
+        }
+    }
+
+    fn toml_files(&self, dir: &Path) -> Result<Vec<PathBuf>, RuleError> {
+        let mut files = Vec::new();
+        match self {
+            RuleSource::Dir(_) => {
+                let rd = std::fs::read_dir(dir)
+                    .map_err(|e| RuleError::new(dir, None, RuleErrorKind::Io(e)))?;
+                for entry in rd {
+                    let p = entry
+                        .map_err(|e| RuleError::new(dir, None, RuleErrorKind::Io(e)))?
+                        .path();
+                    if p.extension().is_some_and(|x| x == "toml") {
+                        files.push(p);
+                    }
+                }
+            }
+            RuleSource::Embedded(all) => {
+                let prefix = Self::embedded_name(dir)
+                    .map(|d| format!("{d}/"))
+                    .unwrap_or_default();
+                for (n, _) in all.iter() {
+                    if let Some(rest) = n.strip_prefix(&prefix) {
+                        if !rest.contains('/') && rest.ends_with(".toml") {
+                            files.push(PathBuf::from(EMBEDDED_ROOT).join(n));
+                        }
+                    }
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
 }
 
 /// Collects term lists while detectors load, so each file is read once.
 struct ListLoader<'a> {
-    root: &'a Path,
+    source: RuleSource<'a>,
+    root: PathBuf,
     names: Vec<String>,
     terms: Vec<Vec<String>>,
 }
@@ -293,7 +369,7 @@ impl ListLoader<'_> {
             ));
         }
         let path = self.root.join("keywords").join(format!("{n}.txt"));
-        let src = std::fs::read_to_string(&path).map_err(|_| {
+        let src = self.source.read_raw(&path).map_err(|_| {
             RuleError::new(file, line, RuleErrorKind::MissingKeywordList(n.clone()))
         })?;
         let terms: Vec<String> = parse_list(&src)
@@ -313,16 +389,28 @@ impl RuleSet {
     /// Loads and compiles `detectors/*.toml`, the keyword lists and filter files they
     /// name, and `policies/*.toml` under `root`. Any error fails the whole load.
     pub fn load_dir(root: impl AsRef<Path>) -> Result<RuleSet, RuleError> {
-        let root = root.as_ref();
+        Self::load(RuleSource::Dir(root.as_ref()))
+    }
+
+    /// Loads the rules built into this crate from the repository's `dlp-rules/`.
+    pub fn load_builtin() -> Result<RuleSet, RuleError> {
+        Self::load(RuleSource::Embedded(crate::BUILTIN_RULES))
+    }
+
+    /// Loads and compiles a rule set from `source`. Any error fails the whole load.
+    pub fn load(source: RuleSource<'_>) -> Result<RuleSet, RuleError> {
+        let root_buf = source.root();
+        let root = root_buf.as_path();
         let mut lists = ListLoader {
-            root,
+            source,
+            root: root_buf.clone(),
             names: Vec::new(),
             terms: Vec::new(),
         };
         let mut detectors: Vec<Detector> = Vec::new();
         let mut patterns: Vec<Pattern> = Vec::new();
-        for path in toml_files(&root.join("detectors"))? {
-            let src = read(&path)?;
+        for path in source.toml_files(&root.join("detectors"))? {
+            let src = source.read(&path)?;
             let def: DetectorFile = parse_toml(&path, &src)?;
             let d = compile_detector(
                 def,
@@ -381,9 +469,9 @@ impl RuleSet {
 
         let mut policies = Vec::new();
         let pdir = root.join("policies");
-        if pdir.is_dir() {
-            for path in toml_files(&pdir)? {
-                let src = read(&path)?;
+        if source.is_dir(&pdir) {
+            for path in source.toml_files(&pdir)? {
+                let src = source.read(&path)?;
                 let def: PolicyFile = parse_toml(&path, &src)?;
                 let p = compile_policy(def, &path, &src, &detectors)?;
                 if policies.iter().any(|o: &Policy| o.id == p.id) {
@@ -998,7 +1086,7 @@ fn compile_detector(
         let mut values: HashSet<String> = def.normalize_all(&f.values);
         if let Some(file) = &f.file {
             let fpath = root.join(file.get_ref());
-            let fsrc = std::fs::read_to_string(&fpath).map_err(|_| {
+            let fsrc = lists.source.read_raw(&fpath).map_err(|_| {
                 RuleError::new(
                     path,
                     line(file.span()),

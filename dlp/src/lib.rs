@@ -15,10 +15,13 @@ pub mod validators;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use engine::RuleSource;
 pub use engine::{
     Accumulator, DetectorFinding, DetectorInfo, ExampleFailure, Findings, MatchSpan, RuleSet,
 };
 pub use error::{RuleError, RuleErrorKind};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 pub use policy::{strongest_action, PolicyHit, PolicyId};
 pub use validators::{Normalize, Validator};
 

@@ -75,15 +75,20 @@ enum DlpCmd {
 /// Where the DLP rules are.
 #[derive(Args)]
 struct RulesDir {
-    /// Rules directory (detectors/, keywords/, filters/, policies/).
-    #[arg(long, value_name = "DIR", default_value = "./dlp-rules")]
-    rules: PathBuf,
+    /// Rules directory (detectors/, keywords/, filters/, policies/); default:
+    /// the rules built into this binary (the repository's dlp-rules/).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
 }
 
 impl RulesDir {
     fn load(&self) -> anyhow::Result<sealgate_dlp::RuleSet> {
         // RuleError's Display is already `file:line: reason`.
-        sealgate_dlp::RuleSet::load_dir(&self.rules).map_err(|e| anyhow::anyhow!("{e}"))
+        match &self.rules {
+            Some(dir) => sealgate_dlp::RuleSet::load_dir(dir),
+            None => sealgate_dlp::RuleSet::load_builtin(),
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
