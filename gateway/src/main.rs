@@ -175,7 +175,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("sealgate serve")?;
         }
         Cmd::CheckConfig { file } => match load_file(&file) {
-            Ok(_) => println!("{}: ok", file.display()),
+            // The DLP rules are checked here and at start, not on every load,
+            // so queue commands still work while someone edits the rules.
+            Ok(config) => match config.dlp.load_rules() {
+                Ok(set) => println!(
+                    "{}: ok ({} DLP detectors)",
+                    file.display(),
+                    set.detector_ids().len()
+                ),
+                Err(e) => {
+                    eprintln!(
+                        "{}: dlp.rules_dir: the rule set does not load: {e}",
+                        file.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            },
             Err(errors) => {
                 eprint!("{errors}");
                 eprintln!("{} error(s)", errors.0.len());

@@ -4,10 +4,11 @@
 use crate::admin::http::{router, AdminState};
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::inspect::worker::{self, SharedRules};
 use crate::smtp::server::Gateway;
 use crate::smtp::tls;
 use crate::spool::{KeyError, Keyring, Spool, SpoolError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +33,9 @@ pub enum ServeError {
     /// TLS set-up.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The DLP rule set does not load.
+    #[error("DLP rules: {0}")]
+    Rules(#[from] sealgate_dlp::RuleError),
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -54,7 +58,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let keys = Keyring::load_or_create(&config.spool_key_file())?;
+    // A broken rule set stops the start: better no gateway than one that
+    // lets protected data through unseen.
+    let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
+    if config.dlp.enabled {
+        tokio::spawn(worker::run(
+            spool.clone(),
+            rules.clone(),
+            config.dlp.limits.clone(),
+            metrics.clone(),
+        ));
+    }
+    tokio::spawn(reload_on_hup(config.clone(), rules));
     let server_tls = tls::ServerTls::new(&config)?;
     let gateway = Gateway::new(config.clone(), spool.clone(), metrics.clone(), server_tls);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -128,6 +144,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP reloads the DLP rules; a set that fails to load is logged and the
+/// old one stays in force.
+async fn reload_on_hup(config: Arc<Config>, rules: SharedRules) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match config.dlp.load_rules() {
+            Ok(set) => {
+                let detectors = set.detector_ids().len();
+                *rules.write().expect("rules lock") = Arc::new(set);
+                tracing::info!(detectors, "DLP rules reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "DLP rules reload failed; the previous rules stay in force")
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -33,6 +33,12 @@ pub struct Metrics {
     pub commit_batch: Histogram,
     /// Time from end of DATA to the 250 reply.
     pub accept_seconds: HistogramVec,
+    /// Messages with a finding, by detector id and confidence.
+    pub dlp_findings: IntCounterVec,
+    /// Parts that could not be scanned, by reason code.
+    pub dlp_unscannable: IntCounterVec,
+    /// Time to inspect one message.
+    pub inspect_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -133,8 +139,26 @@ impl Metrics {
         registry
             .register(Box::new(accept_seconds.clone()))
             .expect("unique metric");
+        let dlp_findings = counter_vec(
+            "sealgate_dlp_findings_total",
+            "Messages with a DLP finding, by detector and confidence",
+            &["detector", "confidence"],
+        );
+        let dlp_unscannable = counter_vec(
+            "sealgate_dlp_unscannable_parts_total",
+            "Message parts that could not be scanned, by reason",
+            &["reason"],
+        );
+        let inspect_seconds = histogram(
+            "sealgate_inspect_seconds",
+            "Time to inspect one message",
+            latency_buckets(),
+        );
         Metrics {
             registry,
+            dlp_findings,
+            dlp_unscannable,
+            inspect_seconds,
             connections,
             connections_refused,
             connections_open,

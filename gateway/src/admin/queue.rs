@@ -162,7 +162,9 @@ pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u
         return Ok(full);
     }
     if json {
-        return Ok((serde_json::to_string_pretty(&msg).expect("serialisable") + "\n").into_bytes());
+        let mut v = serde_json::to_value(&msg).expect("serialisable");
+        v["inspection"] = serde_json::to_value(spool.inspection(msg.id)?).expect("serialisable");
+        return Ok((serde_json::to_string_pretty(&v).expect("serialisable") + "\n").into_bytes());
     }
     let mut out = String::new();
     let o = &msg.origin;
@@ -205,6 +207,40 @@ pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u
         msg.size, msg.chunks
     );
     let _ = writeln!(out, "sha256:       {}", msg.body_sha256);
+    match spool.inspection(msg.id)? {
+        Some(i) => {
+            let found: Vec<String> = i
+                .findings
+                .iter()
+                .map(|f| format!("{} ({}, {} distinct)", f.detector, f.confidence, f.count))
+                .collect();
+            let _ = writeln!(
+                out,
+                "dlp:          {}",
+                if found.is_empty() {
+                    "no findings".to_string()
+                } else {
+                    found.join(", ")
+                }
+            );
+            let _ = writeln!(
+                out,
+                "dlp action:   {}",
+                i.action.as_deref().unwrap_or("none")
+            );
+            if !i.unscannable.is_empty() {
+                let u: Vec<String> = i
+                    .unscannable
+                    .iter()
+                    .map(|(c, n)| format!("{c} x{n}"))
+                    .collect();
+                let _ = writeln!(out, "unscannable:  {}", u.join(", "));
+            }
+        }
+        None => {
+            let _ = writeln!(out, "dlp:          not inspected yet");
+        }
+    }
     let _ = writeln!(out, "recipients:");
     for r in &msg.recipients {
         let _ = writeln!(

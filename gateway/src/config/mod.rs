@@ -34,6 +34,42 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
+    /// DLP inspection of accepted mail.
+    pub dlp: DlpConfig,
+}
+
+/// `[dlp]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlpConfig {
+    /// Inspect every accepted message and record the findings in the spool.
+    pub enabled: bool,
+    /// Rules directory; unset means the rules built into the binary.
+    /// SIGHUP reloads it; a rule set that fails to load is refused at start
+    /// and, on reload, the old set stays in force.
+    pub rules_dir: Option<PathBuf>,
+    /// Extraction limits (depth, expanded size, zip ratio...).
+    pub limits: crate::inspect::InspectLimits,
+}
+
+impl Default for DlpConfig {
+    fn default() -> Self {
+        DlpConfig {
+            enabled: true,
+            rules_dir: None,
+            limits: Default::default(),
+        }
+    }
+}
+
+impl DlpConfig {
+    /// Loads the configured rule set.
+    pub fn load_rules(&self) -> Result<sealgate_dlp::RuleSet, sealgate_dlp::RuleError> {
+        match &self.rules_dir {
+            Some(dir) => sealgate_dlp::RuleSet::load_dir(dir),
+            None => sealgate_dlp::RuleSet::load_builtin(),
+        }
+    }
 }
 
 /// `[server]`

@@ -19,6 +19,7 @@ mod mime;
 mod office;
 mod pdf;
 pub mod report;
+pub mod worker;
 
 pub use html::html_to_text;
 pub use limits::InspectLimits;

@@ -11,7 +11,10 @@ pub mod record;
 
 pub use id::QueueId;
 pub use keyring::{KeyError, Keyring};
-pub use record::{Direction, Origin, QueuedMessage, QueuedRecipient, RecipientState, TlsFacts};
+pub use record::{
+    Direction, FindingRecord, InspectionRecord, Origin, QueuedMessage, QueuedRecipient,
+    RecipientState, TlsFacts,
+};
 
 use crate::admin::metrics::Metrics;
 use commit::{Committer, Op};
@@ -24,6 +27,7 @@ use std::sync::Arc;
 const CF_ENVELOPE: &str = "envelope";
 const CF_CHUNK: &str = "chunk";
 const CF_META: &str = "meta";
+const CF_INSPECTION: &str = "inspection";
 /// Message bytes are stored in chunks of this size, so a session holds at
 /// most one chunk in memory however large the message.
 pub const CHUNK_SIZE: usize = 256 * 1024;
@@ -62,6 +66,8 @@ struct Inner {
     /// stepping back can never reuse the id of a queued message.
     last_id: AtomicU64,
     commit_thread: Option<std::thread::JoinHandle<()>>,
+    /// Where accepted ids are announced, once a later stage subscribes.
+    accepted: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<QueueId>>>,
 }
 
 impl Drop for Inner {
@@ -104,7 +110,7 @@ fn db_options() -> Options {
 }
 
 fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    [CF_ENVELOPE, CF_CHUNK, CF_META]
+    [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION]
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, db_options()))
         .collect()
@@ -151,6 +157,7 @@ impl Spool {
                 metrics,
                 last_id: AtomicU64::new(last),
                 commit_thread: Some(commit_thread),
+                accepted: std::sync::Mutex::new(None),
             }),
         };
         let swept = spool.sweep_orphans()?;
@@ -168,8 +175,12 @@ impl Spool {
 
     /// Opens the spool read-only; works while the gateway has it open.
     pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, SpoolError> {
-        let db =
-            DB::open_cf_for_read_only(&db_options(), dir, [CF_ENVELOPE, CF_CHUNK, CF_META], false)?;
+        let db = DB::open_cf_for_read_only(
+            &db_options(),
+            dir,
+            [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION],
+            false,
+        )?;
         Ok(Spool {
             inner: Arc::new(Inner {
                 db: Arc::new(db),
@@ -178,6 +189,7 @@ impl Spool {
                 metrics: Arc::new(Metrics::new()),
                 last_id: AtomicU64::new(u64::MAX),
                 commit_thread: None,
+                accepted: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -191,6 +203,74 @@ impl Spool {
 
     fn committer(&self) -> Result<&Committer, SpoolError> {
         self.inner.committer.as_ref().ok_or(SpoolError::ReadOnly)
+    }
+
+    /// Announces every message accepted from now on to the returned
+    /// receiver (one subscriber: the next stage).
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<QueueId> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inner.accepted.lock().expect("subscriber lock") = Some(tx);
+        rx
+    }
+
+    /// Stores what the inspect stage found.
+    pub async fn put_inspection(
+        &self,
+        id: QueueId,
+        record: &InspectionRecord,
+    ) -> Result<(), SpoolError> {
+        let key = id.to_key().to_vec();
+        let plain = serde_json::to_vec(record)
+            .map_err(|e| SpoolError::Corrupt(id.to_string(), e.to_string()))?;
+        let value = self.inner.keys.seal(&aad(CF_INSPECTION, &key), &plain);
+        self.committer()?
+            .commit(vec![Op::Put {
+                cf: CF_INSPECTION,
+                key,
+                value,
+            }])
+            .await
+            .map_err(SpoolError::Commit)
+    }
+
+    /// What the inspect stage found, if it has run.
+    pub fn inspection(&self, id: QueueId) -> Result<Option<InspectionRecord>, SpoolError> {
+        let key = id.to_key();
+        let Some(v) = self.inner.db.get_cf(self.cf(CF_INSPECTION), key)? else {
+            return Ok(None);
+        };
+        let plain = self
+            .inner
+            .keys
+            .open(&aad(CF_INSPECTION, &key), &v)
+            .map_err(|source| SpoolError::Key {
+                id: id.to_string(),
+                source,
+            })?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| SpoolError::Corrupt(id.to_string(), e.to_string()))
+    }
+
+    /// Queued messages the inspect stage has not recorded yet, oldest first.
+    pub fn uninspected(&self) -> Result<Vec<QueueId>, SpoolError> {
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(self.cf(CF_ENVELOPE), IteratorMode::Start)
+        {
+            let (k, _) = item?;
+            if self
+                .inner
+                .db
+                .get_pinned_cf(self.cf(CF_INSPECTION), &k)?
+                .is_none()
+            {
+                out.extend(QueueId::from_key(&k));
+            }
+        }
+        Ok(out)
     }
 
     /// A fresh queue id, greater than every id already in this spool.
@@ -286,6 +366,10 @@ impl Spool {
             .commit(vec![
                 Op::Delete {
                     cf: CF_ENVELOPE,
+                    key: id.to_key().to_vec(),
+                },
+                Op::Delete {
+                    cf: CF_INSPECTION,
                     key: id.to_key().to_vec(),
                 },
                 Op::DeleteRange {
@@ -471,6 +555,16 @@ impl MessageWriter {
             .await
             .map_err(SpoolError::Commit)?;
         self.committed = true;
+        if let Some(tx) = self
+            .spool
+            .inner
+            .accepted
+            .lock()
+            .expect("subscriber lock")
+            .as_ref()
+        {
+            let _ = tx.send(self.id);
+        }
         let m = &self.spool.inner.metrics;
         m.spool_messages.inc();
         m.spool_bytes.add(self.size as i64);

@@ -104,3 +104,30 @@ pub struct QueuedMessage {
     /// The `Received:` header Sealgate adds in front of the message (CRLF-terminated).
     pub received_header: String,
 }
+
+/// What the inspect stage found in a message: detector ids and counts, never
+/// values. Written back to the spool by the inspect stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionRecord {
+    /// When it was inspected.
+    pub inspected_at: DateTime<Utc>,
+    /// Per detector: id, confidence, distinct values.
+    pub findings: Vec<FindingRecord>,
+    /// Reason codes of parts that could not be scanned, with counts.
+    pub unscannable: Vec<(String, usize)>,
+    /// The strongest policy action, if any policy fired.
+    pub action: Option<String>,
+    /// Policy rule ids that fired.
+    pub policy_hits: Vec<String>,
+}
+
+/// One detector's result for a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    /// Detector id, e.g. `us_ssn`.
+    pub detector: String,
+    /// `low`, `medium` or `high`.
+    pub confidence: String,
+    /// Distinct values found.
+    pub count: usize,
+}

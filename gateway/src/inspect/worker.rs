@@ -1,0 +1,128 @@
+//! The inspect stage as a running task: takes each accepted message from
+//! the spool, inspects it, and writes the findings (ids and counts only)
+//! back to the spool. On start it first catches up on messages a previous
+//! run accepted but never inspected.
+
+use super::{inspect, InspectLimits, Inspection};
+use crate::admin::metrics::Metrics;
+use crate::spool::{FindingRecord, InspectionRecord, QueueId, Spool};
+use sealgate_dlp::RuleSet;
+use std::sync::{Arc, RwLock};
+
+/// The rule set in force; replaced whole on a successful reload.
+pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
+
+/// Turns an inspection into the record the spool keeps.
+pub fn record(found: &Inspection) -> InspectionRecord {
+    let mut unscannable: Vec<(String, usize)> = Vec::new();
+    for u in &found.unscannable {
+        let code = u.reason.code().to_string();
+        match unscannable.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => unscannable.push((code, 1)),
+        }
+    }
+    InspectionRecord {
+        inspected_at: chrono::Utc::now(),
+        findings: found
+            .findings
+            .iter()
+            .map(|f| FindingRecord {
+                detector: f.detector.as_str().to_string(),
+                confidence: f.confidence.as_str().to_string(),
+                count: f.count,
+            })
+            .collect(),
+        unscannable,
+        action: found.action.map(|a| a.as_str().to_string()),
+        policy_hits: found
+            .policy_hits
+            .iter()
+            .map(|h| format!("{}:{}", h.policy, h.rule))
+            .collect(),
+    }
+}
+
+/// Runs until the spool's announcements end (the gateway stops).
+pub async fn run(spool: Spool, rules: SharedRules, limits: InspectLimits, metrics: Arc<Metrics>) {
+    let mut accepted = spool.subscribe();
+    match spool.uninspected() {
+        Ok(backlog) => {
+            if !backlog.is_empty() {
+                tracing::info!(
+                    messages = backlog.len(),
+                    "inspecting messages accepted before this start"
+                );
+            }
+            for id in backlog {
+                one(&spool, &rules, &limits, &metrics, id).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list uninspected messages"),
+    }
+    while let Some(id) = accepted.recv().await {
+        one(&spool, &rules, &limits, &metrics, id).await;
+    }
+}
+
+async fn one(
+    spool: &Spool,
+    rules: &SharedRules,
+    limits: &InspectLimits,
+    metrics: &Metrics,
+    id: QueueId,
+) {
+    let msg = match spool.get(id) {
+        Ok(Some(m)) => m,
+        Ok(None) => return, // deleted meanwhile
+        Err(e) => {
+            tracing::error!(id = %id, error = %e, "cannot read message to inspect");
+            return;
+        }
+    };
+    let body = match spool.read_body(&msg) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(id = %id, error = %e, "cannot read message to inspect");
+            return;
+        }
+    };
+    let set = rules.read().expect("rules lock").clone();
+    let limits = limits.clone();
+    let started = std::time::Instant::now();
+    // CPU-bound: off the async workers.
+    let found = match tokio::task::spawn_blocking(move || inspect(&body, &set, &limits)).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(id = %id, error = %e, "inspection failed");
+            return;
+        }
+    };
+    metrics
+        .inspect_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let rec = record(&found);
+    for f in &rec.findings {
+        metrics
+            .dlp_findings
+            .with_label_values(&[&f.detector, &f.confidence])
+            .inc();
+    }
+    for (code, n) in &rec.unscannable {
+        metrics
+            .dlp_unscannable
+            .with_label_values(&[code])
+            .inc_by(*n as u64);
+    }
+    let detectors: Vec<&str> = rec.findings.iter().map(|f| f.detector.as_str()).collect();
+    tracing::info!(
+        id = %id,
+        detectors = ?detectors,
+        unscannable = rec.unscannable.iter().map(|(_, n)| n).sum::<usize>(),
+        action = rec.action.as_deref().unwrap_or("none"),
+        "message inspected"
+    );
+    if let Err(e) = spool.put_inspection(id, &rec).await {
+        tracing::error!(id = %id, error = %e, "cannot store inspection");
+    }
+}
