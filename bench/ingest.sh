@@ -3,6 +3,7 @@
 # sessions) against Sealgate and against a local Postfix relaying to
 # smtp-sink. Prints accepted messages per second for both, their ratio, and
 # Sealgate's p50/p99 time from end of DATA to "250" (from its metrics).
+# Sealgate's DLP inspect stage runs on the same two cores during the load.
 # Usage: bench/ingest.sh [MESSAGES]   (default 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +115,10 @@ print(f"sealgate accepted:  {sg:8.1f} msg/s   ({n} in {t1-t0:.2f} s; fsync befor
 print(f"postfix accepted:   {pf:8.1f} msg/s   ({n} in {t3-t2:.2f} s); end to end to smtp-sink: {pf_e2e:.1f} msg/s")
 print(f"ratio sealgate/postfix (accepted): {sg/pf:.2f}")
 print(f"sealgate end-of-DATA -> 250: p50 {q(0.5)*1000:.2f} ms, p99 {q(0.99)*1000:.2f} ms ({count} samples)")
+inspected = 0
+for line in open(sys.argv[7]):
+    if line.startswith('sealgate_inspect_seconds_count '): inspected = int(float(line.split()[1]))
+print(f"sealgate DLP inspection (runs beside ingest): {inspected} of {n} messages inspected when the load ended")
 if batch.get('sealgate_spool_commit_batch_messages_count'):
     print(f"sealgate group commit: {batch['sealgate_spool_commit_batch_messages_count']:.0f} fsyncs, {batch['sealgate_spool_commit_batch_messages_sum']/batch['sealgate_spool_commit_batch_messages_count']:.2f} messages per fsync")
 PY

@@ -8,6 +8,7 @@ use crate::admin::metrics::Metrics;
 use crate::spool::{FindingRecord, InspectionRecord, QueueId, Spool};
 use sealgate_dlp::RuleSet;
 use std::sync::{Arc, RwLock};
+use tokio::sync::Semaphore;
 
 /// The rule set in force; replaced whole on a successful reload.
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
@@ -43,10 +44,27 @@ pub fn record(found: &Inspection) -> InspectionRecord {
     }
 }
 
-/// Runs until the spool's announcements end (the gateway stops).
+/// What each inspection task needs.
+struct Stage {
+    spool: Spool,
+    rules: SharedRules,
+    limits: InspectLimits,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs until the spool's announcements end (the gateway stops). Messages
+/// are inspected concurrently, one per core.
 pub async fn run(spool: Spool, rules: SharedRules, limits: InspectLimits, metrics: Arc<Metrics>) {
     let mut accepted = spool.subscribe();
-    match spool.uninspected() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = Arc::new(Semaphore::new(cores));
+    let stage = Arc::new(Stage {
+        spool,
+        rules,
+        limits,
+        metrics,
+    });
+    match stage.spool.uninspected() {
         Ok(backlog) => {
             if !backlog.is_empty() {
                 tracing::info!(
@@ -55,14 +73,32 @@ pub async fn run(spool: Spool, rules: SharedRules, limits: InspectLimits, metric
                 );
             }
             for id in backlog {
-                one(&spool, &rules, &limits, &metrics, id).await;
+                dispatch(&stage, &permits, id).await;
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot list uninspected messages"),
     }
     while let Some(id) = accepted.recv().await {
-        one(&spool, &rules, &limits, &metrics, id).await;
+        dispatch(&stage, &permits, id).await;
     }
+}
+
+async fn dispatch(stage: &Arc<Stage>, permits: &Arc<Semaphore>, id: QueueId) {
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return;
+    };
+    let stage = stage.clone();
+    tokio::spawn(async move {
+        one(
+            &stage.spool,
+            &stage.rules,
+            &stage.limits,
+            &stage.metrics,
+            id,
+        )
+        .await;
+        drop(permit);
+    });
 }
 
 async fn one(

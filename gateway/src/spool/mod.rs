@@ -223,14 +223,19 @@ impl Spool {
         let plain = serde_json::to_vec(record)
             .map_err(|e| SpoolError::Corrupt(id.to_string(), e.to_string()))?;
         let value = self.inner.keys.seal(&aad(CF_INSPECTION, &key), &plain);
-        self.committer()?
-            .commit(vec![Op::Put {
-                cf: CF_INSPECTION,
-                key,
-                value,
-            }])
-            .await
-            .map_err(SpoolError::Commit)
+        let spool = self.clone();
+        // Not synced: an inspection is derived data. One lost in a crash is
+        // simply redone, because the message then shows up as uninspected.
+        tokio::task::spawn_blocking(move || {
+            let db = &spool.inner.db;
+            if db.get_pinned_cf(spool.cf(CF_ENVELOPE), &key)?.is_none() {
+                return Ok(()); // deleted meanwhile
+            }
+            db.put_cf(spool.cf(CF_INSPECTION), key, value)
+        })
+        .await
+        .map_err(|e| SpoolError::Commit(e.to_string()))?
+        .map_err(SpoolError::Db)
     }
 
     /// What the inspect stage found, if it has run.
