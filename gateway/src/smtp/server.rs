@@ -194,6 +194,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
     }
 
+    /// Sends a last reply and ends the session with `outcome`.
+    async fn close(&mut self, r: Reply, outcome: Outcome) -> End {
+        self.queue(&r);
+        let _ = self.flush().await;
+        End::Done(outcome)
+    }
+
     fn queue(&mut self, r: &Reply) {
         self.out.extend_from_slice(&r.to_bytes());
     }
@@ -386,13 +393,12 @@ impl Gateway {
         };
         loop {
             if *shutdown.borrow() {
-                conn.queue(&Reply::new(
-                    421,
-                    "4.3.2",
-                    "Service shutting down, try again later",
-                ));
-                let _ = conn.flush().await;
-                return End::Done(Outcome::Shutdown);
+                return conn
+                    .close(
+                        Reply::new(421, "4.3.2", "Service shutting down, try again later"),
+                        Outcome::Shutdown,
+                    )
+                    .await;
             }
             if !conn.has_line() && conn.flush().await.is_err() {
                 return End::Done(Outcome::IoError);
@@ -418,22 +424,24 @@ impl Gateway {
                 },
                 Ok(Line::TooLong) => session.line_too_long(),
                 Err(ReadErr::Timeout) => {
-                    conn.queue(&Reply::new(421, "4.4.2", "Timeout, closing connection"));
-                    let _ = conn.flush().await;
-                    return End::Done(Outcome::Timeout);
+                    return conn
+                        .close(
+                            Reply::new(421, "4.4.2", "Timeout, closing connection"),
+                            Outcome::Timeout,
+                        )
+                        .await;
                 }
                 Err(e) => return End::Done(e.into()),
             };
             match step {
                 Step::Reply(r) => conn.queue(&r),
                 Step::Close(r) => {
-                    conn.queue(&r);
-                    let _ = conn.flush().await;
-                    return End::Done(if r.code == 221 {
+                    let outcome = if r.code == 221 {
                         Outcome::Quit
                     } else {
                         Outcome::Closed
-                    });
+                    };
+                    return conn.close(r, outcome).await;
                 }
                 Step::StartTls => {
                     conn.queue(&Reply::new(220, "2.0.0", "Ready to start TLS"));
@@ -449,13 +457,12 @@ impl Gateway {
                 }
                 Step::SkipBdat(size) if size > limits.max_message_size => {
                     // Too big to read past: refuse and close rather than desynchronise.
-                    conn.queue(&Reply::new(
-                        552,
-                        "5.3.4",
-                        "BDAT chunk too large; closing connection",
-                    ));
-                    let _ = conn.flush().await;
-                    return End::Done(Outcome::Closed);
+                    return conn
+                        .close(
+                            Reply::new(552, "5.3.4", "BDAT chunk too large; closing connection"),
+                            Outcome::Closed,
+                        )
+                        .await;
                 }
                 Step::SkipBdat(size) => {
                     let reply = match self.skip(&mut conn, size, session_deadline).await {
@@ -480,13 +487,16 @@ impl Gateway {
                     {
                         Ok(reply) => conn.queue(&reply),
                         Err(ReadErr::Timeout) => {
-                            conn.queue(&Reply::new(
-                                421,
-                                "4.4.2",
-                                "Timeout during DATA, closing connection",
-                            ));
-                            let _ = conn.flush().await;
-                            return End::Done(Outcome::Timeout);
+                            return conn
+                                .close(
+                                    Reply::new(
+                                        421,
+                                        "4.4.2",
+                                        "Timeout during DATA, closing connection",
+                                    ),
+                                    Outcome::Timeout,
+                                )
+                                .await;
                         }
                         Err(e) => return End::Done(e.into()),
                     }
