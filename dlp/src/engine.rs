@@ -696,11 +696,10 @@ impl RuleSet {
                 FilterKind::Values => f.values.contains(&value),
                 FilterKind::RepeatedDigits => repeated_digits(&value),
             };
-            if hit {
-                match f.action {
-                    FilterAction::Exclude => return false,
-                    FilterAction::Downgrade => downgrade = true,
-                }
+            match (f.action, hit) {
+                (FilterAction::Exclude, true) | (FilterAction::Require, false) => return false,
+                (FilterAction::Downgrade, true) => downgrade = true,
+                _ => {}
             }
         }
         let mut conf = None;
@@ -1305,6 +1304,110 @@ confidence = "low"
             e.to_string().contains("keyword list `nope` not found"),
             "{e}"
         );
+    }
+
+    const ALLOW: &str = r#"id = "t"
+name = "test"
+version = 1
+description = "allow-list test detector"
+normalize = "alnum_upper"
+
+[[pattern]]
+id = "c"
+regex = '(?-u:\b)[A-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?(?-u:\b)'
+
+[[level]]
+confidence = "medium"
+
+[[filter]]
+kind = "values"
+file = "filters/codes.txt"
+action = "require"
+"#;
+
+    fn allow_rules(detector: &str) -> PathBuf {
+        let dir = rules(detector, None);
+        std::fs::create_dir_all(dir.join("filters")).unwrap();
+        std::fs::write(
+            dir.join("filters/codes.txt"),
+            "# codes\nE119\nz79.4\n\nU071\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn require_filter_loads_list_once_normalised() {
+        let rs = RuleSet::load_dir(allow_rules(ALLOW)).unwrap();
+        let f = &rs.detectors[0].filters[0];
+        assert_eq!(f.action, FilterAction::Require);
+        let mut v: Vec<&str> = f.values.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        // Comments and blanks skipped, entries normalised like matches (`z79.4` -> `Z794`).
+        assert_eq!(v, ["E119", "U071", "Z794"]);
+    }
+
+    #[test]
+    fn require_filter_keeps_only_listed_values() {
+        let rs = RuleSet::load_dir(allow_rules(ALLOW)).unwrap();
+        let f = rs.scan("E11.9 Z79.4 U07.1 E11.8 Q99.9X A10 E119");
+        let d = f.get("t").expect("listed codes found");
+        assert_eq!((d.total_count, d.unique_count), (4, 3), "{f:?}");
+        assert!(rs.scan("E11.8 Q99.9 A10").is_empty());
+    }
+
+    #[test]
+    fn require_filter_with_inline_values() {
+        let det = ALLOW.replace("file = \"filters/codes.txt\"", "values = [\"A15\"]");
+        let rs = RuleSet::load_dir(allow_rules(&det)).unwrap();
+        assert!(rs.scan("A15").get("t").is_some());
+        assert!(rs.scan("E11.9").is_empty());
+    }
+
+    #[test]
+    fn missing_allow_list_file_is_an_error_with_line() {
+        let e = RuleSet::load_dir(allow_rules(&ALLOW.replace("codes.txt", "nope.txt")))
+            .expect_err("load must fail");
+        assert!(e.path.ends_with("detectors/t.toml"), "{e}");
+        assert_eq!(e.line, Some(16), "{e}");
+        assert!(
+            matches!(e.kind, RuleErrorKind::MissingFilterFile(ref n) if n == "filters/nope.txt"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("t.toml:16: filter file `filters/nope.txt` not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_filter_action_is_an_error_with_line() {
+        let e = err(&ALLOW.replace("action = \"require\"", "action = \"allow\""));
+        assert!(e.path.ends_with("detectors/t.toml"), "{e}");
+        assert_eq!(e.line, Some(17), "{e}");
+        assert!(e.to_string().contains("unknown variant `allow`"), "{e}");
+        let e = err(&ALLOW.replace("action = \"require\"", "action = \"require\"\nfiel = 1"));
+        assert_eq!(e.line, Some(18), "{e}");
+        assert!(e.to_string().contains("unknown field `fiel`"), "{e}");
+    }
+
+    #[test]
+    fn shipped_icd10_list_is_loaded_from_the_builtin_set() {
+        let rs = RuleSet::load_builtin().unwrap();
+        let d = rs
+            .detectors
+            .iter()
+            .find(|d| d.id.as_str() == "icd10_cm")
+            .expect("icd10_cm built in");
+        let list = &d.filters[0].values;
+        assert!(list.len() > 90_000, "{}", list.len());
+        for c in ["E119", "Z794", "S72001A", "U071", "C4A9", "I10"] {
+            assert!(list.contains(c), "{c}");
+        }
+        for c in ["E1199999", "Q999X", "A10", "E11"] {
+            assert_eq!(list.contains(c), c == "E11", "{c}");
+        }
     }
 
     #[test]

@@ -71,8 +71,12 @@ pub(crate) enum FilterKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum FilterAction {
+    /// Drop a match the filter hits (known test values).
     Exclude,
+    /// Cap a match the filter hits at low.
     Downgrade,
+    /// Allow-list: drop a match the filter does NOT hit (e.g. a code list).
+    Require,
 }
 
 #[derive(Debug, Deserialize)]

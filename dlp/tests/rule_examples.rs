@@ -67,6 +67,8 @@ fn default_policy_actions() {
     assert_eq!(act(&many), Some(Action::Quarantine));
     assert_eq!(act("DOB 03/14/1972"), Some(Action::Encrypt));
     assert_eq!(act("DEA AB1234563"), Some(Action::Notify));
+    assert_eq!(act("Diagnosis: E11.9"), Some(Action::Encrypt));
+    assert_eq!(act("Room E11.9 is on the left"), None);
 }
 
 #[test]
@@ -77,7 +79,17 @@ fn pathological_inputs_finish() {
     // refuses unbounded repeats.
     let digits = "7".repeat(1 << 20);
     assert!(rs.scan(&digits).is_empty());
-    for unit in ["4111 ", "12-", "a@", "a@b.", "+44 1", "a.", "ssn "] {
+    for unit in [
+        "4111 ",
+        "12-",
+        "a@",
+        "a@b.",
+        "+44 1",
+        "a.",
+        "ssn ",
+        "E11.",
+        "dx E11.9 ",
+    ] {
         let text = unit.repeat(100_000);
         let _ = rs.scan(&text);
     }
