@@ -3,4 +3,4 @@
 # Usage: dlp/bench.sh [MB]   (installs nothing; without rg the comparison is skipped)
 set -eu
 cd "$(dirname "$0")"
-CARGO_TARGET_DIR="$(pwd)/target" exec cargo run --release --example bench -- "${1:-150}"
+exec cargo run --release -p sealgate-dlp --example bench -- "${1:-150}"
