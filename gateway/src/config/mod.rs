@@ -346,11 +346,13 @@ impl Config {
         }
     }
 
-    /// True when `domain` (lower-case) is one of the local domains.
+    /// True when `domain` is one of the local domains (compared in IDNA
+    /// ASCII form, so U-labels and A-labels match).
     pub fn is_local_domain(&self, domain: &str) -> bool {
+        let domain = crate::smtp::address::ascii_domain(domain);
         self.server
             .local_domains
             .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
+            .any(|d| crate::smtp::address::ascii_domain(d) == domain)
     }
 }

@@ -66,9 +66,10 @@ impl Mailbox {
         &self.domain
     }
 
-    /// The domain lower-cased, for comparisons and routing.
-    pub fn domain_lower(&self) -> String {
-        self.domain.to_ascii_lowercase()
+    /// The domain in lower-case ASCII (A-labels), so `例子.广告` and its
+    /// `xn--` form compare equal.
+    pub fn domain_ascii(&self) -> String {
+        ascii_domain(&self.domain)
     }
 
     /// True when the address needs SMTPUTF8 to be transmitted.
@@ -94,6 +95,12 @@ impl TryFrom<String> for Mailbox {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Mailbox::parse(&s)
     }
+}
+
+/// A domain in lower-case ASCII form (IDNA A-labels); names that IDNA
+/// refuses are only lower-cased, so they still never match a valid name.
+pub fn ascii_domain(d: &str) -> String {
+    idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_lowercase())
 }
 
 /// The MAIL FROM path: a mailbox, or the null path `<>` used by bounces.
@@ -236,7 +243,7 @@ mod tests {
         assert_eq!(parse_reverse_path("<>").unwrap(), ReversePath::Null);
         let m = Mailbox::parse("Alice.B+tag@Example.COM").unwrap();
         assert_eq!(m.local(), "Alice.B+tag");
-        assert_eq!(m.domain_lower(), "example.com");
+        assert_eq!(m.domain_ascii(), "example.com");
     }
 
     #[test]
@@ -259,6 +266,11 @@ mod tests {
         assert!(Mailbox::parse("a@[999.0.0.1]").is_err());
         let m = Mailbox::parse("用户@例子.广告").unwrap();
         assert!(m.needs_smtputf8());
+        assert!(m.domain_ascii().starts_with("xn--fsqu00a.xn--"));
+        assert_eq!(
+            ascii_domain("Bücher.Example"),
+            ascii_domain("xn--bcher-kva.example")
+        );
     }
 
     #[test]

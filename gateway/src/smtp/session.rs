@@ -270,7 +270,7 @@ impl Session {
     fn connector(&self, from: &ReversePath) -> Option<&crate::config::ConnectorConfig> {
         let ip = self.peer.ip().to_canonical();
         let sender_domain = match from {
-            ReversePath::Mailbox(m) => Some(m.domain_lower()),
+            ReversePath::Mailbox(m) => Some(m.domain_ascii()),
             ReversePath::Null => None,
         };
         self.config.connector.iter().find(|c| {
@@ -278,7 +278,7 @@ impl Session {
             let sender_ok = c.sender_domains.is_empty()
                 || sender_domain.as_deref().is_none_or(|d| {
                     c.sender_domains.iter().any(|s| {
-                        let s = s.to_ascii_lowercase();
+                        let s = crate::smtp::address::ascii_domain(s);
                         d == s || d.strip_suffix(s.as_str()).is_some_and(|p| p.ends_with('.'))
                     })
                 });
@@ -405,7 +405,7 @@ impl Session {
             );
         }
         if txn.direction == Direction::Inbound && !postmaster {
-            if !self.config.is_local_domain(&to.domain_lower()) {
+            if !self.config.is_local_domain(to.domain()) {
                 return self.fail("relay_denied", Reply::new(550, "5.7.1", "Relaying denied"));
             }
             // user%other@local, a!b@local, "x@other"@local: a backend that
@@ -420,7 +420,7 @@ impl Session {
         }
         // The same recipient twice would be delivered twice.
         let duplicate = txn.recipients.iter().any(|r| {
-            r.address.local() == to.local() && r.address.domain_lower() == to.domain_lower()
+            r.address.local() == to.local() && r.address.domain_ascii() == to.domain_ascii()
         });
         if duplicate {
             return Step::Reply(Reply::new(250, "2.1.5", "Recipient ok (duplicate ignored)"));
@@ -629,6 +629,16 @@ mod tests {
             t.required_tenant.as_deref(),
             Some("8f3a1c2e-0000-4000-8000-123456789abc")
         );
+    }
+
+    #[test]
+    fn idn_local_domains_match_in_either_form() {
+        let mut s = session("192.0.2.7:40000", &["bücher.example"]);
+        code(&mut s, "EHLO c.test");
+        code(&mut s, "MAIL FROM:<a@elsewhere.test> SMTPUTF8");
+        assert_eq!(code(&mut s, "RCPT TO:<a@xn--bcher-kva.example>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<b@BÜCHER.example>"), 250);
+        assert_eq!(code(&mut s, "RCPT TO:<c@buecher.example>"), 550);
     }
 
     #[test]
