@@ -400,7 +400,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
 
     let l = &c.limits;
     // (field, value, minimum, why that minimum)
-    let minimums: [(&str, u64, u64, &str); 7] = [
+    let minimums: [(&str, u64, u64, &str); 8] = [
         (
             "limits.max_message_size",
             l.max_message_size,
@@ -434,6 +434,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             "",
         ),
         ("limits.max_connections", l.max_connections as u64, 1, ""),
+        (
+            "limits.min_data_rate",
+            l.min_data_rate,
+            1,
+            "octets per second",
+        ),
     ];
     for (field, value, min, why) in minimums {
         if value < min {

@@ -202,8 +202,11 @@ pub struct Limits {
     pub command_timeout: Span,
     /// Time allowed between two reads while receiving DATA.
     pub data_block_timeout: Span,
-    /// Time allowed for the whole of one DATA transfer.
+    /// Time allowed for the whole of one DATA transfer, before `min_data_rate` adds more.
     pub data_timeout: Span,
+    /// Octets per second that earn a DATA transfer one more second beyond
+    /// `data_timeout`, so large messages on slow links still finish.
+    pub min_data_rate: u64,
     /// Longest a session may last.
     pub session_timeout: Span,
     /// `Received:` headers beyond which a message is refused as looping.
@@ -226,6 +229,7 @@ impl Default for Limits {
             command_timeout: Span::secs(300),
             data_block_timeout: Span::secs(180),
             data_timeout: Span::secs(600),
+            min_data_rate: 10_240,
             session_timeout: Span::secs(1800),
             max_hops: 50,
             bare_line_ending: BareLineEnding::Reject,

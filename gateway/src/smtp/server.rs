@@ -535,7 +535,7 @@ impl Gateway {
         session_deadline: Instant,
     ) -> Result<Reply, ReadErr> {
         let limits = &self.config.limits;
-        let data_deadline = (Instant::now() + limits.data_timeout.0).min(session_deadline);
+        let data_started = Instant::now();
         let mut writer = self.spool.writer();
         let id = writer.id();
         let mut reader = DataReader::new(limits.bare_line_ending, limits.max_data_line_length);
@@ -561,6 +561,12 @@ impl Gateway {
             if fed.done {
                 break;
             }
+            // The whole transfer gets data_timeout plus time for what has
+            // arrived at min_data_rate: a large message on a slow but steady
+            // link finishes, a trickle does not.
+            let earned = Duration::from_secs(received / limits.min_data_rate.max(1));
+            let data_deadline =
+                (data_started + limits.data_timeout.0 + earned).min(session_deadline);
             let deadline = (Instant::now() + limits.data_block_timeout.0).min(data_deadline);
             conn.fill(deadline).await?;
         }
