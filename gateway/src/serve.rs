@@ -5,6 +5,7 @@ use crate::admin::http::{router, AdminState};
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::inspect::worker::{self, SharedRules};
+use crate::smtp::recipients::{RecipientList, SharedRecipients};
 use crate::smtp::server::Gateway;
 use crate::smtp::tls;
 use crate::spool::{KeyError, Keyring, Spool, SpoolError};
@@ -33,6 +34,9 @@ pub enum ServeError {
     /// TLS set-up.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The recipients file does not load.
+    #[error(transparent)]
+    Recipients(#[from] crate::smtp::recipients::RecipientsError),
     /// The DLP rule set does not load.
     #[error("DLP rules: {0}")]
     Rules(#[from] sealgate_dlp::RuleError),
@@ -70,9 +74,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             metrics.clone(),
         ));
     }
-    tokio::spawn(reload_on_hup(config.clone(), rules));
     let server_tls = tls::ServerTls::new(&config)?;
-    let gateway = Gateway::new(config.clone(), spool.clone(), metrics.clone(), server_tls);
+    let recipients: SharedRecipients = Arc::new(RwLock::new(load_recipients(&config)?));
+    let gateway = Gateway::new(
+        config.clone(),
+        spool.clone(),
+        metrics.clone(),
+        server_tls,
+        recipients.clone(),
+    );
+    tokio::spawn(reload_on_hup(config.clone(), rules, recipients));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut tasks = Vec::new();
@@ -146,14 +157,31 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// SIGHUP reloads the DLP rules; a set that fails to load is logged and the
-/// old one stays in force.
-async fn reload_on_hup(config: Arc<Config>, rules: SharedRules) {
+/// Reads `server.recipients_file`, if set.
+fn load_recipients(config: &Config) -> Result<Option<Arc<RecipientList>>, ServeError> {
+    match &config.server.recipients_file {
+        Some(f) => Ok(Some(Arc::new(RecipientList::load(f)?))),
+        None => Ok(None),
+    }
+}
+
+/// SIGHUP reloads the recipients list and the DLP rules; one that fails to
+/// load is logged and the old one stays in force.
+async fn reload_on_hup(config: Arc<Config>, rules: SharedRules, recipients: SharedRecipients) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
+        match load_recipients(&config) {
+            Ok(list) => {
+                *recipients.write().expect("recipients lock") = list;
+                tracing::info!("recipients list reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recipients list reload failed; the previous list stays in force")
+            }
+        }
         match config.dlp.load_rules() {
             Ok(set) => {
                 let detectors = set.detector_ids().len();

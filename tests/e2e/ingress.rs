@@ -511,3 +511,41 @@ fn bare_lf_command_lines_are_refused() {
     assert!(text.contains("5.5.2"));
     assert_eq!(c.cmd("EHLO t").unwrap().0, 250);
 }
+
+#[test]
+fn unknown_local_recipients_are_refused_and_the_list_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("recipients.txt");
+    std::fs::write(&list, "doctor@hospital.test\n").unwrap();
+    let g = Gateway::start_with_server_extra(
+        &format!("recipients_file = \"{}\"\n", list.display()),
+        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.2/32\"]\n",
+    );
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    c.cmd("MAIL FROM:<a@elsewhere.test>").unwrap();
+    assert_eq!(c.cmd("RCPT TO:<Doctor@hospital.test>").unwrap().0, 250);
+    let (code, text) = c.cmd("RCPT TO:<nobody@hospital.test>").unwrap();
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("5.1.1"));
+    std::fs::write(&list, "doctor@hospital.test\nnobody@hospital.test\n").unwrap();
+    let pid = std::process::Command::new("pgrep")
+        .args(["-f", g.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout)
+        .lines()
+        .next()
+        .expect("gateway pid")
+        .to_string();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !g.log().contains("recipients list reloaded") {
+        assert!(Instant::now() < deadline, "{}", g.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd("RCPT TO:<nobody@hospital.test>").unwrap().0, 250);
+}

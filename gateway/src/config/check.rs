@@ -239,6 +239,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    if let Some(f) = &c.server.recipients_file {
+        if let Err(e) = crate::smtp::recipients::RecipientList::load(f) {
+            bad("server.recipients_file".into(), &e.to_string());
+        }
+    }
+
     let mut names = HashSet::new();
     let mut addrs = HashSet::new();
     for (i, l) in c.listener.iter().enumerate() {

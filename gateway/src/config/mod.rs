@@ -83,6 +83,10 @@ pub struct ServerConfig {
     /// Domains the organisation receives mail for; inbound mail to any other
     /// domain is refused as relaying.
     pub local_domains: Vec<String>,
+    /// Known local recipients (`user@domain` or `@domain` per line); inbound
+    /// mail to other addresses in a listed domain is refused with 550 5.1.1.
+    /// Unset means every address in the local domains is accepted.
+    pub recipients_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
             hostname: system_hostname(),
             data_dir: PathBuf::from("./sealgate-data"),
             local_domains: Vec::new(),
+            recipients_file: None,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod address;
 pub mod command;
 pub mod data;
 pub mod received;
+pub mod recipients;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -5,6 +5,7 @@
 use super::command::parse_command;
 use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
+use super::recipients::SharedRecipients;
 use super::reply::Reply;
 use super::session::{Session, Step, Transaction};
 use super::tls;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub tls: TlsAcceptor,
     /// TLS set-up, to judge client certificates.
     pub server_tls: tls::ServerTls,
+    /// Known local recipients, if configured.
+    pub recipients: SharedRecipients,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -221,6 +224,7 @@ impl Gateway {
         spool: Spool,
         metrics: Arc<Metrics>,
         server_tls: tls::ServerTls,
+        recipients: SharedRecipients,
     ) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         Arc::new(Gateway {
@@ -229,6 +233,7 @@ impl Gateway {
             metrics,
             tls: TlsAcceptor::from(server_tls.config.clone()),
             server_tls,
+            recipients,
             connections,
             per_ip: Mutex::new(HashMap::new()),
         })
@@ -312,7 +317,8 @@ impl Gateway {
         self.metrics.connections_open.inc();
         let deadline = Instant::now() + self.config.limits.session_timeout.0;
         let mut session =
-            Session::new(self.config.clone(), cfg.clone(), self.metrics.clone(), peer);
+            Session::new(self.config.clone(), cfg.clone(), self.metrics.clone(), peer)
+                .with_recipients(self.recipients.clone());
         let outcome = self.serve(&mut session, stream, deadline, shutdown).await;
         self.metrics.connections_open.dec();
         self.metrics

@@ -70,6 +70,7 @@ pub struct Session {
     pub tls: Option<TlsFacts>,
     errors: u32,
     junk: u32,
+    recipients: Option<super::recipients::SharedRecipients>,
 }
 
 impl Session {
@@ -90,7 +91,14 @@ impl Session {
             tls: None,
             errors: 0,
             junk: 0,
+            recipients: None,
         }
+    }
+
+    /// Checks inbound recipients against this list of known addresses.
+    pub fn with_recipients(mut self, list: super::recipients::SharedRecipients) -> Self {
+        self.recipients = Some(list);
+        self
     }
 
     /// The greeting banner.
@@ -410,6 +418,18 @@ impl Session {
             }
             // user%other@local, a!b@local, "x@other"@local: a backend that
             // honours these would relay for us (Postfix: allow_untrusted_routing = no).
+            let known = self.recipients.as_ref().is_none_or(|r| {
+                r.read()
+                    .expect("recipients lock")
+                    .as_ref()
+                    .is_none_or(|l| l.accepts(&to))
+            });
+            if !known {
+                return self.fail(
+                    "unknown_recipient",
+                    Reply::new(550, "5.1.1", "No such user here"),
+                );
+            }
             let local_part = to.local().trim_matches('"');
             if local_part.contains(['%', '!', '@']) {
                 return self.fail(
