@@ -529,23 +529,6 @@ fn unknown_local_recipients_are_refused_and_the_list_reloads() {
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("5.1.1"));
     std::fs::write(&list, "doctor@hospital.test\nnobody@hospital.test\n").unwrap();
-    let pid = std::process::Command::new("pgrep")
-        .args(["-f", g.config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid.stdout)
-        .lines()
-        .next()
-        .expect("gateway pid")
-        .to_string();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !g.log().contains("recipients list reloaded") {
-        assert!(Instant::now() < deadline, "{}", g.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    g.reload("recipients list reloaded");
     assert_eq!(c.cmd("RCPT TO:<nobody@hospital.test>").unwrap().0, 250);
 }

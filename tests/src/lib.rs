@@ -127,6 +127,25 @@ impl Gateway {
         panic!("sealgate did not start; log:\n{}", self.log());
     }
 
+    /// Sends SIGHUP (reload recipients and DLP rules) and waits until the
+    /// log contains `expect`.
+    pub fn reload(&self, expect: &str) {
+        let pid = self.child.as_ref().expect("gateway running").id();
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(expect) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{expect}` in the log after SIGHUP:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The gateway's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sealgate.log")).unwrap_or_default()
