@@ -100,7 +100,7 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
                 // The committer is the only writer of envelopes, so this check
                 // cannot race: an accepted message is never overwritten.
                 Op::Put {
-                    cf: "envelope",
+                    cf: super::CF_ENVELOPE,
                     key,
                     ..
                 } if matches!(db.get_pinned_cf(&cf, &key), Ok(Some(_))) => {

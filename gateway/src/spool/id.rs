@@ -13,26 +13,15 @@ pub struct QueueId(pub u64);
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl QueueId {
-    /// A new id: milliseconds since the epoch in the high bits, a per-process
-    /// sequence (seeded at random) in the low 16, so ids sort by arrival.
+    /// A candidate id: milliseconds since the epoch in the high bits, a
+    /// per-process sequence in the low 16, so ids sort by arrival. The spool
+    /// (`Spool::next_id`) makes it strictly greater than every stored id.
     pub fn generate() -> Self {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let mut seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        if seq == 0 {
-            // First id of the process: start the sequence at a random point so
-            // a quick restart within the same millisecond cannot repeat an id.
-            let seed: u64 = rand::random::<u64>() | 1;
-            let _ = SEQ.compare_exchange(
-                1,
-                seed.wrapping_add(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            seq = seed;
-        }
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         QueueId((ms << 16) | (seq & 0xffff))
     }
 

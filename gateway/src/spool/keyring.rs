@@ -8,6 +8,7 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Record format version byte.
@@ -111,7 +112,7 @@ impl Keyring {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode_0600()
+                .mode(0o600)
                 .open(path)
                 .map_err(io)?;
             writeln!(f, "# Sealgate spool keys: <id> <hex>; the last line seals new records. Keep secret, back up.")
@@ -170,17 +171,6 @@ impl Keyring {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
 }
 
 #[cfg(test)]
