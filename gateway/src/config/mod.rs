@@ -322,6 +322,17 @@ impl Config {
 
     /// Supplies the default listener and loopback connector when none are given.
     pub fn fill_defaults(&mut self) {
+        // Domains are compared in IDNA ASCII form; convert them once here
+        // rather than on every RCPT.
+        use crate::smtp::address::ascii_domain;
+        for d in &mut self.server.local_domains {
+            *d = ascii_domain(d);
+        }
+        for c in &mut self.connector {
+            for d in &mut c.sender_domains {
+                *d = ascii_domain(d);
+            }
+        }
         if self.listener.is_empty() {
             self.listener.push(ListenerConfig::default());
         }
@@ -356,12 +367,9 @@ impl Config {
     }
 
     /// True when `domain` is one of the local domains (compared in IDNA
-    /// ASCII form, so U-labels and A-labels match).
+    /// ASCII form, so U-labels and A-labels match; see `fill_defaults`).
     pub fn is_local_domain(&self, domain: &str) -> bool {
         let domain = crate::smtp::address::ascii_domain(domain);
-        self.server
-            .local_domains
-            .iter()
-            .any(|d| crate::smtp::address::ascii_domain(d) == domain)
+        self.server.local_domains.contains(&domain)
     }
 }

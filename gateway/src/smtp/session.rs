@@ -286,7 +286,6 @@ impl Session {
             let sender_ok = c.sender_domains.is_empty()
                 || sender_domain.as_deref().is_none_or(|d| {
                     c.sender_domains.iter().any(|s| {
-                        let s = crate::smtp::address::ascii_domain(s);
                         d == s || d.strip_suffix(s.as_str()).is_some_and(|p| p.ends_with('.'))
                     })
                 });
@@ -477,6 +476,7 @@ mod tests {
         let mut c = Config::embedded();
         c.server.hostname = "mx.test".into();
         c.server.local_domains = local_domains.iter().map(|s| s.to_string()).collect();
+        c.fill_defaults(); // as loading a file does: normalises domains
         let l = Arc::new(c.listener[0].clone());
         Session::new(
             Arc::new(c),
@@ -681,6 +681,7 @@ mod tests {
     fn connector_sender_domains() {
         let mut c = Config::embedded();
         c.connector[0].sender_domains = vec!["tenant.test".into()];
+        c.fill_defaults();
         let l = Arc::new(c.listener[0].clone());
         let mut s = Session::new(
             Arc::new(c),
