@@ -30,8 +30,6 @@ pub struct Gateway {
     pub spool: Spool,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// TLS acceptor for STARTTLS and implicit TLS.
-    pub tls: TlsAcceptor,
     /// TLS set-up, to judge client certificates.
     pub server_tls: tls::ServerTls,
     /// Known local recipients, if configured.
@@ -231,7 +229,6 @@ impl Gateway {
             config,
             spool,
             metrics,
-            tls: TlsAcceptor::from(server_tls.config.clone()),
             server_tls,
             recipients,
             connections,
@@ -342,7 +339,8 @@ impl Gateway {
             .command_timeout
             .0
             .min(Duration::from_secs(60));
-        let handshake = |s| tokio::time::timeout(handshake_limit, self.tls.accept(s));
+        let acceptor = TlsAcceptor::from(self.server_tls.config.clone());
+        let handshake = |s| tokio::time::timeout(handshake_limit, acceptor.accept(s));
         if session.listener().tls == ListenerTls::Implicit {
             let Ok(Ok(mut tls)) = handshake(stream).await else {
                 return Outcome::TlsFailed;
