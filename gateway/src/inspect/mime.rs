@@ -101,6 +101,34 @@ fn text_of(v: &HeaderValue<'_>, out: &mut Vec<String>) {
     }
 }
 
+/// A text or HTML part: its file name (if any) and its text, within the budget.
+fn body_text(
+    ctx: &mut Ctx<'_>,
+    name: Option<&str>,
+    path: PartPath,
+    raw: &str,
+    attachment: bool,
+    html: bool,
+) {
+    if let Some(n) = name {
+        ctx.text(path.clone(), PartKind::FileName, n.to_string());
+    }
+    let kind = match (html, attachment) {
+        (true, true) => PartKind::HtmlAttachment,
+        (true, false) => PartKind::HtmlBody,
+        (false, true) => PartKind::TextAttachment,
+        (false, false) => PartKind::TextBody,
+    };
+    if ctx.charge(&path, raw.len() as u64) {
+        let text = if html {
+            html::html_to_text(raw)
+        } else {
+            raw.to_string()
+        };
+        ctx.text(path, kind, text);
+    }
+}
+
 /// One message's part tree.
 struct Walk<'m, 'x> {
     msg: &'m Message<'x>,
@@ -157,32 +185,8 @@ impl Walk<'_, '_> {
                     self.part(ctx, c as usize, &here.child(i + 1), nesting + 1, false);
                 }
             }
-            PartType::Text(t) => {
-                if let Some(n) = name {
-                    ctx.text(here_named.clone(), PartKind::FileName, n.to_string());
-                }
-                let kind = if is_attachment {
-                    PartKind::TextAttachment
-                } else {
-                    PartKind::TextBody
-                };
-                if ctx.charge(&here_named, t.len() as u64) {
-                    ctx.text(here_named, kind, t.to_string());
-                }
-            }
-            PartType::Html(h) => {
-                if let Some(n) = name {
-                    ctx.text(here_named.clone(), PartKind::FileName, n.to_string());
-                }
-                let kind = if is_attachment {
-                    PartKind::HtmlAttachment
-                } else {
-                    PartKind::HtmlBody
-                };
-                if ctx.charge(&here_named, h.len() as u64) {
-                    ctx.text(here_named, kind, html::html_to_text(h));
-                }
-            }
+            PartType::Text(t) => body_text(ctx, name, here_named, t, is_attachment, false),
+            PartType::Html(h) => body_text(ctx, name, here_named, h, is_attachment, true),
             PartType::Binary(b) | PartType::InlineBinary(b) => {
                 if ctx.charge(&here_named, b.len() as u64) {
                     blob::extract(

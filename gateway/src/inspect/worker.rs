@@ -89,76 +89,68 @@ async fn dispatch(stage: &Arc<Stage>, permits: &Arc<Semaphore>, id: QueueId) {
     };
     let stage = stage.clone();
     tokio::spawn(async move {
-        one(
-            &stage.spool,
-            &stage.rules,
-            &stage.limits,
-            &stage.metrics,
-            id,
-        )
-        .await;
+        stage.inspect_one(id).await;
         drop(permit);
     });
 }
 
-async fn one(
-    spool: &Spool,
-    rules: &SharedRules,
-    limits: &InspectLimits,
-    metrics: &Metrics,
-    id: QueueId,
-) {
-    let msg = match spool.get(id) {
-        Ok(Some(m)) => m,
-        Ok(None) => return, // deleted meanwhile
-        Err(e) => {
-            tracing::error!(id = %id, error = %e, "cannot read message to inspect");
-            return;
-        }
-    };
-    let body = match spool.read_body(&msg) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(id = %id, error = %e, "cannot read message to inspect");
-            return;
-        }
-    };
-    let set = rules.read().expect("rules lock").clone();
-    let limits = limits.clone();
-    let started = std::time::Instant::now();
-    // CPU-bound: off the async workers.
-    let found = match tokio::task::spawn_blocking(move || inspect(&body, &set, &limits)).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(id = %id, error = %e, "inspection failed");
-            return;
-        }
-    };
-    metrics
-        .inspect_seconds
-        .observe(started.elapsed().as_secs_f64());
-    let rec = record(&found);
-    for f in &rec.findings {
+impl Stage {
+    /// Inspects one queued message and records the result in the spool.
+    async fn inspect_one(&self, id: QueueId) {
+        let Stage {
+            spool,
+            rules,
+            limits,
+            metrics,
+        } = self;
+        let read = spool
+            .get(id)
+            .and_then(|m| m.map(|m| spool.read_body(&m)).transpose());
+        let body = match read {
+            Ok(Some(b)) => b,
+            Ok(None) => return, // deleted meanwhile
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "cannot read message to inspect");
+                return;
+            }
+        };
+        let set = rules.read().expect("rules lock").clone();
+        let limits = limits.clone();
+        let started = std::time::Instant::now();
+        // CPU-bound: off the async workers.
+        let found = match tokio::task::spawn_blocking(move || inspect(&body, &set, &limits)).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "inspection failed");
+                return;
+            }
+        };
         metrics
-            .dlp_findings
-            .with_label_values(&[&f.detector, &f.confidence])
-            .inc();
-    }
-    for (code, n) in &rec.unscannable {
-        metrics
-            .dlp_unscannable
-            .with_label_values(&[code])
-            .inc_by(*n as u64);
-    }
-    let detectors: Vec<&str> = rec.findings.iter().map(|f| f.detector.as_str()).collect();
-    tracing::info!(
-        id = %id,
-        detectors = ?detectors,
-        unscannable = rec.unscannable.iter().map(|(_, n)| n).sum::<usize>(),
-        action = rec.action.as_deref().unwrap_or("none"),
-        "message inspected"
-    );
-    if let Err(e) = spool.put_inspection(id, &rec).await {
-        tracing::error!(id = %id, error = %e, "cannot store inspection");
+            .inspect_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let rec = record(&found);
+        for f in &rec.findings {
+            metrics
+                .dlp_findings
+                .with_label_values(&[&f.detector, &f.confidence])
+                .inc();
+        }
+        for (code, n) in &rec.unscannable {
+            metrics
+                .dlp_unscannable
+                .with_label_values(&[code])
+                .inc_by(*n as u64);
+        }
+        let detectors: Vec<&str> = rec.findings.iter().map(|f| f.detector.as_str()).collect();
+        tracing::info!(
+            id = %id,
+            detectors = ?detectors,
+            unscannable = rec.unscannable.iter().map(|(_, n)| n).sum::<usize>(),
+            action = rec.action.as_deref().unwrap_or("none"),
+            "message inspected"
+        );
+        if let Err(e) = spool.put_inspection(id, &rec).await {
+            tracing::error!(id = %id, error = %e, "cannot store inspection");
+        }
     }
 }
