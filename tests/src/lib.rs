@@ -162,7 +162,7 @@ impl Gateway {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe_kill_term(c.id());
+            send_sigterm(c.id());
             let deadline = Instant::now() + Duration::from_secs(40);
             while Instant::now() < deadline {
                 if c.try_wait().unwrap().is_some() {
@@ -216,7 +216,7 @@ impl Gateway {
     }
 }
 
-fn unsafe_kill_term(pid: u32) {
+fn send_sigterm(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
