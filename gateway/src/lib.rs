@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod deliver;
 pub mod inspect;
 pub mod serve;
 pub mod smtp;

@@ -3,14 +3,18 @@
 //! [`Config::default`].
 
 mod check;
+mod delivery;
 mod duration;
 
 pub use check::{load_file, ConfigError, ConfigErrors};
+pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use duration::Span;
 
+use crate::deliver::tls_policy::TlsLevel;
 use crate::smtp::data::BareLineEnding;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,8 +28,12 @@ pub struct Config {
     pub listener: Vec<ListenerConfig>,
     /// Trusted sending systems: the tenant (`[[connector]]`).
     pub connector: Vec<ConnectorConfig>,
-    /// Server certificate and client-certificate trust.
+    /// Server certificate, client-certificate trust, outbound TLS policy.
     pub tls: TlsConfig,
+    /// Outbound delivery: smart host, timeouts, retries.
+    pub delivery: DeliveryConfig,
+    /// Static routes (`[[route]]`) that override MX and the smart host.
+    pub route: Vec<RouteConfig>,
     /// Protocol limits and timeouts.
     pub limits: Limits,
     /// The durable queue.
@@ -170,7 +178,7 @@ pub struct ConnectorConfig {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain; unset means a self-signed certificate generated
@@ -181,6 +189,38 @@ pub struct TlsConfig {
     /// PEM CA bundle that client certificates must chain to; unset means the
     /// system's trusted roots (M365 and Google present public certificates).
     pub client_ca_file: Option<PathBuf>,
+    /// Outbound: level for destinations not listed in `domains`.
+    pub default_level: TlsLevel,
+    /// Outbound: level per destination domain.
+    pub domains: BTreeMap<String, TlsLevel>,
+    /// Outbound: honour MTA-STS policies (RFC 8461).
+    pub mta_sts: bool,
+    /// Outbound: use DANE (RFC 7672) wherever DNSSEC-signed TLSA records exist.
+    pub dane: bool,
+    /// Outbound: remember domains delivered to with TLS and refuse later
+    /// plain delivery to them (`sealgate tls forget DOMAIN` clears one).
+    pub remember: bool,
+    /// Outbound: extra PEM roots trusted for `verify` and MTA-STS, beside the system's.
+    pub extra_roots_file: Option<PathBuf>,
+    /// Outbound: HTTPS port for MTA-STS policy fetches (443; others are for tests).
+    pub mta_sts_port: u16,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            default_level: TlsLevel::May,
+            domains: BTreeMap::new(),
+            mta_sts: true,
+            dane: true,
+            remember: true,
+            extra_roots_file: None,
+            mta_sts_port: 443,
+        }
+    }
 }
 
 /// `[limits]`
@@ -330,6 +370,15 @@ impl Config {
         }
         for c in &mut self.connector {
             for d in &mut c.sender_domains {
+                *d = ascii_domain(d);
+            }
+        }
+        self.tls.domains = std::mem::take(&mut self.tls.domains)
+            .into_iter()
+            .map(|(d, l)| (ascii_domain(&d), l))
+            .collect();
+        for r in &mut self.route {
+            for d in &mut r.domains {
                 *d = ascii_domain(d);
             }
         }

@@ -8,7 +8,7 @@ use super::reply::Reply;
 use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, ListenerTls};
 use crate::smtp::tls::name_matches;
-use crate::spool::{Direction, QueuedRecipient, RecipientState, TlsFacts};
+use crate::spool::{Direction, QueuedRecipient, TlsFacts};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -444,12 +444,8 @@ impl Session {
         if duplicate {
             return Step::Reply(Reply::new(250, "2.1.5", "Recipient ok (duplicate ignored)"));
         }
-        txn.recipients.push(QueuedRecipient {
-            address: to,
-            notify: params.notify,
-            orcpt: params.orcpt,
-            state: RecipientState::Queued,
-        });
+        txn.recipients
+            .push(QueuedRecipient::new(to, params.notify, params.orcpt));
         Step::Reply(Reply::new(250, "2.1.5", "Recipient ok"))
     }
 

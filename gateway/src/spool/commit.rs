@@ -24,6 +24,16 @@ pub enum Op {
         /// Value.
         value: Vec<u8>,
     },
+    /// Overwrite the existing value at `key` in `cf`; fails the batch when
+    /// the key is absent, so a record deleted meanwhile is not brought back.
+    Replace {
+        /// Column family name.
+        cf: &'static str,
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+    },
     /// Delete `key` in `cf`.
     Delete {
         /// Column family name.
@@ -90,7 +100,10 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
         let mut bad: Option<String> = None;
         for op in group.iter_mut().flat_map(|r| r.ops.drain(..)) {
             let name = match &op {
-                Op::Put { cf, .. } | Op::Delete { cf, .. } | Op::DeleteRange { cf, .. } => *cf,
+                Op::Put { cf, .. }
+                | Op::Replace { cf, .. }
+                | Op::Delete { cf, .. }
+                | Op::DeleteRange { cf, .. } => *cf,
             };
             let Some(cf) = db.cf_handle(name) else {
                 bad = Some(format!("spool has no column family {name}"));
@@ -108,6 +121,11 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
                     break;
                 }
                 Op::Put { key, value, .. } => batch.put_cf(&cf, key, value),
+                Op::Replace { key, .. } if !matches!(db.get_pinned_cf(&cf, &key), Ok(Some(_))) => {
+                    bad = Some(format!("record {} no longer exists", hex::encode(&key)));
+                    break;
+                }
+                Op::Replace { key, value, .. } => batch.put_cf(&cf, key, value),
                 Op::Delete { key, .. } => batch.delete_cf(&cf, key),
                 Op::DeleteRange { from, to, .. } => batch.delete_range_cf(&cf, from, to),
             }

@@ -12,8 +12,8 @@ pub mod record;
 pub use id::QueueId;
 pub use keyring::{KeyError, Keyring};
 pub use record::{
-    Direction, FindingRecord, InspectionRecord, Origin, QueuedMessage, QueuedRecipient,
-    RecipientState, TlsFacts,
+    DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin, OutboundTls,
+    QueuedMessage, QueuedRecipient, RecipientState, TlsFacts,
 };
 
 use crate::admin::metrics::Metrics;
@@ -28,6 +28,10 @@ const CF_ENVELOPE: &str = "envelope";
 const CF_CHUNK: &str = "chunk";
 const CF_META: &str = "meta";
 const CF_INSPECTION: &str = "inspection";
+/// Envelopes (with delivery evidence) of messages whose every recipient is
+/// final; their bytes are gone. Kept for `queue show` and the journal.
+const CF_DONE: &str = "done";
+const ALL_CFS: [&str; 5] = [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION, CF_DONE];
 /// Message bytes are stored in chunks of this size, so a session holds at
 /// most one chunk in memory however large the message.
 pub const CHUNK_SIZE: usize = 256 * 1024;
@@ -110,7 +114,7 @@ fn db_options() -> Options {
 }
 
 fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION]
+    ALL_CFS
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, db_options()))
         .collect()
@@ -175,12 +179,13 @@ impl Spool {
 
     /// Opens the spool read-only; works while the gateway has it open.
     pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, SpoolError> {
-        let db = DB::open_cf_for_read_only(
-            &db_options(),
-            dir,
-            [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION],
-            false,
-        )?;
+        // A spool written before the `done` family existed lacks it; a
+        // read-only open cannot create it.
+        let existing = DB::list_cf(&db_options(), dir)?;
+        let cfs = ALL_CFS
+            .into_iter()
+            .filter(|c| existing.iter().any(|e| e == c));
+        let db = DB::open_cf_for_read_only(&db_options(), dir, cfs, false)?;
         Ok(Spool {
             inner: Arc::new(Inner {
                 db: Arc::new(db),
@@ -220,9 +225,7 @@ impl Spool {
         record: &InspectionRecord,
     ) -> Result<(), SpoolError> {
         let key = id.to_key().to_vec();
-        let plain = serde_json::to_vec(record)
-            .map_err(|e| SpoolError::Corrupt(id.to_string(), e.to_string()))?;
-        let value = self.inner.keys.seal(&aad(CF_INSPECTION, &key), &plain);
+        let value = self.seal_json(CF_INSPECTION, &key, record)?;
         let spool = self.clone();
         // Not synced: an inspection is derived data. One lost in a crash is
         // simply redone, because the message then shows up as uninspected.
@@ -241,20 +244,10 @@ impl Spool {
     /// What the inspect stage found, if it has run.
     pub fn inspection(&self, id: QueueId) -> Result<Option<InspectionRecord>, SpoolError> {
         let key = id.to_key();
-        let Some(v) = self.inner.db.get_cf(self.cf(CF_INSPECTION), key)? else {
-            return Ok(None);
-        };
-        let plain = self
-            .inner
-            .keys
-            .open(&aad(CF_INSPECTION, &key), &v)
-            .map_err(|source| SpoolError::Key {
-                id: id.to_string(),
-                source,
-            })?;
-        serde_json::from_slice(&plain)
-            .map(Some)
-            .map_err(|e| SpoolError::Corrupt(id.to_string(), e.to_string()))
+        match self.inner.db.get_cf(self.cf(CF_INSPECTION), key)? {
+            Some(v) => self.open_json(CF_INSPECTION, &key, &v).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Queued messages the inspect stage has not recorded yet, oldest first.
@@ -317,18 +310,7 @@ impl Spool {
     }
 
     fn decode_envelope(&self, key: &[u8], value: &[u8]) -> Result<QueuedMessage, SpoolError> {
-        let name = QueueId::from_key(key)
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| hex::encode(key));
-        let plain = self
-            .inner
-            .keys
-            .open(&aad(CF_ENVELOPE, key), value)
-            .map_err(|source| SpoolError::Key {
-                id: name.clone(),
-                source,
-            })?;
-        serde_json::from_slice(&plain).map_err(|e| SpoolError::Corrupt(name, e.to_string()))
+        self.open_json(CF_ENVELOPE, key, value)
     }
 
     /// One message's record.
@@ -388,6 +370,118 @@ impl Spool {
         self.inner.metrics.spool_messages.dec();
         self.inner.metrics.spool_bytes.sub(msg.size as i64);
         Ok(true)
+    }
+
+    /// Durably replaces a queued message's record (recipient states,
+    /// evidence). Fails if the message was deleted meanwhile.
+    pub async fn update(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+        let key = msg.id.to_key().to_vec();
+        let value = self.seal_json(CF_ENVELOPE, &key, msg)?;
+        self.committer()?
+            .commit(vec![Op::Replace {
+                cf: CF_ENVELOPE,
+                key,
+                value,
+            }])
+            .await
+            .map_err(SpoolError::Commit)
+    }
+
+    /// Durably retires a message whose every recipient is final: its record
+    /// moves to the done set (for `queue show` and the journal) and its
+    /// bytes are deleted, in one synced batch.
+    pub async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+        let key = msg.id.to_key().to_vec();
+        let value = self.seal_json(CF_DONE, &key, msg)?;
+        self.committer()?
+            .commit(vec![
+                Op::Put {
+                    cf: CF_DONE,
+                    key: key.clone(),
+                    value,
+                },
+                Op::Delete {
+                    cf: CF_ENVELOPE,
+                    key: key.clone(),
+                },
+                Op::Delete {
+                    cf: CF_INSPECTION,
+                    key,
+                },
+                Op::DeleteRange {
+                    cf: CF_CHUNK,
+                    from: chunk_key(msg.id, 0),
+                    to: chunk_key(msg.id, u32::MAX),
+                },
+            ])
+            .await
+            .map_err(SpoolError::Commit)?;
+        self.inner.metrics.spool_messages.dec();
+        self.inner.metrics.spool_bytes.sub(msg.size as i64);
+        Ok(())
+    }
+
+    /// A finished message's record, if it is still kept.
+    pub fn done(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
+        let Some(cf) = self.inner.db.cf_handle(CF_DONE) else {
+            return Ok(None);
+        };
+        let key = id.to_key();
+        match self.inner.db.get_cf(cf, key)? {
+            Some(v) => self.open_json(CF_DONE, &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets finished messages completed before `cutoff` (their ids are
+    /// time-ordered, so this is a range scan). Returns how many went.
+    pub fn prune_done(&self, cutoff: QueueId) -> Result<usize, SpoolError> {
+        let cf = self.cf(CF_DONE);
+        let mut n = 0;
+        for item in self.inner.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, _) = item?;
+            match QueueId::from_key(&k) {
+                Some(id) if id < cutoff => n += 1,
+                _ => break,
+            }
+        }
+        if n > 0 {
+            self.inner
+                .db
+                .delete_range_cf(cf, QueueId(0).to_key(), cutoff.to_key())?;
+        }
+        Ok(n)
+    }
+
+    fn seal_json<T: serde::Serialize>(
+        &self,
+        cf: &str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Vec<u8>, SpoolError> {
+        let plain = serde_json::to_vec(value)
+            .map_err(|e| SpoolError::Corrupt(hex::encode(key), e.to_string()))?;
+        Ok(self.inner.keys.seal(&aad(cf, key), &plain))
+    }
+
+    fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<T, SpoolError> {
+        let name = QueueId::from_key(key)
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| hex::encode(key));
+        let plain = self
+            .inner
+            .keys
+            .open(&aad(cf, key), value)
+            .map_err(|source| SpoolError::Key {
+                id: name.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&plain).map_err(|e| SpoolError::Corrupt(name, e.to_string()))
     }
 
     /// Message count and total octets.
@@ -611,12 +705,11 @@ mod tests {
             received_at: chrono::Utc::now(),
             from: "a@b.test".into(),
             mail_params: MailParams::default(),
-            recipients: vec![QueuedRecipient {
-                address: Mailbox::parse("c@d.test").unwrap(),
-                notify: None,
-                orcpt: None,
-                state: RecipientState::Queued,
-            }],
+            recipients: vec![QueuedRecipient::new(
+                Mailbox::parse("c@d.test").unwrap(),
+                None,
+                None,
+            )],
             origin: Origin {
                 listener: "smtp".into(),
                 peer: "127.0.0.1:1".parse().unwrap(),

@@ -1,11 +1,12 @@
 //! What the spool keeps about each message: the envelope and where it came from.
 
+use crate::deliver::tls_policy::{PolicySource, TlsLevel};
 use crate::smtp::address::Mailbox;
 use crate::smtp::command::{MailParams, Notify};
 use crate::spool::QueueId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +61,86 @@ pub struct Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecipientState {
-    /// Accepted, waiting for the next stage.
+    /// Accepted, not yet tried.
     Queued,
+    /// Tried, failed temporarily; tried again at `next_attempt`.
+    Deferred,
+    /// The next hop accepted it (final).
+    Delivered,
+    /// Failed permanently or expired; the sender gets a DSN (final).
+    Bounced,
+    /// Dropped by policy without a bounce, e.g. TLS level `exclusive` (final).
+    Dropped,
+}
+
+impl RecipientState {
+    /// True once nothing more will be done for the recipient.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RecipientState::Delivered | RecipientState::Bounced | RecipientState::Dropped
+        )
+    }
+
+    /// Lower-case name, for listings and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientState::Queued => "queued",
+            RecipientState::Deferred => "deferred",
+            RecipientState::Delivered => "delivered",
+            RecipientState::Bounced => "bounced",
+            RecipientState::Dropped => "dropped",
+        }
+    }
+}
+
+/// TLS facts of an outbound session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundTls {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// Negotiated cipher suite, IANA name.
+    pub cipher: String,
+    /// SHA-256 (hex) of the peer's end-entity certificate.
+    pub peer_cert_sha256: String,
+    /// True when the certificate was authenticated (`verify`, MTA-STS or DANE).
+    pub verified: bool,
+}
+
+/// What happened on the last delivery attempt for a recipient: where, how
+/// protected, under which policy, and what the next hop said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryEvidence {
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+    /// The MX or relay host name tried last (empty when none was reached).
+    pub host: String,
+    /// Its address, if a connection was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Its port.
+    pub port: u16,
+    /// TLS facts; `None` for a plain session or no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<OutboundTls>,
+    /// The TLS level the delivery was held to.
+    pub tls_level: TlsLevel,
+    /// What set that level.
+    pub policy_source: PolicySource,
+    /// The remote reply (`250 2.0.0 Ok: queued as ...`) or our own reason.
+    pub reply: String,
+}
+
+/// Whether the sender has been told about a bounced recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DsnState {
+    /// A DSN is owed and not yet queued (a crash here queues it on restart).
+    Pending,
+    /// Queued as this message id.
+    Sent(String),
+    /// None owed: null sender, or NOTIFY did not ask for it.
+    NotRequested,
 }
 
 /// One recipient of a queued message.
@@ -77,6 +156,38 @@ pub struct QueuedRecipient {
     pub orcpt: Option<String>,
     /// Current state.
     pub state: RecipientState,
+    /// Delivery attempts made.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When a deferred recipient is tried next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<DateTime<Utc>>,
+    /// Evidence of the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<DeliveryEvidence>,
+    /// DSN bookkeeping for a bounced (or delayed) recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<DsnState>,
+    /// True once a delay notice has been queued for this recipient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_notified: bool,
+}
+
+impl QueuedRecipient {
+    /// A freshly accepted recipient.
+    pub fn new(address: Mailbox, notify: Option<Notify>, orcpt: Option<String>) -> Self {
+        QueuedRecipient {
+            address,
+            notify,
+            orcpt,
+            state: RecipientState::Queued,
+            attempts: 0,
+            next_attempt: None,
+            evidence: None,
+            dsn: None,
+            delay_notified: false,
+        }
+    }
 }
 
 /// The spool record of one message (everything but its bytes).

@@ -1,0 +1,8 @@
+//! The deliver stage: takes messages the earlier stages have finished with
+//! from the spool, routes each recipient (static route, smart host or MX),
+//! holds each destination to its TLS level (config, MTA-STS, DANE, memory),
+//! sends over SMTP, and records per recipient what happened: delivered with
+//! evidence, deferred for a retry, bounced with a DSN, or dropped by policy.
+
+pub mod dns;
+pub mod tls_policy;
