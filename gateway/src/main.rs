@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use sealgate::admin::queue::{self, Location};
+use sealgate::admin::queue::{self, Change, Location};
 use sealgate::config::{load_file, Config, LogFormat};
 use sealgate::inspect::{self, report, InspectLimits};
 use sealgate::spool::QueueId;
@@ -38,10 +38,29 @@ enum Cmd {
         #[command(subcommand)]
         action: QueueCmd,
     },
+    /// Outbound TLS memory: domains once delivered to with TLS, which are
+    /// refused plain delivery from then on.
+    Tls {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: TlsCmd,
+    },
     /// Data loss prevention: scan messages with the DLP rules, check the rules.
     Dlp {
         #[command(subcommand)]
         action: DlpCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    /// List remembered domains and since when.
+    Ls,
+    /// Forget a domain, allowing plain delivery to it again (if its level allows).
+    Forget {
+        /// The domain.
+        domain: String,
     },
 }
 
@@ -127,6 +146,15 @@ enum QueueCmd {
         /// Queue id.
         id: QueueId,
     },
+    /// Try a message (or, with --all, every message) now, ignoring retry waits.
+    Retry {
+        /// Queue id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<QueueId>,
+        /// Every queued message.
+        #[arg(long)]
+        all: bool,
+    },
     /// Check every message is intact and no partial message is left.
     Verify {
         /// JSON output.
@@ -210,7 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out.write_all(&queue::show(&loc, id, json, body)?)?
                 }
                 QueueCmd::Delete { id } => {
-                    out.write_all(queue::delete(&loc, id).await?.as_bytes())?
+                    out.write_all(queue::apply(&loc, Change::Delete(id)).await?.as_bytes())?
+                }
+                QueueCmd::Retry { id, .. } => {
+                    let change = id.map_or(Change::RetryAll, Change::Retry);
+                    out.write_all(queue::apply(&loc, change).await?.as_bytes())?
                 }
                 QueueCmd::Verify { json } => {
                     let (text, clean) = queue::verify(&loc, json)?;
@@ -218,6 +250,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if !clean {
                         return Ok(ExitCode::FAILURE);
                     }
+                }
+            }
+        }
+        Cmd::Tls { at, action } => {
+            let mut config = load(at.config.as_ref())?;
+            if let Some(d) = at.data {
+                config.server.data_dir = d;
+            }
+            let loc = Location::from_config(&config);
+            match action {
+                TlsCmd::Ls => {
+                    for (domain, since) in queue::tls_memory(&loc)? {
+                        println!("{domain}\t{since}");
+                    }
+                }
+                TlsCmd::Forget { domain } => {
+                    let domain = sealgate::smtp::address::ascii_domain(&domain);
+                    print!("{}", queue::apply(&loc, Change::ForgetTls(domain)).await?);
                 }
             }
         }

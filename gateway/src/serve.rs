@@ -4,6 +4,7 @@
 use crate::admin::http::{router, AdminState};
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::deliver::{self, attempt::Deliverer};
 use crate::inspect::worker::{self, SharedRules};
 use crate::smtp::recipients::{RecipientList, SharedRecipients};
 use crate::smtp::server::Gateway;
@@ -40,6 +41,9 @@ pub enum ServeError {
     /// The DLP rule set does not load.
     #[error("DLP rules: {0}")]
     Rules(#[from] sealgate_dlp::RuleError),
+    /// The deliver stage could not be set up.
+    #[error("delivery: {0}")]
+    Delivery(String),
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -66,14 +70,39 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
+    // smtp → spool → inspect → deliver: each stage hands ids to the next.
+    let (to_deliver, ready) = tokio::sync::mpsc::unbounded_channel();
     if config.dlp.enabled {
         tokio::spawn(worker::run(
             spool.clone(),
             rules.clone(),
             config.dlp.limits.clone(),
             metrics.clone(),
+            to_deliver,
         ));
+    } else {
+        let mut accepted = spool.subscribe();
+        tokio::spawn(async move {
+            while let Some(id) = accepted.recv().await {
+                let _ = to_deliver.send(id);
+            }
+        });
     }
+    let deliver_commands = if config.delivery.enabled {
+        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics)?);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // With DLP on, a message not yet inspected reaches delivery through
+        // the inspect stage, never straight from the queue scan.
+        let skip_spool = spool.clone();
+        let dlp = config.dlp.enabled;
+        tokio::spawn(deliver::worker::run(stage, ready, rx, move |id| {
+            dlp && matches!(skip_spool.inspection(id), Ok(None))
+        }));
+        Some(tx)
+    } else {
+        tracing::warn!("delivery is disabled ([delivery] enabled = false): mail stays queued");
+        None
+    };
     let server_tls = tls::ServerTls::new(&config)?;
     let recipients: SharedRecipients = Arc::new(RwLock::new(load_recipients(&config)?));
     let gateway = Gateway::new(
@@ -120,6 +149,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })?
         .map(Arc::from);
     let app = router(AdminState {
+        deliver: deliver_commands,
         spool,
         metrics: metrics.clone(),
         data_dir: canonical.to_string_lossy().into_owned(),
@@ -155,6 +185,47 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The deliver stage's long-lived parts, from the config.
+fn deliverer(
+    config: &Arc<Config>,
+    spool: &Spool,
+    metrics: &Arc<Metrics>,
+) -> Result<Deliverer, ServeError> {
+    use deliver::client::{tls as client_tls, ClientSettings};
+    let err = |e: &dyn std::fmt::Display| ServeError::Delivery(e.to_string());
+    let dns = deliver::dns::Dns::new(&config.delivery.resolvers).map_err(|e| err(&e))?;
+    let roots =
+        client_tls::trust_roots(config.tls.extra_roots_file.as_deref()).map_err(|e| err(&e))?;
+    let mta_sts = config.tls.mta_sts.then(|| {
+        deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
+    });
+    let dane = if config.tls.dane {
+        Some(deliver::dane::Dane::new(&dns).map_err(|e| err(&e))?)
+    } else {
+        None
+    };
+    let d = &config.delivery;
+    Ok(Deliverer {
+        config: config.clone(),
+        settings: ClientSettings {
+            helo: d
+                .helo_name
+                .clone()
+                .unwrap_or_else(|| config.server.hostname.clone()),
+            connect_timeout: d.connect_timeout.0,
+            command_timeout: d.command_timeout.0,
+            data_timeout: d.data_timeout.0,
+        },
+        opportunistic: client_tls::opportunistic_config(),
+        verifying: client_tls::verifying_config(roots),
+        dns,
+        mta_sts,
+        dane,
+        spool: spool.clone(),
+        metrics: metrics.clone(),
+    })
 }
 
 /// Reads `server.recipients_file`, if set.

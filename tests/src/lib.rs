@@ -79,6 +79,11 @@ impl Gateway {
         if default_listener {
             text.push_str(&format!("[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:{smtp}\"\ntls = \"starttls\"\n\n"));
         }
+        // Tests that do not deliver keep their mail queued, where they look
+        // at it; delivery tests configure `[delivery]` themselves.
+        if !extra.contains("[delivery]") {
+            text.push_str("[delivery]\nenabled = false\n\n");
+        }
         text.push_str(&extra.replace("{smtp}", &smtp.to_string()));
         std::fs::write(&config, text).unwrap();
         let mut g = Gateway {
@@ -351,15 +356,18 @@ impl Postfix {
             .tempdir()
             .unwrap();
         let d = dir.path();
-        for sub in ["etc", "queue", "data"] {
+        for sub in ["etc", "queue", "data", "vmail"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        // Postfix insists on owning its data directory and on a default main.cf.
+        // Postfix insists on owning its data directory and on a default
+        // main.cf; virtual(8) writes the Maildir as postfix.
         Command::new("chown")
             .arg("postfix")
             .arg(d.join("data"))
+            .arg(d.join("vmail"))
             .status()
             .unwrap();
+        let main_cf = main_cf.replace("{VMAIL}", &d.join("vmail").display().to_string());
         if !Path::new("/etc/postfix/main.cf").exists() {
             std::fs::write("/etc/postfix/main.cf", "").unwrap();
         }
@@ -419,6 +427,21 @@ impl Postfix {
         std::fs::read_to_string(&self.name).unwrap_or_default()
     }
 
+    /// Changes main.cf settings (`name = value` lines) and reloads.
+    pub fn set(&self, settings: &str) {
+        let etc = self.dir.path().join("etc");
+        for line in settings.lines().filter(|l| !l.trim().is_empty()) {
+            run_ok(
+                Command::new("postconf")
+                    .arg("-c")
+                    .arg(&etc)
+                    .arg("-e")
+                    .arg(line),
+            );
+        }
+        run_ok(Command::new("postfix").arg("-c").arg(&etc).arg("reload"));
+    }
+
     /// `postqueue -p` output of this instance.
     pub fn queue(&self) -> String {
         let out = Command::new("postqueue")
@@ -438,5 +461,238 @@ impl Drop for Postfix {
             .arg(self.dir.path().join("etc"))
             .arg("stop")
             .output();
+    }
+}
+
+/// A private Postfix instance that keeps mail for `domains` in a Maildir
+/// (`<dir>/vmail/inbox/`) instead of relaying: the "remote MX" or the
+/// tenant's mailbox server.
+pub fn postfix_mailbox(name: &str, domains: &str, main_cf: &str) -> Postfix {
+    let uid = id_of("-u", "postfix");
+    let gid = id_of("-g", "postfix");
+    let pf = Postfix::start(
+        name,
+        &format!(
+            "virtual_mailbox_domains = {domains}\nvirtual_mailbox_base = {{VMAIL}}\nvirtual_mailbox_maps = static:inbox/\nvirtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n{main_cf}\n"
+        ),
+    );
+    pf
+}
+
+fn id_of(flag: &str, user: &str) -> String {
+    let o = Command::new("id").arg(flag).arg(user).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+impl Postfix {
+    /// Messages delivered to this instance's Maildir (see [`postfix_mailbox`]), oldest first.
+    pub fn mailbox(&self) -> Vec<Vec<u8>> {
+        let dir = self.dir.path().join("vmail/inbox/new");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
+    /// Waits until the Maildir holds at least `n` messages; returns them.
+    pub fn wait_mail(&self, n: usize, secs: u64) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let m = self.mailbox();
+            if m.len() >= n || Instant::now() > deadline {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// dnsmasq serving fixed records on a loopback port (no recursion): the
+/// "internet DNS" for routing tests.
+pub struct Dns {
+    /// UDP/TCP port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl Dns {
+    /// Starts dnsmasq with `options` such as `--mx-host=dest.test,mx.dest.test,10`,
+    /// `--host-record=mx.dest.test,127.0.0.1`, `--txt-record=name,"text"`.
+    pub fn start(options: &[String]) -> Dns {
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--pid-file=",
+                "--user=root",
+                "--log-facility=-",
+            ])
+            .arg(format!("--port={port}"))
+            .args(options)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq is not installed (scripts/install-deps test)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "dnsmasq did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dns { port, child }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway certificate authority made with openssl, for TLS tests.
+pub struct TestCa {
+    /// Directory with `ca.pem`, `ca.key` and issued certificates.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// A new CA.
+    pub fn new() -> TestCa {
+        let dir = tempfile::Builder::new()
+            .prefix("sealgate-ca-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        run_ok(Command::new("openssl").current_dir(d).args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Sealgate Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]));
+        // Postfix (running as postfix) must be able to read what we issue.
+        let _ = Command::new("chmod").arg("755").arg(d).status();
+        TestCa { dir }
+    }
+
+    /// The CA certificate file.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues a certificate for `names` (first is the CN); `days` may be
+    /// negative for one that has expired. Returns (cert, key) paths.
+    pub fn issue(&self, label: &str, names: &[&str], days: i64) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        let key = d.join(format!("{label}.key"));
+        let csr = d.join(format!("{label}.csr"));
+        let cert = d.join(format!("{label}.pem"));
+        let ext = d.join(format!("{label}.ext"));
+        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={}\nextendedKeyUsage=serverAuth\n",
+                san.join(",")
+            ),
+        )
+        .unwrap();
+        run_ok(
+            Command::new("openssl")
+                .current_dir(d)
+                .args([
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                ])
+                .arg(&key)
+                .arg("-out")
+                .arg(&csr)
+                .args(["-subj", &format!("/CN={}", names[0])]),
+        );
+        let mut x509 = Command::new("openssl");
+        x509.current_dir(d)
+            .args(["x509", "-req", "-in"])
+            .arg(&csr)
+            .args([
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+            ])
+            .arg(&cert)
+            .arg("-extfile")
+            .arg(&ext);
+        if days < 0 {
+            // openssl x509 cannot back-date; -not_before/-not_after need 3.x syntax.
+            x509.args([
+                "-not_before",
+                "20200101000000Z",
+                "-not_after",
+                "20200102000000Z",
+            ]);
+        } else {
+            x509.args(["-days", &days.to_string()]);
+        }
+        run_ok(&mut x509);
+        let _ = Command::new("chmod")
+            .arg("644")
+            .arg(&key)
+            .arg(&cert)
+            .status();
+        (cert, key)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn run_ok(c: &mut Command) {
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Waits until `f` returns `Some`, or panics with `what` after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete as delete_route, get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub struct AdminState {
     pub data_dir: String,
     /// Bearer token required by `/api/v1/...`, if configured.
     pub token: Option<Arc<str>>,
+    /// The running deliver stage, if delivery is enabled.
+    pub deliver: Option<crate::deliver::worker::Commands>,
 }
 
 /// The admin router.
@@ -32,6 +34,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/queue", get(list))
         .route("/api/v1/queue/{id}", get(show).delete(delete))
         .route("/api/v1/queue/{id}/message", get(message))
+        .route("/api/v1/queue/{id}/retry", post(retry))
+        .route("/api/v1/queue-retry-all", post(retry_all))
+        .route("/api/v1/tls-memory", get(tls_memory))
+        .route("/api/v1/tls-memory/{domain}", delete_route(tls_forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // Metrics and health carry no content and stay open for scrapers.
     Router::new()
@@ -85,6 +91,60 @@ impl From<SpoolError> for ApiError {
     }
 }
 
+fn commands(s: &AdminState) -> Result<&crate::deliver::worker::Commands, ApiError> {
+    s.deliver.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            "delivery is disabled on this gateway ([delivery] enabled = false)".into(),
+        )
+    })
+}
+
+async fn retry(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let msg = find(&s, &id)?;
+    let _ = commands(&s)?.send(crate::deliver::worker::Command::Retry(msg.id));
+    tracing::info!(id = %msg.id, "retry requested by an admin");
+    Ok(Json(
+        serde_json::json!({ "retrying": [msg.id.to_string()] }),
+    ))
+}
+
+async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let ids: Vec<String> = s.spool.list()?.iter().map(|m| m.id.to_string()).collect();
+    let _ = commands(&s)?.send(crate::deliver::worker::Command::RetryAll);
+    tracing::info!(
+        messages = ids.len(),
+        "retry of the whole queue requested by an admin"
+    );
+    Ok(Json(serde_json::json!({ "retrying": ids })))
+}
+
+async fn tls_memory(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = s.spool.tls_memory()?;
+    Ok(Json(serde_json::json!(list
+        .into_iter()
+        .map(|(d, t)| serde_json::json!({"domain": d, "since": t}))
+        .collect::<Vec<_>>())))
+}
+
+async fn tls_forget(
+    State(s): State<AdminState>,
+    Path(domain): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let domain = crate::smtp::address::ascii_domain(&domain);
+    if !s.spool.forget_tls(&domain).await? {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{domain} is not in the TLS memory"),
+        ));
+    }
+    tracing::info!(domain = %domain, "TLS memory cleared by an admin");
+    Ok(Json(serde_json::json!({ "forgotten": domain })))
+}
+
 fn parse_id(id: &str) -> Result<QueueId, ApiError> {
     id.parse()
         .map_err(|e: String| ApiError(StatusCode::BAD_REQUEST, e))
@@ -121,7 +181,15 @@ async fn show(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<QueuedMessage>, ApiError> {
-    find(&s, &id).map(Json)
+    // A finished message's record (with its delivery evidence) is kept a while.
+    match find(&s, &id) {
+        Err(ApiError(StatusCode::NOT_FOUND, why)) => s
+            .spool
+            .done(parse_id(&id)?)?
+            .map(Json)
+            .ok_or(ApiError(StatusCode::NOT_FOUND, why)),
+        other => other.map(Json),
+    }
 }
 
 async fn message(

@@ -39,6 +39,18 @@ pub struct Metrics {
     pub dlp_unscannable: IntCounterVec,
     /// Time to inspect one message.
     pub inspect_seconds: Histogram,
+    /// Recipient delivery attempts ended, by result and TLS level held to.
+    pub deliveries: IntCounterVec,
+    /// Delivery attempts that failed for want of TLS, by destination domain.
+    pub tls_failures: IntCounterVec,
+    /// Age in seconds of the oldest message in the queue.
+    pub queue_oldest_seconds: IntGauge,
+    /// Recipients waiting for a retry.
+    pub queue_deferred: IntGauge,
+    /// Time from acceptance to the last recipient's final state.
+    pub delivered_seconds: Histogram,
+    /// DSNs queued, by kind (failed, delayed).
+    pub dsns: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -154,8 +166,42 @@ impl Metrics {
             "Time to inspect one message",
             latency_buckets(),
         );
+        let deliveries = counter_vec(
+            "sealgate_deliveries_total",
+            "Recipient delivery attempts, by result and TLS level",
+            &["result", "tls_level"],
+        );
+        let tls_failures = counter_vec(
+            "sealgate_delivery_tls_failures_total",
+            "Delivery attempts that failed for want of TLS, by destination domain",
+            &["domain"],
+        );
+        let queue_oldest_seconds = gauge(
+            "sealgate_queue_oldest_message_seconds",
+            "Age of the oldest message in the queue",
+        );
+        let queue_deferred = gauge(
+            "sealgate_queue_deferred_recipients",
+            "Recipients waiting for a retry",
+        );
+        let delivered_seconds = histogram(
+            "sealgate_delivery_completed_seconds",
+            "Time from acceptance to the last recipient's final state",
+            latency_buckets(),
+        );
+        let dsns = counter_vec(
+            "sealgate_dsn_total",
+            "Delivery status notifications queued, by kind",
+            &["kind"],
+        );
         Metrics {
             registry,
+            deliveries,
+            tls_failures,
+            queue_oldest_seconds,
+            queue_deferred,
+            delivered_seconds,
+            dsns,
             dlp_findings,
             dlp_unscannable,
             inspect_seconds,

@@ -30,6 +30,23 @@ pub struct QueueSummary {
     pub direction: String,
     /// Connector name, if any.
     pub connector: Option<String>,
+    /// Per recipient: state, attempts, next attempt, last reply.
+    pub states: Vec<RecipientSummary>,
+}
+
+/// One recipient's line in `queue ls`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecipientSummary {
+    /// The address.
+    pub address: String,
+    /// `queued`, `deferred`, `delivered`, `bounced` or `dropped`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// RFC 3339 time of the next attempt, for a deferred recipient.
+    pub next_attempt: Option<String>,
+    /// The last reply or reason.
+    pub last_reply: Option<String>,
 }
 
 impl From<&QueuedMessage> for QueueSummary {
@@ -43,6 +60,17 @@ impl From<&QueuedMessage> for QueueSummary {
             body_sha256: m.body_sha256.clone(),
             direction: m.origin.direction.as_str().to_string(),
             connector: m.origin.connector.clone(),
+            states: m
+                .recipients
+                .iter()
+                .map(|r| RecipientSummary {
+                    address: r.address.to_string(),
+                    state: r.state.as_str().to_string(),
+                    attempts: r.attempts,
+                    next_attempt: r.next_attempt.map(|t| t.to_rfc3339()),
+                    last_reply: r.evidence.as_ref().map(|e| e.reply.clone()),
+                })
+                .collect(),
         }
     }
 }
@@ -67,6 +95,12 @@ pub enum QueueError {
         /// What went wrong.
         reason: String,
     },
+    /// The domain is not in the TLS memory.
+    #[error("{0} is not in the TLS memory")]
+    NotRemembered(String),
+    /// The message is finished; only its record is kept.
+    #[error("message {0} is finished; its content is no longer kept")]
+    Finished(QueueId),
     /// No spool at the path.
     #[error("no spool at {0} (wrong --data or --config?)")]
     NoSpool(PathBuf),
@@ -108,10 +142,14 @@ impl Location {
     }
 }
 
-fn get(loc: &Location, id: QueueId) -> Result<(Spool, QueuedMessage), QueueError> {
+/// A queued message, or the kept record of a finished one (`true`).
+fn get_or_done(loc: &Location, id: QueueId) -> Result<(Spool, QueuedMessage, bool), QueueError> {
     let spool = loc.read_only()?;
-    let msg = spool.get(id)?.ok_or(QueueError::NotFound(id))?;
-    Ok((spool, msg))
+    if let Some(m) = spool.get(id)? {
+        return Ok((spool, m, false));
+    }
+    let m = spool.done(id)?.ok_or(QueueError::NotFound(id))?;
+    Ok((spool, m, true))
 }
 
 /// `queue ls`: a table, or a JSON array of [`QueueSummary`].
@@ -143,6 +181,23 @@ pub fn ls(loc: &Location, json: bool) -> Result<String, QueueError> {
             from,
             rcpts
         );
+        for st in &r.states {
+            let next = st
+                .next_attempt
+                .as_deref()
+                .map(|t| format!(", next {}", &t[..19.min(t.len())]))
+                .unwrap_or_default();
+            let reply = st
+                .last_reply
+                .as_deref()
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {:<40} {} ({} attempt(s){next}){reply}",
+                st.address, st.state, st.attempts
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -155,7 +210,10 @@ pub fn ls(loc: &Location, json: bool) -> Result<String, QueueError> {
 
 /// `queue show ID`: the envelope and state; the message itself only with `body`.
 pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u8>, QueueError> {
-    let (spool, msg) = get(loc, id)?;
+    let (spool, msg, finished) = get_or_done(loc, id)?;
+    if body && finished {
+        return Err(QueueError::Finished(id));
+    }
     if body {
         let mut full = msg.received_header.clone().into_bytes();
         full.extend_from_slice(&spool.read_body(&msg)?);
@@ -169,6 +227,9 @@ pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u
     let mut out = String::new();
     let o = &msg.origin;
     let _ = writeln!(out, "id:           {}", msg.id);
+    if finished {
+        let _ = writeln!(out, "queue:        finished (content deleted; record kept)");
+    }
     let _ = writeln!(out, "received at:  {}", msg.received_at.to_rfc3339());
     let _ = writeln!(out, "direction:    {}", o.direction.as_str());
     let _ = writeln!(
@@ -243,16 +304,64 @@ pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u
     }
     let _ = writeln!(out, "recipients:");
     for r in &msg.recipients {
-        let _ = writeln!(
-            out,
-            "  {:<40} {:?} notify={:?} orcpt={:?}",
-            r.address.to_string(),
-            r.state,
-            r.notify,
-            r.orcpt
-        );
+        write_recipient(&mut out, r);
     }
     Ok(out.into_bytes())
+}
+
+/// One recipient of `queue show`: state, DSN, and the last attempt's evidence.
+fn write_recipient(out: &mut String, r: &crate::spool::QueuedRecipient) {
+    let _ = writeln!(
+        out,
+        "  {}  {}  attempts={}  notify={:?}  orcpt={}",
+        r.address,
+        r.state.as_str(),
+        r.attempts,
+        r.notify,
+        r.orcpt.as_deref().unwrap_or("-")
+    );
+    if let Some(t) = r.next_attempt {
+        let _ = writeln!(out, "      next attempt:  {}", t.to_rfc3339());
+    }
+    if let Some(d) = &r.dsn {
+        let _ = writeln!(out, "      dsn:           {d:?}");
+    }
+    let Some(e) = &r.evidence else {
+        return;
+    };
+    let ip = e.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "      last attempt:  {}", e.at.to_rfc3339());
+    let _ = writeln!(
+        out,
+        "      host:          {} [{ip}]:{}",
+        if e.host.is_empty() { "-" } else { &e.host },
+        e.port
+    );
+    match &e.tls {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "      tls:           {} {} ({})",
+                t.version,
+                t.cipher,
+                if t.verified {
+                    "verified"
+                } else {
+                    "not verified"
+                }
+            );
+            let _ = writeln!(out, "      peer cert:     sha256:{}", t.peer_cert_sha256);
+        }
+        None => {
+            let _ = writeln!(out, "      tls:           none");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "      policy:        level {} from {}",
+        e.tls_level, e.policy_source
+    );
+    let _ = writeln!(out, "      reply:         {}", e.reply);
 }
 
 /// `queue verify`: every message intact, and no orphan chunks.
@@ -277,20 +386,100 @@ pub fn verify(loc: &Location, json: bool) -> Result<(String, bool), QueueError> 
     Ok((out, clean))
 }
 
-/// `queue delete ID`: directly when the gateway is stopped, else via its API.
-pub async fn delete(loc: &Location, id: QueueId) -> Result<String, QueueError> {
+/// A change to a spool: made directly when the gateway is stopped, else
+/// through the running gateway's admin API (which holds the spool's lock).
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// `queue delete ID`
+    Delete(QueueId),
+    /// `queue retry ID`
+    Retry(QueueId),
+    /// `queue retry --all`
+    RetryAll,
+    /// `tls forget DOMAIN`
+    ForgetTls(String),
+}
+
+impl Change {
+    /// Applies the change to a spool opened for writing.
+    async fn direct(&self, spool: &Spool) -> Result<String, QueueError> {
+        match self {
+            Change::Delete(id) => match spool.delete(*id).await? {
+                true => Ok(format!("deleted {id}\n")),
+                false => Err(QueueError::NotFound(*id)),
+            },
+            Change::Retry(id) => {
+                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                retry_now(&mut m);
+                spool.update(&m).await?;
+                Ok(format!("{id} will be retried when the gateway starts\n"))
+            }
+            Change::RetryAll => {
+                let list = spool.list()?;
+                for mut m in list.clone() {
+                    retry_now(&mut m);
+                    spool.update(&m).await?;
+                }
+                Ok(format!(
+                    "{} message(s) will be retried when the gateway starts\n",
+                    list.len()
+                ))
+            }
+            Change::ForgetTls(d) => match spool.forget_tls(d).await? {
+                true => Ok(format!("forgot TLS memory of {d}\n")),
+                false => Err(QueueError::NotRemembered(d.clone())),
+            },
+        }
+    }
+
+    /// The admin API call that makes the change: method and path.
+    fn api(&self) -> (&'static str, String) {
+        match self {
+            Change::Delete(id) => ("DELETE", format!("/api/v1/queue/{id}")),
+            Change::Retry(id) => ("POST", format!("/api/v1/queue/{id}/retry")),
+            Change::RetryAll => ("POST", "/api/v1/queue-retry-all".into()),
+            Change::ForgetTls(d) => ("DELETE", format!("/api/v1/tls-memory/{d}")),
+        }
+    }
+
+    fn done(&self) -> String {
+        match self {
+            Change::Delete(id) => format!("deleted {id}\n"),
+            Change::Retry(id) => format!("retrying {id}\n"),
+            Change::RetryAll => "retrying every queued message\n".into(),
+            Change::ForgetTls(d) => format!("forgot TLS memory of {d}\n"),
+        }
+    }
+
+    fn not_found(&self) -> QueueError {
+        match self {
+            Change::Delete(id) | Change::Retry(id) => QueueError::NotFound(*id),
+            Change::RetryAll => QueueError::NotFound(QueueId(0)),
+            Change::ForgetTls(d) => QueueError::NotRemembered(d.clone()),
+        }
+    }
+}
+
+/// Clears the waits of a message's pending recipients.
+fn retry_now(m: &mut QueuedMessage) {
+    for r in &mut m.recipients {
+        if !r.state.is_final() {
+            r.next_attempt = None;
+        }
+    }
+}
+
+/// Makes `change`: directly when the gateway is stopped, else via its API.
+pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError> {
     if !loc.spool_dir.join("CURRENT").exists() {
         return Err(QueueError::NoSpool(loc.spool_dir.clone()));
     }
     let keys = Keyring::load(&loc.key_file)?;
     match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())) {
-        Ok(spool) => match spool.delete(id).await? {
-            true => Ok(format!("deleted {id}\n")),
-            false => Err(QueueError::NotFound(id)),
-        },
+        Ok(spool) => change.direct(&spool).await,
         Err(SpoolError::Db(e)) if e.to_string().to_lowercase().contains("lock") => {
             let loc = loc.clone();
-            tokio::task::spawn_blocking(move || delete_via_api(&loc, id))
+            tokio::task::spawn_blocking(move || via_api(&loc, &change))
                 .await
                 .map_err(|e| QueueError::Api {
                     addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -301,7 +490,12 @@ pub async fn delete(loc: &Location, id: QueueId) -> Result<String, QueueError> {
     }
 }
 
-fn delete_via_api(loc: &Location, id: QueueId) -> Result<String, QueueError> {
+/// Remembered TLS domains, read-only (works while the gateway runs).
+pub fn tls_memory(loc: &Location) -> Result<Vec<(String, String)>, QueueError> {
+    Ok(loc.read_only()?.tls_memory()?)
+}
+
+fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
     let api = |reason: String| QueueError::Api {
         addr: loc.admin,
         reason,
@@ -316,9 +510,10 @@ fn delete_via_api(loc: &Location, id: QueueId) -> Result<String, QueueError> {
         ),
         None => None,
     };
+    let auth = token.as_ref().map(|t| format!("Bearer {t}"));
     let mut get = ureq::get(&format!("{base}/api/v1/instance"));
-    if let Some(t) = &token {
-        get = get.header("Authorization", &format!("Bearer {t}"));
+    if let Some(a) = &auth {
+        get = get.header("Authorization", a);
     }
     let mut resp = get.call().map_err(|e| {
         api(format!(
@@ -337,13 +532,30 @@ fn delete_via_api(loc: &Location, id: QueueId) -> Result<String, QueueError> {
             ours.display()
         )));
     }
-    let mut req = ureq::delete(&format!("{base}/api/v1/queue/{id}"));
-    if let Some(t) = &token {
-        req = req.header("Authorization", &format!("Bearer {t}"));
-    }
-    match req.call() {
-        Ok(_) => Ok(format!("deleted {id}\n")),
-        Err(ureq::Error::StatusCode(404)) => Err(QueueError::NotFound(id)),
+    let (method, path) = change.api();
+    let url = format!("{base}{path}");
+    let result = match method {
+        "DELETE" => {
+            let mut r = ureq::delete(&url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        _ => {
+            let mut r = ureq::post(&url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.send_empty()
+        }
+    };
+    match result {
+        Ok(_) => Ok(change.done()),
+        Err(ureq::Error::StatusCode(404)) => Err(change.not_found()),
+        Err(ureq::Error::StatusCode(409)) => {
+            Err(api("delivery is disabled on that gateway".into()))
+        }
         Err(e) => Err(api(e.to_string())),
     }
 }

@@ -40,8 +40,8 @@ pub struct DeliveryConfig {
     /// Send a delay DSN once a recipient has been deferred this long (when
     /// its NOTIFY allows); unset means no delay notices.
     pub delay_notice_after: Option<Span>,
-    /// How long the record of a finished message (recipients, evidence)
-    /// stays for `queue show`.
+    /// How long, counted from acceptance, the record of a finished message
+    /// (recipients, evidence; not its content) stays for `queue show`.
     pub keep_finished: Span,
 }
 

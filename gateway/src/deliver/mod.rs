@@ -4,5 +4,13 @@
 //! sends over SMTP, and records per recipient what happened: delivered with
 //! evidence, deferred for a retry, bounced with a DSN, or dropped by policy.
 
+pub mod attempt;
+pub mod client;
+pub mod dane;
 pub mod dns;
+pub mod dsn;
+pub mod mta_sts;
+pub mod retry;
+pub mod route;
 pub mod tls_policy;
+pub mod worker;

@@ -1,7 +1,7 @@
 //! The inspect stage as a running task: takes each accepted message from
 //! the spool, inspects it, and writes the findings (ids and counts only)
-//! back to the spool. On start it first catches up on messages a previous
-//! run accepted but never inspected.
+//! back to the spool, then hands the id on to the next stage. On start it
+//! first catches up on messages a previous run accepted but never inspected.
 
 use super::{inspect, InspectLimits, Inspection};
 use crate::admin::metrics::Metrics;
@@ -50,11 +50,18 @@ struct Stage {
     rules: SharedRules,
     limits: InspectLimits,
     metrics: Arc<Metrics>,
+    next: tokio::sync::mpsc::UnboundedSender<QueueId>,
 }
 
 /// Runs until the spool's announcements end (the gateway stops). Messages
 /// are inspected concurrently, one per core.
-pub async fn run(spool: Spool, rules: SharedRules, limits: InspectLimits, metrics: Arc<Metrics>) {
+pub async fn run(
+    spool: Spool,
+    rules: SharedRules,
+    limits: InspectLimits,
+    metrics: Arc<Metrics>,
+    next: tokio::sync::mpsc::UnboundedSender<QueueId>,
+) {
     let mut accepted = spool.subscribe();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = Arc::new(Semaphore::new(cores));
@@ -63,6 +70,7 @@ pub async fn run(spool: Spool, rules: SharedRules, limits: InspectLimits, metric
         rules,
         limits,
         metrics,
+        next,
     });
     match stage.spool.uninspected() {
         Ok(backlog) => {
@@ -102,6 +110,7 @@ impl Stage {
             rules,
             limits,
             metrics,
+            next,
         } = self;
         let read = spool
             .get(id)
@@ -149,8 +158,10 @@ impl Stage {
             action = rec.action.as_deref().unwrap_or("none"),
             "message inspected"
         );
-        if let Err(e) = spool.put_inspection(id, &rec).await {
-            tracing::error!(id = %id, error = %e, "cannot store inspection");
+        match spool.put_inspection(id, &rec).await {
+            // The next stage may be off (delivery disabled); then nobody listens.
+            Ok(()) => drop(next.send(id)),
+            Err(e) => tracing::error!(id = %id, error = %e, "cannot store inspection"),
         }
     }
 }

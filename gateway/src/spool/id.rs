@@ -25,6 +25,11 @@ impl QueueId {
         QueueId((ms << 16) | (seq & 0xffff))
     }
 
+    /// The smallest id a message accepted at `t` can have, for range scans by time.
+    pub fn at(t: chrono::DateTime<chrono::Utc>) -> Self {
+        QueueId((t.timestamp_millis().max(0) as u64) << 16)
+    }
+
     /// Big-endian bytes, the key prefix in the store.
     pub fn to_key(self) -> [u8; 8] {
         self.0.to_be_bytes()

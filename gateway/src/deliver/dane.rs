@@ -1,0 +1,1174 @@
+//! DANE for SMTP (RFC 7672, RFC 6698): DNSSEC-validated TLSA records at
+//! `_<port>._tcp.<mx-host>` name the certificate (DANE-EE) or the issuing
+//! trust anchor (DANE-TA) an MX host must present, replacing WebPKI.
+//!
+//! Validation is hickory-resolver's own (`ResolverOpts::validate`): every
+//! record it returns carries a [`Proof`]. Trust anchors default to the root
+//! KSKs built into hickory-proto; [`Dane::with_trust_anchor`] replaces them
+//! (tests, private roots).
+//!
+//! Known limit of hickory 0.25.2 (see `stripped_signatures_are_not_a_downgrade`
+//! in the tests): an RRset without signatures inside a signed zone is
+//! reported `Insecure`, not `Bogus`, when the parent proves there is no DS at
+//! the RRset's own name, and that proof is checked without the NSEC "NS" bit
+//! that marks a real delegation. An on-path attacker who strips the RRSIGs
+//! from a TLSA answer can therefore make it look insecure. Against that, use
+//! a resolver path the attacker cannot reach (a local validating resolver).
+
+use super::dns::{fqdn, Dns};
+use crate::smtp::tls::provider;
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, Record, RecordType};
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::{ResolveError, TokioResolver};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use rustls::{OtherError, SignatureScheme};
+use sha2::{Digest, Sha256, Sha512};
+use std::sync::Arc;
+
+/// DNSSEC trust anchors (DNSKEY public keys), for [`Dane::with_trust_anchor`].
+pub use hickory_resolver::proto::dnssec::TrustAnchors;
+
+/// Why DANE could not give an answer or did not accept a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DaneError {
+    /// Lookup failure or a bogus (unverifiable but expected) answer: defer,
+    /// never downgrade (RFC 7672 §2.2).
+    #[error("{0}")]
+    Temporary(String),
+    /// The validating resolver could not be set up.
+    #[error("DANE resolver: {0}")]
+    Setup(String),
+    /// The peer's certificate chain matches none of the TLSA records.
+    #[error("DANE: {0}")]
+    Mismatch(String),
+}
+
+/// One TLSA record (RFC 6698 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tlsa {
+    /// Certificate usage: 2 DANE-TA, 3 DANE-EE (0 and 1 are unusable for SMTP).
+    pub usage: u8,
+    /// 0 the full certificate, 1 its SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// 0 exact bytes, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// The certificate association data.
+    pub data: Vec<u8>,
+}
+
+impl Tlsa {
+    /// True for DANE-TA/DANE-EE records with known selector and matching
+    /// type and a digest of the right length (RFC 7672 §3.1, RFC 7671 §5).
+    pub fn is_usable(&self) -> bool {
+        matches!(self.usage, 2 | 3)
+            && matches!(self.selector, 0 | 1)
+            && match self.matching {
+                0 => !self.data.is_empty(),
+                1 => self.data.len() == 32,
+                2 => self.data.len() == 64,
+                _ => false,
+            }
+    }
+
+    /// Whether the DER certificate `cert` matches this record's selector,
+    /// matching type and data (the usage is not considered here).
+    pub fn matches_cert(&self, cert: &[u8]) -> bool {
+        let selected: &[u8] = match self.selector {
+            0 => cert,
+            1 => match spki(cert) {
+                Some(s) => s,
+                None => return false,
+            },
+            _ => return false,
+        };
+        match self.matching {
+            0 => selected == self.data.as_slice(),
+            1 => Sha256::digest(selected).as_slice() == self.data.as_slice(),
+            2 => Sha512::digest(selected).as_slice() == self.data.as_slice(),
+            _ => false,
+        }
+    }
+}
+
+/// The DER SubjectPublicKeyInfo inside a DER certificate.
+fn spki(cert: &[u8]) -> Option<&[u8]> {
+    x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .map(|(_, c)| c.tbs_certificate.subject_pki.raw)
+}
+
+/// The outcome of a TLSA lookup that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneLookup {
+    /// DNSSEC-secure TLSA records usable for SMTP (usage 2 DANE-TA or 3 DANE-EE).
+    Usable(Vec<Tlsa>),
+    /// A secure answer proving there are none, or only unusable records: no DANE.
+    NoRecords,
+    /// The answer is not DNSSEC-validated (insecure zone): no DANE.
+    Insecure,
+}
+
+/// TLSA lookups through a DNSSEC-validating resolver.
+#[derive(Clone)]
+pub struct Dane {
+    resolver: TokioResolver,
+}
+
+impl Dane {
+    /// A validating resolver on the same servers as `dns`, anchored at the
+    /// DNS root keys built into hickory.
+    pub fn new(dns: &Dns) -> Result<Self, DaneError> {
+        let resolver = dns
+            .with_options(|o| o.validate = true)
+            .map_err(|e| DaneError::Setup(e.to_string()))?;
+        Ok(Dane { resolver })
+    }
+
+    /// Like [`Dane::new`] but trusting `anchors` instead of the root keys.
+    /// hickory trusts any DNSKEY whose public key is in the set, at whatever
+    /// name it appears, so an anchor for a private or test zone works without
+    /// a DS chain from the root. (`ResolverOpts::trust_anchor`, a file path,
+    /// is not read by hickory-resolver 0.25.2; the builder is the only way.)
+    pub fn with_trust_anchor(dns: &Dns, anchors: TrustAnchors) -> Result<Self, DaneError> {
+        let mut builder = match dns.server_config() {
+            Some(c) => {
+                TokioResolver::builder_with_config(c.clone(), TokioConnectionProvider::default())
+            }
+            None => TokioResolver::builder_tokio().map_err(|e| DaneError::Setup(e.to_string()))?,
+        };
+        builder.options_mut().ndots = 0;
+        builder.options_mut().validate = true;
+        let resolver = builder.with_trust_anchor(Arc::new(anchors)).build();
+        Ok(Dane { resolver })
+    }
+
+    /// TLSA records for `host` at `_<port>._tcp.<host>` (port 25 for MX delivery).
+    pub async fn tlsa(&self, host: &str, port: u16) -> Result<DaneLookup, DaneError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            // An address literal has no DNS name to publish TLSA records under.
+            return Ok(DaneLookup::Insecure);
+        }
+        let name = fqdn(&format!("_{port}._tcp.{}", host.to_ascii_lowercase()));
+        match self.resolver.lookup(name.as_str(), RecordType::TLSA).await {
+            Ok(lookup) => classify_records(&name, lookup.records()),
+            Err(e) => classify_error(&name, &e),
+        }
+    }
+}
+
+/// A positive answer: every record must be secure for DANE to apply.
+fn classify_records(name: &str, records: &[Record]) -> Result<DaneLookup, DaneError> {
+    let mut insecure = false;
+    for r in records {
+        match r.proof() {
+            Proof::Secure => {}
+            Proof::Insecure => insecure = true,
+            Proof::Bogus => {
+                return Err(DaneError::Temporary(format!(
+                    "{name} TLSA: DNSSEC validation failed (bogus {} record)",
+                    r.record_type()
+                )))
+            }
+            Proof::Indeterminate => {
+                return Err(DaneError::Temporary(format!(
+                    "{name} TLSA: DNSSEC status of a {} record could not be determined",
+                    r.record_type()
+                )))
+            }
+        }
+    }
+    if insecure {
+        return Ok(DaneLookup::Insecure);
+    }
+    let usable: Vec<Tlsa> = records
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::TLSA(t) => Some(Tlsa {
+                usage: t.cert_usage().into(),
+                selector: t.selector().into(),
+                matching: t.matching().into(),
+                data: t.cert_data().to_vec(),
+            }),
+            _ => None,
+        })
+        .filter(Tlsa::is_usable)
+        .collect();
+    Ok(if usable.is_empty() {
+        DaneLookup::NoRecords
+    } else {
+        DaneLookup::Usable(usable)
+    })
+}
+
+/// A failed lookup: a validated denial is `NoRecords`, an insecure one
+/// `Insecure`, anything else a temporary failure.
+fn classify_error(name: &str, e: &ResolveError) -> Result<DaneLookup, DaneError> {
+    match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound {
+            response_code: ResponseCode::NoError | ResponseCode::NXDomain,
+            soa,
+            ..
+        }) => match soa.as_deref() {
+            // The SOA must belong to a zone that contains the name asked
+            // for: hickory does not check that, and an insecure SOA of some
+            // unrelated zone must not pass as proof that this one is unsigned.
+            Some(soa) if !soa.name().zone_of(&name_of(name)?) => Err(DaneError::Temporary(
+                format!("{name} TLSA: negative answer carries the SOA of another zone"),
+            )),
+            Some(soa) => match soa.proof() {
+                Proof::Secure => Ok(DaneLookup::NoRecords),
+                Proof::Insecure => Ok(DaneLookup::Insecure),
+                p => Err(DaneError::Temporary(format!(
+                    "{name} TLSA: negative answer failed DNSSEC validation ({p})"
+                ))),
+            },
+            // hickory only lets a negative answer without SOA through when
+            // all its authority records are provably insecure.
+            None => Ok(DaneLookup::Insecure),
+        },
+        Some(ProtoErrorKind::Nsec { proof, .. }) if proof.is_insecure() => Ok(DaneLookup::Insecure),
+        Some(ProtoErrorKind::Nsec { proof, .. }) => Err(DaneError::Temporary(format!(
+            "{name} TLSA: denial of existence failed DNSSEC validation ({proof})"
+        ))),
+        _ => Err(DaneError::Temporary(format!("{name} TLSA lookup: {e}"))),
+    }
+}
+
+fn name_of(name: &str) -> Result<hickory_resolver::proto::rr::Name, DaneError> {
+    hickory_resolver::proto::rr::Name::from_ascii(name)
+        .map_err(|e| DaneError::Temporary(format!("{name}: {e}")))
+}
+
+/// Checks a presented chain against TLSA records and returns the record that
+/// authenticated it.
+///
+/// DANE-EE (3): the end-entity certificate matches; its names and validity
+/// dates are not checked (RFC 7672 §3.1.1). DANE-TA (2): a presented
+/// certificate matches and the end-entity chains to it (signatures, validity,
+/// constraints) and carries one of `names` (RFC 7672 §3.1.2, §3.2.2).
+pub fn verify_chain(
+    tlsa: &[Tlsa],
+    names: &[String],
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Tlsa, DaneError> {
+    let usable = || tlsa.iter().filter(|t| t.is_usable());
+    if let Some(t) = usable().find(|t| t.usage == 3 && t.matches_cert(end_entity.as_ref())) {
+        return Ok(t.clone());
+    }
+    let mut failures: Vec<String> = Vec::new();
+    for t in usable().filter(|t| t.usage == 2) {
+        for anchor in std::iter::once(end_entity).chain(intermediates) {
+            if !t.matches_cert(anchor.as_ref()) {
+                continue;
+            }
+            match chains_to(anchor, names, end_entity, intermediates, now, provider) {
+                Ok(()) => return Ok(t.clone()),
+                Err(e) => failures.push(e),
+            }
+        }
+    }
+    Err(DaneError::Mismatch(if failures.is_empty() {
+        "no TLSA record matches the presented certificates".into()
+    } else {
+        format!(
+            "a DANE-TA record matches but the chain does not verify: {}",
+            failures.join("; ")
+        )
+    }))
+}
+
+/// WebPKI path validation of `end_entity` up to `anchor` alone, for any of `names`.
+fn chains_to(
+    anchor: &CertificateDer<'_>,
+    names: &[String],
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    provider: &Arc<CryptoProvider>,
+) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(anchor.clone().into_owned())
+        .map_err(|e| format!("trust anchor certificate: {e}"))?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("verifier: {e}"))?;
+    let mut last = "no usable host name to check".to_string();
+    for n in names {
+        let Ok(server_name) = ServerName::try_from(n.trim_end_matches('.').to_string()) else {
+            continue;
+        };
+        match verifier.verify_server_cert(end_entity, intermediates, &server_name, &[], now) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{n}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Accepts the peer iff its chain satisfies one of the TLSA records.
+#[derive(Debug)]
+struct DaneVerifier {
+    tlsa: Vec<Tlsa>,
+    names: Vec<String>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for DaneVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fallback;
+        let names = if self.names.is_empty() {
+            fallback = match server_name {
+                ServerName::DnsName(d) => vec![d.as_ref().to_string()],
+                _ => Vec::new(),
+            };
+            &fallback
+        } else {
+            &self.names
+        };
+        verify_chain(
+            &self.tlsa,
+            names,
+            end_entity,
+            intermediates,
+            now,
+            &self.provider,
+        )
+        .map(|_| ServerCertVerified::assertion())
+        .map_err(|e| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+        })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A TLS 1.2+ client configuration that authenticates the server by `tlsa`
+/// alone; `names` are the reference identifiers for DANE-TA (the MX host
+/// name; the connection's SNI name when empty).
+pub fn dane_config(tlsa: Vec<Tlsa>, names: Vec<String>) -> Arc<ClientConfig> {
+    let provider = provider();
+    let verifier = Arc::new(DaneVerifier {
+        tlsa,
+        names: names
+            .into_iter()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        provider: provider.clone(),
+    });
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        // A fixed configuration, not network input: smtp::tls::provider()
+        // always has suites for both versions (tested below).
+        .expect("smtp::tls::provider() supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// An in-process DNS server for tests: answers from fixed zones over UDP and
+/// TCP on one loopback port, like a recursive resolver that knows them all.
+#[cfg(test)]
+pub(crate) mod test_dns {
+    use hickory_resolver::proto::dnssec::crypto::EcdsaSigningKey;
+    use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, NSEC, RRSIG};
+    use hickory_resolver::proto::dnssec::{Algorithm, SigningKey, TrustAnchors, TBS};
+    use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::SOA;
+    use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    /// One zone: its apex and every record in it (SOA, signatures, NSECs).
+    #[derive(Clone)]
+    pub(crate) struct TestZone {
+        pub apex: Name,
+        pub records: Vec<Record>,
+    }
+
+    /// Zones shared with the server, so tests can change them.
+    pub(crate) type Zones = Arc<Mutex<Vec<TestZone>>>;
+
+    pub(crate) fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// A record with TTL 0, so resolver caches never hide a change.
+    pub(crate) fn rec(owner: &str, rdata: RData) -> Record {
+        Record::from_rdata(name(owner), 0, rdata)
+    }
+
+    pub(crate) fn soa(apex: &str) -> Record {
+        let rdata = SOA::new(name(apex), name(apex), 1, 3600, 600, 86400, 0);
+        rec(apex, RData::SOA(rdata))
+    }
+
+    /// A zone-signing key (ECDSA P-256) and its DNSKEY.
+    pub(crate) struct Signer {
+        key: EcdsaSigningKey,
+        dnskey: DNSKEY,
+        tag: u16,
+        zone: Name,
+    }
+
+    impl Signer {
+        pub(crate) fn new(zone: &str) -> Self {
+            let pkcs8 = EcdsaSigningKey::generate_pkcs8(Algorithm::ECDSAP256SHA256).unwrap();
+            let key = EcdsaSigningKey::from_pkcs8(&pkcs8, Algorithm::ECDSAP256SHA256).unwrap();
+            let dnskey = DNSKEY::from_key(&key.to_public_key().unwrap());
+            let tag = dnskey.calculate_key_tag().unwrap();
+            Signer {
+                key,
+                dnskey,
+                tag,
+                zone: name(zone),
+            }
+        }
+
+        /// Trust anchors holding just this key.
+        pub(crate) fn anchors(&self) -> TrustAnchors {
+            let mut t = TrustAnchors::empty();
+            t.insert(self.dnskey.public_key());
+            t
+        }
+
+        pub(crate) fn dnskey_record(&self) -> Record {
+            Record::from_rdata(
+                self.zone.clone(),
+                0,
+                RData::DNSSEC(DNSSECRData::DNSKEY(self.dnskey.clone())),
+            )
+        }
+
+        /// An RRSIG over `rrset` (same owner and type), valid for an hour either way.
+        pub(crate) fn sign(&self, rrset: &[Record]) -> Record {
+            let first = &rrset[0];
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as u32;
+            let make = |sig: Vec<u8>| {
+                RRSIG::new(
+                    first.record_type(),
+                    Algorithm::ECDSAP256SHA256,
+                    first.name().num_labels(),
+                    first.ttl(),
+                    now + 3600,
+                    now - 3600,
+                    self.tag,
+                    self.zone.clone(),
+                    sig,
+                )
+            };
+            let unsigned = make(Vec::new());
+            let tbs = TBS::from_sig(first.name(), DNSClass::IN, &unsigned, rrset.iter()).unwrap();
+            let sig = self.key.sign(&tbs).unwrap();
+            Record::from_rdata(
+                first.name().clone(),
+                first.ttl(),
+                RData::DNSSEC(DNSSECRData::RRSIG(make(sig))),
+            )
+        }
+
+        /// `rrset` followed by its signature.
+        pub(crate) fn signed(&self, rrset: Vec<Record>) -> Vec<Record> {
+            let sig = self.sign(&rrset);
+            let mut v = rrset;
+            v.push(sig);
+            v
+        }
+
+        /// A signed NSEC at `owner` listing `types` (plus RRSIG and NSEC).
+        pub(crate) fn nsec(&self, owner: &str, next: &str, types: &[RecordType]) -> Vec<Record> {
+            let mut all = types.to_vec();
+            all.push(RecordType::RRSIG);
+            let nsec = NSEC::new_cover_self(name(next), all);
+            self.signed(vec![rec(owner, RData::DNSSEC(DNSSECRData::NSEC(nsec)))])
+        }
+    }
+
+    fn covers(r: &Record, t: RecordType) -> bool {
+        matches!(r.data(), RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.type_covered() == t)
+    }
+
+    /// The answer to `req` from `zones`.
+    pub(crate) fn answer(zones: &[TestZone], req: &Message) -> Message {
+        let mut resp = Message::new();
+        resp.set_id(req.id())
+            .set_message_type(MessageType::Response)
+            .set_op_code(OpCode::Query)
+            .set_authoritative(true)
+            .set_recursion_desired(req.recursion_desired())
+            .set_recursion_available(true);
+        if let Some(e) = req.extensions() {
+            let mut edns = Edns::new();
+            edns.set_max_payload(4096)
+                .set_dnssec_ok(e.flags().dnssec_ok);
+            resp.set_edns(edns);
+        }
+        let Some(q) = req.queries().first() else {
+            resp.set_response_code(ResponseCode::FormErr);
+            return resp;
+        };
+        resp.add_query(q.clone());
+        let (qname, qtype) = (q.name(), q.query_type());
+        let mut candidates: Vec<&TestZone> =
+            zones.iter().filter(|z| z.apex.zone_of(qname)).collect();
+        candidates.sort_by_key(|z| std::cmp::Reverse(z.apex.num_labels()));
+        // A DS record lives in the parent zone of a delegation.
+        let zone =
+            if qtype == RecordType::DS && candidates.first().is_some_and(|z| z.apex == *qname) {
+                candidates.get(1)
+            } else {
+                candidates.first()
+            };
+        let Some(zone) = zone else {
+            resp.set_response_code(ResponseCode::Refused);
+            return resp;
+        };
+        let answers: Vec<Record> = zone
+            .records
+            .iter()
+            .filter(|r| r.name() == qname && (r.record_type() == qtype || covers(r, qtype)))
+            .cloned()
+            .collect();
+        if answers.iter().any(|r| r.record_type() == qtype) {
+            resp.insert_answers(answers);
+            return resp;
+        }
+        let exists = zone.records.iter().any(|r| qname.zone_of(r.name()));
+        resp.set_response_code(if exists {
+            ResponseCode::NoError
+        } else {
+            ResponseCode::NXDomain
+        });
+        let authority: Vec<Record> = zone
+            .records
+            .iter()
+            .filter(|r| {
+                let soa = r.name() == &zone.apex
+                    && (r.record_type() == RecordType::SOA || covers(r, RecordType::SOA));
+                let nsec = r.name() == qname
+                    && (r.record_type() == RecordType::NSEC || covers(r, RecordType::NSEC));
+                soa || nsec
+            })
+            .cloned()
+            .collect();
+        resp.insert_name_servers(authority);
+        resp
+    }
+
+    fn reply(zones: &Zones, packet: &[u8]) -> Option<Vec<u8>> {
+        let req = Message::from_vec(packet).ok()?;
+        let resp = answer(&zones.lock().unwrap(), &req);
+        resp.to_vec().ok()
+    }
+
+    /// Serves `zones` on a loopback port (UDP and TCP) until the runtime ends.
+    pub(crate) async fn serve(zones: Zones) -> SocketAddr {
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        let z = zones.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65535];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+                if let Some(bytes) = reply(&z, &buf[..n]) {
+                    let _ = udp.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let z = zones.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 2];
+                        if s.read_exact(&mut len).await.is_err() {
+                            break;
+                        }
+                        let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+                        if s.read_exact(&mut msg).await.is_err() {
+                            break;
+                        }
+                        let Some(bytes) = reply(&z, &msg) else { break };
+                        let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+                        out.extend_from_slice(&bytes);
+                        if s.write_all(&out).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+}
+
+/// Certificates for tests: a CA and leaves it signs.
+#[cfg(test)]
+pub(crate) mod test_pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    /// A certificate authority.
+    pub(crate) struct Ca {
+        issuer: CertifiedIssuer<'static, KeyPair>,
+    }
+
+    /// A leaf certificate and its key.
+    pub(crate) struct Leaf {
+        pub cert: CertificateDer<'static>,
+        pub key: PrivateKeyDer<'static>,
+    }
+
+    impl Ca {
+        pub(crate) fn new(cn: &str) -> Self {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let issuer = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+            Ca { issuer }
+        }
+
+        pub(crate) fn cert(&self) -> CertificateDer<'static> {
+            self.issuer.der().clone()
+        }
+
+        /// A leaf for `names`; `expired` puts its validity in 2000.
+        pub(crate) fn leaf(&self, names: &[&str], expired: bool) -> Leaf {
+            let mut p =
+                CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            p.distinguished_name.push(DnType::CommonName, names[0]);
+            if expired {
+                p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2000, 12, 31);
+            }
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, &self.issuer).unwrap();
+            Leaf {
+                cert: cert.der().clone(),
+                key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            }
+        }
+    }
+
+    /// A self-signed leaf for `name`.
+    pub(crate) fn self_signed(name: &str) -> Leaf {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        Leaf {
+            cert: made.cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_dns::{name, rec, serve, soa, Signer, TestZone};
+    use super::test_pki::{self_signed, Ca, Leaf};
+    use super::*;
+    use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, RRSIG};
+    use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+    use hickory_resolver::proto::rr::rdata::{NS, TLSA};
+    use std::sync::Mutex;
+    use tokio::net::{TcpListener, TcpStream};
+
+    fn sha256(b: &[u8]) -> Vec<u8> {
+        Sha256::digest(b).to_vec()
+    }
+
+    fn sha512(b: &[u8]) -> Vec<u8> {
+        Sha512::digest(b).to_vec()
+    }
+
+    fn tlsa(usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Tlsa {
+        Tlsa {
+            usage,
+            selector,
+            matching,
+            data,
+        }
+    }
+
+    /// Records of every selector/matching combination for `cert`.
+    fn all_forms(usage: u8, cert: &[u8]) -> Vec<Tlsa> {
+        let spki = spki(cert).unwrap().to_vec();
+        vec![
+            tlsa(usage, 0, 0, cert.to_vec()),
+            tlsa(usage, 0, 1, sha256(cert)),
+            tlsa(usage, 0, 2, sha512(cert)),
+            tlsa(usage, 1, 0, spki.clone()),
+            tlsa(usage, 1, 1, sha256(&spki)),
+            tlsa(usage, 1, 2, sha512(&spki)),
+        ]
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_selector_and_matching_type_matches_its_own_certificate_only() {
+        let ca = Ca::new("Test CA");
+        let a = ca.leaf(&["mx.example.test"], false);
+        let b = ca.leaf(&["mx.example.test"], false);
+        for t in all_forms(3, a.cert.as_ref()) {
+            assert!(t.is_usable(), "{t:?}");
+            assert!(t.matches_cert(a.cert.as_ref()), "{t:?}");
+            assert!(!t.matches_cert(b.cert.as_ref()), "{t:?}");
+        }
+        // Unknown selector or matching type never matches.
+        assert!(!tlsa(3, 2, 1, sha256(a.cert.as_ref())).matches_cert(a.cert.as_ref()));
+        assert!(!tlsa(3, 0, 3, sha256(a.cert.as_ref())).matches_cert(a.cert.as_ref()));
+        // Garbage is not a certificate.
+        assert!(!tlsa(3, 1, 1, vec![0; 32]).matches_cert(b"not a certificate"));
+    }
+
+    #[test]
+    fn usability_follows_rfc_7672() {
+        assert!(tlsa(3, 1, 1, vec![0; 32]).is_usable());
+        assert!(tlsa(2, 0, 2, vec![0; 64]).is_usable());
+        assert!(!tlsa(0, 1, 1, vec![0; 32]).is_usable(), "PKIX-TA");
+        assert!(!tlsa(1, 1, 1, vec![0; 32]).is_usable(), "PKIX-EE");
+        assert!(!tlsa(3, 1, 1, vec![0; 31]).is_usable(), "short digest");
+        assert!(
+            !tlsa(3, 1, 2, vec![0; 32]).is_usable(),
+            "SHA-512 of 32 bytes"
+        );
+        assert!(!tlsa(3, 1, 0, Vec::new()).is_usable(), "empty");
+        assert!(!tlsa(3, 2, 1, vec![0; 32]).is_usable(), "unknown selector");
+    }
+
+    #[test]
+    fn dane_ee_ignores_names_and_expiry() {
+        let p = provider();
+        let ca = Ca::new("Test CA");
+        let expired_other_name = ca.leaf(&["elsewhere.test"], true);
+        for t in all_forms(3, expired_other_name.cert.as_ref()) {
+            let got = verify_chain(
+                &[t.clone()],
+                &names(&["mx.example.test"]),
+                &expired_other_name.cert,
+                &[],
+                UnixTime::now(),
+                &p,
+            );
+            assert_eq!(got, Ok(t));
+        }
+        let other = ca.leaf(&["mx.example.test"], false);
+        let t = tlsa(3, 1, 1, sha256(spki(other.cert.as_ref()).unwrap()));
+        assert!(matches!(
+            verify_chain(
+                &[t],
+                &names(&["mx.example.test"]),
+                &expired_other_name.cert,
+                &[],
+                UnixTime::now(),
+                &p
+            ),
+            Err(DaneError::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn dane_ta_needs_the_anchor_in_the_chain_a_valid_path_and_the_name() {
+        let p = provider();
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["mx.example.test"], false);
+        let chain = [ca.cert()];
+        let now = UnixTime::now();
+        let mx = names(&["mx.example.test"]);
+        for t in all_forms(2, ca.cert().as_ref()) {
+            assert_eq!(
+                verify_chain(&[t.clone()], &mx, &leaf.cert, &chain, now, &p),
+                Ok(t.clone())
+            );
+            // The anchor must be presented.
+            assert!(verify_chain(&[t.clone()], &mx, &leaf.cert, &[], now, &p).is_err());
+            // The certificate must name the MX host.
+            assert!(verify_chain(
+                &[t.clone()],
+                &names(&["other.example.test"]),
+                &leaf.cert,
+                &chain,
+                now,
+                &p
+            )
+            .is_err());
+        }
+        // Any one of the allowed names will do, in any case.
+        let t = tlsa(2, 1, 1, sha256(spki(ca.cert().as_ref()).unwrap()));
+        let both = names(&["other.example.test", "MX.Example.Test"]);
+        assert!(verify_chain(&[t.clone()], &both, &leaf.cert, &chain, now, &p).is_ok());
+        // Validity dates are checked for DANE-TA.
+        let expired = ca.leaf(&["mx.example.test"], true);
+        let e = verify_chain(&[t.clone()], &mx, &expired.cert, &chain, now, &p).unwrap_err();
+        assert!(e.to_string().contains("chain does not verify"), "{e}");
+        // A leaf from another CA does not chain to this anchor.
+        let stranger = Ca::new("Other CA").leaf(&["mx.example.test"], false);
+        assert!(verify_chain(&[t.clone()], &mx, &stranger.cert, &chain, now, &p).is_err());
+        // A DANE-TA record matching the (non-CA) leaf is no trust anchor.
+        let on_leaf = tlsa(2, 0, 1, sha256(leaf.cert.as_ref()));
+        assert!(verify_chain(&[on_leaf], &mx, &leaf.cert, &chain, now, &p).is_err());
+        // Unusable records are skipped even when they match.
+        let pkix = tlsa(1, 0, 1, sha256(leaf.cert.as_ref()));
+        assert!(verify_chain(&[pkix], &mx, &leaf.cert, &chain, now, &p).is_err());
+    }
+
+    /// Runs a TLS server presenting `chain` and connects with `client`;
+    /// the client's handshake result.
+    async fn handshake(
+        chain: Vec<CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+        client: Arc<ClientConfig>,
+    ) -> std::io::Result<()> {
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((s, _)) = listener.accept().await {
+                let _ = acceptor.accept(s).await;
+            }
+        });
+        let tcp = TcpStream::connect(addr).await?;
+        let sni = ServerName::try_from("mx.example.test").unwrap();
+        tokio_rustls::TlsConnector::from(client)
+            .connect(sni, tcp)
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn verifier_accepts_and_rejects_in_a_real_handshake() {
+        let ca = Ca::new("Test CA");
+        let Leaf { cert, key } = ca.leaf(&["mx.example.test"], false);
+        let chain = vec![cert.clone(), ca.cert()];
+        let mx = names(&["mx.example.test"]);
+
+        let ee = tlsa(3, 1, 1, sha256(spki(cert.as_ref()).unwrap()));
+        handshake(
+            chain.clone(),
+            key.clone_key(),
+            dane_config(vec![ee], mx.clone()),
+        )
+        .await
+        .expect("DANE-EE match");
+
+        let ta = tlsa(2, 0, 1, sha256(ca.cert().as_ref()));
+        handshake(
+            chain.clone(),
+            key.clone_key(),
+            dane_config(vec![ta.clone()], mx.clone()),
+        )
+        .await
+        .expect("DANE-TA match");
+
+        let e = handshake(
+            chain.clone(),
+            key.clone_key(),
+            dane_config(vec![ta], names(&["other.example.test"])),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("DANE"), "{e}");
+
+        let wrong = tlsa(3, 1, 1, vec![7; 32]);
+        let e = handshake(
+            chain.clone(),
+            key.clone_key(),
+            dane_config(vec![wrong], mx.clone()),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("no TLSA record matches"), "{e}");
+
+        // A self-signed certificate is fine under DANE-EE.
+        let own = self_signed("anything.invalid");
+        let ee = tlsa(3, 0, 2, sha512(own.cert.as_ref()));
+        handshake(vec![own.cert.clone()], own.key, dane_config(vec![ee], mx))
+            .await
+            .expect("self-signed DANE-EE");
+    }
+
+    #[test]
+    fn dane_config_is_tls12_and_up_with_the_gateway_suites() {
+        let c = dane_config(Vec::new(), Vec::new());
+        assert_eq!(
+            c.crypto_provider().cipher_suites.len(),
+            provider().cipher_suites.len()
+        );
+        assert!(c.alpn_protocols.is_empty());
+    }
+
+    fn tlsa_rec(owner: &str, t: &Tlsa) -> Record {
+        rec(
+            owner,
+            RData::TLSA(TLSA::new(
+                CertUsage::from(t.usage),
+                Selector::from(t.selector),
+                Matching::from(t.matching),
+                t.data.clone(),
+            )),
+        )
+    }
+
+    /// A signed zone `test.` with the cases below, and an unsigned child
+    /// zone `insecure.test.` behind an insecure delegation.
+    fn zones(signer: &Signer, sign_soa: bool) -> Vec<TestZone> {
+        let ee = tlsa(3, 1, 1, vec![0x11; 32]);
+        let ta = tlsa(2, 0, 1, vec![0x22; 32]);
+        let pkix = tlsa(1, 0, 1, vec![0x33; 32]);
+        let mut r = Vec::new();
+        if sign_soa {
+            r.extend(signer.signed(vec![soa("test.")]));
+        } else {
+            r.push(soa("test."));
+        }
+        r.extend(signer.signed(vec![signer.dnskey_record()]));
+        // Usable records, and an unusable one that must be filtered out.
+        r.extend(signer.signed(vec![
+            tlsa_rec("_25._tcp.mx.test.", &ee),
+            tlsa_rec("_25._tcp.mx.test.", &ta),
+            tlsa_rec("_25._tcp.mx.test.", &pkix),
+        ]));
+        // Only unusable records.
+        r.extend(signer.signed(vec![tlsa_rec("_25._tcp.pkix.test.", &pkix)]));
+        // A name that exists without TLSA records, proven by a signed NSEC.
+        r.extend(signer.nsec("_25._tcp.nodane.test.", "_25._tcp.pkix.test.", &[]));
+        // A signature that does not verify.
+        let mut bogus = signer.signed(vec![tlsa_rec("_25._tcp.bogus.test.", &ee)]);
+        if let RData::DNSSEC(DNSSECRData::RRSIG(s)) = bogus[1].data() {
+            let mut sig = s.sig().to_vec();
+            sig[10] ^= 0xff;
+            let forged = RRSIG::new(
+                s.type_covered(),
+                s.algorithm(),
+                s.num_labels(),
+                s.original_ttl(),
+                s.sig_expiration().get(),
+                s.sig_inception().get(),
+                s.key_tag(),
+                s.signer_name().clone(),
+                sig,
+            );
+            bogus[1] = rec(
+                "_25._tcp.bogus.test.",
+                RData::DNSSEC(DNSSECRData::RRSIG(forged)),
+            );
+        }
+        r.extend(bogus);
+        // TLSA records whose signatures an attacker stripped; the zone's NSEC
+        // (correctly) shows the name is not a delegation.
+        r.push(tlsa_rec("_25._tcp.stripped.test.", &ee));
+        r.extend(signer.nsec(
+            "_25._tcp.stripped.test.",
+            "insecure.test.",
+            &[RecordType::TLSA],
+        ));
+        // The insecure delegation: NS, and an NSEC with NS but no DS.
+        r.push(rec(
+            "insecure.test.",
+            RData::NS(NS(name("ns.insecure.test."))),
+        ));
+        r.extend(signer.nsec("insecure.test.", "test.", &[RecordType::NS]));
+        let signed = TestZone {
+            apex: name("test."),
+            records: r,
+        };
+        let unsigned = TestZone {
+            apex: name("insecure.test."),
+            records: vec![
+                soa("insecure.test."),
+                tlsa_rec("_25._tcp.mx.insecure.test.", &ee),
+            ],
+        };
+        vec![signed, unsigned]
+    }
+
+    async fn dane_for(sign_soa: bool) -> Dane {
+        let signer = Signer::new("test.");
+        let addr = serve(Arc::new(Mutex::new(zones(&signer, sign_soa)))).await;
+        let dns = Dns::new(&[addr]).unwrap();
+        Dane::with_trust_anchor(&dns, signer.anchors()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn secure_tlsa_records_are_usable_and_filtered() {
+        let d = dane_for(true).await;
+        let got = d.tlsa("mx.test", 25).await.unwrap();
+        let DaneLookup::Usable(mut recs) = got else {
+            panic!("expected usable records, got {got:?}");
+        };
+        recs.sort_by_key(|t| t.usage);
+        assert_eq!(
+            recs,
+            vec![tlsa(2, 0, 1, vec![0x22; 32]), tlsa(3, 1, 1, vec![0x11; 32])]
+        );
+        // Trailing dot and case make no difference.
+        assert!(matches!(
+            d.tlsa("MX.test.", 25).await,
+            Ok(DaneLookup::Usable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn secure_answers_without_usable_records_mean_no_dane() {
+        let d = dane_for(true).await;
+        assert_eq!(d.tlsa("pkix.test", 25).await, Ok(DaneLookup::NoRecords));
+        assert_eq!(d.tlsa("nodane.test", 25).await, Ok(DaneLookup::NoRecords));
+    }
+
+    #[tokio::test]
+    async fn insecure_delegation_means_no_dane() {
+        let d = dane_for(true).await;
+        assert_eq!(
+            d.tlsa("mx.insecure.test", 25).await,
+            Ok(DaneLookup::Insecure)
+        );
+        assert_eq!(
+            d.tlsa("other.insecure.test", 25).await,
+            Ok(DaneLookup::Insecure)
+        );
+        assert_eq!(d.tlsa("192.0.2.1", 25).await, Ok(DaneLookup::Insecure));
+    }
+
+    #[tokio::test]
+    async fn bogus_answers_are_temporary_failures() {
+        let d = dane_for(true).await;
+        let e = d.tlsa("mx.test", 25).await.map(|_| ());
+        assert_eq!(e, Ok(()));
+        let e = d.tlsa("bogus.test", 25).await.unwrap_err();
+        assert!(matches!(e, DaneError::Temporary(_)), "{e:?}");
+        // Port 465 has no records and no proof of that: not a downgrade either.
+        let e = d.tlsa("mx.test", 465).await.unwrap_err();
+        assert!(matches!(e, DaneError::Temporary(_)), "{e:?}");
+        // A denial whose SOA signature was stripped is bogus too.
+        let d = dane_for(false).await;
+        let e = d.tlsa("nodane.test", 25).await.unwrap_err();
+        assert!(matches!(e, DaneError::Temporary(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn untrusted_signatures_are_not_secure() {
+        // Signed with a key that is not the anchor: validation must fail.
+        let signer = Signer::new("test.");
+        let addr = serve(Arc::new(Mutex::new(zones(&signer, true)))).await;
+        let dns = Dns::new(&[addr]).unwrap();
+        let d = Dane::with_trust_anchor(&dns, Signer::new("test.").anchors()).unwrap();
+        assert!(matches!(
+            d.tlsa("mx.test", 25).await,
+            Err(DaneError::Temporary(_))
+        ));
+    }
+
+    /// RFC 7672 wants this to be bogus; hickory 0.25.2 reports it insecure
+    /// (see the module comment). Kept so the gap is visible and checked
+    /// again when hickory is upgraded: `cargo test -- --ignored`.
+    #[tokio::test]
+    #[ignore = "hickory 0.25.2 reports RRSIG-stripped TLSA records inside a signed zone as Insecure"]
+    async fn stripped_signatures_are_not_a_downgrade() {
+        let d = dane_for(true).await;
+        let got = d.tlsa("stripped.test", 25).await;
+        assert!(matches!(got, Err(DaneError::Temporary(_))), "{got:?}");
+    }
+
+    /// RFC 4035 §5.3.1: an RRSIG's signer must be the zone holding the
+    /// RRset. Here a TLSA record under `test.` is signed by the key of an
+    /// unrelated (validly signed) zone `evil.`; it must not come out secure.
+    #[tokio::test]
+    #[ignore = "hickory 0.25.2 does not check that the RRSIG signer's zone contains the RRset"]
+    async fn signatures_by_another_zone_are_not_secure() {
+        let signer = Signer::new("test.");
+        let evil = Signer::new("evil.");
+        let mut zs = zones(&signer, true);
+        zs[0].records.extend(evil.signed(vec![tlsa_rec(
+            "_25._tcp.forged.test.",
+            &tlsa(3, 1, 1, vec![0x66; 32]),
+        )]));
+        let mut evil_records = evil.signed(vec![soa("evil.")]);
+        evil_records.extend(evil.signed(vec![evil.dnskey_record()]));
+        zs.push(TestZone {
+            apex: name("evil."),
+            records: evil_records,
+        });
+        let addr = serve(Arc::new(Mutex::new(zs))).await;
+        let dns = Dns::new(&[addr]).unwrap();
+        // Both zones chain to a trust anchor, as two real signed domains would.
+        let mut anchors = signer.anchors();
+        if let Some(k) = evil.anchors().get(0) {
+            anchors.insert(k);
+        }
+        let d = Dane::with_trust_anchor(&dns, anchors).unwrap();
+        assert!(matches!(
+            d.tlsa("mx.test", 25).await,
+            Ok(DaneLookup::Usable(_))
+        ));
+        let got = d.tlsa("forged.test", 25).await;
+        assert!(matches!(got, Err(DaneError::Temporary(_))), "{got:?}");
+    }
+}

@@ -1,0 +1,533 @@
+//! The deliver stage as a running task. A scheduler keeps, per queued
+//! message, the time of its next attempt; when one falls due, the message's
+//! due recipients are delivered per domain, the outcomes are written back to
+//! the spool (durably), DSNs are queued for bounces and long delays, and a
+//! message whose every recipient is final is retired from the queue.
+
+use super::attempt::{Deliverer, Outcome};
+use super::client::RcptTo;
+use super::dsn::{self, DsnAction, DsnInput, DsnRecipient};
+use super::retry;
+use crate::spool::{
+    Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient, RecipientState, Spool,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Semaphore;
+
+/// What an operator can ask of the running stage.
+#[derive(Debug, Clone, Copy)]
+pub enum Command {
+    /// Try this message now.
+    Retry(QueueId),
+    /// Try every queued message now.
+    RetryAll,
+}
+
+/// Handle for sending [`Command`]s to the running stage.
+pub type Commands = UnboundedSender<Command>;
+
+/// The stage's shared state.
+pub struct Stage {
+    deliverer: Arc<Deliverer>,
+    spool: Spool,
+    /// Domains being delivered to now, each with its own connection limit.
+    domains: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    connections: Arc<Semaphore>,
+}
+
+impl Stage {
+    /// A stage delivering through `deliverer`.
+    pub fn new(deliverer: Deliverer) -> Arc<Self> {
+        let max = deliverer.config.delivery.max_connections.max(1);
+        Arc::new(Stage {
+            spool: deliverer.spool.clone(),
+            deliverer: Arc::new(deliverer),
+            domains: Default::default(),
+            connections: Arc::new(Semaphore::new(max)),
+        })
+    }
+
+    fn domain_limit(&self, domain: &str) -> Arc<Semaphore> {
+        let per = self
+            .deliverer
+            .config
+            .delivery
+            .max_connections_per_domain
+            .max(1);
+        let mut map = self.domains.lock().expect("domain limits lock");
+        // Forget idle domains so the map does not grow without bound.
+        map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < per);
+        map.entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(per)))
+            .clone()
+    }
+}
+
+/// True when a recipient still needs delivering.
+fn pending(r: &QueuedRecipient) -> bool {
+    !r.state.is_final()
+}
+
+/// When `msg` next needs work, if ever.
+fn next_due(msg: &QueuedMessage) -> Option<DateTime<Utc>> {
+    let owed = msg
+        .recipients
+        .iter()
+        .any(|r| r.dsn == Some(DsnState::Pending));
+    if owed || msg.recipients.iter().all(|r| r.state.is_final()) {
+        return Some(Utc::now());
+    }
+    msg.recipients
+        .iter()
+        .filter(|r| pending(r))
+        .map(|r| r.next_attempt.unwrap_or_else(Utc::now))
+        .min()
+}
+
+/// Runs until `ready` closes. `ready` brings ids of messages the earlier
+/// stages are done with; on start the queue is scanned for messages a
+/// previous run left (those `skip` says are not ready are left to `ready`).
+pub async fn run(
+    stage: Arc<Stage>,
+    mut ready: UnboundedReceiver<QueueId>,
+    mut commands: UnboundedReceiver<Command>,
+    skip: impl Fn(QueueId) -> bool,
+) {
+    let mut due: BTreeSet<(DateTime<Utc>, QueueId)> = BTreeSet::new();
+    let mut when: HashMap<QueueId, DateTime<Utc>> = HashMap::new();
+    let mut running: std::collections::HashSet<QueueId> = Default::default();
+    // Ids an operator asked to retry now: their recipients' waits are ignored once.
+    let mut forced: std::collections::HashSet<QueueId> = Default::default();
+    let (done_tx, mut done_rx) = unbounded_channel::<(QueueId, Option<DateTime<Utc>>)>();
+
+    fn schedule(
+        due: &mut BTreeSet<(DateTime<Utc>, QueueId)>,
+        when: &mut HashMap<QueueId, DateTime<Utc>>,
+        id: QueueId,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(old) = when.insert(id, at) {
+            due.remove(&(old, id));
+        }
+        due.insert((at, id));
+    }
+
+    match stage.spool.list() {
+        Ok(list) => {
+            let mut n = 0;
+            for m in list {
+                if skip(m.id) {
+                    continue;
+                }
+                if let Some(at) = next_due(&m) {
+                    schedule(&mut due, &mut when, m.id, at);
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                tracing::info!(
+                    messages = n,
+                    "delivery resumes for messages queued before this start"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list the queue for delivery"),
+    }
+
+    let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        let sleep = match due.first() {
+            Some((at, _)) => (*at - Utc::now()).to_std().unwrap_or_default(),
+            None => std::time::Duration::from_secs(3600),
+        };
+        tokio::select! {
+            id = ready.recv() => match id {
+                Some(id) => schedule(&mut due, &mut when, id, Utc::now()),
+                None => break,
+            },
+            Some(cmd) = commands.recv() => {
+                let now = Utc::now();
+                let ids: Vec<QueueId> = match cmd {
+                    Command::Retry(id) => vec![id],
+                    Command::RetryAll => stage.spool.list().map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
+                };
+                for id in ids {
+                    forced.insert(id);
+                    if !running.contains(&id) {
+                        schedule(&mut due, &mut when, id, now);
+                    }
+                }
+            }
+            Some((id, next)) = done_rx.recv() => {
+                running.remove(&id);
+                if let Some(at) = next {
+                    schedule(&mut due, &mut when, id, at);
+                }
+            }
+            _ = housekeeping.tick() => housekeep(&stage, when.len()),
+            _ = tokio::time::sleep(sleep) => {
+                let now = Utc::now();
+                while let Some(&(at, id)) = due.first() {
+                    if at > now {
+                        break;
+                    }
+                    due.pop_first();
+                    when.remove(&id);
+                    if !running.insert(id) {
+                        continue;
+                    }
+                    let (stage, done) = (stage.clone(), done_tx.clone());
+                    let force = forced.remove(&id);
+                    tokio::spawn(async move {
+                        let next = stage.attempt(id, force).await;
+                        let _ = done.send((id, next));
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Queue gauges and pruning of finished records.
+fn housekeep(stage: &Stage, scheduled: usize) {
+    let spool = &stage.spool;
+    let metrics = &stage.deliverer.metrics;
+    if let Ok(list) = spool.list() {
+        let now = Utc::now();
+        let oldest = list.iter().map(|m| m.received_at).min();
+        metrics
+            .queue_oldest_seconds
+            .set(oldest.map_or(0, |t| (now - t).num_seconds().max(0)));
+        let deferred = list
+            .iter()
+            .flat_map(|m| &m.recipients)
+            .filter(|r| r.state == RecipientState::Deferred)
+            .count();
+        metrics.queue_deferred.set(deferred as i64);
+    }
+    let keep = chrono::Duration::from_std(stage.deliverer.config.delivery.keep_finished.0)
+        .unwrap_or(chrono::Duration::days(7));
+    let cutoff = QueueId::at(Utc::now() - keep);
+    match spool.prune_done(cutoff) {
+        Ok(n) if n > 0 => tracing::info!(records = n, "finished message records pruned"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot prune finished message records"),
+    }
+    tracing::debug!(scheduled, "delivery scheduler");
+}
+
+impl Stage {
+    /// One attempt on message `id` (every pending recipient when `force`,
+    /// else those due); returns when it next needs work.
+    pub async fn attempt(self: &Arc<Self>, id: QueueId, force: bool) -> Option<DateTime<Utc>> {
+        let mut msg = match self.spool.get(id) {
+            Ok(Some(m)) => m,
+            Ok(None) => return None, // deleted or finished meanwhile
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "cannot read queued message");
+                return Some(Utc::now() + chrono::Duration::minutes(5));
+            }
+        };
+        let now = Utc::now();
+        let due: Vec<usize> = (0..msg.recipients.len())
+            .filter(|&i| {
+                let r = &msg.recipients[i];
+                pending(r) && (force || r.next_attempt.is_none_or(|t| t <= now))
+            })
+            .collect();
+        if !due.is_empty() {
+            if let Err(e) = self.deliver_due(&mut msg, &due).await {
+                tracing::error!(id = %id, error = %e, "cannot read message to deliver");
+                return Some(now + chrono::Duration::minutes(5));
+            }
+        }
+        self.note_delays(&mut msg);
+        if let Err(e) = self.spool.update(&msg).await {
+            // Deleted meanwhile (queue delete) or the spool failed; either
+            // way nothing more is done now.
+            tracing::warn!(id = %id, error = %e, "cannot record delivery results");
+            return self
+                .spool
+                .get(id)
+                .ok()
+                .flatten()
+                .map(|_| now + chrono::Duration::minutes(1));
+        }
+        self.send_dsns(&mut msg).await;
+        if msg.recipients.iter().all(|r| r.state.is_final())
+            && !msg
+                .recipients
+                .iter()
+                .any(|r| r.dsn == Some(DsnState::Pending))
+        {
+            match self.spool.complete(&msg).await {
+                Ok(()) => {
+                    let secs = (Utc::now() - msg.received_at).num_milliseconds() as f64 / 1000.0;
+                    self.deliverer
+                        .metrics
+                        .delivered_seconds
+                        .observe(secs.max(0.0));
+                    tracing::info!(id = %id, "message finished");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(id = %id, error = %e, "cannot retire finished message");
+                    Some(Utc::now() + chrono::Duration::minutes(1))
+                }
+            }
+        } else {
+            next_due(&msg)
+        }
+    }
+
+    /// Delivers the recipients at `due`, concurrently per domain, and
+    /// records each outcome in `msg`.
+    async fn deliver_due(
+        self: &Arc<Self>,
+        msg: &mut QueuedMessage,
+        due: &[usize],
+    ) -> Result<(), crate::spool::SpoolError> {
+        let body = self.spool.read_body(msg)?;
+        let mut bytes = Vec::with_capacity(msg.received_header.len() + body.len());
+        bytes.extend_from_slice(msg.received_header.as_bytes());
+        bytes.extend_from_slice(&body);
+        drop(body);
+        let bytes = Arc::new(bytes);
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for &i in due {
+            let d = msg.recipients[i]
+                .address
+                .domain_ascii()
+                .to_ascii_lowercase();
+            match groups.iter_mut().find(|(g, _)| *g == d) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((d, vec![i])),
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (domain, idx) in groups {
+            let rcpts: Vec<RcptTo> = idx
+                .iter()
+                .map(|&i| {
+                    let r = &msg.recipients[i];
+                    RcptTo {
+                        address: r.address.to_string(),
+                        notify: r.notify,
+                        orcpt: r.orcpt.clone(),
+                    }
+                })
+                .collect();
+            let (stage, bytes) = (self.clone(), bytes.clone());
+            let (from, params) = (msg.from.clone(), msg.mail_params.clone());
+            tasks.spawn(async move {
+                let _conn = stage.connections.clone().acquire_owned().await;
+                let _dom = stage.domain_limit(&domain).acquire_owned().await;
+                let out = stage
+                    .deliverer
+                    .deliver(&domain, &from, &params, rcpts, &bytes)
+                    .await;
+                (idx, out)
+            });
+        }
+        let now = Utc::now();
+        let config = &self.deliverer.config.delivery;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((idx, out)) = joined else { continue };
+            for (i, (outcome, ev)) in idx.into_iter().zip(out) {
+                let r = &mut msg.recipients[i];
+                r.attempts += 1;
+                r.next_attempt = None;
+                r.state = match outcome {
+                    Outcome::Delivered => RecipientState::Delivered,
+                    Outcome::Dropped => RecipientState::Dropped,
+                    Outcome::Bounced => RecipientState::Bounced,
+                    Outcome::Deferred
+                        if retry::expired(msg.received_at, config.max_lifetime, now) =>
+                    {
+                        RecipientState::Bounced
+                    }
+                    Outcome::Deferred => {
+                        r.next_attempt =
+                            Some(retry::next_attempt(&config.retry_schedule, r.attempts, now));
+                        RecipientState::Deferred
+                    }
+                };
+                if r.state == RecipientState::Dropped {
+                    tracing::warn!(id = %msg.id, domain = %r.address.domain_ascii(), "recipient dropped: TLS level exclusive and no TLS");
+                }
+                r.evidence = Some(ev);
+                if r.state == RecipientState::Bounced {
+                    r.dsn = Some(DsnState::Pending);
+                }
+            }
+        }
+        // Whether a bounce is owed is settled here, once, and stored.
+        for i in 0..msg.recipients.len() {
+            if msg.recipients[i].dsn == Some(DsnState::Pending)
+                && !dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed)
+            {
+                msg.recipients[i].dsn = Some(DsnState::NotRequested);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks deferred recipients owed a delay notice.
+    fn note_delays(&self, msg: &mut QueuedMessage) {
+        let Some(after) = self.deliverer.config.delivery.delay_notice_after else {
+            return;
+        };
+        if !retry::expired(msg.received_at, after, Utc::now()) {
+            return;
+        }
+        for i in 0..msg.recipients.len() {
+            let r = &msg.recipients[i];
+            if r.state == RecipientState::Deferred
+                && !r.delay_notified
+                && r.dsn.is_none()
+                && dsn::wanted(msg, r, &DsnAction::Delayed)
+            {
+                msg.recipients[i].dsn = Some(DsnState::Pending);
+            }
+        }
+    }
+
+    /// Queues the DSNs owed (one for bounces, one for delays) and records them.
+    async fn send_dsns(&self, msg: &mut QueuedMessage) {
+        let owed: Vec<usize> = (0..msg.recipients.len())
+            .filter(|&i| msg.recipients[i].dsn == Some(DsnState::Pending))
+            .collect();
+        if owed.is_empty() {
+            return;
+        }
+        let original = match self.spool.read_body(msg) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(id = %msg.id, error = %e, "cannot read message for its DSN");
+                return;
+            }
+        };
+        let max_lifetime = self.deliverer.config.delivery.max_lifetime;
+        for kind in [DsnAction::Failed, DsnAction::Delayed] {
+            let delayed = matches!(kind, DsnAction::Delayed);
+            let which: Vec<usize> = owed
+                .iter()
+                .copied()
+                .filter(|&i| (msg.recipients[i].state == RecipientState::Deferred) == delayed)
+                .collect();
+            if which.is_empty() {
+                continue;
+            }
+            let until = chrono::Duration::from_std(max_lifetime.0)
+                .ok()
+                .map(|d| msg.received_at + d);
+            let recipients: Vec<DsnRecipient> = which
+                .iter()
+                .map(|&i| {
+                    let r = &msg.recipients[i];
+                    let ev = r.evidence.as_ref();
+                    let reply = ev.map(|e| e.reply.clone()).unwrap_or_default();
+                    DsnRecipient {
+                        recipient: r,
+                        action: if delayed {
+                            DsnAction::Delayed
+                        } else {
+                            DsnAction::Failed
+                        },
+                        status: dsn::status_of(&reply),
+                        diagnostic: (!reply.is_empty()).then_some(reply),
+                        remote_mta: ev.map(|e| e.host.clone()).filter(|h| !h.is_empty()),
+                        last_attempt: ev.map(|e| e.at),
+                        will_retry_until: if delayed { until } else { None },
+                    }
+                })
+                .collect();
+            let bytes = dsn::build(&DsnInput {
+                reporting_mta: &self.deliverer.settings.helo,
+                message: msg,
+                recipients,
+                original: &original,
+                now: Utc::now(),
+            });
+            let label = if delayed { "delayed" } else { "failed" };
+            match self.queue_dsn(msg, &bytes).await {
+                Ok(dsn_id) => {
+                    self.deliverer
+                        .metrics
+                        .dsns
+                        .with_label_values(&[label])
+                        .inc();
+                    tracing::info!(id = %msg.id, dsn = %dsn_id, kind = label, recipients = which.len(), "DSN queued");
+                    for &i in &which {
+                        let r = &mut msg.recipients[i];
+                        if delayed {
+                            r.delay_notified = true;
+                            r.dsn = None;
+                        } else {
+                            r.dsn = Some(DsnState::Sent(dsn_id.to_string()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(id = %msg.id, error = %e, "cannot queue DSN; will try again");
+                }
+            }
+        }
+        if let Err(e) = self.spool.update(msg).await {
+            tracing::warn!(id = %msg.id, error = %e, "cannot record queued DSNs");
+        }
+    }
+
+    /// Stores a DSN as a new message from the null sender to `msg`'s sender.
+    async fn queue_dsn(
+        &self,
+        msg: &QueuedMessage,
+        bytes: &[u8],
+    ) -> Result<QueueId, crate::spool::SpoolError> {
+        let sender = crate::smtp::address::Mailbox::parse(&msg.from)
+            .map_err(|e| crate::spool::SpoolError::Corrupt(msg.id.to_string(), e.to_string()))?;
+        let hostname = &self.deliverer.settings.helo;
+        let direction = if self.deliverer.config.is_local_domain(sender.domain()) {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let mut w = self.spool.writer();
+        let id = w.id();
+        w.write(bytes).await?;
+        let received_header = format!(
+            "Received: by {hostname} (Sealgate) id {id};\r\n\t{}\r\n",
+            Utc::now().to_rfc2822()
+        );
+        // A DSN quoting UTF-8 headers or addressed to a UTF-8 mailbox needs
+        // 8BITMIME / SMTPUTF8 on the way out like any other message.
+        let mail_params = crate::smtp::command::MailParams {
+            body: (!bytes.is_ascii()).then_some(crate::smtp::command::BodyType::EightBitMime),
+            smtputf8: !msg.from.is_ascii(),
+            ..Default::default()
+        };
+        let record = QueuedMessage {
+            id,
+            received_at: Utc::now(),
+            from: String::new(),
+            mail_params,
+            recipients: vec![QueuedRecipient::new(sender, None, None)],
+            origin: Origin {
+                listener: "dsn".into(),
+                peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                helo: hostname.clone(),
+                tls: None,
+                connector: None,
+                direction,
+            },
+            size: 0,
+            body_sha256: String::new(),
+            chunks: 0,
+            received_header,
+        };
+        w.commit(record).await.map(|m| m.id)
+    }
+}
