@@ -2,27 +2,37 @@
 //! `_<port>._tcp.<mx-host>` name the certificate (DANE-EE) or the issuing
 //! trust anchor (DANE-TA) an MX host must present, replacing WebPKI.
 //!
-//! Validation is hickory-resolver's own (`ResolverOpts::validate`): every
-//! record it returns carries a [`Proof`]. Trust anchors default to the root
-//! KSKs built into hickory-proto; [`Dane::with_trust_anchor`] replaces them
-//! (tests, private roots).
+//! DNSSEC validation is hickory-proto's `DnssecDnsHandle` (the validator
+//! behind `ResolverOpts::validate`), used directly so that whole validated
+//! responses are visible: every record carries a [`Proof`], and the RRSIG
+//! that validated an RRset is marked too. Trust anchors default to the root
+//! KSKs built into hickory-proto; [`Dane::with_trust_anchor`] replaces them.
 //!
-//! Known limit of hickory 0.25.2 (see `stripped_signatures_are_not_a_downgrade`
-//! in the tests): an RRset without signatures inside a signed zone is
-//! reported `Insecure`, not `Bogus`, when the parent proves there is no DS at
-//! the RRset's own name, and that proof is checked without the NSEC "NS" bit
-//! that marks a real delegation. An on-path attacker who strips the RRSIGs
-//! from a TLSA answer can therefore make it look insecure. Against that, use
-//! a resolver path the attacker cannot reach (a local validating resolver).
+//! hickory 0.25.2's validator alone is not enough for DANE; two gaps are
+//! closed here (tests `signatures_by_another_zone_are_not_secure` and
+//! `stripped_signatures_are_not_a_downgrade`):
+//! - it accepts an RRSIG whose signer is any validly signed zone, not only
+//!   the zone holding the RRset (RFC 4035 §5.3.1), so anyone with a signed
+//!   domain could forge "secure" TLSA records. Every record relied on here
+//!   must have been validated by a signature from an enclosing zone.
+//! - it calls an unsigned RRset inside a signed zone "insecure" whenever the
+//!   parent proves there is no DS at the RRset's own name, without the NSEC
+//!   NS bit that marks a real delegation, so stripping signatures would turn
+//!   DANE off. An insecure answer is accepted here only after a validated
+//!   proof of an unsigned delegation at or above the name has been found.
 
-use super::dns::{fqdn, Dns};
+use super::dns::Dns;
 use crate::smtp::tls::provider;
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::dnssec::Proof;
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, Record, RecordType};
-use hickory_resolver::proto::ProtoErrorKind;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::config::{NameServerConfigGroup, ResolverOpts};
+use hickory_resolver::name_server::{NameServerPool, TokioConnectionProvider};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, NSEC3};
+use hickory_resolver::proto::dnssec::{DnssecDnsHandle, Nsec3HashAlgorithm, Proof};
+use hickory_resolver::proto::op::{Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::proto::xfer::{
+    DnsHandle, DnsRequestOptions, DnsResponse, FirstAnswer, RetryDnsHandle,
+};
+use hickory_resolver::proto::{ProtoError, ProtoErrorKind};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -30,10 +40,25 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{OtherError, SignatureScheme};
 use sha2::{Digest, Sha256, Sha512};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// DNSSEC trust anchors (DNSKEY public keys), for [`Dane::with_trust_anchor`].
 pub use hickory_resolver::proto::dnssec::TrustAnchors;
+
+/// A TLSA lookup with all the queries its validation needs.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Answers are reused for at most this long, and never past their TTL.
+const CACHE_MAX: Duration = Duration::from_secs(300);
+/// Cached answers kept before the cache is emptied.
+const CACHE_ENTRIES: usize = 10_000;
+/// Ancestors examined for an unsigned delegation.
+const MAX_WALK: usize = 12;
+/// CNAMEs followed in a TLSA answer.
+const MAX_CNAMES: usize = 8;
+/// NSEC3 iterations hashed at most (RFC 5155 §10.3's ceiling).
+const MAX_NSEC3_ITERATIONS: u16 = 2500;
 
 /// Why DANE could not give an answer or did not accept a peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,81 +140,289 @@ pub enum DaneLookup {
     Insecure,
 }
 
-/// TLSA lookups through a DNSSEC-validating resolver.
+type Validator = DnssecDnsHandle<RetryDnsHandle<NameServerPool<TokioConnectionProvider>>>;
+
+/// TLSA lookups through a DNSSEC validator, with a short-lived answer cache.
 #[derive(Clone)]
 pub struct Dane {
-    resolver: TokioResolver,
+    validator: Validator,
+    cache: Arc<Mutex<HashMap<(String, u16), (Instant, DaneLookup)>>>,
+}
+
+/// How far an RRset in a response can be trusted.
+#[derive(Debug, PartialEq, Eq)]
+enum Status {
+    /// No such records in the section.
+    Absent,
+    /// Validated, by a signature from an enclosing zone.
+    Secure,
+    /// hickory found it unsigned; to be proven before it is believed.
+    Insecure,
+    /// Validation failed, or the signer is not an enclosing zone.
+    Bad(String),
+}
+
+/// What a DS query says about a name.
+#[derive(Debug, PartialEq, Eq)]
+enum Delegation {
+    /// A validated DS RRset: the zone below is signed.
+    Signed,
+    /// A validated proof of a delegation without DS: the zone below is unsigned.
+    Unsigned,
+    /// Nothing either way (not a zone cut, an unsigned parent, a failure).
+    Unknown,
 }
 
 impl Dane {
-    /// A validating resolver on the same servers as `dns`, anchored at the
-    /// DNS root keys built into hickory.
+    /// A validator on the same servers as `dns`, anchored at the DNS root
+    /// keys built into hickory.
     pub fn new(dns: &Dns) -> Result<Self, DaneError> {
-        let resolver = dns
-            .with_options(|o| o.validate = true)
-            .map_err(|e| DaneError::Setup(e.to_string()))?;
-        Ok(Dane { resolver })
+        Self::build(dns, Arc::new(TrustAnchors::default()))
     }
 
     /// Like [`Dane::new`] but trusting `anchors` instead of the root keys.
     /// hickory trusts any DNSKEY whose public key is in the set, at whatever
     /// name it appears, so an anchor for a private or test zone works without
     /// a DS chain from the root. (`ResolverOpts::trust_anchor`, a file path,
-    /// is not read by hickory-resolver 0.25.2; the builder is the only way.)
+    /// is not read by hickory-resolver 0.25.2.)
     pub fn with_trust_anchor(dns: &Dns, anchors: TrustAnchors) -> Result<Self, DaneError> {
-        let mut builder = match dns.server_config() {
-            Some(c) => {
-                TokioResolver::builder_with_config(c.clone(), TokioConnectionProvider::default())
-            }
-            None => TokioResolver::builder_tokio().map_err(|e| DaneError::Setup(e.to_string()))?,
+        Self::build(dns, Arc::new(anchors))
+    }
+
+    fn build(dns: &Dns, anchors: Arc<TrustAnchors>) -> Result<Self, DaneError> {
+        let (config, opts) = match dns.server_config() {
+            Some(c) => (c.clone(), ResolverOpts::default()),
+            None => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DaneError::Setup(e.to_string()))?,
         };
-        builder.options_mut().ndots = 0;
-        builder.options_mut().validate = true;
-        let resolver = builder.with_trust_anchor(Arc::new(anchors)).build();
-        Ok(Dane { resolver })
+        if config.name_servers().is_empty() {
+            return Err(DaneError::Setup("no DNS servers configured".into()));
+        }
+        let attempts = opts.attempts;
+        let servers = NameServerConfigGroup::from(config.name_servers().to_vec());
+        let pool = NameServerPool::from_config(servers, opts, TokioConnectionProvider::default());
+        let validator = DnssecDnsHandle::with_trust_anchor(RetryDnsHandle::new(pool, attempts), anchors);
+        Ok(Dane {
+            validator,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
     }
 
     /// TLSA records for `host` at `_<port>._tcp.<host>` (port 25 for MX delivery).
     pub async fn tlsa(&self, host: &str, port: u16) -> Result<DaneLookup, DaneError> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.parse::<std::net::IpAddr>().is_ok() {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if host.parse::<std::net::IpAddr>().is_ok() {
             // An address literal has no DNS name to publish TLSA records under.
             return Ok(DaneLookup::Insecure);
         }
-        let name = fqdn(&format!("_{port}._tcp.{}", host.to_ascii_lowercase()));
-        match self.resolver.lookup(name.as_str(), RecordType::TLSA).await {
-            Ok(lookup) => classify_records(&name, lookup.records()),
-            Err(e) => classify_error(&name, &e),
+        let key = (host.clone(), port);
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
         }
+        let qname = Name::from_ascii(format!("_{port}._tcp.{host}."))
+            .map_err(|e| DaneError::Temporary(format!("{host}: not a DNS name: {e}")))?;
+        let (found, ttl) = tokio::time::timeout(LOOKUP_TIMEOUT, self.lookup(&qname))
+            .await
+            .map_err(|_| {
+                DaneError::Temporary(format!(
+                    "{qname} TLSA: no validated answer within {} s",
+                    LOOKUP_TIMEOUT.as_secs()
+                ))
+            })??;
+        self.store(key, &found, ttl);
+        Ok(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u16), (Instant, DaneLookup)>> {
+        // The map stays consistent even if a holder panicked.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cached(&self, key: &(String, u16)) -> Option<DaneLookup> {
+        let mut cache = self.lock();
+        match cache.get(key) {
+            Some((expires, found)) if Instant::now() < *expires => Some(found.clone()),
+            Some(_) => {
+                cache.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn store(&self, key: (String, u16), found: &DaneLookup, ttl: u32) {
+        let keep = Duration::from_secs(u64::from(ttl)).min(CACHE_MAX);
+        if keep.is_zero() {
+            return;
+        }
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now() + keep, found.clone()));
+    }
+
+    /// One query through the validator.
+    async fn query(&self, name: &Name, rtype: RecordType) -> Result<DnsResponse, ProtoError> {
+        let mut opts = DnsRequestOptions::default();
+        opts.use_edns = true;
+        opts.edns_set_dnssec_ok = true;
+        self.validator
+            .lookup(Query::query(name.clone(), rtype), opts)
+            .first_answer()
+            .await
+    }
+
+    /// The TLSA answer for `qname` and a TTL to cache it for.
+    async fn lookup(&self, qname: &Name) -> Result<(DaneLookup, u32), DaneError> {
+        let tmp = |m: String| DaneError::Temporary(format!("{qname} TLSA: {m}"));
+        let resp = match self.query(qname, RecordType::TLSA).await {
+            Ok(r) => r,
+            Err(e) => {
+                return match e.kind() {
+                    // A denial hickory judged insecure: prove it or fail.
+                    ProtoErrorKind::Nsec { proof, .. } if proof.is_insecure() => {
+                        Ok((self.prove_insecure(qname, None).await?, 0))
+                    }
+                    _ => Err(tmp(e.to_string())),
+                }
+            }
+        };
+        let code = resp.response_code();
+        if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
+            return Err(tmp(format!("server answered {code}")));
+        }
+        let ttl = resp
+            .answers()
+            .iter()
+            .chain(resp.name_servers())
+            .map(Record::ttl)
+            .min()
+            .unwrap_or(0);
+        // Follow a CNAME chain (RFC 7671 §7); every link must be secure.
+        let answers = resp.answers();
+        let mut owner = qname.clone();
+        let mut insecure_at: Option<Name> = None;
+        for _ in 0..MAX_CNAMES {
+            let target = answers.iter().find_map(|r| match r.data() {
+                RData::CNAME(c) if r.name() == &owner => Some(c.0.clone()),
+                _ => None,
+            });
+            let Some(target) = target else { break };
+            match rrset_status(answers, &owner, RecordType::CNAME, &|s| s.zone_of(&owner)) {
+                Status::Bad(m) => return Err(tmp(m)),
+                Status::Insecure => {
+                    insecure_at.get_or_insert(owner.clone());
+                }
+                Status::Secure | Status::Absent => {}
+            }
+            owner = target;
+        }
+        match rrset_status(answers, &owner, RecordType::TLSA, &|s| s.zone_of(&owner)) {
+            Status::Bad(m) => Err(tmp(m)),
+            Status::Secure if insecure_at.is_none() => Ok((usable(answers, &owner), ttl)),
+            Status::Secure | Status::Insecure => {
+                let at = insecure_at.unwrap_or(owner);
+                Ok((self.prove_insecure(&at, None).await?, ttl))
+            }
+            Status::Absent => Ok((self.denial(&owner, &resp).await.map_err(tmp)?, ttl)),
+        }
+    }
+
+    /// No TLSA records at `owner`: a validated denial, an insecure one, or neither.
+    async fn denial(&self, owner: &Name, resp: &DnsResponse) -> Result<DaneLookup, String> {
+        let auth = resp.name_servers();
+        let relevant = || auth.iter().filter(|r| r.record_type() != RecordType::RRSIG);
+        if let Some(r) = relevant().find(|r| matches!(r.proof(), Proof::Bogus)) {
+            return Err(format!(
+                "denial of existence failed DNSSEC validation ({} {})",
+                r.name(),
+                r.record_type()
+            ));
+        }
+        // The SOA must be that of a zone holding `owner`: an insecure SOA of
+        // an unrelated zone proves nothing about this one.
+        let soa = relevant().find(|r| r.record_type() == RecordType::SOA && r.name().zone_of(owner));
+        let proofs: Vec<&Record> = relevant()
+            .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+            .collect();
+        // hickory has checked that the NSEC/NSEC3 records prove the denial;
+        // what it has not checked is who signed them.
+        let from_zone = |r: &Record| signed_from(auth, r, &|s| s.zone_of(r.name()) && s.zone_of(owner));
+        let nsec3_in_zone = |r: &Record| {
+            r.record_type() != RecordType::NSEC3 || r.name().base_name().zone_of(owner)
+        };
+        if let Some(soa) = soa {
+            if from_zone(soa)
+                && !proofs.is_empty()
+                && proofs.iter().all(|r| from_zone(r) && nsec3_in_zone(r))
+            {
+                return Ok(DaneLookup::NoRecords);
+            }
+        }
+        if relevant().any(|r| r.proof() == Proof::Insecure) {
+            let hint = soa.map(|s| s.name().clone());
+            return self
+                .prove_insecure(owner, hint.as_ref())
+                .await
+                .map_err(|e| e.to_string());
+        }
+        Err("denial of existence is not validated".into())
+    }
+
+    /// `Insecure` only if a validated proof of an unsigned delegation at or
+    /// above `name` turns up before a validated DS RRset does (RFC 4035
+    /// §5.2). Starting at `hint` (the zone the answer named) or at the
+    /// first label not starting with `_` only saves queries: a proof found
+    /// at any ancestor of `name` covers `name`, whatever the hint says.
+    async fn prove_insecure(
+        &self,
+        name: &Name,
+        hint: Option<&Name>,
+    ) -> Result<DaneLookup, DaneError> {
+        let mut at = match hint {
+            Some(h) if h.zone_of(name) => h.clone(),
+            _ => {
+                let mut n = name.clone();
+                while n.iter().next().is_some_and(|l| l.starts_with(b"_")) {
+                    n = n.base_name();
+                }
+                n
+            }
+        };
+        for _ in 0..MAX_WALK {
+            if at.is_root() {
+                break;
+            }
+            // A failed query proves nothing; carry on upwards.
+            if let Ok(resp) = self.query(&at, RecordType::DS).await {
+                match delegation(&resp, &at) {
+                    Delegation::Signed => {
+                        return Err(DaneError::Temporary(format!(
+                            "{name}: unsigned records below the signed delegation {at} (signatures stripped?)"
+                        )))
+                    }
+                    Delegation::Unsigned => return Ok(DaneLookup::Insecure),
+                    Delegation::Unknown => {}
+                }
+            }
+            at = at.base_name();
+        }
+        Err(DaneError::Temporary(format!(
+            "{name}: records are not signed and no unsigned delegation above them could be proven"
+        )))
     }
 }
 
-/// A positive answer: every record must be secure for DANE to apply.
-fn classify_records(name: &str, records: &[Record]) -> Result<DaneLookup, DaneError> {
-    let mut insecure = false;
-    for r in records {
-        match r.proof() {
-            Proof::Secure => {}
-            Proof::Insecure => insecure = true,
-            Proof::Bogus => {
-                return Err(DaneError::Temporary(format!(
-                    "{name} TLSA: DNSSEC validation failed (bogus {} record)",
-                    r.record_type()
-                )))
-            }
-            Proof::Indeterminate => {
-                return Err(DaneError::Temporary(format!(
-                    "{name} TLSA: DNSSEC status of a {} record could not be determined",
-                    r.record_type()
-                )))
-            }
-        }
-    }
-    if insecure {
-        return Ok(DaneLookup::Insecure);
-    }
-    let usable: Vec<Tlsa> = records
+/// The usable TLSA records at `owner`.
+fn usable(answers: &[Record], owner: &Name) -> DaneLookup {
+    let recs: Vec<Tlsa> = answers
         .iter()
+        .filter(|r| r.name() == owner)
         .filter_map(|r| match r.data() {
             RData::TLSA(t) => Some(Tlsa {
                 usage: t.cert_usage().into(),
@@ -201,50 +434,146 @@ fn classify_records(name: &str, records: &[Record]) -> Result<DaneLookup, DaneEr
         })
         .filter(Tlsa::is_usable)
         .collect();
-    Ok(if usable.is_empty() {
+    if recs.is_empty() {
         DaneLookup::NoRecords
     } else {
-        DaneLookup::Usable(usable)
-    })
-}
-
-/// A failed lookup: a validated denial is `NoRecords`, an insecure one
-/// `Insecure`, anything else a temporary failure.
-fn classify_error(name: &str, e: &ResolveError) -> Result<DaneLookup, DaneError> {
-    match e.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound {
-            response_code: ResponseCode::NoError | ResponseCode::NXDomain,
-            soa,
-            ..
-        }) => match soa.as_deref() {
-            // The SOA must belong to a zone that contains the name asked
-            // for: hickory does not check that, and an insecure SOA of some
-            // unrelated zone must not pass as proof that this one is unsigned.
-            Some(soa) if !soa.name().zone_of(&name_of(name)?) => Err(DaneError::Temporary(
-                format!("{name} TLSA: negative answer carries the SOA of another zone"),
-            )),
-            Some(soa) => match soa.proof() {
-                Proof::Secure => Ok(DaneLookup::NoRecords),
-                Proof::Insecure => Ok(DaneLookup::Insecure),
-                p => Err(DaneError::Temporary(format!(
-                    "{name} TLSA: negative answer failed DNSSEC validation ({p})"
-                ))),
-            },
-            // hickory only lets a negative answer without SOA through when
-            // all its authority records are provably insecure.
-            None => Ok(DaneLookup::Insecure),
-        },
-        Some(ProtoErrorKind::Nsec { proof, .. }) if proof.is_insecure() => Ok(DaneLookup::Insecure),
-        Some(ProtoErrorKind::Nsec { proof, .. }) => Err(DaneError::Temporary(format!(
-            "{name} TLSA: denial of existence failed DNSSEC validation ({proof})"
-        ))),
-        _ => Err(DaneError::Temporary(format!("{name} TLSA lookup: {e}"))),
+        DaneLookup::Usable(recs)
     }
 }
 
-fn name_of(name: &str) -> Result<hickory_resolver::proto::rr::Name, DaneError> {
-    hickory_resolver::proto::rr::Name::from_ascii(name)
-        .map_err(|e| DaneError::Temporary(format!("{name}: {e}")))
+/// The trust status of the `rtype` RRset at `owner` in `section`; a secure
+/// one also needs its validating RRSIG's signer to pass `signer_ok`.
+fn rrset_status(
+    section: &[Record],
+    owner: &Name,
+    rtype: RecordType,
+    signer_ok: &dyn Fn(&Name) -> bool,
+) -> Status {
+    let rrset: Vec<&Record> = section
+        .iter()
+        .filter(|r| r.name() == owner && r.record_type() == rtype)
+        .collect();
+    let Some(first) = rrset.first() else {
+        return Status::Absent;
+    };
+    if let Some(r) = rrset.iter().find(|r| !matches!(r.proof(), Proof::Secure | Proof::Insecure)) {
+        return Status::Bad(format!("DNSSEC validation failed ({} {})", owner, r.proof()));
+    }
+    if rrset.iter().any(|r| r.proof() == Proof::Insecure) {
+        return Status::Insecure;
+    }
+    if signed_from(section, first, signer_ok) {
+        Status::Secure
+    } else {
+        Status::Bad(format!(
+            "{owner} {rtype} is signed by a zone that does not contain it"
+        ))
+    }
+}
+
+/// `record` is secure and the RRSIG hickory validated it with (the one it
+/// marked secure) has a signer that passes `signer_ok` and holds the record.
+fn signed_from(section: &[Record], record: &Record, signer_ok: &dyn Fn(&Name) -> bool) -> bool {
+    record.proof() == Proof::Secure
+        && section.iter().any(|r| match r.data() {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+                r.proof() == Proof::Secure
+                    && r.name() == record.name()
+                    && sig.type_covered() == record.record_type()
+                    && sig.signer_name().zone_of(record.name())
+                    && signer_ok(sig.signer_name())
+            }
+            _ => false,
+        })
+}
+
+/// Reads a validated DS response for `at`.
+fn delegation(resp: &DnsResponse, at: &Name) -> Delegation {
+    // Only the parent side can speak for a delegation: signer strictly above `at`.
+    let above = |s: &Name| s.zone_of(at) && s != at;
+    match rrset_status(resp.answers(), at, RecordType::DS, &above) {
+        Status::Secure => return Delegation::Signed,
+        Status::Absent => {}
+        Status::Insecure | Status::Bad(_) => return Delegation::Unknown,
+    }
+    let auth = resp.name_servers();
+    for r in auth {
+        if !signed_from(auth, r, &above) {
+            continue;
+        }
+        let unsigned = match r.data() {
+            // RFC 6840 §4.4: NS without DS and without SOA (the child's apex).
+            RData::DNSSEC(DNSSECRData::NSEC(n)) if r.name() == at => {
+                unsigned_cut(n.type_bit_maps().collect())
+            }
+            RData::DNSSEC(DNSSECRData::NSEC3(n)) => {
+                let zone = r.name().base_name();
+                zone.zone_of(at) && zone != *at && nsec3_unsigned(r.name(), n, at)
+            }
+            _ => false,
+        };
+        if unsigned {
+            return Delegation::Unsigned;
+        }
+    }
+    Delegation::Unknown
+}
+
+fn unsigned_cut(types: Vec<RecordType>) -> bool {
+    types.contains(&RecordType::NS)
+        && !types.contains(&RecordType::DS)
+        && !types.contains(&RecordType::SOA)
+}
+
+/// Whether the NSEC3 record at `owner` proves `at` an unsigned delegation:
+/// it matches `at` with NS and no DS/SOA, or it is opt-out and covers `at`
+/// (RFC 5155 §6, §8.6).
+fn nsec3_unsigned(owner: &Name, n: &NSEC3, at: &Name) -> bool {
+    if n.hash_algorithm() != Nsec3HashAlgorithm::SHA1 || n.iterations() > MAX_NSEC3_ITERATIONS {
+        return false;
+    }
+    let Ok(hash) = Nsec3HashAlgorithm::SHA1.hash(n.salt(), at, n.iterations()) else {
+        return false;
+    };
+    let target = base32hex(hash.as_ref());
+    let Some(label) = owner.iter().next() else {
+        return false;
+    };
+    let own = String::from_utf8_lossy(label).to_ascii_lowercase();
+    if own == target {
+        return unsigned_cut(n.type_bit_maps().collect());
+    }
+    n.opt_out() && covers(&own, &base32hex(n.next_hashed_owner_name()), &target)
+}
+
+/// Whether `t` lies strictly between `own` and `next` on the hash ring
+/// (base32hex keeps byte order, so equal-length strings compare like hashes).
+fn covers(own: &str, next: &str, t: &str) -> bool {
+    if own < next {
+        own < t && t < next
+    } else {
+        t > own || t < next
+    }
+}
+
+/// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels).
+fn base32hex(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
 }
 
 /// Checks a presented chain against TLSA records and returns the record that
