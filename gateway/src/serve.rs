@@ -218,6 +218,7 @@ fn deliverer(
             command_timeout: d.command_timeout.0,
             data_timeout: d.data_timeout.0,
         },
+        pool: deliver::pool::Pool::new(d.idle_timeout.0, d.max_connections_per_domain),
         opportunistic: client_tls::opportunistic_config(),
         verifying: client_tls::verifying_config(roots),
         dns,

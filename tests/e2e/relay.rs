@@ -162,6 +162,34 @@ fn outbound_through_mx_and_inbound_through_smart_host() {
         r.gw.metric("sealgate_deliveries_total{result=\"delivered\",tls_level=\"may\"}") >= 1.0
     );
 
+    // Connection reuse: more messages to the same MX within idle_timeout
+    // ride the session already open (it proves itself alive with RSET).
+    for n in 2..=4 {
+        let o = swaks(&[
+            "--server",
+            &format!("127.0.0.1:{}", r.gw.smtp),
+            "--local-interface",
+            "127.0.0.2",
+            "--from",
+            "nurse@hospital.test",
+            "--to",
+            "patient@dest.test",
+            "--header",
+            &format!("Subject: reuse {n}"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(r.mx.wait_mail(n, 30).len(), n);
+    }
+    let connects =
+        r.mx.log()
+            .matches(": connect from localhost[127.0.0.1]")
+            .count();
+    assert!(
+        (1..4).contains(&connects),
+        "4 messages, {connects} connections: no reuse?\n{}",
+        r.mx.log()
+    );
+
     // Inbound: the internet → Sealgate → the tenant's smart host.
     let inb = original("nurse@hospital.test").replace(
         "From: Nurse <nurse@hospital.test>",

@@ -8,6 +8,7 @@ use super::client::{
 use super::dane::{self, Dane, DaneLookup};
 use super::dns::Dns;
 use super::mta_sts::{MtaSts, StsMode};
+use super::pool::PoolKey;
 use super::route::{self, Route, RouteKind};
 use super::tls_policy::{PolicySource, TlsLevel};
 use crate::admin::metrics::Metrics;
@@ -61,6 +62,8 @@ pub struct Deliverer {
     pub opportunistic: Arc<rustls::ClientConfig>,
     /// TLS that verifies the chain and host name (`verify`, MTA-STS).
     pub verifying: Arc<rustls::ClientConfig>,
+    /// Idle connections for reuse.
+    pub pool: super::pool::Pool,
 }
 
 /// The TLS level a destination is held to, and why.
@@ -226,8 +229,8 @@ impl Deliverer {
                 {
                     HostResult::Sent(txn, tls, ip) => {
                         let out = outcomes(&txn, host, ip, route.port, tls.clone(), &host_req);
-                        let took_tls = tls.is_some()
-                            && out.iter().any(|(o, _)| *o == Outcome::Delivered);
+                        let took_tls =
+                            tls.is_some() && out.iter().any(|(o, _)| *o == Outcome::Delivered);
                         if took_tls && self.config.tls.remember {
                             if let Err(e) = self.spool.remember_tls(domain).await {
                                 tracing::warn!(domain, error = %e, "cannot record TLS memory");
@@ -332,6 +335,18 @@ impl Deliverer {
                 tls,
             })
         };
+        let key = PoolKey {
+            host: host.to_string(),
+            addr,
+            level: req.level,
+        };
+        // A pooled session proves it is alive with RSET before it is used.
+        while let Some((mut conn, tls)) = self.pool.take(&key) {
+            if conn.reset().await.is_ok() {
+                tracing::debug!(host, "reusing an open connection");
+                return self.transact(conn, key, tls, envelope, message).await;
+            }
+        }
         let mut conn = match Connection::connect(addr, &self.settings).await {
             Ok(c) => c,
             Err(e) => return fail(e, false, None),
@@ -382,18 +397,38 @@ impl Deliverer {
                 });
             }
         }
+        self.transact(conn, key, tls, envelope, message).await
+    }
+
+    /// Runs one transaction on an established session, then keeps the
+    /// session for reuse.
+    async fn transact(
+        &self,
+        mut conn: Connection,
+        key: PoolKey,
+        tls: Option<OutboundTls>,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> HostResult {
+        let ip = key.addr.ip();
         match conn.send(envelope, message).await {
             Ok(txn) => {
-                conn.quit().await;
-                HostResult::Sent(txn, tls, addr.ip())
+                self.pool.put(key, conn, tls.clone()).await;
+                HostResult::Sent(txn, tls, ip)
             }
             Err(e) => {
                 let permanent = e.is_permanent();
+                // Refused before MAIL (size, SMTPUTF8): the session is still good.
+                if matches!(e, ClientError::NeedsSmtpUtf8 | ClientError::TooBig { .. }) {
+                    self.pool.put(key, conn, tls.clone()).await;
+                } else {
+                    conn.quit().await;
+                }
                 HostResult::Failed(HostFailure {
                     reply: e.reply(),
                     no_tls: false,
                     permanent,
-                    ip: Some(addr.ip()),
+                    ip: Some(ip),
                     tls,
                 })
             }

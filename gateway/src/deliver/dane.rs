@@ -25,7 +25,7 @@ use super::dns::Dns;
 use crate::smtp::tls::provider;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverOpts};
 use hickory_resolver::name_server::{NameServerPool, TokioConnectionProvider};
-use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, NSEC3};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3};
 use hickory_resolver::proto::dnssec::{DnssecDnsHandle, Nsec3HashAlgorithm, Proof};
 use hickory_resolver::proto::op::{Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
@@ -57,6 +57,8 @@ const CACHE_ENTRIES: usize = 10_000;
 const MAX_WALK: usize = 12;
 /// CNAMEs followed in a TLSA answer.
 const MAX_CNAMES: usize = 8;
+/// The DNAME record type (RFC 6672), which hickory has no variant for.
+const DNAME: u16 = 39;
 /// NSEC3 iterations hashed at most (RFC 5155 §10.3's ceiling).
 const MAX_NSEC3_ITERATIONS: u16 = 2500;
 
@@ -201,7 +203,8 @@ impl Dane {
         let attempts = opts.attempts;
         let servers = NameServerConfigGroup::from(config.name_servers().to_vec());
         let pool = NameServerPool::from_config(servers, opts, TokioConnectionProvider::default());
-        let validator = DnssecDnsHandle::with_trust_anchor(RetryDnsHandle::new(pool, attempts), anchors);
+        let validator =
+            DnssecDnsHandle::with_trust_anchor(RetryDnsHandle::new(pool, attempts), anchors);
         Ok(Dane {
             validator,
             cache: Arc::new(Mutex::new(HashMap::new())),
@@ -289,7 +292,7 @@ impl Dane {
                         Ok((self.prove_insecure(qname, None).await?, 0))
                     }
                     _ => Err(tmp(e.to_string())),
-                }
+                };
             }
         };
         let code = resp.response_code();
@@ -346,13 +349,15 @@ impl Dane {
         }
         // The SOA must be that of a zone holding `owner`: an insecure SOA of
         // an unrelated zone proves nothing about this one.
-        let soa = relevant().find(|r| r.record_type() == RecordType::SOA && r.name().zone_of(owner));
+        let soa =
+            relevant().find(|r| r.record_type() == RecordType::SOA && r.name().zone_of(owner));
         let proofs: Vec<&Record> = relevant()
             .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
             .collect();
         // hickory has checked that the NSEC/NSEC3 records prove the denial;
         // what it has not checked is who signed them.
-        let from_zone = |r: &Record| signed_from(auth, r, &|s| s.zone_of(r.name()) && s.zone_of(owner));
+        let from_zone =
+            |r: &Record| signed_from(auth, r, &|s| s.zone_of(r.name()) && s.zone_of(owner));
         let nsec3_in_zone = |r: &Record| {
             r.record_type() != RecordType::NSEC3 || r.name().base_name().zone_of(owner)
         };
@@ -361,7 +366,30 @@ impl Dane {
                 && !proofs.is_empty()
                 && proofs.iter().all(|r| from_zone(r) && nsec3_in_zone(r))
             {
-                return Ok(DaneLookup::NoRecords);
+                let nsecs: Vec<(&Name, &NSEC)> = proofs
+                    .iter()
+                    .filter_map(|r| match r.data() {
+                        RData::DNSSEC(DNSSECRData::NSEC(n)) => Some((r.name(), n)),
+                        _ => None,
+                    })
+                    .collect();
+                let nsec3s: Vec<(&Name, &NSEC3)> = proofs
+                    .iter()
+                    .filter_map(|r| match r.data() {
+                        RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((r.name(), n)),
+                        _ => None,
+                    })
+                    .collect();
+                return match denial_proof(owner, &nsecs, &nsec3s) {
+                    Denial::Proven => Ok(DaneLookup::NoRecords),
+                    Denial::OptOut(next_closer) => self
+                        .prove_insecure(owner, Some(&next_closer))
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Denial::Unproven => Err(
+                        "the NSEC/NSEC3 records do not prove that there are no TLSA records".into(),
+                    ),
+                };
             }
         }
         if relevant().any(|r| r.proof() == Proof::Insecure) {
@@ -456,8 +484,15 @@ fn rrset_status(
     let Some(first) = rrset.first() else {
         return Status::Absent;
     };
-    if let Some(r) = rrset.iter().find(|r| !matches!(r.proof(), Proof::Secure | Proof::Insecure)) {
-        return Status::Bad(format!("DNSSEC validation failed ({} {})", owner, r.proof()));
+    if let Some(r) = rrset
+        .iter()
+        .find(|r| !matches!(r.proof(), Proof::Secure | Proof::Insecure))
+    {
+        return Status::Bad(format!(
+            "DNSSEC validation failed ({} {})",
+            owner,
+            r.proof()
+        ));
     }
     if rrset.iter().any(|r| r.proof() == Proof::Insecure) {
         return Status::Insecure;
@@ -554,6 +589,164 @@ fn covers(own: &str, next: &str, t: &str) -> bool {
     } else {
         t > own || t < next
     }
+}
+
+/// What validated NSEC/NSEC3 records say about TLSA records at a name.
+#[derive(Debug, PartialEq, Eq)]
+enum Denial {
+    /// There are none (RFC 4035 §5.4, RFC 5155 §8).
+    Proven,
+    /// The name may be (under) an unsigned delegation an opt-out span hides;
+    /// the ancestor one label below the closest encloser.
+    OptOut(Name),
+    /// The records do not prove it.
+    Unproven,
+}
+
+/// Checks the denial itself rather than trusting hickory's verdict, whose
+/// NSEC3 coverage test accepts names outside a wrap-around record's span.
+/// `nsecs` and `nsec3s` are validated records from the zone holding `owner`.
+fn denial_proof(owner: &Name, nsecs: &[(&Name, &NSEC)], nsec3s: &[(&Name, &NSEC3)]) -> Denial {
+    // RFC 6840 §4.1, RFC 5155 §8.3: records at a delegation point (NS
+    // without SOA) or a DNAME say nothing about names below them, and a
+    // delegation point's own TLSA records would live in the child zone.
+    let cut = |t: &[RecordType]| {
+        (t.contains(&RecordType::NS) && !t.contains(&RecordType::SOA))
+            || t.contains(&RecordType::from(DNAME))
+    };
+    let no_tlsa = |types: Vec<RecordType>| {
+        !types.contains(&RecordType::TLSA) && !types.contains(&RecordType::CNAME) && !cut(&types)
+    };
+    if !nsecs.is_empty() {
+        // NODATA: the name exists without TLSA.
+        if let Some((_, n)) = nsecs.iter().find(|(o, _)| *o == owner) {
+            return if no_tlsa(n.type_bit_maps().collect()) {
+                Denial::Proven
+            } else {
+                Denial::Unproven
+            };
+        }
+        // NXDOMAIN: a record covers the name, and the wildcard at the
+        // closest encloser is covered too, or exists without TLSA.
+        let Some((o, n)) = nsecs
+            .iter()
+            .find(|(o, n)| nsec_covers(o, n.next_domain_name(), owner))
+        else {
+            return Denial::Unproven;
+        };
+        let below_cut = nsecs.iter().any(|(o, n)| {
+            o.zone_of(owner) && *o != owner && cut(&n.type_bit_maps().collect::<Vec<_>>())
+        });
+        if below_cut {
+            return Denial::Unproven;
+        }
+        let ce = [*o, n.next_domain_name()]
+            .into_iter()
+            .map(|x| common_ancestor(owner, x))
+            .max_by_key(Name::num_labels)
+            .unwrap_or_else(Name::root);
+        let Ok(wildcard) = ce.prepend_label("*") else {
+            return Denial::Unproven;
+        };
+        let wildcard_denied = nsecs.iter().any(|(o, n)| {
+            nsec_covers(o, n.next_domain_name(), &wildcard)
+                || (**o == wildcard && no_tlsa(n.type_bit_maps().collect()))
+        });
+        return if wildcard_denied {
+            Denial::Proven
+        } else {
+            Denial::Unproven
+        };
+    }
+    let Some((_, first)) = nsec3s.first() else {
+        return Denial::Unproven;
+    };
+    let (salt, iterations) = (first.salt(), first.iterations());
+    if first.hash_algorithm() != Nsec3HashAlgorithm::SHA1
+        || iterations > MAX_NSEC3_ITERATIONS
+        || nsec3s.iter().any(|(_, n)| {
+            n.hash_algorithm() != first.hash_algorithm()
+                || n.salt() != salt
+                || n.iterations() != iterations
+        })
+    {
+        return Denial::Unproven;
+    }
+    let hashed = |name: &Name| -> Option<String> {
+        Nsec3HashAlgorithm::SHA1
+            .hash(salt, name, iterations)
+            .ok()
+            .map(|d| base32hex(d.as_ref()))
+    };
+    let label = |o: &Name| -> String {
+        o.iter()
+            .next()
+            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let matching = |h: &str| nsec3s.iter().find(|(o, _)| label(o) == h);
+    let covering = |h: &str| {
+        nsec3s
+            .iter()
+            .find(|(o, n)| covers(&label(o), &base32hex(n.next_hashed_owner_name()), h))
+    };
+    let Some(h) = hashed(owner) else {
+        return Denial::Unproven;
+    };
+    if let Some((_, n)) = matching(&h) {
+        return if no_tlsa(n.type_bit_maps().collect()) {
+            Denial::Proven
+        } else {
+            Denial::Unproven
+        };
+    }
+    // Closest encloser proof (RFC 5155 §8.3): the nearest ancestor with a
+    // matching record, and a covered "next closer" name below it.
+    let mut ce = owner.base_name();
+    loop {
+        match hashed(&ce).and_then(|h| matching(&h)) {
+            Some((_, n)) if cut(&n.type_bit_maps().collect::<Vec<_>>()) => return Denial::Unproven,
+            Some(_) => break,
+            None if ce.is_root() => return Denial::Unproven,
+            None => ce = ce.base_name(),
+        }
+    }
+    let next_closer = owner.trim_to(usize::from(ce.num_labels()) + 1);
+    let Some((_, cover)) = hashed(&next_closer).and_then(|h| covering(&h)) else {
+        return Denial::Unproven;
+    };
+    if cover.opt_out() {
+        return Denial::OptOut(next_closer);
+    }
+    let Some(wh) = ce.prepend_label("*").ok().and_then(|w| hashed(&w)) else {
+        return Denial::Unproven;
+    };
+    let wildcard_denied = covering(&wh).is_some()
+        || matching(&wh).is_some_and(|(_, n)| no_tlsa(n.type_bit_maps().collect()));
+    if wildcard_denied {
+        Denial::Proven
+    } else {
+        Denial::Unproven
+    }
+}
+
+/// Whether an NSEC from `own` to `next` covers `name` in canonical order
+/// (the last NSEC of a zone points back to the apex and covers all after it).
+fn nsec_covers(own: &Name, next: &Name, name: &Name) -> bool {
+    if own < next {
+        own < name && name < next
+    } else {
+        own < name || name < next
+    }
+}
+
+/// The longest name that `a` and `b` both lie in.
+fn common_ancestor(a: &Name, b: &Name) -> Name {
+    let mut n = a.clone();
+    while !n.zone_of(b) && !n.is_root() {
+        n = n.base_name();
+    }
+    n
 }
 
 /// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels).

@@ -10,6 +10,7 @@ pub mod dane;
 pub mod dns;
 pub mod dsn;
 pub mod mta_sts;
+pub mod pool;
 pub mod retry;
 pub mod route;
 pub mod tls_policy;

@@ -137,7 +137,9 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "cannot list the queue for delivery"),
     }
 
-    let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(30));
+    // Often enough to close idle connections near their idle_timeout.
+    let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     loop {
         let sleep = match due.first() {
             Some((at, _)) => (*at - Utc::now()).to_std().unwrap_or_default(),
@@ -167,7 +169,10 @@ pub async fn run(
                     schedule(&mut due, &mut when, id, at);
                 }
             }
-            _ = housekeeping.tick() => housekeep(&stage, when.len()),
+            _ = housekeeping.tick() => {
+                ticks += 1;
+                housekeep(&stage, when.len(), ticks % 30 == 1);
+            }
             _ = tokio::time::sleep(sleep) => {
                 let now = Utc::now();
                 while let Some(&(at, id)) = due.first() {
@@ -191,8 +196,14 @@ pub async fn run(
     }
 }
 
-/// Queue gauges and pruning of finished records.
-fn housekeep(stage: &Stage, scheduled: usize) {
+/// Queue gauges, idle connections, and pruning of finished records.
+/// The queue scan (`full`) decrypts every envelope, so it runs less often.
+fn housekeep(stage: &Arc<Stage>, scheduled: usize, full: bool) {
+    let s = stage.clone();
+    tokio::spawn(async move { s.deliverer.pool.reap().await });
+    if !full {
+        return;
+    }
     let spool = &stage.spool;
     let metrics = &stage.deliverer.metrics;
     if let Ok(list) = spool.list() {
