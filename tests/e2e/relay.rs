@@ -191,9 +191,14 @@ fn outbound_through_mx_and_inbound_through_smart_host() {
     );
 
     // Inbound: the internet → Sealgate → the tenant's smart host.
-    let inb = original("nurse@hospital.test").replace(
+    // A forged "internal" marker from the internet must not reach the tenant.
+    let clean = original("nurse@hospital.test").replace(
         "From: Nurse <nurse@hospital.test>",
         "From: <doctor@clinic.example>",
+    );
+    let inb = clean.replace(
+        "Subject: relay test\r\n",
+        "Subject: relay test\r\nX-MS-Exchange-Organization-AuthAs: Internal\r\n",
     );
     send(
         r.gw.smtp,
@@ -209,7 +214,8 @@ fn outbound_through_mx_and_inbound_through_smart_host() {
         r.gw.log()
     );
     let text = String::from_utf8(got[0].clone()).unwrap();
-    assert!(text.contains(&lf(&inb)), "{text}");
+    assert!(text.contains(&lf(&clean)), "{text}");
+    assert!(!text.contains("X-MS-Exchange-Organization"), "{text}");
     assert!(text.contains("by gw.sealgate.test (Sealgate)"), "{text}");
 }
 

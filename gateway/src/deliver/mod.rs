@@ -9,6 +9,7 @@ pub mod client;
 pub mod dane;
 pub mod dns;
 pub mod dsn;
+pub mod headers;
 pub mod mta_sts;
 pub mod pool;
 pub mod retry;

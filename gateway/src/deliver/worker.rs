@@ -301,7 +301,14 @@ impl Stage {
         msg: &mut QueuedMessage,
         due: &[usize],
     ) -> Result<(), crate::spool::SpoolError> {
-        let body = self.spool.read_body(msg)?;
+        let mut body = self.spool.read_body(msg)?;
+        if msg.origin.direction == Direction::Inbound {
+            let (clean, removed) = super::headers::strip_forgeable(&body);
+            if removed > 0 {
+                tracing::warn!(id = %msg.id, headers = removed, "removed forged X-MS-Exchange-Organization headers from inbound mail");
+                body = clean;
+            }
+        }
         let mut bytes = Vec::with_capacity(msg.received_header.len() + body.len());
         bytes.extend_from_slice(msg.received_header.as_bytes());
         bytes.extend_from_slice(&body);
