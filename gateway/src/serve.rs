@@ -207,6 +207,9 @@ fn deliverer(
         None
     };
     let d = &config.delivery;
+    if d.smart_host.is_none() && !config.server.local_domains.is_empty() {
+        tracing::warn!("delivery.smart_host is unset: inbound mail for the local domains waits in the queue and bounces after max_lifetime");
+    }
     Ok(Deliverer {
         config: config.clone(),
         settings: ClientSettings {

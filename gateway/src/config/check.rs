@@ -474,7 +474,82 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if l.max_hops < 2 {
         bad("limits.max_hops".into(), "must be at least 2");
     }
+    check_delivery(c, &mut bad);
     out
+}
+
+/// `[delivery]`, `[[route]]` and the outbound `[tls]` settings.
+fn check_delivery(c: &Config, bad: &mut impl FnMut(String, &str)) {
+    use crate::deliver::tls_policy::TlsLevel;
+    let d = &c.delivery;
+    let host_ok = |h: &str| {
+        let bare = h.trim_start_matches('[').trim_end_matches(']');
+        bare.parse::<std::net::IpAddr>().is_ok() || Mailbox::parse(&format!("x@{h}")).is_ok()
+    };
+    if let Some(s) = &d.smart_host {
+        if !host_ok(&s.host) {
+            bad(
+                "delivery.smart_host.host".into(),
+                "must be a host name or IP address",
+            );
+        }
+        if s.port == 0 {
+            bad("delivery.smart_host.port".into(), "must not be 0");
+        }
+    }
+    for (i, r) in c.route.iter().enumerate() {
+        if r.domains.is_empty() {
+            bad(
+                format!("route[{i}].domains"),
+                "must list at least one domain",
+            );
+        }
+        if !host_ok(&r.host) {
+            bad(
+                format!("route[{i}].host"),
+                "must be a host name or IP address",
+            );
+        }
+        if r.port == 0 {
+            bad(format!("route[{i}].port"), "must not be 0");
+        }
+    }
+    if d.retry_schedule.is_empty() || d.retry_schedule.iter().any(|s| s.0.is_zero()) {
+        bad(
+            "delivery.retry_schedule".into(),
+            "must list at least one wait, each longer than zero",
+        );
+    }
+    for (f, v) in [
+        ("delivery.connect_timeout", d.connect_timeout),
+        ("delivery.command_timeout", d.command_timeout),
+        ("delivery.data_timeout", d.data_timeout),
+        ("delivery.max_lifetime", d.max_lifetime),
+    ] {
+        if v.0.is_zero() {
+            bad(f.into(), "must be longer than zero");
+        }
+    }
+    if d.max_connections == 0 || d.max_connections_per_domain == 0 {
+        bad(
+            "delivery.max_connections".into(),
+            "max_connections and max_connections_per_domain must be at least 1",
+        );
+    }
+    let dane_wanted = c.tls.default_level == TlsLevel::Dane
+        || c.tls.domains.values().any(|l| *l == TlsLevel::Dane)
+        || c.route.iter().any(|r| r.tls == Some(TlsLevel::Dane));
+    if dane_wanted && !c.tls.dane {
+        bad(
+            "tls.dane".into(),
+            "a TLS level is `dane` but DANE is disabled: such mail could never be delivered",
+        );
+    }
+    if let Some(f) = &c.tls.extra_roots_file {
+        if let Err(e) = crate::deliver::client::tls::trust_roots(Some(f)) {
+            bad("tls.extra_roots_file".into(), &e);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -534,5 +609,29 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, Some(2));
         assert!(errs[0].reason.contains("syntax"));
+    }
+
+    #[test]
+    fn delivery_settings_are_checked() {
+        let errs = load(
+            "[delivery]\nretry_schedule = []\nsmart_host = { host = \"not a host\" }\n\n[tls]\ndane = false\n[tls.domains]\n\"bank.test\" = \"dane\"\n\n[[route]]\ndomains = []\nhost = \"relay.test\"\nport = 0\n",
+        )
+        .unwrap_err()
+        .0;
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "delivery.smart_host.host",
+            "route[0].domains",
+            "route[0].port",
+            "delivery.retry_schedule",
+            "tls.dane",
+        ] {
+            assert!(fields.contains(&f), "{f} not reported: {fields:?}");
+        }
+        let bad_level = load("[tls]\ndefault_level = \"sometimes\"\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(bad_level[0].field, "tls.default_level");
+        assert_eq!(bad_level[0].line, Some(2));
     }
 }
