@@ -89,7 +89,7 @@ fn peers() -> Peers {
 
 fn gateway(p: &Peers, extra: &str) -> Gateway {
     Gateway::start(&format!(
-        "[delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nmx_port = {tls}\nretry_schedule = [\"1s\"]\nmax_lifetime = \"6s\"\n\
+        "[delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nmx_port = {tls}\nretry_schedule = [\"1s\"]\nmax_lifetime = \"6s\"\ndelay_notice_after = \"2s\"\n\
          smart_host = {{ host = \"127.0.0.1\", port = {plain}, tls = \"may\" }}\n\n\
          [tls]\ndane = false\nremember = false\nextra_roots_file = \"{ca}\"\n{extra}\n\n\
          [[route]]\ndomains = [\"plain-may.test\"]\nhost = \"127.0.0.1\"\nport = {plain}\ntls = \"may\"\n\n\
