@@ -89,7 +89,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         });
     }
     let deliver_commands = if config.delivery.enabled {
-        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics)?);
+        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics).await?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // With DLP on, a message not yet inspected reaches delivery through
         // the inspect stage, never straight from the queue scan.
@@ -188,7 +188,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 }
 
 /// The deliver stage's long-lived parts, from the config.
-fn deliverer(
+async fn deliverer(
     config: &Arc<Config>,
     spool: &Spool,
     metrics: &Arc<Metrics>,
@@ -202,7 +202,21 @@ fn deliverer(
         deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
     });
     let dane = if config.tls.dane {
-        Some(deliver::dane::Dane::new(&dns).map_err(|e| err(&e))?)
+        let d = deliver::dane::Dane::new(&dns).map_err(|e| err(&e))?;
+        // A resolver path that drops DNSSEC data would turn every TLSA
+        // lookup into a temporary failure and hold back all mail.
+        match d.probe(".").await {
+            Ok(()) => Some(d),
+            Err(e) if dane_required(config) => {
+                return Err(ServeError::Delivery(format!(
+                    "a TLS level is `dane` but DNSSEC does not work through the resolvers: {e}"
+                )))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "DANE is off: DNSSEC does not work through the configured resolvers (use a validating resolver, or set [tls] dane = false)");
+                None
+            }
+        }
     } else {
         None
     };
@@ -230,6 +244,15 @@ fn deliverer(
         spool: spool.clone(),
         metrics: metrics.clone(),
     })
+}
+
+/// True when some destination must be authenticated by DANE.
+fn dane_required(config: &Config) -> bool {
+    use deliver::tls_policy::TlsLevel::Dane;
+    config.tls.default_level == Dane
+        || config.tls.domains.values().any(|l| *l == Dane)
+        || config.route.iter().any(|r| r.tls == Some(Dane))
+        || config.delivery.smart_host.as_ref().and_then(|s| s.tls) == Some(Dane)
 }
 
 /// Reads `server.recipients_file`, if set.

@@ -65,8 +65,25 @@ pub fn fqdn(name: &str) -> String {
     }
 }
 
+/// True for a negative answer (the name or the record type does not exist),
+/// as opposed to a failure such as SERVFAIL, REFUSED or a timeout, which
+/// hickory also reports as "no records found".
+pub fn is_negative(e: &ResolveError) -> bool {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::ProtoErrorKind;
+    match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
+            matches!(
+                *response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            )
+        }
+        _ => false,
+    }
+}
+
 fn classify(name: &str, e: ResolveError) -> DnsError {
-    if e.is_nx_domain() {
+    if e.is_nx_domain() && is_negative(&e) {
         DnsError::NoSuchDomain(name.to_string())
     } else {
         DnsError::Temporary {
@@ -132,9 +149,7 @@ impl Dns {
     pub async fn mx(&self, domain: &str) -> Result<MxAnswer, DnsError> {
         let lookup = match self.resolver.mx_lookup(fqdn(domain)).await {
             Ok(l) => l,
-            Err(e) if e.is_no_records_found() && !e.is_nx_domain() => {
-                return Ok(MxAnswer::Implicit)
-            }
+            Err(e) if is_negative(&e) && !e.is_nx_domain() => return Ok(MxAnswer::Implicit),
             Err(e) => return Err(classify(domain, e)),
         };
         let mut records: Vec<(u16, String)> = lookup
@@ -173,7 +188,7 @@ impl Dns {
                     Ok(v)
                 }
             }
-            Err(e) if e.is_no_records_found() && !e.is_nx_domain() => {
+            Err(e) if is_negative(&e) && !e.is_nx_domain() => {
                 Err(DnsError::NoAddress(host.to_string()))
             }
             Err(e) => Err(classify(host, e)),

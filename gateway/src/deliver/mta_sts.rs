@@ -10,12 +10,9 @@
 //! (an attacker who can block the fetch and strip STARTTLS) until the next
 //! successful fetch; persisting the cache in the spool would close it.
 
-use super::dns::{fqdn, Dns, DnsError};
+use super::dns::{fqdn, is_negative, Dns, DnsError};
 use crate::smtp::tls::provider;
 use chrono::{DateTime, TimeDelta, Utc};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::ProtoErrorKind;
-use hickory_resolver::ResolveError;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use std::collections::HashMap;
@@ -241,20 +238,6 @@ fn parse_sts_record(txt: &str) -> Option<String> {
     id
 }
 
-/// True for a negative answer (the name or the record type does not exist),
-/// as opposed to a failure such as SERVFAIL or a timeout.
-fn is_negative(e: &ResolveError) -> bool {
-    match e.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
-            matches!(
-                *response_code,
-                ResponseCode::NoError | ResponseCode::NXDomain
-            )
-        }
-        _ => false,
-    }
-}
-
 /// Lower-case A-label form without a trailing dot, or an error for things
 /// that are not host names (IP literals, empty labels, odd characters).
 fn normalize_domain(domain: &str) -> Result<String, StsError> {
@@ -358,6 +341,9 @@ async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<String, String
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let (head_len, body_start) = loop {
         if let Some(found) = head_end(&buf) {
+            if found.0 > MAX_HEAD_BYTES {
+                return Err("response header too large".into());
+            }
             break found;
         }
         if buf.len() > MAX_HEAD_BYTES {
@@ -681,5 +667,487 @@ impl MtaSts {
             host,
             reason: "no address".into(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::dane::test_dns::{rec, serve, soa, TestZone};
+    use crate::deliver::dane::test_pki::{Ca, Leaf};
+    use hickory_resolver::proto::rr::rdata::{A, TXT};
+    use hickory_resolver::proto::rr::RData;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::net::TcpListener;
+
+    const ENFORCE: &str =
+        "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 86400\n";
+
+    #[test]
+    fn parses_a_policy_with_lf_or_crlf() {
+        let (mode, mx, max_age) = StsPolicy::parse(ENFORCE).unwrap();
+        assert_eq!(mode, StsMode::Enforce);
+        assert_eq!(mx, vec!["mail.example.com", "*.example.net"]);
+        assert_eq!(max_age, 86400);
+        let crlf = ENFORCE.replace('\n', "\r\n");
+        assert_eq!(
+            StsPolicy::parse(&crlf).unwrap(),
+            (mode, mx.clone(), max_age)
+        );
+        // No final newline, blank lines, spaces around values, unknown fields.
+        let loose = "version: STSv1\r\n\r\nmode:testing  \nmx:  MAIL.Example.COM.\nfoo: bar baz\nmax_age: 0";
+        assert_eq!(
+            StsPolicy::parse(loose).unwrap(),
+            (StsMode::Testing, vec!["mail.example.com".to_string()], 0)
+        );
+        assert_eq!(
+            StsPolicy::parse("version: STSv1\nmode: none\nmax_age: 10\n").unwrap(),
+            (StsMode::None, vec![], 10)
+        );
+    }
+
+    #[test]
+    fn rejects_broken_policies() {
+        let bad = |text: &str| StsPolicy::parse(text).unwrap_err().to_string();
+        assert!(bad("mode: enforce\nmx: a.example\nmax_age: 1\n").contains("missing version"));
+        assert!(
+            bad("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n").contains("version")
+        );
+        assert!(bad("version: STSv1\nmx: a.example\nmax_age: 1\n").contains("missing mode"));
+        assert!(bad("version: STSv1\nmode: enforce\nmx: a.example\n").contains("missing max_age"));
+        assert!(
+            bad("version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 1\n")
+                .contains("unknown mode")
+        );
+        assert!(
+            bad("version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n")
+                .contains("unknown mode")
+        );
+        for age in ["", "abc", "-1", "1.5", "12345678901", "+5"] {
+            let t = format!("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: {age}\n");
+            assert!(bad(&t).contains("max_age"), "{age:?}");
+        }
+        assert!(bad("version: STSv1\nmode: enforce\nmax_age: 1\n").contains("without any mx"));
+        assert!(bad("version: STSv1\nmode: testing\nmax_age: 1\n").contains("without any mx"));
+        assert!(bad("version: STSv1\nmode enforce\n").contains("without ':'"));
+        for mx in [
+            "*.*.example.com",
+            "ex ample.com",
+            "",
+            "*.",
+            "a..example",
+            "mx_.example.com",
+        ] {
+            let t = format!("version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: 1\n");
+            assert!(bad(&t).contains("bad mx"), "{mx:?}");
+        }
+    }
+
+    #[test]
+    fn first_occurrence_wins_except_for_mx() {
+        let t = "version: STSv1\nmode: testing\nmode: enforce\nmax_age: 60\nmax_age: 99\nmx: a.example\nmx: b.example\nversion: nonsense\n";
+        assert_eq!(
+            StsPolicy::parse(t).unwrap(),
+            (
+                StsMode::Testing,
+                vec!["a.example".to_string(), "b.example".to_string()],
+                60
+            )
+        );
+    }
+
+    #[test]
+    fn max_age_is_capped_at_a_year() {
+        let t = "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 9999999999\n";
+        assert_eq!(StsPolicy::parse(t).unwrap().2, 31_557_600);
+    }
+
+    fn policy(mx: &[&str], max_age: u64) -> StsPolicy {
+        StsPolicy {
+            mode: StsMode::Enforce,
+            mx: mx.iter().map(|s| s.to_string()).collect(),
+            max_age,
+            id: "x".into(),
+            fetched_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn mx_patterns_match_like_rfc_8461() {
+        let p = policy(&["mail.example.com", "*.example.net"], 60);
+        assert!(p.mx_matches("mail.example.com"));
+        assert!(p.mx_matches("MAIL.Example.Com."));
+        assert!(!p.mx_matches("mail.example.com.evil"));
+        assert!(!p.mx_matches("xmail.example.com"));
+        assert!(p.mx_matches("mx1.example.net"));
+        assert!(p.mx_matches("MX1.EXAMPLE.NET."));
+        assert!(!p.mx_matches("example.net"), "the wildcard needs a label");
+        assert!(!p.mx_matches("a.b.example.net"), "only one label");
+        assert!(!p.mx_matches(".example.net"));
+        assert!(!policy(&[], 60).mx_matches("mail.example.com"));
+    }
+
+    #[test]
+    fn freshness_follows_max_age() {
+        let p = policy(&["a.example"], 60);
+        assert!(p.is_fresh(p.fetched_at));
+        assert!(p.is_fresh(p.fetched_at + TimeDelta::seconds(59)));
+        assert!(!p.is_fresh(p.fetched_at + TimeDelta::seconds(60)));
+        assert!(!policy(&["a.example"], 0).is_fresh(Utc::now()));
+    }
+
+    #[test]
+    fn txt_records_announce_one_policy_id() {
+        let id =
+            |recs: &[&str]| sts_record_id(&recs.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            id(&["v=STSv1; id=20160831085700Z;"]),
+            Some("20160831085700Z".into())
+        );
+        assert_eq!(id(&["v=STSv1;id=abc"]), Some("abc".into()));
+        assert_eq!(id(&["v=STSv1 ;  id=abc ; ext=1"]), Some("abc".into()));
+        assert_eq!(id(&["v=spf1 -all", "v=STSv1; id=abc;"]), Some("abc".into()));
+        assert_eq!(id(&["v=STSv1; id=abc; id=def"]), Some("abc".into()));
+        assert_eq!(id(&[]), None);
+        assert_eq!(
+            id(&["v=STSv1; id=a;", "v=STSv1; id=b;"]),
+            None,
+            "two records"
+        );
+        assert_eq!(id(&["v=STSv1;"]), None, "no id");
+        assert_eq!(id(&["v=STSv1; id=;"]), None);
+        assert_eq!(id(&["v=STSv1; id=abc-def;"]), None);
+        assert_eq!(id(&[&format!("v=STSv1; id={};", "a".repeat(33))]), None);
+        assert_eq!(id(&["v=STSv1; id=abc; junk"]), None);
+        assert_eq!(id(&["v=STSv10; id=abc;"]), None);
+        assert_eq!(id(&["V=STSv1; id=abc;"]), None);
+    }
+
+    async fn response(raw: &[u8]) -> Result<String, String> {
+        let mut r = raw;
+        read_response(&mut r).await
+    }
+
+    #[tokio::test]
+    async fn reads_length_chunked_and_close_delimited_bodies() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n\r\nhello and more";
+        assert_eq!(response(ok.as_bytes()).await.unwrap(), "hello");
+        let chunked = "HTTP/1.1 200 OK\r\ncontent-type: TEXT/PLAIN\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+        assert_eq!(response(chunked.as_bytes()).await.unwrap(), "hello, world");
+        let close = "HTTP/1.0 200 OK\nContent-Type: text/plain\n\nversion: STSv1\n";
+        assert_eq!(
+            response(close.as_bytes()).await.unwrap(),
+            "version: STSv1\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_redirects_errors_and_other_media_types() {
+        let err = |raw: &'static str| async move { response(raw.as_bytes()).await.unwrap_err() };
+        let e = err("HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.example/\r\nContent-Type: text/plain\r\n\r\n").await;
+        assert!(e.contains("redirect") && e.contains("not followed"), "{e}");
+        assert!(
+            err("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\n")
+                .await
+                .contains("404")
+        );
+        assert!(err("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\nx")
+            .await
+            .contains("text/html"));
+        assert!(err("HTTP/1.1 200 OK\r\n\r\nx")
+            .await
+            .contains("Content-Type"));
+        assert!(err("SMTP 220 hi\r\n\r\n").await.contains("HTTP"));
+        assert!(err(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n"
+        )
+        .await
+        .contains("Transfer-Encoding"));
+        assert!(err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc").await.contains("conflicting"));
+        assert!(err(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nshort"
+        )
+        .await
+        .contains("closed"));
+        assert!(err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+            .await
+            .contains("header"));
+        let not_utf8 = response(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\n\xff",
+        )
+        .await;
+        assert!(not_utf8.unwrap_err().contains("UTF-8"));
+    }
+
+    #[tokio::test]
+    async fn limits_the_policy_size() {
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            MAX_POLICY_BYTES + 1
+        );
+        assert!(response(big.as_bytes())
+            .await
+            .unwrap_err()
+            .contains("exceeds"));
+        let mut close = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        close.extend(vec![b'a'; MAX_POLICY_BYTES + 1]);
+        assert!(response(&close).await.unwrap_err().contains("exceeds"));
+        let mut chunked =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for _ in 0..20 {
+            chunked.extend(b"1000\r\n");
+            chunked.extend(vec![b'a'; 0x1000]);
+            chunked.extend(b"\r\n");
+        }
+        assert!(response(&chunked).await.unwrap_err().contains("exceeds"));
+        let long_head = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD_BYTES + 10)
+        );
+        assert!(response(long_head.as_bytes())
+            .await
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn chunked_decoding_waits_for_the_last_chunk() {
+        assert_eq!(decode_chunked(b"3\r\nabc\r\n"), Ok(None));
+        assert_eq!(decode_chunked(b"3\r\nab"), Ok(None));
+        assert_eq!(decode_chunked(b"3\r\nabc"), Ok(None));
+        assert_eq!(
+            decode_chunked(b"3\r\nabc\r\n0\r\n"),
+            Ok(Some(b"abc".to_vec()))
+        );
+        assert_eq!(
+            decode_chunked(b"A\nabcdefghij\n0\n"),
+            Ok(Some(b"abcdefghij".to_vec()))
+        );
+        assert!(decode_chunked(b"x\r\n").is_err());
+        assert!(decode_chunked(b"3\r\nabcX").is_err());
+        assert!(decode_chunked(b"123456789\r\n").is_err());
+    }
+
+    /// What the test HTTPS server answers, and how often it was asked.
+    struct Site {
+        response: Mutex<Vec<u8>>,
+        hits: AtomicUsize,
+        hosts: Mutex<Vec<String>>,
+    }
+
+    fn ok_response(body: &str, chunked: bool) -> Vec<u8> {
+        if chunked {
+            let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for piece in body.as_bytes().chunks(7) {
+                r.extend(format!("{:x}\r\n", piece.len()).as_bytes());
+                r.extend(piece);
+                r.extend(b"\r\n");
+            }
+            r.extend(b"0\r\n\r\n");
+            r
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        }
+    }
+
+    /// An HTTPS server on loopback presenting `leaf` (and its CA).
+    async fn https_server(ca: &Ca, leaf: Leaf, site: Arc<Site>) -> SocketAddr {
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.cert, ca.cert()], leaf.key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, site) = (acceptor.clone(), site.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut req = Vec::new();
+                    while !req.ends_with(b"\r\n\r\n") {
+                        let mut b = [0u8; 1];
+                        if tls.read(&mut b).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&b);
+                    }
+                    let req = String::from_utf8_lossy(&req).to_string();
+                    assert!(
+                        req.starts_with("GET /.well-known/mta-sts.txt HTTP/1.1\r\n"),
+                        "{req}"
+                    );
+                    if let Some(h) = req.lines().find_map(|l| l.strip_prefix("Host: ")) {
+                        site.hosts.lock().unwrap().push(h.to_string());
+                    }
+                    site.hits.fetch_add(1, Ordering::SeqCst);
+                    let resp = site.response.lock().unwrap().clone();
+                    let _ = tls.write_all(&resp).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn site(body: &str) -> Arc<Site> {
+        Arc::new(Site {
+            response: Mutex::new(ok_response(body, false)),
+            hits: AtomicUsize::new(0),
+            hosts: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn roots(ca: &Ca) -> Arc<RootCertStore> {
+        let mut r = RootCertStore::empty();
+        r.add(ca.cert()).unwrap();
+        Arc::new(r)
+    }
+
+    #[tokio::test]
+    async fn fetches_over_verified_https() {
+        let ca = Ca::new("Test CA");
+        let s = site(ENFORCE);
+        let addr = https_server(&ca, ca.leaf(&["mta-sts.example.test"], false), s.clone()).await;
+        assert_eq!(
+            fetch_policy(addr, "Example.Test.", roots(&ca))
+                .await
+                .unwrap(),
+            ENFORCE
+        );
+        assert_eq!(s.hosts.lock().unwrap().as_slice(), ["mta-sts.example.test"]);
+        *s.response.lock().unwrap() = ok_response(ENFORCE, true);
+        assert_eq!(
+            fetch_policy(addr, "example.test", roots(&ca))
+                .await
+                .unwrap(),
+            ENFORCE
+        );
+
+        // A certificate for another name, or from an unknown CA, is refused.
+        let wrong = https_server(&ca, ca.leaf(&["www.example.test"], false), site(ENFORCE)).await;
+        let e = fetch_policy(wrong, "example.test", roots(&ca))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let other_ca = Ca::new("Other CA");
+        let e = fetch_policy(addr, "example.test", roots(&other_ca))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let expired =
+            https_server(&ca, ca.leaf(&["mta-sts.example.test"], true), site(ENFORCE)).await;
+        assert!(fetch_policy(expired, "example.test", roots(&ca))
+            .await
+            .is_err());
+
+        // Not a domain.
+        assert!(matches!(
+            fetch_policy(addr, "192.0.2.1", roots(&ca)).await,
+            Err(StsError::Domain(_))
+        ));
+    }
+
+    fn sts_zone(txt: Option<&str>) -> Vec<TestZone> {
+        let mut records = vec![
+            soa("example.test."),
+            rec("mta-sts.example.test.", RData::A(A::new(127, 0, 0, 1))),
+        ];
+        if let Some(t) = txt {
+            records.push(rec(
+                "_mta-sts.example.test.",
+                RData::TXT(TXT::new(vec![t.to_string()])),
+            ));
+        }
+        vec![TestZone::new("example.test.", records)]
+    }
+
+    #[tokio::test]
+    async fn policy_lookup_caches_refetches_on_new_id_and_falls_back() {
+        let ca = Ca::new("Test CA");
+        let s = site(ENFORCE);
+        let https = https_server(&ca, ca.leaf(&["mta-sts.example.test"], false), s.clone()).await;
+        let zones = Arc::new(Mutex::new(sts_zone(Some("v=STSv1; id=one;"))));
+        let dns = Dns::new(&[serve(zones.clone()).await]).unwrap();
+        let sts = MtaSts::new(dns, roots(&ca), https.port());
+
+        let p = sts.policy("example.test").await.unwrap().unwrap();
+        assert_eq!(
+            (p.mode, p.id.as_str(), p.max_age),
+            (StsMode::Enforce, "one", 86400)
+        );
+        assert!(p.mx_matches("mail.example.com"));
+        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+
+        // Same id: the cached policy, no fetch.
+        let again = sts.policy("EXAMPLE.test.").await.unwrap().unwrap();
+        assert_eq!(again, p);
+        assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+
+        // New id: fetched again.
+        *zones.lock().unwrap() = sts_zone(Some("v=STSv1; id=two;"));
+        *s.response.lock().unwrap() = ok_response(
+            "version: STSv1\nmode: testing\nmx: *.example.org\nmax_age: 3600\n",
+            true,
+        );
+        let p2 = sts.policy("example.test").await.unwrap().unwrap();
+        assert_eq!((p2.mode, p2.id.as_str()), (StsMode::Testing, "two"));
+        assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+
+        // Another new id but the server fails: the cached policy stays in force.
+        *zones.lock().unwrap() = sts_zone(Some("v=STSv1; id=three;"));
+        *s.response.lock().unwrap() =
+            b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        assert_eq!(sts.policy("example.test").await.unwrap().unwrap(), p2);
+        assert_eq!(s.hits.load(Ordering::SeqCst), 3);
+
+        // So does it when the TXT record disappears (RFC 8461 §5.1).
+        *zones.lock().unwrap() = sts_zone(None);
+        assert_eq!(sts.policy("example.test").await.unwrap().unwrap(), p2);
+
+        // A policy that does not parse is a fetch failure too.
+        *zones.lock().unwrap() = sts_zone(Some("v=STSv1; id=four;"));
+        *s.response.lock().unwrap() = ok_response("version: STSv1\nmode: enforce\n", false);
+        assert_eq!(sts.policy("example.test").await.unwrap().unwrap(), p2);
+
+        // No TXT and nothing cached: no policy.
+        assert_eq!(sts.policy("other.example.test").await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn announced_but_unfetchable_policy_without_cache_is_an_error() {
+        let ca = Ca::new("Test CA");
+        let s = site("");
+        *s.response.lock().unwrap() =
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        let https = https_server(&ca, ca.leaf(&["mta-sts.example.test"], false), s).await;
+        let zones = Arc::new(Mutex::new(sts_zone(Some("v=STSv1; id=one;"))));
+        let dns = Dns::new(&[serve(zones).await]).unwrap();
+        let sts = MtaSts::new(dns, roots(&ca), https.port());
+        let e = sts.policy("example.test").await.unwrap_err();
+        assert!(matches!(e, StsError::Fetch { .. }), "{e}");
+        assert!(e.to_string().contains("404"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn expired_policies_are_not_used() {
+        let ca = Ca::new("Test CA");
+        let zones = Arc::new(Mutex::new(sts_zone(None)));
+        let dns = Dns::new(&[serve(zones).await]).unwrap();
+        let sts = MtaSts::new(dns, roots(&ca), 1);
+        let mut old = policy(&["a.example"], 60);
+        old.fetched_at = Utc::now() - TimeDelta::seconds(61);
+        sts.lock().insert("example.test".into(), old);
+        assert_eq!(sts.policy("example.test").await, Ok(None));
+        assert!(sts.lock().is_empty(), "expired entries are dropped");
     }
 }
