@@ -2,6 +2,8 @@
 //! loopback ports in a temporary data directory, talks raw SMTP to it, and
 //! runs private Postfix instances as real peers.
 
+pub mod fault;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -634,33 +636,58 @@ impl TestCa {
                 .arg(&csr)
                 .args(["-subj", &format!("/CN={}", names[0])]),
         );
-        let mut x509 = Command::new("openssl");
-        x509.current_dir(d)
-            .args(["x509", "-req", "-in"])
-            .arg(&csr)
-            .args([
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-            ])
-            .arg(&cert)
-            .arg("-extfile")
-            .arg(&ext);
         if days < 0 {
-            // openssl x509 cannot back-date; -not_before/-not_after need 3.x syntax.
-            x509.args([
-                "-not_before",
-                "20200101000000Z",
-                "-not_after",
-                "20200102000000Z",
-            ]);
+            // `openssl x509` cannot back-date; `openssl ca` can.
+            std::fs::write(
+                d.join("ca.cnf"),
+                "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\n\
+                 serial = serial\ndefault_md = sha256\npolicy = any\nunique_subject = no\n\
+                 [any]\ncommonName = supplied\n",
+            )
+            .unwrap();
+            if !d.join("serial").exists() {
+                std::fs::write(d.join("index.txt"), "").unwrap();
+                std::fs::write(d.join("serial"), "1000\n").unwrap();
+            }
+            run_ok(
+                Command::new("openssl")
+                    .current_dir(d)
+                    .args([
+                        "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem",
+                    ])
+                    .args(["-keyfile", "ca.key", "-in"])
+                    .arg(&csr)
+                    .arg("-out")
+                    .arg(&cert)
+                    .arg("-extfile")
+                    .arg(&ext)
+                    .args([
+                        "-startdate",
+                        "20200101000000Z",
+                        "-enddate",
+                        "20200102000000Z",
+                    ]),
+            );
         } else {
-            x509.args(["-days", &days.to_string()]);
+            run_ok(
+                Command::new("openssl")
+                    .current_dir(d)
+                    .args(["x509", "-req", "-in"])
+                    .arg(&csr)
+                    .args([
+                        "-CA",
+                        "ca.pem",
+                        "-CAkey",
+                        "ca.key",
+                        "-CAcreateserial",
+                        "-out",
+                    ])
+                    .arg(&cert)
+                    .arg("-extfile")
+                    .arg(&ext)
+                    .args(["-days", &days.to_string()]),
+            );
         }
-        run_ok(&mut x509);
         let _ = Command::new("chmod")
             .arg("644")
             .arg(&key)

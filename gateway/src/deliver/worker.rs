@@ -378,16 +378,21 @@ impl Stage {
                 }
                 r.evidence = Some(ev);
                 if r.state == RecipientState::Bounced {
-                    r.dsn = Some(DsnState::Pending);
+                    // Whether a bounce is owed is settled here, once, and stored.
+                    let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
+                    msg.recipients[i].dsn = Some(if owed {
+                        DsnState::Pending
+                    } else {
+                        DsnState::NotRequested
+                    });
                 }
             }
-        }
-        // Whether a bounce is owed is settled here, once, and stored.
-        for i in 0..msg.recipients.len() {
-            if msg.recipients[i].dsn == Some(DsnState::Pending)
-                && !dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed)
-            {
-                msg.recipients[i].dsn = Some(DsnState::NotRequested);
+            // Record each domain as it finishes rather than after the
+            // slowest one, so a crash meanwhile re-sends as little as possible.
+            if !tasks.is_empty() {
+                if let Err(e) = self.spool.update(msg).await {
+                    tracing::warn!(id = %msg.id, error = %e, "cannot record delivery results");
+                }
             }
         }
         Ok(())
