@@ -14,7 +14,6 @@ use sealgate_e2e::fault::{Fault, FaultServer};
 use sealgate_e2e::{postfix_mailbox, queued_id, swaks, Dns, Gateway, Postfix, Smtp, TestCa};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SENDER: &str = "nurse@hospital.test";
