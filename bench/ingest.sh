@@ -12,7 +12,8 @@ SESSIONS=20
 SIZE=10240
 scripts/install-deps test
 cargo build --release -p sealgate >/dev/null
-BIN=target/release/sealgate
+# CARGO_TARGET_DIR (scripts/run and scripts/test set one) moves the binary.
+BIN=${CARGO_TARGET_DIR:-target}/release/sealgate
 # On the project disk, not /tmp: fsync must reach a real device.
 WORK=$(mktemp -d "$PWD/target/bench.XXXXXX")
 chmod 755 "$WORK"   # Postfix runs as its own user and must reach its directories

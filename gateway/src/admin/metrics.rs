@@ -184,10 +184,11 @@ impl Metrics {
             "sealgate_queue_deferred_recipients",
             "Recipients waiting for a retry",
         );
+        // 1 ms .. ~1 day: retries make this span hours, not milliseconds.
         let delivered_seconds = histogram(
             "sealgate_delivery_completed_seconds",
             "Time from acceptance to the last recipient's final state",
-            latency_buckets(),
+            prometheus::exponential_buckets(0.001, 1.5, 46).expect("valid buckets"),
         );
         let dsns = counter_vec(
             "sealgate_dsn_total",
