@@ -200,6 +200,7 @@ async fn deliverer(
         client_tls::trust_roots(config.tls.extra_roots_file.as_deref()).map_err(|e| err(&e))?;
     let mta_sts = config.tls.mta_sts.then(|| {
         deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
+            .with_store(spool.clone())
     });
     let dane = if config.tls.dane {
         let d = deliver::dane::Dane::new(&dns).map_err(|e| err(&e))?;

@@ -5,10 +5,10 @@
 //! `https://mta-sts.<domain>/.well-known/mta-sts.txt` and cached until its
 //! `max_age` runs out.
 //!
-//! The cache lives in memory only: after a restart policies are fetched
-//! again. That re-opens the first-contact window RFC 8461 §10.2 describes
-//! (an attacker who can block the fetch and strip STARTTLS) until the next
-//! successful fetch; persisting the cache in the spool would close it.
+//! The cache is in memory and, when a spool is attached
+//! ([`MtaSts::with_store`]), also in the spool, so a restart does not
+//! re-open the first-contact window RFC 8461 §10.2 describes (an attacker
+//! who can block the fetch and strip STARTTLS).
 
 use super::dns::{fqdn, is_negative, Dns, DnsError};
 use crate::smtp::tls::provider;
@@ -59,7 +59,7 @@ pub enum StsError {
 }
 
 /// The policy mode (RFC 8461 §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StsMode {
     /// Deliver only to listed MX hosts, over TLS with a verified certificate.
     Enforce,
@@ -81,7 +81,7 @@ impl StsMode {
 }
 
 /// A fetched MTA-STS policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StsPolicy {
     /// What the domain asks senders to do.
     pub mode: StsMode,
@@ -544,6 +544,7 @@ pub struct MtaSts {
     config: Result<Arc<ClientConfig>, StsError>,
     https_port: u16,
     cache: Mutex<HashMap<String, StsPolicy>>,
+    store: Option<crate::spool::Spool>,
 }
 
 impl MtaSts {
@@ -558,6 +559,28 @@ impl MtaSts {
             config,
             https_port,
             cache: Mutex::new(HashMap::new()),
+            store: None,
+        }
+    }
+
+    /// Also keeps fetched policies in `spool`, so they survive a restart.
+    pub fn with_store(mut self, spool: crate::spool::Spool) -> Self {
+        self.store = Some(spool);
+        self
+    }
+
+    fn store_key(domain: &str) -> String {
+        format!("mta-sts/{domain}")
+    }
+
+    /// Remembers a fetched policy in memory and in the store.
+    fn keep(&self, domain: &str, p: &StsPolicy) {
+        self.lock().insert(domain.to_string(), p.clone());
+        if let Some(spool) = &self.store {
+            let value = serde_json::to_vec(p).unwrap_or_default();
+            if let Err(e) = spool.put_meta(&Self::store_key(domain), &value) {
+                tracing::warn!(domain, error = %e, "cannot store MTA-STS policy");
+            }
         }
     }
 
@@ -579,7 +602,7 @@ impl MtaSts {
                 }
                 match self.fetch(&domain, &id).await {
                     Ok(p) => {
-                        self.lock().insert(domain, p.clone());
+                        self.keep(&domain, &p);
                         Ok(Some(p))
                     }
                     Err(e) => match cached {
@@ -609,7 +632,20 @@ impl MtaSts {
 
     /// The cached policy if it has not expired; expired ones are dropped.
     fn cached(&self, domain: &str, now: DateTime<Utc>) -> Option<StsPolicy> {
+        let stored = || -> Option<StsPolicy> {
+            let bytes = self
+                .store
+                .as_ref()?
+                .get_meta(&Self::store_key(domain))
+                .ok()??;
+            serde_json::from_slice(&bytes).ok()
+        };
         let mut cache = self.lock();
+        if !cache.contains_key(domain) {
+            if let Some(p) = stored() {
+                cache.insert(domain.to_string(), p);
+            }
+        }
         match cache.get(domain) {
             Some(p) if p.is_fresh(now) => Some(p.clone()),
             Some(_) => {
@@ -1069,6 +1105,28 @@ mod tests {
             ));
         }
         vec![TestZone::new("example.test.", records)]
+    }
+
+    #[tokio::test]
+    async fn stored_policy_survives_a_restart() {
+        let ca = Ca::new("Test CA");
+        let s = site(ENFORCE);
+        let https = https_server(&ca, ca.leaf(&["mta-sts.example.test"], false), s.clone()).await;
+        let zones = Arc::new(Mutex::new(sts_zone(Some("v=STSv1; id=one;"))));
+        let dns = Dns::new(&[serve(zones.clone()).await]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = crate::spool::Keyring::load_or_create(&dir.path().join("keys")).unwrap();
+        let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+        let spool = crate::spool::Spool::open(&dir.path().join("spool"), keys, metrics).unwrap();
+        let first = MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(spool.clone());
+        let p = first.policy("example.test").await.unwrap().unwrap();
+        drop(first);
+
+        // "Restarted", and an attacker now strips the TXT record and blocks
+        // the policy host: the stored policy still applies.
+        *zones.lock().unwrap() = sts_zone(None);
+        let again = MtaSts::new(dns, roots(&ca), 1).with_store(spool);
+        assert_eq!(again.policy("example.test").await.unwrap(), Some(p));
     }
 
     #[tokio::test]

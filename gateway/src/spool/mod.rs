@@ -99,6 +99,11 @@ fn chunk_key(id: QueueId, n: u32) -> Vec<u8> {
 
 const TLS_MEMORY_PREFIX: &[u8] = b"tls-memory/";
 
+/// Keys of [`Spool::put_meta`] records, apart from the TLS memory's.
+fn meta_key(key: &str) -> Vec<u8> {
+    format!("cache/{key}").into_bytes()
+}
+
 fn tls_memory_key(domain: &str) -> Vec<u8> {
     let mut k = TLS_MEMORY_PREFIX.to_vec();
     k.extend_from_slice(domain.to_ascii_lowercase().as_bytes());
@@ -557,6 +562,31 @@ impl Spool {
             ));
         }
         Ok(out)
+    }
+
+    /// Stores a small derived record (a cache entry) under `key`, encrypted,
+    /// without fsync: losing one in a crash only means fetching it again.
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), SpoolError> {
+        let k = meta_key(key);
+        let sealed = self.inner.keys.seal(&aad(CF_META, &k), value);
+        Ok(self.inner.db.put_cf(self.cf(CF_META), k, sealed)?)
+    }
+
+    /// A record stored with [`Spool::put_meta`].
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        let k = meta_key(key);
+        match self.inner.db.get_cf(self.cf(CF_META), &k)? {
+            Some(v) => self
+                .inner
+                .keys
+                .open(&aad(CF_META, &k), &v)
+                .map(Some)
+                .map_err(|source| SpoolError::Key {
+                    id: key.to_string(),
+                    source,
+                }),
+            None => Ok(None),
+        }
     }
 
     /// Message count and total octets.
