@@ -5,6 +5,7 @@
 
 use crate::admin::metrics::Metrics;
 use rocksdb::{WriteBatch, WriteOptions, DB};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,44 +98,25 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
             }
         }
         let mut batch = WriteBatch::default();
-        let mut bad: Option<String> = None;
-        for op in group.iter_mut().flat_map(|r| r.ops.drain(..)) {
-            let name = match &op {
-                Op::Put { cf, .. }
-                | Op::Replace { cf, .. }
-                | Op::Delete { cf, .. }
-                | Op::DeleteRange { cf, .. } => *cf,
-            };
-            let Some(cf) = db.cf_handle(name) else {
-                bad = Some(format!("spool has no column family {name}"));
-                break;
-            };
-            match op {
-                // The committer is the only writer of envelopes, so this check
-                // cannot race: an accepted message is never overwritten.
-                Op::Put {
-                    cf: super::CF_ENVELOPE,
-                    key,
-                    ..
-                } if matches!(db.get_pinned_cf(&cf, &key), Ok(Some(_))) => {
-                    bad = Some(format!("envelope {} already exists", hex::encode(&key)));
-                    break;
+        // Each request is checked on its own, against the store as this
+        // batch will leave it (`exists` overlays the keys earlier requests in
+        // the group put or deleted): one bad request (an update racing an
+        // admin's delete) fails alone instead of failing its whole group,
+        // and a delete and an update in one group cannot resurrect a record.
+        let mut exists: HashMap<(&'static str, Vec<u8>), bool> = HashMap::new();
+        let mut verdicts: Vec<Result<(), String>> = Vec::with_capacity(group.len());
+        for r in group.iter_mut() {
+            let ops = std::mem::take(&mut r.ops);
+            let verdict = check(&db, &ops, &mut exists);
+            if verdict.is_ok() {
+                for op in ops {
+                    apply(&db, &mut batch, op);
                 }
-                Op::Put { key, value, .. } => batch.put_cf(&cf, key, value),
-                Op::Replace { key, .. } if !matches!(db.get_pinned_cf(&cf, &key), Ok(Some(_))) => {
-                    bad = Some(format!("record {} no longer exists", hex::encode(&key)));
-                    break;
-                }
-                Op::Replace { key, value, .. } => batch.put_cf(&cf, key, value),
-                Op::Delete { key, .. } => batch.delete_cf(&cf, key),
-                Op::DeleteRange { from, to, .. } => batch.delete_range_cf(&cf, from, to),
             }
+            verdicts.push(verdict);
         }
         let started = Instant::now();
-        let result = match bad {
-            Some(why) => Err(why),
-            None => db.write_opt(batch, &sync).map_err(|e| e.to_string()),
-        };
+        let result = db.write_opt(batch, &sync).map_err(|e| e.to_string());
         metrics
             .fsync_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -142,8 +124,119 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, "spool sync failed");
         }
-        for r in group {
-            let _ = r.done.send(result.clone());
+        for (r, verdict) in group.into_iter().zip(verdicts) {
+            let _ = r.done.send(result.clone().and(verdict));
         }
+    }
+}
+
+fn cf_of(op: &Op) -> &'static str {
+    match op {
+        Op::Put { cf, .. }
+        | Op::Replace { cf, .. }
+        | Op::Delete { cf, .. }
+        | Op::DeleteRange { cf, .. } => cf,
+    }
+}
+
+/// Whether one request's ops may be applied, given what earlier requests in
+/// the group did; records the effect of its ops in `exists` when they may.
+fn check(
+    db: &DB,
+    ops: &[Op],
+    exists: &mut HashMap<(&'static str, Vec<u8>), bool>,
+) -> Result<(), String> {
+    let mut mine: HashMap<(&'static str, Vec<u8>), bool> = HashMap::new();
+    for op in ops {
+        let name = cf_of(op);
+        let Some(cf) = db.cf_handle(name) else {
+            return Err(format!("spool has no column family {name}"));
+        };
+        let present = |key: &Vec<u8>| -> bool {
+            let k = (name, key.clone());
+            if let Some(v) = mine.get(&k).or_else(|| exists.get(&k)) {
+                return *v;
+            }
+            matches!(db.get_pinned_cf(&cf, key), Ok(Some(_)))
+        };
+        match op {
+            // The committer is the only writer of envelopes, so this check
+            // cannot race: an accepted message is never overwritten.
+            Op::Put {
+                cf: super::CF_ENVELOPE,
+                key,
+                ..
+            } if present(key) => {
+                return Err(format!("envelope {} already exists", hex::encode(key)));
+            }
+            Op::Replace { key, .. } if !present(key) => {
+                return Err(format!("record {} no longer exists", hex::encode(key)));
+            }
+            Op::Put { key, .. } | Op::Replace { key, .. } => {
+                mine.insert((name, key.clone()), true);
+            }
+            Op::Delete { key, .. } => {
+                mine.insert((name, key.clone()), false);
+            }
+            // Ranges only ever cover chunks, which no check looks at.
+            Op::DeleteRange { .. } => {}
+        }
+    }
+    exists.extend(mine);
+    Ok(())
+}
+
+fn apply(db: &DB, batch: &mut WriteBatch, op: Op) {
+    let cf = db.cf_handle(cf_of(&op)).expect("checked by check()");
+    match op {
+        Op::Put { key, value, .. } | Op::Replace { key, value, .. } => {
+            batch.put_cf(&cf, key, value)
+        }
+        Op::Delete { key, .. } => batch.delete_cf(&cf, key),
+        Op::DeleteRange { from, to, .. } => batch.delete_range_cf(&cf, from, to),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked_against_the_group_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DB::open_cf_descriptors(
+            &super::super::db_options(),
+            dir.path(),
+            super::super::descriptors(),
+        )
+        .unwrap();
+        let env = super::super::CF_ENVELOPE;
+        db.put_cf(db.cf_handle(env).unwrap(), b"k1", b"v").unwrap();
+        let mut exists = HashMap::new();
+        let delete = [Op::Delete {
+            cf: env,
+            key: b"k1".to_vec(),
+        }];
+        let update = [Op::Replace {
+            cf: env,
+            key: b"k1".to_vec(),
+            value: b"v2".to_vec(),
+        }];
+        // An update after a delete in the same group fails alone...
+        assert!(check(&db, &delete, &mut exists).is_ok());
+        assert!(check(&db, &update, &mut exists).is_err());
+        // ...and a new envelope under a key deleted earlier in the group is fine,
+        // while one that already exists is refused.
+        let put = |k: &[u8]| {
+            [Op::Put {
+                cf: env,
+                key: k.to_vec(),
+                value: b"v".to_vec(),
+            }]
+        };
+        assert!(check(&db, &put(b"k1"), &mut exists).is_ok());
+        assert!(check(&db, &put(b"k1"), &mut exists).is_err());
+        let mut fresh = HashMap::new();
+        assert!(check(&db, &update, &mut fresh).is_ok());
     }
 }
