@@ -110,6 +110,22 @@ impl Deliverer {
         }
     }
 
+    /// Evidence for an attempt that failed inside the gateway.
+    pub fn internal_error(&self) -> DeliveryEvidence {
+        let req = Requirement {
+            level: self.config.tls.default_level,
+            source: PolicySource::Config,
+        };
+        evidence(
+            "",
+            None,
+            0,
+            None,
+            &req,
+            "451 4.3.0 internal error during delivery".into(),
+        )
+    }
+
     /// Delivers `message` to `rcpts` (all in `domain`); returns one outcome
     /// and its evidence per recipient, in order.
     pub async fn deliver(
@@ -178,11 +194,26 @@ impl Deliverer {
             }
         }
         if self.config.tls.remember && !req.level.requires_tls() {
-            if let Ok(Some(_)) = self.spool.tls_remembered(domain) {
-                req = Requirement {
-                    level: TlsLevel::Encrypt,
-                    source: PolicySource::Memory,
-                };
+            match self.spool.tls_remembered(domain) {
+                Ok(Some(_)) => {
+                    req = Requirement {
+                        level: TlsLevel::Encrypt,
+                        source: PolicySource::Memory,
+                    }
+                }
+                Ok(None) => {}
+                // Unknown is not "never took TLS": do not risk a plain delivery.
+                Err(e) => {
+                    let ev = evidence(
+                        "",
+                        None,
+                        route.port,
+                        None,
+                        &req,
+                        format!("451 4.3.0 TLS memory unreadable: {e}"),
+                    );
+                    return self.finish(domain, vec![(Outcome::Deferred, ev); n]);
+                }
             }
         }
 
@@ -239,7 +270,7 @@ impl Deliverer {
                         return self.finish(domain, out);
                     }
                     HostResult::Failed(f) => {
-                        tracing::info!(domain, host = %host, ip = %ip, reply = %f.reply, "host failed; trying the next");
+                        tracing::info!(domain, host = %host, ip = %ip, code = f.reply.code, "host failed; trying the next");
                         if f.no_tls {
                             self.metrics.tls_failures.with_label_values(&[domain]).inc();
                         }
@@ -380,7 +411,16 @@ impl Deliverer {
                             Err(e) => return fail(e, false, None),
                         };
                     }
-                    Err(e) => return fail(e, true, None),
+                    // Only a definite refusal counts as "no TLS" (which drops
+                    // `exclusive` mail); a timeout or a 4xx is just a failure.
+                    Err(e) => {
+                        let definite = match &e {
+                            ClientError::Tls(_) => true,
+                            ClientError::Rejected { reply, .. } => reply.is_permanent(),
+                            _ => false,
+                        };
+                        return fail(e, definite, None);
+                    }
                 }
             } else if req.level.requires_tls() {
                 conn.quit().await;
@@ -452,7 +492,8 @@ impl Deliverer {
                 tls = ev.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
                 tls_level = ev.tls_level.as_str(),
                 policy = ev.policy_source.as_str(),
-                reply = %ev.reply,
+                // Codes only: remote replies often quote addresses.
+                reply = ev.reply.split(' ').take(2).collect::<Vec<_>>().join(" "),
                 "delivery attempt"
             );
         }

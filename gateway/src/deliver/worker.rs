@@ -36,6 +36,9 @@ pub struct Stage {
     /// Domains being delivered to now, each with its own connection limit.
     domains: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     connections: Arc<Semaphore>,
+    /// Attempts running at once: bounds the message bodies held in memory
+    /// when a large queue falls due together (a restart, `retry --all`).
+    attempts: Arc<Semaphore>,
 }
 
 impl Stage {
@@ -47,6 +50,7 @@ impl Stage {
             deliverer: Arc::new(deliverer),
             domains: Default::default(),
             connections: Arc::new(Semaphore::new(max)),
+            attempts: Arc::new(Semaphore::new(max)),
         })
     }
 
@@ -156,7 +160,7 @@ pub async fn run(
                     Command::Retry(id) => vec![id],
                     Command::RetryAll => stage.spool.list().map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
                 };
-                for id in ids {
+                for id in ids.into_iter().filter(|id| !skip(*id)) {
                     forced.insert(id);
                     if !running.contains(&id) {
                         schedule(&mut due, &mut when, id, now);
@@ -165,6 +169,14 @@ pub async fn run(
             }
             Some((id, next)) = done_rx.recv() => {
                 running.remove(&id);
+                // Asked to retry while it ran: once more, now.
+                let next = match (next, forced.contains(&id)) {
+                    (Some(_), true) => Some(Utc::now()),
+                    (n, _) => {
+                        forced.remove(&id);
+                        n
+                    }
+                };
                 if let Some(at) = next {
                     schedule(&mut due, &mut when, id, at);
                 }
@@ -187,7 +199,14 @@ pub async fn run(
                     let (stage, done) = (stage.clone(), done_tx.clone());
                     let force = forced.remove(&id);
                     tokio::spawn(async move {
-                        let next = stage.attempt(id, force).await;
+                        // A panic inside an attempt must not leave the id
+                        // marked running (and so never scheduled again).
+                        let next = tokio::spawn(async move { stage.attempt(id, force).await })
+                            .await
+                            .unwrap_or_else(|e| {
+                                tracing::error!(id = %id, error = %e, "delivery attempt failed; retrying later");
+                                Some(Utc::now() + chrono::Duration::minutes(5))
+                            });
                         let _ = done.send((id, next));
                     });
                 }
@@ -234,6 +253,7 @@ impl Stage {
     /// One attempt on message `id` (every pending recipient when `force`,
     /// else those due); returns when it next needs work.
     pub async fn attempt(self: &Arc<Self>, id: QueueId, force: bool) -> Option<DateTime<Utc>> {
+        let _slot = self.attempts.clone().acquire_owned().await;
         let mut msg = match self.spool.get(id) {
             Ok(Some(m)) => m,
             Ok(None) => return None, // deleted or finished meanwhile
@@ -252,7 +272,12 @@ impl Stage {
         if !due.is_empty() {
             if let Err(e) = self.deliver_due(&mut msg, &due).await {
                 tracing::error!(id = %id, error = %e, "cannot read message to deliver");
-                return Some(now + chrono::Duration::minutes(5));
+                let lifetime = self.deliverer.config.delivery.max_lifetime;
+                if !retry::expired(msg.received_at, lifetime, now) {
+                    return Some(now + chrono::Duration::minutes(5));
+                }
+                // Unreadable until it expired: the sender is told, not left waiting.
+                self.bounce_unreadable(&mut msg, &due, &e.to_string());
             }
         }
         self.note_delays(&mut msg);
@@ -260,12 +285,10 @@ impl Stage {
             // Deleted meanwhile (queue delete) or the spool failed; either
             // way nothing more is done now.
             tracing::warn!(id = %id, error = %e, "cannot record delivery results");
-            return self
-                .spool
-                .get(id)
-                .ok()
-                .flatten()
-                .map(|_| now + chrono::Duration::minutes(1));
+            return match self.spool.get(id) {
+                Ok(None) => None,
+                _ => Some(now + chrono::Duration::minutes(1)),
+            };
         }
         self.send_dsns(&mut msg).await;
         if msg.recipients.iter().all(|r| r.state.is_final())
@@ -289,8 +312,41 @@ impl Stage {
                     Some(Utc::now() + chrono::Duration::minutes(1))
                 }
             }
+        } else if msg
+            .recipients
+            .iter()
+            .any(|r| r.dsn == Some(DsnState::Pending))
+        {
+            // A DSN could not be queued: try again soon, not in a tight loop.
+            Some(Utc::now() + chrono::Duration::minutes(1))
         } else {
             next_due(&msg)
+        }
+    }
+
+    /// Bounces recipients whose message can no longer be read.
+    fn bounce_unreadable(&self, msg: &mut QueuedMessage, due: &[usize], why: &str) {
+        let req_level = self.deliverer.config.tls.default_level;
+        for &i in due {
+            let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
+            let r = &mut msg.recipients[i];
+            r.state = RecipientState::Bounced;
+            r.next_attempt = None;
+            r.dsn = Some(if owed {
+                DsnState::Pending
+            } else {
+                DsnState::NotRequested
+            });
+            r.evidence = Some(crate::spool::DeliveryEvidence {
+                at: Utc::now(),
+                host: String::new(),
+                ip: None,
+                port: 0,
+                tls: None,
+                tls_level: req_level,
+                policy_source: super::tls_policy::PolicySource::Config,
+                reply: format!("554 5.3.0 the queued copy of the message cannot be read ({why})"),
+            });
         }
     }
 
@@ -341,12 +397,19 @@ impl Stage {
             let (stage, bytes) = (self.clone(), bytes.clone());
             let (from, params) = (msg.from.clone(), msg.mail_params.clone());
             tasks.spawn(async move {
-                let _conn = stage.connections.clone().acquire_owned().await;
+                // Domain first: a burst to one domain must not hold global
+                // slots while it waits for its own.
                 let _dom = stage.domain_limit(&domain).acquire_owned().await;
-                let out = stage
-                    .deliverer
-                    .deliver(&domain, &from, &params, rcpts, &bytes)
-                    .await;
+                let _conn = stage.connections.clone().acquire_owned().await;
+                let n = rcpts.len();
+                let d = stage.deliverer.clone();
+                let dom = domain.clone();
+                let out = tokio::spawn(async move { d.deliver(&dom, &from, &params, rcpts, &bytes).await })
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(domain = %domain, error = %e, "delivery task failed; deferring");
+                        vec![(Outcome::Deferred, stage.deliverer.internal_error()); n]
+                    });
                 (idx, out)
             });
         }
@@ -377,6 +440,10 @@ impl Stage {
                     tracing::warn!(id = %msg.id, domain = %r.address.domain_ascii(), "recipient dropped: TLS level exclusive and no TLS");
                 }
                 r.evidence = Some(ev);
+                if r.state != RecipientState::Deferred && r.dsn == Some(DsnState::Pending) {
+                    // A delay notice still owed is moot once the recipient is final.
+                    r.dsn = None;
+                }
                 if r.state == RecipientState::Bounced {
                     // Whether a bounce is owed is settled here, once, and stored.
                     let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
@@ -429,8 +496,9 @@ impl Stage {
         let original = match self.spool.read_body(msg) {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!(id = %msg.id, error = %e, "cannot read message for its DSN");
-                return;
+                // The sender is still told; only the returned headers are missing.
+                tracing::error!(id = %msg.id, error = %e, "cannot read message for its DSN; sending it without the original headers");
+                Vec::new()
             }
         };
         let max_lifetime = self.deliverer.config.delivery.max_lifetime;
@@ -439,7 +507,14 @@ impl Stage {
             let which: Vec<usize> = owed
                 .iter()
                 .copied()
-                .filter(|&i| (msg.recipients[i].state == RecipientState::Deferred) == delayed)
+                .filter(|&i| {
+                    let want = if delayed {
+                        RecipientState::Deferred
+                    } else {
+                        RecipientState::Bounced
+                    };
+                    msg.recipients[i].state == want
+                })
                 .collect();
             if which.is_empty() {
                 continue;

@@ -406,8 +406,16 @@ impl Spool {
     pub async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
         let key = msg.id.to_key().to_vec();
         let value = self.seal_json(CF_DONE, &key, msg)?;
+        let envelope = self.seal_json(CF_ENVELOPE, &key, msg)?;
         self.committer()?
             .commit(vec![
+                // Fails the commit if an admin deleted the message meanwhile,
+                // so a deleted message does not come back as finished.
+                Op::Replace {
+                    cf: CF_ENVELOPE,
+                    key: key.clone(),
+                    value: envelope,
+                },
                 Op::Put {
                     cf: CF_DONE,
                     key: key.clone(),
