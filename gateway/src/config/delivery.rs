@@ -24,6 +24,8 @@ pub struct DeliveryConfig {
     pub max_connections: usize,
     /// Connections open at once to one destination domain.
     pub max_connections_per_domain: usize,
+    /// Recipients sent in one transaction; more to one domain are split.
+    pub max_recipients_per_transaction: usize,
     /// Time allowed for the TCP connection.
     pub connect_timeout: Span,
     /// Time allowed for the greeting, EHLO, STARTTLS, MAIL and each RCPT.
@@ -55,6 +57,7 @@ impl Default for DeliveryConfig {
             smart_host: None,
             max_connections: 100,
             max_connections_per_domain: 10,
+            max_recipients_per_transaction: 50,
             connect_timeout: Span::secs(30),
             command_timeout: Span::secs(300),
             data_timeout: Span::secs(600),

@@ -143,6 +143,7 @@ pub async fn run(
 
     // Often enough to close idle connections near their idle_timeout.
     let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(1));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;
     loop {
         let sleep = match due.first() {
@@ -216,13 +217,19 @@ pub async fn run(
 }
 
 /// Queue gauges, idle connections, and pruning of finished records.
-/// The queue scan (`full`) decrypts every envelope, so it runs less often.
+/// The queue scan (`full`) decrypts every envelope, so it runs less often
+/// and off the async workers.
 fn housekeep(stage: &Arc<Stage>, scheduled: usize, full: bool) {
     let s = stage.clone();
     tokio::spawn(async move { s.deliverer.pool.reap().await });
-    if !full {
-        return;
+    if full {
+        let s = stage.clone();
+        tokio::task::spawn_blocking(move || scan(&s, scheduled));
     }
+}
+
+/// Queue gauges and pruning of finished records.
+fn scan(stage: &Stage, scheduled: usize) {
     let spool = &stage.spool;
     let metrics = &stage.deliverer.metrics;
     if let Ok(list) = spool.list() {

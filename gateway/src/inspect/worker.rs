@@ -130,7 +130,25 @@ impl Stage {
         let found = match tokio::task::spawn_blocking(move || inspect(&body, &set, &limits)).await {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(id = %id, error = %e, "inspection failed");
+                // Recorded as unscannable and passed on, so the message is
+                // neither stuck nor re-inspected (and crashed on) forever;
+                // policy treats it as it treats any unscannable part.
+                tracing::error!(id = %id, error = %e, "inspection failed; recording the message as unscannable");
+                metrics
+                    .dlp_unscannable
+                    .with_label_values(&["inspection_failed"])
+                    .inc();
+                let rec = InspectionRecord {
+                    inspected_at: chrono::Utc::now(),
+                    findings: Vec::new(),
+                    unscannable: vec![("inspection_failed".into(), 1)],
+                    action: None,
+                    policy_hits: Vec::new(),
+                };
+                match spool.put_inspection(id, &rec).await {
+                    Ok(()) => drop(next.send(id)),
+                    Err(e) => tracing::error!(id = %id, error = %e, "cannot store inspection"),
+                }
                 return;
             }
         };
