@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod deliver;
 pub mod inspect;
+pub mod policy;
 pub mod seal;
 pub mod serve;
 pub mod smtp;

@@ -70,7 +70,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
-    // smtp → spool → inspect → deliver: each stage hands ids to the next.
+    // smtp → spool → inspect → policy → deliver: each stage hands ids to the next.
+    let (to_policy, policy_ready) = tokio::sync::mpsc::unbounded_channel();
     let (to_deliver, ready) = tokio::sync::mpsc::unbounded_channel();
     if config.dlp.enabled {
         tokio::spawn(worker::run(
@@ -78,26 +79,39 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             rules.clone(),
             config.dlp.limits.clone(),
             metrics.clone(),
-            to_deliver,
+            to_policy,
         ));
     } else {
         let mut accepted = spool.subscribe();
         tokio::spawn(async move {
             while let Some(id) = accepted.recv().await {
-                let _ = to_deliver.send(id);
+                let _ = to_policy.send(id);
             }
         });
+    }
+    {
+        // With DLP on, a message reaches policy only once inspected.
+        let (s, dlp) = (spool.clone(), config.dlp.enabled);
+        tokio::spawn(crate::policy::worker::run(
+            spool.clone(),
+            config.clone(),
+            policy_ready,
+            to_deliver,
+            move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
+        ));
     }
     let deliver_commands = if config.delivery.enabled {
         let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics).await?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // With DLP on, a message not yet inspected reaches delivery through
-        // the inspect stage, never straight from the queue scan.
+        // A message without verdicts reaches delivery through the policy
+        // stage, never straight from the queue scan.
         let skip_spool = spool.clone();
-        let dlp = config.dlp.enabled;
-        tokio::spawn(deliver::worker::run(stage, ready, rx, move |id| {
-            dlp && matches!(skip_spool.inspection(id), Ok(None))
-        }));
+        tokio::spawn(deliver::worker::run(
+            stage,
+            ready,
+            rx,
+            move |id| !matches!(skip_spool.get(id), Ok(Some(m)) if m.decided),
+        ));
         Some(tx)
     } else {
         tracing::warn!("delivery is disabled ([delivery] enabled = false): mail stays queued");

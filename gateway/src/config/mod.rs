@@ -5,10 +5,12 @@
 mod check;
 mod delivery;
 mod duration;
+mod policy;
 
 pub use check::{load_file, ConfigError, ConfigErrors};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use duration::Span;
+pub use policy::{Mode, PolicyConfig};
 
 use crate::deliver::tls_policy::TlsLevel;
 use crate::smtp::data::BareLineEnding;
@@ -34,6 +36,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Static routes (`[[route]]`) that override MX and the smart host.
     pub route: Vec<RouteConfig>,
+    /// Tags, triggers and rules that decide each recipient's seal.
+    pub policy: PolicyConfig,
     /// Protocol limits and timeouts.
     pub limits: Limits,
     /// The durable queue.
@@ -412,6 +416,48 @@ impl Config {
         match path {
             Some(p) => load_file(p),
             None => Ok(Config::embedded()),
+        }
+    }
+
+    /// The `[[route]]` for `domain` (IDNA ASCII, lower case), if any: exact
+    /// names first, then the longest `.suffix` entry.
+    pub fn route_for(&self, domain: &str) -> Option<&RouteConfig> {
+        let exact = self
+            .route
+            .iter()
+            .find(|r| r.domains.iter().any(|d| d == domain));
+        exact.or_else(|| {
+            self.route
+                .iter()
+                .flat_map(|r| r.domains.iter().map(move |d| (r, d)))
+                .filter(|(_, d)| d.starts_with('.') && domain.ends_with(d.as_str()))
+                .max_by_key(|(_, d)| d.len())
+                .map(|(r, _)| r)
+        })
+    }
+
+    /// The TLS level configured for mail to `domain`, and whether a route
+    /// (or the smart host) set it: the route's own `tls`, else
+    /// `[tls.domains]`, else `[tls] default_level`. MTA-STS, DANE and the
+    /// TLS memory may raise it at delivery time.
+    pub fn tls_level_for(&self, domain: &str) -> (TlsLevel, bool) {
+        let hop = match self.route_for(domain) {
+            Some(r) => r.tls,
+            None if self.is_local_domain(domain) => {
+                self.delivery.smart_host.as_ref().and_then(|s| s.tls)
+            }
+            None => None,
+        };
+        match hop {
+            Some(l) => (l, true),
+            None => (
+                self.tls
+                    .domains
+                    .get(domain)
+                    .copied()
+                    .unwrap_or(self.tls.default_level),
+                false,
+            ),
         }
     }
 

@@ -91,22 +91,14 @@ enum HostResult {
 
 impl Deliverer {
     fn base_requirement(&self, route: &Route) -> Requirement {
-        if let Some(level) = route.tls {
-            return Requirement {
-                level,
-                source: PolicySource::Route,
-            };
-        }
-        let level = self
-            .config
-            .tls
-            .domains
-            .get(&route.domain)
-            .copied()
-            .unwrap_or(self.config.tls.default_level);
+        let (level, by_route) = self.config.tls_level_for(&route.domain);
         Requirement {
             level,
-            source: PolicySource::Config,
+            source: if by_route {
+                PolicySource::Route
+            } else {
+                PolicySource::Config
+            },
         }
     }
 
@@ -135,6 +127,7 @@ impl Deliverer {
         params: &crate::smtp::command::MailParams,
         rcpts: Vec<RcptTo>,
         message: &[u8],
+        escalated: bool,
     ) -> Vec<(Outcome, DeliveryEvidence)> {
         let n = rcpts.len();
         let route = match route::resolve(&self.config, &self.dns, domain).await {
@@ -217,6 +210,13 @@ impl Deliverer {
             }
         }
 
+        // An escalated recipient (policy verdict) takes verified TLS or nothing.
+        if escalated && req.level < TlsLevel::Verify {
+            req = Requirement {
+                level: TlsLevel::Verify,
+                source: PolicySource::Policy,
+            };
+        }
         let envelope = Envelope {
             from: from.to_string(),
             params: params.clone(),
@@ -300,12 +300,24 @@ impl Deliverer {
         });
         let outcome = if f.no_tls && req.level == TlsLevel::Exclusive {
             Outcome::Dropped
+        } else if f.no_tls && escalated {
+            // The next methods in the chain (PGP, S/MIME, portal) are not
+            // available for this recipient: the sender is told, never plain.
+            Outcome::Bounced
         } else if f.permanent {
             Outcome::Bounced
         } else {
             Outcome::Deferred
         };
-        let ev = evidence(&host, f.ip, route.port, f.tls, &req, f.reply.to_string());
+        let reply = if f.no_tls && escalated {
+            format!(
+                "550 5.7.10 encryption required by policy, verified TLS not possible ({})",
+                f.reply
+            )
+        } else {
+            f.reply.to_string()
+        };
+        let ev = evidence(&host, f.ip, route.port, f.tls, &req, reply);
         self.finish(domain, vec![(outcome, ev); n])
     }
 

@@ -671,6 +671,8 @@ mod tests {
             body_sha256: String::new(),
             chunks: 1,
             received_header: "Received: x\r\n".into(),
+            new_subject: None,
+            decided: false,
         }
     }
 

@@ -68,27 +68,9 @@ impl From<DnsError> for RouteError {
     }
 }
 
-/// The `[[route]]` matching `domain`, if any: exact names first, then the
-/// longest `.suffix` entry.
-fn static_route<'a>(config: &'a Config, domain: &str) -> Option<&'a crate::config::RouteConfig> {
-    let exact = config
-        .route
-        .iter()
-        .find(|r| r.domains.iter().any(|d| d == domain));
-    exact.or_else(|| {
-        config
-            .route
-            .iter()
-            .flat_map(|r| r.domains.iter().map(move |d| (r, d)))
-            .filter(|(_, d)| d.starts_with('.') && domain.ends_with(d.as_str()))
-            .max_by_key(|(_, d)| d.len())
-            .map(|(r, _)| r)
-    })
-}
-
 /// Routes `domain` (IDNA ASCII, lower case).
 pub async fn resolve(config: &Config, dns: &Dns, domain: &str) -> Result<Route, RouteError> {
-    if let Some(r) = static_route(config, domain) {
+    if let Some(r) = config.route_for(domain) {
         return Ok(Route {
             domain: domain.to_string(),
             hosts: vec![r.host.clone()],

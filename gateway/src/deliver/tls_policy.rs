@@ -67,6 +67,8 @@ pub enum PolicySource {
     Dane,
     /// The domain was delivered to with TLS before (`sealgate tls forget` clears it).
     Memory,
+    /// The recipient's verdict is escalated: verified TLS or nothing.
+    Policy,
 }
 
 impl PolicySource {
@@ -78,6 +80,7 @@ impl PolicySource {
             PolicySource::MtaSts => "mta-sts",
             PolicySource::Dane => "dane",
             PolicySource::Memory => "memory",
+            PolicySource::Policy => "policy",
         }
     }
 }

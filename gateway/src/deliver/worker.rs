@@ -70,9 +70,10 @@ impl Stage {
     }
 }
 
-/// True when a recipient still needs delivering.
+/// True when a recipient still needs delivering (a quarantined one waits
+/// for an admin, not for the scheduler).
 fn pending(r: &QueuedRecipient) -> bool {
-    !r.state.is_final()
+    !r.state.is_final() && r.state != RecipientState::Quarantined
 }
 
 /// When `msg` next needs work, if ever.
@@ -269,7 +270,11 @@ impl Stage {
                 return Some(Utc::now() + chrono::Duration::minutes(5));
             }
         };
+        if !msg.decided {
+            return None; // the policy stage hands it on once decided
+        }
         let now = Utc::now();
+        self.apply_verdicts(&mut msg);
         let due: Vec<usize> = (0..msg.recipients.len())
             .filter(|&i| {
                 let r = &msg.recipients[i];
@@ -331,29 +336,61 @@ impl Stage {
         }
     }
 
+    /// Settles recipients whose verdict needs no delivery attempt: blocked
+    /// ones bounce with the reason, quarantined ones are held, and a seal
+    /// this build cannot make bounces rather than go out unsealed.
+    fn apply_verdicts(&self, msg: &mut QueuedMessage) {
+        use crate::policy::{Seal, Verdict};
+        for i in 0..msg.recipients.len() {
+            let r = &msg.recipients[i];
+            if r.state != RecipientState::Queued {
+                continue;
+            }
+            let reply = match &r.verdict {
+                Some(Verdict::Block { reason }) => format!("550 5.7.1 {reason}"),
+                Some(Verdict::Deliver { seal, .. }) if *seal != Seal::Tls => format!(
+                    "550 5.7.1 sealing with {} is not available in this version",
+                    seal.as_str()
+                ),
+                Some(Verdict::Quarantine { reason }) => {
+                    tracing::warn!(id = %msg.id, reason = %reason, "recipient quarantined by policy");
+                    msg.recipients[i].state = RecipientState::Quarantined;
+                    continue;
+                }
+                _ => continue,
+            };
+            self.bounce(msg, i, reply);
+        }
+    }
+
+    /// Marks recipient `i` bounced with `reply`, owing a DSN if wanted.
+    fn bounce(&self, msg: &mut QueuedMessage, i: usize, reply: String) {
+        let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
+        let r = &mut msg.recipients[i];
+        r.state = RecipientState::Bounced;
+        r.next_attempt = None;
+        r.dsn = Some(if owed {
+            DsnState::Pending
+        } else {
+            DsnState::NotRequested
+        });
+        r.evidence = Some(crate::spool::DeliveryEvidence {
+            at: Utc::now(),
+            host: String::new(),
+            ip: None,
+            port: 0,
+            tls: None,
+            tls_level: self.deliverer.config.tls.default_level,
+            policy_source: super::tls_policy::PolicySource::Policy,
+            reply,
+        });
+    }
+
     /// Bounces recipients whose message can no longer be read.
     fn bounce_unreadable(&self, msg: &mut QueuedMessage, due: &[usize], why: &str) {
-        let req_level = self.deliverer.config.tls.default_level;
         for &i in due {
-            let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
-            let r = &mut msg.recipients[i];
-            r.state = RecipientState::Bounced;
-            r.next_attempt = None;
-            r.dsn = Some(if owed {
-                DsnState::Pending
-            } else {
-                DsnState::NotRequested
-            });
-            r.evidence = Some(crate::spool::DeliveryEvidence {
-                at: Utc::now(),
-                host: String::new(),
-                ip: None,
-                port: 0,
-                tls: None,
-                tls_level: req_level,
-                policy_source: super::tls_policy::PolicySource::Config,
-                reply: format!("554 5.3.0 the queued copy of the message cannot be read ({why})"),
-            });
+            let reply = format!("554 5.3.0 the queued copy of the message cannot be read ({why})");
+            self.bounce(msg, i, reply);
         }
     }
 
@@ -372,24 +409,54 @@ impl Stage {
                 body = clean;
             }
         }
+        if let Some(subject) = &msg.new_subject {
+            body = crate::policy::tags::rewrite_subject(
+                &body,
+                &crate::policy::tags::encode_header(subject),
+            );
+        }
         let mut bytes = Vec::with_capacity(msg.received_header.len() + body.len());
         bytes.extend_from_slice(msg.received_header.as_bytes());
         bytes.extend_from_slice(&body);
         drop(body);
         let bytes = Arc::new(bytes);
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        // One transaction per domain and escalation, split so no server sees
+        // more recipients at once than it is likely to accept (452 beyond
+        // that would cost the rest a whole retry interval).
+        let per_txn = self
+            .deliverer
+            .config
+            .delivery
+            .max_recipients_per_transaction
+            .max(1);
+        let escalated = |i: usize| {
+            matches!(
+                msg.recipients[i].verdict,
+                Some(crate::policy::Verdict::Deliver {
+                    escalated: true,
+                    ..
+                })
+            )
+        };
+        let mut groups: Vec<((String, bool), Vec<usize>)> = Vec::new();
         for &i in due {
-            let d = msg.recipients[i]
-                .address
-                .domain_ascii()
-                .to_ascii_lowercase();
-            match groups.iter_mut().find(|(g, _)| *g == d) {
+            let key = (
+                msg.recipients[i]
+                    .address
+                    .domain_ascii()
+                    .to_ascii_lowercase(),
+                escalated(i),
+            );
+            match groups
+                .iter_mut()
+                .find(|(g, v)| *g == key && v.len() < per_txn)
+            {
                 Some((_, v)) => v.push(i),
-                None => groups.push((d, vec![i])),
+                None => groups.push((key, vec![i])),
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for (domain, idx) in groups {
+        for ((domain, escalated), idx) in groups {
             let rcpts: Vec<RcptTo> = idx
                 .iter()
                 .map(|&i| {
@@ -411,7 +478,7 @@ impl Stage {
                 let n = rcpts.len();
                 let d = stage.deliverer.clone();
                 let dom = domain.clone();
-                let out = tokio::spawn(async move { d.deliver(&dom, &from, &params, rcpts, &bytes).await })
+                let out = tokio::spawn(async move { d.deliver(&dom, &from, &params, rcpts, &bytes, escalated).await })
                     .await
                     .unwrap_or_else(|e| {
                         tracing::error!(domain = %domain, error = %e, "delivery task failed; deferring");
@@ -632,6 +699,8 @@ impl Stage {
             body_sha256: String::new(),
             chunks: 0,
             received_header,
+            new_subject: None,
+            decided: false,
         };
         w.commit(record).await.map(|m| m.id)
     }

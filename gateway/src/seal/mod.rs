@@ -3,3 +3,5 @@
 //! fields. Which seal a recipient gets is the policy stage's verdict.
 
 pub mod entity;
+pub mod pgp;
+pub mod smime;

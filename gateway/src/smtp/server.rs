@@ -728,6 +728,8 @@ impl Gateway {
             body_sha256: String::new(),
             chunks: 0,
             received_header,
+            new_subject: None,
+            decided: false,
         }
     }
 }

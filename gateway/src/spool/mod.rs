@@ -835,6 +835,8 @@ mod tests {
             body_sha256: String::new(),
             chunks: 0,
             received_header: "Received: x\r\n".into(),
+            new_subject: None,
+            decided: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What the spool keeps about each message: the envelope and where it came from.
 
 use crate::deliver::tls_policy::{PolicySource, TlsLevel};
+use crate::policy::Verdict;
 use crate::smtp::address::Mailbox;
 use crate::smtp::command::{MailParams, Notify};
 use crate::spool::QueueId;
@@ -71,6 +72,8 @@ pub enum RecipientState {
     Bounced,
     /// Dropped by policy without a bounce, e.g. TLS level `exclusive` (final).
     Dropped,
+    /// Held by policy for an admin; not delivered until released.
+    Quarantined,
 }
 
 impl RecipientState {
@@ -90,6 +93,7 @@ impl RecipientState {
             RecipientState::Delivered => "delivered",
             RecipientState::Bounced => "bounced",
             RecipientState::Dropped => "dropped",
+            RecipientState::Quarantined => "quarantined",
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct QueuedRecipient {
     /// True once a delay notice has been queued for this recipient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delay_notified: bool,
+    /// What policy decided, before delivery started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 impl QueuedRecipient {
@@ -186,6 +193,7 @@ impl QueuedRecipient {
             evidence: None,
             dsn: None,
             delay_notified: false,
+            verdict: None,
         }
     }
 }
@@ -214,6 +222,12 @@ pub struct QueuedMessage {
     pub chunks: u32,
     /// The `Received:` header Sealgate adds in front of the message (CRLF-terminated).
     pub received_header: String,
+    /// The subject to deliver with, when policy removed tags from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_subject: Option<String>,
+    /// True once the policy stage has decided every recipient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decided: bool,
 }
 
 /// What the inspect stage found in a message: detector ids and counts, never

@@ -1,0 +1,66 @@
+//! `[policy]`: subject tags, the header trigger, the method order and
+//! per-recipient rules.
+
+use crate::policy::Seal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a `[policy.recipients]` rule asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The destination's TLS level, unless a tag, header or DLP escalates.
+    Opportunistic,
+    /// Always "more than opportunistic TLS".
+    Escalate,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Subject tags that escalate to "more than opportunistic TLS"
+    /// (matched case-insensitively anywhere in the subject).
+    pub escalate_tags: Vec<String>,
+    /// Subject tags that force one method.
+    pub method_tags: BTreeMap<String, Seal>,
+    /// Remove matched tags from the subject before delivery.
+    pub strip_tags: bool,
+    /// A header that escalates when its value is yes, true, 1 or on.
+    pub header_trigger: String,
+    /// Methods tried in order for an escalated recipient.
+    pub methods: Vec<Seal>,
+    /// Per recipient address, domain (covers subdomains) or `*`: most specific wins.
+    pub recipients: BTreeMap<String, Mode>,
+    /// The escrow portal can take messages (not built yet: keep false).
+    pub portal_available: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            escalate_tags: vec!["[secure]".into(), "[encrypt]".into()],
+            method_tags: [
+                ("[pgp]".to_string(), Seal::Pgp),
+                ("[smime]".to_string(), Seal::Smime),
+                ("[portal]".to_string(), Seal::Portal),
+            ]
+            .into_iter()
+            .collect(),
+            strip_tags: true,
+            header_trigger: "X-Sealgate-Encrypt".into(),
+            methods: vec![Seal::Tls, Seal::Pgp, Seal::Smime, Seal::Portal],
+            recipients: BTreeMap::new(),
+            portal_available: false,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Every configured tag, escalating and method-forcing.
+    pub fn all_tags(&self) -> Vec<String> {
+        let mut t = self.escalate_tags.clone();
+        t.extend(self.method_tags.keys().cloned());
+        t
+    }
+}

@@ -1,0 +1,286 @@
+//! The decision itself: pure, so `explain` and delivery can never disagree.
+
+use super::verdict::{Seal, Verdict};
+use crate::config::{Mode, PolicyConfig};
+use crate::deliver::tls_policy::TlsLevel;
+use crate::smtp::address::Mailbox;
+use crate::spool::{Direction, InspectionRecord};
+
+/// Everything the decision for one recipient depends on.
+pub struct Inputs<'a> {
+    /// Which way the message travels.
+    pub direction: Direction,
+    /// What DLP found, if it ran.
+    pub dlp: Option<&'a InspectionRecord>,
+    /// Tags found in the subject (as configured).
+    pub tags: &'a [String],
+    /// The header trigger (`X-Sealgate-Encrypt: yes`) was present.
+    pub header_trigger: bool,
+    /// The recipient.
+    pub recipient: &'a Mailbox,
+    /// The TLS level configured for the recipient's destination.
+    pub destination_tls: TlsLevel,
+    /// Whether a usable key or certificate of this kind is known for the recipient.
+    pub has_key: &'a dyn Fn(Seal) -> bool,
+}
+
+/// The most specific `[policy.recipients]` mode for `rcpt`: address, then
+/// domain (and parent domains), then `*`.
+fn mode_for(cfg: &PolicyConfig, rcpt: &Mailbox) -> Option<(Mode, String)> {
+    let domain = rcpt.domain_ascii().to_ascii_lowercase();
+    let address = format!("{}@{domain}", rcpt.local().to_ascii_lowercase());
+    let mut keys = vec![address];
+    let mut d = domain.as_str();
+    loop {
+        keys.push(d.to_string());
+        match d.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => d = parent,
+            _ => break,
+        }
+    }
+    keys.push("*".into());
+    keys.into_iter()
+        .find_map(|k| cfg.recipients.get(&k).map(|m| (*m, k)))
+}
+
+/// Decides one recipient's verdict.
+pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
+    if i.direction == Direction::Inbound {
+        return Verdict::Deliver {
+            seal: Seal::Tls,
+            escalated: false,
+            why: vec!["inbound".into()],
+        };
+    }
+    let rules = || -> String { i.dlp.map(|d| d.policy_hits.join(", ")).unwrap_or_default() };
+    match i.dlp.and_then(|d| d.action.as_deref()) {
+        Some("block") => {
+            return Verdict::Block {
+                reason: format!("blocked by DLP policy ({})", rules()),
+            }
+        }
+        Some("quarantine") => {
+            return Verdict::Quarantine {
+                reason: format!("held by DLP policy ({})", rules()),
+            }
+        }
+        _ => {}
+    }
+    let mut why: Vec<String> = Vec::new();
+    // A method-forcing tag names the one method the sender wants.
+    if let Some((tag, seal)) = i
+        .tags
+        .iter()
+        .find_map(|t| cfg.method_tags.get(t).map(|s| (t, *s)))
+    {
+        why.push(format!("tag {tag}"));
+        return match chosen(cfg, i, &[seal]) {
+            Ok(seal) => Verdict::Deliver {
+                seal,
+                escalated: true,
+                why,
+            },
+            Err(missing) => Verdict::Block {
+                reason: format!(
+                    "{tag} asks for {}, but {}",
+                    seal.as_str(),
+                    missing.join("; ")
+                ),
+            },
+        };
+    }
+    for t in i.tags.iter().filter(|t| cfg.escalate_tags.contains(t)) {
+        why.push(format!("tag {t}"));
+    }
+    if i.header_trigger {
+        why.push(format!("header {}", cfg.header_trigger));
+    }
+    if i.dlp.and_then(|d| d.action.as_deref()) == Some("encrypt") {
+        why.push(format!("DLP {}", rules()));
+    }
+    match mode_for(cfg, i.recipient) {
+        Some((Mode::Escalate, k)) => why.push(format!("rule {k}")),
+        Some((Mode::Opportunistic, _)) | None => {}
+    }
+    if why.is_empty() {
+        return Verdict::Deliver {
+            seal: Seal::Tls,
+            escalated: false,
+            why,
+        };
+    }
+    match chosen(cfg, i, &cfg.methods) {
+        Ok(seal) => Verdict::Deliver {
+            seal,
+            escalated: true,
+            why,
+        },
+        Err(missing) => Verdict::Block {
+            reason: format!(
+                "encryption required ({}) but no secure method for {}: {}",
+                why.join(", "),
+                i.recipient,
+                missing.join("; ")
+            ),
+        },
+    }
+}
+
+/// The first of `methods` that can protect this recipient, or why none can.
+fn chosen(cfg: &PolicyConfig, i: &Inputs, methods: &[Seal]) -> Result<Seal, Vec<String>> {
+    let mut missing = Vec::new();
+    for &m in methods {
+        match m {
+            Seal::Tls if i.destination_tls.authenticates() => return Ok(m),
+            Seal::Tls => missing.push(format!(
+                "the destination's TLS is not verified (level {})",
+                i.destination_tls
+            )),
+            Seal::Pgp | Seal::Smime if (i.has_key)(m) => return Ok(m),
+            Seal::Pgp => missing.push("no usable OpenPGP key is known".into()),
+            Seal::Smime => missing.push("no usable S/MIME certificate is known".into()),
+            Seal::Portal if cfg.portal_available => return Ok(m),
+            Seal::Portal => missing.push("the escrow portal is not available yet".into()),
+        }
+    }
+    Err(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(
+        rcpt: &'a Mailbox,
+        tags: &'a [String],
+        dlp: Option<&'a InspectionRecord>,
+        tls: TlsLevel,
+    ) -> Inputs<'a> {
+        Inputs {
+            direction: Direction::Outbound,
+            dlp,
+            tags,
+            header_trigger: false,
+            recipient: rcpt,
+            destination_tls: tls,
+            has_key: &|_| false,
+        }
+    }
+
+    fn dlp(action: &str) -> InspectionRecord {
+        InspectionRecord {
+            inspected_at: chrono::Utc::now(),
+            findings: vec![],
+            unscannable: vec![],
+            action: Some(action.into()),
+            policy_hits: vec!["hipaa_pci:ssn".into()],
+        }
+    }
+
+    #[test]
+    fn plain_mail_goes_by_the_destination_level() {
+        let cfg = PolicyConfig::default();
+        let r = Mailbox::parse("a@b.test").unwrap();
+        let v = decide(&cfg, &inputs(&r, &[], None, TlsLevel::May));
+        assert_eq!(
+            v,
+            Verdict::Deliver {
+                seal: Seal::Tls,
+                escalated: false,
+                why: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn escalation_takes_verified_tls_or_blocks_never_plain() {
+        let cfg = PolicyConfig::default();
+        let r = Mailbox::parse("a@b.test").unwrap();
+        let tags = vec!["[secure]".to_string()];
+        match decide(&cfg, &inputs(&r, &tags, None, TlsLevel::Verify)) {
+            Verdict::Deliver {
+                seal: Seal::Tls,
+                escalated: true,
+                why,
+            } => assert_eq!(why, ["tag [secure]"]),
+            v => panic!("{v:?}"),
+        }
+        match decide(&cfg, &inputs(&r, &tags, None, TlsLevel::May)) {
+            Verdict::Block { reason } => {
+                assert!(
+                    reason.contains("a@b.test") && reason.contains("level may"),
+                    "{reason}"
+                )
+            }
+            v => panic!("{v:?}"),
+        }
+        // DLP "encrypt" escalates like a tag; a known key is used when TLS is not verified.
+        let d = dlp("encrypt");
+        let mut i = inputs(&r, &[], Some(&d), TlsLevel::Encrypt);
+        let pgp = |s: Seal| s == Seal::Pgp;
+        i.has_key = &pgp;
+        assert!(matches!(
+            decide(&cfg, &i),
+            Verdict::Deliver {
+                seal: Seal::Pgp,
+                escalated: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn dlp_block_and_quarantine_and_method_tags() {
+        let cfg = PolicyConfig::default();
+        let r = Mailbox::parse("a@b.test").unwrap();
+        let q = dlp("quarantine");
+        assert!(matches!(
+            decide(&cfg, &inputs(&r, &[], Some(&q), TlsLevel::Verify)),
+            Verdict::Quarantine { .. }
+        ));
+        let b = dlp("block");
+        assert!(matches!(
+            decide(&cfg, &inputs(&r, &[], Some(&b), TlsLevel::Verify)),
+            Verdict::Block { .. }
+        ));
+        // [pgp] forces PGP even where verified TLS would do; without a key it blocks.
+        let tags = vec!["[pgp]".to_string()];
+        match decide(&cfg, &inputs(&r, &tags, None, TlsLevel::Verify)) {
+            Verdict::Block { reason } => assert!(reason.contains("OpenPGP"), "{reason}"),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn most_specific_recipient_rule_wins_and_inbound_is_untouched() {
+        let mut cfg = PolicyConfig::default();
+        cfg.recipients.insert("bank.test".into(), Mode::Escalate);
+        cfg.recipients
+            .insert("ops@bank.test".into(), Mode::Opportunistic);
+        let teller = Mailbox::parse("teller@branch.bank.test").unwrap();
+        let ops = Mailbox::parse("ops@bank.test").unwrap();
+        assert!(matches!(
+            decide(&cfg, &inputs(&teller, &[], None, TlsLevel::Verify)),
+            Verdict::Deliver {
+                escalated: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(&cfg, &inputs(&ops, &[], None, TlsLevel::May)),
+            Verdict::Deliver {
+                escalated: false,
+                ..
+            }
+        ));
+        let mut i = inputs(&teller, &[], None, TlsLevel::May);
+        i.direction = Direction::Inbound;
+        assert!(matches!(
+            decide(&cfg, &i),
+            Verdict::Deliver {
+                escalated: false,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,1089 @@
+//! OpenPGP sealing as PGP/MIME (RFC 3156) with sequoia-openpgp.
+//!
+//! The MIME entity of the message (`seal::entity::split`) is encrypted, as
+//! one binary literal packet, to every valid transport-encryption subkey of
+//! every recipient, ASCII-armoured, and wrapped in `multipart/encrypted`
+//! with the outside header fields kept. With an organisation signer the
+//! entity is signed and then encrypted in the same OpenPGP message
+//! (RFC 3156 §6.2, combined method).
+//!
+//! Compression is deliberately off (no Compressor in the writer stack and
+//! sequoia's `compression` feature not built): compressing before
+//! encrypting lets message length leak content (CRIME-style), gives
+//! recipients a decompression-bomb surface, and pulls zlib/bzip2 code into
+//! a process that handles untrusted input; most attachments (PDF, Office,
+//! images) are compressed already, so the size gain is small.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::armor;
+use openpgp::cert::prelude::*;
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Signer};
+use openpgp::types::{DataFormat, RevocationStatus};
+
+use super::entity::{split, Split};
+
+/// How a PGP seal is made.
+#[derive(Debug, Clone, Default)]
+pub struct PgpOptions {
+    /// Protected headers: the outer Subject becomes "...", the real one goes inside.
+    pub protect_subject: bool,
+    /// Organisation key that signs the entity before it is encrypted.
+    pub signer: Option<Arc<PgpSigner>>,
+}
+
+/// Why a recipient's key cannot be used; `Display` is the reason in verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    /// The certificate (its primary key) has expired.
+    #[error("the OpenPGP key has expired")]
+    Expired,
+    /// The certificate is revoked.
+    #[error("the OpenPGP key is revoked")]
+    Revoked,
+    /// No subkey that is valid, alive, not revoked and marked for transport encryption.
+    #[error("the OpenPGP key has no valid encryption subkey")]
+    NoEncryptionSubkey,
+    /// No valid user ID of the certificate names the recipient address.
+    #[error("no user ID of the OpenPGP key names the recipient address")]
+    NoMatchingUserId,
+    /// The certificate is not valid under the standard policy (weak algorithms, not yet valid...).
+    #[error("the OpenPGP key is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Errors from parsing keys and sealing.
+#[derive(Debug, thiserror::Error)]
+pub enum PgpError {
+    /// The bytes are not one OpenPGP certificate.
+    #[error("cannot read the OpenPGP key: {0}")]
+    Parse(String),
+    /// The signer's key has no secret key material.
+    #[error("the OpenPGP signing key has no secret key material")]
+    NoSecretKey,
+    /// The signer's key has no usable, unencrypted signing key.
+    #[error("the OpenPGP signing key cannot sign: {0}")]
+    CannotSign(String),
+    /// `seal` was called without recipients.
+    #[error("no recipients to seal for")]
+    NoRecipients,
+    /// A recipient key cannot be used for encryption.
+    #[error("OpenPGP key {fingerprint}: {problem}")]
+    Unusable {
+        /// The certificate's fingerprint.
+        fingerprint: String,
+        /// Why it cannot be used.
+        problem: KeyProblem,
+    },
+    /// Encryption, signing or serialisation failed inside sequoia.
+    #[error("OpenPGP sealing failed: {0}")]
+    Crypto(String),
+}
+
+/// Sequoia reports errors as `anyhow::Error`; keep the whole chain as text.
+fn crypto(e: impl fmt::Display) -> PgpError {
+    PgpError::Crypto(format!("{e:#}"))
+}
+
+/// Parses exactly one certificate. Parsing runs under `catch_unwind` so a
+/// parser bug on hostile input (keys come from WKD, Autocrypt and admins)
+/// becomes an error instead of taking the worker down.
+fn parse_cert(bytes: &[u8]) -> Result<Cert, PgpError> {
+    match std::panic::catch_unwind(|| Cert::from_bytes(bytes)) {
+        Ok(Ok(cert)) => Ok(cert),
+        Ok(Err(e)) => Err(PgpError::Parse(format!("{e:#}"))),
+        Err(_) => Err(PgpError::Parse("the OpenPGP parser failed".into())),
+    }
+}
+
+/// An organisation key (with unencrypted secret material) that signs seals.
+#[derive(Clone)]
+pub struct PgpSigner {
+    cert: Cert,
+}
+
+impl fmt::Debug for PgpSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material, only which key it is.
+        f.debug_struct("PgpSigner")
+            .field("fingerprint", &self.cert.fingerprint().to_hex())
+            .finish()
+    }
+}
+
+impl PgpSigner {
+    /// Reads a transferable secret key (armoured or binary) that can sign now.
+    pub fn from_tsk(bytes: &[u8]) -> Result<Self, PgpError> {
+        let cert = parse_cert(bytes)?;
+        if !cert.is_tsk() {
+            return Err(PgpError::NoSecretKey);
+        }
+        let signer = PgpSigner { cert };
+        // Fail at start-up rather than on the first message.
+        signer.keypair(SystemTime::now())?;
+        Ok(signer)
+    }
+
+    /// The signing key's certificate fingerprint (hex, upper-case).
+    pub fn fingerprint(&self) -> String {
+        self.cert.fingerprint().to_hex()
+    }
+
+    /// The signing key pair valid at `now`.
+    fn keypair(&self, now: SystemTime) -> Result<openpgp::crypto::KeyPair, PgpError> {
+        let policy = StandardPolicy::new();
+        let vc = self
+            .cert
+            .with_policy(&policy, now)
+            .map_err(|e| PgpError::CannotSign(format!("{e:#}")))?;
+        if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+            return Err(PgpError::CannotSign(KeyProblem::Revoked.to_string()));
+        }
+        if vc.alive().is_err() {
+            return Err(PgpError::CannotSign(KeyProblem::Expired.to_string()));
+        }
+        let ka = vc
+            .keys()
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_signing()
+            .unencrypted_secret()
+            .next()
+            .ok_or_else(|| {
+                PgpError::CannotSign("no valid signing key with unencrypted secret material".into())
+            })?;
+        ka.key()
+            .clone()
+            .into_keypair()
+            .map_err(|e| PgpError::CannotSign(format!("{e:#}")))
+    }
+}
+
+/// A recipient's public OpenPGP certificate.
+#[derive(Debug, Clone)]
+pub struct RecipientKey {
+    cert: Cert,
+}
+
+impl RecipientKey {
+    /// Reads one certificate, armoured or binary; secret parts are dropped.
+    pub fn parse(bytes: &[u8]) -> Result<Self, PgpError> {
+        let cert = parse_cert(bytes)?;
+        Ok(RecipientKey {
+            cert: cert.strip_secret_key_material(),
+        })
+    }
+
+    /// The certificate's fingerprint: hex, upper-case, no spaces.
+    pub fn fingerprint(&self) -> String {
+        self.cert.fingerprint().to_hex()
+    }
+
+    /// Every user ID on the certificate (as text, lossily decoded), valid or not.
+    pub fn user_ids(&self) -> Vec<String> {
+        self.cert
+            .userids()
+            .map(|ua| String::from_utf8_lossy(ua.userid().value()).into_owned())
+            .collect()
+    }
+
+    /// Checks the key can encrypt to `address` at `now` under the standard
+    /// policy. The address check: some user ID that is valid and not revoked
+    /// at `now` carries the address as its e-mail (`Name <addr>` or bare
+    /// `addr`), compared case-insensitively with the domain in punycode; a
+    /// user ID that is not in that form matches if it contains `<addr>`.
+    pub fn usable_for(&self, address: &str, now: SystemTime) -> Result<(), KeyProblem> {
+        let policy = StandardPolicy::new();
+        let vc = self.valid(&policy, now)?;
+        let want = normalize_address(address);
+        let matches = vc.userids().revoked(false).any(|ua| {
+            let uid = ua.userid();
+            match uid.email_normalized() {
+                Ok(Some(email)) => Some(email) == want,
+                _ => {
+                    let text = String::from_utf8_lossy(uid.value()).to_lowercase();
+                    let addr = address.trim().trim_matches(['<', '>']).to_lowercase();
+                    !addr.is_empty() && (text.trim() == addr || text.contains(&format!("<{addr}>")))
+                }
+            }
+        });
+        if matches {
+            Ok(())
+        } else {
+            Err(KeyProblem::NoMatchingUserId)
+        }
+    }
+
+    /// The certificate under `policy` at `now`, if alive, not revoked and
+    /// with at least one encryption subkey.
+    fn valid<'a>(
+        &'a self,
+        policy: &'a StandardPolicy<'a>,
+        now: SystemTime,
+    ) -> Result<ValidCert<'a>, KeyProblem> {
+        let vc = self
+            .cert
+            .with_policy(policy, now)
+            .map_err(|e| KeyProblem::Invalid(format!("{e:#}")))?;
+        // `CouldBe` (an unverified third-party revocation) is not a revocation.
+        if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+            return Err(KeyProblem::Revoked);
+        }
+        if vc.alive().is_err() {
+            return Err(KeyProblem::Expired);
+        }
+        if transport_keys(&vc).next().is_none() {
+            return Err(KeyProblem::NoEncryptionSubkey);
+        }
+        Ok(vc)
+    }
+}
+
+/// The keys of `vc` that may encrypt mail in transit.
+fn transport_keys<'a>(
+    vc: &ValidCert<'a>,
+) -> impl Iterator<Item = ValidErasedKeyAmalgamation<'a, openpgp::packet::key::PublicParts>> {
+    vc.keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+}
+
+/// `address` as sequoia normalises e-mail addresses in user IDs: local part
+/// lower-cased, domain lower-cased and in punycode.
+fn normalize_address(address: &str) -> Option<String> {
+    let a = address.trim().trim_matches(['<', '>']);
+    let (local, domain) = a.rsplit_once('@')?;
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    Some(format!(
+        "{}@{}",
+        local.to_lowercase(),
+        domain.to_lowercase()
+    ))
+}
+
+/// The name of a header field (before the colon), as bytes.
+fn field_name(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == b':').unwrap_or(field.len());
+    let name = &field[..end];
+    let trimmed = name.len()
+        - name
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    &name[..trimmed]
+}
+
+/// Outside fields copied into the entity for protected headers: what a
+/// reader sees, so the client shows the authentic (signed, encrypted) values.
+const PROTECTED: &[&str] = &[
+    "Subject",
+    "From",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Date",
+    "Message-ID",
+];
+
+/// Applies protected headers (draft-ietf-lamps-header-protection, the
+/// `protected-headers="v1"` form Thunderbird and Enigmail read): copies the
+/// user-facing outside fields into the entity header, marks its
+/// Content-Type, and replaces the outer Subject with "...". The entity body
+/// is not touched.
+fn protect_headers(split: &mut Split) -> Vec<u8> {
+    let entity = &split.entity;
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    let mut pos = 0;
+    // The entity made by `split` is CRLF-only: fields, an empty line, the body.
+    while pos < entity.len() {
+        let end = entity[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(entity.len(), |i| pos + i + 2);
+        let line = &entity[pos..end];
+        if line == b"\r\n" {
+            break;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) && !fields.is_empty() {
+            if let Some(last) = fields.last_mut() {
+                last.extend_from_slice(line);
+            }
+        } else {
+            fields.push(line.to_vec());
+        }
+        pos = end;
+    }
+    let body = &entity[pos.min(entity.len())..];
+
+    let mut out: Vec<u8> = Vec::with_capacity(entity.len() + 512);
+    for f in &split.outer {
+        if PROTECTED
+            .iter()
+            .any(|n| field_name(f).eq_ignore_ascii_case(n.as_bytes()))
+        {
+            out.extend_from_slice(f);
+        }
+    }
+    for mut f in fields {
+        if field_name(&f).eq_ignore_ascii_case(b"content-type") {
+            // Drop the CRLF and any trailing ';' so the new parameter follows
+            // cleanly, on its own folded line to keep lines short.
+            while matches!(f.last(), Some(b'\r' | b'\n' | b' ' | b'\t' | b';')) {
+                f.pop();
+            }
+            f.extend_from_slice(b";\r\n protected-headers=\"v1\"\r\n");
+        }
+        out.extend_from_slice(&f);
+    }
+    out.extend_from_slice(body);
+
+    let mut replaced = false;
+    split.outer.retain_mut(|f| {
+        if !field_name(f).eq_ignore_ascii_case(b"subject") {
+            return true;
+        }
+        if replaced {
+            return false;
+        }
+        replaced = true;
+        *f = b"Subject: ...\r\n".to_vec();
+        true
+    });
+    out
+}
+
+/// Encrypts (and optionally signs) `entity` for `recipients` at `now`,
+/// returning the ASCII-armoured OpenPGP message with CRLF line endings.
+fn encrypt(
+    entity: &[u8],
+    recipients: &[&RecipientKey],
+    signer: Option<&PgpSigner>,
+    now: SystemTime,
+) -> Result<Vec<u8>, PgpError> {
+    let policy = StandardPolicy::new();
+    let mut valid = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        let vc = r
+            .valid(&policy, now)
+            .map_err(|problem| PgpError::Unusable {
+                fingerprint: r.fingerprint(),
+                problem,
+            })?;
+        valid.push(vc);
+    }
+    // Every valid transport subkey of every recipient: a recipient with
+    // several (e.g. during a rollover) can open it with any of them.
+    let keys: Vec<_> = valid.iter().flat_map(transport_keys).collect();
+    let keypair = signer.map(|s| s.keypair(now)).transpose()?;
+
+    let mut armoured = Vec::with_capacity(entity.len() * 4 / 3 + 1024);
+    {
+        let message = Message::new(&mut armoured);
+        let message = Armorer::new(message)
+            .kind(armor::Kind::Message)
+            .build()
+            .map_err(crypto)?;
+        let mut message = Encryptor::for_recipients(message, keys)
+            .build()
+            .map_err(crypto)?;
+        if let Some(kp) = keypair {
+            let mut s = Signer::new(message, kp).map_err(crypto)?;
+            // Intended-recipient fingerprints stop the signed plaintext
+            // from being re-encrypted to someone else as if we sent it.
+            for r in recipients {
+                s = s.add_intended_recipient(&r.cert);
+            }
+            message = s.build().map_err(crypto)?;
+        }
+        // Binary literal data: the recipient gets the entity back byte for
+        // byte, with no line-ending conversion.
+        let mut w = LiteralWriter::new(message)
+            .format(DataFormat::Binary)
+            .build()
+            .map_err(crypto)?;
+        w.write_all(entity).map_err(crypto)?;
+        w.finalize().map_err(crypto)?;
+    }
+    Ok(to_crlf(&armoured))
+}
+
+/// `bytes` with every line ending (LF or CRLF) as CRLF.
+fn to_crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// A fresh boundary; "=_" cannot occur in armour (base64 lines, "=" only
+/// before the checksum) so no line of the body can look like it.
+fn boundary() -> String {
+    let r: [u8; 16] = rand::random();
+    format!("=_sealgate-pgp-{}", hex::encode(r))
+}
+
+/// Seals `message` (a whole RFC 5322 message, CRLF) for `recipients` as PGP/MIME.
+///
+/// The MIME entity (`seal::entity::split`) is encrypted to every recipient's
+/// valid transport-encryption subkeys and wrapped as `multipart/encrypted;
+/// protocol="application/pgp-encrypted"` with the two parts of RFC 3156 §4;
+/// the outside fields are kept. With a signer: sign-then-encrypt in one
+/// OpenPGP message (RFC 3156 §6.2). Returns CRLF bytes, lines ≤ 998.
+pub fn seal(
+    message: &[u8],
+    recipients: &[&RecipientKey],
+    opts: &PgpOptions,
+) -> Result<Vec<u8>, PgpError> {
+    seal_at(message, recipients, opts, SystemTime::now())
+}
+
+/// `seal` with the key-validity time given (tests, re-sealing held mail).
+fn seal_at(
+    message: &[u8],
+    recipients: &[&RecipientKey],
+    opts: &PgpOptions,
+    now: SystemTime,
+) -> Result<Vec<u8>, PgpError> {
+    if recipients.is_empty() {
+        return Err(PgpError::NoRecipients);
+    }
+    let mut parts = split(message);
+    let entity = if opts.protect_subject {
+        protect_headers(&mut parts)
+    } else {
+        std::mem::take(&mut parts.entity)
+    };
+    let armoured = encrypt(&entity, recipients, opts.signer.as_deref(), now)?;
+
+    let b = boundary();
+    let mut body = Vec::with_capacity(armoured.len() + 512);
+    body.extend_from_slice(b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n");
+    body.extend_from_slice(format!("--{b}\r\n").as_bytes());
+    body.extend_from_slice(b"Content-Type: application/pgp-encrypted\r\n");
+    body.extend_from_slice(b"Content-Description: PGP/MIME version identification\r\n\r\n");
+    body.extend_from_slice(b"Version: 1\r\n\r\n");
+    body.extend_from_slice(format!("--{b}\r\n").as_bytes());
+    body.extend_from_slice(b"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n");
+    body.extend_from_slice(b"Content-Description: OpenPGP encrypted message\r\n");
+    body.extend_from_slice(b"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n");
+    body.extend_from_slice(b"Content-Transfer-Encoding: 7bit\r\n\r\n");
+    body.extend_from_slice(&armoured);
+    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+
+    let fields = [format!(
+        "Content-Type: multipart/encrypted;\r\n protocol=\"application/pgp-encrypted\";\r\n boundary=\"{b}\"\r\n"
+    )];
+    Ok(parts.wrap(&fields, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{MessageParser, MimeHeaders, PartType};
+    use std::process::{Command, Output, Stdio};
+    use std::time::Duration;
+
+    fn have_gpg() -> bool {
+        Command::new("gpg")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Skips the test (with a message saying how to get gpg) if gpg is missing.
+    macro_rules! require_gpg {
+        () => {
+            if !have_gpg() {
+                eprintln!("SKIPPED: the gpg binary is missing; `scripts/install-deps test` installs gnupg");
+                return;
+            }
+        };
+    }
+
+    /// A throw-away GNUPGHOME; its agent is stopped on drop.
+    struct Gpg {
+        home: tempfile::TempDir,
+    }
+
+    impl Gpg {
+        fn new() -> Self {
+            let home = tempfile::Builder::new().prefix("sg-gpg").tempdir().unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700))
+                    .unwrap();
+            }
+            Gpg { home }
+        }
+
+        fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+            let mut child = Command::new("gpg")
+                .env("GNUPGHOME", self.home.path())
+                .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+                .args(["--passphrase", ""])
+                .args(args)
+                .stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run gpg");
+            if let Some(input) = stdin {
+                child.stdin.take().unwrap().write_all(input).unwrap();
+            }
+            child.wait_with_output().unwrap()
+        }
+
+        fn ok(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+            let out = self.run(args, stdin);
+            assert!(
+                out.status.success(),
+                "gpg {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+
+        /// Makes a key with `--quick-gen-key` (plus `extra` options) and returns its fingerprint.
+        fn gen(&self, extra: &[&str], uid: &str, algo: &str, usage: &str, expire: &str) -> String {
+            let mut args = extra.to_vec();
+            args.extend(["--quick-gen-key", uid, algo, usage, expire]);
+            self.ok(&args, None);
+            let listing = self.ok(&["--with-colons", "--list-keys", "--", uid], None);
+            String::from_utf8_lossy(&listing)
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("fpr:")
+                        .map(|r| r.trim_matches(':').to_string())
+                })
+                .expect("fingerprint in listing")
+        }
+
+        fn export(&self, fpr: &str) -> Vec<u8> {
+            self.ok(&["--armor", "--export", fpr], None)
+        }
+
+        fn export_secret(&self, fpr: &str) -> Vec<u8> {
+            self.ok(&["--export-secret-keys", fpr], None)
+        }
+
+        /// Decrypts `armoured`; returns the plaintext and the `--status-fd` lines.
+        fn decrypt(&self, armoured: &[u8]) -> (Vec<u8>, String) {
+            let input = self.home.path().join("in.asc");
+            let output = self.home.path().join("out.bin");
+            std::fs::write(&input, armoured).unwrap();
+            let _ = std::fs::remove_file(&output);
+            let status = self.ok(
+                &[
+                    "--status-fd",
+                    "1",
+                    "--output",
+                    output.to_str().unwrap(),
+                    "--decrypt",
+                    input.to_str().unwrap(),
+                ],
+                None,
+            );
+            (
+                std::fs::read(&output).unwrap(),
+                String::from_utf8_lossy(&status).into_owned(),
+            )
+        }
+    }
+
+    impl Drop for Gpg {
+        fn drop(&mut self) {
+            // Stop the gpg-agent this home started, so tests leave nothing behind.
+            let _ = Command::new("gpgconf")
+                .env("GNUPGHOME", self.home.path())
+                .args(["--kill", "all"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    fn base64_lines(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        let mut col = 0;
+        for chunk in data.chunks(3) {
+            let v = (u32::from(chunk[0]) << 16)
+                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*chunk.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    s.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    s.push('=');
+                }
+            }
+            col += 4;
+            if col == 76 {
+                s.push_str("\r\n");
+                col = 0;
+            }
+        }
+        if col > 0 {
+            s.push_str("\r\n");
+        }
+        s
+    }
+
+    fn random_bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|_| rand::random::<u8>()).collect()
+    }
+
+    /// A multipart/mixed message with a text part and a base64 attachment.
+    fn sample_message(attachment: &[u8]) -> Vec<u8> {
+        format!(
+            "Received: from client.clinic.test by gw.clinic.test;\r\n\tMon, 6 May 2024 07:08:10 +0000\r\n\
+             From: Doctor <d@clinic.test>\r\n\
+             To: Patient <p@example.test>\r\n\
+             Subject: Lab results\r\n\
+             Date: Mon, 6 May 2024 07:08:09 +0000\r\n\
+             Message-ID: <m1@clinic.test>\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed;\r\n boundary=\"mix\"\r\n\
+             \r\n\
+             --mix\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 8bit\r\n\
+             \r\n\
+             Your results are attached. Grüße\r\n\
+             \r\n\
+             --mix\r\n\
+             Content-Type: application/octet-stream; name=\"scan.bin\"\r\n\
+             Content-Disposition: attachment; filename=\"scan.bin\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             \r\n\
+             {}--mix--\r\n",
+            base64_lines(attachment)
+        )
+        .into_bytes()
+    }
+
+    fn assert_crlf_and_short_lines(m: &[u8]) {
+        for (i, &b) in m.iter().enumerate() {
+            if b == b'\n' {
+                assert!(i > 0 && m[i - 1] == b'\r', "bare LF at {i}");
+            }
+        }
+        for line in m.split(|&b| b == b'\n') {
+            assert!(line.len() <= 999, "line longer than 998: {}", line.len());
+        }
+    }
+
+    /// Checks the outer PGP/MIME structure and returns the armoured part.
+    fn armoured_part(sealed: &[u8], subject: &str) -> Vec<u8> {
+        assert_crlf_and_short_lines(sealed);
+        let msg = MessageParser::default()
+            .parse(sealed)
+            .expect("parse sealed");
+        let ct = msg.content_type().expect("content type");
+        assert_eq!(ct.ctype(), "multipart");
+        assert_eq!(ct.subtype(), Some("encrypted"));
+        assert_eq!(ct.attribute("protocol"), Some("application/pgp-encrypted"));
+        assert_eq!(
+            msg.from().unwrap().first().unwrap().address(),
+            Some("d@clinic.test")
+        );
+        assert_eq!(
+            msg.to().unwrap().first().unwrap().address(),
+            Some("p@example.test")
+        );
+        assert!(msg.date().is_some());
+        assert_eq!(msg.message_id(), Some("m1@clinic.test"));
+        assert_eq!(msg.subject(), Some(subject));
+        assert!(sealed.starts_with(b"Received: from client.clinic.test"));
+        let PartType::Multipart(ids) = &msg.parts[0].body else {
+            panic!("not multipart")
+        };
+        assert_eq!(ids.len(), 2);
+        let first = &msg.parts[ids[0] as usize];
+        let second = &msg.parts[ids[1] as usize];
+        let ct1 = first.content_type().unwrap();
+        assert_eq!(
+            (ct1.ctype(), ct1.subtype()),
+            ("application", Some("pgp-encrypted"))
+        );
+        assert!(String::from_utf8_lossy(first.contents()).contains("Version: 1"));
+        let ct2 = second.content_type().unwrap();
+        assert_eq!(
+            (ct2.ctype(), ct2.subtype()),
+            ("application", Some("octet-stream"))
+        );
+        let armoured = second.contents().to_vec();
+        assert!(armoured.starts_with(b"-----BEGIN PGP MESSAGE-----"));
+        assert!(!String::from_utf8_lossy(sealed).contains("Your results"));
+        armoured
+    }
+
+    /// The attachment part of a decrypted entity, decoded.
+    fn attachment_of(entity: &[u8]) -> Vec<u8> {
+        let m = MessageParser::default()
+            .parse(entity)
+            .expect("parse entity");
+        let part = m.attachments().next().expect("an attachment");
+        part.contents().to_vec()
+    }
+
+    #[test]
+    fn seals_a_multipart_message_that_gpg_decrypts_byte_for_byte() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(
+            &[],
+            "Patient <p@example.test>",
+            "default",
+            "default",
+            "never",
+        );
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        assert_eq!(key.fingerprint(), fpr);
+        assert_eq!(key.user_ids(), vec!["Patient <p@example.test>".to_string()]);
+        assert_eq!(key.usable_for("p@example.test", SystemTime::now()), Ok(()));
+
+        let attachment = random_bytes(50_001);
+        let message = sample_message(&attachment);
+        let sealed = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        let (plain, status) = gpg.decrypt(&armoured);
+        assert!(status.contains("DECRYPTION_OKAY"), "{status}");
+        assert!(!status.contains("GOODSIG"));
+        assert_eq!(plain, split(&message).entity, "decrypted entity differs");
+        assert_eq!(attachment_of(&plain), attachment);
+
+        // A fresh boundary per seal, and a different ciphertext.
+        let again = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        assert_ne!(again, sealed);
+    }
+
+    #[test]
+    fn protected_subject_goes_inside_and_the_body_is_untouched() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(
+            &[],
+            "Patient <p@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        let attachment = random_bytes(3_000);
+        let message = sample_message(&attachment);
+        let opts = PgpOptions {
+            protect_subject: true,
+            signer: None,
+        };
+        let sealed = seal(&message, &[&key], &opts).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("Lab results"));
+        let armoured = armoured_part(&sealed, "...");
+        let (plain, _) = gpg.decrypt(&armoured);
+
+        let entity = split(&message).entity;
+        let body_at = entity.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+        assert!(plain.ends_with(&entity[body_at..]), "entity body changed");
+        let inner = MessageParser::default().parse(&plain).unwrap();
+        assert_eq!(inner.subject(), Some("Lab results"));
+        assert_eq!(
+            inner.from().unwrap().first().unwrap().address(),
+            Some("d@clinic.test")
+        );
+        let ct = inner.content_type().unwrap();
+        assert_eq!(ct.subtype(), Some("mixed"));
+        assert_eq!(ct.attribute("protected-headers"), Some("v1"));
+        assert_eq!(ct.attribute("boundary"), Some("mix"));
+        assert_eq!(attachment_of(&plain), attachment);
+        assert!(!String::from_utf8_lossy(&plain).contains("Received:"));
+    }
+
+    #[test]
+    fn signed_seal_gives_a_good_signature_from_the_organisation_key() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let patient = gpg.gen(
+            &[],
+            "Patient <p@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let org = gpg.gen(
+            &[],
+            "Clinic <seal@clinic.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let key = RecipientKey::parse(&gpg.export(&patient)).unwrap();
+        let signer = PgpSigner::from_tsk(&gpg.export_secret(&org)).unwrap();
+        assert_eq!(signer.fingerprint(), org);
+        let message = sample_message(&random_bytes(1_000));
+        let opts = PgpOptions {
+            protect_subject: false,
+            signer: Some(Arc::new(signer)),
+        };
+        let sealed = seal(&message, &[&key], &opts).unwrap();
+        let (plain, status) = gpg.decrypt(&armoured_part(&sealed, "Lab results"));
+        assert_eq!(plain, split(&message).entity);
+        let goodsig = status
+            .lines()
+            .find(|l| l.starts_with("[GNUPG:] GOODSIG "))
+            .unwrap_or_else(|| panic!("no GOODSIG in {status}"));
+        assert!(
+            org.ends_with(goodsig.split(' ').nth(2).unwrap()),
+            "{goodsig}"
+        );
+        assert!(status.contains("[GNUPG:] VALIDSIG "), "{status}");
+    }
+
+    #[test]
+    fn every_recipient_can_open_a_seal_for_several() {
+        require_gpg!();
+        let (a, b) = (Gpg::new(), Gpg::new());
+        let fa = a.gen(
+            &[],
+            "A <a@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        // An RSA key whose only encryption key is a separately added subkey.
+        let fb = b.gen(&[], "B <b@example.test>", "rsa2048", "cert,sign", "never");
+        b.ok(&["--quick-add-key", &fb, "rsa2048", "encr", "never"], None);
+        let ka = RecipientKey::parse(&a.export(&fa)).unwrap();
+        let kb = RecipientKey::parse(&b.export(&fb)).unwrap();
+        let message = sample_message(&random_bytes(777));
+        let sealed = seal(&message, &[&ka, &kb], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(a.decrypt(&armoured).0, split(&message).entity);
+        assert_eq!(b.decrypt(&armoured).0, split(&message).entity);
+    }
+
+    #[test]
+    fn address_match_is_case_insensitive_and_exact() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(
+            &[],
+            "Patient <p@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(key.usable_for("P@Example.TEST", now), Ok(()));
+        assert_eq!(key.usable_for("<p@example.test>", now), Ok(()));
+        for other in [
+            "q@example.test",
+            "xp@example.test",
+            "p@example.test.evil",
+            "",
+            "@",
+        ] {
+            assert_eq!(
+                key.usable_for(other, now),
+                Err(KeyProblem::NoMatchingUserId),
+                "{other}"
+            );
+        }
+        // Before the key existed there is no valid binding signature.
+        let past = now - Duration::from_secs(10 * 365 * 86_400);
+        assert!(matches!(
+            key.usable_for("p@example.test", past),
+            Err(KeyProblem::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_key_is_refused() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(
+            &["--faked-system-time", "20200101T000000"],
+            "Old <old@example.test>",
+            "future-default",
+            "default",
+            "1d",
+        );
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        assert_eq!(
+            key.usable_for("old@example.test", SystemTime::now()),
+            Err(KeyProblem::Expired)
+        );
+        // The same key was fine while it lived.
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800 + 3_600);
+        assert_eq!(key.usable_for("old@example.test", then), Ok(()));
+        let err = seal(&sample_message(b"x"), &[&key], &PgpOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PgpError::Unusable { problem: KeyProblem::Expired, fingerprint } if *fingerprint == fpr),
+            "{err}"
+        );
+        assert!(err.to_string().contains("expired"));
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(
+            &[],
+            "Gone <gone@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        // gpg leaves a revocation certificate, its armour line guarded by ':'.
+        let rev = std::fs::read_to_string(
+            gpg.home
+                .path()
+                .join("openpgp-revocs.d")
+                .join(format!("{fpr}.rev")),
+        )
+        .unwrap()
+        .replace(
+            ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+        );
+        gpg.ok(&["--import"], Some(rev.as_bytes()));
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        assert_eq!(
+            key.usable_for("gone@example.test", SystemTime::now()),
+            Err(KeyProblem::Revoked)
+        );
+        let err = seal(&sample_message(b"x"), &[&key], &PgpOptions::default()).unwrap_err();
+        assert!(matches!(
+            err,
+            PgpError::Unusable {
+                problem: KeyProblem::Revoked,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_sign_only_key_has_no_encryption_subkey() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let fpr = gpg.gen(&[], "Sig <sig@example.test>", "ed25519", "sign", "never");
+        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        assert_eq!(
+            key.usable_for("sig@example.test", SystemTime::now()),
+            Err(KeyProblem::NoEncryptionSubkey)
+        );
+        assert_eq!(
+            KeyProblem::NoEncryptionSubkey.to_string(),
+            "the OpenPGP key has no valid encryption subkey"
+        );
+        let err = seal(&sample_message(b"x"), &[&key], &PgpOptions::default()).unwrap_err();
+        assert!(matches!(
+            err,
+            PgpError::Unusable {
+                problem: KeyProblem::NoEncryptionSubkey,
+                ..
+            }
+        ));
+        // It can sign, though: a sign-only key is a fine organisation signer.
+        assert!(PgpSigner::from_tsk(&gpg.export_secret(&fpr)).is_ok());
+    }
+
+    #[test]
+    fn bad_key_bytes_are_errors_never_panics() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let a = gpg.gen(
+            &[],
+            "A <a@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let b = gpg.gen(
+            &[],
+            "B <b@example.test>",
+            "future-default",
+            "default",
+            "never",
+        );
+        let binary = gpg.ok(&["--export", &a], None);
+
+        for garbage in [
+            Vec::new(),
+            b"not a key".to_vec(),
+            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"
+                .to_vec(),
+            random_bytes(4096),
+        ] {
+            assert!(matches!(RecipientKey::parse(&garbage), Err(PgpError::Parse(_))));
+            assert!(matches!(PgpSigner::from_tsk(&garbage), Err(PgpError::Parse(_))));
+        }
+        // Truncated and bit-flipped certificates: any answer but a panic.
+        let now = SystemTime::now();
+        for cut in (0..binary.len()).step_by(7) {
+            if let Ok(k) = RecipientKey::parse(&binary[..cut]) {
+                let _ = k.usable_for("a@example.test", now);
+            }
+        }
+        for i in (0..binary.len()).step_by(5) {
+            let mut flipped = binary.clone();
+            flipped[i] ^= 0x5a;
+            if let Ok(k) = RecipientKey::parse(&flipped) {
+                let _ = k.usable_for("a@example.test", now);
+                let _ = seal(b"Subject: x\r\n\r\nbody\r\n", &[&k], &PgpOptions::default());
+            }
+        }
+        // Two certificates are not one.
+        let both = gpg.ok(&["--export", &a, &b], None);
+        assert!(matches!(
+            RecipientKey::parse(&both),
+            Err(PgpError::Parse(_))
+        ));
+        // A public key cannot sign.
+        assert!(matches!(
+            PgpSigner::from_tsk(&binary),
+            Err(PgpError::NoSecretKey)
+        ));
+    }
+
+    #[test]
+    fn sealing_needs_recipients() {
+        let err = seal(b"Subject: x\r\n\r\nbody\r\n", &[], &PgpOptions::default()).unwrap_err();
+        assert!(matches!(err, PgpError::NoRecipients));
+    }
+
+    #[test]
+    fn protect_headers_marks_the_content_type_and_replaces_the_subject() {
+        let mut s = split(
+            b"From: a@x.test\r\nSubject: Secret\r\n plans\r\nX-Other: 1\r\nContent-Type: text/plain;\r\n charset=utf-8;\r\n\r\nbody\r\n",
+        );
+        let entity = protect_headers(&mut s);
+        assert_eq!(
+            entity,
+            b"From: a@x.test\r\nSubject: Secret\r\n plans\r\nContent-Type: text/plain;\r\n charset=utf-8;\r\n protected-headers=\"v1\"\r\n\r\nbody\r\n"
+        );
+        assert_eq!(s.field("subject").as_deref(), Some("..."));
+        assert_eq!(s.field("x-other").as_deref(), Some("1"));
+    }
+}

@@ -1,0 +1,1272 @@
+//! S/MIME sealing (RFC 8551): the message's MIME entity becomes a CMS
+//! EnvelopedData (RFC 5652) that only the listed recipients can open, sent as
+//! `application/pkcs7-mime; smime-type=enveloped-data` with the outside header
+//! fields kept.
+//!
+//! What is done: AES-256-CBC content encryption with a fresh key and IV;
+//! RSA key transport with PKCS#1 v1.5 (default: every client and OpenSSL
+//! open it) or RSAES-OAEP with SHA-256 and MGF1-SHA-256; P-256 recipients
+//! with ECDH (`dhSinglePass-stdDH-sha256kdf-scheme`, RFC 5753) and AES-256 key
+//! wrap (RFC 3394). Recipient certificates are checked for validity period,
+//! key usage, extended key usage, address and a signature by a configured
+//! trust anchor.
+//!
+//! Not done yet (later slices): signing with the organisation certificate,
+//! AuthEnvelopedData with AES-GCM when the certificate's capabilities say so,
+//! ECDH on curves other than P-256, and chains longer than one hop (every
+//! intermediate must itself be configured as a root).
+
+use std::time::SystemTime;
+
+use cms::builder::{
+    ContentEncryptionAlgorithm, EnvelopedDataBuilder, RecipientInfoBuilder, RecipientInfoType,
+};
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedKey, KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, KeyTransRecipientInfo,
+    OriginatorIdentifierOrKey, OriginatorPublicKey, RecipientEncryptedKey, RecipientIdentifier,
+    RecipientInfo,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, BitString, Ia5StringRef, OctetString};
+use der::{Decode, Encode, Reader, SliceReader};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, SubjectAltName};
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+
+use super::entity::split;
+
+/// Object identifiers used here; the `db` names are long, these say what they are.
+mod oid {
+    use const_oid::ObjectIdentifier as Oid;
+    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    pub const RSAES_OAEP: Oid = Oid::new_unwrap("1.2.840.113549.1.1.7");
+    pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+    pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+    pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
+    pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+    pub const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    pub const X25519: Oid = Oid::new_unwrap("1.3.101.110");
+    pub const DH_SINGLE_PASS_STD_DH_SHA256KDF: Oid = Oid::new_unwrap("1.3.132.1.11.1");
+    pub const AES256_WRAP: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.45");
+    pub const ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
+    pub const EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
+    pub const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
+    pub const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
+    pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+    pub const ANY_EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37.0");
+    pub const EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
+}
+
+/// Why a certificate cannot be used to seal mail for an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertProblem {
+    /// The validity period ended before now.
+    #[error("certificate has expired")]
+    Expired,
+    /// The validity period starts after now.
+    #[error("certificate is not valid yet")]
+    NotYetValid,
+    /// keyUsage is present and allows neither keyEncipherment nor keyAgreement for this key.
+    #[error("certificate key usage does not allow encryption")]
+    NoEncryptionKeyUsage,
+    /// extendedKeyUsage is present and does not include emailProtection.
+    #[error("certificate is not for email protection (extended key usage)")]
+    NotForEmail,
+    /// The address is neither a subjectAltName rfc822Name nor the subject's emailAddress.
+    #[error("certificate is not issued for this address")]
+    AddressMismatch,
+    /// The public key is of a type Sealgate cannot encrypt to.
+    #[error("unsupported certificate key type: {0}")]
+    UnsupportedKey(String),
+    /// No configured root signed it (self-signed, unknown issuer or bad signature).
+    #[error("certificate does not chain to a configured root")]
+    Untrusted,
+    /// The certificate could not be read.
+    #[error("invalid certificate: {0}")]
+    Invalid(String),
+}
+
+/// Errors from reading certificates or sealing.
+#[derive(Debug, thiserror::Error)]
+pub enum SmimeError {
+    /// The bytes are not a PEM or DER X.509 certificate.
+    #[error("not a certificate: {0}")]
+    Certificate(String),
+    /// `seal` was given no recipients.
+    #[error("no recipients to seal for")]
+    NoRecipients,
+    /// A recipient's certificate cannot be encrypted to.
+    #[error("recipient {subject}: {problem}")]
+    Recipient {
+        /// Subject of the certificate, to name it in the reason.
+        subject: String,
+        /// What is wrong with it.
+        problem: CertProblem,
+    },
+    /// Building or encoding the CMS structure failed.
+    #[error("CMS: {0}")]
+    Cms(String),
+}
+
+/// A recipient's X.509 certificate, parsed once.
+#[derive(Debug, Clone)]
+pub struct RecipientCert {
+    cert: Certificate,
+    /// The DER as given: signatures are over the original TBS bytes, not a re-encoding.
+    der: Vec<u8>,
+}
+
+/// The public key of a certificate, in the form this module encrypts or verifies with.
+enum PublicKey {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::PublicKey),
+    P384(p384::PublicKey),
+}
+
+/// RSA moduli above this are refused rather than spending seconds on them.
+const MAX_RSA_BITS: usize = 16384;
+/// RSA moduli below this are too weak to seal health data to.
+const MIN_RSA_BITS: usize = 2048;
+
+impl RecipientCert {
+    /// Reads one certificate from PEM (the first CERTIFICATE block) or DER.
+    pub fn parse(bytes: &[u8]) -> Result<Self, SmimeError> {
+        let der = match find(bytes, b"-----BEGIN CERTIFICATE-----") {
+            Some(start) => {
+                let rest = &bytes[start..];
+                let end_marker = b"-----END CERTIFICATE-----";
+                let end = find(rest, end_marker)
+                    .ok_or_else(|| SmimeError::Certificate("PEM block has no END line".into()))?;
+                let block = &rest[..end + end_marker.len()];
+                let (_label, der) = der::pem::decode_vec(block)
+                    .map_err(|e| SmimeError::Certificate(format!("PEM: {e}")))?;
+                der
+            }
+            None => bytes.to_vec(),
+        };
+        let cert =
+            Certificate::from_der(&der).map_err(|e| SmimeError::Certificate(e.to_string()))?;
+        Ok(Self { cert, der })
+    }
+
+    /// Serial number in upper-case hex, without a sign byte (as `openssl x509 -serial`).
+    pub fn serial_hex(&self) -> String {
+        let mut b = self.cert.tbs_certificate.serial_number.as_bytes();
+        while b.len() > 1 && b[0] == 0 {
+            b = &b[1..];
+        }
+        hex::encode_upper(b)
+    }
+
+    /// Issuer distinguished name (RFC 4514 string).
+    pub fn issuer(&self) -> String {
+        self.cert.tbs_certificate.issuer.to_string()
+    }
+
+    /// Subject distinguished name (RFC 4514 string).
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
+    /// SHA-256 fingerprint of the DER certificate, lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(Sha256::digest(&self.der))
+    }
+
+    /// The DER encoding of the certificate.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// Addresses the certificate is for: rfc822Name SANs and emailAddress in the subject.
+    pub fn email_addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |s: &str| {
+            let s = s.trim();
+            if !s.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(s)) {
+                out.push(s.to_string());
+            }
+        };
+        if let Some(Ok(san)) = self.extension::<SubjectAltName>(oid::SUBJECT_ALT_NAME) {
+            for name in &san.0 {
+                if let GeneralName::Rfc822Name(n) = name {
+                    push(n.as_str());
+                }
+            }
+        }
+        for rdn in &self.cert.tbs_certificate.subject.0 {
+            for atv in rdn.0.iter() {
+                if atv.oid == oid::EMAIL_ADDRESS {
+                    // IA5String by RFC 5280; some CAs write UTF8String, so fall back to the raw value.
+                    match atv.value.decode_as::<Ia5StringRef<'_>>() {
+                        Ok(s) => push(s.as_str()),
+                        Err(_) => {
+                            if let Ok(s) = std::str::from_utf8(atv.value.value()) {
+                                push(s)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks that the certificate may be used to encrypt mail to `address` at `now`.
+    ///
+    /// Valid at `now`; keyUsage (if present) allows keyEncipherment (RSA) or
+    /// keyAgreement (EC); extendedKeyUsage (if present) includes emailProtection
+    /// or anyExtendedKeyUsage; `address` is among [`Self::email_addresses`]
+    /// (ASCII case-insensitive); the key is RSA (2048..16384 bits) or P-256.
+    /// When `roots` is non-empty the certificate must be one of them (same
+    /// SHA-256) or be signed by one of them that is itself valid at `now`:
+    /// one hop only, so an intermediate CA has to be configured as a root.
+    /// Signatures checked: RSA PKCS#1 v1.5 with SHA-256/384/512, ECDSA P-256
+    /// with SHA-256 and P-384 with SHA-384; anything else counts as untrusted.
+    pub fn usable_for(
+        &self,
+        address: &str,
+        now: SystemTime,
+        roots: &[RecipientCert],
+    ) -> Result<(), CertProblem> {
+        self.valid_at(now)?;
+        let key = self.encryption_key()?;
+        if let Some(ku) = self.extension::<KeyUsage>(oid::KEY_USAGE) {
+            let ku = ku.map_err(|e| CertProblem::Invalid(format!("keyUsage: {e}")))?;
+            let ok = match key {
+                EncKey::Rsa(_) => ku.key_encipherment(),
+                EncKey::P256(_) => ku.key_agreement(),
+            };
+            if !ok {
+                return Err(CertProblem::NoEncryptionKeyUsage);
+            }
+        }
+        if let Some(eku) = self.extension::<ExtendedKeyUsage>(oid::EXT_KEY_USAGE) {
+            let eku = eku.map_err(|e| CertProblem::Invalid(format!("extendedKeyUsage: {e}")))?;
+            if !eku
+                .0
+                .iter()
+                .any(|o| *o == oid::EMAIL_PROTECTION || *o == oid::ANY_EXT_KEY_USAGE)
+            {
+                return Err(CertProblem::NotForEmail);
+            }
+        }
+        let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+        if !self
+            .email_addresses()
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address))
+        {
+            return Err(CertProblem::AddressMismatch);
+        }
+        if !roots.is_empty() && !self.chains_to(now, roots) {
+            return Err(CertProblem::Untrusted);
+        }
+        Ok(())
+    }
+
+    fn valid_at(&self, now: SystemTime) -> Result<(), CertProblem> {
+        let v = &self.cert.tbs_certificate.validity;
+        if now < v.not_before.to_system_time() {
+            return Err(CertProblem::NotYetValid);
+        }
+        if now > v.not_after.to_system_time() {
+            return Err(CertProblem::Expired);
+        }
+        Ok(())
+    }
+
+    /// True when the certificate is a configured root or signed by one valid at `now`.
+    fn chains_to(&self, now: SystemTime, roots: &[RecipientCert]) -> bool {
+        if roots.iter().any(|r| r.der == self.der) {
+            return true;
+        }
+        let Some(tbs) = self.tbs_bytes() else {
+            return false;
+        };
+        let sig_alg = self.cert.signature_algorithm.oid;
+        let Some(sig) = self.cert.signature.as_bytes() else {
+            return false;
+        };
+        roots.iter().any(|root| {
+            root.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
+                && root.valid_at(now).is_ok()
+                && root
+                    .public_key()
+                    .is_ok_and(|k| verify_signature(&k, sig_alg, tbs, sig))
+        })
+    }
+
+    /// The TBSCertificate exactly as encoded in the original bytes.
+    fn tbs_bytes(&self) -> Option<&[u8]> {
+        let outer = AnyRef::from_der(&self.der).ok()?;
+        let mut reader = SliceReader::new(outer.value()).ok()?;
+        reader.tlv_bytes().ok()
+    }
+
+    /// Decodes extension `id` if present: None when absent, Some(Err) when malformed.
+    fn extension<'a, T: Decode<'a>>(&'a self, id: ObjectIdentifier) -> Option<der::Result<T>> {
+        let exts = self.cert.tbs_certificate.extensions.as_ref()?;
+        let ext = exts.iter().find(|e| e.extn_id == id)?;
+        Some(T::from_der(ext.extn_value.as_bytes()))
+    }
+
+    /// The subject public key, for RSA and the NIST curves this module knows.
+    fn public_key(&self) -> Result<PublicKey, CertProblem> {
+        let spki = &self.cert.tbs_certificate.subject_public_key_info;
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| CertProblem::Invalid("public key is not whole bytes".into()))?;
+        let alg = spki.algorithm.oid;
+        if alg == oid::RSA_ENCRYPTION {
+            let k = rsa::pkcs1::RsaPublicKey::from_der(bits)
+                .map_err(|e| CertProblem::Invalid(format!("RSA key: {e}")))?;
+            let n = rsa::BigUint::from_bytes_be(k.modulus.as_bytes());
+            let e = rsa::BigUint::from_bytes_be(k.public_exponent.as_bytes());
+            // An even or tiny modulus is no RSA key; refusing it here keeps
+            // the bignum code away from inputs it was not written for.
+            if n.bits() < 1024 || (&n % 2u32) == rsa::BigUint::from(0u32) {
+                return Err(CertProblem::UnsupportedKey(format!("RSA-{}", n.bits())));
+            }
+            let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
+                .map_err(|e| CertProblem::UnsupportedKey(format!("RSA: {e}")))?;
+            return Ok(PublicKey::Rsa(key));
+        }
+        if alg == oid::EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            return match curve {
+                Some(c) if c == oid::SECP256R1 => p256::PublicKey::from_sec1_bytes(bits)
+                    .map(PublicKey::P256)
+                    .map_err(|_| CertProblem::Invalid("bad P-256 point".into())),
+                Some(c) if c == oid::SECP384R1 => p384::PublicKey::from_sec1_bytes(bits)
+                    .map(PublicKey::P384)
+                    .map_err(|_| CertProblem::Invalid("bad P-384 point".into())),
+                Some(c) if c == oid::SECP521R1 => {
+                    Err(CertProblem::UnsupportedKey("EC P-521".into()))
+                }
+                Some(c) => Err(CertProblem::UnsupportedKey(format!("EC curve {c}"))),
+                None => Err(CertProblem::UnsupportedKey(
+                    "EC without a named curve".into(),
+                )),
+            };
+        }
+        if alg == oid::ED25519 {
+            return Err(CertProblem::UnsupportedKey("Ed25519".into()));
+        }
+        if alg == oid::X25519 {
+            return Err(CertProblem::UnsupportedKey("X25519".into()));
+        }
+        Err(CertProblem::UnsupportedKey(format!("algorithm {alg}")))
+    }
+
+    /// The key mail can be sealed to: RSA of a sane size or P-256.
+    fn encryption_key(&self) -> Result<EncKey, CertProblem> {
+        match self.public_key()? {
+            PublicKey::Rsa(k) => {
+                use rsa::traits::PublicKeyParts as _;
+                let bits = k.n().bits();
+                if bits < MIN_RSA_BITS {
+                    return Err(CertProblem::UnsupportedKey(format!(
+                        "RSA-{bits} (below {MIN_RSA_BITS} bits)"
+                    )));
+                }
+                Ok(EncKey::Rsa(k))
+            }
+            PublicKey::P256(k) => Ok(EncKey::P256(k)),
+            // TODO: ECDH for P-384 (sha384kdf) when a recipient needs it.
+            PublicKey::P384(_) => Err(CertProblem::UnsupportedKey(
+                "EC P-384 (only P-256 key agreement is implemented)".into(),
+            )),
+        }
+    }
+
+    fn issuer_and_serial(&self) -> IssuerAndSerialNumber {
+        IssuerAndSerialNumber {
+            issuer: self.cert.tbs_certificate.issuer.clone(),
+            serial_number: self.cert.tbs_certificate.serial_number.clone(),
+        }
+    }
+}
+
+/// A key that content-encryption keys can be delivered to.
+enum EncKey {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::PublicKey),
+}
+
+/// Verifies `sig` over `msg` by `key` with the certificate signature algorithm `alg`.
+fn verify_signature(key: &PublicKey, alg: ObjectIdentifier, msg: &[u8], sig: &[u8]) -> bool {
+    use rsa::signature::Verifier as _;
+    match key {
+        PublicKey::Rsa(k) => {
+            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig) else {
+                return false;
+            };
+            if alg == oid::SHA256_WITH_RSA {
+                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
+                    .verify(msg, &sig)
+                    .is_ok()
+            } else if alg == oid::SHA384_WITH_RSA {
+                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(k.clone())
+                    .verify(msg, &sig)
+                    .is_ok()
+            } else if alg == oid::SHA512_WITH_RSA {
+                rsa::pkcs1v15::VerifyingKey::<Sha512>::new(k.clone())
+                    .verify(msg, &sig)
+                    .is_ok()
+            } else {
+                false
+            }
+        }
+        PublicKey::P256(k) if alg == oid::ECDSA_SHA256 => {
+            let Ok(sig) = p256::ecdsa::Signature::from_der(sig) else {
+                return false;
+            };
+            p256::ecdsa::VerifyingKey::from(k).verify(msg, &sig).is_ok()
+        }
+        PublicKey::P384(k) if alg == oid::ECDSA_SHA384 => {
+            let Ok(sig) = p384::ecdsa::Signature::from_der(sig) else {
+                return false;
+            };
+            p384::ecdsa::VerifyingKey::from(k).verify(msg, &sig).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// How S/MIME is sealed.
+#[derive(Debug, Clone, Default)]
+pub struct SmimeOptions {
+    /// RSAES-OAEP (SHA-256) instead of PKCS#1 v1.5 for RSA recipients.
+    pub rsa_oaep: bool,
+}
+
+/// Seals `message` (RFC 5322, CRLF) for `recipients` as an S/MIME enveloped-data message.
+///
+/// The MIME entity from [`split`] is encrypted with AES-256-CBC; each RSA
+/// recipient gets the key by PKCS#1 v1.5 (or OAEP with `opts.rsa_oaep`), each
+/// P-256 recipient by ECDH + AES-256 key wrap. Certificates are not checked
+/// for validity here: that is [`RecipientCert::usable_for`], in policy.
+pub fn seal(
+    message: &[u8],
+    recipients: &[&RecipientCert],
+    opts: &SmimeOptions,
+) -> Result<Vec<u8>, SmimeError> {
+    if recipients.is_empty() {
+        return Err(SmimeError::NoRecipients);
+    }
+    let parts = split(message);
+    let mut builder = EnvelopedDataBuilder::new(
+        None,
+        &parts.entity,
+        ContentEncryptionAlgorithm::Aes256Cbc,
+        None,
+    )
+    .map_err(cms_err)?;
+    let mut seen: Vec<&[u8]> = Vec::with_capacity(recipients.len());
+    for cert in recipients {
+        // The same certificate twice (two addresses, one certificate) needs one RecipientInfo.
+        if seen.contains(&cert.der()) {
+            continue;
+        }
+        seen.push(cert.der());
+        let key = cert
+            .encryption_key()
+            .map_err(|problem| SmimeError::Recipient {
+                subject: cert.subject(),
+                problem,
+            })?;
+        let ias = cert.issuer_and_serial();
+        match key {
+            EncKey::Rsa(key) => builder.add_recipient_info(RsaRecipient {
+                rid: ias,
+                key,
+                oaep: opts.rsa_oaep,
+            }),
+            EncKey::P256(key) => builder.add_recipient_info(EcdhRecipient { rid: ias, key }),
+        }
+        .map_err(cms_err)?;
+    }
+    let enveloped = builder.build_with_rng(&mut OsRng).map_err(cms_err)?;
+    let content_info = ContentInfo {
+        content_type: oid::ENVELOPED_DATA,
+        content: der::Any::encode_from(&enveloped).map_err(der_err)?,
+    };
+    let der = content_info.to_der().map_err(der_err)?;
+    let fields = [
+        "Content-Type: application/pkcs7-mime; smime-type=enveloped-data;\r\n name=\"smime.p7m\"\r\n"
+            .to_string(),
+        "Content-Disposition: attachment; filename=\"smime.p7m\"\r\n".to_string(),
+        "Content-Transfer-Encoding: base64\r\n".to_string(),
+    ];
+    Ok(parts.wrap(&fields, &base64_lines(&der)))
+}
+
+fn cms_err(e: cms::builder::Error) -> SmimeError {
+    SmimeError::Cms(e.to_string())
+}
+
+fn der_err(e: der::Error) -> SmimeError {
+    SmimeError::Cms(e.to_string())
+}
+
+/// KeyTransRecipientInfo for an RSA certificate (RFC 5652 §6.2.1, RFC 8017).
+struct RsaRecipient {
+    rid: IssuerAndSerialNumber,
+    key: rsa::RsaPublicKey,
+    oaep: bool,
+}
+
+impl RecipientInfoBuilder for RsaRecipient {
+    fn recipient_info_type(&self) -> RecipientInfoType {
+        RecipientInfoType::Ktri
+    }
+
+    fn recipient_info_version(&self) -> CmsVersion {
+        CmsVersion::V0
+    }
+
+    fn build(&mut self, cek: &[u8]) -> Result<RecipientInfo, cms::builder::Error> {
+        let (enc, key_enc_alg) = if self.oaep {
+            let params = rsa::pkcs1::RsaOaepParams::new::<Sha256>();
+            let enc = self
+                .key
+                .encrypt(&mut OsRng, rsa::Oaep::new::<Sha256>(), cek)
+                .map_err(|e| cms::builder::Error::Builder(format!("RSA-OAEP: {e}")))?;
+            let alg = AlgorithmIdentifierOwned {
+                oid: oid::RSAES_OAEP,
+                parameters: Some(der::Any::encode_from(&params)?),
+            };
+            (enc, alg)
+        } else {
+            let enc = self
+                .key
+                .encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, cek)
+                .map_err(|e| cms::builder::Error::Builder(format!("RSA: {e}")))?;
+            // RFC 3370 §4.2.1: rsaEncryption with NULL parameters.
+            let alg = AlgorithmIdentifierOwned {
+                oid: oid::RSA_ENCRYPTION,
+                parameters: Some(der::Any::null()),
+            };
+            (enc, alg)
+        };
+        Ok(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(self.rid.clone()),
+            key_enc_alg,
+            enc_key: EncryptedKey::new(enc)?,
+        }))
+    }
+}
+
+/// ECC-CMS-SharedInfo (RFC 5753 §7.2): the KDF input that binds the derived key to its use.
+#[derive(der::Sequence)]
+struct EccCmsSharedInfo {
+    key_info: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    entity_u_info: Option<OctetString>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    supp_pub_info: OctetString,
+}
+
+/// KeyAgreeRecipientInfo for a P-256 certificate: ephemeral-static ECDH,
+/// X9.63 KDF with SHA-256, AES-256 key wrap (RFC 5753 §3.1, as OpenSSL does).
+struct EcdhRecipient {
+    rid: IssuerAndSerialNumber,
+    key: p256::PublicKey,
+}
+
+impl RecipientInfoBuilder for EcdhRecipient {
+    fn recipient_info_type(&self) -> RecipientInfoType {
+        RecipientInfoType::Kari
+    }
+
+    fn recipient_info_version(&self) -> CmsVersion {
+        CmsVersion::V3
+    }
+
+    fn build(&mut self, cek: &[u8]) -> Result<RecipientInfo, cms::builder::Error> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        let ephemeral = p256::ecdh::EphemeralSecret::random(&mut OsRng);
+        let shared = ephemeral.diffie_hellman(&self.key);
+        // Wrap algorithm without parameters: the same encoding goes into the
+        // KDF input, and the recipient re-encodes what it reads here.
+        let wrap_alg = AlgorithmIdentifierOwned {
+            oid: oid::AES256_WRAP,
+            parameters: None,
+        };
+        let shared_info = EccCmsSharedInfo {
+            key_info: wrap_alg.clone(),
+            entity_u_info: None,
+            supp_pub_info: OctetString::new(256u32.to_be_bytes().to_vec())?,
+        }
+        .to_der()?;
+        // ANSI X9.63 KDF: one SHA-256 block is exactly the 256-bit KEK.
+        let mut h = Sha256::new();
+        h.update(shared.raw_secret_bytes());
+        h.update(1u32.to_be_bytes());
+        h.update(&shared_info);
+        let kek = h.finalize();
+        let wrapped = aes_kw::KekAes256::new(&kek)
+            .wrap_vec(cek)
+            .map_err(|e| cms::builder::Error::Builder(format!("AES key wrap: {e}")))?;
+        let point = ephemeral.public_key().to_encoded_point(false);
+        Ok(RecipientInfo::Kari(KeyAgreeRecipientInfo {
+            version: CmsVersion::V3,
+            originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
+                // RFC 5753: parameters absent; the curve is the recipient's.
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oid::EC_PUBLIC_KEY,
+                    parameters: None,
+                },
+                public_key: BitString::from_bytes(point.as_bytes())?,
+            }),
+            ukm: None,
+            key_enc_alg: AlgorithmIdentifierOwned {
+                oid: oid::DH_SINGLE_PASS_STD_DH_SHA256KDF,
+                parameters: Some(der::Any::encode_from(&wrap_alg)?),
+            },
+            recipient_enc_keys: vec![RecipientEncryptedKey {
+                rid: KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(self.rid.clone()),
+                enc_key: EncryptedKey::new(wrapped)?,
+            }],
+        }))
+    }
+}
+
+/// Position of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Base64 (RFC 2045) in lines of 76 characters, each ending in CRLF.
+fn base64_lines(data: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut flat = Vec::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        flat.push(ALPHABET[(n >> 18) as usize & 63]);
+        flat.push(ALPHABET[(n >> 12) as usize & 63]);
+        flat.push(if chunk.len() > 1 {
+            ALPHABET[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        flat.push(if chunk.len() > 2 {
+            ALPHABET[n as usize & 63]
+        } else {
+            b'='
+        });
+    }
+    let mut out = Vec::with_capacity(flat.len() + flat.len() / 76 * 2 + 2);
+    for line in flat.chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MimeHeaders as _;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Duration;
+
+    const PATIENT: &str = "patient@example.test";
+
+    /// Runs openssl in `dir`; panics with its stderr when it fails.
+    fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// A self-signed RSA-2048 certificate made by `openssl req -x509`, with
+    /// the given keyUsage; returns (cert.pem, key.pem).
+    fn openssl_rsa_cert(dir: &Path, name: &str, email: &str, ku: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                cert.to_str().unwrap(),
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                &format!("subjectAltName=email:{email}"),
+                "-addext",
+                &format!("keyUsage={ku}"),
+                "-addext",
+                "extendedKeyUsage=emailProtection",
+            ],
+        );
+        (cert, key)
+    }
+
+    fn load(path: &Path) -> RecipientCert {
+        RecipientCert::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// A multipart/mixed message with a text part and a base64 binary attachment.
+    fn message() -> Vec<u8> {
+        let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let mut m = String::from(
+            "Received: from clinic.example.test\r\n\tby gw.example.test; Mon, 2 Jun 2025 10:00:00 +0000\r\n\
+             From: Clinic <clinic@example.test>\r\n\
+             To: <patient@example.test>\r\n\
+             Subject: Lab results\r\n\
+             Date: Mon, 2 Jun 2025 10:00:00 +0000\r\n\
+             Message-ID: <lab-1@example.test>\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+             \r\n\
+             --b1\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             \r\n\
+             Your results are attached. \u{2014} the clinic\r\n\
+             --b1\r\n\
+             Content-Type: application/octet-stream; name=\"results.bin\"\r\n\
+             Content-Disposition: attachment; filename=\"results.bin\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             \r\n",
+        );
+        m.push_str(&String::from_utf8(base64_lines(&binary)).unwrap());
+        m.push_str("--b1--\r\n");
+        m.into_bytes()
+    }
+
+    /// Decrypts `sealed` with `openssl cms -decrypt`.
+    fn cms_decrypt(dir: &Path, sealed: &[u8], cert: &Path, key: &Path) -> Vec<u8> {
+        decrypt_with(dir, "cms", sealed, cert, key)
+    }
+
+    fn decrypt_with(dir: &Path, tool: &str, sealed: &[u8], cert: &Path, key: &Path) -> Vec<u8> {
+        let input = dir.join("sealed.eml");
+        std::fs::write(&input, sealed).unwrap();
+        let (i, c, k) = (
+            input.to_str().unwrap(),
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        );
+        openssl(dir, &[tool, "-decrypt", "-in", i, "-recip", c, "-inkey", k])
+    }
+
+    /// Decrypts `sealed` with `openssl cms` and `openssl smime` and returns both outputs.
+    fn decrypt_both(dir: &Path, sealed: &[u8], cert: &Path, key: &Path) -> (Vec<u8>, Vec<u8>) {
+        (
+            decrypt_with(dir, "cms", sealed, cert, key),
+            decrypt_with(dir, "smime", sealed, cert, key),
+        )
+    }
+
+    fn rcgen_params(email: &str) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("rcgen {email}"));
+        p.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyAgreement,
+        ];
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::EmailProtection];
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        p
+    }
+
+    fn rcgen_self_signed(p: &rcgen::CertificateParams) -> (RecipientCert, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        (RecipientCert::parse(cert.der()).unwrap(), key)
+    }
+
+    #[test]
+    fn rsa_seal_opens_with_openssl_to_the_exact_entity() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = openssl_rsa_cert(
+            dir.path(),
+            "patient",
+            PATIENT,
+            "keyEncipherment,digitalSignature",
+        );
+        let cert = load(&cert_path);
+        assert_eq!(cert.email_addresses(), vec![PATIENT.to_string()]);
+        assert_eq!(cert.subject(), "CN=patient");
+        assert_eq!(cert.sha256_hex().len(), 64);
+        let serial = String::from_utf8(openssl(
+            dir.path(),
+            &[
+                "x509",
+                "-noout",
+                "-serial",
+                "-in",
+                cert_path.to_str().unwrap(),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(serial.trim(), format!("serial={}", cert.serial_hex()));
+        cert.usable_for("Patient@Example.TEST", SystemTime::now(), &[])
+            .unwrap();
+        // Self-signed and configured as a root itself: trusted.
+        cert.usable_for(PATIENT, SystemTime::now(), std::slice::from_ref(&cert))
+            .unwrap();
+
+        let msg = message();
+        let sealed = seal(&msg, &[&cert], &SmimeOptions::default()).unwrap();
+        let entity = split(&msg).entity;
+        let (cms, smime) = decrypt_both(dir.path(), &sealed, &cert_path, &key_path);
+        assert_eq!(cms, entity);
+        assert_eq!(smime, entity);
+
+        // The outside: same fields, the S/MIME type, a base64 body in 76 columns.
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&sealed)
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("Lab results"));
+        assert_eq!(parsed.message_id(), Some("lab-1@example.test"));
+        assert_eq!(
+            parsed
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address()),
+            Some("clinic@example.test")
+        );
+        let ct = parsed.root_part().content_type().unwrap();
+        assert_eq!(ct.ctype(), "application");
+        assert_eq!(ct.subtype(), Some("pkcs7-mime"));
+        assert_eq!(ct.attribute("smime-type"), Some("enveloped-data"));
+        assert_eq!(ct.attribute("name"), Some("smime.p7m"));
+        let cd = parsed.root_part().content_disposition().unwrap();
+        assert_eq!(cd.ctype(), "attachment");
+        assert_eq!(cd.attribute("filename"), Some("smime.p7m"));
+        let text = String::from_utf8(sealed.clone()).unwrap();
+        assert!(text.contains("Content-Transfer-Encoding: base64\r\n"));
+        assert!(text.starts_with("Received: from clinic.example.test\r\n\tby gw"));
+        assert!(!text.contains("Your results"));
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert!(body.split("\r\n").all(|l| l.len() <= 76));
+        assert!(body.split("\r\n").next().unwrap().len() == 76);
+    }
+
+    #[test]
+    fn oaep_seal_opens_with_openssl_cms() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) =
+            openssl_rsa_cert(dir.path(), "oaep", PATIENT, "keyEncipherment");
+        let cert = load(&cert_path);
+        let msg = message();
+        let sealed = seal(&msg, &[&cert], &SmimeOptions { rsa_oaep: true }).unwrap();
+        let out = cms_decrypt(dir.path(), &sealed, &cert_path, &key_path);
+        let input = dir.path().join("sealed.eml");
+        assert_eq!(out, split(&msg).entity);
+        // And it really is OAEP with SHA-256 on the wire.
+        let p7 = dir.path().join("sealed.p7m");
+        openssl(
+            dir.path(),
+            &[
+                "cms",
+                "-cmsout",
+                "-in",
+                input.to_str().unwrap(),
+                "-outform",
+                "DER",
+                "-out",
+                p7.to_str().unwrap(),
+            ],
+        );
+        let dump = String::from_utf8(openssl(
+            dir.path(),
+            &["asn1parse", "-inform", "DER", "-in", p7.to_str().unwrap()],
+        ))
+        .unwrap();
+        assert!(dump.contains("rsaesOaep"), "{dump}");
+        assert!(dump.contains("sha256"), "{dump}");
+    }
+
+    #[test]
+    fn two_recipients_each_open_the_same_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1) = openssl_rsa_cert(dir.path(), "one", "one@example.test", "keyEncipherment");
+        let (c2, k2) = openssl_rsa_cert(dir.path(), "two", "two@example.test", "keyEncipherment");
+        let (r1, r2) = (load(&c1), load(&c2));
+        let msg = message();
+        let sealed = seal(&msg, &[&r1, &r2], &SmimeOptions::default()).unwrap();
+        let entity = split(&msg).entity;
+        assert_eq!(decrypt_both(dir.path(), &sealed, &c1, &k1).0, entity);
+        assert_eq!(decrypt_both(dir.path(), &sealed, &c2, &k2).0, entity);
+    }
+
+    #[test]
+    fn p256_recipient_gets_ecdh_that_openssl_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = rcgen_self_signed(&rcgen_params(PATIENT));
+        cert.usable_for(PATIENT, SystemTime::now(), &[]).unwrap();
+        let cert_path = dir.path().join("ec.crt");
+        let key_path = dir.path().join("ec.key");
+        std::fs::write(&cert_path, cert.der()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let pem_path = dir.path().join("ec.pem");
+        openssl(
+            dir.path(),
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                cert_path.to_str().unwrap(),
+                "-out",
+                pem_path.to_str().unwrap(),
+            ],
+        );
+        // Mixed envelope: one EC and one RSA recipient.
+        let (rc, rk) = openssl_rsa_cert(dir.path(), "rsa", "rsa@example.test", "keyEncipherment");
+        let rsa_cert = load(&rc);
+        let msg = message();
+        let sealed = seal(&msg, &[&cert, &rsa_cert], &SmimeOptions::default()).unwrap();
+        let entity = split(&msg).entity;
+        // `openssl smime` is the PKCS#7 code, which knows no key agreement and
+        // cannot even read an envelope that holds one: `openssl cms` only.
+        assert_eq!(
+            cms_decrypt(dir.path(), &sealed, &pem_path, &key_path),
+            entity
+        );
+        assert_eq!(cms_decrypt(dir.path(), &sealed, &rc, &rk), entity);
+    }
+
+    #[test]
+    fn chain_to_a_configured_root_rsa_ca_and_ecdsa_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // RSA CA and leaf signed by it with openssl x509 -req.
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=Test CA",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=Leaf/emailAddress=patient@example.test",
+            ],
+        );
+        std::fs::write(
+            d.join("leaf.ext"),
+            "keyUsage=keyEncipherment\nextendedKeyUsage=emailProtection\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "10",
+                "-sha256",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                "leaf.crt",
+            ],
+        );
+        let ca = load(&d.join("ca.crt"));
+        let leaf = load(&d.join("leaf.crt"));
+        // emailAddress in the subject counts when there is no SAN.
+        assert_eq!(leaf.email_addresses(), vec![PATIENT.to_string()]);
+        let now = SystemTime::now();
+        leaf.usable_for(PATIENT, now, std::slice::from_ref(&ca))
+            .unwrap();
+        // A different root, or a self-signed cert not among the roots: untrusted.
+        let (other, _) = rcgen_self_signed(&rcgen_params("ca@example.test"));
+        assert_eq!(
+            leaf.usable_for(PATIENT, now, std::slice::from_ref(&other)),
+            Err(CertProblem::Untrusted)
+        );
+        let (selfsigned, _) = rcgen_self_signed(&rcgen_params(PATIENT));
+        assert_eq!(
+            selfsigned.usable_for(PATIENT, now, std::slice::from_ref(&ca)),
+            Err(CertProblem::Untrusted)
+        );
+        // A root that has expired does not vouch any more.
+        let later = now + Duration::from_secs(60 * 86400);
+        assert_eq!(
+            leaf.usable_for(PATIENT, later, std::slice::from_ref(&ca)),
+            Err(CertProblem::Expired)
+        );
+
+        // ECDSA P-256 CA made with rcgen.
+        let mut ca_params = rcgen_params("ca@example.test");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        ca_params.extended_key_usages = vec![];
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_cert = rcgen_params(PATIENT).signed_by(&leaf_key, &issuer).unwrap();
+        let ec_root = RecipientCert::parse(ca_cert.pem().as_bytes()).unwrap();
+        let ec_leaf = RecipientCert::parse(leaf_cert.der()).unwrap();
+        ec_leaf
+            .usable_for(PATIENT, now, &[ca.clone(), ec_root.clone()])
+            .unwrap();
+        assert_eq!(
+            ec_leaf.usable_for(PATIENT, now, std::slice::from_ref(&ca)),
+            Err(CertProblem::Untrusted)
+        );
+        // A tampered signature does not verify.
+        let mut der = leaf_cert.der().to_vec();
+        let last = der.len() - 5;
+        der[last] ^= 0x55;
+        if let Ok(bad) = RecipientCert::parse(&der) {
+            assert_eq!(
+                bad.usable_for(PATIENT, now, std::slice::from_ref(&ec_root)),
+                Err(CertProblem::Untrusted)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_certificates_give_the_right_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+
+        let mut expired = rcgen_params(PATIENT);
+        expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let (c, _) = rcgen_self_signed(&expired);
+        assert_eq!(c.usable_for(PATIENT, now, &[]), Err(CertProblem::Expired));
+        assert_eq!(CertProblem::Expired.to_string(), "certificate has expired");
+
+        let mut future = rcgen_params(PATIENT);
+        future.not_before = rcgen::date_time_ymd(2090, 1, 1);
+        let (c, _) = rcgen_self_signed(&future);
+        assert_eq!(
+            c.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::NotYetValid)
+        );
+
+        // RSA without keyEncipherment (made by openssl).
+        let (p, _) = openssl_rsa_cert(dir.path(), "signonly", PATIENT, "digitalSignature");
+        // notBefore is the second openssl made it: check a moment later.
+        let later = SystemTime::now() + Duration::from_secs(2);
+        assert_eq!(
+            load(&p).usable_for(PATIENT, later, &[]),
+            Err(CertProblem::NoEncryptionKeyUsage)
+        );
+        // EC without keyAgreement.
+        let mut ec_sign = rcgen_params(PATIENT);
+        ec_sign.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let (c, _) = rcgen_self_signed(&ec_sign);
+        assert_eq!(
+            c.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::NoEncryptionKeyUsage)
+        );
+
+        let mut tls_only = rcgen_params(PATIENT);
+        tls_only.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let (c, _) = rcgen_self_signed(&tls_only);
+        assert_eq!(
+            c.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::NotForEmail)
+        );
+
+        let (c, _) = rcgen_self_signed(&rcgen_params("someone.else@example.test"));
+        assert_eq!(
+            c.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::AddressMismatch)
+        );
+
+        // P-384 (signing only here) and Ed25519 keys cannot be sealed to.
+        let (c, _) = {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+            let cert = rcgen_params(PATIENT).self_signed(&key).unwrap();
+            (RecipientCert::parse(cert.der()).unwrap(), key)
+        };
+        assert!(matches!(
+            c.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::UnsupportedKey(_))
+        ));
+        let err = seal(&message(), &[&c], &SmimeOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported certificate key type"),
+            "{err}"
+        );
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let ed =
+            RecipientCert::parse(rcgen_params(PATIENT).self_signed(&key).unwrap().der()).unwrap();
+        assert_eq!(
+            ed.usable_for(PATIENT, now, &[]),
+            Err(CertProblem::UnsupportedKey("Ed25519".into()))
+        );
+
+        // Small RSA keys are refused.
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:1024",
+                "-nodes",
+                "-keyout",
+                "small.key",
+                "-out",
+                "small.crt",
+                "-days",
+                "3",
+                "-subj",
+                "/CN=small",
+                "-addext",
+                "subjectAltName=email:patient@example.test",
+            ],
+        );
+        assert!(matches!(
+            load(&dir.path().join("small.crt")).usable_for(PATIENT, later, &[]),
+            Err(CertProblem::UnsupportedKey(_))
+        ));
+
+        assert!(seal(&message(), &[], &SmimeOptions::default()).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        assert!(RecipientCert::parse(b"").is_err());
+        assert!(RecipientCert::parse(b"not a certificate at all").is_err());
+        assert!(RecipientCert::parse(b"-----BEGIN CERTIFICATE-----\nAAAA\n").is_err());
+        assert!(RecipientCert::parse(
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"
+        )
+        .is_err());
+        // Every truncation and many bit flips of a real certificate: errors or
+        // problems, never a panic.
+        let (good, _) = rcgen_self_signed(&rcgen_params(PATIENT));
+        let der = good.der().to_vec();
+        for n in 0..der.len() {
+            let _ = RecipientCert::parse(&der[..n]);
+        }
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..3000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let mut d = der.clone();
+            let i = state as usize % d.len();
+            d[i] ^= (state >> 8) as u8 | 1;
+            if let Ok(c) = RecipientCert::parse(&d) {
+                let _ = c.usable_for(PATIENT, SystemTime::now(), std::slice::from_ref(&good));
+                let _ = (c.email_addresses(), c.serial_hex(), c.issuer(), c.subject());
+                let _ = seal(b"Subject: x\r\n\r\nhi\r\n", &[&c], &SmimeOptions::default());
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_rsa_certificates_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = openssl_rsa_cert(dir.path(), "fuzz", PATIENT, "keyEncipherment");
+        let good = load(&p);
+        let der = good.der().to_vec();
+        let mut state = 0x9e37_79b9_u32;
+        for _ in 0..600 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let mut d = der.clone();
+            let i = state as usize % d.len();
+            d[i] ^= (state >> 8) as u8 | 1;
+            if let Ok(c) = RecipientCert::parse(&d) {
+                let _ = c.usable_for(PATIENT, SystemTime::now(), std::slice::from_ref(&good));
+                let _ = good.usable_for(PATIENT, SystemTime::now(), std::slice::from_ref(&c));
+                let _ = seal(
+                    b"Subject: x\r\n\r\nhi\r\n",
+                    &[&c],
+                    &SmimeOptions { rsa_oaep: true },
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg==\r\n"),
+            ("fo", "Zm8=\r\n"),
+            ("foo", "Zm9v\r\n"),
+            ("foob", "Zm9vYg==\r\n"),
+            ("fooba", "Zm9vYmE=\r\n"),
+            ("foobar", "Zm9vYmFy\r\n"),
+        ] {
+            assert_eq!(base64_lines(i.as_bytes()), o.as_bytes());
+        }
+    }
+}
