@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod deliver;
+pub mod header_fields;
 pub mod inspect;
 pub mod policy;
 pub mod seal;

@@ -2,7 +2,10 @@
 //! `X-MS-Exchange-Organization-*` headers (spam verdicts, authentication
 //! results, "internal" markers) as set inside the organisation; on mail from
 //! the internet they are forgeries, so inbound mail loses them here. The
-//! spool keeps the message exactly as received.
+//! spool keeps the message exactly as received. The subject policy freed
+//! of its tags is written here too.
+
+use crate::header_fields;
 
 /// Header-name prefixes removed from inbound mail (compared case-insensitively).
 const FORGEABLE: &[&str] = &["x-ms-exchange-organization-"];
@@ -11,36 +14,63 @@ const FORGEABLE: &[&str] = &["x-ms-exchange-organization-"];
 /// prefix (each removed with its folded continuation lines). The body is
 /// untouched; returns the number of fields removed.
 pub fn strip_forgeable(message: &[u8]) -> (Vec<u8>, usize) {
+    let (fields, rest) = header_fields::split(message);
     let mut out = Vec::with_capacity(message.len());
     let mut removed = 0;
-    let mut dropping = false;
-    let mut rest = message;
-    while !rest.is_empty() {
-        let end = rest
+    for f in fields {
+        if FORGEABLE
             .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let (line, tail) = rest.split_at(end);
-        if line == b"\r\n" || line == b"\n" {
-            // End of the header block: the rest is the body, as is.
-            out.extend_from_slice(rest);
-            return (out, removed);
+            .any(|p| header_fields::name_starts_with(f, p))
+        {
+            removed += 1;
+        } else {
+            out.extend_from_slice(f);
         }
-        let continuation = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if !continuation {
-            dropping = FORGEABLE.iter().any(|p| {
-                line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-            });
-            if dropping {
-                removed += 1;
-            }
-        }
-        if !dropping {
-            out.extend_from_slice(line);
-        }
-        rest = tail;
     }
+    out.extend_from_slice(rest);
     (out, removed)
+}
+
+/// Rewrites the `Subject:` field of `message` to `new` (policy removed its
+/// tags), leaving every other byte as it was. A message without a subject
+/// is returned unchanged.
+pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
+    let (fields, rest) = header_fields::split(message);
+    let mut out = Vec::with_capacity(message.len());
+    let mut done = false;
+    for f in fields {
+        if !done && header_fields::name_starts_with(f, "subject:") {
+            out.extend_from_slice(b"Subject: ");
+            out.extend_from_slice(encode_header(new).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            done = true;
+        } else {
+            out.extend_from_slice(f);
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `text` as a header value: as is when ASCII, else an RFC 2047
+/// Q-encoded word (so a subject with accents needs no SMTPUTF8).
+pub fn encode_header(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ");
+    if text.is_ascii() {
+        return text;
+    }
+    let mut out = String::from("=?UTF-8?Q?");
+    for b in text.bytes() {
+        match b {
+            b' ' => out.push('_'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("={b:02X}")),
+        }
+    }
+    out.push_str("?=");
+    out
 }
 
 #[cfg(test)]
@@ -63,5 +93,21 @@ mod tests {
         let m = b"Subject: a\r\nX-MS-Exchange-CrossTenant-Id: abc\r\n\r\nbody";
         assert_eq!(strip_forgeable(m), (m.to_vec(), 0));
         assert_eq!(strip_forgeable(b"no header end").0, b"no header end");
+    }
+
+    #[test]
+    fn only_the_subject_field_is_rewritten() {
+        let m = b"From: a@x.test\r\nSubject: [secure] Lab\r\n results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n";
+        let out = rewrite_subject(m, "Lab results");
+        assert_eq!(
+            out,
+            b"From: a@x.test\r\nSubject: Lab results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n"
+        );
+        assert_eq!(
+            rewrite_subject(b"From: a\r\n\r\nx", "y"),
+            b"From: a\r\n\r\nx"
+        );
+        assert_eq!(encode_header("Résultats"), "=?UTF-8?Q?R=C3=A9sultats?=");
+        assert_eq!(encode_header("plain"), "plain");
     }
 }

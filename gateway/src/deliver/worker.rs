@@ -410,10 +410,7 @@ impl Stage {
             }
         }
         if let Some(subject) = &msg.new_subject {
-            body = crate::policy::tags::rewrite_subject(
-                &body,
-                &crate::policy::tags::encode_header(subject),
-            );
+            body = super::headers::rewrite_subject(&body, subject);
         }
         let mut bytes = Vec::with_capacity(msg.received_header.len() + body.len());
         bytes.extend_from_slice(msg.received_header.as_bytes());

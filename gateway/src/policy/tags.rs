@@ -46,64 +46,6 @@ pub fn strip(subject: &str, hits: &[TagHit]) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Rewrites the `Subject:` field of `message` (CRLF) to `new`, leaving every
-/// other byte as it was. A message without a subject is returned unchanged.
-pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut rest = message;
-    let mut done = false;
-    let mut skipping = false;
-    while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let (line, tail) = rest.split_at(end);
-        if line == b"\r\n" || line == b"\n" {
-            out.extend_from_slice(rest);
-            return out;
-        }
-        let continuation = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if continuation && skipping {
-            rest = tail;
-            continue;
-        }
-        skipping = false;
-        if !done && !continuation && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"subject:")
-        {
-            out.extend_from_slice(b"Subject: ");
-            out.extend_from_slice(new.replace(['\r', '\n'], " ").as_bytes());
-            out.extend_from_slice(b"\r\n");
-            done = true;
-            skipping = true;
-        } else {
-            out.extend_from_slice(line);
-        }
-        rest = tail;
-    }
-    out
-}
-
-/// `text` as a header value: as is when ASCII, else an RFC 2047
-/// Q-encoded word (so a subject with accents needs no SMTPUTF8).
-pub fn encode_header(text: &str) -> String {
-    if text.is_ascii() {
-        return text.to_string();
-    }
-    let mut out = String::from("=?UTF-8?Q?");
-    for b in text.bytes() {
-        match b {
-            b' ' => out.push('_'),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("={b:02X}")),
-        }
-    }
-    out.push_str("?=");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,21 +65,5 @@ mod tests {
         assert_eq!(strip(s, &hits), "Re: Lab results");
         assert!(find("Secure results", &tags()).is_empty());
         assert_eq!(strip("[pgp]", &find("[pgp]", &tags())), "");
-    }
-
-    #[test]
-    fn only_the_subject_field_is_rewritten() {
-        let m = b"From: a@x.test\r\nSubject: [secure] Lab\r\n results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n";
-        let out = rewrite_subject(m, "Lab results");
-        assert_eq!(
-            out,
-            b"From: a@x.test\r\nSubject: Lab results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n"
-        );
-        assert_eq!(
-            rewrite_subject(b"From: a\r\n\r\nx", "y"),
-            b"From: a\r\n\r\nx"
-        );
-        assert_eq!(encode_header("Résultats"), "=?UTF-8?Q?R=C3=A9sultats?=");
-        assert_eq!(encode_header("plain"), "plain");
     }
 }
