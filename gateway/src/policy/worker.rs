@@ -89,8 +89,8 @@ impl Stage {
             return Ok(());
         };
         if !msg.decided {
-            let body = self.spool.read_body(&msg)?;
-            let facts = header_facts(&body, &self.config.policy.header_trigger);
+            let head = self.spool.read_head(&msg)?;
+            let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
             apply(&self.config, &mut msg, dlp.as_ref(), &facts);
             self.spool.update(&msg).await?;

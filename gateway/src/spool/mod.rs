@@ -337,9 +337,19 @@ impl Spool {
 
     /// The message bytes as received (without our `Received:` header).
     pub fn read_body(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
+        self.read_chunks(msg, msg.chunks)
+    }
+
+    /// The first chunk of the message (up to [`CHUNK_SIZE`] octets): enough
+    /// for its header block without reading a large body.
+    pub fn read_head(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
+        self.read_chunks(msg, msg.chunks.min(1))
+    }
+
+    fn read_chunks(&self, msg: &QueuedMessage, count: u32) -> Result<Vec<u8>, SpoolError> {
         let cf = self.cf(CF_CHUNK);
-        let mut body = Vec::with_capacity(msg.size as usize);
-        for n in 0..msg.chunks {
+        let mut body = Vec::with_capacity((msg.size as usize).min(count as usize * CHUNK_SIZE));
+        for n in 0..count {
             let key = chunk_key(msg.id, n);
             let v = self.inner.db.get_cf(&cf, &key)?.ok_or_else(|| {
                 SpoolError::Corrupt(msg.id.to_string(), format!("chunk {n} is missing"))
