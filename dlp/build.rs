@@ -20,11 +20,23 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dlp-rules");
+    // The directory cargo runs this script for, read at run time: the
+    // compiled script may be shared (one target directory, several
+    // checkouts), and `env!` would pin the checkout it was compiled in.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("../dlp-rules");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files);
     files.sort();
+    // An empty built-in rule set would only show up when the gateway refuses to start.
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("detectors")),
+        "no DLP detector files under {}",
+        root.display()
+    );
     let mut code = String::from("/// Rule files built in from `dlp-rules/`: (relative path, content).\npub static BUILTIN_RULES: &[(&str, &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
