@@ -35,6 +35,48 @@ pub fn name_starts_with(field: &[u8], prefix: &str) -> bool {
     field.len() >= prefix.len() && field[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
+/// Rewrites the `Subject:` field of `message` to `new` (policy removed its
+/// tags), leaving every other byte as it was. A message without a subject
+/// is returned unchanged.
+pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
+    let (fields, rest) = split(message);
+    let mut out = Vec::with_capacity(message.len());
+    let mut done = false;
+    for f in fields {
+        if !done && name_starts_with(f, "subject:") {
+            out.extend_from_slice(b"Subject: ");
+            out.extend_from_slice(encode_header(new).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            done = true;
+        } else {
+            out.extend_from_slice(f);
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `text` as a header value: as is when ASCII, else an RFC 2047
+/// Q-encoded word (so a subject with accents needs no SMTPUTF8).
+pub fn encode_header(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ");
+    if text.is_ascii() {
+        return text;
+    }
+    let mut out = String::from("=?UTF-8?Q?");
+    for b in text.bytes() {
+        match b {
+            b' ' => out.push('_'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("={b:02X}")),
+        }
+    }
+    out.push_str("?=");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +89,21 @@ mod tests {
         let (f, rest) = split(b"no header end");
         assert_eq!((f, rest), (vec![&b"no header end"[..]], &b""[..]));
         assert!(name_starts_with(b"subject: x", "Subject:"));
+    }
+
+    #[test]
+    fn only_the_subject_field_is_rewritten() {
+        let m = b"From: a@x.test\r\nSubject: [secure] Lab\r\n results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n";
+        let out = rewrite_subject(m, "Lab results");
+        assert_eq!(
+            out,
+            b"From: a@x.test\r\nSubject: Lab results\r\nTo: b@y.test\r\n\r\nSubject: [secure] body\r\n"
+        );
+        assert_eq!(
+            rewrite_subject(b"From: a\r\n\r\nx", "y"),
+            b"From: a\r\n\r\nx"
+        );
+        assert_eq!(encode_header("Résultats"), "=?UTF-8?Q?R=C3=A9sultats?=");
+        assert_eq!(encode_header("plain"), "plain");
     }
 }

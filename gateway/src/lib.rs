@@ -1,12 +1,14 @@
 //! Sealgate: a secure email gateway. Mail flows one way through the stages
-//! smtp → spool → (inspect → policy → seal → deliver → archive, still to come);
-//! the spool is the only thing the stages share.
+//! smtp → spool → inspect → policy → seal → deliver (→ archive, still to
+//! come); the spool is the only thing the stages share, and the keystore
+//! (`keys`) is read by policy and seal.
 
 pub mod admin;
 pub mod config;
 pub mod deliver;
 pub mod header_fields;
 pub mod inspect;
+pub mod keys;
 pub mod policy;
 pub mod seal;
 pub mod serve;

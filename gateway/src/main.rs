@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use sealgate::admin::keys as admin_keys;
 use sealgate::admin::queue::{self, Change, Location};
 use sealgate::config::{load_file, Config, LogFormat};
 use sealgate::inspect::{self, report, InspectLimits};
@@ -46,6 +47,35 @@ enum Cmd {
         #[command(subcommand)]
         action: TlsCmd,
     },
+    /// The keystore: recipients' OpenPGP keys and S/MIME certificates
+    /// (works with the gateway running or stopped).
+    Keys {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: KeysCmd,
+    },
+    /// Run inspect and policy on a message without sending it: per
+    /// recipient, the verdict and why (DLP rules, tags, TLS level, the key
+    /// that would seal it, the method chain, what happens if it fails).
+    Explain {
+        #[command(flatten)]
+        at: Where,
+        /// The sender (MAIL FROM).
+        #[arg(long)]
+        from: String,
+        /// Recipients, comma-separated or repeated.
+        #[arg(long, required = true, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Treat the message as inbound (default: outbound, from a connector).
+        #[arg(long)]
+        inbound: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// The message (.eml); `-` reads standard input.
+        file: PathBuf,
+    },
     /// Data loss prevention: scan messages with the DLP rules, check the rules.
     Dlp {
         #[command(subcommand)]
@@ -61,6 +91,42 @@ enum TlsCmd {
     Forget {
         /// The domain.
         domain: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Import OpenPGP keys (armoured or binary) or X.509 certificates (PEM or DER).
+    Import {
+        /// The file; `-` reads standard input.
+        file: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored keys: id, kind, state, source, addresses.
+    Ls {
+        /// JSON output (without key material).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the keys of an address and which one would seal now, or why none.
+    Show {
+        /// The e-mail address.
+        address: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key (by id, or an unambiguous prefix of at least 8 characters).
+    Rm {
+        /// Key id: OpenPGP fingerprint or certificate SHA-256.
+        id: String,
+    },
+    /// Approve a pending key (one that replaced a known key for an address).
+    Approve {
+        /// Key id.
+        id: String,
     },
 }
 
@@ -269,6 +335,77 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let domain = sealgate::smtp::address::ascii_domain(&domain);
                     print!("{}", queue::apply(&loc, Change::ForgetTls(domain)).await?);
                 }
+            }
+        }
+        Cmd::Keys { at, action } => {
+            let mut config = load(at.config.as_ref())?;
+            if let Some(d) = at.data {
+                config.server.data_dir = d;
+            }
+            let keys = sealgate::keys::Keys::from_config(&config)?;
+            let text = match action {
+                KeysCmd::Import { file, json } => {
+                    let bytes = read_input(&file).with_context(|| format!("{}", file.display()))?;
+                    admin_keys::import(&keys, &bytes, json)
+                        .with_context(|| format!("{}", file.display()))?
+                }
+                KeysCmd::Ls { json } => admin_keys::ls(&keys, json)?,
+                KeysCmd::Show { address, json } => admin_keys::show(&keys, &address, json)?,
+                KeysCmd::Rm { id } => admin_keys::rm(&keys, &id)?,
+                KeysCmd::Approve { id } => admin_keys::approve(&keys, &id)?,
+            };
+            print!("{text}");
+        }
+        Cmd::Explain {
+            at,
+            from,
+            to,
+            inbound,
+            json,
+            file,
+        } => {
+            let mut config = load(at.config.as_ref())?;
+            if let Some(d) = at.data {
+                config.server.data_dir = d;
+            }
+            sealgate::smtp::address::Mailbox::parse(&from)
+                .map_err(|e| anyhow::anyhow!("--from {from}: {e}"))?;
+            let rcpts = to
+                .iter()
+                .map(|t| {
+                    sealgate::smtp::address::Mailbox::parse(t.trim())
+                        .map_err(|e| anyhow::anyhow!("--to {t}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let bytes = read_input(&file).with_context(|| format!("{}", file.display()))?;
+            let rules = if config.dlp.enabled {
+                Some(
+                    config
+                        .dlp
+                        .load_rules()
+                        .map_err(|e| anyhow::anyhow!("DLP rules: {e}"))?,
+                )
+            } else {
+                None
+            };
+            let keys = sealgate::keys::Keys::from_config(&config)?;
+            let direction = if inbound {
+                sealgate::spool::Direction::Inbound
+            } else {
+                sealgate::spool::Direction::Outbound
+            };
+            let e = sealgate::admin::explain::explain(
+                &config,
+                &keys,
+                rules.as_ref(),
+                direction,
+                &bytes,
+                &rcpts,
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", sealgate::admin::explain::to_text(&e));
             }
         }
         Cmd::Dlp { action } => return dlp(action),

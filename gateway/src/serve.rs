@@ -41,6 +41,12 @@ pub enum ServeError {
     /// The DLP rule set does not load.
     #[error("DLP rules: {0}")]
     Rules(#[from] sealgate_dlp::RuleError),
+    /// The keystore or the seal options do not load.
+    #[error("seal: {0}")]
+    Seal(#[from] crate::seal::worker::SealSetupError),
+    /// The keystore does not load.
+    #[error("keystore: {0}")]
+    Keystore(#[from] crate::keys::KeyStoreError),
     /// The deliver stage could not be set up.
     #[error("delivery: {0}")]
     Delivery(String),
@@ -70,8 +76,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
-    // smtp → spool → inspect → policy → deliver: each stage hands ids to the next.
+    let keys = crate::keys::Keys::from_config(&config)?;
+    let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
+    // smtp → spool → inspect → policy → seal → deliver: each stage hands ids to the next.
     let (to_policy, policy_ready) = tokio::sync::mpsc::unbounded_channel();
+    let (to_seal, seal_ready) = tokio::sync::mpsc::unbounded_channel();
     let (to_deliver, ready) = tokio::sync::mpsc::unbounded_channel();
     if config.dlp.enabled {
         tokio::spawn(worker::run(
@@ -95,22 +104,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tokio::spawn(crate::policy::worker::run(
             spool.clone(),
             config.clone(),
+            keys,
             policy_ready,
-            to_deliver,
+            to_seal,
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
         ));
     }
+    tokio::spawn(crate::seal::worker::run(
+        spool.clone(),
+        sealer,
+        seal_ready,
+        to_deliver,
+    ));
     let deliver_commands = if config.delivery.enabled {
         let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics).await?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // A message without verdicts reaches delivery through the policy
-        // stage, never straight from the queue scan.
+        // A message without verdicts or sealed copies reaches delivery
+        // through the policy and seal stages, never straight from the queue scan.
         let skip_spool = spool.clone();
         tokio::spawn(deliver::worker::run(
             stage,
             ready,
             rx,
-            move |id| !matches!(skip_spool.get(id), Ok(Some(m)) if m.decided),
+            move |id| !matches!(skip_spool.get(id), Ok(Some(m)) if m.decided && !m.awaits_seal()),
         ));
         Some(tx)
     } else {

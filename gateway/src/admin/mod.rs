@@ -1,5 +1,7 @@
 //! Operator surfaces: the admin HTTP API and metrics, and the `queue` CLI.
 
+pub mod explain;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod queue;

@@ -326,6 +326,20 @@ fn write_recipient(out: &mut String, r: &crate::spool::QueuedRecipient) {
     if let Some(d) = &r.dsn {
         let _ = writeln!(out, "      dsn:           {d:?}");
     }
+    if let Some(v) = &r.verdict {
+        let _ = writeln!(out, "      verdict:       {v}");
+    }
+    if let Some(s) = &r.sealed {
+        let _ = writeln!(
+            out,
+            "      sealed:        {} with {} ({}), {} octets, {}",
+            s.method.as_str(),
+            s.label,
+            s.key_source,
+            s.size,
+            s.at.to_rfc3339()
+        );
+    }
     let Some(e) = &r.evidence else {
         return;
     };

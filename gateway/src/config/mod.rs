@@ -6,11 +6,13 @@ mod check;
 mod delivery;
 mod duration;
 mod policy;
+mod seal;
 
 pub use check::{load_file, ConfigError, ConfigErrors};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use duration::Span;
 pub use policy::{Mode, PolicyConfig};
+pub use seal::SealConfig;
 
 use crate::deliver::tls_policy::TlsLevel;
 use crate::smtp::data::BareLineEnding;
@@ -38,6 +40,8 @@ pub struct Config {
     pub route: Vec<RouteConfig>,
     /// Tags, triggers and rules that decide each recipient's seal.
     pub policy: PolicyConfig,
+    /// The keystore and how seals are made.
+    pub seal: SealConfig,
     /// Protocol limits and timeouts.
     pub limits: Limits,
     /// The durable queue.
@@ -401,6 +405,14 @@ impl Config {
     /// The spool directory.
     pub fn spool_dir(&self) -> PathBuf {
         self.server.data_dir.join("spool")
+    }
+
+    /// The keystore directory.
+    pub fn keystore_dir(&self) -> PathBuf {
+        self.seal
+            .keystore_dir
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("keystore"))
     }
 
     /// The spool key file.

@@ -270,8 +270,8 @@ impl Stage {
                 return Some(Utc::now() + chrono::Duration::minutes(5));
             }
         };
-        if !msg.decided {
-            return None; // the policy stage hands it on once decided
+        if !msg.decided || msg.awaits_seal() {
+            return None; // the policy and seal stages hand it on when done
         }
         let now = Utc::now();
         self.apply_verdicts(&mut msg);
@@ -348,8 +348,14 @@ impl Stage {
             }
             let reply = match &r.verdict {
                 Some(Verdict::Block { reason }) => format!("550 5.7.1 {reason}"),
-                Some(Verdict::Deliver { seal, .. }) if *seal != Seal::Tls => format!(
-                    "550 5.7.1 sealing with {} is not available in this version",
+                Some(Verdict::Deliver {
+                    seal: Seal::Portal, ..
+                }) => "550 5.7.1 the escrow portal is not available in this version".to_string(),
+                Some(Verdict::Deliver {
+                    seal: seal @ (Seal::Pgp | Seal::Smime),
+                    ..
+                }) if r.sealed.is_none() => format!(
+                    "550 5.7.1 no {} copy was sealed for this recipient",
                     seal.as_str()
                 ),
                 Some(Verdict::Quarantine { reason }) => {
@@ -409,17 +415,13 @@ impl Stage {
                 body = clean;
             }
         }
-        if let Some(subject) = &msg.new_subject {
-            body = super::headers::rewrite_subject(&body, subject);
-        }
-        let mut bytes = Vec::with_capacity(msg.received_header.len() + body.len());
-        bytes.extend_from_slice(msg.received_header.as_bytes());
-        bytes.extend_from_slice(&body);
+        let plain = Arc::new(msg.outgoing(&body));
         drop(body);
-        let bytes = Arc::new(bytes);
         // One transaction per domain and escalation, split so no server sees
         // more recipients at once than it is likely to accept (452 beyond
-        // that would cost the rest a whole retry interval).
+        // that would cost the rest a whole retry interval). A sealed copy is
+        // one recipient's own: it goes in a transaction of its own, and
+        // needs no more than the destination's own TLS level.
         let per_txn = self
             .deliverer
             .config
@@ -431,18 +433,20 @@ impl Stage {
                 msg.recipients[i].verdict,
                 Some(crate::policy::Verdict::Deliver {
                     escalated: true,
+                    seal: crate::policy::Seal::Tls,
                     ..
                 })
             )
         };
-        let mut groups: Vec<((String, bool), Vec<usize>)> = Vec::new();
+        // (domain, needs verified TLS, the sealed copy's recipient) → recipients.
+        type Group = (String, bool, Option<usize>);
+        let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
         for &i in due {
+            let r = &msg.recipients[i];
             let key = (
-                msg.recipients[i]
-                    .address
-                    .domain_ascii()
-                    .to_ascii_lowercase(),
+                r.address.domain_ascii().to_ascii_lowercase(),
                 escalated(i),
+                r.sealed.is_some().then_some(i),
             );
             match groups
                 .iter_mut()
@@ -453,7 +457,11 @@ impl Stage {
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for ((domain, escalated), idx) in groups {
+        for ((domain, escalated, sealed), idx) in groups {
+            let bytes = match sealed {
+                Some(i) => Arc::new(self.spool.read_sealed(msg, i as u32)?),
+                None => plain.clone(),
+            };
             let rcpts: Vec<RcptTo> = idx
                 .iter()
                 .map(|&i| {
@@ -465,7 +473,7 @@ impl Stage {
                     }
                 })
                 .collect();
-            let (stage, bytes) = (self.clone(), bytes.clone());
+            let stage = self.clone();
             let (from, params) = (msg.from.clone(), msg.mail_params.clone());
             tasks.spawn(async move {
                 // Domain first: a burst to one domain must not hold global

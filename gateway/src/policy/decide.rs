@@ -20,8 +20,9 @@ pub struct Inputs<'a> {
     pub recipient: &'a Mailbox,
     /// The TLS level configured for the recipient's destination.
     pub destination_tls: TlsLevel,
-    /// Whether a usable key or certificate of this kind is known for the recipient.
-    pub has_key: &'a dyn Fn(Seal) -> bool,
+    /// The keystore id of a usable key of this kind for the recipient, or
+    /// why there is none.
+    pub key_for: &'a dyn Fn(Seal) -> Result<String, String>,
 }
 
 /// The most specific `[policy.recipients]` mode for `rcpt`: address, then
@@ -50,6 +51,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             seal: Seal::Tls,
             escalated: false,
             why: vec!["inbound".into()],
+            key: None,
         };
     }
     let rules = || -> String { i.dlp.map(|d| d.policy_hits.join(", ")).unwrap_or_default() };
@@ -75,10 +77,11 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     {
         why.push(format!("tag {tag}"));
         return match chosen(cfg, i, &[seal]) {
-            Ok(seal) => Verdict::Deliver {
+            Ok((seal, key)) => Verdict::Deliver {
                 seal,
                 escalated: true,
                 why,
+                key,
             },
             Err(missing) => Verdict::Block {
                 reason: format!(
@@ -107,13 +110,15 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             seal: Seal::Tls,
             escalated: false,
             why,
+            key: None,
         };
     }
     match chosen(cfg, i, &cfg.methods) {
-        Ok(seal) => Verdict::Deliver {
+        Ok((seal, key)) => Verdict::Deliver {
             seal,
             escalated: true,
             why,
+            key,
         },
         Err(missing) => Verdict::Block {
             reason: format!(
@@ -126,21 +131,47 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     }
 }
 
-/// The first of `methods` that can protect this recipient, or why none can.
-fn chosen(cfg: &PolicyConfig, i: &Inputs, methods: &[Seal]) -> Result<Seal, Vec<String>> {
+/// One step of the method chain: the key it would use (for PGP and
+/// S/MIME), or why it cannot protect the recipient.
+pub type Step = (Seal, Result<Option<String>, String>);
+
+/// Every one of `methods`, in order, judged for one recipient.
+pub fn chain(
+    cfg: &PolicyConfig,
+    destination_tls: TlsLevel,
+    key_for: &dyn Fn(Seal) -> Result<String, String>,
+    methods: &[Seal],
+) -> Vec<Step> {
+    methods
+        .iter()
+        .map(|&m| {
+            let r = match m {
+                Seal::Tls if destination_tls.authenticates() => Ok(None),
+                Seal::Tls => Err(format!(
+                    "the destination's TLS is not verified (level {destination_tls})"
+                )),
+                Seal::Pgp | Seal::Smime => key_for(m).map(Some),
+                Seal::Portal if cfg.portal_available => Ok(None),
+                Seal::Portal => Err("the escrow portal is not available yet".into()),
+            };
+            (m, r)
+        })
+        .collect()
+}
+
+/// The first of `methods` that can protect this recipient (with the key it
+/// would use), or why none can. Keys are looked up only as far as needed.
+fn chosen(
+    cfg: &PolicyConfig,
+    i: &Inputs,
+    methods: &[Seal],
+) -> Result<(Seal, Option<String>), Vec<String>> {
     let mut missing = Vec::new();
     for &m in methods {
-        match m {
-            Seal::Tls if i.destination_tls.authenticates() => return Ok(m),
-            Seal::Tls => missing.push(format!(
-                "the destination's TLS is not verified (level {})",
-                i.destination_tls
-            )),
-            Seal::Pgp | Seal::Smime if (i.has_key)(m) => return Ok(m),
-            Seal::Pgp => missing.push("no usable OpenPGP key is known".into()),
-            Seal::Smime => missing.push("no usable S/MIME certificate is known".into()),
-            Seal::Portal if cfg.portal_available => return Ok(m),
-            Seal::Portal => missing.push("the escrow portal is not available yet".into()),
+        match chain(cfg, i.destination_tls, i.key_for, &[m]).pop() {
+            Some((m, Ok(key))) => return Ok((m, key)),
+            Some((_, Err(why))) => missing.push(why),
+            None => {}
         }
     }
     Err(missing)
@@ -163,7 +194,7 @@ mod tests {
             header_trigger: false,
             recipient: rcpt,
             destination_tls: tls,
-            has_key: &|_| false,
+            key_for: &|s| Err(format!("no {} key", s.as_str())),
         }
     }
 
@@ -187,7 +218,8 @@ mod tests {
             Verdict::Deliver {
                 seal: Seal::Tls,
                 escalated: false,
-                why: vec![]
+                why: vec![],
+                key: None,
             }
         );
     }
@@ -202,6 +234,7 @@ mod tests {
                 seal: Seal::Tls,
                 escalated: true,
                 why,
+                key: None,
             } => assert_eq!(why, ["tag [secure]"]),
             v => panic!("{v:?}"),
         }
@@ -217,15 +250,19 @@ mod tests {
         // DLP "encrypt" escalates like a tag; a known key is used when TLS is not verified.
         let d = dlp("encrypt");
         let mut i = inputs(&r, &[], Some(&d), TlsLevel::Encrypt);
-        let pgp = |s: Seal| s == Seal::Pgp;
-        i.has_key = &pgp;
+        let pgp = |s: Seal| match s {
+            Seal::Pgp => Ok("FPR".to_string()),
+            _ => Err("none".to_string()),
+        };
+        i.key_for = &pgp;
         assert!(matches!(
             decide(&cfg, &i),
             Verdict::Deliver {
                 seal: Seal::Pgp,
                 escalated: true,
+                key: Some(ref k),
                 ..
-            }
+            } if k == "FPR"
         ));
     }
 
@@ -246,7 +283,7 @@ mod tests {
         // [pgp] forces PGP even where verified TLS would do; without a key it blocks.
         let tags = vec!["[pgp]".to_string()];
         match decide(&cfg, &inputs(&r, &tags, None, TlsLevel::Verify)) {
-            Verdict::Block { reason } => assert!(reason.contains("OpenPGP"), "{reason}"),
+            Verdict::Block { reason } => assert!(reason.contains("no pgp key"), "{reason}"),
             v => panic!("{v:?}"),
         }
     }

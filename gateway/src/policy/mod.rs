@@ -9,5 +9,5 @@ pub mod tags;
 pub mod verdict;
 pub mod worker;
 
-pub use decide::{decide, Inputs};
+pub use decide::{chain, decide, Inputs, Step};
 pub use verdict::{Seal, Verdict};

@@ -45,6 +45,10 @@ pub enum Verdict {
         escalated: bool,
         /// Why: the tag, header, DLP rule ids or config rule that decided.
         why: Vec<String>,
+        /// For PGP and S/MIME: the keystore id of the key to seal with, so
+        /// the seal stage uses exactly the key policy (and `explain`) chose.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// Held for an admin (DLP `quarantine`).
     Quarantine {
@@ -65,6 +69,7 @@ impl fmt::Display for Verdict {
                 seal,
                 escalated,
                 why,
+                ..
             } => {
                 write!(f, "deliver ({}", seal.as_str())?;
                 if *escalated {

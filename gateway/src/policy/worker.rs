@@ -3,8 +3,11 @@
 //! the tag-free subject) in the spool with fsync, then hand the id on.
 
 use super::tags;
-use super::{decide, Inputs};
+use super::{decide, Inputs, Seal, Verdict};
 use crate::config::Config;
+use crate::keys::{KeyKind, Keys};
+use crate::smtp::address::Mailbox;
+use crate::spool::Direction;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -40,39 +43,84 @@ pub fn header_facts(message: &[u8], trigger_name: &str) -> HeaderFacts {
     }
 }
 
-/// Decides every recipient of `msg` and records the result in it.
-pub fn apply(
+/// The keystore id of a key of `seal`'s kind usable for `address`, or why none is.
+pub fn key_for(keys: &Keys, address: &str, seal: Seal) -> Result<String, String> {
+    let kind = match seal {
+        Seal::Pgp => KeyKind::Pgp,
+        Seal::Smime => KeyKind::Smime,
+        Seal::Tls | Seal::Portal => return Err(format!("{} needs no key", seal.as_str())),
+    };
+    keys.usable(address, kind).map(|f| f.entry.id)
+}
+
+/// What policy decides for a message: each recipient's verdict (in the
+/// order given) and the subject freed of its tags, if it changes. Delivery
+/// and `sealgate explain` both come through here, so they cannot disagree.
+pub struct Decision {
+    /// One verdict per recipient.
+    pub verdicts: Vec<Verdict>,
+    /// The subject to deliver with, when tags were removed.
+    pub new_subject: Option<String>,
+    /// The tags found in the subject.
+    pub tags: Vec<String>,
+}
+
+/// Decides every recipient in `recipients`.
+pub fn decide_all(
     config: &Config,
-    msg: &mut QueuedMessage,
+    keys: &Keys,
+    direction: Direction,
+    recipients: &[&Mailbox],
     dlp: Option<&crate::spool::InspectionRecord>,
     facts: &HeaderFacts,
-) {
+) -> Decision {
     let cfg = &config.policy;
     let subject = facts.subject.clone().unwrap_or_default();
     let hits = tags::find(&subject, &cfg.all_tags());
     let found: Vec<String> = hits.iter().map(|h| h.tag.clone()).collect();
-    let direction = msg.origin.direction;
-    for r in &mut msg.recipients {
-        let (destination_tls, _) =
-            config.tls_level_for(&r.address.domain_ascii().to_ascii_lowercase());
-        let verdict = decide(
-            cfg,
-            &Inputs {
-                direction,
-                dlp,
-                tags: &found,
-                header_trigger: facts.trigger,
-                recipient: &r.address,
-                destination_tls,
-                // The keystore comes with a later slice of the seal issue.
-                has_key: &|_| false,
-            },
-        );
-        r.verdict = Some(verdict);
+    let verdicts = recipients
+        .iter()
+        .map(|rcpt| {
+            let (destination_tls, _) =
+                config.tls_level_for(&rcpt.domain_ascii().to_ascii_lowercase());
+            let address = crate::keys::filed_as(rcpt);
+            decide(
+                cfg,
+                &Inputs {
+                    direction,
+                    dlp,
+                    tags: &found,
+                    header_trigger: facts.trigger,
+                    recipient: rcpt,
+                    destination_tls,
+                    key_for: &|seal| key_for(keys, &address, seal),
+                },
+            )
+        })
+        .collect();
+    let new_subject = (cfg.strip_tags && !hits.is_empty() && direction == Direction::Outbound)
+        .then(|| tags::strip(&subject, &hits));
+    Decision {
+        verdicts,
+        new_subject,
+        tags: found,
     }
-    if cfg.strip_tags && !hits.is_empty() && direction == crate::spool::Direction::Outbound {
-        msg.new_subject = Some(tags::strip(&subject, &hits));
+}
+
+/// Decides every recipient of `msg` and records the result in it.
+pub fn apply(
+    config: &Config,
+    keys: &Keys,
+    msg: &mut QueuedMessage,
+    dlp: Option<&crate::spool::InspectionRecord>,
+    facts: &HeaderFacts,
+) {
+    let rcpts: Vec<&Mailbox> = msg.recipients.iter().map(|r| &r.address).collect();
+    let d = decide_all(config, keys, msg.origin.direction, &rcpts, dlp, facts);
+    for (r, v) in msg.recipients.iter_mut().zip(d.verdicts) {
+        r.verdict = Some(v);
     }
+    msg.new_subject = d.new_subject;
     msg.decided = true;
 }
 
@@ -80,6 +128,7 @@ pub fn apply(
 struct Stage {
     spool: Spool,
     config: Arc<Config>,
+    keys: Keys,
     next: UnboundedSender<QueueId>,
 }
 
@@ -92,7 +141,7 @@ impl Stage {
             let head = self.spool.read_head(&msg)?;
             let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
-            apply(&self.config, &mut msg, dlp.as_ref(), &facts);
+            apply(&self.config, &self.keys, &mut msg, dlp.as_ref(), &facts);
             self.spool.update(&msg).await?;
             for r in &msg.recipients {
                 if let Some(v) = &r.verdict {
@@ -111,6 +160,7 @@ impl Stage {
 pub async fn run(
     spool: Spool,
     config: Arc<Config>,
+    keys: Keys,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
     ready_now: impl Fn(QueueId) -> bool,
@@ -118,6 +168,7 @@ pub async fn run(
     let stage = Stage {
         spool,
         config,
+        keys,
         next,
     };
     match stage.spool.list() {

@@ -5,3 +5,4 @@
 pub mod entity;
 pub mod pgp;
 pub mod smime;
+pub mod worker;

@@ -182,6 +182,45 @@ impl RecipientKey {
         })
     }
 
+    /// Reads every certificate in a keyring (armoured or binary); secret parts are dropped.
+    pub fn parse_all(bytes: &[u8]) -> Result<Vec<Self>, PgpError> {
+        let parsed = std::panic::catch_unwind(|| {
+            openpgp::cert::CertParser::from_bytes(bytes)
+                .map(|p| p.collect::<openpgp::Result<Vec<Cert>>>())
+        });
+        match parsed {
+            Ok(Ok(Ok(certs))) if !certs.is_empty() => Ok(certs
+                .into_iter()
+                .map(|c| RecipientKey {
+                    cert: c.strip_secret_key_material(),
+                })
+                .collect()),
+            Ok(Ok(Ok(_))) => Err(PgpError::Parse("no OpenPGP certificate found".into())),
+            Ok(Ok(Err(e))) | Ok(Err(e)) => Err(PgpError::Parse(format!("{e:#}"))),
+            Err(_) => Err(PgpError::Parse("the OpenPGP parser failed".into())),
+        }
+    }
+
+    /// The public certificate, ASCII-armoured (for storage and export).
+    pub fn armored(&self) -> Result<String, PgpError> {
+        use openpgp::serialize::SerializeInto;
+        let bytes = self.cert.armored().to_vec().map_err(crypto)?;
+        String::from_utf8(bytes).map_err(crypto)
+    }
+
+    /// The e-mail addresses of the certificate's user IDs, lower-cased (domain in punycode).
+    pub fn email_addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for ua in self.cert.userids() {
+            if let Ok(Some(e)) = ua.userid().email_normalized() {
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+
     /// The certificate's fingerprint: hex, upper-case, no spaces.
     pub fn fingerprint(&self) -> String {
         self.cert.fingerprint().to_hex()

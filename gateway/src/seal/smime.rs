@@ -159,6 +159,36 @@ impl RecipientCert {
         Ok(Self { cert, der })
     }
 
+    /// Reads every certificate of a PEM bundle, or one DER certificate.
+    pub fn parse_all(bytes: &[u8]) -> Result<Vec<Self>, SmimeError> {
+        let marker = b"-----BEGIN CERTIFICATE-----";
+        if find(bytes, marker).is_none() {
+            return Ok(vec![Self::parse(bytes)?]);
+        }
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some(start) = find(rest, marker) {
+            out.push(Self::parse(&rest[start..])?);
+            rest = &rest[start + marker.len()..];
+        }
+        Ok(out)
+    }
+
+    /// The certificate as one PEM block.
+    pub fn to_pem(&self) -> String {
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.der)
+            .unwrap_or_default()
+    }
+
+    /// End of the validity period.
+    pub fn not_after(&self) -> SystemTime {
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time()
+    }
+
     /// Serial number in upper-case hex, without a sign byte (as `openssl x509 -serial`).
     pub fn serial_hex(&self) -> String {
         let mut b = self.cert.tbs_certificate.serial_number.as_bytes();

@@ -13,7 +13,7 @@ pub use id::QueueId;
 pub use keyring::{KeyError, Keyring};
 pub use record::{
     DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin, OutboundTls,
-    QueuedMessage, QueuedRecipient, RecipientState, TlsFacts,
+    QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts,
 };
 
 use crate::admin::metrics::Metrics;
@@ -31,7 +31,16 @@ const CF_INSPECTION: &str = "inspection";
 /// Envelopes (with delivery evidence) of messages whose every recipient is
 /// final; their bytes are gone. Kept for `queue show` and the journal.
 const CF_DONE: &str = "done";
-const ALL_CFS: [&str; 5] = [CF_ENVELOPE, CF_CHUNK, CF_META, CF_INSPECTION, CF_DONE];
+/// Per-recipient sealed copies (PGP/MIME, S/MIME) made by the seal stage.
+const CF_SEALED: &str = "sealed";
+const ALL_CFS: [&str; 6] = [
+    CF_ENVELOPE,
+    CF_CHUNK,
+    CF_META,
+    CF_INSPECTION,
+    CF_DONE,
+    CF_SEALED,
+];
 /// Message bytes are stored in chunks of this size, so a session holds at
 /// most one chunk in memory however large the message.
 pub const CHUNK_SIZE: usize = 256 * 1024;
@@ -387,6 +396,11 @@ impl Spool {
                     from: chunk_key(id, 0),
                     to: chunk_key(id, u32::MAX),
                 },
+                Op::DeleteRange {
+                    cf: CF_SEALED,
+                    from: chunk_key(id, 0),
+                    to: chunk_key(id, u32::MAX),
+                },
             ])
             .await
             .map_err(SpoolError::Commit)?;
@@ -408,6 +422,58 @@ impl Spool {
             }])
             .await
             .map_err(SpoolError::Commit)
+    }
+
+    /// Durably stores the sealed copies (recipient index, bytes as sent)
+    /// together with the updated record, in one synced batch.
+    pub async fn put_sealed(
+        &self,
+        msg: &QueuedMessage,
+        copies: Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), SpoolError> {
+        let key = msg.id.to_key().to_vec();
+        let mut ops = Vec::with_capacity(copies.len() + 1);
+        for (i, bytes) in copies {
+            let k = chunk_key(msg.id, i);
+            let value = self.inner.keys.seal(&aad(CF_SEALED, &k), &bytes);
+            ops.push(Op::Put {
+                cf: CF_SEALED,
+                key: k,
+                value,
+            });
+        }
+        // Last, so a message deleted meanwhile fails the whole batch.
+        ops.push(Op::Replace {
+            cf: CF_ENVELOPE,
+            value: self.seal_json(CF_ENVELOPE, &key, msg)?,
+            key,
+        });
+        self.committer()?
+            .commit(ops)
+            .await
+            .map_err(SpoolError::Commit)
+    }
+
+    /// The sealed copy for recipient `index` of `msg`, as it is to be sent.
+    pub fn read_sealed(&self, msg: &QueuedMessage, index: u32) -> Result<Vec<u8>, SpoolError> {
+        let key = chunk_key(msg.id, index);
+        let v = self
+            .inner
+            .db
+            .get_cf(&self.cf(CF_SEALED), &key)?
+            .ok_or_else(|| {
+                SpoolError::Corrupt(
+                    msg.id.to_string(),
+                    format!("sealed copy for recipient {index} is missing"),
+                )
+            })?;
+        self.inner
+            .keys
+            .open(&aad(CF_SEALED, &key), &v)
+            .map_err(|source| SpoolError::Key {
+                id: msg.id.to_string(),
+                source,
+            })
     }
 
     /// Durably retires a message whose every recipient is final: its record
@@ -441,6 +507,11 @@ impl Spool {
                 },
                 Op::DeleteRange {
                     cf: CF_CHUNK,
+                    from: chunk_key(msg.id, 0),
+                    to: chunk_key(msg.id, u32::MAX),
+                },
+                Op::DeleteRange {
+                    cf: CF_SEALED,
                     from: chunk_key(msg.id, 0),
                     to: chunk_key(msg.id, u32::MAX),
                 },

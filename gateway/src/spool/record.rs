@@ -1,7 +1,7 @@
 //! What the spool keeps about each message: the envelope and where it came from.
 
 use crate::deliver::tls_policy::{PolicySource, TlsLevel};
-use crate::policy::Verdict;
+use crate::policy::{Seal, Verdict};
 use crate::smtp::address::Mailbox;
 use crate::smtp::command::{MailParams, Notify};
 use crate::spool::QueueId;
@@ -178,6 +178,26 @@ pub struct QueuedRecipient {
     /// What policy decided, before delivery started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// How the seal stage sealed this recipient's copy (PGP, S/MIME).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealRecord>,
+}
+
+/// How one recipient's copy was sealed: the journal's seal facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealRecord {
+    /// The method.
+    pub method: Seal,
+    /// Keystore id: OpenPGP fingerprint or certificate SHA-256.
+    pub key: String,
+    /// How to name the key: fingerprint, or certificate serial and issuer.
+    pub label: String,
+    /// Where the key came from (`imported`, `wkd`, `harvested`).
+    pub key_source: String,
+    /// When it was sealed.
+    pub at: DateTime<Utc>,
+    /// Size of the sealed copy in octets.
+    pub size: u64,
 }
 
 impl QueuedRecipient {
@@ -194,6 +214,7 @@ impl QueuedRecipient {
             dsn: None,
             delay_notified: false,
             verdict: None,
+            sealed: None,
         }
     }
 }
@@ -228,6 +249,45 @@ pub struct QueuedMessage {
     /// True once the policy stage has decided every recipient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decided: bool,
+}
+
+impl QueuedMessage {
+    /// Recipients whose verdict asks for a PGP or S/MIME copy that the seal
+    /// stage has not made yet.
+    pub fn unsealed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.recipients.iter().enumerate().filter_map(|(i, r)| {
+            let wants = matches!(
+                r.verdict,
+                Some(Verdict::Deliver {
+                    seal: Seal::Pgp | Seal::Smime,
+                    ..
+                })
+            );
+            (wants && r.sealed.is_none() && r.state == RecipientState::Queued).then_some(i)
+        })
+    }
+
+    /// True when the seal stage still has work on this message: delivery waits.
+    pub fn awaits_seal(&self) -> bool {
+        self.decided && self.unsealed().next().is_some()
+    }
+
+    /// The message as it leaves: our `Received:` header in front, and the
+    /// subject policy freed of its tags.
+    pub fn outgoing(&self, body: &[u8]) -> Vec<u8> {
+        let rewritten;
+        let body = match &self.new_subject {
+            Some(subject) => {
+                rewritten = crate::header_fields::rewrite_subject(body, subject);
+                &rewritten[..]
+            }
+            None => body,
+        };
+        let mut out = Vec::with_capacity(self.received_header.len() + body.len());
+        out.extend_from_slice(self.received_header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
 }
 
 /// What the inspect stage found in a message: detector ids and counts, never

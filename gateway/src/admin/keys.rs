@@ -1,0 +1,116 @@
+//! `sealgate keys ...`: the keystore from the command line. The keystore is
+//! a directory the gateway re-reads when it changes, so these work whether
+//! or not the gateway runs.
+
+use crate::keys::{KeyEntry, KeyKind, KeySource, KeyStoreError, Keys};
+use std::fmt::Write;
+
+/// One line per entry: id, kind, state, source, addresses.
+fn line(e: &KeyEntry) -> String {
+    let mut s = format!(
+        "{}\t{}\t{}\t{}\t{}",
+        e.id,
+        e.kind.as_str(),
+        match e.state {
+            crate::keys::KeyState::Active => "active",
+            crate::keys::KeyState::Pending => "pending",
+        },
+        e.source.as_str(),
+        e.addresses.join(",")
+    );
+    if let Some(na) = e.not_after {
+        let _ = write!(s, "\tuntil {}", na.format("%Y-%m-%d"));
+    }
+    s
+}
+
+/// A JSON view of an entry without the key material.
+fn summary(e: &KeyEntry) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("data");
+    }
+    v
+}
+
+/// `keys import FILE`: stores every key or certificate in `bytes`.
+pub fn import(keys: &Keys, bytes: &[u8], json: bool) -> Result<String, KeyStoreError> {
+    let reports = keys.store.import(bytes, KeySource::Imported)?;
+    if json {
+        let v: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| serde_json::json!({"outcome": r.outcome, "key": summary(&r.entry)}))
+            .collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(v)));
+    }
+    let mut out = String::new();
+    for r in &reports {
+        let _ = writeln!(out, "{}\t{}", r.outcome, line(&r.entry));
+    }
+    Ok(out)
+}
+
+/// `keys ls`: every stored key.
+pub fn ls(keys: &Keys, json: bool) -> Result<String, KeyStoreError> {
+    let all = keys.store.list()?;
+    if json {
+        let v: Vec<serde_json::Value> = all.iter().map(summary).collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(v)));
+    }
+    Ok(all.iter().map(|e| line(e) + "\n").collect())
+}
+
+/// `keys show ADDRESS`: the keys filed under an address, and which one
+/// policy would seal with now (or why none).
+pub fn show(keys: &Keys, address: &str, json: bool) -> Result<String, KeyStoreError> {
+    let address = address.trim().to_ascii_lowercase();
+    let entries = keys.store.for_address(&address)?;
+    let verdict = |kind: KeyKind| match keys.usable(&address, kind) {
+        Ok(f) => Ok(f.entry.label()),
+        Err(why) => Err(why),
+    };
+    let (pgp, smime) = (verdict(KeyKind::Pgp), verdict(KeyKind::Smime));
+    if json {
+        let use_of = |r: &Result<String, String>| match r {
+            Ok(label) => serde_json::json!({"usable": true, "key": label}),
+            Err(why) => serde_json::json!({"usable": false, "reason": why}),
+        };
+        let v = serde_json::json!({
+            "address": address,
+            "keys": entries.iter().map(|e| {
+                let mut s = summary(e);
+                s["data"] = serde_json::Value::String(e.data.clone());
+                s
+            }).collect::<Vec<_>>(),
+            "pgp": use_of(&pgp),
+            "smime": use_of(&smime),
+        });
+        return Ok(format!("{v:#}\n"));
+    }
+    let mut out = format!("{address}\n");
+    if entries.is_empty() {
+        out.push_str("  no keys stored\n");
+    }
+    for e in &entries {
+        let _ = writeln!(out, "  {}", line(e));
+    }
+    for (name, r) in [("pgp", &pgp), ("smime", &smime)] {
+        let _ = match r {
+            Ok(label) => writeln!(out, "  {name}: would seal with {label}"),
+            Err(why) => writeln!(out, "  {name}: not usable: {why}"),
+        };
+    }
+    Ok(out)
+}
+
+/// `keys rm ID`: removes a key.
+pub fn rm(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
+    let e = keys.store.remove(id)?;
+    Ok(format!("removed\t{}\n", line(&e)))
+}
+
+/// `keys approve ID`: lets a pending key be used.
+pub fn approve(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
+    let e = keys.store.approve(id)?;
+    Ok(format!("approved\t{}\n", line(&e)))
+}

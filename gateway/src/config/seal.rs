@@ -1,0 +1,23 @@
+//! `[seal]`: the keystore and how PGP and S/MIME seals are made.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[seal]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SealConfig {
+    /// Keystore directory; unset means `<data_dir>/keystore`.
+    pub keystore_dir: Option<PathBuf>,
+    /// Whether keys harvested from inbound mail may be used to seal.
+    pub use_harvested: bool,
+    /// PEM bundle of CAs that recipients' S/MIME certificates must chain to
+    /// (one hop). Unset: certificates are trusted as imported.
+    pub smime_roots_file: Option<PathBuf>,
+    /// RSA key transport with RSAES-OAEP (SHA-256) instead of PKCS#1 v1.5.
+    pub smime_oaep: bool,
+    /// PGP protected headers: the outer Subject becomes "...", the real one is inside.
+    pub protect_subject: bool,
+    /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
+    pub pgp_signing_key: Option<PathBuf>,
+}

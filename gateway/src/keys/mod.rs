@@ -1,0 +1,56 @@
+//! The keystore: recipients' OpenPGP keys and S/MIME certificates, one
+//! JSON file per key under `<data_dir>/keys`. Files, not the spool
+//! database, so `sealgate keys ...` works while the gateway runs (RocksDB
+//! allows one writer) and an admin can back the directory up as is.
+//!
+//! Policy asks it which key can seal for a recipient (`lookup`); the seal
+//! stage loads exactly the key policy named. A key that would replace a
+//! known one for an address, when it did not come from an admin, waits as
+//! `pending` until `sealgate keys approve` (pinning).
+
+mod entry;
+mod lookup;
+mod store;
+
+pub use entry::{KeyEntry, KeyKind, KeySource, KeyState};
+pub use lookup::{Found, Keys, Parsed};
+pub use store::{ImportReport, Keystore};
+
+/// The form of an address keys are filed under: lower case, the domain
+/// in ASCII (punycode).
+pub fn filed_as(m: &crate::smtp::address::Mailbox) -> String {
+    format!("{}@{}", m.local(), m.domain_ascii()).to_ascii_lowercase()
+}
+
+/// Errors from the keystore.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    /// Reading or writing the directory failed.
+    #[error("keystore {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A stored entry does not parse.
+    #[error("keystore entry {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file to import holds neither OpenPGP keys nor X.509 certificates.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The key or certificate names no e-mail address to file it under.
+    #[error("{0} names no e-mail address")]
+    NoAddress(String),
+    /// No entry has this id.
+    #[error("no key with id {0}")]
+    NotFound(String),
+    /// An id prefix matches more than one entry.
+    #[error("key id {0} is ambiguous; give more of it")]
+    Ambiguous(String),
+}

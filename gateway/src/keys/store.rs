@@ -1,0 +1,459 @@
+//! The keystore directory: one `<kind>-<id>.json` file per key, written
+//! atomically (temporary file, fsync, rename, fsync of the directory).
+
+use super::entry::{KeyEntry, KeyKind, KeySource, KeyState};
+use super::KeyStoreError;
+use crate::seal::pgp::RecipientKey;
+use crate::seal::smime::RecipientCert;
+use chrono::{DateTime, Utc};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The keystore in one directory. Cheap to clone; entries are re-read when
+/// the directory changes, so a CLI import is seen by the running gateway.
+#[derive(Debug, Clone)]
+pub struct Keystore {
+    dir: PathBuf,
+    cache: Arc<Mutex<Option<Snapshot>>>,
+}
+
+/// The entries as read, with the directory's modification time then.
+type Snapshot = (SystemTime, Arc<Vec<KeyEntry>>);
+
+/// What an import did, per key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// The stored entry.
+    pub entry: KeyEntry,
+    /// `added`, `updated` (same key, fresher copy) or `pending` (waits for approval).
+    pub outcome: &'static str,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
+    move |source| KeyStoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Keystore {
+    /// The keystore in `dir` (created when first written).
+    pub fn open(dir: &Path) -> Self {
+        Keystore {
+            dir: dir.to_path_buf(),
+            cache: Default::default(),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every entry, sorted by first address then age.
+    pub fn list(&self) -> Result<Arc<Vec<KeyEntry>>, KeyStoreError> {
+        let stamp = match std::fs::metadata(&self.dir) {
+            Ok(m) => m.modified().map_err(io(&self.dir))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        let mut cache = self.cache.lock().expect("keystore cache lock");
+        if let Some((at, entries)) = cache.as_ref() {
+            if *at == stamp {
+                return Ok(entries.clone());
+            }
+        }
+        let entries = Arc::new(self.read_all()?);
+        *cache = Some((stamp, entries.clone()));
+        Ok(entries)
+    }
+
+    fn read_all(&self) -> Result<Vec<KeyEntry>, KeyStoreError> {
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let path = item.map_err(io(&self.dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let entry: KeyEntry =
+                serde_json::from_str(&text).map_err(|e| KeyStoreError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            out.push(entry);
+        }
+        out.sort_by(|a, b| {
+            (a.addresses.first(), a.added_at).cmp(&(b.addresses.first(), b.added_at))
+        });
+        Ok(out)
+    }
+
+    /// The one entry whose id is `id` or starts with it (at least 8 characters).
+    pub fn get(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+        let want = id.trim().replace(' ', "").to_ascii_lowercase();
+        let all = self.list()?;
+        let hits: Vec<&KeyEntry> = all
+            .iter()
+            .filter(|e| {
+                let have = e.id.to_ascii_lowercase();
+                have == want || (want.len() >= 8 && have.starts_with(&want))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(KeyStoreError::NotFound(id.into())),
+            _ => Err(KeyStoreError::Ambiguous(id.into())),
+        }
+    }
+
+    /// Entries filed under `address` (any state), newest first.
+    pub fn for_address(&self, address: &str) -> Result<Vec<KeyEntry>, KeyStoreError> {
+        let mut v: Vec<KeyEntry> = self
+            .list()?
+            .iter()
+            .filter(|e| e.covers(address))
+            .cloned()
+            .collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.added_at));
+        Ok(v)
+    }
+
+    /// Imports every OpenPGP certificate or X.509 certificate in `bytes`.
+    pub fn import(
+        &self,
+        bytes: &[u8],
+        source: KeySource,
+    ) -> Result<Vec<ImportReport>, KeyStoreError> {
+        let now = Utc::now();
+        let mut reports = Vec::new();
+        for entry in entries_from(bytes, source, now)? {
+            reports.push(self.store(entry)?);
+        }
+        Ok(reports)
+    }
+
+    /// Stores one entry, applying pinning.
+    fn store(&self, mut entry: KeyEntry) -> Result<ImportReport, KeyStoreError> {
+        let existing = self.list()?;
+        let outcome = if let Some(old) = existing.iter().find(|e| e.id == entry.id) {
+            // The same key again (new expiry, new subkeys): keep its standing.
+            entry.state = old.state;
+            entry.added_at = old.added_at;
+            if old.source == KeySource::Imported {
+                entry.source = KeySource::Imported;
+            }
+            "updated"
+        } else if entry.source != KeySource::Imported
+            && existing.iter().any(|e| {
+                e.kind == entry.kind
+                    && e.state == KeyState::Active
+                    && entry.addresses.iter().any(|a| e.covers(a))
+            })
+        {
+            entry.state = KeyState::Pending;
+            "pending"
+        } else {
+            "added"
+        };
+        self.write(&entry)?;
+        Ok(ImportReport { entry, outcome })
+    }
+
+    /// Removes the entry `id` (or unique prefix); returns it.
+    pub fn remove(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+        let entry = self.get(id)?;
+        let path = self.path_of(&entry);
+        std::fs::remove_file(&path).map_err(io(&path))?;
+        sync_dir(&self.dir)?;
+        Ok(entry)
+    }
+
+    /// Makes a pending entry active.
+    pub fn approve(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+        let mut entry = self.get(id)?;
+        entry.state = KeyState::Active;
+        self.write(&entry)?;
+        Ok(entry)
+    }
+
+    fn path_of(&self, e: &KeyEntry) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{}.json",
+            e.kind.as_str(),
+            e.id.to_ascii_lowercase()
+        ))
+    }
+
+    fn write(&self, entry: &KeyEntry) -> Result<(), KeyStoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let path = self.path_of(entry);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(entry).map_err(|e| KeyStoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&text).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), KeyStoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Reads the keys or certificates in `bytes` into entries.
+fn entries_from(
+    bytes: &[u8],
+    source: KeySource,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyEntry>, KeyStoreError> {
+    let looks_x509 = bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----");
+    if !looks_x509 {
+        if let Ok(keys) = RecipientKey::parse_all(bytes) {
+            return keys
+                .into_iter()
+                .map(|k| pgp_entry(&k, source, now))
+                .collect();
+        }
+    }
+    let certs = RecipientCert::parse_all(bytes).map_err(|e| {
+        KeyStoreError::Unreadable(format!(
+            "neither OpenPGP keys nor X.509 certificates (PEM or DER): {e}"
+        ))
+    })?;
+    certs.iter().map(|c| cert_entry(c, source, now)).collect()
+}
+
+fn pgp_entry(
+    k: &RecipientKey,
+    source: KeySource,
+    now: DateTime<Utc>,
+) -> Result<KeyEntry, KeyStoreError> {
+    let id = k.fingerprint();
+    let addresses = k.email_addresses();
+    if addresses.is_empty() {
+        return Err(KeyStoreError::NoAddress(format!("OpenPGP key {id}")));
+    }
+    Ok(KeyEntry {
+        data: k
+            .armored()
+            .map_err(|e| KeyStoreError::Unreadable(e.to_string()))?,
+        id,
+        kind: KeyKind::Pgp,
+        addresses,
+        source,
+        state: KeyState::Active,
+        added_at: now,
+        serial: None,
+        issuer: None,
+        not_after: None,
+    })
+}
+
+fn cert_entry(
+    c: &RecipientCert,
+    source: KeySource,
+    now: DateTime<Utc>,
+) -> Result<KeyEntry, KeyStoreError> {
+    let addresses: Vec<String> = c
+        .email_addresses()
+        .iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    if addresses.is_empty() {
+        return Err(KeyStoreError::NoAddress(format!(
+            "certificate {}",
+            c.subject()
+        )));
+    }
+    Ok(KeyEntry {
+        id: c.sha256_hex(),
+        kind: KeyKind::Smime,
+        addresses,
+        source,
+        state: KeyState::Active,
+        added_at: now,
+        serial: Some(c.serial_hex()),
+        issuer: Some(c.issuer()),
+        not_after: Some(DateTime::<Utc>::from(c.not_after())),
+        data: c.to_pem(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyStoreError;
+    use openpgp::cert::CertBuilder;
+    use openpgp::serialize::SerializeInto;
+    use sequoia_openpgp as openpgp;
+
+    fn pgp_key(uid: &str) -> Vec<u8> {
+        let (cert, _) = CertBuilder::general_purpose(Some(uid)).generate().unwrap();
+        let armored = cert.armored().to_vec().unwrap();
+        armored
+    }
+
+    fn smime_cert(email: &str) -> Vec<u8> {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("test {email}"));
+        p.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
+        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyAgreement];
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::EmailProtection];
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().pem().into_bytes()
+    }
+
+    fn trust() -> super::super::lookup::Trust<'static> {
+        super::super::lookup::Trust {
+            roots: &[],
+            allow_harvested: false,
+        }
+    }
+
+    #[test]
+    fn import_list_find_update_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(&dir.path().join("ks"));
+        assert!(
+            ks.list().unwrap().is_empty(),
+            "a missing directory is an empty store"
+        );
+        let key = pgp_key("Alice <Alice@Example.TEST>");
+        let r = ks.import(&key, KeySource::Imported).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].outcome, "added");
+        assert_eq!(r[0].entry.addresses, ["alice@example.test"]);
+        let id = r[0].entry.id.clone();
+        // Found under any case of the address, and usable.
+        let now = SystemTime::now();
+        let f = ks
+            .usable("ALICE@example.test", KeyKind::Pgp, now, trust())
+            .unwrap();
+        assert_eq!(f.entry.id, id);
+        // No S/MIME certificate: the reason says so.
+        let e = ks
+            .usable("alice@example.test", KeyKind::Smime, now, trust())
+            .unwrap_err();
+        assert!(e.contains("no S/MIME certificate is known"), "{e}");
+        // The same key again is an update, not a second entry.
+        assert_eq!(
+            ks.import(&key, KeySource::Imported).unwrap()[0].outcome,
+            "updated"
+        );
+        assert_eq!(ks.list().unwrap().len(), 1);
+        // A short prefix is refused, a long one works.
+        assert!(matches!(ks.get(&id[..4]), Err(KeyStoreError::NotFound(_))));
+        assert_eq!(ks.get(&id[..10].to_lowercase()).unwrap().id, id);
+        ks.remove(&id).unwrap();
+        assert!(ks.list().unwrap().is_empty());
+        assert!(matches!(ks.remove(&id), Err(KeyStoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_changed_key_from_mail_waits_for_approval() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        let first = ks
+            .import(&pgp_key("<bob@example.test>"), KeySource::Imported)
+            .unwrap()[0]
+            .entry
+            .id
+            .clone();
+        let second = ks
+            .import(&pgp_key("<bob@example.test>"), KeySource::Wkd)
+            .unwrap();
+        assert_eq!(second[0].outcome, "pending");
+        let second = second[0].entry.id.clone();
+        let now = SystemTime::now();
+        // The pinned key is still the one used.
+        let f = ks
+            .usable("bob@example.test", KeyKind::Pgp, now, trust())
+            .unwrap();
+        assert_eq!(f.entry.id, first);
+        ks.remove(&first).unwrap();
+        let e = ks
+            .usable("bob@example.test", KeyKind::Pgp, now, trust())
+            .unwrap_err();
+        assert!(e.contains("waits for approval"), "{e}");
+        ks.approve(&second).unwrap();
+        let f = ks
+            .usable("bob@example.test", KeyKind::Pgp, now, trust())
+            .unwrap();
+        assert_eq!(f.entry.id, second);
+        // Harvested keys are not used unless allowed.
+        let h = ks
+            .import(&pgp_key("<carol@example.test>"), KeySource::Harvested)
+            .unwrap();
+        assert_eq!(h[0].outcome, "added");
+        let e = ks
+            .usable("carol@example.test", KeyKind::Pgp, now, trust())
+            .unwrap_err();
+        assert!(e.contains("harvested"), "{e}");
+    }
+
+    #[test]
+    fn certificates_are_filed_by_address_with_serial_and_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        let mut bundle = smime_cert("dana@example.test");
+        bundle.extend(smime_cert("erin@example.test"));
+        let r = ks.import(&bundle, KeySource::Imported).unwrap();
+        assert_eq!(r.len(), 2, "both certificates of a PEM bundle");
+        let e = &r[0].entry;
+        assert_eq!(e.kind, KeyKind::Smime);
+        assert!(e.serial.is_some() && e.issuer.as_deref().unwrap().contains("test dana"));
+        assert!(
+            e.label().starts_with("certificate serial "),
+            "{}",
+            e.label()
+        );
+        let f = ks
+            .usable(
+                "erin@example.test",
+                KeyKind::Smime,
+                SystemTime::now(),
+                trust(),
+            )
+            .unwrap();
+        assert!(matches!(f.key, super::super::Parsed::Smime(_)));
+        // Expired by the time given: the reason names the certificate problem.
+        let later = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(4_200_000_000);
+        let why = ks
+            .usable("erin@example.test", KeyKind::Smime, later, trust())
+            .unwrap_err();
+        assert!(why.contains("expired"), "{why}");
+    }
+
+    #[test]
+    fn unreadable_input_and_keys_without_address_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        let e = ks
+            .import(b"not a key at all", KeySource::Imported)
+            .unwrap_err();
+        assert!(matches!(e, KeyStoreError::Unreadable(_)), "{e}");
+        assert!(
+            e.to_string().contains("neither OpenPGP keys nor X.509"),
+            "{e}"
+        );
+        let e = ks
+            .import(&pgp_key("Just A Name"), KeySource::Imported)
+            .unwrap_err();
+        assert!(matches!(e, KeyStoreError::NoAddress(_)), "{e}");
+        assert!(ks.list().unwrap().is_empty());
+    }
+}

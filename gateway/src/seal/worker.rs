@@ -1,0 +1,192 @@
+//! The seal stage as a running task: for each decided message, make the
+//! PGP/MIME or S/MIME copy every recipient's verdict asks for, with exactly
+//! the key policy chose, store the copies and the seal facts in the spool
+//! with fsync, then hand the id on to delivery. A copy that cannot be made
+//! turns the recipient's verdict into a block (a DSN naming why), never
+//! into plain delivery.
+
+use super::pgp::{self, PgpOptions, PgpSigner};
+use super::smime::{self, SmimeOptions};
+use crate::config::Config;
+use crate::keys::{Found, Keys, Parsed};
+use crate::policy::{Seal, Verdict};
+use crate::spool::{QueueId, QueuedMessage, SealRecord, Spool, SpoolError};
+use chrono::Utc;
+use std::sync::Arc;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// Why the seal stage cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SealSetupError {
+    /// The organisation's PGP signing key does not load.
+    #[error("[seal] pgp_signing_key {path}: {reason}")]
+    Signer {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The keystore or its roots do not load.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyStoreError),
+}
+
+/// Makes sealed copies with the keystore and `[seal]`'s options.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    keys: Keys,
+    pgp: PgpOptions,
+    smime: SmimeOptions,
+}
+
+impl Sealer {
+    /// The sealer `config` describes.
+    pub fn from_config(config: &Config, keys: Keys) -> Result<Self, SealSetupError> {
+        let signer = match &config.seal.pgp_signing_key {
+            Some(path) => {
+                let err = |reason: String| SealSetupError::Signer {
+                    path: path.display().to_string(),
+                    reason,
+                };
+                let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+                Some(Arc::new(
+                    PgpSigner::from_tsk(&bytes).map_err(|e| err(e.to_string()))?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Sealer {
+            keys,
+            pgp: PgpOptions {
+                protect_subject: config.seal.protect_subject,
+                signer,
+            },
+            smime: SmimeOptions {
+                rsa_oaep: config.seal.smime_oaep,
+            },
+        })
+    }
+
+    /// Seals `message` (as it leaves) for `address` with key `key_id`,
+    /// which must still be usable; returns the copy and its seal facts.
+    pub fn seal_for(
+        &self,
+        message: &[u8],
+        address: &str,
+        seal: Seal,
+        key_id: &str,
+    ) -> Result<(Vec<u8>, SealRecord), String> {
+        let Found { entry, key } = self.keys.load(key_id, address)?;
+        let bytes = match (seal, &key) {
+            (Seal::Pgp, Parsed::Pgp(k)) => {
+                pgp::seal(message, &[&**k], &self.pgp).map_err(|e| e.to_string())?
+            }
+            (Seal::Smime, Parsed::Smime(c)) => {
+                smime::seal(message, &[&**c], &self.smime).map_err(|e| e.to_string())?
+            }
+            _ => return Err(format!("key {key_id} is not a {} key", seal.as_str())),
+        };
+        let record = SealRecord {
+            method: seal,
+            key: entry.id.clone(),
+            label: entry.label(),
+            key_source: entry.source.as_str().to_string(),
+            at: Utc::now(),
+            size: bytes.len() as u64,
+        };
+        Ok((bytes, record))
+    }
+}
+
+/// Seals every recipient of `msg` that waits for a copy; returns the
+/// copies (recipient index, bytes) and records the outcome in `msg`.
+pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    let outgoing = msg.outgoing(body);
+    let mut copies = Vec::new();
+    for i in msg.unsealed().collect::<Vec<_>>() {
+        let r = &mut msg.recipients[i];
+        let Some(Verdict::Deliver { seal, key, .. }) = r.verdict.clone() else {
+            continue;
+        };
+        let address = crate::keys::filed_as(&r.address);
+        let result = match key.as_deref() {
+            Some(k) => sealer.seal_for(&outgoing, &address, seal, k),
+            None => Err("policy chose no key".to_string()),
+        };
+        match result {
+            Ok((bytes, record)) => {
+                tracing::info!(id = %msg.id, recipient = i, method = seal.as_str(), key = %record.key, size = record.size, "sealed");
+                r.sealed = Some(record);
+                copies.push((i as u32, bytes));
+            }
+            Err(why) => {
+                // The reason names keys and problems, never content.
+                tracing::warn!(id = %msg.id, recipient = i, method = seal.as_str(), reason = %why, "cannot seal; the recipient is blocked");
+                r.verdict = Some(Verdict::Block {
+                    reason: format!("sealing with {} failed: {why}", seal.as_str()),
+                });
+            }
+        }
+    }
+    copies
+}
+
+struct Stage {
+    spool: Spool,
+    sealer: Sealer,
+    next: UnboundedSender<QueueId>,
+}
+
+impl Stage {
+    async fn seal_one(&self, id: QueueId) -> Result<(), SpoolError> {
+        let Some(mut msg) = self.spool.get(id)? else {
+            return Ok(());
+        };
+        if msg.awaits_seal() {
+            let body = self.spool.read_body(&msg)?;
+            let sealer = self.sealer.clone();
+            // Sealing a large message takes CPU time; keep it off the async workers.
+            let (msg2, copies) = tokio::task::spawn_blocking(move || {
+                let copies = seal_message(&sealer, &mut msg, &body);
+                (msg, copies)
+            })
+            .await
+            .map_err(|e| SpoolError::Commit(format!("seal task: {e}")))?;
+            msg = msg2;
+            self.spool.put_sealed(&msg, copies).await?;
+        }
+        let _ = self.next.send(id);
+        Ok(())
+    }
+}
+
+/// Runs until `ready` closes; first seals what a previous run left decided
+/// but unsealed.
+pub async fn run(
+    spool: Spool,
+    sealer: Sealer,
+    mut ready: UnboundedReceiver<QueueId>,
+    next: UnboundedSender<QueueId>,
+) {
+    let stage = Stage {
+        spool,
+        sealer,
+        next,
+    };
+    match stage.spool.list() {
+        Ok(list) => {
+            for m in list.iter().filter(|m| m.awaits_seal()) {
+                if let Err(e) = stage.seal_one(m.id).await {
+                    tracing::error!(id = %m.id, error = %e, "sealing failed");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list the queue for sealing"),
+    }
+    while let Some(id) = ready.recv().await {
+        if let Err(e) = stage.seal_one(id).await {
+            // Left unsealed: delivery waits, and the next start retries.
+            tracing::error!(id = %id, error = %e, "sealing failed");
+        }
+    }
+}

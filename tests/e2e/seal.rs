@@ -1,0 +1,493 @@
+//! Sealing end to end: one `[secure]` message to three recipients leaves
+//! as three different seals — PGP/MIME for the recipient whose OpenPGP key
+//! was imported (made with gpg, opened with gpg), S/MIME for the one whose
+//! certificate was imported (made with openssl, opened with openssl cms),
+//! and verified TLS for the one on a `verify` domain — each openable by its
+//! peer, with the attachment byte-identical and the tag stripped.
+
+use sealgate_e2e::{postfix_mailbox, swaks, wait_for, Dns, Gateway, Postfix, TestCa};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A throw-away GNUPGHOME with one key pair.
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new(uid: &str) -> Gpg {
+        let home = tempfile::Builder::new().prefix("sg-gpg").tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let g = Gpg { home };
+        g.ok(
+            &["--quick-gen-key", uid, "default", "default", "never"],
+            None,
+        );
+        g
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args([
+                "--batch",
+                "--no-tty",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gpg is not installed (scripts/install-deps test)");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is not installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A self-signed S/MIME certificate and key for `email`, made with openssl.
+fn smime_cert(dir: &Path, email: &str) -> (PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "smime.key",
+            "-out",
+            "smime.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Sam Smime",
+            "-addext",
+            &format!("subjectAltName=email:{email}"),
+            "-addext",
+            "keyUsage=critical,digitalSignature,keyEncipherment",
+            "-addext",
+            "extendedKeyUsage=emailProtection",
+        ],
+    );
+    (dir.join("smime.pem"), dir.join("smime.key"))
+}
+
+/// The test message: multipart with a text part and a binary attachment
+/// (random bytes, base64), CRLF throughout. Returns the message and its body.
+fn message(to: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let attachment: Vec<u8> = (0..6000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let b64 = base64_lines(&attachment);
+    let body = format!(
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe lab results are attached.\r\n\r\n\
+         --b1\r\nContent-Type: application/octet-stream; name=\"results.bin\"\r\n\
+         Content-Disposition: attachment; filename=\"results.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}--b1--\r\n"
+    );
+    let head = format!(
+        "From: nurse@hospital.test\r\nTo: {}\r\nSubject: [secure] Lab results\r\n\
+         Message-ID: <seal-e2e@hospital.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n",
+        to.join(", ")
+    );
+    let mut m = head.into_bytes();
+    m.extend_from_slice(body.as_bytes());
+    (m, body.into_bytes())
+}
+
+fn base64_lines(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut flat = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        flat.push(A[(n >> 18) as usize & 63] as char);
+        flat.push(A[(n >> 12) as usize & 63] as char);
+        flat.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        flat.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    flat.as_bytes()
+        .chunks(76)
+        .map(|l| format!("{}\r\n", std::str::from_utf8(l).unwrap()))
+        .collect()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Normalises line endings so a Maildir copy (LF) compares with the
+/// original (CRLF), and drops trailing blank lines (swaks ends DATA with
+/// CRLF "." even after a final CRLF, adding an empty line).
+fn lf(b: &[u8]) -> String {
+    text(b).replace("\r\n", "\n").trim_end().to_string()
+}
+
+struct Peers {
+    _ca: TestCa,
+    _dns: Dns,
+    home: Postfix,
+    verified: Postfix,
+    g: Gateway,
+}
+
+fn peers(seal_extra: &str) -> Peers {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("mx", &["mx.verified.test"], 2);
+    let home = postfix_mailbox(
+        "home",
+        "hospital.test pgp.test smime.test",
+        "smtpd_tls_security_level = none\n",
+    );
+    let verified = postfix_mailbox(
+        "verified",
+        "verified.test",
+        &format!(
+            "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let dns = Dns::start(&["--host-record=mx.verified.test,127.0.0.1".into()]);
+    let g = Gateway::start(&format!(
+        "[delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
+         [tls]\ndane = false\nmta_sts = false\nremember = false\nextra_roots_file = \"{ca}\"\n\n\
+         [seal]\n{seal_extra}\n\n\
+         [[route]]\ndomains = [\"pgp.test\", \"smime.test\"]\nhost = \"127.0.0.1\"\nport = {home}\n\n\
+         [[route]]\ndomains = [\"verified.test\"]\nhost = \"mx.verified.test\"\nport = {verified}\ntls = \"verify\"\n",
+        dns = dns.port,
+        home = home.port,
+        verified = verified.port,
+        ca = ca.ca().display(),
+    ));
+    Peers {
+        _ca: ca,
+        _dns: dns,
+        home,
+        verified,
+        g,
+    }
+}
+
+fn import(g: &Gateway, file: &Path) -> String {
+    let o = g.cli(&["keys", "import", file.to_str().unwrap()]);
+    assert!(o.status.success(), "keys import: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) {
+    let file = dir.join("message.eml");
+    std::fs::write(&file, msg).unwrap();
+    let mut args = vec![
+        "--server".to_string(),
+        format!("127.0.0.1:{}", g.smtp),
+        "--from".into(),
+        "nurse@hospital.test".into(),
+    ];
+    // swaks takes several recipients comma-separated in one --to.
+    args.push("--to".into());
+    args.push(to.join(","));
+    args.push("--data".into());
+    args.push(file.display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = swaks(&refs);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+}
+
+/// The ASCII-armoured block of a PGP/MIME mail.
+fn armored(mail: &str) -> String {
+    let start = mail
+        .find("-----BEGIN PGP MESSAGE-----")
+        .expect("no PGP message");
+    let end = mail.find("-----END PGP MESSAGE-----").expect("no PGP end") + 25;
+    mail[start..end].to_string()
+}
+
+#[test]
+fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpg = Gpg::new("Pat Patient <pat@pgp.test>");
+    let pubkey = dir.path().join("pat.asc");
+    std::fs::write(
+        &pubkey,
+        gpg.ok(&["--armor", "--export", "pat@pgp.test"], None),
+    )
+    .unwrap();
+    let (cert, key) = smime_cert(dir.path(), "sam@smime.test");
+
+    let p = peers("");
+    let out = import(&p.g, &pubkey);
+    assert!(
+        out.starts_with("added\t") && out.contains("pat@pgp.test"),
+        "{out}"
+    );
+    let out = import(&p.g, &cert);
+    assert!(
+        out.contains("smime") && out.contains("sam@smime.test"),
+        "{out}"
+    );
+    let show = text(&p.g.cli(&["keys", "show", "sam@smime.test"]).stdout);
+    assert!(
+        show.contains("smime: would seal with certificate serial"),
+        "{show}"
+    );
+
+    let to = ["pat@pgp.test", "sam@smime.test", "val@verified.test"];
+    let (msg, body) = message(&to);
+    // Explain first: what it says must be what delivery then does.
+    let eml = dir.path().join("explain.eml");
+    std::fs::write(&eml, &msg).unwrap();
+    let o = p.g.cli(&[
+        "explain",
+        "--json",
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        &to.join(","),
+        eml.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "explain: {}", text(&o.stderr));
+    let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let seals: Vec<&str> = explained["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"]["seal"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(seals, ["pgp", "smime", "tls"], "{explained:#}");
+    assert_eq!(explained["tags"][0], "[secure]", "{explained:#}");
+    let pat = &explained["recipients"][0];
+    assert_eq!(pat["chain"][0]["possible"], false, "{explained:#}");
+    assert!(pat["chain"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not verified"));
+    let text_out = text(
+        &p.g.cli(&[
+            "explain",
+            "--from",
+            "nurse@hospital.test",
+            "--to",
+            &to.join(","),
+            eml.to_str().unwrap(),
+        ])
+        .stdout,
+    );
+    assert!(
+        text_out.contains("verdict:   deliver (smime, escalated: tag [secure])"),
+        "{text_out}"
+    );
+    send(&p.g, &to, &msg, dir.path());
+
+    let home = p.home.wait_mail(2, 60);
+    let verified = p.verified.wait_mail(1, 60);
+    assert_eq!(home.len(), 2, "{}", p.g.log());
+    let find = |needle: &str| {
+        home.iter()
+            .map(|m| text(m))
+            .find(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("no mail with {needle}: {home:?}"))
+    };
+
+    // PGP/MIME for pat@pgp.test, opened by gpg to the original entity.
+    let pgp = find("Delivered-To: pat@pgp.test");
+    assert!(pgp.contains("multipart/encrypted"), "{pgp}");
+    assert!(pgp.contains("application/pgp-encrypted"), "{pgp}");
+    assert!(
+        pgp.contains("\nSubject: Lab results\n"),
+        "tag not stripped: {pgp}"
+    );
+    assert!(
+        !pgp.contains("lab results are attached"),
+        "plain text leaked: {pgp}"
+    );
+    let opened = gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes()));
+    assert!(
+        lf(&opened).ends_with(&lf(&body)),
+        "gpg did not yield the original entity:\n{}",
+        text(&opened)
+    );
+    assert!(
+        lf(&opened).starts_with("Content-Type: multipart/mixed"),
+        "{}",
+        text(&opened)
+    );
+
+    // S/MIME for sam@smime.test, opened by openssl cms.
+    let smime = find("Delivered-To: sam@smime.test");
+    assert!(smime.contains("application/pkcs7-mime"), "{smime}");
+    assert!(smime.contains("smime-type=enveloped-data"), "{smime}");
+    assert!(
+        !smime.contains("lab results are attached"),
+        "plain text leaked: {smime}"
+    );
+    let file = dir.path().join("smime.eml");
+    std::fs::write(&file, &smime).unwrap();
+    let opened = openssl(
+        dir.path(),
+        &[
+            "cms",
+            "-decrypt",
+            "-in",
+            file.to_str().unwrap(),
+            "-recip",
+            cert.to_str().unwrap(),
+            "-inkey",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        lf(&opened).ends_with(&lf(&body)),
+        "openssl did not yield the original entity:\n{}",
+        text(&opened)
+    );
+
+    // Verified TLS for val@verified.test: the original, over TLS, tag stripped.
+    let tls = text(&verified[0]);
+    assert!(tls.contains("with ESMTPS"), "{tls}");
+    assert!(tls.contains("\nSubject: Lab results\n"), "{tls}");
+    assert!(lf(tls.as_bytes()).ends_with(&lf(&body)), "{tls}");
+
+    // The seal facts are on record per recipient.
+    let id = wait_for(30, "finished message", || {
+        p.g.log()
+            .lines()
+            .find(|l| l.contains("message finished"))
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|v| v["id"].as_str().map(String::from))
+    });
+    let v: serde_json::Value =
+        serde_json::from_slice(&p.g.cli(&["queue", "show", &id, "--json"]).stdout).unwrap();
+    let rcpts = v["recipients"].as_array().unwrap();
+    let by = |a: &str| rcpts.iter().find(|r| r["address"] == a).unwrap().clone();
+    let fpr = text(&gpg.ok(&["--with-colons", "--fingerprint", "pat@pgp.test"], None))
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9).map(String::from))
+        .unwrap();
+    let r = by("pat@pgp.test");
+    assert_eq!(r["verdict"]["seal"], "pgp", "{v:#}");
+    assert_eq!(r["sealed"]["key"], fpr.as_str(), "{v:#}");
+    assert_eq!(
+        r["verdict"], explained["recipients"][0]["verdict"],
+        "explain disagrees"
+    );
+    assert!(pat["key"].as_str().unwrap().contains(&fpr), "{explained:#}");
+    assert_eq!(r["state"], "delivered");
+    let serial = text(&openssl(
+        dir.path(),
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+    ));
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    let r = by("sam@smime.test");
+    assert_eq!(r["verdict"]["seal"], "smime", "{v:#}");
+    assert!(
+        r["sealed"]["label"].as_str().unwrap().contains(&serial),
+        "{v:#} {serial}"
+    );
+    let r = by("val@verified.test");
+    assert_eq!(r["verdict"]["seal"], "tls", "{v:#}");
+    assert_eq!(r["evidence"]["tls"]["verified"], true, "{v:#}");
+    // The log names ids, methods and keys, never addresses or the subject.
+    let log = p.g.log();
+    assert!(
+        !log.contains("Lab results") && !log.contains("pat@pgp.test"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_key_that_cannot_be_used_bounces_never_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    // A key whose user ID names another address: imported under that address only.
+    let gpg = Gpg::new("Other <other@pgp.test>");
+    let pubkey = dir.path().join("other.asc");
+    std::fs::write(
+        &pubkey,
+        gpg.ok(&["--armor", "--export", "other@pgp.test"], None),
+    )
+    .unwrap();
+    let p = peers("");
+    import(&p.g, &pubkey);
+    // [pgp] forces OpenPGP; pat@pgp.test has no key: DSN, nothing delivered.
+    let to = ["pat@pgp.test"];
+    let (mut msg, _) = message(&to);
+    let m = text(&msg).replace("[secure] Lab results", "[pgp] Lab results");
+    msg = m.into_bytes();
+    send(&p.g, &to, &msg, dir.path());
+    let dsn = wait_for(60, "a DSN", || {
+        p.home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains("report-type=delivery-status"))
+    });
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; pat@pgp.test"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("no OpenPGP key is known for pat@pgp.test"),
+        "{dsn}"
+    );
+    let delivered: Vec<String> = p
+        .home
+        .mailbox()
+        .into_iter()
+        .map(|m| text(&m))
+        .filter(|m| m.contains("Delivered-To: pat@pgp.test"))
+        .collect();
+    assert!(delivered.is_empty(), "{delivered:?}");
+}
