@@ -4,6 +4,7 @@
 //! (`keys`) is read by policy and seal.
 
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod deliver;
 pub mod header_fields;

@@ -47,6 +47,13 @@ enum Cmd {
         #[command(subcommand)]
         action: TlsCmd,
     },
+    /// Messages held by a DLP policy: list, show, release (sealed as chosen) or delete.
+    Quarantine {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: QuarantineCmd,
+    },
     /// The keystore: recipients' OpenPGP keys and S/MIME certificates
     /// (works with the gateway running or stopped).
     Keys {
@@ -92,6 +99,43 @@ enum TlsCmd {
         /// The domain.
         domain: String,
     },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCmd {
+    /// List held messages: id, time, sender, held recipients, expiry, rule.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a held message's envelope, DLP findings and verdicts.
+    Show {
+        /// Queue id.
+        id: QueueId,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release the held recipients: sealed with --seal, or by the configured
+    /// method chain; refused (nothing changes) if that is impossible for one.
+    Release {
+        /// Queue id.
+        id: QueueId,
+        /// tls (verified), pgp, smime or portal.
+        #[arg(long, value_parser = parse_seal)]
+        seal: Option<sealgate::policy::Seal>,
+    },
+    /// Delete the held recipients; the sender gets a DSN naming the rule.
+    Delete {
+        /// Queue id.
+        id: QueueId,
+    },
+}
+
+fn parse_seal(s: &str) -> Result<sealgate::policy::Seal, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
+        .map_err(|_| format!("`{s}`: use tls, pgp, smime or portal"))
 }
 
 #[derive(Subcommand)]
@@ -241,6 +285,17 @@ fn init_logging(config: &Config) {
     }
 }
 
+impl Where {
+    /// The instance's configuration, with --data applied.
+    fn load(self) -> anyhow::Result<Config> {
+        let mut config = load(self.config.as_ref())?;
+        if let Some(d) = self.data {
+            config.server.data_dir = d;
+        }
+        Ok(config)
+    }
+}
+
 fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
     match config {
         Some(p) => load_file(p).map_err(|e| anyhow::anyhow!("{e}")),
@@ -292,10 +347,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Cmd::Queue { at, action } => {
-            let mut config = load(at.config.as_ref())?;
-            if let Some(d) = at.data {
-                config.server.data_dir = d;
-            }
+            let config = at.load()?;
             let loc = Location::from_config(&config);
             let mut out = std::io::stdout().lock();
             match action {
@@ -320,10 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Cmd::Tls { at, action } => {
-            let mut config = load(at.config.as_ref())?;
-            if let Some(d) = at.data {
-                config.server.data_dir = d;
-            }
+            let config = at.load()?;
             let loc = Location::from_config(&config);
             match action {
                 TlsCmd::Ls => {
@@ -337,11 +386,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Cmd::Quarantine { at, action } => {
+            let config = at.load()?;
+            let loc = Location::from_config(&config);
+            let text = match action {
+                QuarantineCmd::Ls { json } => queue::quarantined(&loc, json)?,
+                QuarantineCmd::Show { id, json } => {
+                    String::from_utf8_lossy(&queue::show(&loc, id, json, false)?).into_owned()
+                }
+                QuarantineCmd::Release { id, seal } => {
+                    queue::apply(&loc, Change::Release(id, seal)).await?
+                }
+                QuarantineCmd::Delete { id } => {
+                    queue::apply(&loc, Change::DeleteQuarantined(id)).await?
+                }
+            };
+            print!("{text}");
+        }
         Cmd::Keys { at, action } => {
-            let mut config = load(at.config.as_ref())?;
-            if let Some(d) = at.data {
-                config.server.data_dir = d;
-            }
+            let config = at.load()?;
             let keys = sealgate::keys::Keys::from_config(&config)?;
             let text = match action {
                 KeysCmd::Import { file, json } => {
@@ -364,10 +427,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             file,
         } => {
-            let mut config = load(at.config.as_ref())?;
-            if let Some(d) = at.data {
-                config.server.data_dir = d;
-            }
+            let config = at.load()?;
             sealgate::smtp::address::Mailbox::parse(&from)
                 .map_err(|e| anyhow::anyhow!("--from {from}: {e}"))?;
             let rcpts = to

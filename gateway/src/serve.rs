@@ -104,9 +104,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tokio::spawn(crate::policy::worker::run(
             spool.clone(),
             config.clone(),
-            keys,
+            keys.clone(),
             policy_ready,
-            to_seal,
+            to_seal.clone(),
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
         ));
     }
@@ -142,7 +142,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         server_tls,
         recipients.clone(),
     );
-    tokio::spawn(reload_on_hup(config.clone(), rules, recipients));
+    tokio::spawn(reload_on_hup(config.clone(), rules.clone(), recipients));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut tasks = Vec::new();
@@ -184,6 +184,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         data_dir: canonical.to_string_lossy().into_owned(),
         token,
+        seal: to_seal,
+        config: config.clone(),
+        keys,
+        rules: config.dlp.enabled.then(|| rules.clone()),
     });
     let mut admin_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -251,6 +255,8 @@ async fn deliverer(
     } else {
         None
     };
+    // A [[dkim]] key that does not load stops the start (the error names the file).
+    let dkim = deliver::dkim::DkimSigners::new(&config.dkim).map_err(|e| err(&e))?;
     let d = &config.delivery;
     if d.smart_host.is_none() && !config.server.local_domains.is_empty() {
         tracing::warn!("delivery.smart_host is unset: inbound mail for the local domains waits in the queue and bounces after max_lifetime");
@@ -274,6 +280,7 @@ async fn deliverer(
         dane,
         spool: spool.clone(),
         metrics: metrics.clone(),
+        dkim: Arc::new(dkim),
     })
 }
 

@@ -71,6 +71,14 @@ impl Drop for Gpg {
     }
 }
 
+/// A gpg key pair for `uid` and its public key exported to a file in `dir`.
+fn gpg_key(dir: &Path, uid: &str, email: &str) -> (Gpg, PathBuf) {
+    let gpg = Gpg::new(uid);
+    let file = dir.join(format!("{email}.asc"));
+    std::fs::write(&file, gpg.ok(&["--armor", "--export", email], None)).unwrap();
+    (gpg, file)
+}
+
 fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
         .current_dir(dir)
@@ -258,13 +266,7 @@ fn armored(mail: &str) -> String {
 #[test]
 fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let gpg = Gpg::new("Pat Patient <pat@pgp.test>");
-    let pubkey = dir.path().join("pat.asc");
-    std::fs::write(
-        &pubkey,
-        gpg.ok(&["--armor", "--export", "pat@pgp.test"], None),
-    )
-    .unwrap();
+    let (gpg, pubkey) = gpg_key(dir.path(), "Pat Patient <pat@pgp.test>", "pat@pgp.test");
     let (cert, key) = smime_cert(dir.path(), "sam@smime.test");
 
     let p = peers("");
@@ -329,6 +331,18 @@ fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
         text_out.contains("verdict:   deliver (smime, escalated: tag [secure])"),
         "{text_out}"
     );
+    // The admin API gives the same answer (for a mail client add-in).
+    let resp = p.g.http_post(
+        &format!(
+            "/api/v1/explain?from=nurse@hospital.test&to={}",
+            to.join(",")
+        ),
+        &msg,
+    );
+    let json = &resp[resp.find("\r\n\r\n").expect("HTTP response") + 4..];
+    let via_api: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}"));
+    assert_eq!(via_api["recipients"], explained["recipients"], "{resp}");
     send(&p.g, &to, &msg, dir.path());
 
     let home = p.home.wait_mail(2, 60);
@@ -452,13 +466,7 @@ fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
 fn a_key_that_cannot_be_used_bounces_never_plain() {
     let dir = tempfile::tempdir().unwrap();
     // A key whose user ID names another address: imported under that address only.
-    let gpg = Gpg::new("Other <other@pgp.test>");
-    let pubkey = dir.path().join("other.asc");
-    std::fs::write(
-        &pubkey,
-        gpg.ok(&["--armor", "--export", "other@pgp.test"], None),
-    )
-    .unwrap();
+    let (_gpg, pubkey) = gpg_key(dir.path(), "Other <other@pgp.test>", "other@pgp.test");
     let p = peers("");
     import(&p.g, &pubkey);
     // [pgp] forces OpenPGP; pat@pgp.test has no key: DSN, nothing delivered.
@@ -490,4 +498,176 @@ fn a_key_that_cannot_be_used_bounces_never_plain() {
         .filter(|m| m.contains("Delivered-To: pat@pgp.test"))
         .collect();
     assert!(delivered.is_empty(), "{delivered:?}");
+}
+
+#[test]
+fn quarantined_by_dlp_then_released_with_pgp_arrives_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gpg, pubkey) = gpg_key(dir.path(), "Pat Patient <pat@pgp.test>", "pat@pgp.test");
+    let p = peers("");
+    import(&p.g, &pubkey);
+    // Ten distinct SSNs: the default policy's bulk rule holds it for review.
+    let ssns: Vec<String> = (0..10).map(|i| format!("536-22-81{:02}", 30 + i)).collect();
+    let msg = format!(
+        "From: nurse@hospital.test\r\nTo: pat@pgp.test\r\nSubject: Claims export\r\n\
+         Message-ID: <bulk@hospital.test>\r\n\r\nClaims:\r\n{}\r\n",
+        ssns.join("\r\n")
+    );
+    let eml = dir.path().join("bulk.eml");
+    std::fs::write(&eml, &msg).unwrap();
+    // explain says what will happen before anything is sent.
+    let o = p.g.cli(&[
+        "explain",
+        "--json",
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        "pat@pgp.test",
+        eml.to_str().unwrap(),
+    ]);
+    let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = &explained["recipients"][0]["verdict"];
+    assert_eq!(v["verdict"], "quarantine", "{explained:#}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("hipaa_pci:ssn-bulk"),
+        "{explained:#}"
+    );
+
+    send(&p.g, &["pat@pgp.test"], msg.as_bytes(), dir.path());
+    let held = wait_for(60, "a quarantined message", || {
+        let o = p.g.cli(&["quarantine", "ls", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v.as_array().filter(|a| !a.is_empty()).map(|a| a[0].clone())
+    });
+    let id = held["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        held["reason"], v["reason"],
+        "explain and the quarantine disagree"
+    );
+    assert!(held["expires"].as_str().is_some(), "{held:#}");
+    // The sender is told, naming the rule and never the data.
+    let notice = wait_for(60, "the sender's notice", || {
+        p.home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains("report-type=delivery-status"))
+    });
+    assert!(notice.contains("Action: delayed"), "{notice}");
+    assert!(notice.contains("hipaa_pci:ssn-bulk"), "{notice}");
+    assert!(
+        !notice.contains("536-22-81"),
+        "the notice leaks data: {notice}"
+    );
+    assert!(p
+        .home
+        .mailbox()
+        .iter()
+        .all(|m| !text(m).contains("Delivered-To: pat@pgp.test")));
+
+    // A seal that is impossible is refused and changes nothing.
+    let o = p.g.cli(&["quarantine", "release", &id, "--seal", "smime"]);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    // Released with --seal pgp: arrives sealed, and gpg opens it.
+    let o = p.g.cli(&["quarantine", "release", &id, "--seal", "pgp"]);
+    assert!(
+        o.status.success(),
+        "{} {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let pgp = wait_for(60, "the released message", || {
+        p.home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains("Delivered-To: pat@pgp.test"))
+    });
+    assert!(pgp.contains("multipart/encrypted"), "{pgp}");
+    assert!(!pgp.contains("536-22-81"), "released in plain: {pgp}");
+    let opened = text(&gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes())));
+    assert!(ssns.iter().all(|s| opened.contains(s.as_str())), "{opened}");
+    // The record says how, and the release is audited.
+    let v: serde_json::Value = wait_for(30, "finished record", || {
+        let o = p.g.cli(&["queue", "show", &id, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (v["recipients"][0]["state"] == "delivered").then_some(v)
+    });
+    let r = &v["recipients"][0];
+    assert_eq!(r["verdict"]["seal"], "pgp", "{v:#}");
+    assert_eq!(
+        r["verdict"]["why"][0],
+        "released from quarantine with --seal pgp"
+    );
+    assert!(r["sealed"]["key"].as_str().is_some(), "{v:#}");
+    let audit = std::fs::read_to_string(p.g.data().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"action\":\"quarantine.release\"") && audit.contains(&id),
+        "{audit}"
+    );
+    assert!(!audit.contains("pat@pgp.test"), "{audit}");
+}
+
+/// Sends a message with ten distinct SSNs (held by the default bulk rule)
+/// and waits until it is quarantined; returns its id.
+fn send_bulk(p: &Peers, dir: &Path, salt: u32) -> String {
+    let ssns: Vec<String> = (0..10)
+        .map(|i| format!("536-23-{:04}", 1000 + salt * 10 + i))
+        .collect();
+    let msg = format!(
+        "From: nurse@hospital.test\r\nTo: x@pgp.test\r\nSubject: Export {salt}\r\n\r\n{}\r\n",
+        ssns.join("\r\n")
+    );
+    send(&p.g, &["x@pgp.test"], msg.as_bytes(), dir);
+    wait_for(60, "a quarantined message", || {
+        let o = p.g.cli(&["quarantine", "ls", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v.as_array()?
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .next()
+    })
+}
+
+fn failed_dsn(p: &Peers) -> String {
+    wait_for(60, "a failure DSN", || {
+        p.home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains("Action: failed"))
+    })
+}
+
+#[test]
+fn quarantine_delete_and_expiry_bounce_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    // Deleted by an admin: the sender gets a DSN naming the rule.
+    let p = peers("");
+    let id = send_bulk(&p, dir.path(), 1);
+    let o = p.g.cli(&["quarantine", "delete", &id]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dsn = failed_dsn(&p);
+    assert!(
+        dsn.contains("deleted from quarantine by an administrator"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("hipaa_pci:ssn-bulk"), "{dsn}");
+    let o = p.g.cli(&["quarantine", "delete", &id]);
+    assert!(!o.status.success(), "a second delete must fail");
+    drop(p);
+
+    // Not released in time: bounced by the gateway, audited.
+    let p = peers("[policy]\nquarantine_expiry = \"3s\"");
+    let id = send_bulk(&p, dir.path(), 2);
+    let dsn = failed_dsn(&p);
+    assert!(
+        dsn.contains("not released from quarantine in time"),
+        "{dsn}"
+    );
+    let audit = std::fs::read_to_string(p.g.data().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"action\":\"quarantine.expire\"") && audit.contains(&id),
+        "{audit}"
+    );
 }

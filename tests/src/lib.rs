@@ -213,6 +213,21 @@ impl Gateway {
         out
     }
 
+    /// POSTs `body` to the admin API; returns the whole HTTP response.
+    pub fn http_post(&self, path: &str, body: &[u8]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: message/rfc822\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     /// Value of a Prometheus sample line that starts with `prefix`, summed.
     pub fn metric(&self, prefix: &str) -> f64 {
         self.http_get("/metrics")

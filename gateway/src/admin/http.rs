@@ -25,6 +25,14 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// The running deliver stage, if delivery is enabled.
     pub deliver: Option<crate::deliver::worker::Commands>,
+    /// The seal stage's input: a released message goes there next.
+    pub seal: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    /// The configuration (policy, for releases).
+    pub config: Arc<crate::config::Config>,
+    /// The keystore.
+    pub keys: crate::keys::Keys,
+    /// The DLP rules in force, when DLP is on (for `explain`).
+    pub rules: Option<crate::inspect::worker::SharedRules>,
 }
 
 /// The admin router.
@@ -36,6 +44,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/queue/{id}/message", get(message))
         .route("/api/v1/queue/{id}/retry", post(retry))
         .route("/api/v1/queue-retry-all", post(retry_all))
+        .route(
+            "/api/v1/explain",
+            post(explain).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.limits.max_message_size as usize,
+            )),
+        )
+        .route("/api/v1/quarantine/{id}/release", post(quarantine_release))
+        .route("/api/v1/quarantine/{id}", delete_route(quarantine_delete))
         .route("/api/v1/tls-memory", get(tls_memory))
         .route("/api/v1/tls-memory/{domain}", delete_route(tls_forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -109,6 +125,109 @@ async fn retry(
     tracing::info!(id = %msg.id, "retry requested by an admin");
     Ok(Json(
         serde_json::json!({ "retrying": [msg.id.to_string()] }),
+    ))
+}
+
+/// `?from=&to=a,b[&inbound=true]` of an explain request.
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    from: String,
+    to: String,
+    #[serde(default)]
+    inbound: bool,
+}
+
+/// `POST /api/v1/explain?from=A&to=B,C` with the message as the body: what
+/// `sealgate explain --json` prints, for a mail client add-in or a policy
+/// review. Nothing is queued or sent.
+async fn explain(
+    State(s): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<super::explain::Explanation>, ApiError> {
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    crate::smtp::address::Mailbox::parse(&q.from).map_err(|e| bad(format!("from: {e}")))?;
+    let rcpts = q
+        .to
+        .split(',')
+        .map(|t| {
+            crate::smtp::address::Mailbox::parse(t.trim()).map_err(|e| bad(format!("to {t}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rules = s
+        .rules
+        .as_ref()
+        .map(|r| r.read().expect("rules lock").clone());
+    let direction = if q.inbound {
+        crate::spool::Direction::Inbound
+    } else {
+        crate::spool::Direction::Outbound
+    };
+    // Inspection is CPU work: off the async workers.
+    let e = tokio::task::spawn_blocking(move || {
+        super::explain::explain(
+            &s.config,
+            &s.keys,
+            rules.as_deref(),
+            direction,
+            &body,
+            &rcpts,
+        )
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(e))
+}
+
+/// `?seal=` of a release.
+#[derive(serde::Deserialize)]
+struct ReleaseQuery {
+    seal: Option<crate::policy::Seal>,
+}
+
+async fn quarantine_release(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ReleaseQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut msg = find(&s, &id)?;
+    let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    s.spool.update(&msg).await?;
+    super::queue::audit_release(
+        &s.config.server.data_dir,
+        crate::audit::Actor::Api,
+        msg.id,
+        q.seal,
+        n,
+    );
+    // Through the seal stage, which hands it on to delivery.
+    let _ = s.seal.send(msg.id);
+    Ok(Json(
+        serde_json::json!({ "released": msg.id.to_string(), "recipients": n }),
+    ))
+}
+
+async fn quarantine_delete(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut msg = find(&s, &id)?;
+    let n = super::quarantine::delete(&mut msg)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    s.spool.update(&msg).await?;
+    super::queue::audit_delete(
+        &s.config.server.data_dir,
+        crate::audit::Actor::Api,
+        msg.id,
+        n,
+    );
+    // Delivery sends the sender's DSN now.
+    if let Some(c) = &s.deliver {
+        let _ = c.send(crate::deliver::worker::Command::Retry(msg.id));
+    }
+    Ok(Json(
+        serde_json::json!({ "deleted": msg.id.to_string(), "recipients": n }),
     ))
 }
 

@@ -4,4 +4,5 @@ pub mod explain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod quarantine;
 pub mod queue;

@@ -104,6 +104,40 @@ pub enum QueueError {
     /// No spool at the path.
     #[error("no spool at {0} (wrong --data or --config?)")]
     NoSpool(PathBuf),
+    /// The change is not possible (the reason says why).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Audits a quarantine release.
+pub fn audit_release(
+    data_dir: &std::path::Path,
+    actor: crate::audit::Actor,
+    id: QueueId,
+    seal: Option<crate::policy::Seal>,
+    n: usize,
+) {
+    crate::audit::record(
+        data_dir,
+        actor,
+        "quarantine.release",
+        &id.to_string(),
+        &format!(
+            "{n} recipient(s), seal {}",
+            seal.map_or("by the method chain", |s| s.as_str())
+        ),
+    );
+}
+
+/// Audits a quarantine delete.
+pub fn audit_delete(data_dir: &std::path::Path, actor: crate::audit::Actor, id: QueueId, n: usize) {
+    crate::audit::record(
+        data_dir,
+        actor,
+        "quarantine.delete",
+        &id.to_string(),
+        &format!("{n} recipient(s) bounced"),
+    );
 }
 
 /// Where a spool and its gateway are.
@@ -119,6 +153,8 @@ pub struct Location {
     pub admin: SocketAddr,
     /// Admin API token file, if the gateway requires one.
     pub token_file: Option<PathBuf>,
+    /// The instance's configuration (policy and keystore, for releases).
+    pub config: Arc<Config>,
 }
 
 impl Location {
@@ -130,6 +166,7 @@ impl Location {
             key_file: c.spool_key_file(),
             admin: c.admin.address,
             token_file: c.admin.token_file.clone(),
+            config: Arc::new(c.clone()),
         }
     }
 
@@ -412,12 +449,38 @@ pub enum Change {
     RetryAll,
     /// `tls forget DOMAIN`
     ForgetTls(String),
+    /// `quarantine release ID [--seal M]`
+    Release(QueueId, Option<crate::policy::Seal>),
+    /// `quarantine delete ID`
+    DeleteQuarantined(QueueId),
 }
 
 impl Change {
     /// Applies the change to a spool opened for writing.
-    async fn direct(&self, spool: &Spool) -> Result<String, QueueError> {
+    async fn direct(&self, spool: &Spool, loc: &Location) -> Result<String, QueueError> {
         match self {
+            Change::Release(id, seal) => {
+                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let keys = crate::keys::Keys::from_config(&loc.config)
+                    .map_err(|e| QueueError::Refused(e.to_string()))?;
+                let n = super::quarantine::release(&mut m, &loc.config, &keys, *seal)
+                    .map_err(|e| QueueError::Refused(e.to_string()))?;
+                spool.update(&m).await?;
+                audit_release(&loc.data_dir, crate::audit::Actor::Cli, *id, *seal, n);
+                Ok(format!(
+                    "released {n} recipient(s) of {id}; they are sealed and delivered when the gateway starts\n"
+                ))
+            }
+            Change::DeleteQuarantined(id) => {
+                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let n = super::quarantine::delete(&mut m)
+                    .map_err(|e| QueueError::Refused(e.to_string()))?;
+                spool.update(&m).await?;
+                audit_delete(&loc.data_dir, crate::audit::Actor::Cli, *id, n);
+                Ok(format!(
+                    "deleted {n} quarantined recipient(s) of {id}; the sender is told when the gateway starts\n"
+                ))
+            }
             Change::Delete(id) => match spool.delete(*id).await? {
                 true => Ok(format!("deleted {id}\n")),
                 false => Err(QueueError::NotFound(*id)),
@@ -453,6 +516,15 @@ impl Change {
             Change::Retry(id) => ("POST", format!("/api/v1/queue/{id}/retry")),
             Change::RetryAll => ("POST", "/api/v1/queue-retry-all".into()),
             Change::ForgetTls(d) => ("DELETE", format!("/api/v1/tls-memory/{d}")),
+            Change::Release(id, seal) => (
+                "POST",
+                format!(
+                    "/api/v1/quarantine/{id}/release{}",
+                    seal.map(|s| format!("?seal={}", s.as_str()))
+                        .unwrap_or_default()
+                ),
+            ),
+            Change::DeleteQuarantined(id) => ("DELETE", format!("/api/v1/quarantine/{id}")),
         }
     }
 
@@ -462,12 +534,19 @@ impl Change {
             Change::Retry(id) => format!("retrying {id}\n"),
             Change::RetryAll => "retrying every queued message\n".into(),
             Change::ForgetTls(d) => format!("forgot TLS memory of {d}\n"),
+            Change::Release(id, _) => format!("released {id}\n"),
+            Change::DeleteQuarantined(id) => {
+                format!("deleted the quarantined recipients of {id}; the sender is told\n")
+            }
         }
     }
 
     fn not_found(&self) -> QueueError {
         match self {
-            Change::Delete(id) | Change::Retry(id) => QueueError::NotFound(*id),
+            Change::Delete(id)
+            | Change::Retry(id)
+            | Change::Release(id, _)
+            | Change::DeleteQuarantined(id) => QueueError::NotFound(*id),
             Change::RetryAll => QueueError::NotFound(QueueId(0)),
             Change::ForgetTls(d) => QueueError::NotRemembered(d.clone()),
         }
@@ -490,7 +569,7 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
     }
     let keys = Keyring::load(&loc.key_file)?;
     match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())) {
-        Ok(spool) => change.direct(&spool).await,
+        Ok(spool) => change.direct(&spool, loc).await,
         Err(SpoolError::Db(e)) if e.to_string().to_lowercase().contains("lock") => {
             let loc = loc.clone();
             tokio::task::spawn_blocking(move || via_api(&loc, &change))
@@ -502,6 +581,11 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `quarantine ls`, read-only (works while the gateway runs).
+pub fn quarantined(loc: &Location, json: bool) -> Result<String, QueueError> {
+    Ok(super::quarantine::list(&loc.read_only()?.list()?, json))
 }
 
 /// Remembered TLS domains, read-only (works while the gateway runs).
@@ -570,6 +654,9 @@ fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
         Err(ureq::Error::StatusCode(409)) => {
             Err(api("delivery is disabled on that gateway".into()))
         }
+        Err(ureq::Error::StatusCode(422)) => Err(QueueError::Refused(
+            "the gateway refused: nothing is held, or the chosen seal is not possible (see `sealgate keys show`)".into(),
+        )),
         Err(e) => Err(api(e.to_string())),
     }
 }

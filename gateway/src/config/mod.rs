@@ -4,12 +4,14 @@
 
 mod check;
 mod delivery;
+mod dkim;
 mod duration;
 mod policy;
 mod seal;
 
 pub use check::{load_file, ConfigError, ConfigErrors};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
+pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::Span;
 pub use policy::{Mode, PolicyConfig};
 pub use seal::SealConfig;
@@ -42,6 +44,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The keystore and how seals are made.
     pub seal: SealConfig,
+    /// DKIM signing keys for outbound mail (`[[dkim]]`), applied after sealing.
+    pub dkim: Vec<DkimConfig>,
     /// Protocol limits and timeouts.
     pub limits: Limits,
     /// The durable queue.

@@ -1,6 +1,7 @@
 //! `[policy]`: subject tags, the header trigger, the method order and
 //! per-recipient rules.
 
+use super::Span;
 use crate::policy::Seal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,6 +35,9 @@ pub struct PolicyConfig {
     pub recipients: BTreeMap<String, Mode>,
     /// The escrow portal can take messages (not built yet: keep false).
     pub portal_available: bool,
+    /// How long a quarantined message waits for an admin before it is
+    /// bounced to its sender.
+    pub quarantine_expiry: Span,
 }
 
 impl Default for PolicyConfig {
@@ -52,6 +56,7 @@ impl Default for PolicyConfig {
             methods: vec![Seal::Tls, Seal::Pgp, Seal::Smime, Seal::Portal],
             recipients: BTreeMap::new(),
             portal_available: false,
+            quarantine_expiry: Span::secs(30 * 86400),
         }
     }
 }

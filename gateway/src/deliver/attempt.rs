@@ -64,6 +64,8 @@ pub struct Deliverer {
     pub verifying: Arc<rustls::ClientConfig>,
     /// Idle connections for reuse.
     pub pool: super::pool::Pool,
+    /// DKIM signers for outbound mail (`[[dkim]]`), keys loaded at start.
+    pub dkim: Arc<super::dkim::DkimSigners>,
 }
 
 /// The TLS level a destination is held to, and why.

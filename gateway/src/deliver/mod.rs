@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod client;
 pub mod dane;
+pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod headers;

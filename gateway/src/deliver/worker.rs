@@ -85,9 +85,12 @@ fn next_due(msg: &QueuedMessage) -> Option<DateTime<Utc>> {
     if owed || msg.recipients.iter().all(|r| r.state.is_final()) {
         return Some(Utc::now());
     }
+    // A quarantined recipient's next_attempt is when it expires.
     msg.recipients
         .iter()
-        .filter(|r| pending(r))
+        .filter(|r| {
+            pending(r) || (r.state == RecipientState::Quarantined && r.next_attempt.is_some())
+        })
         .map(|r| r.next_attempt.unwrap_or_else(Utc::now))
         .min()
 }
@@ -275,6 +278,7 @@ impl Stage {
         }
         let now = Utc::now();
         self.apply_verdicts(&mut msg);
+        self.expire_quarantine(&mut msg, now);
         let due: Vec<usize> = (0..msg.recipients.len())
             .filter(|&i| {
                 let r = &msg.recipients[i];
@@ -360,7 +364,24 @@ impl Stage {
                 ),
                 Some(Verdict::Quarantine { reason }) => {
                     tracing::warn!(id = %msg.id, reason = %reason, "recipient quarantined by policy");
-                    msg.recipients[i].state = RecipientState::Quarantined;
+                    let expiry = self.deliverer.config.policy.quarantine_expiry.0;
+                    let until = msg.received_at
+                        + chrono::Duration::from_std(expiry).unwrap_or(chrono::Duration::days(30));
+                    // The sender is told it is held (a "delayed" DSN naming
+                    // the rule, never the data) and until when.
+                    let notice = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Delayed);
+                    let reply = format!(
+                        "452 4.7.1 {reason}; an administrator will review it, and it is returned to you if not released by {}",
+                        until.to_rfc2822()
+                    );
+                    let evidence = self.policy_evidence(reply);
+                    let r = &mut msg.recipients[i];
+                    r.state = RecipientState::Quarantined;
+                    r.next_attempt = Some(until);
+                    r.evidence = Some(evidence);
+                    if notice {
+                        r.dsn = Some(DsnState::Pending);
+                    }
                     continue;
                 }
                 _ => continue,
@@ -369,18 +390,35 @@ impl Stage {
         }
     }
 
-    /// Marks recipient `i` bounced with `reply`, owing a DSN if wanted.
-    fn bounce(&self, msg: &mut QueuedMessage, i: usize, reply: String) {
-        let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
-        let r = &mut msg.recipients[i];
-        r.state = RecipientState::Bounced;
-        r.next_attempt = None;
-        r.dsn = Some(if owed {
-            DsnState::Pending
-        } else {
-            DsnState::NotRequested
-        });
-        r.evidence = Some(crate::spool::DeliveryEvidence {
+    /// Bounces quarantined recipients nobody released in time.
+    fn expire_quarantine(&self, msg: &mut QueuedMessage, now: DateTime<Utc>) {
+        for i in 0..msg.recipients.len() {
+            let r = &msg.recipients[i];
+            if r.state != RecipientState::Quarantined || r.next_attempt.is_none_or(|t| t > now) {
+                continue;
+            }
+            let reason = match &r.verdict {
+                Some(crate::policy::Verdict::Quarantine { reason }) => reason.clone(),
+                _ => "held by policy".to_string(),
+            };
+            crate::audit::record(
+                &self.deliverer.config.server.data_dir,
+                crate::audit::Actor::Gateway,
+                "quarantine.expire",
+                &msg.id.to_string(),
+                &format!("recipient {i}: {reason}"),
+            );
+            self.bounce(
+                msg,
+                i,
+                format!("550 5.7.1 not released from quarantine in time ({reason})"),
+            );
+        }
+    }
+
+    /// Evidence for a decision made without contacting any server.
+    fn policy_evidence(&self, reply: String) -> crate::spool::DeliveryEvidence {
+        crate::spool::DeliveryEvidence {
             at: Utc::now(),
             host: String::new(),
             ip: None,
@@ -389,7 +427,22 @@ impl Stage {
             tls_level: self.deliverer.config.tls.default_level,
             policy_source: super::tls_policy::PolicySource::Policy,
             reply,
+        }
+    }
+
+    /// Marks recipient `i` bounced with `reply`, owing a DSN if wanted.
+    fn bounce(&self, msg: &mut QueuedMessage, i: usize, reply: String) {
+        let owed = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Failed);
+        let evidence = self.policy_evidence(reply);
+        let r = &mut msg.recipients[i];
+        r.state = RecipientState::Bounced;
+        r.next_attempt = None;
+        r.dsn = Some(if owed {
+            DsnState::Pending
+        } else {
+            DsnState::NotRequested
         });
+        r.evidence = Some(evidence);
     }
 
     /// Bounces recipients whose message can no longer be read.
@@ -415,8 +468,22 @@ impl Stage {
                 body = clean;
             }
         }
-        let plain = Arc::new(msg.outgoing(&body));
+        let plain = msg.outgoing(&body);
         drop(body);
+        // Outbound mail is DKIM-signed after sealing and tag removal, each
+        // distinct outgoing copy once per attempt: the plain one here, each
+        // sealed one below. The body hash runs inline on this task (tens of
+        // milliseconds for a 10 MB message); move it to spawn_blocking if
+        // large messages become common.
+        let (outbound, id) = (msg.origin.direction == Direction::Outbound, msg.id);
+        let dkim = |bytes: Vec<u8>| {
+            if outbound {
+                self.deliverer.dkim.sign(bytes, id)
+            } else {
+                bytes
+            }
+        };
+        let plain = Arc::new(dkim(plain));
         // One transaction per domain and escalation, split so no server sees
         // more recipients at once than it is likely to accept (452 beyond
         // that would cost the rest a whole retry interval). A sealed copy is
@@ -459,7 +526,7 @@ impl Stage {
         let mut tasks = tokio::task::JoinSet::new();
         for ((domain, escalated, sealed), idx) in groups {
             let bytes = match sealed {
-                Some(i) => Arc::new(self.spool.read_sealed(msg, i as u32)?),
+                Some(i) => Arc::new(dkim(self.spool.read_sealed(msg, i as u32)?)),
                 None => plain.clone(),
             };
             let rcpts: Vec<RcptTo> = idx
@@ -587,12 +654,15 @@ impl Stage {
                 .iter()
                 .copied()
                 .filter(|&i| {
-                    let want = if delayed {
-                        RecipientState::Deferred
+                    let state = msg.recipients[i].state;
+                    if delayed {
+                        matches!(
+                            state,
+                            RecipientState::Deferred | RecipientState::Quarantined
+                        )
                     } else {
-                        RecipientState::Bounced
-                    };
-                    msg.recipients[i].state == want
+                        state == RecipientState::Bounced
+                    }
                 })
                 .collect();
             if which.is_empty() {
@@ -618,7 +688,11 @@ impl Stage {
                         diagnostic: (!reply.is_empty()).then_some(reply),
                         remote_mta: ev.map(|e| e.host.clone()).filter(|h| !h.is_empty()),
                         last_attempt: ev.map(|e| e.at),
-                        will_retry_until: if delayed { until } else { None },
+                        will_retry_until: match (delayed, r.state) {
+                            (true, RecipientState::Quarantined) => r.next_attempt,
+                            (true, _) => until,
+                            (false, _) => None,
+                        },
                     }
                 })
                 .collect();
