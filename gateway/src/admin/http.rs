@@ -213,7 +213,7 @@ async fn quarantine_delete(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut msg = find(&s, &id)?;
-    let n = super::quarantine::delete(&mut msg)
+    let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     s.spool.update(&msg).await?;
     super::queue::audit_delete(

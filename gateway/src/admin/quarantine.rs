@@ -9,8 +9,7 @@ use crate::config::Config;
 use crate::deliver::dsn::{wanted, DsnAction};
 use crate::keys::{KeyKind, Keys};
 use crate::policy::{chain, Seal, Verdict};
-use crate::spool::{DsnState, QueuedMessage, RecipientState};
-use chrono::Utc;
+use crate::spool::{DeliveryEvidence, DsnState, QueuedMessage, RecipientState};
 use serde::Serialize;
 
 /// Why a release is refused.
@@ -169,7 +168,7 @@ pub fn release(
 
 /// Deletes the held recipients: they bounce, and the sender gets a DSN
 /// (when they asked for failure notices, as by default).
-pub fn delete(msg: &mut QueuedMessage) -> Result<usize, QuarantineError> {
+pub fn delete(msg: &mut QueuedMessage, config: &Config) -> Result<usize, QuarantineError> {
     let mut n = 0;
     for i in 0..msg.recipients.len() {
         if msg.recipients[i].state != RecipientState::Quarantined {
@@ -188,14 +187,117 @@ pub fn delete(msg: &mut QueuedMessage) -> Result<usize, QuarantineError> {
         } else {
             DsnState::NotRequested
         });
-        if let Some(e) = r.evidence.as_mut() {
-            e.at = Utc::now();
-            e.reply = format!("550 5.7.1 deleted from quarantine by an administrator ({reason})");
-        }
+        let reply = format!("550 5.7.1 deleted from quarantine by an administrator ({reason})");
+        let level = r
+            .evidence
+            .as_ref()
+            .map_or(config.tls.default_level, |e| e.tls_level);
+        r.evidence = Some(DeliveryEvidence::by_policy(reply, level));
         n += 1;
     }
     if n == 0 {
         return Err(QuarantineError::NotHeld(msg.id.to_string()));
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::tls_policy::TlsLevel;
+    use crate::smtp::address::Mailbox;
+    use crate::spool::{Direction, Origin, QueueId, QueuedRecipient};
+
+    fn held_message() -> QueuedMessage {
+        let mut r = QueuedRecipient::new(Mailbox::parse("pat@bank.test").unwrap(), None, None);
+        r.state = RecipientState::Quarantined;
+        r.verdict = Some(Verdict::Quarantine {
+            reason: "held by DLP policy (hipaa_pci:ssn-bulk)".into(),
+        });
+        r.dsn = Some(DsnState::Pending);
+        QueuedMessage {
+            id: QueueId(7),
+            received_at: chrono::Utc::now(),
+            from: "nurse@hospital.test".into(),
+            mail_params: Default::default(),
+            recipients: vec![r],
+            origin: Origin {
+                listener: "smtp".into(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                helo: "h".into(),
+                tls: None,
+                connector: None,
+                direction: Direction::Outbound,
+            },
+            size: 10,
+            body_sha256: String::new(),
+            chunks: 1,
+            received_header: String::new(),
+            new_subject: None,
+            decided: true,
+        }
+    }
+
+    fn setup() -> (Config, Keys, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        config
+            .tls
+            .domains
+            .insert("bank.test".into(), TlsLevel::Verify);
+        let keys = Keys::from_config(&config).unwrap();
+        (config, keys, dir)
+    }
+
+    #[test]
+    fn an_impossible_seal_is_refused_and_changes_nothing() {
+        let (config, keys, _dir) = setup();
+        let mut m = held_message();
+        let before = m.clone();
+        let e = release(&mut m, &config, &keys, Some(Seal::Pgp)).unwrap_err();
+        assert!(e.to_string().contains("no OpenPGP key is known"), "{e}");
+        assert_eq!(m, before);
+        // The listing names the rule and the held recipient.
+        let text = list(std::slice::from_ref(&m), false);
+        assert!(
+            text.contains("pat@bank.test") && text.contains("ssn-bulk"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn release_by_the_chain_and_delete() {
+        let (config, keys, _dir) = setup();
+        let mut m = held_message();
+        // bank.test is `verify`: the chain's first method, verified TLS, fits.
+        assert_eq!(release(&mut m, &config, &keys, None).unwrap(), 1);
+        let r = &m.recipients[0];
+        assert_eq!(r.state, RecipientState::Queued);
+        assert!(matches!(
+            &r.verdict,
+            Some(Verdict::Deliver { seal: Seal::Tls, escalated: true, why, .. }) if why[0] == "released from quarantine"
+        ));
+        assert_eq!(r.dsn, None, "the held notice is moot once released");
+        assert!(matches!(
+            release(&mut m, &config, &keys, None),
+            Err(QuarantineError::NotHeld(_))
+        ));
+
+        let mut m = held_message();
+        m.recipients[0].evidence = None;
+        assert_eq!(delete(&mut m, &config).unwrap(), 1);
+        let r = &m.recipients[0];
+        assert_eq!(r.state, RecipientState::Bounced);
+        assert_eq!(r.dsn, Some(DsnState::Pending));
+        let reply = &r.evidence.as_ref().unwrap().reply;
+        assert!(
+            reply.starts_with("550 5.7.1 deleted from quarantine") && reply.contains("ssn-bulk"),
+            "{reply}"
+        );
+        assert!(matches!(
+            delete(&mut m, &config),
+            Err(QuarantineError::NotHeld(_))
+        ));
+    }
 }

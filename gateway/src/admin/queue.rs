@@ -473,7 +473,7 @@ impl Change {
             }
             Change::DeleteQuarantined(id) => {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
-                let n = super::quarantine::delete(&mut m)
+                let n = super::quarantine::delete(&mut m, &loc.config)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 spool.update(&m).await?;
                 audit_delete(&loc.data_dir, crate::audit::Actor::Cli, *id, n);

@@ -135,6 +135,23 @@ pub struct DeliveryEvidence {
     pub reply: String,
 }
 
+impl DeliveryEvidence {
+    /// Evidence of a decision made without contacting any server (policy,
+    /// quarantine, an admin): only the time, the level and our reason.
+    pub fn by_policy(reply: String, tls_level: TlsLevel) -> Self {
+        DeliveryEvidence {
+            at: Utc::now(),
+            host: String::new(),
+            ip: None,
+            port: 0,
+            tls: None,
+            tls_level,
+            policy_source: PolicySource::Policy,
+            reply,
+        }
+    }
+}
+
 /// Whether the sender has been told about a bounced recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
