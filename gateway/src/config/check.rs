@@ -475,7 +475,61 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         bad("limits.max_hops".into(), "must be at least 2");
     }
     check_delivery(c, &mut bad);
+    check_dkim(c, &mut bad);
     out
+}
+
+/// `[[dkim]]`: domains, selectors, signed header fields, and that each key loads.
+fn check_dkim(c: &Config, bad: &mut impl FnMut(String, &str)) {
+    let mut seen = HashSet::new();
+    for (i, k) in c.dkim.iter().enumerate() {
+        let domain = k.domain.trim_end_matches('.');
+        if Mailbox::parse(&format!("x@{domain}")).is_err() || domain.starts_with('[') {
+            bad(format!("dkim[{i}].domain"), "is not a valid domain name");
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !k.selector.split('.').all(label_ok) {
+            bad(
+                format!("dkim[{i}].selector"),
+                "must be a DNS label, or labels separated by dots",
+            );
+        } else if !seen.insert((
+            crate::smtp::address::ascii_domain(domain),
+            k.selector.to_ascii_lowercase(),
+        )) {
+            bad(
+                format!("dkim[{i}].selector"),
+                "is used by another [[dkim]] entry for the same domain",
+            );
+        }
+        if !k
+            .headers
+            .iter()
+            .any(|h| h.trim().eq_ignore_ascii_case("from"))
+        {
+            bad(
+                format!("dkim[{i}].headers"),
+                "must include From (RFC 6376 section 5.4)",
+            );
+        }
+        for (j, h) in k.headers.iter().enumerate() {
+            let h = h.trim();
+            if h.is_empty() || !h.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+                bad(
+                    format!("dkim[{i}].headers[{j}]"),
+                    "is not a header field name",
+                );
+            }
+        }
+        if let Err(e) = crate::deliver::dkim::load_key(&k.key_file, k.algorithm) {
+            bad(format!("dkim[{i}].key_file"), &e.to_string());
+        }
+    }
 }
 
 /// `[delivery]`, `[[route]]` and the outbound `[tls]` settings.
@@ -633,5 +687,34 @@ mod tests {
             .0;
         assert_eq!(bad_level[0].field, "tls.default_level");
         assert_eq!(bad_level[0].line, Some(2));
+    }
+
+    #[test]
+    fn dkim_entries_are_checked() {
+        let errs = load(
+            "[[dkim]]\ndomain = \"hospital.test\"\nselector = \"sel\"\nkey_file = \"/nonexistent/dkim.pem\"\n\n\
+             [[dkim]]\ndomain = \"not a domain\"\nselector = \"a b\"\nkey_file = \"/nonexistent/other.pem\"\n\
+             algorithm = \"ed25519-sha256\"\nheaders = [\"Subject\", \"Bad:Name\"]\n",
+        )
+        .unwrap_err()
+        .0;
+        let by = |f: &str| {
+            errs.iter()
+                .find(|e| e.field == f)
+                .unwrap_or_else(|| panic!("no error for {f}: {errs:#?}"))
+        };
+        let key = by("dkim[0].key_file");
+        assert!(key.reason.contains("/nonexistent/dkim.pem"), "{key}");
+        assert!(key.reason.contains("cannot read"), "{key}");
+        assert_eq!(key.line, Some(4));
+        by("dkim[1].domain");
+        by("dkim[1].selector");
+        by("dkim[1].headers");
+        by("dkim[1].headers[1]");
+        by("dkim[1].key_file");
+        let unknown = load("[[dkim]]\ndomain = \"h.test\"\nselector = \"s\"\nkey_file = \"k\"\nalgorithm = \"rsa-sha1\"\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(unknown[0].field, "dkim[0].algorithm", "{unknown:#?}");
     }
 }
