@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod deliver;
 pub mod header_fields;
+pub mod https_get;
 pub mod inspect;
 pub mod keys;
 pub mod policy;

@@ -78,6 +78,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
     let keys = crate::keys::Keys::from_config(&config)?;
     let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
+    let wkd = if config.seal.wkd {
+        let dns = deliver::dns::Dns::new(&config.delivery.resolvers)
+            .map_err(|e| ServeError::Delivery(format!("WKD resolver: {e}")))?;
+        let roots = deliver::client::tls::trust_roots(config.tls.extra_roots_file.as_deref())
+            .map_err(ServeError::Delivery)?;
+        Some(Arc::new(
+            crate::keys::wkd::Wkd::new(dns, roots, config.seal.wkd_port)
+                .map_err(ServeError::Delivery)?,
+        ))
+    } else {
+        None
+    };
     // smtp → spool → inspect → policy → seal → deliver: each stage hands ids to the next.
     let (to_policy, policy_ready) = tokio::sync::mpsc::unbounded_channel();
     let (to_seal, seal_ready) = tokio::sync::mpsc::unbounded_channel();
@@ -105,6 +117,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             spool.clone(),
             config.clone(),
             keys.clone(),
+            wkd,
             policy_ready,
             to_seal.clone(),
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),

@@ -192,7 +192,11 @@ struct Peers {
 }
 
 fn peers(seal_extra: &str) -> Peers {
-    let ca = TestCa::new();
+    peers_with(TestCa::new(), seal_extra)
+}
+
+/// The peers, with `ca` as the CA the gateway trusts (for servers a test adds).
+fn peers_with(ca: TestCa, seal_extra: &str) -> Peers {
     let (cert, key) = ca.issue("mx", &["mx.verified.test"], 2);
     let home = postfix_mailbox(
         "home",
@@ -208,7 +212,10 @@ fn peers(seal_extra: &str) -> Peers {
             key.display()
         ),
     );
-    let dns = Dns::start(&["--host-record=mx.verified.test,127.0.0.1".into()]);
+    let dns = Dns::start(&[
+        "--host-record=mx.verified.test,127.0.0.1".into(),
+        "--host-record=openpgpkey.pgp.test,127.0.0.1".into(),
+    ]);
     let g = Gateway::start(&format!(
         "[delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
          [tls]\ndane = false\nmta_sts = false\nremember = false\nextra_roots_file = \"{ca}\"\n\n\
@@ -669,5 +676,106 @@ fn quarantine_delete_and_expiry_bounce_to_the_sender() {
     assert!(
         audit.contains("\"action\":\"quarantine.expire\"") && audit.contains(&id),
         "{audit}"
+    );
+}
+
+/// A static HTTPS server (python3's http.server) on loopback, killed on drop.
+struct WebServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl WebServer {
+    fn start(root: &Path, cert: &Path, key: &Path) -> WebServer {
+        use std::io::BufRead;
+        let script = "import http.server, ssl, sys\n\
+            root, cert, key = sys.argv[1:4]\n\
+            h = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=root, **k)\n\
+            srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), h)\n\
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+            ctx.load_cert_chain(cert, key)\n\
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+            print(srv.server_address[1], flush=True)\n\
+            srv.serve_forever()\n";
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(root)
+            .arg(cert)
+            .arg(key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("web server port");
+        WebServer { child, port }
+    }
+
+    /// What the server logged (one line per request).
+    fn log(mut self) -> String {
+        let _ = self.child.kill();
+        let mut s = String::new();
+        use std::io::Read;
+        let _ = self.child.stderr.take().unwrap().read_to_string(&mut s);
+        s
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_key_published_in_wkd_is_found_and_seals_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpg = Gpg::new("Pat Patient <pat@pgp.test>");
+    // gpg names the WKD file itself: an independent check of our hashing.
+    let listing = text(&gpg.ok(&["--with-wkd-hash", "--list-keys", "pat@pgp.test"], None));
+    let hash = listing
+        .lines()
+        .map(str::trim)
+        .find(|l| l.ends_with("@pgp.test") && !l.contains('<'))
+        .and_then(|l| l.split('@').next())
+        .unwrap_or_else(|| panic!("no WKD hash in {listing}"))
+        .to_string();
+    let hu = dir.path().join("web/.well-known/openpgpkey/pgp.test/hu");
+    std::fs::create_dir_all(&hu).unwrap();
+    std::fs::write(hu.join(&hash), gpg.ok(&["--export", "pat@pgp.test"], None)).unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("wkd", &["openpgpkey.pgp.test"], 2);
+    let web = WebServer::start(&dir.path().join("web"), &cert, &key);
+    let p = peers_with(ca, &format!("wkd_port = {}", web.port));
+
+    // No key imported: [secure] to a domain without verified TLS finds the
+    // key in WKD and seals with it.
+    let to = ["pat@pgp.test"];
+    let (msg, body) = message(&to);
+    send(&p.g, &to, &msg, dir.path());
+    let pgp = wait_for(60, "the sealed message", || {
+        p.home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains("Delivered-To: pat@pgp.test"))
+    });
+    assert!(pgp.contains("multipart/encrypted"), "{pgp}");
+    let opened = gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes()));
+    assert!(lf(&opened).ends_with(&lf(&body)), "{}", text(&opened));
+    let keys: serde_json::Value =
+        serde_json::from_slice(&p.g.cli(&["keys", "ls", "--json"]).stdout).unwrap();
+    assert_eq!(keys[0]["source"], "wkd", "{keys:#}");
+    assert_eq!(keys[0]["addresses"][0], "pat@pgp.test");
+    let requests = web.log();
+    assert!(
+        requests.contains(&format!(
+            "GET /.well-known/openpgpkey/pgp.test/hu/{hash}?l=pat "
+        )),
+        "{requests}"
     );
 }

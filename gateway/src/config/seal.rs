@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// `[seal]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SealConfig {
     /// Keystore directory; unset means `<data_dir>/keystore`.
@@ -20,4 +20,24 @@ pub struct SealConfig {
     pub protect_subject: bool,
     /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
     pub pgp_signing_key: Option<PathBuf>,
+    /// Look up a missing OpenPGP key in the recipient domain's Web Key
+    /// Directory before giving up on an escalated recipient.
+    pub wkd: bool,
+    /// HTTPS port for WKD (443; other values are for tests).
+    pub wkd_port: u16,
+}
+
+impl Default for SealConfig {
+    fn default() -> Self {
+        SealConfig {
+            keystore_dir: None,
+            use_harvested: false,
+            smime_roots_file: None,
+            smime_oaep: false,
+            protect_subject: false,
+            pgp_signing_key: None,
+            wkd: true,
+            wkd_port: 443,
+        }
+    }
 }

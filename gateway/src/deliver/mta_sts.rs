@@ -11,24 +11,16 @@
 //! who can block the fetch and strip STARTTLS).
 
 use super::dns::{fqdn, is_negative, Dns, DnsError};
-use crate::smtp::tls::provider;
+use crate::https_get::{client_config, get, Want};
 use chrono::{DateTime, TimeDelta, Utc};
-use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// Largest policy body accepted (RFC 8461 §3.3 suggests 64 KiB).
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
-/// Largest HTTP response head accepted.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Chunk-size lines and extensions on top of the body, for chunked responses.
-const MAX_CHUNK_OVERHEAD: usize = 16 * 1024;
 /// Connect, handshake, request and response together, per address.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Addresses of `mta-sts.<domain>` tried before giving up.
@@ -261,19 +253,18 @@ fn normalize_domain(domain: &str) -> Result<String, StsError> {
     }
 }
 
-/// The TLS client configuration for policy fetches: WebPKI against `roots`,
-/// TLS 1.2+ with the gateway's strong suites.
+/// What a policy fetch accepts: RFC 8461 §3.3, `text/plain`, 64 KiB, 10 s.
+pub(crate) const POLICY: Want = Want {
+    media_types: &["text/plain"],
+    max_body: MAX_POLICY_BYTES,
+    timeout: FETCH_TIMEOUT,
+};
+
 fn https_config(roots: Arc<RootCertStore>) -> Result<Arc<ClientConfig>, StsError> {
-    let mut c = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| StsError::Fetch {
-            host: String::new(),
-            reason: format!("TLS configuration: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(c))
+    client_config(roots).map_err(|reason| StsError::Fetch {
+        host: String::new(),
+        reason,
+    })
 }
 
 /// Fetches the policy text of `domain` from `addr` (the address of
@@ -295,247 +286,16 @@ async fn fetch_with(
     config: Arc<ClientConfig>,
 ) -> Result<String, StsError> {
     let host = format!("mta-sts.{domain}");
-    let err = |reason: String| StsError::Fetch {
-        host: host.clone(),
-        reason,
-    };
-    let name = ServerName::try_from(host.clone()).map_err(|e| err(e.to_string()))?;
-    let work = async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| err(format!("connect {addr}: {e}")))?;
-        let mut tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| err(format!("TLS with {addr}: {e}")))?;
-        let request = format!(
-            "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sealgate\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
-        );
-        tls.write_all(request.as_bytes())
-            .await
-            .map_err(|e| err(format!("sending request: {e}")))?;
-        tls.flush()
-            .await
-            .map_err(|e| err(format!("sending request: {e}")))?;
-        read_response(&mut tls).await.map_err(err)
-    };
-    match tokio::time::timeout(FETCH_TIMEOUT, work).await {
-        Ok(r) => r,
-        Err(_) => Err(err(format!(
-            "no complete answer from {addr} within {} s",
-            FETCH_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
-/// How the response body is delimited.
-enum Framing {
-    Chunked,
-    Length(usize),
-    UntilClose,
-}
-
-/// Reads an HTTP/1.1 response and returns the policy body, or why it is
-/// not acceptable. Pure protocol handling, so it is tested on byte slices.
-async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<String, String> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let (head_len, body_start) = loop {
-        if let Some(found) = head_end(&buf) {
-            if found.0 > MAX_HEAD_BYTES {
-                return Err("response header too large".into());
-            }
-            break found;
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err("response header too large".into());
-        }
-        if read_more(r, &mut buf).await? == 0 {
-            return Err("connection closed before the end of the response header".into());
-        }
-    };
-    let head = std::str::from_utf8(&buf[..head_len])
-        .map_err(|_| "response header is not text".to_string())?;
-    let framing = check_head(head)?;
-    let mut body = buf.split_off(body_start);
-    let body = match framing {
-        Framing::Length(n) => {
-            if n > MAX_POLICY_BYTES {
-                return Err(format!("policy of {n} bytes exceeds {MAX_POLICY_BYTES}"));
-            }
-            while body.len() < n {
-                if read_more(r, &mut body).await? == 0 {
-                    return Err("connection closed before the end of the policy".into());
-                }
-            }
-            body.truncate(n);
-            body
-        }
-        Framing::Chunked => loop {
-            match decode_chunked(&body)? {
-                Some(decoded) => break decoded,
-                None => {
-                    if body.len() > MAX_POLICY_BYTES + MAX_CHUNK_OVERHEAD {
-                        return Err(format!("policy exceeds {MAX_POLICY_BYTES} bytes"));
-                    }
-                    if read_more(r, &mut body).await? == 0 {
-                        return Err("connection closed inside the chunked policy".into());
-                    }
-                }
-            }
-        },
-        Framing::UntilClose => {
-            // A clean TLS close (close_notify) ends the body; a bare TCP
-            // close is an error from tokio-rustls, so a truncated policy is
-            // never taken for a whole one.
-            while read_more(r, &mut body).await? > 0 {
-                if body.len() > MAX_POLICY_BYTES {
-                    return Err(format!("policy exceeds {MAX_POLICY_BYTES} bytes"));
-                }
-            }
-            body
-        }
-    };
-    String::from_utf8(body).map_err(|_| "policy is not UTF-8".to_string())
-}
-
-async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<usize, String> {
-    let mut chunk = [0u8; 8192];
-    let n = r
-        .read(&mut chunk)
+    let body = get(addr, &host, "/.well-known/mta-sts.txt", config, &POLICY)
         .await
-        .map_err(|e| format!("reading the response: {e}"))?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
-/// Where the header ends: (length of the header lines, start of the body).
-/// Accepts CRLF CRLF and, leniently, LF LF.
-fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1..) {
-                Some([b'\r', b'\n', ..]) => return Some((i, i + 3)),
-                Some([b'\n', ..]) => return Some((i, i + 2)),
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Checks status and headers; returns how the body is framed.
-fn check_head(head: &str) -> Result<Framing, String> {
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let (proto, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if !proto.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1.x response: {status_line:.60}"));
-    }
-    let mut content_type: Option<&str> = None;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut location: Option<&str> = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(format!("malformed header line: {line:.60}"));
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(value),
-            "content-length" => {
-                let n = value
-                    .parse::<usize>()
-                    .map_err(|_| format!("bad Content-Length {value:.20}"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err("conflicting Content-Length headers".into());
-                }
-                length = Some(n);
-            }
-            "transfer-encoding" => {
-                if value.eq_ignore_ascii_case("chunked") {
-                    chunked = true;
-                } else {
-                    return Err(format!("unsupported Transfer-Encoding {value:.30}"));
-                }
-            }
-            "location" => location = Some(value),
-            _ => {}
-        }
-    }
-    if code != "200" {
-        // RFC 8461 §3.3: redirects are not followed.
-        return Err(match location {
-            Some(l) if code.starts_with('3') => {
-                format!("HTTP status {code} (redirect to {l:.80} not followed)")
-            }
-            _ => format!("HTTP status {code:.3}"),
-        });
-    }
-    let media = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim())
-        .unwrap_or("");
-    if !media.eq_ignore_ascii_case("text/plain") {
-        return Err(format!(
-            "Content-Type {:.40} is not text/plain",
-            content_type.unwrap_or("(none)")
-        ));
-    }
-    Ok(match (chunked, length) {
-        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
-        (true, _) => Framing::Chunked,
-        (false, Some(n)) => Framing::Length(n),
-        (false, None) => Framing::UntilClose,
+        .map_err(|e| StsError::Fetch {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?;
+    String::from_utf8(body).map_err(|_| StsError::Fetch {
+        host,
+        reason: "policy is not UTF-8".into(),
     })
-}
-
-/// Decodes a chunked body: `Ok(None)` while incomplete, the data once the
-/// last (zero-size) chunk has been seen. Trailers are not needed and not read.
-fn decode_chunked(raw: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let Some(nl) = raw[pos..].iter().position(|&b| b == b'\n') else {
-            if raw.len() - pos > 1024 {
-                return Err("chunk-size line too long".into());
-            }
-            return Ok(None);
-        };
-        let line = std::str::from_utf8(&raw[pos..pos + nl])
-            .map_err(|_| "bad chunk-size line".to_string())?;
-        let size_hex = line
-            .trim_end_matches('\r')
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
-        if size_hex.is_empty() || size_hex.len() > 8 {
-            return Err(format!("bad chunk size {size_hex:.10}"));
-        }
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("bad chunk size {size_hex:.10}"))?;
-        pos += nl + 1;
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        if out.len() + size > MAX_POLICY_BYTES {
-            return Err(format!("policy exceeds {MAX_POLICY_BYTES} bytes"));
-        }
-        // The chunk data and its CRLF (or LF).
-        let Some(data) = raw.get(pos..pos + size) else {
-            return Ok(None);
-        };
-        out.extend_from_slice(data);
-        pos += size;
-        match raw.get(pos..) {
-            Some([b'\r', b'\n', ..]) => pos += 2,
-            Some([b'\n', ..]) => pos += 1,
-            Some([]) | Some([b'\r']) | None => return Ok(None),
-            Some(_) => return Err("chunk not followed by CRLF".into()),
-        }
-    }
 }
 
 /// MTA-STS policies for recipient domains, with an in-memory cache.
@@ -711,9 +471,11 @@ mod tests {
     use super::*;
     use crate::deliver::dane::test_dns::{rec, serve, soa, TestZone};
     use crate::deliver::dane::test_pki::{Ca, Leaf};
+    use crate::smtp::tls::provider;
     use hickory_resolver::proto::rr::rdata::{A, TXT};
     use hickory_resolver::proto::rr::RData;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     const ENFORCE: &str =
@@ -861,7 +623,10 @@ mod tests {
 
     async fn response(raw: &[u8]) -> Result<String, String> {
         let mut r = raw;
-        read_response(&mut r).await
+        let body = crate::https_get::read_response(&mut r, &POLICY)
+            .await
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(body).map_err(|_| "policy is not UTF-8".to_string())
     }
 
     #[tokio::test]
@@ -939,7 +704,7 @@ mod tests {
         assert!(response(&chunked).await.unwrap_err().contains("exceeds"));
         let long_head = format!(
             "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
-            "a".repeat(MAX_HEAD_BYTES + 10)
+            "a".repeat(crate::https_get::MAX_HEAD_BYTES + 10)
         );
         assert!(response(long_head.as_bytes())
             .await
@@ -949,20 +714,29 @@ mod tests {
 
     #[test]
     fn chunked_decoding_waits_for_the_last_chunk() {
-        assert_eq!(decode_chunked(b"3\r\nabc\r\n"), Ok(None));
-        assert_eq!(decode_chunked(b"3\r\nab"), Ok(None));
-        assert_eq!(decode_chunked(b"3\r\nabc"), Ok(None));
         assert_eq!(
-            decode_chunked(b"3\r\nabc\r\n0\r\n"),
+            crate::https_get::decode_chunked(b"3\r\nabc\r\n", MAX_POLICY_BYTES),
+            Ok(None)
+        );
+        assert_eq!(
+            crate::https_get::decode_chunked(b"3\r\nab", MAX_POLICY_BYTES),
+            Ok(None)
+        );
+        assert_eq!(
+            crate::https_get::decode_chunked(b"3\r\nabc", MAX_POLICY_BYTES),
+            Ok(None)
+        );
+        assert_eq!(
+            crate::https_get::decode_chunked(b"3\r\nabc\r\n0\r\n", MAX_POLICY_BYTES),
             Ok(Some(b"abc".to_vec()))
         );
         assert_eq!(
-            decode_chunked(b"A\nabcdefghij\n0\n"),
+            crate::https_get::decode_chunked(b"A\nabcdefghij\n0\n", MAX_POLICY_BYTES),
             Ok(Some(b"abcdefghij".to_vec()))
         );
-        assert!(decode_chunked(b"x\r\n").is_err());
-        assert!(decode_chunked(b"3\r\nabcX").is_err());
-        assert!(decode_chunked(b"123456789\r\n").is_err());
+        assert!(crate::https_get::decode_chunked(b"x\r\n", MAX_POLICY_BYTES).is_err());
+        assert!(crate::https_get::decode_chunked(b"3\r\nabcX", MAX_POLICY_BYTES).is_err());
+        assert!(crate::https_get::decode_chunked(b"123456789\r\n", MAX_POLICY_BYTES).is_err());
     }
 
     /// What the test HTTPS server answers, and how often it was asked.

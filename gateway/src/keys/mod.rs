@@ -11,6 +11,7 @@
 mod entry;
 mod lookup;
 mod store;
+pub mod wkd;
 
 pub use entry::{KeyEntry, KeyKind, KeySource, KeyState};
 pub use lookup::{Found, Keys, Parsed};

@@ -124,15 +124,67 @@ pub fn apply(
     msg.decided = true;
 }
 
+/// Recipients of `msg` that were blocked only for want of a seal, where an
+/// OpenPGP key would have done: those a WKD lookup may save.
+fn blocked_without_key(config: &Config, msg: &QueuedMessage, dlp_block: bool) -> Vec<usize> {
+    if dlp_block || msg.origin.direction != Direction::Outbound {
+        return Vec::new();
+    }
+    let pgp_possible = config.policy.methods.contains(&Seal::Pgp)
+        || config.policy.method_tags.values().any(|s| *s == Seal::Pgp);
+    if !pgp_possible {
+        return Vec::new();
+    }
+    msg.recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.verdict, Some(Verdict::Block { .. })))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The stage's state.
 struct Stage {
     spool: Spool,
     config: Arc<Config>,
     keys: Keys,
+    wkd: Option<Arc<crate::keys::wkd::Wkd>>,
     next: UnboundedSender<QueueId>,
 }
 
 impl Stage {
+    /// Asks WKD for the keys of recipients that have none; true if a key was stored.
+    async fn discover(&self, msg: &QueuedMessage, which: &[usize]) -> bool {
+        let Some(wkd) = &self.wkd else {
+            return false;
+        };
+        let mut stored = false;
+        for &i in which {
+            let address = crate::keys::filed_as(&msg.recipients[i].address);
+            if self.keys.usable(&address, KeyKind::Pgp).is_ok() {
+                continue;
+            }
+            match wkd.lookup(&address).await {
+                Ok(bytes) => match self.keys.store.import(&bytes, crate::keys::KeySource::Wkd) {
+                    Ok(reports) => {
+                        for r in &reports {
+                            tracing::info!(id = %msg.id, recipient = i, key = %r.entry.id, outcome = r.outcome, "key found by WKD");
+                        }
+                        stored |= reports.iter().any(|r| r.outcome != "pending");
+                    }
+                    Err(e) => {
+                        tracing::warn!(id = %msg.id, recipient = i, error = %e, "WKD key not stored")
+                    }
+                },
+                // Names the host and the status, not the address.
+                Err(why) => {
+                    tracing::debug!(id = %msg.id, recipient = i, reason = %why, "no key by WKD")
+                }
+            }
+        }
+        stored
+    }
+
     async fn decide_one(&self, id: QueueId) -> Result<(), SpoolError> {
         let Some(mut msg) = self.spool.get(id)? else {
             return Ok(());
@@ -142,6 +194,12 @@ impl Stage {
             let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
             apply(&self.config, &self.keys, &mut msg, dlp.as_ref(), &facts);
+            let dlp_block = dlp.as_ref().and_then(|d| d.action.as_deref()) == Some("block");
+            let which = blocked_without_key(&self.config, &msg, dlp_block);
+            if !which.is_empty() && self.discover(&msg, &which).await {
+                // A key was found: decide again, with it.
+                apply(&self.config, &self.keys, &mut msg, dlp.as_ref(), &facts);
+            }
             self.spool.update(&msg).await?;
             for r in &msg.recipients {
                 if let Some(v) = &r.verdict {
@@ -161,16 +219,21 @@ pub async fn run(
     spool: Spool,
     config: Arc<Config>,
     keys: Keys,
+    wkd: Option<Arc<crate::keys::wkd::Wkd>>,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
     ready_now: impl Fn(QueueId) -> bool,
 ) {
-    let stage = Stage {
+    let stage = Arc::new(Stage {
         spool,
         config,
         keys,
+        wkd,
         next,
-    };
+    });
+    // A WKD lookup can take seconds: messages are decided concurrently so
+    // one slow key server does not hold up the rest.
+    let limit = Arc::new(tokio::sync::Semaphore::new(64));
     match stage.spool.list() {
         Ok(list) => {
             for m in list.iter().filter(|m| !m.decided && ready_now(m.id)) {
@@ -182,10 +245,17 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "cannot list the queue for policy"),
     }
     while let Some(id) = ready.recv().await {
-        if let Err(e) = stage.decide_one(id).await {
-            // Left undecided: delivery waits, and the next start retries.
-            tracing::error!(id = %id, error = %e, "policy decision failed");
-        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let stage = stage.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stage.decide_one(id).await {
+                // Left undecided: delivery waits, and the next start retries.
+                tracing::error!(id = %id, error = %e, "policy decision failed");
+            }
+            drop(permit);
+        });
     }
 }
 
