@@ -779,3 +779,103 @@ fn a_key_published_in_wkd_is_found_and_seals_the_message() {
         "{requests}"
     );
 }
+
+#[test]
+fn organisation_signatures_verify_with_gpg_and_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pat, pat_key) = gpg_key(dir.path(), "Pat Patient <pat@pgp.test>", "pat@pgp.test");
+    let (cert, key) = smime_cert(dir.path(), "sam@smime.test");
+    // The organisation's keys: an OpenPGP key made with gpg (exported with
+    // its secret, unprotected) and an S/MIME certificate made with openssl.
+    let org = Gpg::new("Hospital Security <security@hospital.test>");
+    let org_tsk = dir.path().join("org.tsk.asc");
+    std::fs::write(
+        &org_tsk,
+        org.ok(
+            &["--armor", "--export-secret-keys", "security@hospital.test"],
+            None,
+        ),
+    )
+    .unwrap();
+    // pat's gpg must know the organisation's public key to check the signature.
+    pat.ok(
+        &["--import"],
+        Some(&org.ok(&["--armor", "--export", "security@hospital.test"], None)),
+    );
+    let org_dir = dir.path().join("org");
+    std::fs::create_dir_all(&org_dir).unwrap();
+    let (org_cert, org_key) = smime_cert(&org_dir, "security@hospital.test");
+    let p = peers(&format!(
+        "pgp_signing_key = \"{}\"\nsmime_signing_cert = \"{}\"\nsmime_signing_key = \"{}\"",
+        org_tsk.display(),
+        org_cert.display(),
+        org_key.display()
+    ));
+    import(&p.g, &pat_key);
+    import(&p.g, &cert);
+    let to = ["pat@pgp.test", "sam@smime.test"];
+    let (msg, body) = message(&to);
+    send(&p.g, &to, &msg, dir.path());
+    let home = p.home.wait_mail(2, 60);
+    let find = |needle: &str| {
+        home.iter()
+            .map(|m| text(m))
+            .find(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("no mail with {needle}"))
+    };
+    // PGP: gpg reports a good signature by the organisation's key.
+    let pgp = find("Delivered-To: pat@pgp.test");
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", pat.home.path())
+        .args(["--batch", "--status-fd", "2", "--decrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(armored(&pgp).as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let status = text(&out.stderr);
+    assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
+    assert!(status.contains("security@hospital.test"), "{status}");
+    assert!(lf(&out.stdout).ends_with(&lf(&body)));
+    // S/MIME: decrypt, then openssl cms -verify against the organisation's certificate.
+    let smime = find("Delivered-To: sam@smime.test");
+    let file = dir.path().join("sam.eml");
+    std::fs::write(&file, &smime).unwrap();
+    let inner = openssl(
+        dir.path(),
+        &[
+            "cms",
+            "-decrypt",
+            "-in",
+            file.to_str().unwrap(),
+            "-recip",
+            cert.to_str().unwrap(),
+            "-inkey",
+            key.to_str().unwrap(),
+        ],
+    );
+    let signed = dir.path().join("sam-signed.eml");
+    std::fs::write(&signed, &inner).unwrap();
+    let verified = openssl(
+        dir.path(),
+        &[
+            "cms",
+            "-verify",
+            "-in",
+            signed.to_str().unwrap(),
+            "-CAfile",
+            org_cert.to_str().unwrap(),
+            "-purpose",
+            "any",
+        ],
+    );
+    assert!(lf(&verified).ends_with(&lf(&body)), "{}", text(&verified));
+}

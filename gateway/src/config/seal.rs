@@ -20,6 +20,10 @@ pub struct SealConfig {
     pub protect_subject: bool,
     /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
     pub pgp_signing_key: Option<PathBuf>,
+    /// The organisation's S/MIME certificate (PEM) that signs S/MIME seals.
+    pub smime_signing_cert: Option<PathBuf>,
+    /// Its RSA private key (PKCS#8 or PKCS#1 PEM, unencrypted).
+    pub smime_signing_key: Option<PathBuf>,
     /// Look up a missing OpenPGP key in the recipient domain's Web Key
     /// Directory before giving up on an escalated recipient.
     pub wkd: bool,
@@ -36,6 +40,8 @@ impl Default for SealConfig {
             smime_oaep: false,
             protect_subject: false,
             pgp_signing_key: None,
+            smime_signing_cert: None,
+            smime_signing_key: None,
             wkd: true,
             wkd_port: 443,
         }

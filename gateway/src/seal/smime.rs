@@ -59,6 +59,8 @@ mod oid {
     pub const DH_SINGLE_PASS_STD_DH_SHA256KDF: Oid = Oid::new_unwrap("1.3.132.1.11.1");
     pub const AES256_WRAP: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.45");
     pub const ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
+    pub const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+    pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
     pub const EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
     pub const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
     pub const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
@@ -116,6 +118,9 @@ pub enum SmimeError {
     /// Building or encoding the CMS structure failed.
     #[error("CMS: {0}")]
     Cms(String),
+    /// The organisation's signing certificate or key does not load.
+    #[error("S/MIME signer: {0}")]
+    Signer(String),
 }
 
 /// A recipient's X.509 certificate, parsed once.
@@ -484,6 +489,91 @@ fn verify_signature(key: &PublicKey, alg: ObjectIdentifier, msg: &[u8], sig: &[u
 pub struct SmimeOptions {
     /// RSAES-OAEP (SHA-256) instead of PKCS#1 v1.5 for RSA recipients.
     pub rsa_oaep: bool,
+    /// The organisation's certificate that signs the entity before it is enveloped.
+    pub signer: Option<std::sync::Arc<SmimeSigner>>,
+}
+
+/// The organisation's certificate and RSA key that sign S/MIME seals
+/// (sign, then encrypt: RFC 8551 §3.7), so recipients can tell the sealed
+/// mail really comes from the organisation.
+pub struct SmimeSigner {
+    cert: RecipientCert,
+    key: rsa::pkcs1v15::SigningKey<Sha256>,
+}
+
+impl std::fmt::Debug for SmimeSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key; only which certificate signs.
+        f.debug_struct("SmimeSigner")
+            .field("subject", &self.cert.subject())
+            .field("serial", &self.cert.serial_hex())
+            .finish()
+    }
+}
+
+impl SmimeSigner {
+    /// Reads the certificate (PEM or DER) and its RSA private key (PKCS#8
+    /// or PKCS#1 PEM, unencrypted); the key must belong to the certificate.
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Self, SmimeError> {
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let cert = RecipientCert::parse(cert)?;
+        let text = std::str::from_utf8(key)
+            .map_err(|_| SmimeError::Signer("the key file is not PEM".into()))?;
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(text)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
+            .map_err(|e| SmimeError::Signer(format!("the key does not load: {e}")))?;
+        match cert.public_key() {
+            Ok(PublicKey::Rsa(public)) if public == rsa::RsaPublicKey::from(&private) => {}
+            _ => {
+                return Err(SmimeError::Signer(
+                    "the key does not belong to the certificate (or is not RSA)".into(),
+                ))
+            }
+        }
+        Ok(SmimeSigner {
+            cert,
+            key: rsa::pkcs1v15::SigningKey::<Sha256>::new(private),
+        })
+    }
+
+    /// `entity` signed as an opaque `application/pkcs7-mime;
+    /// smime-type=signed-data` entity (RFC 8551 §3.5.2), SHA-256 with RSA,
+    /// the signer's certificate included.
+    pub fn sign_entity(&self, entity: &[u8]) -> Result<Vec<u8>, SmimeError> {
+        use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+        use cms::cert::CertificateChoices;
+        use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+        let eci = EncapsulatedContentInfo {
+            econtent_type: oid::DATA,
+            econtent: Some(der::Any::new(der::Tag::OctetString, entity.to_vec()).map_err(der_err)?),
+        };
+        let digest = AlgorithmIdentifierOwned {
+            oid: oid::SHA256,
+            parameters: None,
+        };
+        let signer_info = SignerInfoBuilder::new(
+            &self.key,
+            SignerIdentifier::IssuerAndSerialNumber(self.cert.issuer_and_serial()),
+            digest.clone(),
+            &eci,
+            None,
+        )
+        .map_err(cms_err)?;
+        let signed = SignedDataBuilder::new(&eci)
+            .add_digest_algorithm(digest)
+            .map_err(cms_err)?
+            .add_certificate(CertificateChoices::Certificate(self.cert.cert.clone()))
+            .map_err(cms_err)?
+            .add_signer_info::<_, rsa::pkcs1v15::Signature>(signer_info)
+            .map_err(cms_err)?
+            .build()
+            .map_err(cms_err)?;
+        let der = signed.to_der().map_err(der_err)?;
+        let mut out = b"Content-Type: application/pkcs7-mime; smime-type=signed-data;\r\n name=\"smime.p7m\"\r\nContent-Disposition: attachment; filename=\"smime.p7m\"\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+        out.extend_from_slice(&base64_lines(&der));
+        Ok(out)
+    }
 }
 
 /// Seals `message` (RFC 5322, CRLF) for `recipients` as an S/MIME enveloped-data message.
@@ -501,13 +591,17 @@ pub fn seal(
         return Err(SmimeError::NoRecipients);
     }
     let parts = split(message);
-    let mut builder = EnvelopedDataBuilder::new(
-        None,
-        &parts.entity,
-        ContentEncryptionAlgorithm::Aes256Cbc,
-        None,
-    )
-    .map_err(cms_err)?;
+    let signed;
+    let inner = match &opts.signer {
+        Some(s) => {
+            signed = s.sign_entity(&parts.entity)?;
+            &signed
+        }
+        None => &parts.entity,
+    };
+    let mut builder =
+        EnvelopedDataBuilder::new(None, inner, ContentEncryptionAlgorithm::Aes256Cbc, None)
+            .map_err(cms_err)?;
     let mut seen: Vec<&[u8]> = Vec::with_capacity(recipients.len());
     for cert in recipients {
         // The same certificate twice (two addresses, one certificate) needs one RecipientInfo.
@@ -925,7 +1019,15 @@ mod tests {
             openssl_rsa_cert(dir.path(), "oaep", PATIENT, "keyEncipherment");
         let cert = load(&cert_path);
         let msg = message();
-        let sealed = seal(&msg, &[&cert], &SmimeOptions { rsa_oaep: true }).unwrap();
+        let sealed = seal(
+            &msg,
+            &[&cert],
+            &SmimeOptions {
+                rsa_oaep: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let out = cms_decrypt(dir.path(), &sealed, &cert_path, &key_path);
         let input = dir.path().join("sealed.eml");
         assert_eq!(out, split(&msg).entity);
@@ -1280,7 +1382,10 @@ mod tests {
                 let _ = seal(
                     b"Subject: x\r\n\r\nhi\r\n",
                     &[&c],
-                    &SmimeOptions { rsa_oaep: true },
+                    &SmimeOptions {
+                        rsa_oaep: true,
+                        ..Default::default()
+                    },
                 );
             }
         }
@@ -1299,5 +1404,80 @@ mod tests {
         ] {
             assert_eq!(base64_lines(i.as_bytes()), o.as_bytes());
         }
+    }
+
+    #[test]
+    fn signed_then_enveloped_verifies_with_openssl_cms() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) =
+            openssl_rsa_cert(dir.path(), "patient", PATIENT, "keyEncipherment");
+        let (org_cert, org_key) = openssl_rsa_cert(
+            dir.path(),
+            "org",
+            "security@clinic.example.test",
+            "digitalSignature,nonRepudiation",
+        );
+        let signer = SmimeSigner::from_pem(
+            &std::fs::read(&org_cert).unwrap(),
+            &std::fs::read(&org_key).unwrap(),
+        )
+        .unwrap();
+        let opts = SmimeOptions {
+            signer: Some(std::sync::Arc::new(signer)),
+            ..Default::default()
+        };
+        let msg = message();
+        let sealed = seal(&msg, &[&load(&cert_path)], &opts).unwrap();
+        let inner = cms_decrypt(dir.path(), &sealed, &cert_path, &key_path);
+        let inner_text = String::from_utf8_lossy(&inner).to_string();
+        assert!(
+            inner_text.starts_with("Content-Type: application/pkcs7-mime; smime-type=signed-data"),
+            "{inner_text}"
+        );
+        // openssl checks the signature against the organisation's certificate
+        // and gives back the original entity, byte for byte.
+        let signed = dir.path().join("signed.eml");
+        std::fs::write(&signed, &inner).unwrap();
+        let verified = openssl(
+            dir.path(),
+            &[
+                "cms",
+                "-verify",
+                "-in",
+                signed.to_str().unwrap(),
+                "-CAfile",
+                org_cert.to_str().unwrap(),
+                "-purpose",
+                "any",
+            ],
+        );
+        assert_eq!(verified, split(&msg).entity);
+        // A different CA does not verify it.
+        let (other, _) =
+            openssl_rsa_cert(dir.path(), "other", "x@example.test", "digitalSignature");
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["cms", "-verify", "-in", signed.to_str().unwrap(), "-CAfile"])
+            .arg(&other)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "verified against the wrong CA");
+    }
+
+    #[test]
+    fn a_signing_key_that_is_not_the_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (org_cert, _) =
+            openssl_rsa_cert(dir.path(), "org", "a@example.test", "digitalSignature");
+        let (_, other_key) =
+            openssl_rsa_cert(dir.path(), "x", "b@example.test", "digitalSignature");
+        let e = SmimeSigner::from_pem(
+            &std::fs::read(&org_cert).unwrap(),
+            &std::fs::read(&other_key).unwrap(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("does not belong"), "{e}");
+        let e = SmimeSigner::from_pem(&std::fs::read(&org_cert).unwrap(), b"junk").unwrap_err();
+        assert!(e.to_string().contains("does not load"), "{e}");
     }
 }

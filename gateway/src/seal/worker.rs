@@ -6,7 +6,7 @@
 //! into plain delivery.
 
 use super::pgp::{self, PgpOptions, PgpSigner};
-use super::smime::{self, SmimeOptions};
+use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
 use crate::policy::{Seal, Verdict};
@@ -18,8 +18,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 /// Why the seal stage cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SealSetupError {
-    /// The organisation's PGP signing key does not load.
-    #[error("[seal] pgp_signing_key {path}: {reason}")]
+    /// An organisation signing key (PGP or S/MIME) does not load.
+    #[error("[seal] signing key {path}: {reason}")]
     Signer {
         /// The file.
         path: String,
@@ -55,6 +55,29 @@ impl Sealer {
             }
             None => None,
         };
+        let smime_signer = match (
+            &config.seal.smime_signing_cert,
+            &config.seal.smime_signing_key,
+        ) {
+            (Some(cert), Some(key)) => {
+                let err = |reason: String| SealSetupError::Signer {
+                    path: cert.display().to_string(),
+                    reason,
+                };
+                let c = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
+                let k = std::fs::read(key).map_err(|e| err(format!("{}: {e}", key.display())))?;
+                Some(Arc::new(
+                    SmimeSigner::from_pem(&c, &k).map_err(|e| err(e.to_string()))?,
+                ))
+            }
+            (None, None) => None,
+            (Some(p), None) | (None, Some(p)) => {
+                return Err(SealSetupError::Signer {
+                    path: p.display().to_string(),
+                    reason: "smime_signing_cert and smime_signing_key go together".into(),
+                })
+            }
+        };
         Ok(Sealer {
             keys,
             pgp: PgpOptions {
@@ -63,6 +86,7 @@ impl Sealer {
             },
             smime: SmimeOptions {
                 rsa_oaep: config.seal.smime_oaep,
+                signer: smime_signer,
             },
         })
     }
