@@ -454,18 +454,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 sealgate::spool::Direction::Outbound
             };
-            let e = sealgate::admin::explain::explain(
+            use sealgate::admin::explain;
+            let dlp = explain::inspect_message(&config, rules.as_ref(), &bytes);
+            // MTA-STS as delivery would see it (fetched now; not the gateway's cache).
+            let sts = if config.tls.mta_sts {
+                let dns = sealgate::deliver::dns::Dns::new(&config.delivery.resolvers)
+                    .map_err(|e| anyhow::anyhow!("resolver: {e}"))?;
+                let roots = sealgate::deliver::client::tls::trust_roots(
+                    config.tls.extra_roots_file.as_deref(),
+                )
+                .map_err(|e| anyhow::anyhow!("trust roots: {e}"))?;
+                Some(sealgate::deliver::mta_sts::MtaSts::new(
+                    dns,
+                    roots,
+                    config.tls.mta_sts_port,
+                ))
+            } else {
+                None
+            };
+            let raised = explain::raised_for(
                 &config,
                 &keys,
-                rules.as_ref(),
+                sts.as_ref(),
                 direction,
                 &bytes,
                 &rcpts,
-            );
+                dlp.as_ref(),
+            )
+            .await;
+            let e = explain::explain(&config, &keys, dlp, direction, &bytes, &rcpts, &raised);
             if json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                print!("{}", sealgate::admin::explain::to_text(&e));
+                print!("{}", explain::to_text(&e));
             }
         }
         Cmd::Dlp { action } => return dlp(action),

@@ -78,13 +78,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
     let keys = crate::keys::Keys::from_config(&config)?;
     let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
+    let net = Net::new(&config, &spool)?;
     let wkd = if config.seal.wkd {
-        let dns = deliver::dns::Dns::new(&config.delivery.resolvers)
-            .map_err(|e| ServeError::Delivery(format!("WKD resolver: {e}")))?;
-        let roots = deliver::client::tls::trust_roots(config.tls.extra_roots_file.as_deref())
-            .map_err(ServeError::Delivery)?;
         Some(Arc::new(
-            crate::keys::wkd::Wkd::new(dns, roots, config.seal.wkd_port)
+            crate::keys::wkd::Wkd::new(net.dns.clone(), net.roots.clone(), config.seal.wkd_port)
                 .map_err(ServeError::Delivery)?,
         ))
     } else {
@@ -118,6 +115,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             config.clone(),
             keys.clone(),
             wkd,
+            net.mta_sts.clone(),
             policy_ready,
             to_seal.clone(),
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
@@ -130,7 +128,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         to_deliver,
     ));
     let deliver_commands = if config.delivery.enabled {
-        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics).await?);
+        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics, &net).await?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A message without verdicts or sealed copies reaches delivery
         // through the policy and seal stages, never straight from the queue scan.
@@ -201,6 +199,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config: config.clone(),
         keys,
         rules: config.dlp.enabled.then(|| rules.clone()),
+        mta_sts: net.mta_sts.clone(),
     });
     let mut admin_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -234,21 +233,44 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// What policy, seal discovery and delivery share of the network: one
+/// resolver, one set of trust roots, one MTA-STS cache.
+struct Net {
+    dns: deliver::dns::Dns,
+    roots: Arc<rustls::RootCertStore>,
+    mta_sts: Option<Arc<deliver::mta_sts::MtaSts>>,
+}
+
+impl Net {
+    fn new(config: &Config, spool: &Spool) -> Result<Self, ServeError> {
+        let err = |e: &dyn std::fmt::Display| ServeError::Delivery(e.to_string());
+        let dns = deliver::dns::Dns::new(&config.delivery.resolvers).map_err(|e| err(&e))?;
+        let roots = deliver::client::tls::trust_roots(config.tls.extra_roots_file.as_deref())
+            .map_err(|e| err(&e))?;
+        let mta_sts = config.tls.mta_sts.then(|| {
+            Arc::new(
+                deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
+                    .with_store(spool.clone()),
+            )
+        });
+        Ok(Net {
+            dns,
+            roots,
+            mta_sts,
+        })
+    }
+}
+
 /// The deliver stage's long-lived parts, from the config.
 async fn deliverer(
     config: &Arc<Config>,
     spool: &Spool,
     metrics: &Arc<Metrics>,
+    net: &Net,
 ) -> Result<Deliverer, ServeError> {
     use deliver::client::{tls as client_tls, ClientSettings};
     let err = |e: &dyn std::fmt::Display| ServeError::Delivery(e.to_string());
-    let dns = deliver::dns::Dns::new(&config.delivery.resolvers).map_err(|e| err(&e))?;
-    let roots =
-        client_tls::trust_roots(config.tls.extra_roots_file.as_deref()).map_err(|e| err(&e))?;
-    let mta_sts = config.tls.mta_sts.then(|| {
-        deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
-            .with_store(spool.clone())
-    });
+    let (dns, roots, mta_sts) = (net.dns.clone(), net.roots.clone(), net.mta_sts.clone());
     let dane = if config.tls.dane {
         let d = deliver::dane::Dane::new(&dns).map_err(|e| err(&e))?;
         // A resolver path that drops DNSSEC data would turn every TLSA

@@ -256,6 +256,24 @@ fn mta_sts_enforce_raises_the_level_to_verify() {
     assert_eq!(r["evidence"]["tls_level"], "verify");
     assert_eq!(r["evidence"]["tls"]["verified"], true);
 
+    // Escalated mail ([secure]) counts on MTA-STS enforce as verified TLS:
+    // policy chooses TLS (not a bounce), and delivery holds it to verify.
+    let o = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", g.smtp),
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        "h@sts.test",
+        "--header",
+        "Subject: [secure] results",
+    ]);
+    let id = sealgate_e2e::queued_id(&String::from_utf8_lossy(&o.stdout)).expect("queued id");
+    let r = wait_state(&g, &id, "delivered");
+    assert_eq!(r["verdict"]["seal"], "tls", "{r:#}");
+    assert_eq!(r["verdict"]["escalated"], true, "{r:#}");
+    assert_eq!(r["evidence"]["tls"]["verified"], true, "{r:#}");
+
     // The policy does not list the domain's MX: no delivery there.
     let id = send(g.smtp, "g@sts-bad.test");
     let r = wait_state(&g, &id, "deferred");

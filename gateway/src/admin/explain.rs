@@ -5,10 +5,11 @@
 //! disagree with what delivery then does.
 
 use crate::config::Config;
+use crate::deliver::mta_sts::MtaSts;
 use crate::deliver::tls_policy::TlsLevel;
 use crate::inspect::{self, InspectLimits};
 use crate::keys::{KeyKind, Keys};
-use crate::policy::worker::{decide_all, header_facts};
+use crate::policy::worker::{decide_all, destination_level, header_facts, mta_sts_raised, Raised};
 use crate::policy::{chain, Seal, Verdict};
 use crate::smtp::address::Mailbox;
 use crate::spool::{Direction, InspectionRecord};
@@ -44,7 +45,8 @@ pub struct RecipientExplanation {
     pub key: Option<String>,
     /// The destination's configured TLS level.
     pub tls_level: TlsLevel,
-    /// Where the level comes from: `route` (a route or the smart host) or `config`.
+    /// Where the level comes from: `route` (a route or the smart host),
+    /// `config`, or `mta-sts` (the domain's policy is `enforce`).
     pub tls_from: &'static str,
     /// Every configured method, in order, with the key it would use or why not.
     pub chain: Vec<ChainStep>,
@@ -63,23 +65,56 @@ pub struct ChainStep {
     pub detail: String,
 }
 
-/// Explains `message` sent to `recipients`. `rules` is the DLP rule set
-/// (`None` when DLP is off, as in the running gateway).
-pub fn explain(
+/// What DLP finds in `message`, as the inspect stage records it; `None`
+/// when DLP is off (`rules` is `None`), as in the running gateway.
+pub fn inspect_message(
+    config: &Config,
+    rules: Option<&sealgate_dlp::RuleSet>,
+    message: &[u8],
+) -> Option<InspectionRecord> {
+    rules.map(|r| {
+        let limits: &InspectLimits = &config.dlp.limits;
+        crate::inspect::worker::record(&inspect::inspect(message, r, limits))
+    })
+}
+
+/// The MTA-STS raises the policy stage would find for these recipients.
+pub async fn raised_for(
     config: &Config,
     keys: &Keys,
-    rules: Option<&sealgate_dlp::RuleSet>,
+    sts: Option<&MtaSts>,
     direction: Direction,
     message: &[u8],
     recipients: &[Mailbox],
-) -> Explanation {
-    let dlp = rules.map(|r| {
-        let limits: &InspectLimits = &config.dlp.limits;
-        crate::inspect::worker::record(&inspect::inspect(message, r, limits))
-    });
+    dlp: Option<&InspectionRecord>,
+) -> Raised {
+    let Some(sts) = sts else {
+        return Raised::new();
+    };
     let facts = header_facts(message, &config.policy.header_trigger);
     let refs: Vec<&Mailbox> = recipients.iter().collect();
-    let decision = decide_all(config, keys, direction, &refs, dlp.as_ref(), &facts);
+    let first = decide_all(config, keys, direction, &refs, dlp, &facts, &Raised::new());
+    let pairs: Vec<(&Mailbox, Option<&Verdict>)> = recipients
+        .iter()
+        .zip(first.verdicts.iter().map(Some))
+        .collect();
+    mta_sts_raised(sts, config, &pairs).await
+}
+
+/// Explains `message` sent to `recipients`, given what DLP found
+/// ([`inspect_message`]) and the MTA-STS raises ([`raised_for`]).
+pub fn explain(
+    config: &Config,
+    keys: &Keys,
+    dlp: Option<InspectionRecord>,
+    direction: Direction,
+    message: &[u8],
+    recipients: &[Mailbox],
+    raised: &Raised,
+) -> Explanation {
+    let facts = header_facts(message, &config.policy.header_trigger);
+    let refs: Vec<&Mailbox> = recipients.iter().collect();
+    let decision = decide_all(config, keys, direction, &refs, dlp.as_ref(), &facts, raised);
     let label = |address: &str, seal: Seal| -> Result<String, String> {
         let kind = match seal {
             Seal::Pgp => KeyKind::Pgp,
@@ -94,7 +129,7 @@ pub fn explain(
         .map(|(rcpt, verdict)| {
             let address = crate::keys::filed_as(rcpt);
             let domain = rcpt.domain_ascii().to_ascii_lowercase();
-            let (tls_level, from_route) = config.tls_level_for(&domain);
+            let (tls_level, tls_from) = destination_level(config, raised, &domain);
             let steps = chain(
                 &config.policy,
                 tls_level,
@@ -113,7 +148,7 @@ pub fn explain(
                 if_it_fails: if_it_fails(&verdict, config),
                 key,
                 tls_level,
-                tls_from: if from_route { "route" } else { "config" },
+                tls_from,
                 chain: steps
                     .into_iter()
                     .map(|(method, r)| ChainStep {

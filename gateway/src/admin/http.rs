@@ -31,6 +31,8 @@ pub struct AdminState {
     pub config: Arc<crate::config::Config>,
     /// The keystore.
     pub keys: crate::keys::Keys,
+    /// The MTA-STS cache delivery uses (for `explain`).
+    pub mta_sts: Option<Arc<crate::deliver::mta_sts::MtaSts>>,
     /// The DLP rules in force, when DLP is on (for `explain`).
     pub rules: Option<crate::inspect::worker::SharedRules>,
 }
@@ -164,19 +166,25 @@ async fn explain(
         crate::spool::Direction::Outbound
     };
     // Inspection is CPU work: off the async workers.
-    let e = tokio::task::spawn_blocking(move || {
-        super::explain::explain(
-            &s.config,
-            &s.keys,
-            rules.as_deref(),
-            direction,
-            &body,
-            &rcpts,
-        )
+    let (config, message) = (s.config.clone(), body.clone());
+    let dlp = tokio::task::spawn_blocking(move || {
+        super::explain::inspect_message(&config, rules.as_deref(), &message)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(e))
+    let raised = super::explain::raised_for(
+        &s.config,
+        &s.keys,
+        s.mta_sts.as_deref(),
+        direction,
+        &body,
+        &rcpts,
+        dlp.as_ref(),
+    )
+    .await;
+    Ok(Json(super::explain::explain(
+        &s.config, &s.keys, dlp, direction, &body, &rcpts, &raised,
+    )))
 }
 
 /// `?seal=` of a release.

@@ -49,7 +49,7 @@ pub struct Deliverer {
     /// Resolver.
     pub dns: Dns,
     /// MTA-STS policies, when enabled.
-    pub mta_sts: Option<MtaSts>,
+    pub mta_sts: Option<Arc<MtaSts>>,
     /// DANE lookups, when enabled.
     pub dane: Option<Dane>,
     /// The spool (for TLS memory).

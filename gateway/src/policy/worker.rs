@@ -5,10 +5,13 @@
 use super::tags;
 use super::{decide, Inputs, Seal, Verdict};
 use crate::config::Config;
+use crate::deliver::mta_sts::{MtaSts, StsMode};
+use crate::deliver::tls_policy::TlsLevel;
 use crate::keys::{KeyKind, Keys};
 use crate::smtp::address::Mailbox;
 use crate::spool::Direction;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -65,6 +68,62 @@ pub struct Decision {
     pub tags: Vec<String>,
 }
 
+/// Destination levels known beyond the configuration: a domain whose
+/// MTA-STS policy is `enforce` gets verified TLS at delivery (RFC 8461 §5),
+/// so policy may count on it.
+pub type Raised = HashMap<String, TlsLevel>;
+
+/// The configured level for `domain`, or the raised one, and where it comes from.
+pub fn destination_level(
+    config: &Config,
+    raised: &Raised,
+    domain: &str,
+) -> (TlsLevel, &'static str) {
+    let (level, from_route) = config.tls_level_for(domain);
+    match raised.get(domain) {
+        Some(r) if *r > level => (*r, "mta-sts"),
+        _ => (level, if from_route { "route" } else { "config" }),
+    }
+}
+
+/// For the domains of recipients that want more than the configured TLS
+/// (escalated, not on verified TLS), whose mail goes by MX: `verify` where
+/// the domain's MTA-STS policy is `enforce`. Errors count as no policy.
+pub async fn mta_sts_raised(
+    sts: &MtaSts,
+    config: &Config,
+    msg_rcpts: &[(&Mailbox, Option<&Verdict>)],
+) -> Raised {
+    let mut raised = Raised::new();
+    for (rcpt, verdict) in msg_rcpts {
+        let wants = matches!(
+            verdict,
+            Some(Verdict::Block { .. })
+                | Some(Verdict::Deliver {
+                    escalated: true,
+                    ..
+                })
+        );
+        let domain = rcpt.domain_ascii().to_ascii_lowercase();
+        let by_mx = config.route_for(&domain).is_none() && !config.is_local_domain(&domain);
+        if !wants
+            || !by_mx
+            || raised.contains_key(&domain)
+            || config.tls_level_for(&domain).0.authenticates()
+        {
+            continue;
+        }
+        match sts.policy(&domain).await {
+            Ok(Some(p)) if matches!(p.mode, StsMode::Enforce) => {
+                raised.insert(domain, TlsLevel::Verify);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "no MTA-STS policy for policy's decision"),
+        }
+    }
+    raised
+}
+
 /// Decides every recipient in `recipients`.
 pub fn decide_all(
     config: &Config,
@@ -73,6 +132,7 @@ pub fn decide_all(
     recipients: &[&Mailbox],
     dlp: Option<&crate::spool::InspectionRecord>,
     facts: &HeaderFacts,
+    raised: &Raised,
 ) -> Decision {
     let cfg = &config.policy;
     let subject = facts.subject.clone().unwrap_or_default();
@@ -82,7 +142,7 @@ pub fn decide_all(
         .iter()
         .map(|rcpt| {
             let (destination_tls, _) =
-                config.tls_level_for(&rcpt.domain_ascii().to_ascii_lowercase());
+                destination_level(config, raised, &rcpt.domain_ascii().to_ascii_lowercase());
             let address = crate::keys::filed_as(rcpt);
             decide(
                 cfg,
@@ -114,9 +174,18 @@ pub fn apply(
     msg: &mut QueuedMessage,
     dlp: Option<&crate::spool::InspectionRecord>,
     facts: &HeaderFacts,
+    raised: &Raised,
 ) {
     let rcpts: Vec<&Mailbox> = msg.recipients.iter().map(|r| &r.address).collect();
-    let d = decide_all(config, keys, msg.origin.direction, &rcpts, dlp, facts);
+    let d = decide_all(
+        config,
+        keys,
+        msg.origin.direction,
+        &rcpts,
+        dlp,
+        facts,
+        raised,
+    );
     for (r, v) in msg.recipients.iter_mut().zip(d.verdicts) {
         r.verdict = Some(v);
     }
@@ -149,6 +218,7 @@ struct Stage {
     config: Arc<Config>,
     keys: Keys,
     wkd: Option<Arc<crate::keys::wkd::Wkd>>,
+    mta_sts: Option<Arc<MtaSts>>,
     next: UnboundedSender<QueueId>,
 }
 
@@ -193,12 +263,46 @@ impl Stage {
             let head = self.spool.read_head(&msg)?;
             let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
-            apply(&self.config, &self.keys, &mut msg, dlp.as_ref(), &facts);
+            let mut raised = Raised::new();
+            apply(
+                &self.config,
+                &self.keys,
+                &mut msg,
+                dlp.as_ref(),
+                &facts,
+                &raised,
+            );
+            if let Some(sts) = &self.mta_sts {
+                let rcpts: Vec<(&Mailbox, Option<&Verdict>)> = msg
+                    .recipients
+                    .iter()
+                    .map(|r| (&r.address, r.verdict.as_ref()))
+                    .collect();
+                raised = mta_sts_raised(sts, &self.config, &rcpts).await;
+                if !raised.is_empty() {
+                    // Verified TLS is possible after all where MTA-STS enforces it.
+                    apply(
+                        &self.config,
+                        &self.keys,
+                        &mut msg,
+                        dlp.as_ref(),
+                        &facts,
+                        &raised,
+                    );
+                }
+            }
             let dlp_block = dlp.as_ref().and_then(|d| d.action.as_deref()) == Some("block");
             let which = blocked_without_key(&self.config, &msg, dlp_block);
             if !which.is_empty() && self.discover(&msg, &which).await {
                 // A key was found: decide again, with it.
-                apply(&self.config, &self.keys, &mut msg, dlp.as_ref(), &facts);
+                apply(
+                    &self.config,
+                    &self.keys,
+                    &mut msg,
+                    dlp.as_ref(),
+                    &facts,
+                    &raised,
+                );
             }
             self.spool.update(&msg).await?;
             for r in &msg.recipients {
@@ -220,6 +324,7 @@ pub async fn run(
     config: Arc<Config>,
     keys: Keys,
     wkd: Option<Arc<crate::keys::wkd::Wkd>>,
+    mta_sts: Option<Arc<MtaSts>>,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
     ready_now: impl Fn(QueueId) -> bool,
@@ -229,6 +334,7 @@ pub async fn run(
         config,
         keys,
         wkd,
+        mta_sts,
         next,
     });
     // A WKD lookup can take seconds: messages are decided concurrently so
