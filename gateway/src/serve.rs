@@ -114,8 +114,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             spool.clone(),
             config.clone(),
             keys.clone(),
-            wkd,
-            net.mta_sts.clone(),
+            crate::policy::worker::Lookups {
+                wkd,
+                mta_sts: net.mta_sts.clone(),
+            },
             policy_ready,
             to_seal.clone(),
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),

@@ -212,6 +212,15 @@ fn blocked_without_key(config: &Config, msg: &QueuedMessage, dlp_block: bool) ->
         .collect()
 }
 
+/// What the policy stage may ask the network before it decides.
+#[derive(Default)]
+pub struct Lookups {
+    /// Web Key Directory, for recipients without a key.
+    pub wkd: Option<Arc<crate::keys::wkd::Wkd>>,
+    /// MTA-STS, for destinations that may enforce verified TLS.
+    pub mta_sts: Option<Arc<MtaSts>>,
+}
+
 /// The stage's state.
 struct Stage {
     spool: Spool,
@@ -323,8 +332,7 @@ pub async fn run(
     spool: Spool,
     config: Arc<Config>,
     keys: Keys,
-    wkd: Option<Arc<crate::keys::wkd::Wkd>>,
-    mta_sts: Option<Arc<MtaSts>>,
+    lookups: Lookups,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
     ready_now: impl Fn(QueueId) -> bool,
@@ -333,8 +341,8 @@ pub async fn run(
         spool,
         config,
         keys,
-        wkd,
-        mta_sts,
+        wkd: lookups.wkd,
+        mta_sts: lookups.mta_sts,
         next,
     });
     // A WKD lookup can take seconds: messages are decided concurrently so
