@@ -9,6 +9,7 @@
 //! `pending` until `sealgate keys approve` (pinning).
 
 mod entry;
+pub mod harvest;
 mod lookup;
 mod store;
 pub mod wkd;

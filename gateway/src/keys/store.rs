@@ -17,6 +17,10 @@ use std::time::SystemTime;
 pub struct Keystore {
     dir: PathBuf,
     cache: Arc<Mutex<Option<Snapshot>>>,
+    /// Held while an import reads the entries and writes one: policy
+    /// decides (and harvests) messages concurrently, and pinning must see
+    /// the key another task has just stored.
+    storing: Arc<Mutex<()>>,
 }
 
 /// The entries as read, with the directory's modification time then.
@@ -44,6 +48,7 @@ impl Keystore {
         Keystore {
             dir: dir.to_path_buf(),
             cache: Default::default(),
+            storing: Default::default(),
         }
     }
 
@@ -130,20 +135,71 @@ impl Keystore {
         let now = Utc::now();
         let mut reports = Vec::new();
         for entry in entries_from(bytes, source, now)? {
-            reports.push(self.store(entry)?);
+            reports.push(self.store(entry, None)?);
         }
         Ok(reports)
     }
 
-    /// Stores one entry, applying pinning.
-    fn store(&self, mut entry: KeyEntry) -> Result<ImportReport, KeyStoreError> {
+    /// Imports the keys or certificates in `bytes` that name `address`
+    /// (lower-case, ASCII domain), each filed under `address` alone whatever
+    /// other addresses it names; the others are skipped. How keys taken from
+    /// mail are stored: a sender brings keys for its own address only.
+    ///
+    /// A key already stored is updated (see [`Keystore::import`]); `address`
+    /// joins its addresses only if no other active key of its kind is filed
+    /// under it, so pinning cannot be bypassed that way (the key then stays
+    /// unused for `address`, and no pending entry records it).
+    pub fn import_for(
+        &self,
+        bytes: &[u8],
+        source: KeySource,
+        address: &str,
+    ) -> Result<Vec<ImportReport>, KeyStoreError> {
+        let address = address.to_ascii_lowercase();
+        let now = Utc::now();
+        let mut reports = Vec::new();
+        for mut entry in entries_from(bytes, source, now)? {
+            if !entry.covers(&address) {
+                continue;
+            }
+            entry.addresses = vec![address.clone()];
+            reports.push(self.store(entry, Some(&address))?);
+        }
+        Ok(reports)
+    }
+
+    /// Stores one entry, applying pinning; `only`: filed under that one
+    /// address ([`Keystore::import_for`]).
+    fn store(
+        &self,
+        mut entry: KeyEntry,
+        only: Option<&str>,
+    ) -> Result<ImportReport, KeyStoreError> {
+        let _storing = self.storing.lock().expect("keystore store lock");
         let existing = self.list()?;
         let outcome = if let Some(old) = existing.iter().find(|e| e.id == entry.id) {
             // The same key again (new expiry, new subkeys): keep its standing.
             entry.state = old.state;
             entry.added_at = old.added_at;
-            if old.source == KeySource::Imported {
-                entry.source = KeySource::Imported;
+            if entry.source != KeySource::Imported {
+                // A copy from mail or WKD adds to the stored key, never takes
+                // from it: an old copy must not undo a revocation.
+                entry.data = merged(old, &entry.data);
+            }
+            // Nor does it lower the key's trust (a harvested copy of a WKD key).
+            entry.source = more_trusted(old.source, entry.source);
+            if let Some(address) = only {
+                let taken = existing.iter().any(|e| {
+                    e.id != old.id
+                        && e.kind == old.kind
+                        && e.state == KeyState::Active
+                        && e.covers(address)
+                });
+                let mut addresses = old.addresses.clone();
+                if !taken && !old.covers(address) {
+                    addresses.push(address.to_string());
+                }
+                entry.addresses = addresses;
             }
             "updated"
         } else if entry.source != KeySource::Imported
@@ -167,6 +223,7 @@ impl Keystore {
         let entry = self.get(id)?;
         let path = self.path_of(&entry);
         std::fs::remove_file(&path).map_err(io(&path))?;
+        self.forget_cache();
         sync_dir(&self.dir)?;
         Ok(entry)
     }
@@ -199,8 +256,54 @@ impl Keystore {
         f.write_all(&text).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&self.dir)
+        let synced = sync_dir(&self.dir);
+        self.forget_cache();
+        synced
     }
+
+    /// Drops the cached entries: the directory's modification time may not
+    /// change between two writes close together (coarse timestamps).
+    fn forget_cache(&self) {
+        *self.cache.lock().expect("keystore cache lock") = None;
+    }
+}
+
+/// The more trusted of two sources: imported, then WKD, then harvested.
+fn more_trusted(a: KeySource, b: KeySource) -> KeySource {
+    let rank = |s: KeySource| match s {
+        KeySource::Imported => 2,
+        KeySource::Wkd => 1,
+        KeySource::Harvested => 0,
+    };
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// The stored key `old` with what the armoured copy `new` of the same key
+/// adds (new subkeys, signatures, revocations); the stored data if they do
+/// not merge. Certificates with the same id are the same bytes.
+fn merged(old: &KeyEntry, new: &str) -> String {
+    use sequoia_openpgp::parse::Parse;
+    use sequoia_openpgp::serialize::SerializeInto;
+    use sequoia_openpgp::Cert;
+    if old.kind != KeyKind::Pgp {
+        return old.data.clone();
+    }
+    let merge = || -> Option<String> {
+        let stored = Cert::from_bytes(old.data.as_bytes()).ok()?;
+        let copy = Cert::from_bytes(new.as_bytes()).ok()?;
+        let both = stored.merge_public(copy).ok()?;
+        let armored = both.armored().to_vec().ok()?;
+        String::from_utf8(armored).ok()
+    };
+    // Both parsed before (under catch_unwind); this is for a parser bug.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(merge))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| old.data.clone())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), KeyStoreError> {
@@ -436,6 +539,87 @@ mod tests {
             .usable("erin@example.test", KeyKind::Smime, later, trust())
             .unwrap_err();
         assert!(why.contains("expired"), "{why}");
+    }
+
+    #[test]
+    fn keys_from_mail_are_filed_under_one_address_and_never_weaken_a_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        let now = SystemTime::now();
+        let allow = super::super::lookup::Trust {
+            roots: &[],
+            allow_harvested: true,
+        };
+        // A key naming two addresses, seen in mail from one: filed under that one.
+        let (two, _) = CertBuilder::general_purpose(Some("<fay@example.test>"))
+            .add_userid("<gus@example.test>")
+            .generate()
+            .unwrap();
+        let two = two.armored().to_vec().unwrap();
+        let r = ks
+            .import_for(&two, KeySource::Harvested, "FAY@example.test")
+            .unwrap();
+        assert_eq!(r[0].outcome, "added");
+        assert_eq!(r[0].entry.addresses, ["fay@example.test"]);
+        assert!(ks
+            .import_for(&two, KeySource::Harvested, "hal@example.test")
+            .unwrap()
+            .is_empty());
+        // Seen from the other address too, with no key there yet: added to it.
+        let r = ks
+            .import_for(&two, KeySource::Harvested, "gus@example.test")
+            .unwrap();
+        assert_eq!(r[0].outcome, "updated");
+        assert_eq!(
+            r[0].entry.addresses,
+            ["fay@example.test", "gus@example.test"]
+        );
+        // But not where another active key is pinned: no bypass through an update.
+        let ivy = ks
+            .import(&pgp_key("<ivy@example.test>"), KeySource::Imported)
+            .unwrap()[0]
+            .entry
+            .id
+            .clone();
+        let (jo, _) = CertBuilder::general_purpose(Some("<jo@example.test>"))
+            .add_userid("<ivy@example.test>")
+            .generate()
+            .unwrap();
+        let jo = jo.armored().to_vec().unwrap();
+        ks.import_for(&jo, KeySource::Harvested, "jo@example.test")
+            .unwrap();
+        let r = ks
+            .import_for(&jo, KeySource::Harvested, "ivy@example.test")
+            .unwrap();
+        assert_eq!(r[0].entry.addresses, ["jo@example.test"]);
+        let f = ks
+            .usable("ivy@example.test", KeyKind::Pgp, now, allow)
+            .unwrap();
+        assert_eq!(f.entry.id, ivy);
+
+        // A stale copy from mail does not undo a revocation, nor lower trust.
+        let (kim, revocation) = CertBuilder::general_purpose(Some("<kim@example.test>"))
+            .generate()
+            .unwrap();
+        let stale = kim.armored().to_vec().unwrap();
+        let revoked = kim.insert_packets(revocation).unwrap().0;
+        ks.import(&revoked.armored().to_vec().unwrap(), KeySource::Imported)
+            .unwrap();
+        let r = ks
+            .import_for(&stale, KeySource::Harvested, "kim@example.test")
+            .unwrap();
+        assert_eq!(r[0].outcome, "updated");
+        assert_eq!(r[0].entry.source, KeySource::Imported);
+        let e = ks
+            .usable("kim@example.test", KeyKind::Pgp, now, allow)
+            .unwrap_err();
+        assert!(e.contains("revoked"), "{e}");
+        let lee = pgp_key("<lee@example.test>");
+        ks.import(&lee, KeySource::Wkd).unwrap();
+        let r = ks
+            .import_for(&lee, KeySource::Harvested, "lee@example.test")
+            .unwrap();
+        assert_eq!(r[0].entry.source, KeySource::Wkd);
     }
 
     #[test]

@@ -44,6 +44,9 @@ fn mode_for(cfg: &PolicyConfig, rcpt: &Mailbox) -> Option<(Mode, String)> {
         .find_map(|k| cfg.recipients.get(&k).map(|m| (*m, k)))
 }
 
+/// What the sender can do when no seal is possible (it ends the DSN's reason).
+const NO_SEAL_HINT: &str = "nothing was sent; ask the recipient for an OpenPGP key or S/MIME certificate for your administrator to import, or send it without protected data";
+
 /// Decides one recipient's verdict.
 pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     if i.direction == Direction::Inbound {
@@ -58,7 +61,10 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     match i.dlp.and_then(|d| d.action.as_deref()) {
         Some("block") => {
             return Verdict::Block {
-                reason: format!("blocked by DLP policy ({})", rules()),
+                reason: format!(
+                    "blocked by DLP policy ({}): this data may not leave by e-mail; remove it, or ask your administrator",
+                    rules()
+                ),
             }
         }
         Some("quarantine") => {
@@ -85,7 +91,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             },
             Err(missing) => Verdict::Block {
                 reason: format!(
-                    "{tag} asks for {}, but {}",
+                    "{tag} asks for {}, but {}; {NO_SEAL_HINT}",
                     seal.as_str(),
                     missing.join("; ")
                 ),
@@ -122,7 +128,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
         },
         Err(missing) => Verdict::Block {
             reason: format!(
-                "encryption required ({}) but no secure method for {}: {}",
+                "encryption required ({}) but no secure method for {}: {}; {NO_SEAL_HINT}",
                 why.join(", "),
                 i.recipient,
                 missing.join("; ")

@@ -320,9 +320,35 @@ impl Stage {
                     tracing::info!(id = %id, verdict = %v, "policy verdict");
                 }
             }
+            if msg.origin.direction == Direction::Inbound {
+                self.harvest(msg, head).await;
+            }
         }
         let _ = self.next.send(id);
         Ok(())
+    }
+
+    /// Stores the keys an inbound message offers for its sender (Autocrypt
+    /// header, S/MIME signature: `keys/harvest.rs`), off the async workers.
+    /// The body is read only for a signed message; failures are logged and
+    /// never the message's.
+    async fn harvest(&self, msg: QueuedMessage, head: Vec<u8>) {
+        // Mail from the internet claiming one of our own domains is spoofed
+        // or looped: its keys are not taken.
+        let own = crate::keys::harvest::from_address(&head)
+            .and_then(|f| f.rsplit_once('@').map(|(_, d)| d.to_string()))
+            .is_some_and(|d| self.config.is_local_domain(&d));
+        if own {
+            tracing::debug!(id = %msg.id, "no key harvest from mail claiming a local domain");
+            return;
+        }
+        let (spool, store, id) = (self.spool.clone(), self.keys.store.clone(), msg.id);
+        let job = tokio::task::spawn_blocking(move || {
+            crate::keys::harvest::harvest(&store, id, &head, msg.size, || spool.read_body(&msg));
+        });
+        if let Err(e) = job.await {
+            tracing::error!(id = %id, error = %e, "key harvesting failed");
+        }
     }
 }
 
