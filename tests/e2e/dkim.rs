@@ -7,7 +7,7 @@
 //! PGP-sealed copy (RSA key for hospital.test) and a message from a
 //! subdomain with its own Ed25519 key are all verified; a tampered copy is not.
 
-use sealgate_e2e::{postfix_mailbox, swaks, Dns, Gateway, Postfix};
+use sealgate_e2e::{postfix_mailbox, swaks, Dns, Gateway, Gpg, Postfix};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -138,40 +138,6 @@ fn dkimpy(dns_port: u16, message: &[u8]) -> Vec<String> {
     text(&out.stdout).lines().map(String::from).collect()
 }
 
-/// A throw-away GNUPGHOME with one key pair (as in seal.rs).
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Gpg {
-    fn new(uid: &str) -> Gpg {
-        use std::os::unix::fs::PermissionsExt;
-        let home = tempfile::Builder::new().prefix("sg-gpg").tempdir().unwrap();
-        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let g = Gpg { home };
-        g.ok(&["--quick-gen-key", uid, "default", "default", "never"]);
-        g
-    }
-
-    fn ok(&self, args: &[&str]) -> Vec<u8> {
-        run(Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
-            .args(["--passphrase", ""])
-            .args(args)
-            .stdin(Stdio::null()))
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .output();
-    }
-}
-
 fn send(g: &Gateway, from: &str, to: &str, subject: &str) {
     let o = swaks(&[
         "--server",
@@ -238,7 +204,11 @@ fn outbound_mail_is_dkim_signed_after_sealing_and_verifies_independently() {
     // The recipient on pgp.test has a key: a [secure] message to it is sealed.
     let gpg = Gpg::new("Pat Patient <pat@pgp.test>");
     let pubkey = dir.path().join("pat.asc");
-    std::fs::write(&pubkey, gpg.ok(&["--armor", "--export", "pat@pgp.test"])).unwrap();
+    std::fs::write(
+        &pubkey,
+        gpg.ok(&["--armor", "--export", "pat@pgp.test"], None),
+    )
+    .unwrap();
     let o = g.cli(&["keys", "import", pubkey.to_str().unwrap()]);
     assert!(o.status.success(), "keys import: {}", text(&o.stderr));
 

@@ -5,71 +5,9 @@
 //! and verified TLS for the one on a `verify` domain — each openable by its
 //! peer, with the attachment byte-identical and the tag stripped.
 
-use sealgate_e2e::{postfix_mailbox, swaks, wait_for, Dns, Gateway, Postfix, TestCa};
+use sealgate_e2e::{openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix, TestCa};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// A throw-away GNUPGHOME with one key pair.
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Gpg {
-    fn new(uid: &str) -> Gpg {
-        let home = tempfile::Builder::new().prefix("sg-gpg").tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let g = Gpg { home };
-        g.ok(
-            &["--quick-gen-key", uid, "default", "default", "never"],
-            None,
-        );
-        g
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-        use std::io::Write;
-        let mut child = Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args([
-                "--batch",
-                "--no-tty",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gpg is not installed (scripts/install-deps test)");
-        if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .output();
-    }
-}
 
 /// A gpg key pair for `uid` and its public key exported to a file in `dir`.
 fn gpg_key(dir: &Path, uid: &str, email: &str) -> (Gpg, PathBuf) {
@@ -77,20 +15,6 @@ fn gpg_key(dir: &Path, uid: &str, email: &str) -> (Gpg, PathBuf) {
     let file = dir.join(format!("{email}.asc"));
     std::fs::write(&file, gpg.ok(&["--armor", "--export", email], None)).unwrap();
     (gpg, file)
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is not installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// A self-signed S/MIME certificate and key for `email`, made with openssl.

@@ -2,7 +2,9 @@
 //! loopback ports in a temporary data directory, talks raw SMTP to it, and
 //! runs private Postfix instances as real peers.
 
+pub mod crypto;
 pub mod fault;
+pub use crypto::{openssl, Gpg};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,88 @@
+//! The real crypto peers the tests open sealed mail with: gpg in a
+//! throw-away home, and openssl.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A throw-away GNUPGHOME with one key pair; its agent is stopped on drop.
+pub struct Gpg {
+    /// The home directory.
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    /// A new home with a key pair for `uid` (gpg's default algorithms, no expiry).
+    pub fn new(uid: &str) -> Gpg {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::Builder::new().prefix("sg-gpg").tempdir().unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let g = Gpg { home };
+        g.ok(
+            &["--quick-gen-key", uid, "default", "default", "never"],
+            None,
+        );
+        g
+    }
+
+    /// Runs gpg with `args` (and `stdin`); panics with its stderr if it fails.
+    pub fn ok(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        let mut child = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+            .args(["--passphrase", ""])
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gpg is not installed (scripts/install-deps test)");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The fingerprint of the key for `email` (upper-case hex).
+    pub fn fingerprint(&self, email: &str) -> String {
+        String::from_utf8_lossy(&self.ok(&["--with-colons", "--fingerprint", email], None))
+            .lines()
+            .find(|l| l.starts_with("fpr:"))
+            .and_then(|l| l.split(':').nth(9).map(String::from))
+            .expect("a fingerprint")
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+/// Runs openssl in `dir`; panics with its stderr if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is not installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
