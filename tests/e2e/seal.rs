@@ -730,7 +730,7 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
     std::fs::create_dir_all(&org_dir).unwrap();
     let (org_cert, org_key) = smime_cert(&org_dir, "security@hospital.test");
     let p = peers(&format!(
-        "pgp_signing_key = \"{}\"\nsmime_signing_cert = \"{}\"\nsmime_signing_key = \"{}\"",
+        "protect_subject = true\npgp_signing_key = \"{}\"\nsmime_signing_cert = \"{}\"\nsmime_signing_key = \"{}\"",
         org_tsk.display(),
         org_cert.display(),
         org_key.display()
@@ -769,6 +769,12 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
     assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
     assert!(status.contains("security@hospital.test"), "{status}");
     assert!(lf(&out.stdout).ends_with(&lf(&body)));
+    // Protected headers: "..." outside, the real (tag-free) subject inside.
+    assert!(pgp.contains("\nSubject: ...\n"), "{pgp}");
+    assert!(!pgp.contains("Lab results"), "the subject leaked: {pgp}");
+    let inner = lf(&out.stdout);
+    assert!(inner.contains("protected-headers=\"v1\""), "{inner}");
+    assert!(inner.contains("\nSubject: Lab results\n"), "{inner}");
     // S/MIME: decrypt, then openssl cms -verify against the organisation's certificate.
     let smime = find("Delivered-To: sam@smime.test");
     let file = dir.path().join("sam.eml");
@@ -802,4 +808,66 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
         ],
     );
     assert!(lf(&verified).ends_with(&lf(&body)), "{}", text(&verified));
+}
+
+#[test]
+fn a_sealed_copy_survives_sigkill_and_is_delivered_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gpg, pubkey) = gpg_key(dir.path(), "Pat Patient <pat@pgp.test>", "pat@pgp.test");
+    let mut p = peers("");
+    import(&p.g, &pubkey);
+    // pgp.test's next hop is down: the sealed copy waits in the spool.
+    let live = format!(
+        "domains = [\"pgp.test\", \"smime.test\"]\nhost = \"127.0.0.1\"\nport = {}",
+        p.home.port
+    );
+    let dead = live.replace(
+        &format!("port = {}", p.home.port),
+        &format!("port = {}", sealgate_e2e::free_port()),
+    );
+    let cfg = std::fs::read_to_string(&p.g.config).unwrap();
+    assert!(cfg.contains(&live), "{cfg}");
+    p.g.stop();
+    std::fs::write(&p.g.config, cfg.replace(&live, &dead)).unwrap();
+    p.g.run();
+    let to = ["pat@pgp.test"];
+    let (msg, body) = message(&to);
+    send(&p.g, &to, &msg, dir.path());
+    let id = wait_for(60, "a deferred sealed recipient", || {
+        let q = p.g.queue();
+        let m = q.first()?;
+        (m["states"][0]["state"] == "deferred").then(|| m["id"].as_str().unwrap().to_string())
+    });
+    let before: serde_json::Value =
+        serde_json::from_slice(&p.g.cli(&["queue", "show", &id, "--json"]).stdout).unwrap();
+    assert_eq!(
+        before["recipients"][0]["sealed"]["method"], "pgp",
+        "{before:#}"
+    );
+    // Killed with the copy sealed but not delivered; back with the hop up.
+    p.g.kill9();
+    std::fs::write(&p.g.config, cfg).unwrap();
+    p.g.run();
+    let o = p.g.cli(&["queue", "retry", "--all"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got = wait_for(60, "the sealed message", || {
+        let m: Vec<String> = p
+            .home
+            .mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .filter(|m| m.contains("Delivered-To: pat@pgp.test"))
+            .collect();
+        (!m.is_empty()).then_some(m)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let all = p
+        .home
+        .mailbox()
+        .iter()
+        .filter(|m| text(m).contains("Delivered-To: pat@pgp.test"))
+        .count();
+    assert_eq!(all, 1, "delivered more than once");
+    let opened = gpg.ok(&["--decrypt"], Some(armored(&got[0]).as_bytes()));
+    assert!(lf(&opened).ends_with(&lf(&body)), "{}", text(&opened));
 }
