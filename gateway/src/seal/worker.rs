@@ -192,11 +192,11 @@ pub async fn run(
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
 ) {
-    let stage = Stage {
+    let stage = Arc::new(Stage {
         spool,
         sealer,
         next,
-    };
+    });
     match stage.spool.list() {
         Ok(list) => {
             for m in list.iter().filter(|m| m.awaits_seal()) {
@@ -207,10 +207,21 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "cannot list the queue for sealing"),
     }
+    // Sealing is CPU work: one message per core at a time, so a large
+    // message does not hold up the small ones behind it.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limit = Arc::new(tokio::sync::Semaphore::new(cores));
     while let Some(id) = ready.recv().await {
-        if let Err(e) = stage.seal_one(id).await {
-            // Left unsealed: delivery waits, and the next start retries.
-            tracing::error!(id = %id, error = %e, "sealing failed");
-        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let stage = stage.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stage.seal_one(id).await {
+                // Left unsealed: delivery waits, and the next start retries.
+                tracing::error!(id = %id, error = %e, "sealing failed");
+            }
+            drop(permit);
+        });
     }
 }
