@@ -6,34 +6,11 @@
 //! true` it arrives PGP-sealed and gpg opens it. A second, different
 //! Autocrypt key for the address waits for approval.
 
-use sealgate_e2e::{openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix};
+use sealgate_e2e::{base64, openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix};
 use std::path::Path;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        out.push(A[(n >> 18) as usize & 63] as char);
-        out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            A[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            A[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
 }
 
 /// An inbound message from `from` with an Autocrypt header carrying `key`

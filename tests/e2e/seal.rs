@@ -5,7 +5,9 @@
 //! and verified TLS for the one on a `verify` domain — each openable by its
 //! peer, with the attachment byte-identical and the tag stripped.
 
-use sealgate_e2e::{openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix, TestCa};
+use sealgate_e2e::{
+    base64_lines, openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix, TestCa,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -15,6 +17,18 @@ fn gpg_key(dir: &Path, uid: &str, email: &str) -> (Gpg, PathBuf) {
     let file = dir.join(format!("{email}.asc"));
     std::fs::write(&file, gpg.ok(&["--armor", "--export", email], None)).unwrap();
     (gpg, file)
+}
+
+/// `openssl cms -decrypt` of the S/MIME mail in `file` with `cert` and `key`.
+fn cms_decrypt(dir: &Path, file: &Path, cert: &Path, key: &Path) -> Vec<u8> {
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let (file, cert, key) = (arg(file), arg(cert), arg(key));
+    openssl(
+        dir,
+        &[
+            "cms", "-decrypt", "-in", &file, "-recip", &cert, "-inkey", &key,
+        ],
+    )
 }
 
 /// A self-signed S/MIME certificate and key for `email`, made with openssl.
@@ -68,32 +82,6 @@ fn message(to: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let mut m = head.into_bytes();
     m.extend_from_slice(body.as_bytes());
     (m, body.into_bytes())
-}
-
-fn base64_lines(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut flat = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        flat.push(A[(n >> 18) as usize & 63] as char);
-        flat.push(A[(n >> 12) as usize & 63] as char);
-        flat.push(if c.len() > 1 {
-            A[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        flat.push(if c.len() > 2 {
-            A[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    flat.as_bytes()
-        .chunks(76)
-        .map(|l| format!("{}\r\n", std::str::from_utf8(l).unwrap()))
-        .collect()
 }
 
 fn text(b: &[u8]) -> String {
@@ -320,19 +308,7 @@ fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
     );
     let file = dir.path().join("smime.eml");
     std::fs::write(&file, &smime).unwrap();
-    let opened = openssl(
-        dir.path(),
-        &[
-            "cms",
-            "-decrypt",
-            "-in",
-            file.to_str().unwrap(),
-            "-recip",
-            cert.to_str().unwrap(),
-            "-inkey",
-            key.to_str().unwrap(),
-        ],
-    );
+    let opened = cms_decrypt(dir.path(), &file, &cert, &key);
     assert!(
         lf(&opened).ends_with(&lf(&body)),
         "openssl did not yield the original entity:\n{}",
@@ -779,19 +755,7 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
     let smime = find("Delivered-To: sam@smime.test");
     let file = dir.path().join("sam.eml");
     std::fs::write(&file, &smime).unwrap();
-    let inner = openssl(
-        dir.path(),
-        &[
-            "cms",
-            "-decrypt",
-            "-in",
-            file.to_str().unwrap(),
-            "-recip",
-            cert.to_str().unwrap(),
-            "-inkey",
-            key.to_str().unwrap(),
-        ],
-    );
+    let inner = cms_decrypt(dir.path(), &file, &cert, &key);
     let signed = dir.path().join("sam-signed.eml");
     std::fs::write(&signed, &inner).unwrap();
     let verified = openssl(

@@ -86,3 +86,18 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// Base64 of `data`, in one line.
+pub fn base64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Base64 of `data` in MIME lines of 76 characters, each ending in CRLF.
+pub fn base64_lines(data: &[u8]) -> String {
+    base64(data)
+        .as_bytes()
+        .chunks(76)
+        .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
+        .collect()
+}

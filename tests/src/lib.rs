@@ -4,7 +4,7 @@
 
 pub mod crypto;
 pub mod fault;
-pub use crypto::{openssl, Gpg};
+pub use crypto::{base64, base64_lines, openssl, Gpg};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

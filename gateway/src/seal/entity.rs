@@ -102,6 +102,19 @@ pub fn split(message: &[u8]) -> Split {
     Split { outer, entity }
 }
 
+/// Base64 (RFC 2045) in lines of 76 characters, each ending in CRLF: how
+/// sealed bodies are written.
+pub fn base64_lines(data: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let flat = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = Vec::with_capacity(flat.len() + flat.len() / 76 * 2 + 2);
+    for line in flat.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 impl Split {
     /// The outside fields followed by `mime_fields` (each a full field with
     /// CRLF), a blank line and `body`: the sealed message.

@@ -603,6 +603,14 @@ mod tests {
         }
 
         /// Makes a key with `--quick-gen-key` (plus `extra` options) and returns its fingerprint.
+        /// A key pair for "Patient <p@example.test>" with `algo`, never
+        /// expiring: its fingerprint and the parsed public key.
+        fn patient(&self, algo: &str) -> (String, RecipientKey) {
+            let fpr = self.gen(&[], "Patient <p@example.test>", algo, "default", "never");
+            let key = RecipientKey::parse(&self.export(&fpr)).unwrap();
+            (fpr, key)
+        }
+
         fn gen(&self, extra: &[&str], uid: &str, algo: &str, usage: &str, expire: &str) -> String {
             let mut args = extra.to_vec();
             args.extend(["--quick-gen-key", uid, algo, usage, expire]);
@@ -662,30 +670,7 @@ mod tests {
     }
 
     fn base64_lines(data: &[u8]) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::new();
-        let mut col = 0;
-        for chunk in data.chunks(3) {
-            let v = (u32::from(chunk[0]) << 16)
-                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*chunk.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    s.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    s.push('=');
-                }
-            }
-            col += 4;
-            if col == 76 {
-                s.push_str("\r\n");
-                col = 0;
-            }
-        }
-        if col > 0 {
-            s.push_str("\r\n");
-        }
-        s
+        String::from_utf8(crate::seal::entity::base64_lines(data)).unwrap()
     }
 
     fn random_bytes(n: usize) -> Vec<u8> {
@@ -790,14 +775,7 @@ mod tests {
     fn seals_a_multipart_message_that_gpg_decrypts_byte_for_byte() {
         require_gpg!();
         let gpg = Gpg::new();
-        let fpr = gpg.gen(
-            &[],
-            "Patient <p@example.test>",
-            "default",
-            "default",
-            "never",
-        );
-        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        let (fpr, key) = gpg.patient("default");
         assert_eq!(key.fingerprint(), fpr);
         assert_eq!(key.user_ids(), vec!["Patient <p@example.test>".to_string()]);
         assert_eq!(key.usable_for("p@example.test", SystemTime::now()), Ok(()));
@@ -821,14 +799,7 @@ mod tests {
     fn protected_subject_goes_inside_and_the_body_is_untouched() {
         require_gpg!();
         let gpg = Gpg::new();
-        let fpr = gpg.gen(
-            &[],
-            "Patient <p@example.test>",
-            "future-default",
-            "default",
-            "never",
-        );
-        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        let (_, key) = gpg.patient("future-default");
         let attachment = random_bytes(3_000);
         let message = sample_message(&attachment);
         let opts = PgpOptions {
@@ -924,14 +895,7 @@ mod tests {
     fn address_match_is_case_insensitive_and_exact() {
         require_gpg!();
         let gpg = Gpg::new();
-        let fpr = gpg.gen(
-            &[],
-            "Patient <p@example.test>",
-            "future-default",
-            "default",
-            "never",
-        );
-        let key = RecipientKey::parse(&gpg.export(&fpr)).unwrap();
+        let (_, key) = gpg.patient("future-default");
         let now = SystemTime::now();
         assert_eq!(key.usable_for("P@Example.TEST", now), Ok(()));
         assert_eq!(key.usable_for("<p@example.test>", now), Ok(()));

@@ -38,7 +38,7 @@ use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, SubjectAltName};
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
-use super::entity::split;
+use super::entity::{base64_lines, split};
 
 /// Object identifiers used here; the `db` names are long, these say what they are.
 mod oid {
@@ -776,38 +776,6 @@ impl RecipientInfoBuilder for EcdhRecipient {
 /// Position of `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Base64 (RFC 2045) in lines of 76 characters, each ending in CRLF.
-fn base64_lines(data: &[u8]) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut flat = Vec::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        flat.push(ALPHABET[(n >> 18) as usize & 63]);
-        flat.push(ALPHABET[(n >> 12) as usize & 63]);
-        flat.push(if chunk.len() > 1 {
-            ALPHABET[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        flat.push(if chunk.len() > 2 {
-            ALPHABET[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
-    let mut out = Vec::with_capacity(flat.len() + flat.len() / 76 * 2 + 2);
-    for line in flat.chunks(76) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[cfg(test)]
