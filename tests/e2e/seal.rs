@@ -173,6 +173,16 @@ fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) {
     assert!(o.status.success(), "{}", text(&o.stdout));
 }
 
+/// The first mail in `pf`'s mailbox containing `needle`, waited for up to 60 s.
+fn wait_mail_with(pf: &Postfix, needle: &str, what: &str) -> String {
+    wait_for(60, what, || {
+        pf.mailbox()
+            .into_iter()
+            .map(|m| text(&m))
+            .find(|m| m.contains(needle))
+    })
+}
+
 /// The ASCII-armoured block of a PGP/MIME mail.
 fn armored(mail: &str) -> String {
     let start = mail
@@ -382,13 +392,7 @@ fn a_key_that_cannot_be_used_bounces_never_plain() {
     let m = text(&msg).replace("[secure] Lab results", "[pgp] Lab results");
     msg = m.into_bytes();
     send(&p.g, &to, &msg, dir.path());
-    let dsn = wait_for(60, "a DSN", || {
-        p.home
-            .mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|m| m.contains("report-type=delivery-status"))
-    });
+    let dsn = wait_mail_with(&p.home, "report-type=delivery-status", "a DSN");
     assert!(
         dsn.contains("Final-Recipient: rfc822; pat@pgp.test"),
         "{dsn}"
@@ -453,13 +457,11 @@ fn quarantined_by_dlp_then_released_with_pgp_arrives_sealed() {
     );
     assert!(held["expires"].as_str().is_some(), "{held:#}");
     // The sender is told, naming the rule and never the data.
-    let notice = wait_for(60, "the sender's notice", || {
-        p.home
-            .mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|m| m.contains("report-type=delivery-status"))
-    });
+    let notice = wait_mail_with(
+        &p.home,
+        "report-type=delivery-status",
+        "the sender's notice",
+    );
     assert!(notice.contains("Action: delayed"), "{notice}");
     assert!(notice.contains("hipaa_pci:ssn-bulk"), "{notice}");
     assert!(
@@ -483,13 +485,11 @@ fn quarantined_by_dlp_then_released_with_pgp_arrives_sealed() {
         text(&o.stdout),
         text(&o.stderr)
     );
-    let pgp = wait_for(60, "the released message", || {
-        p.home
-            .mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|m| m.contains("Delivered-To: pat@pgp.test"))
-    });
+    let pgp = wait_mail_with(
+        &p.home,
+        "Delivered-To: pat@pgp.test",
+        "the released message",
+    );
     assert!(pgp.contains("multipart/encrypted"), "{pgp}");
     assert!(!pgp.contains("536-22-81"), "released in plain: {pgp}");
     let opened = text(&gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes())));
@@ -537,13 +537,7 @@ fn send_bulk(p: &Peers, dir: &Path, salt: u32) -> String {
 }
 
 fn failed_dsn(p: &Peers) -> String {
-    wait_for(60, "a failure DSN", || {
-        p.home
-            .mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|m| m.contains("Action: failed"))
-    })
+    wait_mail_with(&p.home, "Action: failed", "a failure DSN")
 }
 
 #[test]
@@ -657,13 +651,7 @@ fn a_key_published_in_wkd_is_found_and_seals_the_message() {
     let to = ["pat@pgp.test"];
     let (msg, body) = message(&to);
     send(&p.g, &to, &msg, dir.path());
-    let pgp = wait_for(60, "the sealed message", || {
-        p.home
-            .mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|m| m.contains("Delivered-To: pat@pgp.test"))
-    });
+    let pgp = wait_mail_with(&p.home, "Delivered-To: pat@pgp.test", "the sealed message");
     assert!(pgp.contains("multipart/encrypted"), "{pgp}");
     let opened = gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes()));
     assert!(lf(&opened).ends_with(&lf(&body)), "{}", text(&opened));

@@ -272,15 +272,11 @@ impl Stage {
             let head = self.spool.read_head(&msg)?;
             let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
+            let decide = |msg: &mut QueuedMessage, raised: &Raised| {
+                apply(&self.config, &self.keys, msg, dlp.as_ref(), &facts, raised)
+            };
             let mut raised = Raised::new();
-            apply(
-                &self.config,
-                &self.keys,
-                &mut msg,
-                dlp.as_ref(),
-                &facts,
-                &raised,
-            );
+            decide(&mut msg, &raised);
             if let Some(sts) = &self.mta_sts {
                 let rcpts: Vec<(&Mailbox, Option<&Verdict>)> = msg
                     .recipients
@@ -290,28 +286,14 @@ impl Stage {
                 raised = mta_sts_raised(sts, &self.config, &rcpts).await;
                 if !raised.is_empty() {
                     // Verified TLS is possible after all where MTA-STS enforces it.
-                    apply(
-                        &self.config,
-                        &self.keys,
-                        &mut msg,
-                        dlp.as_ref(),
-                        &facts,
-                        &raised,
-                    );
+                    decide(&mut msg, &raised);
                 }
             }
             let dlp_block = dlp.as_ref().and_then(|d| d.action.as_deref()) == Some("block");
             let which = blocked_without_key(&self.config, &msg, dlp_block);
             if !which.is_empty() && self.discover(&msg, &which).await {
                 // A key was found: decide again, with it.
-                apply(
-                    &self.config,
-                    &self.keys,
-                    &mut msg,
-                    dlp.as_ref(),
-                    &facts,
-                    &raised,
-                );
+                decide(&mut msg, &raised);
             }
             self.spool.update(&msg).await?;
             for r in &msg.recipients {
