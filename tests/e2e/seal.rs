@@ -6,7 +6,8 @@
 //! peer, with the attachment byte-identical and the tag stripped.
 
 use sealgate_e2e::{
-    base64_lines, openssl, postfix_mailbox, swaks, wait_for, Dns, Gateway, Gpg, Postfix, TestCa,
+    base64_lines, openssl, postfix_mailbox, queued_id, swaks, wait_for, Dns, Gateway, Gpg, Postfix,
+    TestCa,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,7 +113,7 @@ fn peers_with(ca: TestCa, seal_extra: &str) -> Peers {
     let (cert, key) = ca.issue("mx", &["mx.verified.test"], 2);
     let home = postfix_mailbox(
         "home",
-        "hospital.test pgp.test smime.test",
+        "hospital.test pgp.test smime.test fallback.test badtls.test",
         "smtpd_tls_security_level = none\n",
     );
     let verified = postfix_mailbox(
@@ -133,7 +134,9 @@ fn peers_with(ca: TestCa, seal_extra: &str) -> Peers {
          [tls]\ndane = false\nmta_sts = false\nremember = false\nextra_roots_file = \"{ca}\"\n\n\
          [seal]\n{seal_extra}\n\n\
          [[route]]\ndomains = [\"pgp.test\", \"smime.test\"]\nhost = \"127.0.0.1\"\nport = {home}\n\n\
-         [[route]]\ndomains = [\"verified.test\"]\nhost = \"mx.verified.test\"\nport = {verified}\ntls = \"verify\"\n",
+         [[route]]\ndomains = [\"verified.test\"]\nhost = \"mx.verified.test\"\nport = {verified}\ntls = \"verify\"\n\n\
+         [[route]]\ndomains = [\"fallback.test\"]\nhost = \"127.0.0.1\"\nport = {home}\ntls = \"encrypt\"\n\n\
+         [[route]]\ndomains = [\"badtls.test\"]\nhost = \"127.0.0.1\"\nport = {home}\ntls = \"verify\"\n",
         dns = dns.port,
         home = home.port,
         verified = verified.port,
@@ -154,7 +157,8 @@ fn import(g: &Gateway, file: &Path) -> String {
     text(&o.stdout)
 }
 
-fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) {
+/// Sends `msg` through the gateway with swaks; returns its queue id.
+fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) -> String {
     let file = dir.join("message.eml");
     std::fs::write(&file, msg).unwrap();
     let mut args = vec![
@@ -171,6 +175,7 @@ fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = swaks(&refs);
     assert!(o.status.success(), "{}", text(&o.stdout));
+    queued_id(&text(&o.stdout)).expect("queued as ID")
 }
 
 /// The first mail in `pf`'s mailbox containing `needle`, waited for up to 60 s.
@@ -822,4 +827,124 @@ fn a_sealed_copy_survives_sigkill_and_is_delivered_once_after_restart() {
     assert_eq!(all, 1, "delivered more than once");
     let opened = gpg.ok(&["--decrypt"], Some(armored(&got[0]).as_bytes()));
     assert!(lf(&opened).ends_with(&lf(&body)), "{}", text(&opened));
+}
+
+/// `queue show ID --json`, parsed.
+fn queue_show(g: &Gateway, id: &str) -> serde_json::Value {
+    let o = g.cli(&["queue", "show", id, "--json"]);
+    assert!(o.status.success(), "queue show: {}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_failed_tls_session_falls_back_down_the_seal_chain() {
+    // fallback.test requires TLS (`encrypt`) and badtls.test verified TLS,
+    // but their MX offers no STARTTLS. Recipients with a key get the copy
+    // sealed ahead, at once; one without a key waits and is never sent plain.
+    let dir = tempfile::tempdir().unwrap();
+    let (gpg, pubkey) = gpg_key(dir.path(), "Pat <pat@fallback.test>", "pat@fallback.test");
+    let (cert, key) = smime_cert(dir.path(), "val@badtls.test");
+    let p = peers("");
+    import(&p.g, &pubkey);
+    import(&p.g, &cert);
+
+    // Plain mail (no tag) to the `encrypt` domain.
+    let to = ["pat@fallback.test", "nokey@fallback.test"];
+    let (msg, body) = message(&to);
+    let plain = text(&msg).replace("[secure] Lab results", "Lab results");
+    let eml = dir.path().join("plain.eml");
+    std::fs::write(&eml, &plain).unwrap();
+    let o = p.g.cli(&[
+        "explain",
+        "--json",
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        &to.join(","),
+        eml.to_str().unwrap(),
+    ]);
+    let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pat = &explained["recipients"][0];
+    assert_eq!(pat["verdict"]["seal"], "tls", "{explained:#}");
+    assert_eq!(pat["verdict"]["fallback"]["seal"], "pgp", "{explained:#}");
+    assert!(
+        pat["if_it_fails"]
+            .as_str()
+            .unwrap()
+            .contains("sealed ahead with pgp"),
+        "{explained:#}"
+    );
+    let nokey = &explained["recipients"][1];
+    assert!(nokey["verdict"]["fallback"].is_null(), "{explained:#}");
+    assert!(
+        nokey["if_it_fails"]
+            .as_str()
+            .unwrap()
+            .contains("TLS is required (level encrypt)"),
+        "{explained:#}"
+    );
+
+    let id = send(&p.g, &to, plain.as_bytes(), dir.path());
+    let pgp = wait_mail_with(&p.home, "Delivered-To: pat@fallback.test", "the PGP fallback");
+    assert!(pgp.contains("multipart/encrypted"), "{pgp}");
+    assert!(
+        !pgp.contains("lab results are attached"),
+        "plain text leaked: {pgp}"
+    );
+    let opened = gpg.ok(&["--decrypt"], Some(armored(&pgp).as_bytes()));
+    assert!(
+        lf(&opened).ends_with(&lf(&body)),
+        "gpg did not yield the original entity:\n{}",
+        text(&opened)
+    );
+    let shown = queue_show(&p.g, &id);
+    let rcpts = shown["recipients"].as_array().unwrap();
+    let pat = &rcpts[0];
+    assert_eq!(pat["state"], "delivered", "{shown:#}");
+    assert_eq!(pat["verdict"]["seal"], "pgp", "{shown:#}");
+    assert!(
+        pat["tls_refused"]
+            .as_str()
+            .unwrap()
+            .contains("does not offer STARTTLS"),
+        "{shown:#}"
+    );
+    assert!(
+        pat["verdict"]["why"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("pgp after TLS failed"),
+        "{shown:#}"
+    );
+    assert_eq!(pat["sealed"]["method"], "pgp", "{shown:#}");
+    // No key: deferred, waiting for TLS, never delivered in plain.
+    let nokey = &rcpts[1];
+    assert_eq!(nokey["state"], "deferred", "{shown:#}");
+    assert!(
+        nokey["evidence"]["reply"]
+            .as_str()
+            .unwrap()
+            .contains("does not offer STARTTLS"),
+        "{shown:#}"
+    );
+
+    // `[secure]` to the `verify` domain: verified TLS first, then S/MIME.
+    let to = ["val@badtls.test"];
+    let (msg, body) = message(&to);
+    send(&p.g, &to, &msg, dir.path());
+    let smime = wait_mail_with(&p.home, "Delivered-To: val@badtls.test", "the S/MIME fallback");
+    assert!(smime.contains("smime-type=enveloped-data"), "{smime}");
+    let file = dir.path().join("fallback-smime.eml");
+    std::fs::write(&file, &smime).unwrap();
+    let opened = cms_decrypt(dir.path(), &file, &cert, &key);
+    assert!(
+        lf(&opened).ends_with(&lf(&body)),
+        "openssl did not yield the original entity:\n{}",
+        text(&opened)
+    );
+    let mails: Vec<String> = p.home.mailbox().into_iter().map(|m| text(&m)).collect();
+    assert!(
+        !mails.iter().any(|m| m.contains("lab results are attached")),
+        "a recipient got the message in plain"
+    );
 }

@@ -145,7 +145,7 @@ pub fn explain(
             };
             RecipientExplanation {
                 address: rcpt.to_string(),
-                if_it_fails: if_it_fails(&verdict, config),
+                if_it_fails: if_it_fails(&verdict, config, tls_level),
                 key,
                 tls_level,
                 tls_from,
@@ -179,15 +179,30 @@ pub fn explain(
 }
 
 /// What delivery does when the chosen method cannot be carried out.
-fn if_it_fails(v: &Verdict, config: &Config) -> String {
+fn if_it_fails(v: &Verdict, config: &Config, tls_level: TlsLevel) -> String {
+    let tls_required = tls_level.requires_tls() && tls_level != TlsLevel::Exclusive;
     let lifetime = humantime_days(config.delivery.max_lifetime.0);
     match v {
+        Verdict::Deliver {
+            seal: Seal::Tls,
+            fallback: Some(f),
+            ..
+        } => format!(
+            "if the TLS session fails (no STARTTLS, a failed handshake, a certificate that does not verify), the copy sealed ahead with {}{} is sent instead, at once",
+            f.seal.as_str(),
+            f.key.as_deref().map(|k| format!(" (key {k})")).unwrap_or_default()
+        ),
         Verdict::Deliver {
             seal: Seal::Tls,
             escalated: true,
             ..
         } => format!(
             "without verified TLS the recipient is deferred and retried, then bounced with a DSN after {lifetime}; never sent in plain"
+        ),
+        Verdict::Deliver {
+            seal: Seal::Tls, ..
+        } if tls_required => format!(
+            "TLS is required (level {tls_level}) and no other method of the chain can protect this recipient: a failed TLS session is retried for {lifetime}, then bounced with a DSN"
         ),
         Verdict::Deliver {
             seal: Seal::Tls, ..

@@ -129,12 +129,18 @@ pub fn release(
             .iter()
             .filter_map(|(_, r)| r.as_ref().err().cloned())
             .collect();
-        let Some((seal, key)) = steps.into_iter().find_map(|(m, r)| r.ok().map(|k| (m, k))) else {
+        let mut possible = steps.into_iter().filter_map(|(m, r)| r.ok().map(|k| (m, k)));
+        let Some((seal, key)) = possible.next() else {
             return Err(QuarantineError::CannotSeal {
                 recipient: r.address.to_string(),
                 why: why.join("; "),
             });
         };
+        // Released to verified TLS: the next possible method is its
+        // fallback, as policy would have set it.
+        let fallback = possible
+            .find(|(m, _)| seal == Seal::Tls && *m != Seal::Tls)
+            .map(|(seal, key)| crate::policy::Fallback { seal, key });
         verdicts.push((
             i,
             Verdict::Deliver {
@@ -146,6 +152,7 @@ pub fn release(
                     "released from quarantine".into()
                 }],
                 key,
+                fallback,
             },
         ));
     }

@@ -29,6 +29,24 @@ pub enum Outcome {
     Bounced,
     /// Dropped by policy without a bounce (`exclusive` without TLS).
     Dropped,
+    /// TLS was required and the session could not have it (no STARTTLS, a
+    /// failed handshake, a certificate that does not verify): the stage
+    /// falls back down the seal chain, bounces an escalated recipient, or
+    /// defers.
+    TlsRefused,
+}
+
+/// What a transaction's recipients need from the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// The destination's own level (config, route, MTA-STS, DANE, memory).
+    Destination,
+    /// An escalated recipient: verified TLS or nothing.
+    Verified,
+    /// A sealed copy sent because TLS to the destination failed: our own
+    /// levels (config, route, memory) no longer bind it, the content being
+    /// sealed; the domain's published ones (MTA-STS, DANE) still do.
+    AfterTlsFailure,
 }
 
 impl Outcome {
@@ -38,6 +56,7 @@ impl Outcome {
             Outcome::Deferred => "deferred",
             Outcome::Bounced => "bounced",
             Outcome::Dropped => "dropped",
+            Outcome::TlsRefused => "tls_refused",
         }
     }
 }
@@ -129,7 +148,7 @@ impl Deliverer {
         params: &crate::smtp::command::MailParams,
         rcpts: Vec<RcptTo>,
         message: &[u8],
-        escalated: bool,
+        need: Transport,
     ) -> Vec<(Outcome, DeliveryEvidence)> {
         let n = rcpts.len();
         let route = match route::resolve(&self.config, &self.dns, domain).await {
@@ -149,6 +168,12 @@ impl Deliverer {
             }
         };
         let mut req = self.base_requirement(&route);
+        if need == Transport::AfterTlsFailure && req.level > TlsLevel::May {
+            req = Requirement {
+                level: TlsLevel::May,
+                source: PolicySource::Policy,
+            };
+        }
         let mut hosts = route.hosts.clone();
         if route.kind == RouteKind::Mx {
             if let Some(sts) = &self.mta_sts {
@@ -188,7 +213,10 @@ impl Deliverer {
                 }
             }
         }
-        if self.config.tls.remember && !req.level.requires_tls() {
+        if self.config.tls.remember
+            && !req.level.requires_tls()
+            && need != Transport::AfterTlsFailure
+        {
             match self.spool.tls_remembered(domain) {
                 Ok(Some(_)) => {
                     req = Requirement {
@@ -213,7 +241,7 @@ impl Deliverer {
         }
 
         // An escalated recipient (policy verdict) takes verified TLS or nothing.
-        if escalated && req.level < TlsLevel::Verify {
+        if need == Transport::Verified && req.level < TlsLevel::Verify {
             req = Requirement {
                 level: TlsLevel::Verify,
                 source: PolicySource::Policy,
@@ -302,24 +330,14 @@ impl Deliverer {
         });
         let outcome = if f.no_tls && req.level == TlsLevel::Exclusive {
             Outcome::Dropped
-        } else if f.no_tls && escalated {
-            // The next methods in the chain (PGP, S/MIME, portal) are not
-            // available for this recipient: the sender is told, never plain.
-            Outcome::Bounced
+        } else if f.no_tls && req.level.requires_tls() {
+            Outcome::TlsRefused
         } else if f.permanent {
             Outcome::Bounced
         } else {
             Outcome::Deferred
         };
-        let reply = if f.no_tls && escalated {
-            format!(
-                "550 5.7.10 encryption required by policy, verified TLS not possible ({})",
-                f.reply
-            )
-        } else {
-            f.reply.to_string()
-        };
-        let ev = evidence(&host, f.ip, route.port, f.tls, &req, reply);
+        let ev = evidence(&host, f.ip, route.port, f.tls, &req, f.reply.to_string());
         self.finish(domain, vec![(outcome, ev); n])
     }
 

@@ -4,12 +4,12 @@
 //! the spool (durably), DSNs are queued for bounces and long delays, and a
 //! message whose every recipient is final is retired from the queue.
 
-use super::attempt::{Deliverer, Outcome};
+use super::attempt::{Deliverer, Outcome, Transport};
 use super::client::RcptTo;
 use super::dsn::{self, DsnAction, DsnInput, DsnRecipient};
 use super::retry;
 use crate::spool::{
-    Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient, RecipientState, Spool,
+    DeliveryEvidence, Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient, RecipientState, Spool,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -77,6 +77,35 @@ fn pending(r: &QueuedRecipient) -> bool {
 }
 
 /// When `msg` next needs work, if ever.
+/// A recipient whose TLS session failed: switches it to its verdict's
+/// fallback (and returns `None`), or says what becomes of it: an escalated
+/// one bounces, never plain; anyone else is retried.
+fn tls_refused(r: &mut QueuedRecipient, ev: &mut DeliveryEvidence) -> Option<Outcome> {
+    let reply = ev.reply.clone();
+    if let Some(v) = &mut r.verdict {
+        if v.fall_back(&reply) {
+            r.tls_refused = Some(reply);
+            return None;
+        }
+    }
+    let escalated = matches!(
+        r.verdict,
+        Some(crate::policy::Verdict::Deliver {
+            escalated: true,
+            seal: crate::policy::Seal::Tls,
+            ..
+        })
+    );
+    if escalated {
+        ev.reply = format!(
+            "550 5.7.10 encryption required by policy, verified TLS not possible ({reply})"
+        );
+        Some(Outcome::Bounced)
+    } else {
+        Some(Outcome::Deferred)
+    }
+}
+
 fn next_due(msg: &QueuedMessage) -> Option<DateTime<Utc>> {
     let owed = msg
         .recipients
@@ -486,25 +515,43 @@ impl Stage {
             .delivery
             .max_recipients_per_transaction
             .max(1);
-        let escalated = |i: usize| {
-            matches!(
-                msg.recipients[i].verdict,
-                Some(crate::policy::Verdict::Deliver {
+        let transport = |i: usize| -> (Transport, Option<usize>) {
+            let r = &msg.recipients[i];
+            let Some(v) = &r.verdict else {
+                return (Transport::Destination, None);
+            };
+            if v.sends_sealed_copy() && r.sealed.is_some() {
+                let t = if r.tls_refused.is_some() {
+                    Transport::AfterTlsFailure
+                } else {
+                    Transport::Destination
+                };
+                return (t, Some(i));
+            }
+            let escalated = matches!(
+                v,
+                crate::policy::Verdict::Deliver {
                     escalated: true,
                     seal: crate::policy::Seal::Tls,
                     ..
-                })
-            )
+                }
+            );
+            let t = if escalated {
+                Transport::Verified
+            } else {
+                Transport::Destination
+            };
+            (t, None)
         };
-        // (domain, needs verified TLS, the sealed copy's recipient) → recipients.
-        type Group = (String, bool, Option<usize>);
+        // (domain, transport, the sealed copy's recipient) → recipients.
+        type Group = (String, Transport, Option<usize>);
         let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
         for &i in due {
-            let r = &msg.recipients[i];
+            let (t, sealed) = transport(i);
             let key = (
-                r.address.domain_ascii().to_ascii_lowercase(),
-                escalated(i),
-                r.sealed.is_some().then_some(i),
+                msg.recipients[i].address.domain_ascii().to_ascii_lowercase(),
+                t,
+                sealed,
             );
             match groups
                 .iter_mut()
@@ -515,7 +562,7 @@ impl Stage {
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for ((domain, escalated, sealed), idx) in groups {
+        for ((domain, need, sealed), idx) in groups {
             let bytes = match sealed {
                 Some(i) => Arc::new(dkim(self.spool.read_sealed(msg, i as u32)?)),
                 None => plain.clone(),
@@ -541,7 +588,7 @@ impl Stage {
                 let n = rcpts.len();
                 let d = stage.deliverer.clone();
                 let dom = domain.clone();
-                let out = tokio::spawn(async move { d.deliver(&dom, &from, &params, rcpts, &bytes, escalated).await })
+                let out = tokio::spawn(async move { d.deliver(&dom, &from, &params, rcpts, &bytes, need).await })
                     .await
                     .unwrap_or_else(|e| {
                         tracing::error!(domain = %domain, error = %e, "delivery task failed; deferring");
@@ -554,14 +601,27 @@ impl Stage {
         let config = &self.deliverer.config.delivery;
         while let Some(joined) = tasks.join_next().await {
             let Ok((idx, out)) = joined else { continue };
-            for (i, (outcome, ev)) in idx.into_iter().zip(out) {
+            for (i, (outcome, mut ev)) in idx.into_iter().zip(out) {
                 let r = &mut msg.recipients[i];
                 r.attempts += 1;
                 r.next_attempt = None;
+                let outcome = match outcome {
+                    Outcome::TlsRefused => match tls_refused(r, &mut ev) {
+                        Some(o) => o,
+                        None => {
+                            // Fell back: its sealed copy goes on the next pass.
+                            tracing::info!(id = %msg.id, recipient = i, "TLS failed; falling back down the seal chain");
+                            r.state = RecipientState::Queued;
+                            r.evidence = Some(ev);
+                            continue;
+                        }
+                    },
+                    o => o,
+                };
                 r.state = match outcome {
                     Outcome::Delivered => RecipientState::Delivered,
                     Outcome::Dropped => RecipientState::Dropped,
-                    Outcome::Bounced => RecipientState::Bounced,
+                    Outcome::Bounced | Outcome::TlsRefused => RecipientState::Bounced,
                     Outcome::Deferred
                         if retry::expired(msg.received_at, config.max_lifetime, now) =>
                     {

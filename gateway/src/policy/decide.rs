@@ -1,6 +1,6 @@
 //! The decision itself: pure, so `explain` and delivery can never disagree.
 
-use super::verdict::{Seal, Verdict};
+use super::verdict::{Fallback, Seal, Verdict};
 use crate::config::{Mode, PolicyConfig};
 use crate::deliver::tls_policy::TlsLevel;
 use crate::smtp::address::Mailbox;
@@ -55,6 +55,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             escalated: false,
             why: vec!["inbound".into()],
             key: None,
+            fallback: None,
         };
     }
     let rules = || -> String { i.dlp.map(|d| d.policy_hits.join(", ")).unwrap_or_default() };
@@ -88,6 +89,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
                 escalated: true,
                 why,
                 key,
+                fallback: None,
             },
             Err(missing) => Verdict::Block {
                 reason: format!(
@@ -112,11 +114,15 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
         Some((Mode::Opportunistic, _)) | None => {}
     }
     if why.is_empty() {
+        // `exclusive` means TLS or drop: it has no fallback by definition.
+        let required =
+            i.destination_tls.requires_tls() && i.destination_tls != TlsLevel::Exclusive;
         return Verdict::Deliver {
             seal: Seal::Tls,
             escalated: false,
             why,
             key: None,
+            fallback: if required { fallback(cfg, i) } else { None },
         };
     }
     match chosen(cfg, i, &cfg.methods) {
@@ -125,6 +131,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             escalated: true,
             why,
             key,
+            fallback: if seal == Seal::Tls { fallback(cfg, i) } else { None },
         },
         Err(missing) => Verdict::Block {
             reason: format!(
@@ -135,6 +142,16 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             ),
         },
     }
+}
+
+/// What a recipient whose TLS is required falls back to when the TLS
+/// session fails at delivery: the first method of the chain other than TLS
+/// that can protect it.
+fn fallback(cfg: &PolicyConfig, i: &Inputs) -> Option<Fallback> {
+    let rest: Vec<Seal> = cfg.methods.iter().copied().filter(|m| *m != Seal::Tls).collect();
+    chosen(cfg, i, &rest)
+        .ok()
+        .map(|(seal, key)| Fallback { seal, key })
 }
 
 /// One step of the method chain: the key it would use (for PGP and
@@ -226,6 +243,7 @@ mod tests {
                 escalated: false,
                 why: vec![],
                 key: None,
+                fallback: None,
             }
         );
     }
@@ -241,6 +259,7 @@ mod tests {
                 escalated: true,
                 why,
                 key: None,
+                fallback: None,
             } => assert_eq!(why, ["tag [secure]"]),
             v => panic!("{v:?}"),
         }
@@ -270,6 +289,72 @@ mod tests {
                 ..
             } if k == "FPR"
         ));
+    }
+
+    #[test]
+    fn required_tls_names_the_next_method_as_its_fallback() {
+        let cfg = PolicyConfig::default();
+        let r = Mailbox::parse("a@b.test").unwrap();
+        let smime = |s: Seal| match s {
+            Seal::Smime => Ok("CERT".to_string()),
+            _ => Err(format!("no {} key", s.as_str())),
+        };
+        let fallback_of = |tags: &[String], level: TlsLevel| {
+            let mut i = inputs(&r, tags, None, level);
+            i.key_for = &smime;
+            match decide(&cfg, &i) {
+                Verdict::Deliver {
+                    seal: Seal::Tls,
+                    fallback,
+                    ..
+                } => fallback,
+                v => panic!("{v:?}"),
+            }
+        };
+        let want = Some(Fallback {
+            seal: Seal::Smime,
+            key: Some("CERT".into()),
+        });
+        // Plain mail to a domain that requires TLS: S/MIME if TLS fails.
+        assert_eq!(fallback_of(&[], TlsLevel::Encrypt), want);
+        assert_eq!(fallback_of(&[], TlsLevel::Verify), want);
+        // Escalated to a verified domain: TLS first, S/MIME next.
+        assert_eq!(fallback_of(&["[secure]".into()], TlsLevel::Verify), want);
+        // Opportunistic TLS needs none; `exclusive` means TLS or drop.
+        assert_eq!(fallback_of(&[], TlsLevel::May), None);
+        assert_eq!(fallback_of(&[], TlsLevel::Exclusive), None);
+        // Without a key there is nothing to fall back to (the portal is not built).
+        assert_eq!(
+            decide(&cfg, &inputs(&r, &[], None, TlsLevel::Encrypt)),
+            Verdict::Deliver {
+                seal: Seal::Tls,
+                escalated: false,
+                why: vec![],
+                key: None,
+                fallback: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_fallback_switches_the_verdict_once() {
+        let mut v = Verdict::Deliver {
+            seal: Seal::Tls,
+            escalated: true,
+            why: vec!["tag [secure]".into()],
+            key: None,
+            fallback: Some(Fallback {
+                seal: Seal::Pgp,
+                key: Some("FPR".into()),
+            }),
+        };
+        assert_eq!(v.copy_wanted(), Some((Seal::Pgp, Some("FPR"))));
+        assert!(!v.sends_sealed_copy());
+        assert!(v.fall_back("451 4.7.4 mx does not offer STARTTLS"));
+        assert!(v.sends_sealed_copy());
+        assert_eq!(v.copy_wanted(), Some((Seal::Pgp, Some("FPR"))));
+        assert!(v.to_string().contains("pgp after TLS failed: 451 4.7.4"), "{v}");
+        assert!(!v.fall_back("again"), "a verdict falls back at most once");
     }
 
     #[test]

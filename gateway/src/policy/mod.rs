@@ -10,4 +10,4 @@ pub mod verdict;
 pub mod worker;
 
 pub use decide::{chain, decide, Inputs, Step};
-pub use verdict::{Seal, Verdict};
+pub use verdict::{Fallback, Seal, Verdict};

@@ -49,6 +49,12 @@ pub enum Verdict {
         /// the seal stage uses exactly the key policy (and `explain`) chose.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// For a TLS verdict that requires TLS (an `encrypt`, `verify` or
+        /// `dane` destination, or an escalated recipient): the next method
+        /// of the chain, sealed ahead so delivery can switch to it at once
+        /// when the TLS session fails instead of only deferring.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<Fallback>,
     },
     /// Held for an admin (DLP `quarantine`).
     Quarantine {
@@ -62,6 +68,68 @@ pub enum Verdict {
     },
 }
 
+/// The method a TLS recipient falls back to when TLS fails at delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// PGP or S/MIME (the portal, once built, needs no key).
+    pub seal: Seal,
+    /// The keystore id of the key to seal with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl Verdict {
+    /// The PGP or S/MIME copy the seal stage must make for this verdict
+    /// (its own method, or its fallback's), with the key policy chose.
+    pub fn copy_wanted(&self) -> Option<(Seal, Option<&str>)> {
+        match self {
+            Verdict::Deliver {
+                seal: seal @ (Seal::Pgp | Seal::Smime),
+                key,
+                ..
+            } => Some((*seal, key.as_deref())),
+            Verdict::Deliver {
+                fallback: Some(f), ..
+            } if matches!(f.seal, Seal::Pgp | Seal::Smime) => Some((f.seal, f.key.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// True when delivery sends this recipient a sealed copy rather than
+    /// the message itself.
+    pub fn sends_sealed_copy(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Deliver {
+                seal: Seal::Pgp | Seal::Smime,
+                ..
+            }
+        )
+    }
+
+    /// Switches a TLS verdict to its fallback after TLS failed (`why`);
+    /// false, and no change, when it has none.
+    pub fn fall_back(&mut self, why: &str) -> bool {
+        let Verdict::Deliver {
+            seal,
+            why: reasons,
+            key,
+            fallback,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let Some(f) = fallback.take() else {
+            return false;
+        };
+        reasons.push(format!("{} after TLS failed: {why}", f.seal.as_str()));
+        *seal = f.seal;
+        *key = f.key;
+        true
+    }
+}
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -69,6 +137,7 @@ impl fmt::Display for Verdict {
                 seal,
                 escalated,
                 why,
+                fallback,
                 ..
             } => {
                 write!(f, "deliver ({}", seal.as_str())?;
@@ -77,6 +146,9 @@ impl fmt::Display for Verdict {
                 }
                 if !why.is_empty() {
                     write!(f, ": {}", why.join(", "))?;
+                }
+                if let Some(fb) = fallback {
+                    write!(f, "; {} if TLS fails", fb.seal.as_str())?;
                 }
                 write!(f, ")")
             }

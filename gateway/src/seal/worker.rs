@@ -129,11 +129,14 @@ pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Ve
     let mut copies = Vec::new();
     for i in msg.unsealed().collect::<Vec<_>>() {
         let r = &mut msg.recipients[i];
-        let Some(Verdict::Deliver { seal, key, .. }) = r.verdict.clone() else {
+        let Some(verdict) = r.verdict.clone() else {
+            continue;
+        };
+        let Some((seal, key)) = verdict.copy_wanted() else {
             continue;
         };
         let address = crate::keys::filed_as(&r.address);
-        let result = match key.as_deref() {
+        let result = match key {
             Some(k) => sealer.seal_for(&outgoing, &address, seal, k),
             None => Err("policy chose no key".to_string()),
         };
@@ -142,6 +145,14 @@ pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Ve
                 tracing::info!(id = %msg.id, recipient = i, method = seal.as_str(), key = %record.key, size = record.size, "sealed");
                 r.sealed = Some(record);
                 copies.push((i as u32, bytes));
+            }
+            Err(why) if !verdict.sends_sealed_copy() => {
+                // Only the fallback failed: TLS still goes ahead, and a TLS
+                // failure then defers rather than switching.
+                tracing::warn!(id = %msg.id, recipient = i, method = seal.as_str(), reason = %why, "cannot seal the fallback copy; TLS only");
+                if let Some(Verdict::Deliver { fallback, .. }) = &mut r.verdict {
+                    *fallback = None;
+                }
             }
             Err(why) => {
                 // The reason names keys and problems, never content.

@@ -198,6 +198,10 @@ pub struct QueuedRecipient {
     /// How the seal stage sealed this recipient's copy (PGP, S/MIME).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<SealRecord>,
+    /// Why TLS failed when this recipient fell back from TLS to its sealed
+    /// copy; the copy then goes without the TLS level that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_refused: Option<String>,
 }
 
 /// How one recipient's copy was sealed: the journal's seal facts.
@@ -232,6 +236,7 @@ impl QueuedRecipient {
             delay_notified: false,
             verdict: None,
             sealed: None,
+            tls_refused: None,
         }
     }
 }
@@ -269,17 +274,11 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
-    /// Recipients whose verdict asks for a PGP or S/MIME copy that the seal
-    /// stage has not made yet.
+    /// Recipients whose verdict asks for a PGP or S/MIME copy (as its
+    /// method or its fallback) that the seal stage has not made yet.
     pub fn unsealed(&self) -> impl Iterator<Item = usize> + '_ {
         self.recipients.iter().enumerate().filter_map(|(i, r)| {
-            let wants = matches!(
-                r.verdict,
-                Some(Verdict::Deliver {
-                    seal: Seal::Pgp | Seal::Smime,
-                    ..
-                })
-            );
+            let wants = r.verdict.as_ref().and_then(Verdict::copy_wanted).is_some();
             (wants && r.sealed.is_none() && r.state == RecipientState::Queued).then_some(i)
         })
     }
