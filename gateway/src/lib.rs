@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod deliver;
+pub mod durable_file;
 pub mod header_fields;
 pub mod https_get;
 pub mod inspect;

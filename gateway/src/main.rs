@@ -140,10 +140,15 @@ fn parse_seal(s: &str) -> Result<sealgate::policy::Seal, String> {
 
 #[derive(Subcommand)]
 enum KeysCmd {
-    /// Import OpenPGP keys (armoured or binary) or X.509 certificates (PEM or DER).
+    /// Import OpenPGP keys (armoured or binary) or X.509 certificates (PEM
+    /// or DER); or, from a PKCS#12 file (.p12/.pfx), the organisation's
+    /// S/MIME signing identity.
     Import {
         /// The file; `-` reads standard input.
         file: PathBuf,
+        /// For PKCS#12: a file whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -407,10 +412,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = at.load()?;
             let keys = sealgate::keys::Keys::from_config(&config)?;
             let text = match action {
-                KeysCmd::Import { file, json } => {
+                KeysCmd::Import {
+                    file,
+                    password_file,
+                    json,
+                } => {
                     let bytes = read_input(&file).with_context(|| format!("{}", file.display()))?;
-                    admin_keys::import(&keys, &bytes, json)
-                        .with_context(|| format!("{}", file.display()))?
+                    let pkcs12 = password_file.is_some()
+                        || file.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                            e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx")
+                        });
+                    if pkcs12 {
+                        let Some(pw) = password_file else {
+                            anyhow::bail!(
+                                "{}: a PKCS#12 file needs --password-file FILE (its first line is the password)",
+                                file.display()
+                            );
+                        };
+                        let password = std::fs::read_to_string(&pw)
+                            .with_context(|| format!("{}", pw.display()))?;
+                        let password = password.lines().next().unwrap_or_default();
+                        admin_keys::import_signing(&config, &bytes, password, json)
+                            .with_context(|| format!("{}", file.display()))?
+                    } else {
+                        admin_keys::import(&keys, &bytes, json)
+                            .with_context(|| format!("{}", file.display()))?
+                    }
                 }
                 KeysCmd::Ls { json } => admin_keys::ls(&keys, json)?,
                 KeysCmd::Show { address, json } => admin_keys::show(&keys, &address, json)?,

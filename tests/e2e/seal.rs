@@ -698,12 +698,62 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
     let org_dir = dir.path().join("org");
     std::fs::create_dir_all(&org_dir).unwrap();
     let (org_cert, org_key) = smime_cert(&org_dir, "security@hospital.test");
-    let p = peers(&format!(
-        "protect_subject = true\npgp_signing_key = \"{}\"\nsmime_signing_cert = \"{}\"\nsmime_signing_key = \"{}\"",
+    // The S/MIME identity arrives as PKCS#12, as CAs and Windows export it
+    // (OpenSSL 3's default: PBES2 with AES-256-CBC, HMAC-SHA-256 MAC).
+    let p12 = org_dir.join("org.p12");
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    openssl(
+        &org_dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            &arg(&org_cert),
+            "-inkey",
+            &arg(&org_key),
+            "-out",
+            &arg(&p12),
+            "-passout",
+            "pass:s3cret pass",
+        ],
+    );
+    let (good_pw, bad_pw) = (org_dir.join("pw"), org_dir.join("bad-pw"));
+    std::fs::write(&good_pw, "s3cret pass\n").unwrap();
+    std::fs::write(&bad_pw, "guess\n").unwrap();
+    let mut p = peers(&format!(
+        "protect_subject = true\npgp_signing_key = \"{}\"",
         org_tsk.display(),
-        org_cert.display(),
-        org_key.display()
     ));
+    let p12_import = |pw: &Path| {
+        p.g.cli(&[
+            "keys",
+            "import",
+            p12.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+    };
+    let o = p12_import(&bad_pw);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("wrong password"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = p12_import(&good_pw);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("installed\tsmime-signing\t"),
+        "{}",
+        text(&o.stdout)
+    );
+    let key_file = p.g.data().join("keystore/signing/smime-key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the private key is readable by others");
+    // The signer is loaded at start.
+    p.g.stop();
+    p.g.run();
     import(&p.g, &pat_key);
     import(&p.g, &cert);
     let to = ["pat@pgp.test", "sam@smime.test"];
@@ -885,7 +935,11 @@ fn a_failed_tls_session_falls_back_down_the_seal_chain() {
     );
 
     let id = send(&p.g, &to, plain.as_bytes(), dir.path());
-    let pgp = wait_mail_with(&p.home, "Delivered-To: pat@fallback.test", "the PGP fallback");
+    let pgp = wait_mail_with(
+        &p.home,
+        "Delivered-To: pat@fallback.test",
+        "the PGP fallback",
+    );
     assert!(pgp.contains("multipart/encrypted"), "{pgp}");
     assert!(
         !pgp.contains("lab results are attached"),
@@ -932,7 +986,11 @@ fn a_failed_tls_session_falls_back_down_the_seal_chain() {
     let to = ["val@badtls.test"];
     let (msg, body) = message(&to);
     send(&p.g, &to, &msg, dir.path());
-    let smime = wait_mail_with(&p.home, "Delivered-To: val@badtls.test", "the S/MIME fallback");
+    let smime = wait_mail_with(
+        &p.home,
+        "Delivered-To: val@badtls.test",
+        "the S/MIME fallback",
+    );
     assert!(smime.contains("smime-type=enveloped-data"), "{smime}");
     let file = dir.path().join("fallback-smime.eml");
     std::fs::write(&file, &smime).unwrap();

@@ -33,6 +33,41 @@ fn summary(e: &KeyEntry) -> serde_json::Value {
     v
 }
 
+/// `keys import FILE.p12 --password-file F`: installs the organisation's
+/// S/MIME signing identity (key and certificate) from PKCS#12.
+pub fn import_signing(
+    config: &crate::config::Config,
+    p12: &[u8],
+    password: &str,
+    json: bool,
+) -> Result<String, KeyStoreError> {
+    let signer = crate::seal::smime::SmimeSigner::from_pkcs12(p12, password)
+        .map_err(|e| KeyStoreError::Unreadable(e.to_string()))?;
+    let dir = crate::keys::signing::install_smime(&config.keystore_dir(), &signer)?;
+    let overridden = config.seal.smime_signing_cert.is_some();
+    if json {
+        return Ok(serde_json::json!({
+            "installed": "smime-signing",
+            "signer": signer.describe(),
+            "dir": dir.display().to_string(),
+            "overridden_by_config": overridden,
+        })
+        .to_string()
+            + "\n");
+    }
+    let mut out = format!(
+        "installed\tsmime-signing\t{}\t{}\n",
+        signer.describe(),
+        dir.display()
+    );
+    out.push_str(if overridden {
+        "note: [seal] smime_signing_cert is set and wins over the installed identity\n"
+    } else {
+        "outbound S/MIME is signed with it from the gateway's next start\n"
+    });
+    Ok(out)
+}
+
 /// `keys import FILE`: stores every key or certificate in `bytes`.
 pub fn import(keys: &Keys, bytes: &[u8], json: bool) -> Result<String, KeyStoreError> {
     let reports = keys.store.import(bytes, KeySource::Imported)?;

@@ -129,7 +129,9 @@ pub fn release(
             .iter()
             .filter_map(|(_, r)| r.as_ref().err().cloned())
             .collect();
-        let mut possible = steps.into_iter().filter_map(|(m, r)| r.ok().map(|k| (m, k)));
+        let mut possible = steps
+            .into_iter()
+            .filter_map(|(m, r)| r.ok().map(|k| (m, k)));
         let Some((seal, key)) = possible.next() else {
             return Err(QuarantineError::CannotSeal {
                 recipient: r.address.to_string(),

@@ -20,7 +20,8 @@ pub struct SealConfig {
     pub protect_subject: bool,
     /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
     pub pgp_signing_key: Option<PathBuf>,
-    /// The organisation's S/MIME certificate (PEM) that signs S/MIME seals.
+    /// The organisation's S/MIME certificate (PEM) that signs S/MIME seals;
+    /// unset: the identity `keys import FILE.p12` installed, if any.
     pub smime_signing_cert: Option<PathBuf>,
     /// Its RSA private key (PKCS#8 or PKCS#1 PEM, unencrypted).
     pub smime_signing_key: Option<PathBuf>,

@@ -9,7 +9,8 @@ use super::client::RcptTo;
 use super::dsn::{self, DsnAction, DsnInput, DsnRecipient};
 use super::retry;
 use crate::spool::{
-    DeliveryEvidence, Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient, RecipientState, Spool,
+    DeliveryEvidence, Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient,
+    RecipientState, Spool,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -549,7 +550,10 @@ impl Stage {
         for &i in due {
             let (t, sealed) = transport(i);
             let key = (
-                msg.recipients[i].address.domain_ascii().to_ascii_lowercase(),
+                msg.recipients[i]
+                    .address
+                    .domain_ascii()
+                    .to_ascii_lowercase(),
                 t,
                 sealed,
             );

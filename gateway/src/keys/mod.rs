@@ -11,6 +11,7 @@
 mod entry;
 pub mod harvest;
 mod lookup;
+pub mod signing;
 mod store;
 pub mod wkd;
 

@@ -6,7 +6,6 @@ use super::KeyStoreError;
 use crate::seal::pgp::RecipientKey;
 use crate::seal::smime::RecipientCert;
 use chrono::{DateTime, Utc};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -224,7 +223,7 @@ impl Keystore {
         let path = self.path_of(&entry);
         std::fs::remove_file(&path).map_err(io(&path))?;
         self.forget_cache();
-        sync_dir(&self.dir)?;
+        crate::durable_file::sync_dir(&self.dir).map_err(io(&self.dir))?;
         Ok(entry)
     }
 
@@ -247,18 +246,13 @@ impl Keystore {
     fn write(&self, entry: &KeyEntry) -> Result<(), KeyStoreError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let path = self.path_of(entry);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(entry).map_err(|e| KeyStoreError::Corrupt {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        let synced = sync_dir(&self.dir);
+        let written = crate::durable_file::replace(&path, &text, 0o644).map_err(io(&path));
         self.forget_cache();
-        synced
+        written
     }
 
     /// Drops the cached entries: the directory's modification time may not
@@ -304,12 +298,6 @@ fn merged(old: &KeyEntry, new: &str) -> String {
         .ok()
         .flatten()
         .unwrap_or_else(|| old.data.clone())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), KeyStoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
 }
 
 /// Reads the keys or certificates in `bytes` into entries.

@@ -115,8 +115,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     }
     if why.is_empty() {
         // `exclusive` means TLS or drop: it has no fallback by definition.
-        let required =
-            i.destination_tls.requires_tls() && i.destination_tls != TlsLevel::Exclusive;
+        let required = i.destination_tls.requires_tls() && i.destination_tls != TlsLevel::Exclusive;
         return Verdict::Deliver {
             seal: Seal::Tls,
             escalated: false,
@@ -131,7 +130,11 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
             escalated: true,
             why,
             key,
-            fallback: if seal == Seal::Tls { fallback(cfg, i) } else { None },
+            fallback: if seal == Seal::Tls {
+                fallback(cfg, i)
+            } else {
+                None
+            },
         },
         Err(missing) => Verdict::Block {
             reason: format!(
@@ -148,7 +151,12 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
 /// session fails at delivery: the first method of the chain other than TLS
 /// that can protect it.
 fn fallback(cfg: &PolicyConfig, i: &Inputs) -> Option<Fallback> {
-    let rest: Vec<Seal> = cfg.methods.iter().copied().filter(|m| *m != Seal::Tls).collect();
+    let rest: Vec<Seal> = cfg
+        .methods
+        .iter()
+        .copied()
+        .filter(|m| *m != Seal::Tls)
+        .collect();
     chosen(cfg, i, &rest)
         .ok()
         .map(|(seal, key)| Fallback { seal, key })
@@ -353,7 +361,10 @@ mod tests {
         assert!(v.fall_back("451 4.7.4 mx does not offer STARTTLS"));
         assert!(v.sends_sealed_copy());
         assert_eq!(v.copy_wanted(), Some((Seal::Pgp, Some("FPR"))));
-        assert!(v.to_string().contains("pgp after TLS failed: 451 4.7.4"), "{v}");
+        assert!(
+            v.to_string().contains("pgp after TLS failed: 451 4.7.4"),
+            "{v}"
+        );
         assert!(!v.fall_back("again"), "a verdict falls back at most once");
     }
 

@@ -11,10 +11,13 @@
 //! key usage, extended key usage, address and a signature by a configured
 //! trust anchor.
 //!
-//! Not done yet (later slices): signing with the organisation certificate,
-//! AuthEnvelopedData with AES-GCM when the certificate's capabilities say so,
-//! ECDH on curves other than P-256, and chains longer than one hop (every
-//! intermediate must itself be configured as a root).
+//! Optionally the sealed entity is first signed by the organisation
+//! (opaque signed-data, SHA-256 with RSA; the identity from PEM files or
+//! PKCS#12).
+//!
+//! Not done yet: AuthEnvelopedData with AES-GCM when the certificate's
+//! capabilities say so, ECDH on curves other than P-256, and chains longer
+//! than one hop (every intermediate must itself be configured as a root).
 
 use std::time::SystemTime;
 
@@ -523,6 +526,55 @@ impl SmimeSigner {
         let private = rsa::RsaPrivateKey::from_pkcs8_pem(text)
             .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
             .map_err(|e| SmimeError::Signer(format!("the key does not load: {e}")))?;
+        Self::from_parts(cert, private)
+    }
+
+    /// Reads a PKCS#12 (PFX) file, as CAs and Windows export an identity:
+    /// its one private key (RSA) and the certificate that goes with it.
+    pub fn from_pkcs12(p12: &[u8], password: &str) -> Result<Self, SmimeError> {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let store = p12_keystore::KeyStore::from_pkcs12(p12, password).map_err(|e| {
+            SmimeError::Signer(format!(
+                "not a PKCS#12 file this can open, or a wrong password ({e})"
+            ))
+        })?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or_else(|| SmimeError::Signer("the PKCS#12 file holds no private key".into()))?;
+        let private = rsa::RsaPrivateKey::from_pkcs8_der(chain.key())
+            .map_err(|e| SmimeError::Signer(format!("the private key is not RSA ({e})")))?;
+        let leaf = chain.chain().first().ok_or_else(|| {
+            SmimeError::Signer("the PKCS#12 file has no certificate for its key".into())
+        })?;
+        Self::from_parts(RecipientCert::parse(leaf.as_der())?, private)
+    }
+
+    /// The certificate and the key (PKCS#8), both PEM, for installing an
+    /// identity read from PKCS#12 where the gateway loads it.
+    pub fn to_pem(
+        &self,
+    ) -> Result<(String, rsa::pkcs8::der::zeroize::Zeroizing<String>), SmimeError> {
+        use rsa::pkcs8::EncodePrivateKey as _;
+        let cert = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.cert.der)
+            .map_err(|e| SmimeError::Signer(e.to_string()))?;
+        let key = self
+            .key
+            .as_ref()
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .map_err(|e| SmimeError::Signer(e.to_string()))?;
+        Ok((cert, key))
+    }
+
+    /// Who signs: the certificate's subject and serial.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (serial {})",
+            self.cert.subject(),
+            self.cert.serial_hex()
+        )
+    }
+
+    fn from_parts(cert: RecipientCert, private: rsa::RsaPrivateKey) -> Result<Self, SmimeError> {
         match cert.public_key() {
             Ok(PublicKey::Rsa(public)) if public == rsa::RsaPublicKey::from(&private) => {}
             _ => {

@@ -55,10 +55,20 @@ impl Sealer {
             }
             None => None,
         };
-        let smime_signer = match (
-            &config.seal.smime_signing_cert,
-            &config.seal.smime_signing_key,
-        ) {
+        // The config's pair wins; else an identity installed from PKCS#12.
+        let (installed_cert, installed_key) =
+            crate::keys::signing::smime_paths(&config.keystore_dir());
+        let configured = (
+            config.seal.smime_signing_cert.as_ref(),
+            config.seal.smime_signing_key.as_ref(),
+        );
+        let pair = match configured {
+            (None, None) if installed_cert.exists() && installed_key.exists() => {
+                (Some(&installed_cert), Some(&installed_key))
+            }
+            pair => pair,
+        };
+        let smime_signer = match pair {
             (Some(cert), Some(key)) => {
                 let err = |reason: String| SealSetupError::Signer {
                     path: cert.display().to_string(),

@@ -122,9 +122,9 @@ impl Keyring {
             // Make the new name durable too: a key file that vanishes in a
             // power cut would make every message in the spool unreadable.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                sync_dir(dir).map_err(io)?;
+                crate::durable_file::sync_dir(dir).map_err(io)?;
                 if let Some(up) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    sync_dir(up).map_err(io)?;
+                    crate::durable_file::sync_dir(up).map_err(io)?;
                 }
             }
         }
@@ -167,10 +167,6 @@ impl Keyring {
             )
             .map_err(|_| KeyError::Corrupt)
     }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
