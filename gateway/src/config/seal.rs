@@ -16,6 +16,9 @@ pub struct SealConfig {
     pub smime_roots_file: Option<PathBuf>,
     /// RSA key transport with RSAES-OAEP (SHA-256) instead of PKCS#1 v1.5.
     pub smime_oaep: bool,
+    /// AES-256-GCM AuthEnvelopedData instead of AES-256-CBC: `auto` (when
+    /// the certificate lists it among its S/MIME capabilities), `always`, `never`.
+    pub smime_aead: crate::seal::smime::Aead,
     /// PGP protected headers: the outer Subject becomes "...", the real one is inside.
     pub protect_subject: bool,
     /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
@@ -39,6 +42,7 @@ impl Default for SealConfig {
             use_harvested: false,
             smime_roots_file: None,
             smime_oaep: false,
+            smime_aead: crate::seal::smime::Aead::Auto,
             protect_subject: false,
             pgp_signing_key: None,
             smime_signing_cert: None,

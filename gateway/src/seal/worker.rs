@@ -96,6 +96,7 @@ impl Sealer {
             },
             smime: SmimeOptions {
                 rsa_oaep: config.seal.smime_oaep,
+                aead: config.seal.smime_aead,
                 signer: smime_signer,
             },
         })
