@@ -1,9 +1,10 @@
 //! Sealgate: a secure email gateway. Mail flows one way through the stages
-//! smtp → spool → inspect → policy → seal → deliver (→ archive, still to
-//! come); the spool is the only thing the stages share, and the keystore
-//! (`keys`) is read by policy and seal.
+//! smtp → spool → inspect → policy → seal → deliver → archive; the spool
+//! is the only thing the stages share, and the keystore (`keys`) is read
+//! by policy and seal.
 
 pub mod admin;
+pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod deliver;

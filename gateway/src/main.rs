@@ -54,6 +54,14 @@ enum Cmd {
         #[command(subcommand)]
         action: QuarantineCmd,
     },
+    /// The journal archive: list, show and verify archived mail (read-only,
+    /// works while the gateway runs).
+    Archive {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: ArchiveCmd,
+    },
     /// The keystore: recipients' OpenPGP keys and S/MIME certificates
     /// (works with the gateway running or stopped).
     Keys {
@@ -130,6 +138,41 @@ enum QuarantineCmd {
     Delete {
         /// Queue id.
         id: QueueId,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCmd {
+    /// List archived items: id, received, direction, sender, envelope
+    /// recipients (Bcc included), size, subject.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an item: header facts and every relay's envelope and session.
+    Show {
+        /// Item id (from `archive ls`).
+        id: u64,
+        /// The message exactly as received, instead.
+        #[arg(long)]
+        raw: bool,
+        /// Per recipient: verdict, seal and delivery evidence.
+        #[arg(long)]
+        evidence: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk the hash chain and every record; exit 1 and name the first
+    /// broken item or link if anything was altered or removed.
+    Verify {
+        /// Start at this sequence number (trusting the link before it).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -407,6 +450,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             print!("{text}");
+        }
+        Cmd::Archive { at, action } => {
+            let config = at.load()?;
+            let archive = sealgate::admin::archive::open_read_only(&config)?;
+            match action {
+                ArchiveCmd::Ls { json } => {
+                    print!("{}", sealgate::admin::archive::ls(&archive, json)?)
+                }
+                ArchiveCmd::Show {
+                    id,
+                    raw,
+                    evidence,
+                    json,
+                } => {
+                    use std::io::Write as _;
+                    let out = sealgate::admin::archive::show(&archive, id, raw, evidence, json)?;
+                    std::io::stdout().write_all(&out)?;
+                }
+                ArchiveCmd::Verify { from, json } => {
+                    let key =
+                        sealgate::archive::chain::public_key_of(&config.archive_signing_key_file());
+                    let (text, ok) = sealgate::admin::archive::verify(&archive, from, json, key)?;
+                    print!("{text}");
+                    if !ok {
+                        std::process::exit(1);
+                    }
+                }
+            }
         }
         Cmd::Keys { at, action } => {
             let config = at.load()?;

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The deliver stage could not be set up.
     #[error("delivery: {0}")]
     Delivery(String),
+    /// The archive could not be opened.
+    #[error("archive: {0}")]
+    Archive(#[from] crate::archive::ArchiveError),
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -60,6 +63,37 @@ pub enum ServeError {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+/// The archive journal, when `[archive] enabled`.
+fn open_journal(
+    config: &Config,
+) -> Result<Option<Arc<crate::archive::worker::Journal>>, ServeError> {
+    if !config.archive.enabled {
+        tracing::warn!(
+            "the archive is off ([archive] enabled = false): relayed mail is not journaled"
+        );
+        return Ok(None);
+    }
+    let keys = Keyring::load_or_create(&config.archive_key_file())?;
+    let key_path = config.archive_signing_key_file();
+    let signer = crate::archive::chain::load_or_create_signer(&key_path).map_err(|source| {
+        crate::archive::ArchiveError::Io {
+            path: key_path.display().to_string(),
+            source,
+        }
+    })?;
+    let archive = crate::archive::Archive::open(
+        &config.archive_dir(),
+        keys,
+        signer,
+        config.archive.checkpoint_every,
+    )?;
+    tracing::info!(head = archive.head_seq(), "archive open");
+    Ok(Some(Arc::new(crate::archive::worker::Journal::new(
+        Arc::new(archive),
+        config.archive.clone(),
+    ))))
 }
 
 /// Runs the gateway until a termination signal.
@@ -130,7 +164,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         to_deliver,
     ));
     let deliver_commands = if config.delivery.enabled {
-        let stage = deliver::worker::Stage::new(deliverer(&config, &spool, &metrics, &net).await?);
+        let journal = open_journal(&config)?;
+        let stage =
+            deliver::worker::Stage::new(deliverer(&config, &spool, &metrics, &net).await?, journal);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A message without verdicts or sealed copies reaches delivery
         // through the policy and seal stages, never straight from the queue scan.

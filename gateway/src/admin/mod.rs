@@ -1,5 +1,6 @@
 //! Operator surfaces: the admin HTTP API and metrics, and the `queue` CLI.
 
+pub mod archive;
 pub mod explain;
 pub mod http;
 pub mod keys;

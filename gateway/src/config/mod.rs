@@ -2,6 +2,7 @@
 //! (see `deploy/sealgate.example.toml`). `sealgate serve` with no file runs on
 //! [`Config::default`].
 
+mod archive;
 mod check;
 mod delivery;
 mod dkim;
@@ -9,6 +10,7 @@ mod duration;
 mod policy;
 mod seal;
 
+pub use archive::ArchiveConfig;
 pub use check::{load_file, ConfigError, ConfigErrors};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
@@ -56,6 +58,8 @@ pub struct Config {
     pub log: LogConfig,
     /// DLP inspection of accepted mail.
     pub dlp: DlpConfig,
+    /// The journal archive.
+    pub archive: ArchiveConfig,
 }
 
 /// `[dlp]`
@@ -417,6 +421,29 @@ impl Config {
             .keystore_dir
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("keystore"))
+    }
+
+    /// The archive directory.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.server.data_dir.join("archive")
+    }
+
+    /// The archive's key file.
+    pub fn archive_key_file(&self) -> PathBuf {
+        self.archive
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("keys").join("archive.keys"))
+    }
+
+    /// The archive's checkpoint signing key.
+    pub fn archive_signing_key_file(&self) -> PathBuf {
+        self.archive.signing_key_file.clone().unwrap_or_else(|| {
+            self.server
+                .data_dir
+                .join("keys")
+                .join("archive-signing.pk8")
+        })
     }
 
     /// The spool key file.

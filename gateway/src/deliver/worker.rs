@@ -40,11 +40,17 @@ pub struct Stage {
     /// Attempts running at once: bounds the message bodies held in memory
     /// when a large queue falls due together (a restart, `retry --all`).
     attempts: Arc<Semaphore>,
+    /// The archive: each finished message is journaled before it is retired.
+    journal: Option<Arc<crate::archive::worker::Journal>>,
 }
 
 impl Stage {
-    /// A stage delivering through `deliverer`.
-    pub fn new(deliverer: Deliverer) -> Arc<Self> {
+    /// A stage delivering through `deliverer`, handing finished messages
+    /// to `journal` (when the archive is on).
+    pub fn new(
+        deliverer: Deliverer,
+        journal: Option<Arc<crate::archive::worker::Journal>>,
+    ) -> Arc<Self> {
         let max = deliverer.config.delivery.max_connections.max(1);
         Arc::new(Stage {
             spool: deliverer.spool.clone(),
@@ -52,7 +58,36 @@ impl Stage {
             domains: Default::default(),
             connections: Arc::new(Semaphore::new(max)),
             attempts: Arc::new(Semaphore::new(max)),
+            journal,
         })
+    }
+
+    /// Journals finished `msg` into the archive; false when that failed
+    /// and the message must stay in the spool to be journaled later.
+    async fn journal(&self, msg: &QueuedMessage) -> bool {
+        let Some(journal) = &self.journal else {
+            return true;
+        };
+        let raw = match self.spool.read_body(msg) {
+            Ok(b) => b,
+            Err(e) => {
+                // Nothing left to archive; keeping it would only repeat this.
+                tracing::error!(id = %msg.id, error = %e, "finished message unreadable: not journaled");
+                return true;
+            }
+        };
+        let dlp = self.spool.inspection(msg.id).ok().flatten();
+        match journal.journal(msg, raw, dlp).await {
+            Ok(Some(j)) => {
+                tracing::info!(id = %msg.id, archived = ?j, "journaled");
+                true
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::error!(id = %msg.id, error = %e, "cannot journal; the message stays queued and is tried again");
+                false
+            }
+        }
     }
 
     fn domain_limit(&self, domain: &str) -> Arc<Semaphore> {
@@ -343,6 +378,9 @@ impl Stage {
                 .iter()
                 .any(|r| r.dsn == Some(DsnState::Pending))
         {
+            if !self.journal(&msg).await {
+                return Some(Utc::now() + chrono::Duration::minutes(1));
+            }
             match self.spool.complete(&msg).await {
                 Ok(()) => {
                     let secs = (Utc::now() - msg.received_at).num_milliseconds() as f64 / 1000.0;

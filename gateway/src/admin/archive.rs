@@ -1,0 +1,281 @@
+//! `sealgate archive ...`: the archivist's view of the journal. Reads open
+//! the archive read-only, so they work while the gateway runs.
+
+use crate::archive::{Archive, ArchiveError, Item, VerifyReport};
+use crate::config::Config;
+use crate::spool::Keyring;
+use std::fmt::Write;
+
+/// Errors of the archive commands.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveCmdError {
+    /// The archive store.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The archive key file.
+    #[error("archive key file: {0}")]
+    Keys(#[from] crate::spool::KeyError),
+    /// No such item.
+    #[error("no archived item {0}")]
+    NoItem(u64),
+    /// Nothing has been archived yet.
+    #[error("no archive at {0} (nothing journaled yet, or [archive] enabled = false)")]
+    Missing(String),
+}
+
+/// Opens the archive of `config` read-only.
+pub fn open_read_only(config: &Config) -> Result<Archive, ArchiveCmdError> {
+    let dir = config.archive_dir();
+    if !dir.join("CURRENT").exists() {
+        return Err(ArchiveCmdError::Missing(dir.display().to_string()));
+    }
+    let keys = Keyring::load(&config.archive_key_file())?;
+    Ok(Archive::open_read_only(&dir, keys)?)
+}
+
+/// Every recipient of an item over all its relays (the envelope: Bcc included).
+fn recipients(item: &Item) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for (_, c) in &item.captures {
+        for r in &c.recipients {
+            if !out.contains(&r.address.as_str()) {
+                out.push(&r.address);
+            }
+        }
+    }
+    out
+}
+
+/// `archive ls`: one line per item: id, received, direction, sender,
+/// recipients, size, subject.
+pub fn ls(archive: &Archive, json: bool) -> Result<String, ArchiveCmdError> {
+    let items = archive.items()?;
+    if json {
+        let v: Vec<serde_json::Value> = items.iter().map(summary).collect();
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    }
+    let mut out = String::new();
+    for item in &items {
+        let (_, first) = &item.captures[0];
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            item.id,
+            first.received_at.format("%Y-%m-%d %H:%M:%S"),
+            first.direction.as_str(),
+            if first.mail_from.is_empty() {
+                "<>"
+            } else {
+                &first.mail_from
+            },
+            recipients(item).join(","),
+            first.size,
+            first.headers.subject.as_deref().unwrap_or("")
+        );
+    }
+    Ok(out)
+}
+
+/// The JSON summary of an item.
+fn summary(item: &Item) -> serde_json::Value {
+    let (_, first) = &item.captures[0];
+    serde_json::json!({
+        "id": item.id,
+        "received_at": first.received_at,
+        "direction": first.direction,
+        "mail_from": first.mail_from,
+        "recipients": recipients(item),
+        "size": first.size,
+        "sha256": first.sha256,
+        "message_id": first.headers.message_id,
+        "subject": first.headers.subject,
+        "relays": item.captures.len(),
+    })
+}
+
+/// `archive show ID`: the envelope and header facts of every relay; with
+/// `evidence`, per recipient the verdict, seal and delivery evidence; with
+/// `raw`, the message bytes exactly as received instead.
+pub fn show(
+    archive: &Archive,
+    id: u64,
+    raw: bool,
+    evidence: bool,
+    json: bool,
+) -> Result<Vec<u8>, ArchiveCmdError> {
+    let item = archive.item(id)?.ok_or(ArchiveCmdError::NoItem(id))?;
+    if raw {
+        let sha = &item.captures[0].1.sha256;
+        return archive.raw(sha)?.ok_or(ArchiveCmdError::NoItem(id));
+    }
+    if json {
+        return Ok((serde_json::to_string_pretty(&item).unwrap_or_default() + "\n").into_bytes());
+    }
+    let mut out = String::new();
+    let (_, first) = &item.captures[0];
+    let h = &first.headers;
+    let _ = writeln!(out, "item:        {}", item.id);
+    let _ = writeln!(out, "sha256:      {}", first.sha256);
+    let _ = writeln!(out, "size:        {}", first.size);
+    let _ = writeln!(
+        out,
+        "message-id:  {}",
+        h.message_id.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "subject:     {}", h.subject.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "from:        {}", h.from.join(", "));
+    let _ = writeln!(out, "to:          {}", h.to.join(", "));
+    if !h.cc.is_empty() {
+        let _ = writeln!(out, "cc:          {}", h.cc.join(", "));
+    }
+    if h.unparsable {
+        let _ = writeln!(
+            out,
+            "note:        the message does not parse as MIME; archived byte-exact"
+        );
+    }
+    for (seq, c) in &item.captures {
+        let _ = writeln!(
+            out,
+            "\nrelay {seq}: {} {} received {} journaled {}",
+            c.queue_id,
+            c.direction.as_str(),
+            c.received_at.to_rfc3339(),
+            c.journaled_at.to_rfc3339()
+        );
+        let _ = writeln!(
+            out,
+            "  session:   {} (EHLO {}) on {}{}{}",
+            c.peer,
+            c.helo,
+            c.listener,
+            c.connector
+                .as_deref()
+                .map(|x| format!(", connector {x}"))
+                .unwrap_or_default(),
+            c.tls
+                .as_ref()
+                .map(|t| format!(", {} {}", t.version, t.cipher))
+                .unwrap_or_else(|| ", no TLS".into())
+        );
+        let from = if c.mail_from.is_empty() {
+            "<>"
+        } else {
+            &c.mail_from
+        };
+        let _ = writeln!(out, "  mail from: {from}");
+        if let Some(d) = &c.dlp {
+            let found: Vec<String> = d
+                .findings
+                .iter()
+                .map(|f| format!("{} x{}", f.detector, f.count))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  dlp:       {}; rules: {}",
+                if found.is_empty() {
+                    "nothing found".into()
+                } else {
+                    found.join(", ")
+                },
+                if d.policy_hits.is_empty() {
+                    "none".into()
+                } else {
+                    d.policy_hits.join(", ")
+                }
+            );
+        }
+        for r in &c.recipients {
+            let _ = writeln!(out, "  rcpt to:   {} ({})", r.address, r.state.as_str());
+            if !evidence {
+                continue;
+            }
+            if let Some(v) = &r.verdict {
+                let _ = writeln!(out, "    verdict: {v}");
+            }
+            if let Some(s) = &r.sealed {
+                let _ = writeln!(
+                    out,
+                    "    sealed:  {} with {} ({})",
+                    s.method.as_str(),
+                    s.label,
+                    s.key_source
+                );
+            }
+            if let Some(why) = &r.tls_refused {
+                let _ = writeln!(out, "    tls refused: {why}");
+            }
+            if let Some(e) = &r.evidence {
+                let _ = writeln!(
+                    out,
+                    "    delivery: {} {}:{} level {} ({}), {}; {}",
+                    e.at.to_rfc3339(),
+                    e.host,
+                    e.port,
+                    e.tls_level,
+                    e.policy_source,
+                    e.tls
+                        .as_ref()
+                        .map(|t| format!(
+                            "{} {}{}",
+                            t.version,
+                            t.cipher,
+                            if t.verified { " verified" } else { "" }
+                        ))
+                        .unwrap_or_else(|| "no TLS".into()),
+                    e.reply
+                );
+            }
+        }
+    }
+    Ok(out.into_bytes())
+}
+
+/// `archive verify`: the report as text or JSON, and whether all is intact.
+pub fn verify(
+    archive: &Archive,
+    from: u64,
+    json: bool,
+    local_key: Option<String>,
+) -> Result<(String, bool), ArchiveCmdError> {
+    let r: VerifyReport = archive.verify(from)?;
+    let foreign: Vec<&String> = r
+        .signers
+        .iter()
+        .filter(|k| local_key.as_ref().is_some_and(|l| l != *k))
+        .collect();
+    let ok = r.damaged.is_empty() && foreign.is_empty();
+    if json {
+        let v = serde_json::json!({
+            "ok": ok,
+            "report": r,
+            "first_broken": r.first_broken().map(|(s, w)| serde_json::json!({"seq": s, "problem": w})),
+            "signing_key": local_key,
+            "foreign_signers": foreign,
+        });
+        return Ok((
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
+            ok,
+        ));
+    }
+    let mut out = format!(
+        "events {} ok, contents {} ok, checkpoints {} ok; head {} at {}\n",
+        r.events_ok, r.blobs_ok, r.checkpoints_ok, r.head, r.head_seq
+    );
+    if let Some(k) = &local_key {
+        let _ = writeln!(out, "signing key: {k}");
+    }
+    for k in &foreign {
+        let _ = writeln!(out, "DAMAGED: a checkpoint is signed by another key: {k}");
+    }
+    if let Some((seq, what)) = r.first_broken() {
+        let _ = writeln!(out, "FIRST BROKEN: {seq}: {what}");
+    }
+    for (seq, what) in &r.damaged {
+        let _ = writeln!(out, "DAMAGED: {seq}: {what}");
+    }
+    if ok {
+        out.push_str("intact\n");
+    }
+    Ok((out, ok))
+}

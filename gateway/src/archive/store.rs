@@ -1,0 +1,686 @@
+//! The archive store: RocksDB under `<data_dir>/archive`, separate from the
+//! spool. Column families:
+//!
+//! - `events`: sequence number → the event (JSON), encrypted;
+//! - `chain`: sequence number → SHA-256 of the event's plaintext ‖ its link;
+//! - `blobs`: SHA-256 of the message → the message, zstd then encrypted
+//!   (identical bytes are stored once);
+//! - `items`: SHA-256 of the message → the item (its ingest's sequence number);
+//! - `merges`: item ‖ sequence number of each later relay of the same bytes;
+//! - `queue`: spool queue id → sequence number (journaling is idempotent);
+//! - `checkpoints`: sequence number → signed checkpoint (JSON).
+//!
+//! Every journal is one synced write batch, appended under one lock so the
+//! chain has one order.
+
+use super::chain::{self, Checkpoint, Hash, GENESIS};
+use super::event::{Capture, Event};
+use crate::spool::{KeyError, Keyring};
+use ring::signature::Ed25519KeyPair;
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Mutex;
+
+const CF_EVENTS: &str = "events";
+const CF_CHAIN: &str = "chain";
+const CF_BLOBS: &str = "blobs";
+const CF_ITEMS: &str = "items";
+const CF_MERGES: &str = "merges";
+const CF_QUEUE: &str = "queue";
+const CF_CHECKPOINTS: &str = "checkpoints";
+const ALL_CFS: [&str; 7] = [
+    CF_EVENTS,
+    CF_CHAIN,
+    CF_BLOBS,
+    CF_ITEMS,
+    CF_MERGES,
+    CF_QUEUE,
+    CF_CHECKPOINTS,
+];
+
+/// Errors from the archive store.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// RocksDB reported an error (including a checksum mismatch on disk).
+    #[error("archive database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record did not decrypt.
+    #[error("archive record {what}: {source}")]
+    Key {
+        /// Which record.
+        what: String,
+        /// Why.
+        source: KeyError,
+    },
+    /// A record decrypted but is not what it should be.
+    #[error("archive record {0} is damaged: {1}")]
+    Corrupt(String, String),
+    /// The store is open read-only.
+    #[error("the archive is open read-only (the gateway writes it)")]
+    ReadOnly,
+    /// Creating the directory or the signing key failed.
+    #[error("archive {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// What [`Archive::journal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// A new item, at this sequence number.
+    New(u64),
+    /// Bytes already archived: this relay's envelope merged into `item`.
+    Merged {
+        /// The item.
+        item: u64,
+        /// The merge event's sequence number.
+        seq: u64,
+    },
+    /// This queue id was journaled before (a crash before the spool let go).
+    Already(u64),
+}
+
+/// One archived item: the message and every relay of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Its id: the sequence number of its ingest.
+    pub id: u64,
+    /// The first relay, then each later one, with their sequence numbers.
+    pub captures: Vec<(u64, Capture)>,
+}
+
+/// What [`Archive::verify`] found.
+#[derive(Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Events whose record and link checked out.
+    pub events_ok: u64,
+    /// Message contents decrypted, decompressed and matched their SHA-256.
+    pub blobs_ok: u64,
+    /// Checkpoints whose signature and head checked out.
+    pub checkpoints_ok: u64,
+    /// The last sequence number.
+    pub head_seq: u64,
+    /// Its link (hex).
+    pub head: String,
+    /// Problems, in chain order: (sequence number or item, what is wrong).
+    pub damaged: Vec<(u64, String)>,
+    /// Public keys (hex) that signed checkpoints.
+    pub signers: Vec<String>,
+}
+
+impl VerifyReport {
+    /// The first broken link, if any.
+    pub fn first_broken(&self) -> Option<&(u64, String)> {
+        self.damaged.first()
+    }
+}
+
+struct Head {
+    seq: u64,
+    link: Hash,
+    since_checkpoint: u64,
+}
+
+/// The archive store.
+pub struct Archive {
+    db: DB,
+    keys: Keyring,
+    signer: Option<Ed25519KeyPair>,
+    checkpoint_every: u64,
+    head: Mutex<Head>,
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    // Values are compressed before they are encrypted; RocksDB cannot do better.
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o
+}
+
+fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+impl Archive {
+    /// Opens (creating if needed) the archive for writing; `signer` signs a
+    /// checkpoint every `checkpoint_every` events.
+    pub fn open(
+        dir: &Path,
+        keys: Keyring,
+        signer: Ed25519KeyPair,
+        checkpoint_every: u64,
+    ) -> Result<Self, ArchiveError> {
+        std::fs::create_dir_all(dir).map_err(|source| ArchiveError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, options()));
+        let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
+        Self::with_db(db, keys, Some(signer), checkpoint_every.max(1))
+    }
+
+    /// Opens the archive read-only; works while the gateway has it open.
+    pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, ArchiveError> {
+        let db = DB::open_cf_for_read_only(&options(), dir, ALL_CFS, false)?;
+        Self::with_db(db, keys, None, u64::MAX)
+    }
+
+    fn with_db(
+        db: DB,
+        keys: Keyring,
+        signer: Option<Ed25519KeyPair>,
+        checkpoint_every: u64,
+    ) -> Result<Self, ArchiveError> {
+        let mut head = Head {
+            seq: 0,
+            link: GENESIS,
+            since_checkpoint: 0,
+        };
+        let chain = db
+            .cf_handle(CF_CHAIN)
+            .expect("column family created on open");
+        if let Some(item) = db.iterator_cf(chain, IteratorMode::End).next() {
+            let (k, v) = item?;
+            head.seq = seq_of(&k).unwrap_or(0);
+            head.link = v
+                .get(32..64)
+                .and_then(|l| l.try_into().ok())
+                .ok_or_else(|| {
+                    ArchiveError::Corrupt(format!("chain {}", head.seq), "short link".into())
+                })?;
+        }
+        let cps = db
+            .cf_handle(CF_CHECKPOINTS)
+            .expect("column family created on open");
+        let last_cp = match db.iterator_cf(cps, IteratorMode::End).next() {
+            Some(item) => seq_of(&item?.0).unwrap_or(0),
+            None => 0,
+        };
+        head.since_checkpoint = head.seq.saturating_sub(last_cp);
+        Ok(Archive {
+            db,
+            keys,
+            signer,
+            checkpoint_every,
+            head: Mutex::new(head),
+        })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family created on open")
+    }
+
+    /// The last sequence number (0 when empty).
+    pub fn head_seq(&self) -> u64 {
+        self.head.lock().expect("archive head lock").seq
+    }
+
+    /// Journals one relayed message: its bytes (stored once per content)
+    /// and its capture, as one new event linked into the chain, in one
+    /// synced write. Idempotent per queue id.
+    pub fn journal(&self, capture: Capture, raw: &[u8]) -> Result<Journaled, ArchiveError> {
+        if self.signer.is_none() {
+            return Err(ArchiveError::ReadOnly);
+        }
+        let sha = chain::sha256(raw);
+        let mut head = self.head.lock().expect("archive head lock");
+        if let Some(v) = self
+            .db
+            .get_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes())?
+        {
+            return Ok(Journaled::Already(seq_of(&v).unwrap_or(0)));
+        }
+        let seq = head.seq + 1;
+        let mut batch = WriteBatch::default();
+        let existing = self
+            .db
+            .get_cf(self.cf(CF_ITEMS), sha)?
+            .and_then(|v| seq_of(&v));
+        let (event, outcome) = match existing {
+            Some(item) => {
+                let mut k = seq_key(item).to_vec();
+                k.extend_from_slice(&seq_key(seq));
+                batch.put_cf(self.cf(CF_MERGES), k, []);
+                let ev = Event::Merge {
+                    item,
+                    capture: Box::new(capture.clone()),
+                };
+                (ev, Journaled::Merged { item, seq })
+            }
+            None => {
+                let packed = zstd::bulk::compress(raw, 3).map_err(|e| ArchiveError::Io {
+                    path: "zstd".into(),
+                    source: e,
+                })?;
+                batch.put_cf(self.cf(CF_BLOBS), sha, self.keys.seal(&sha, &packed));
+                batch.put_cf(self.cf(CF_ITEMS), sha, seq_key(seq));
+                (
+                    Event::Ingest(Box::new(capture.clone())),
+                    Journaled::New(seq),
+                )
+            }
+        };
+        let plain = serde_json::to_vec(&event)
+            .map_err(|e| ArchiveError::Corrupt(format!("event {seq}"), e.to_string()))?;
+        let event_hash = chain::sha256(&plain);
+        let link = chain::link(&head.link, seq, &event_hash);
+        let mut chain_value = event_hash.to_vec();
+        chain_value.extend_from_slice(&link);
+        batch.put_cf(
+            self.cf(CF_EVENTS),
+            seq_key(seq),
+            self.keys.seal(&seq_key(seq), &plain),
+        );
+        batch.put_cf(self.cf(CF_CHAIN), seq_key(seq), chain_value);
+        batch.put_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes(), seq_key(seq));
+        let checkpoint = (head.since_checkpoint + 1 >= self.checkpoint_every)
+            .then(|| {
+                self.signer
+                    .as_ref()
+                    .map(|k| Checkpoint::sign(k, seq, &link))
+            })
+            .flatten();
+        if let Some(cp) = &checkpoint {
+            let json = serde_json::to_vec(cp).expect("a checkpoint serialises");
+            batch.put_cf(self.cf(CF_CHECKPOINTS), seq_key(seq), json);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        head.seq = seq;
+        head.link = link;
+        head.since_checkpoint = if checkpoint.is_some() {
+            0
+        } else {
+            head.since_checkpoint + 1
+        };
+        Ok(outcome)
+    }
+
+    /// Signs a checkpoint of the current head now (nothing when empty or
+    /// already covered).
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, ArchiveError> {
+        let signer = self.signer.as_ref().ok_or(ArchiveError::ReadOnly)?;
+        let mut head = self.head.lock().expect("archive head lock");
+        if head.seq == 0 || head.since_checkpoint == 0 {
+            return Ok(None);
+        }
+        let cp = Checkpoint::sign(signer, head.seq, &head.link);
+        let json = serde_json::to_vec(&cp).expect("a checkpoint serialises");
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_CHECKPOINTS), seq_key(head.seq), json, &wo)?;
+        head.since_checkpoint = 0;
+        Ok(Some(cp))
+    }
+
+    /// The event at `seq`.
+    pub fn event(&self, seq: u64) -> Result<Option<Event>, ArchiveError> {
+        self.event_plain(seq)?
+            .map(|p| serde_json::from_slice(&p))
+            .transpose()
+            .map_err(|e| ArchiveError::Corrupt(format!("event {seq}"), e.to_string()))
+    }
+
+    fn event_plain(&self, seq: u64) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let Some(sealed) = self.db.get_cf(self.cf(CF_EVENTS), seq_key(seq))? else {
+            return Ok(None);
+        };
+        self.keys
+            .open(&seq_key(seq), &sealed)
+            .map(Some)
+            .map_err(|source| ArchiveError::Key {
+                what: format!("event {seq}"),
+                source,
+            })
+    }
+
+    /// Item `id` (the sequence number of its ingest) with every relay of it.
+    pub fn item(&self, id: u64) -> Result<Option<Item>, ArchiveError> {
+        let Some(Event::Ingest(first)) = self.event(id)? else {
+            return Ok(None);
+        };
+        let mut captures = vec![(id, *first)];
+        let prefix = seq_key(id);
+        for kv in self.db.prefix_iterator_cf(self.cf(CF_MERGES), prefix) {
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(seq) = k.get(8..).and_then(seq_of) else {
+                continue;
+            };
+            if let Some(Event::Merge { capture, .. }) = self.event(seq)? {
+                captures.push((seq, *capture));
+            }
+        }
+        Ok(Some(Item { id, captures }))
+    }
+
+    /// Every item, oldest first.
+    pub fn items(&self) -> Result<Vec<Item>, ArchiveError> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(self.cf(CF_ITEMS), IteratorMode::Start) {
+            let (_, v) = kv?;
+            if let Some(item) = seq_of(&v).map(|id| self.item(id)).transpose()?.flatten() {
+                out.push(item);
+            }
+        }
+        out.sort_by_key(|i| i.id);
+        Ok(out)
+    }
+
+    /// The message bytes stored under SHA-256 `sha` (hex), exactly as received.
+    pub fn raw(&self, sha_hex: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let sha: Hash = match hex::decode(sha_hex).ok().and_then(|b| b.try_into().ok()) {
+            Some(h) => h,
+            None => return Ok(None),
+        };
+        self.blob(&sha)
+    }
+
+    fn blob(&self, sha: &Hash) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let what = || format!("content {}", hex::encode(sha));
+        let Some(sealed) = self.db.get_cf(self.cf(CF_BLOBS), sha)? else {
+            return Ok(None);
+        };
+        let packed = self
+            .keys
+            .open(sha, &sealed)
+            .map_err(|source| ArchiveError::Key {
+                what: what(),
+                source,
+            })?;
+        let raw = zstd::stream::decode_all(&packed[..])
+            .map_err(|e| ArchiveError::Corrupt(what(), format!("does not decompress: {e}")))?;
+        if chain::sha256(&raw) != *sha {
+            return Err(ArchiveError::Corrupt(
+                what(),
+                "SHA-256 does not match".into(),
+            ));
+        }
+        Ok(Some(raw))
+    }
+
+    /// Walks the chain from `from` (1 = all): every event decrypts and
+    /// hashes to its chain entry, every link follows from the one before,
+    /// every item's content decrypts and matches its SHA-256, every
+    /// checkpoint is signed and names the link the chain has.
+    pub fn verify(&self, from: u64) -> Result<VerifyReport, ArchiveError> {
+        let head_seq = self.head_seq();
+        let mut report = VerifyReport {
+            head_seq,
+            ..Default::default()
+        };
+        let from = from.max(1);
+        // The link before `from` is trusted as stored (a partial walk).
+        let mut prev = if from == 1 {
+            GENESIS
+        } else {
+            self.chain_entry(from - 1)
+                .ok()
+                .flatten()
+                .map(|(_, l)| l)
+                .unwrap_or(GENESIS)
+        };
+        let checkpoints: std::collections::BTreeMap<u64, Checkpoint> = self
+            .db
+            .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(k, v)| Some((seq_of(&k)?, serde_json::from_slice(&v).ok()?)))
+            .collect();
+        for seq in from..=head_seq {
+            match self.check_event(seq, &prev) {
+                Ok((link, blob_checked)) => {
+                    report.events_ok += 1;
+                    report.blobs_ok += u64::from(blob_checked);
+                    prev = link;
+                }
+                Err((problem, link)) => {
+                    report.damaged.push((seq, problem));
+                    // Carry on from the stored link, so one damaged event
+                    // is reported once, not as every later link.
+                    prev = link.unwrap_or(prev);
+                    continue;
+                }
+            }
+            if let Some(cp) = checkpoints.get(&seq) {
+                match cp.verify(&prev) {
+                    Ok(()) => {
+                        report.checkpoints_ok += 1;
+                        if !report.signers.contains(&cp.public_key) {
+                            report.signers.push(cp.public_key.clone());
+                        }
+                    }
+                    Err(e) => report.damaged.push((seq, e)),
+                }
+            }
+        }
+        report.head = hex::encode(prev);
+        Ok(report)
+    }
+
+    fn chain_entry(&self, seq: u64) -> Result<Option<(Hash, Hash)>, ArchiveError> {
+        let Some(v) = self.db.get_cf(self.cf(CF_CHAIN), seq_key(seq))? else {
+            return Ok(None);
+        };
+        let ev: Option<Hash> = v.get(..32).and_then(|b| b.try_into().ok());
+        let link: Option<Hash> = v.get(32..64).and_then(|b| b.try_into().ok());
+        match (ev, link, v.len()) {
+            (Some(e), Some(l), 64) => Ok(Some((e, l))),
+            _ => Err(ArchiveError::Corrupt(
+                format!("chain {seq}"),
+                format!("{} bytes, not 64", v.len()),
+            )),
+        }
+    }
+
+    /// Checks event `seq` against the chain; returns its link and whether
+    /// it brought content that was checked, or the problem and the stored
+    /// link (to go on from).
+    fn check_event(&self, seq: u64, prev: &Hash) -> Result<(Hash, bool), (String, Option<Hash>)> {
+        let (ev_hash, stored_link) = match self.chain_entry(seq) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err(("chain entry missing (event removed)".into(), None)),
+            Err(e) => return Err((e.to_string(), None)),
+        };
+        let broken = |why: String| Err((why, Some(stored_link)));
+        let expected = chain::link(prev, seq, &ev_hash);
+        if expected != stored_link {
+            // If the event still hashes to its entry, only the link bytes
+            // changed: go on from the link they should hold, so the next
+            // event is not blamed too. Else the entry's hash changed: the
+            // stored link is the original.
+            let intact =
+                matches!(self.event_plain(seq), Ok(Some(p)) if chain::sha256(&p) == ev_hash);
+            return Err((
+                "chain link does not follow from the previous one".into(),
+                Some(if intact { expected } else { stored_link }),
+            ));
+        }
+        let plain = match self.event_plain(seq) {
+            Ok(Some(p)) => p,
+            Ok(None) => return broken("event record missing".into()),
+            Err(e) => return broken(e.to_string()),
+        };
+        if chain::sha256(&plain) != ev_hash {
+            return broken("event record does not match its chain entry".into());
+        }
+        let event: Event = match serde_json::from_slice(&plain) {
+            Ok(e) => e,
+            Err(e) => return broken(format!("event does not parse: {e}")),
+        };
+        match event {
+            Event::Ingest(c) => {
+                let sha: Option<Hash> = hex::decode(&c.sha256).ok().and_then(|b| b.try_into().ok());
+                let Some(sha) = sha else {
+                    return broken(format!("item {seq}: bad content hash {}", c.sha256));
+                };
+                match self.blob(&sha) {
+                    Ok(Some(_)) => Ok((stored_link, true)),
+                    Ok(None) => broken(format!("item {seq}: content missing")),
+                    Err(e) => broken(format!("item {seq}: {e}")),
+                }
+            }
+            Event::Merge { .. } => Ok((stored_link, false)),
+        }
+    }
+
+    /// Test and repair access: the raw database.
+    #[cfg(test)]
+    fn db(&self) -> &DB {
+        &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::Direction;
+
+    fn capture(qid: &str, raw: &[u8], to: &[&str]) -> Capture {
+        Capture {
+            queue_id: qid.into(),
+            sha256: hex::encode(chain::sha256(raw)),
+            size: raw.len() as u64,
+            received_at: chrono::Utc::now(),
+            journaled_at: chrono::Utc::now(),
+            direction: Direction::Outbound,
+            connector: Some("tenant".into()),
+            listener: "default".into(),
+            peer: "127.0.0.1:2525".into(),
+            helo: "tenant.test".into(),
+            tls: None,
+            mail_from: "a@hospital.test".into(),
+            recipients: to
+                .iter()
+                .map(|a| super::super::event::Outcome {
+                    address: a.to_string(),
+                    state: crate::spool::RecipientState::Delivered,
+                    verdict: None,
+                    sealed: None,
+                    evidence: None,
+                    tls_refused: None,
+                })
+                .collect(),
+            dlp: None,
+            headers: super::super::event::HeaderFacts::of(raw),
+        }
+    }
+
+    fn open(dir: &Path, every: u64) -> Archive {
+        let keys = Keyring::load_or_create(&dir.join("archive.keys")).unwrap();
+        let signer = chain::load_or_create_signer(&dir.join("archive.pk8")).unwrap();
+        Archive::open(&dir.join("db"), keys, signer, every).unwrap()
+    }
+
+    #[test]
+    fn journal_dedups_merges_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), 2);
+        let m1 = b"Subject: one\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n".to_vec();
+        let m2 = b"Subject: two\r\n\r\nbody two\r\n".to_vec();
+        assert_eq!(
+            a.journal(capture("q1", &m1, &["b@x.test"]), &m1).unwrap(),
+            Journaled::New(1)
+        );
+        assert_eq!(
+            a.journal(capture("q2", &m2, &["c@x.test"]), &m2).unwrap(),
+            Journaled::New(2)
+        );
+        // The same bytes again (another relay, a Bcc copy): merged, stored once.
+        assert_eq!(
+            a.journal(capture("q3", &m1, &["d@x.test"]), &m1).unwrap(),
+            Journaled::Merged { item: 1, seq: 3 }
+        );
+        // The same queue id again (a crash before the spool let go): nothing new.
+        assert_eq!(
+            a.journal(capture("q3", &m1, &["d@x.test"]), &m1).unwrap(),
+            Journaled::Already(3)
+        );
+        let item = a.item(1).unwrap().unwrap();
+        let rcpts: Vec<&str> = item
+            .captures
+            .iter()
+            .flat_map(|(_, c)| c.recipients.iter().map(|r| r.address.as_str()))
+            .collect();
+        assert_eq!(rcpts, ["b@x.test", "d@x.test"]);
+        assert_eq!(
+            item.captures[0].1.headers.message_id.as_deref(),
+            Some("1@x")
+        );
+        assert_eq!(a.raw(&item.captures[0].1.sha256).unwrap().unwrap(), m1);
+        assert_eq!(a.items().unwrap().len(), 2);
+        let blobs = a
+            .db()
+            .iterator_cf(a.cf(CF_BLOBS), IteratorMode::Start)
+            .count();
+        assert_eq!(blobs, 2);
+        let r = a.verify(1).unwrap();
+        assert_eq!((r.events_ok, r.blobs_ok, r.head_seq), (3, 2, 3));
+        assert_eq!(r.checkpoints_ok, 1, "one checkpoint every 2 events");
+        assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+        // Reopened, the head is where it was.
+        drop(a);
+        let a = open(dir.path(), 2);
+        assert_eq!(a.head_seq(), 3);
+        assert_eq!(a.checkpoint().unwrap().map(|c| c.covers), Some(3));
+        assert_eq!(a.verify(1).unwrap().checkpoints_ok, 2);
+    }
+
+    #[test]
+    fn verify_names_the_damaged_event_content_and_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), 100);
+        for i in 1..=5u8 {
+            let m = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
+            a.journal(capture(&format!("q{i}"), &m, &["b@x.test"]), &m)
+                .unwrap();
+        }
+        let flip = |cf: &str, key: &[u8], at: usize| {
+            let mut v = a.db().get_cf(a.cf(cf), key).unwrap().unwrap();
+            v[at] ^= 1;
+            a.db().put_cf(a.cf(cf), key, v).unwrap();
+        };
+        // A byte of event 2's record, of event 4's chain link, of item 5's content.
+        flip(CF_EVENTS, &seq_key(2), 20);
+        flip(CF_CHAIN, &seq_key(4), 40);
+        let item5 = a.item(5).unwrap().unwrap();
+        let sha = hex::decode(&item5.captures[0].1.sha256).unwrap();
+        flip(CF_BLOBS, &sha, 30);
+        let r = a.verify(1).unwrap();
+        let seqs: Vec<u64> = r.damaged.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [2, 4, 5], "{:?}", r.damaged);
+        assert!(r.damaged[0].1.contains("event 2"), "{:?}", r.damaged);
+        assert!(r.damaged[1].1.contains("chain link"), "{:?}", r.damaged);
+        assert!(r.damaged[2].1.contains("item 5"), "{:?}", r.damaged);
+        assert_eq!(r.first_broken().map(|(s, _)| *s), Some(2));
+        assert_eq!(r.events_ok, 2);
+        // A removed event breaks the chain where it was.
+        a.db().delete_cf(a.cf(CF_CHAIN), seq_key(3)).unwrap();
+        let r = a.verify(1).unwrap();
+        assert!(
+            r.damaged
+                .iter()
+                .any(|(s, w)| *s == 3 && w.contains("missing")),
+            "{:?}",
+            r.damaged
+        );
+    }
+}
