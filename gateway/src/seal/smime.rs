@@ -5,9 +5,9 @@
 //!
 //! What is done: AES-256-CBC content encryption with a fresh key and IV;
 //! RSA key transport with PKCS#1 v1.5 (default: every client and OpenSSL
-//! open it) or RSAES-OAEP with SHA-256 and MGF1-SHA-256; P-256 recipients
-//! with ECDH (`dhSinglePass-stdDH-sha256kdf-scheme`, RFC 5753) and AES-256 key
-//! wrap (RFC 3394). Recipient certificates are checked for validity period,
+//! open it) or RSAES-OAEP with SHA-256 and MGF1-SHA-256; P-256 and P-384
+//! recipients with ECDH (`dhSinglePass-stdDH-sha256kdf-scheme`, resp.
+//! `sha384kdf`, RFC 5753) and AES-256 key wrap (RFC 3394). Recipient certificates are checked for validity period,
 //! key usage, extended key usage, address and a signature by a configured
 //! trust anchor.
 //!
@@ -20,8 +20,8 @@
 //! (`[seal] smime_aead`).
 //!
 //! Not done yet: capabilities announced in signed mail (only the
-//! certificate extension is read), ECDH on curves other than P-256, and
-//! chains longer than one hop (every intermediate must itself be
+//! certificate extension is read), ECDH on P-521 and X25519, and chains
+//! longer than one hop (every intermediate must itself be
 //! configured as a root).
 
 use std::time::SystemTime;
@@ -65,6 +65,7 @@ mod oid {
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
     pub const X25519: Oid = Oid::new_unwrap("1.3.101.110");
     pub const DH_SINGLE_PASS_STD_DH_SHA256KDF: Oid = Oid::new_unwrap("1.3.132.1.11.1");
+    pub const DH_SINGLE_PASS_STD_DH_SHA384KDF: Oid = Oid::new_unwrap("1.3.132.1.11.2");
     pub const AES256_WRAP: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.45");
     pub const ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
     pub const AUTH_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.23");
@@ -273,7 +274,7 @@ impl RecipientCert {
     /// Valid at `now`; keyUsage (if present) allows keyEncipherment (RSA) or
     /// keyAgreement (EC); extendedKeyUsage (if present) includes emailProtection
     /// or anyExtendedKeyUsage; `address` is among [`Self::email_addresses`]
-    /// (ASCII case-insensitive); the key is RSA (2048..16384 bits) or P-256.
+    /// (ASCII case-insensitive); the key is RSA (2048..16384 bits), P-256 or P-384.
     /// When `roots` is non-empty the certificate must be one of them (same
     /// SHA-256) or be signed by one of them that is itself valid at `now`:
     /// one hop only, so an intermediate CA has to be configured as a root.
@@ -291,7 +292,7 @@ impl RecipientCert {
             let ku = ku.map_err(|e| CertProblem::Invalid(format!("keyUsage: {e}")))?;
             let ok = match key {
                 EncKey::Rsa(_) => ku.key_encipherment(),
-                EncKey::P256(_) => ku.key_agreement(),
+                EncKey::Ec(_) => ku.key_agreement(),
             };
             if !ok {
                 return Err(CertProblem::NoEncryptionKeyUsage);
@@ -429,7 +430,7 @@ impl RecipientCert {
         Err(CertProblem::UnsupportedKey(format!("algorithm {alg}")))
     }
 
-    /// The key mail can be sealed to: RSA of a sane size or P-256.
+    /// The key mail can be sealed to: RSA of a sane size, P-256 or P-384.
     fn encryption_key(&self) -> Result<EncKey, CertProblem> {
         match self.public_key()? {
             PublicKey::Rsa(k) => {
@@ -442,11 +443,8 @@ impl RecipientCert {
                 }
                 Ok(EncKey::Rsa(k))
             }
-            PublicKey::P256(k) => Ok(EncKey::P256(k)),
-            // TODO: ECDH for P-384 (sha384kdf) when a recipient needs it.
-            PublicKey::P384(_) => Err(CertProblem::UnsupportedKey(
-                "EC P-384 (only P-256 key agreement is implemented)".into(),
-            )),
+            PublicKey::P256(k) => Ok(EncKey::Ec(EcKey::P256(k))),
+            PublicKey::P384(k) => Ok(EncKey::Ec(EcKey::P384(k))),
         }
     }
 
@@ -461,7 +459,14 @@ impl RecipientCert {
 /// A key that content-encryption keys can be delivered to.
 enum EncKey {
     Rsa(rsa::RsaPublicKey),
+    Ec(EcKey),
+}
+
+/// An EC recipient key, on a curve this module does key agreement on.
+#[derive(Clone)]
+enum EcKey {
     P256(p256::PublicKey),
+    P384(p384::PublicKey),
 }
 
 /// Verifies `sig` over `msg` by `key` with the certificate signature algorithm `alg`.
@@ -668,7 +673,7 @@ impl SmimeSigner {
 /// The MIME entity from [`split`] is encrypted with AES-256-CBC (or
 /// AES-256-GCM, per `opts.aead`); each RSA
 /// recipient gets the key by PKCS#1 v1.5 (or OAEP with `opts.rsa_oaep`), each
-/// P-256 recipient by ECDH + AES-256 key wrap. Certificates are not checked
+/// P-256 or P-384 recipient by ECDH + AES-256 key wrap. Certificates are not checked
 /// for validity here: that is [`RecipientCert::usable_for`], in policy.
 pub fn seal(
     message: &[u8],
@@ -713,7 +718,7 @@ pub fn seal(
                 key,
                 oaep: opts.rsa_oaep,
             }),
-            EncKey::P256(key) => Recipient::Ecdh(EcdhRecipient { rid, key }),
+            EncKey::Ec(key) => Recipient::Ecdh(EcdhRecipient { rid, key }),
         });
     }
     let (content_info, smime_type) = if gcm {
@@ -899,11 +904,12 @@ struct EccCmsSharedInfo {
     supp_pub_info: OctetString,
 }
 
-/// KeyAgreeRecipientInfo for a P-256 certificate: ephemeral-static ECDH,
-/// X9.63 KDF with SHA-256, AES-256 key wrap (RFC 5753 §3.1, as OpenSSL does).
+/// KeyAgreeRecipientInfo for a P-256 or P-384 certificate: ephemeral-static
+/// ECDH, X9.63 KDF with SHA-256 resp. SHA-384, AES-256 key wrap (RFC 5753
+/// §3.1, as OpenSSL does).
 struct EcdhRecipient {
     rid: IssuerAndSerialNumber,
-    key: p256::PublicKey,
+    key: EcKey,
 }
 
 impl RecipientInfoBuilder for EcdhRecipient {
@@ -917,8 +923,31 @@ impl RecipientInfoBuilder for EcdhRecipient {
 
     fn build(&mut self, cek: &[u8]) -> Result<RecipientInfo, cms::builder::Error> {
         use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-        let ephemeral = p256::ecdh::EphemeralSecret::random(&mut OsRng);
-        let shared = ephemeral.diffie_hellman(&self.key);
+        use rsa::pkcs8::der::zeroize::Zeroizing;
+        // Ephemeral-static ECDH on the recipient's curve; the KDF hash
+        // matches the curve's strength (RFC 5753 §7.1.4, RFC 8551 §2.7.1.2).
+        let (secret, point, kdf) = match &self.key {
+            EcKey::P256(k) => {
+                let e = p256::ecdh::EphemeralSecret::random(&mut OsRng);
+                let s = e.diffie_hellman(k);
+                let point = e.public_key().to_encoded_point(false).as_bytes().to_vec();
+                (
+                    Zeroizing::new(s.raw_secret_bytes().to_vec()),
+                    point,
+                    oid::DH_SINGLE_PASS_STD_DH_SHA256KDF,
+                )
+            }
+            EcKey::P384(k) => {
+                let e = p384::ecdh::EphemeralSecret::random(&mut OsRng);
+                let s = e.diffie_hellman(k);
+                let point = e.public_key().to_encoded_point(false).as_bytes().to_vec();
+                (
+                    Zeroizing::new(s.raw_secret_bytes().to_vec()),
+                    point,
+                    oid::DH_SINGLE_PASS_STD_DH_SHA384KDF,
+                )
+            }
+        };
         // Wrap algorithm without parameters: the same encoding goes into the
         // KDF input, and the recipient re-encodes what it reads here.
         let wrap_alg = AlgorithmIdentifierOwned {
@@ -931,16 +960,24 @@ impl RecipientInfoBuilder for EcdhRecipient {
             supp_pub_info: OctetString::new(256u32.to_be_bytes().to_vec())?,
         }
         .to_der()?;
-        // ANSI X9.63 KDF: one SHA-256 block is exactly the 256-bit KEK.
-        let mut h = Sha256::new();
-        h.update(shared.raw_secret_bytes());
-        h.update(1u32.to_be_bytes());
-        h.update(&shared_info);
-        let kek = h.finalize();
-        let wrapped = aes_kw::KekAes256::new(&kek)
+        // ANSI X9.63 KDF: the first 256 bits of one hash block are the KEK.
+        let kek: Zeroizing<Vec<u8>> =
+            Zeroizing::new(if kdf == oid::DH_SINGLE_PASS_STD_DH_SHA256KDF {
+                let mut h = Sha256::new();
+                h.update(&secret[..]);
+                h.update(1u32.to_be_bytes());
+                h.update(&shared_info);
+                h.finalize().to_vec()
+            } else {
+                let mut h = Sha384::new();
+                h.update(&secret[..]);
+                h.update(1u32.to_be_bytes());
+                h.update(&shared_info);
+                h.finalize()[..32].to_vec()
+            });
+        let wrapped = aes_kw::KekAes256::new(kek[..].into())
             .wrap_vec(cek)
             .map_err(|e| cms::builder::Error::Builder(format!("AES key wrap: {e}")))?;
-        let point = ephemeral.public_key().to_encoded_point(false);
         Ok(RecipientInfo::Kari(KeyAgreeRecipientInfo {
             version: CmsVersion::V3,
             originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
@@ -949,11 +986,11 @@ impl RecipientInfoBuilder for EcdhRecipient {
                     oid: oid::EC_PUBLIC_KEY,
                     parameters: None,
                 },
-                public_key: BitString::from_bytes(point.as_bytes())?,
+                public_key: BitString::from_bytes(&point)?,
             }),
             ukm: None,
             key_enc_alg: AlgorithmIdentifierOwned {
-                oid: oid::DH_SINGLE_PASS_STD_DH_SHA256KDF,
+                oid: kdf,
                 parameters: Some(der::Any::encode_from(&wrap_alg)?),
             },
             recipient_enc_keys: vec![RecipientEncryptedKey {
@@ -1306,6 +1343,28 @@ mod tests {
     }
 
     #[test]
+    fn p384_recipient_gets_ecdh_with_sha384_kdf_that_openssl_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let der = rcgen_params(PATIENT)
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec();
+        let cert = RecipientCert::parse(&der).unwrap();
+        cert.usable_for(PATIENT, SystemTime::now(), &[]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("p384.crt"), dir.path().join("p384.key"));
+        std::fs::write(&cert_path, cert.to_pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let msg = message();
+        let sealed = seal(&msg, &[&cert], &SmimeOptions::default()).unwrap();
+        assert_eq!(
+            cms_decrypt(dir.path(), &sealed, &cert_path, &key_path),
+            split(&msg).entity
+        );
+    }
+
+    #[test]
     fn p256_recipient_gets_ecdh_that_openssl_opens() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = rcgen_self_signed(&rcgen_params(PATIENT));
@@ -1514,21 +1573,7 @@ mod tests {
             Err(CertProblem::AddressMismatch)
         );
 
-        // P-384 (signing only here) and Ed25519 keys cannot be sealed to.
-        let (c, _) = {
-            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-            let cert = rcgen_params(PATIENT).self_signed(&key).unwrap();
-            (RecipientCert::parse(cert.der()).unwrap(), key)
-        };
-        assert!(matches!(
-            c.usable_for(PATIENT, now, &[]),
-            Err(CertProblem::UnsupportedKey(_))
-        ));
-        let err = seal(&message(), &[&c], &SmimeOptions::default()).unwrap_err();
-        assert!(
-            err.to_string().contains("unsupported certificate key type"),
-            "{err}"
-        );
+        // Ed25519 keys cannot be sealed to (no CMS key agreement for them here).
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let ed =
             RecipientCert::parse(rcgen_params(PATIENT).self_signed(&key).unwrap().der()).unwrap();
