@@ -8,6 +8,7 @@
 //! known one for an address, when it did not come from an admin, waits as
 //! `pending` until `sealgate keys approve` (pinning).
 
+mod ber;
 mod entry;
 pub mod harvest;
 mod lookup;
