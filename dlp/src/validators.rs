@@ -146,7 +146,7 @@ pub fn luhn(v: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card brand for a digit string, if its prefix and length fit a known scheme.
@@ -202,7 +202,7 @@ pub fn aba_checksum(v: &str) -> bool {
     }
     let d: Vec<u32> = v.bytes().map(digit).collect();
     let s = 3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + (d[2] + d[5] + d[8]);
-    s % 10 == 0
+    s.is_multiple_of(10)
 }
 
 /// ABA routing prefix: the Federal Reserve ranges 00–12, 21–32, 61–72 and 80.

@@ -1,11 +1,18 @@
-//! The audit log: one JSON line per admin action or policy event that an
-//! auditor would ask about (quarantine release, delete, expiry), appended
-//! to `<data_dir>/audit.log` and synced, and mirrored to the log under the
-//! `sealgate::audit` target. It names ids, actions and rule ids, never
-//! addresses, subjects or content.
+//! The audit log: one JSON line per admin action, archive access or policy
+//! event an auditor would ask about, appended to `<data_dir>/audit.log`
+//! and synced. Each line carries `prev`, the SHA-256 of the line before
+//! (`genesis` for the first), so an edited, removed or reordered line
+//! breaks the chain at that point (`sealgate audit verify`). Writers take
+//! an exclusive lock on the file, so the gateway and the command line
+//! append in one order.
+//!
+//! Admin events are mirrored to the log under the `sealgate::audit`
+//! target with their detail; archive accesses ([`record_access`]) only with
+//! action and id, as their detail (search text) may quote content.
 
 use chrono::Utc;
-use std::io::Write;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Who did it.
@@ -29,26 +36,170 @@ impl Actor {
     }
 }
 
-/// Appends one event; a failure to write is logged, never fatal to the action.
+/// Appends one admin event; a failure to write is logged, never fatal to the action.
 pub fn record(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
-    let line = serde_json::json!({
-        "at": Utc::now().to_rfc3339(),
-        "actor": actor.as_str(),
-        "action": action,
-        "id": id,
-        "detail": detail,
-    });
     tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, detail, "audit");
+    append(data_dir, actor, action, id, detail);
+}
+
+/// Appends one archive access (search, view, export); the detail (which
+/// may quote content, as a search text does) goes to the audit file only.
+pub fn record_access(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
+    tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, "audit");
+    append(data_dir, actor, action, id, detail);
+}
+
+fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
     let path = data_dir.join("audit.log");
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| {
-            f.write_all(format!("{line}\n").as_bytes())?;
-            f.sync_data()
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        f.lock()?;
+        let prev = match last_line(&mut f)? {
+            Some(line) => hex::encode(Sha256::digest(&line)),
+            None => "genesis".to_string(),
+        };
+        let line = serde_json::json!({
+            "at": Utc::now().to_rfc3339(),
+            "actor": actor.as_str(),
+            "action": action,
+            "id": id,
+            "detail": detail,
+            "prev": prev,
         });
+        f.write_all(format!("{line}\n").as_bytes())?;
+        f.sync_data()
+        // The lock goes with the file.
+    })();
     if let Err(e) = written {
         tracing::error!(path = %path.display(), error = %e, "cannot write the audit log");
+    }
+}
+
+/// The last line of `f` without its newline, if the file has one.
+fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
+    let len = f.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(None);
+    }
+    // Lines are short; read back far enough to hold the last whole one.
+    let mut back = 4096u64;
+    loop {
+        let start = len.saturating_sub(back);
+        f.seek(SeekFrom::Start(start))?;
+        let mut tail = Vec::with_capacity((len - start) as usize);
+        Read::by_ref(f).take(len - start).read_to_end(&mut tail)?;
+        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+        if let Some(i) = body.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(body[i + 1..].to_vec()));
+        }
+        if start == 0 {
+            return Ok(Some(body.to_vec()));
+        }
+        back *= 4;
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct AuditReport {
+    /// Lines whose `prev` matched.
+    pub lines_ok: usize,
+    /// Lines written before the log was chained (no `prev`), at its start.
+    pub unchained: usize,
+    /// The first line (1-based) that does not follow from the one before, and why.
+    pub first_broken: Option<(usize, String)>,
+}
+
+/// Walks `<data_dir>/audit.log`: every line must name the SHA-256 of the
+/// line before it.
+pub fn verify(data_dir: &Path) -> std::io::Result<AuditReport> {
+    let path = data_dir.join("audit.log");
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuditReport::default()),
+        Err(e) => return Err(e),
+    };
+    let mut report = AuditReport::default();
+    let mut prev: Option<&[u8]> = None;
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let broken = |why: &str| Some((n + 1, why.to_string()));
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            report.first_broken = broken("not a JSON line (edited?)");
+            return Ok(report);
+        };
+        match v["prev"].as_str() {
+            // Lines from before the log was chained can only lead it.
+            None if report.lines_ok == 0 => report.unchained += 1,
+            None => {
+                report.first_broken = broken("no prev field after chained lines (inserted?)");
+                return Ok(report);
+            }
+            Some(claimed) => {
+                let want = match prev {
+                    Some(p) => hex::encode(Sha256::digest(p)),
+                    None => "genesis".to_string(),
+                };
+                if claimed != want {
+                    report.first_broken = broken(
+                        "prev does not match the line before (edited, removed or reordered)",
+                    );
+                    return Ok(report);
+                }
+                report.lines_ok += 1;
+            }
+        }
+        prev = Some(line);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_holds_and_an_edit_or_removal_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            record(
+                dir.path(),
+                Actor::Cli,
+                "test.action",
+                &i.to_string(),
+                "detail",
+            );
+        }
+        let r = verify(dir.path()).unwrap();
+        assert_eq!((r.lines_ok, r.first_broken.clone()), (5, None));
+        let path = dir.path().join("audit.log");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Edit line 3.
+        std::fs::write(&path, text.replacen("\"id\":\"2\"", "\"id\":\"9\"", 1)).unwrap();
+        let r = verify(dir.path()).unwrap();
+        assert_eq!(
+            r.first_broken.map(|(n, _)| n),
+            Some(4),
+            "the line after the edit no longer follows"
+        );
+        // Remove line 2.
+        let lines: Vec<&str> = text.lines().collect();
+        let removed = [lines[0], lines[2], lines[3], lines[4]].join("\n") + "\n";
+        std::fs::write(&path, removed).unwrap();
+        assert_eq!(
+            verify(dir.path()).unwrap().first_broken.map(|(n, _)| n),
+            Some(2)
+        );
+        // A log written before chaining: its unchained lines lead, then the chain starts.
+        std::fs::write(&path, "{\"action\":\"old\"}\n").unwrap();
+        record(dir.path(), Actor::Cli, "new", "1", "");
+        let r = verify(dir.path()).unwrap();
+        assert_eq!((r.unchained, r.lines_ok, r.first_broken), (1, 1, None));
     }
 }

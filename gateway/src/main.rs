@@ -62,6 +62,13 @@ enum Cmd {
         #[command(subcommand)]
         action: ArchiveCmd,
     },
+    /// The audit log (`<data_dir>/audit.log`, hash-chained).
+    Audit {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
     /// The keystore: recipients' OpenPGP keys and S/MIME certificates
     /// (works with the gateway running or stopped).
     Keys {
@@ -142,6 +149,17 @@ enum QuarantineCmd {
 }
 
 #[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk the chain of the audit log; exit 1 naming the first line that
+    /// does not follow from the one before.
+    Verify {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ArchiveCmd {
     /// List archived items: id, received, direction, sender, envelope
     /// recipients (Bcc included), size, subject.
@@ -164,6 +182,35 @@ enum ArchiveCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Search: from:, to:, cc:, bcc:, rcpt:, subject:, body:, filename:,
+    /// attachment:, after:, before:, has:attachment, larger:, smaller:,
+    /// direction:, dlp:, seal:, message-id:, free text, "phrases", OR, -, ( ).
+    Search {
+        /// The query, as one argument (quote it); it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        query: String,
+        /// At most this many items (newest first).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export what a query finds: mbox or one .eml per item, with a
+    /// manifest (id, SHA-256, envelope) signed by the archive's key.
+    Export {
+        /// The query, as one argument, as for `archive search` ("" exports everything).
+        #[arg(allow_hyphen_values = true)]
+        query: String,
+        /// mbox or eml.
+        #[arg(long, default_value = "mbox", value_parser = ["mbox", "eml"])]
+        format: String,
+        /// A new (or empty) directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rebuild the search index from the archive (gateway stopped).
+    Reindex,
     /// Walk the hash chain and every record; exit 1 and name the first
     /// broken item or link if anything was altered or removed.
     Verify {
@@ -451,6 +498,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             print!("{text}");
         }
+        Cmd::Audit { at, action } => {
+            let config = at.load()?;
+            match action {
+                AuditCmd::Verify { json } => {
+                    let r = sealgate::audit::verify(&config.server.data_dir)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r)?);
+                    } else {
+                        println!(
+                            "{} lines chained{}",
+                            r.lines_ok,
+                            if r.unchained > 0 {
+                                format!(", {} older unchained lines before them", r.unchained)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        match &r.first_broken {
+                            Some((n, why)) => println!("BROKEN at line {n}: {why}"),
+                            None => println!("intact"),
+                        }
+                    }
+                    if r.first_broken.is_some() {
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
         Cmd::Archive { at, action } => {
             let config = at.load()?;
             let archive = sealgate::admin::archive::open_read_only(&config)?;
@@ -466,7 +541,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     use std::io::Write as _;
                     let out = sealgate::admin::archive::show(&archive, id, raw, evidence, json)?;
+                    sealgate::audit::record_access(
+                        &config.server.data_dir,
+                        sealgate::audit::Actor::Cli,
+                        if raw { "archive.read" } else { "archive.view" },
+                        &id.to_string(),
+                        "",
+                    );
                     std::io::stdout().write_all(&out)?;
+                }
+                ArchiveCmd::Search { query, limit, json } => {
+                    let q = query;
+                    match sealgate::admin::archive::search(&config, &archive, &q, limit, json) {
+                        Ok(text) => print!("{text}"),
+                        Err(sealgate::admin::archive::ArchiveCmdError::Search(
+                            sealgate::archive::SearchError::Query(e),
+                        )) => {
+                            eprintln!("{}", e.pointed(&q));
+                            std::process::exit(2);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                ArchiveCmd::Export { query, format, out } => {
+                    let format = if format == "eml" {
+                        sealgate::archive::export::Format::Eml
+                    } else {
+                        sealgate::archive::export::Format::Mbox
+                    };
+                    let q = query;
+                    print!(
+                        "{}",
+                        sealgate::admin::archive::export(&config, &archive, &q, format, &out)?
+                    );
+                }
+                ArchiveCmd::Reindex => {
+                    print!("{}", sealgate::admin::archive::reindex(&config, &archive)?)
                 }
                 ArchiveCmd::Verify { from, json } => {
                     let key =

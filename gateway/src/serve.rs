@@ -89,11 +89,33 @@ fn open_journal(
         signer,
         config.archive.checkpoint_every,
     )?;
+    let index =
+        crate::archive::SearchIndex::open(&config.archive_index_dir(), config.dlp.limits.clone())
+            .map_err(|e| ServeError::Delivery(format!("archive search index: {e}")))?;
+    // Whatever a crash kept out of the index is indexed now.
+    match index.catch_up(&archive) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(items = n, "archive search index caught up"),
+        Err(e) => {
+            tracing::error!(error = %e, "archive search index catch-up failed; run `sealgate archive reindex`")
+        }
+    }
     tracing::info!(head = archive.head_seq(), "archive open");
-    Ok(Some(Arc::new(crate::archive::worker::Journal::new(
+    let journal = Arc::new(crate::archive::worker::Journal::new(
         Arc::new(archive),
+        Arc::new(index),
         config.archive.clone(),
-    ))))
+    ));
+    let j = journal.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let j = j.clone();
+            let _ = tokio::task::spawn_blocking(move || j.flush_index()).await;
+        }
+    });
+    Ok(Some(journal))
 }
 
 /// Runs the gateway until a termination signal.

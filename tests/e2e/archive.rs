@@ -5,7 +5,9 @@
 //! stored once with their envelopes merged, and `archive verify` walks the
 //! chain and its signed checkpoints.
 
-use sealgate_e2e::{postfix_mailbox, sha256_hex, swaks, wait_for, Dns, Gateway, Postfix};
+use sealgate_e2e::{
+    free_port, postfix_mailbox, sha256_hex, swaks, wait_for, Dns, Gateway, Postfix,
+};
 use serde_json::Value;
 
 struct Peers {
@@ -13,6 +15,8 @@ struct Peers {
     tenant: Postfix,
     mx: Postfix,
     _dns: Dns,
+    /// The journal listener's port.
+    journal: u16,
 }
 
 fn peers() -> Peers {
@@ -26,8 +30,10 @@ fn peers() -> Peers {
         "hospital.test",
         "smtp_bind_address = 127.0.0.2\n",
     );
+    let journal = free_port();
     let gw = Gateway::start(&format!(
-        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.2/32\"]\n\n\
+        "[[listener]]\nname = \"journal\"\naddress = \"127.0.0.1:{journal}\"\ntls = \"starttls\"\njournal = true\n\n\
+         [[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.2/32\"]\n\n\
          [delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nmx_port = {mx}\nretry_schedule = [\"1s\"]\n\
          smart_host = {{ host = \"127.0.0.1\", port = {tenant} }}\n\n\
          [tls]\ndane = false\nmta_sts = false\n\n\
@@ -42,6 +48,7 @@ fn peers() -> Peers {
         tenant,
         mx,
         _dns: dns,
+        journal,
     }
 }
 
@@ -160,4 +167,230 @@ fn relayed_mail_is_journaled_with_its_envelope_and_verifies() {
     let text_out = text(&p.gw.cli(&["archive", "verify"]).stdout);
     assert!(text_out.contains("intact"), "{text_out}");
     let _ = &p.tenant;
+}
+
+/// `sealgate archive search --json QUERY`: the matching ids.
+fn search(g: &Gateway, q: &str) -> Vec<u64> {
+    let o = g.cli(&["archive", "search", "--json", q]);
+    assert!(o.status.success(), "search {q:?}: {}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ids: Vec<u64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn archivists_search_every_field_export_verify_and_unwrap_journal_reports() {
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, body).unwrap();
+        f
+    };
+    let a = write(
+        "a.eml",
+        "From: Nurse <nurse@hospital.test>\r\nTo: <patient@dest.test>\r\nSubject: Lab results\r\n\
+         Message-ID: <lab-a@hospital.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         Your potassium is fine.\r\nFrom the lab, with love.\r\n--b\r\nContent-Type: text/csv\r\n\
+         Content-Disposition: attachment; filename=\"labs.csv\"\r\n\r\ntest,value\r\nsodium,140\r\n--b--\r\n",
+    );
+    let b = write(
+        "b.eml",
+        "From: Billing <billing@hospital.test>\r\nTo: <payer@dest.test>\r\nSubject: Invoice March\r\n\
+         Message-ID: <inv-b@hospital.test>\r\n\r\nPlease pay the invoice.\r\n",
+    );
+    // A Microsoft 365 envelope journal report: the original inside, the
+    // envelope (with a Bcc) in the report body.
+    let report = write(
+        "report.eml",
+        "From: Microsoft Outlook <MicrosoftExchange@hospital.test>\r\nTo: journal@hospital.test\r\n\
+         Subject: Quarterly report\r\nX-MS-Journal-Report:\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"jr\"\r\n\r\n--jr\r\nContent-Type: text/plain\r\n\r\n\
+         Sender: cfo@hospital.test\r\nSubject: Quarterly report\r\nMessage-Id: <q-1@hospital.test>\r\n\
+         To: board@hospital.test\r\nBcc: counsel@lawfirm.test\r\n\r\n--jr\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: cfo@hospital.test\r\nTo: board@hospital.test\r\nSubject: Quarterly report\r\n\
+         Message-ID: <q-1@hospital.test>\r\n\r\nRevenue grew.\r\n\r\n--jr--\r\n",
+    );
+    let o = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", p.gw.smtp),
+        "--local-interface",
+        "127.0.0.2",
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        "patient@dest.test,audit@dest.test",
+        "--data",
+        &format!("@{}", a.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    swaks_data(p.gw.smtp, "127.0.0.2", "payer@dest.test", &b);
+    let o = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", p.journal),
+        "--from",
+        "MicrosoftExchange@hospital.test",
+        "--to",
+        "journal@hospital.test",
+        "--data",
+        &format!("@{}", report.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    wait_journaled(&p.gw, 3);
+    // The index commits within a second.
+    wait_for(30, "three items searchable", || {
+        (search(&p.gw, "").len() == 3).then_some(())
+    });
+    let ls = items(&p.gw);
+    let id_of = |subject: &str| -> u64 {
+        ls.iter()
+            .find(|i| i["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject}: {ls:#?}"))["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let (ia, ib, iq) = (
+        id_of("Lab results"),
+        id_of("Invoice March"),
+        id_of("Quarterly report"),
+    );
+    // The journal report was unwrapped: the original, with the report's envelope.
+    let q_item = ls.iter().find(|i| i["id"] == iq).unwrap();
+    assert_eq!(q_item["mail_from"], "cfo@hospital.test", "{q_item:#}");
+    assert!(q_item["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "counsel@lawfirm.test"));
+    let raw =
+        p.gw.cli(&["archive", "show", &iq.to_string(), "--raw"])
+            .stdout;
+    assert!(
+        text(&raw).starts_with("From: cfo@hospital.test\r\n"),
+        "{}",
+        text(&raw)
+    );
+    // Nothing from the journal listener was relayed.
+    assert_eq!(p.mx.mailbox().len(), 3, "a, its bcc copy and b only");
+
+    for (q, want) in [
+        // The header From or the envelope sender (b went with nurse's MAIL FROM).
+        ("from:nurse@hospital.test", vec![ia, ib]),
+        ("from:billing@hospital.test", vec![ib]),
+        ("from:*@hospital.test", vec![ia, ib, iq]),
+        ("to:patient@dest.test", vec![ia]),
+        ("to:*@dest.test", vec![ia, ib]),
+        ("bcc:audit@dest.test", vec![ia]),
+        ("bcc:counsel@lawfirm.test", vec![iq]),
+        ("rcpt:payer@dest.test", vec![ib]),
+        ("subject:\"lab results\"", vec![ia]),
+        ("potassium", vec![ia]),
+        ("body:revenue", vec![iq]),
+        ("filename:labs.csv", vec![ia]),
+        ("attachment:sodium", vec![ia]),
+        ("has:attachment", vec![ia]),
+        ("direction:outbound", vec![ia, ib]),
+        ("direction:inbound", vec![iq]),
+        ("message-id:<inv-b@hospital.test>", vec![ib]),
+        ("after:2000-01-01 before:2999-01-01", vec![ia, ib, iq]),
+        ("after:2999-01-01", vec![]),
+        ("invoic* OR revenue", vec![ib, iq]),
+        ("-has:attachment", vec![ib, iq]),
+        ("seal:tls", vec![ia, ib]),
+    ] {
+        assert_eq!(search(&p.gw, q), want, "query {q:?}");
+    }
+    // A query with a syntax error gets a message pointing at it.
+    let o =
+        p.gw.cli(&["archive", "search", "from:nurse@hospital.test form:x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("{}^ unknown field `form:`", " ".repeat(25))),
+        "{err}"
+    );
+
+    // Export to mbox: Python's mailbox reads it, every SHA-256 matches the
+    // manifest, and the manifest's signature verifies with openssl.
+    let out = dir.path().join("export");
+    let o = p.gw.cli(&[
+        "archive",
+        "export",
+        "subject:\"lab results\" OR subject:invoice",
+        "--format",
+        "mbox",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("exported 2 items"),
+        "{}",
+        text(&o.stdout)
+    );
+    let check = r#"
+import hashlib, json, mailbox, re, sys
+box = mailbox.mbox(sys.argv[1])
+manifest = json.load(open(sys.argv[2]))
+got = []
+for key in box.keys():
+    b = box.get_bytes(key)
+    if b.endswith(b"\r\n\n"):
+        b = b[:-1]
+    b = re.sub(rb"(?m)^>(>*From )", rb"\1", b)
+    got.append(hashlib.sha256(b).hexdigest())
+want = [i["sha256"] for i in manifest["items"]]
+print(len(got), "messages")
+assert sorted(got) == sorted(want), (got, want)
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", check])
+        .arg(out.join("messages.mbox"))
+        .arg(out.join("manifest.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "2 messages");
+    let o = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(out.join("signing-key.pem"))
+        .args(["-rawin", "-in"])
+        .arg(out.join("manifest.json"))
+        .arg("-sigfile")
+        .arg(out.join("manifest.json.sig"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let envelope = &manifest["items"][0]["relays"][0];
+    assert_eq!(envelope["mail_from"], "nurse@hospital.test", "{manifest:#}");
+
+    // Every access is in the hash-chained audit log.
+    let o = p.gw.cli(&["audit", "verify", "--json"]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.status.success(), "{r:#}");
+    assert!(r["lines_ok"].as_u64().unwrap() >= 20, "{r:#}");
+    let log = std::fs::read_to_string(p.gw.data().join("audit.log")).unwrap();
+    assert!(log.contains("\"action\":\"archive.export\""), "{log}");
+    assert!(log.contains("archive.search"), "{log}");
+    assert!(log.contains("archive.read"), "{log}");
+    // The reindex rebuilds what search sees (the gateway holds the index, so stop it).
+    let mut gw = p.gw;
+    gw.stop();
+    let o = gw.cli(&["archive", "reindex"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("reindexed 3 item updates"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(search(&gw, "bcc:counsel@lawfirm.test"), vec![iq]);
 }

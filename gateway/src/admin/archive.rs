@@ -18,6 +18,15 @@ pub enum ArchiveCmdError {
     /// No such item.
     #[error("no archived item {0}")]
     NoItem(u64),
+    /// The search index.
+    #[error(transparent)]
+    Search(#[from] crate::archive::SearchError),
+    /// The export.
+    #[error(transparent)]
+    Export(#[from] crate::archive::export::ExportError),
+    /// The archive's signing key.
+    #[error("archive signing key {0}: {1}")]
+    SigningKey(String, std::io::Error),
     /// Nothing has been archived yet.
     #[error("no archive at {0} (nothing journaled yet, or [archive] enabled = false)")]
     Missing(String),
@@ -46,6 +55,145 @@ fn recipients(item: &Item) -> Vec<&str> {
     out
 }
 
+/// `archive search QUERY`: the matching items (newest first, at most
+/// `limit`), as `ls` prints them, after a count line.
+pub fn search(
+    config: &Config,
+    archive: &Archive,
+    query: &str,
+    limit: usize,
+    json: bool,
+) -> Result<String, ArchiveCmdError> {
+    let index = crate::archive::SearchIndex::open_read_only(&config.archive_index_dir())?;
+    let started = std::time::Instant::now();
+    let hits = index.search(query, limit)?;
+    let took = started.elapsed();
+    crate::audit::record_access(
+        &config.server.data_dir,
+        crate::audit::Actor::Cli,
+        "archive.search",
+        &format!("{} hits", hits.total),
+        &format!("query {query:?}"),
+    );
+    let mut items = Vec::with_capacity(hits.ids.len());
+    for id in &hits.ids {
+        if let Some(item) = archive.item(*id)? {
+            items.push(item);
+        }
+    }
+    if json {
+        let v = serde_json::json!({
+            "query": query,
+            "total": hits.total,
+            "items": items.iter().map(summary).collect::<Vec<_>>(),
+            "took_ms": took.as_secs_f64() * 1000.0,
+        });
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    }
+    let mut out = format!(
+        "{} item{} match ({:.1} ms){}\n",
+        hits.total,
+        if hits.total == 1 { "" } else { "s" },
+        took.as_secs_f64() * 1000.0,
+        if hits.total > items.len() {
+            format!("; the newest {} shown", items.len())
+        } else {
+            String::new()
+        }
+    );
+    for item in &items {
+        out.push_str(&line(item));
+    }
+    Ok(out)
+}
+
+/// `archive export QUERY --format F --out DIR`: every item the query
+/// finds, oldest first, with a signed manifest; progress on stderr.
+pub fn export(
+    config: &Config,
+    archive: &Archive,
+    query: &str,
+    format: crate::archive::export::Format,
+    out: &std::path::Path,
+) -> Result<String, ArchiveCmdError> {
+    use std::io::IsTerminal as _;
+    let index = crate::archive::SearchIndex::open_read_only(&config.archive_index_dir())?;
+    let mut ids = index.search_all(query)?;
+    ids.reverse();
+    let key_path = config.archive_signing_key_file();
+    let key = crate::archive::chain::load_or_create_signer(&key_path)
+        .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let done =
+        crate::archive::export::export(archive, &ids, query, format, out, &key, |n, all| {
+            if tty && (n == all || n % 50 == 0) {
+                let width = 30;
+                let filled = n * width / all.max(1);
+                eprint!(
+                    "\r[{}{}] {n}/{all}",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                );
+                if n == all {
+                    eprintln!();
+                }
+            }
+        })?;
+    crate::audit::record_access(
+        &config.server.data_dir,
+        crate::audit::Actor::Cli,
+        "archive.export",
+        &format!("{} items", done.items),
+        &format!("query {query:?} to {}", out.display()),
+    );
+    Ok(format!(
+        "exported {} items ({} octets) in {:.1} s; manifest {} (signed: manifest.json.sig, key signing-key.pem)\n",
+        done.items,
+        done.bytes,
+        started.elapsed().as_secs_f64(),
+        done.manifest.display()
+    ))
+}
+
+/// `archive reindex`: rebuilds the search index from the store (the
+/// gateway must be stopped: it holds the index for writing).
+pub fn reindex(config: &Config, archive: &Archive) -> Result<String, ArchiveCmdError> {
+    let dir = config.archive_index_dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| crate::archive::SearchError::Io(dir.display().to_string(), e))?;
+    }
+    let started = std::time::Instant::now();
+    let index = crate::archive::SearchIndex::open(&dir, config.dlp.limits.clone())?;
+    let n = index.catch_up(archive)?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(format!(
+        "reindexed {n} item updates through sequence {} in {secs:.1} s ({:.0} items/s)\n",
+        archive.head_seq(),
+        n as f64 / secs.max(1e-9)
+    ))
+}
+
+/// One listing line: id, received, direction, sender, recipients, size, subject.
+fn line(item: &Item) -> String {
+    let (_, first) = &item.captures[0];
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+        item.id,
+        first.received_at.format("%Y-%m-%d %H:%M:%S"),
+        first.direction.as_str(),
+        if first.mail_from.is_empty() {
+            "<>"
+        } else {
+            &first.mail_from
+        },
+        recipients(item).join(","),
+        first.size,
+        first.headers.subject.as_deref().unwrap_or("")
+    )
+}
+
 /// `archive ls`: one line per item: id, received, direction, sender,
 /// recipients, size, subject.
 pub fn ls(archive: &Archive, json: bool) -> Result<String, ArchiveCmdError> {
@@ -54,26 +202,7 @@ pub fn ls(archive: &Archive, json: bool) -> Result<String, ArchiveCmdError> {
         let v: Vec<serde_json::Value> = items.iter().map(summary).collect();
         return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
     }
-    let mut out = String::new();
-    for item in &items {
-        let (_, first) = &item.captures[0];
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            item.id,
-            first.received_at.format("%Y-%m-%d %H:%M:%S"),
-            first.direction.as_str(),
-            if first.mail_from.is_empty() {
-                "<>"
-            } else {
-                &first.mail_from
-            },
-            recipients(item).join(","),
-            first.size,
-            first.headers.subject.as_deref().unwrap_or("")
-        );
-    }
-    Ok(out)
+    Ok(items.iter().map(line).collect())
 }
 
 /// The JSON summary of an item.

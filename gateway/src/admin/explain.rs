@@ -223,7 +223,7 @@ fn if_it_fails(v: &Verdict, config: &Config, tls_level: TlsLevel) -> String {
 
 fn humantime_days(d: std::time::Duration) -> String {
     let h = d.as_secs() / 3600;
-    if h >= 48 && h % 24 == 0 {
+    if h >= 48 && h.is_multiple_of(24) {
         format!("{} days", h / 24)
     } else {
         format!("{h} hours")

@@ -64,6 +64,10 @@ pub struct Capture {
     pub dlp: Option<InspectionRecord>,
     /// Header facts for listings and search.
     pub headers: HeaderFacts,
+    /// The message came inside a Microsoft 365 journal report: the
+    /// envelope is the one the report lists, not the relay's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_journal_report: bool,
 }
 
 /// One envelope recipient and what became of it.
@@ -175,6 +179,34 @@ impl Capture {
                 .collect(),
             dlp,
             headers: HeaderFacts::of(raw),
+            from_journal_report: false,
         }
+    }
+
+    /// The capture of the original inside journal report `report`, which
+    /// arrived as `msg`: the report's envelope, the original's bytes.
+    pub fn of_report(
+        msg: &QueuedMessage,
+        report: &super::journal_report::JournalReport,
+        dlp: Option<InspectionRecord>,
+    ) -> Self {
+        let raw = &report.original;
+        let mut c = Capture::of(msg, raw, dlp);
+        c.sha256 = hex::encode(super::chain::sha256(raw));
+        c.mail_from = report.sender.clone().unwrap_or_default();
+        c.recipients = report
+            .recipients
+            .iter()
+            .map(|a| Outcome {
+                address: a.clone(),
+                state: RecipientState::Delivered,
+                verdict: None,
+                sealed: None,
+                evidence: None,
+                tls_refused: None,
+            })
+            .collect();
+        c.from_journal_report = true;
+        c
     }
 }

@@ -549,12 +549,15 @@ impl Archive {
     }
 }
 
+/// Builders for tests of the archive and its index.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::super::event::{Capture, HeaderFacts, Outcome};
+    use super::chain;
     use crate::spool::Direction;
 
-    fn capture(qid: &str, raw: &[u8], to: &[&str]) -> Capture {
+    /// A delivered outbound capture of `raw` to `to`.
+    pub(crate) fn capture(qid: &str, raw: &[u8], to: &[&str]) -> Capture {
         Capture {
             queue_id: qid.into(),
             sha256: hex::encode(chain::sha256(raw)),
@@ -570,7 +573,7 @@ mod tests {
             mail_from: "a@hospital.test".into(),
             recipients: to
                 .iter()
-                .map(|a| super::super::event::Outcome {
+                .map(|a| Outcome {
                     address: a.to_string(),
                     state: crate::spool::RecipientState::Delivered,
                     verdict: None,
@@ -580,15 +583,23 @@ mod tests {
                 })
                 .collect(),
             dlp: None,
-            headers: super::super::event::HeaderFacts::of(raw),
+            headers: HeaderFacts::of(raw),
+            from_journal_report: false,
         }
     }
 
-    fn open(dir: &Path, every: u64) -> Archive {
-        let keys = Keyring::load_or_create(&dir.join("archive.keys")).unwrap();
+    /// A fresh archive under `dir`, a checkpoint every `every` events.
+    pub(crate) fn open(dir: &std::path::Path, every: u64) -> super::Archive {
+        let keys = crate::spool::Keyring::load_or_create(&dir.join("archive.keys")).unwrap();
         let signer = chain::load_or_create_signer(&dir.join("archive.pk8")).unwrap();
-        Archive::open(&dir.join("db"), keys, signer, every).unwrap()
+        super::Archive::open(&dir.join("db"), keys, signer, every).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{capture, open};
+    use super::*;
 
     #[test]
     fn journal_dedups_merges_and_verifies() {

@@ -3,21 +3,46 @@
 //! journaled. Delivery retires the message from the spool only after this
 //! returned, so a crash in between journals it again (idempotently).
 
-use super::{Archive, ArchiveError, Capture, Journaled};
+use super::{Archive, ArchiveError, Capture, Journaled, SearchIndex};
 use crate::config::ArchiveConfig;
 use crate::spool::{InspectionRecord, QueuedMessage};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Index commits are batched: at most this many items, or this long, wait.
+const COMMIT_EVERY: u64 = 256;
+const COMMIT_AFTER: Duration = Duration::from_secs(1);
 
 /// The journal the delivery stage hands finished messages to.
 pub struct Journal {
     archive: Arc<Archive>,
+    index: Arc<SearchIndex>,
     config: ArchiveConfig,
+    /// Items indexed but not committed, and when the index was last committed.
+    pending: Mutex<(u64, Instant)>,
 }
 
 impl Journal {
-    /// A journal into `archive` under `config`'s rules.
-    pub fn new(archive: Arc<Archive>, config: ArchiveConfig) -> Self {
-        Journal { archive, config }
+    /// A journal into `archive` and its search `index` under `config`'s rules.
+    pub fn new(archive: Arc<Archive>, index: Arc<SearchIndex>, config: ArchiveConfig) -> Self {
+        Journal {
+            archive,
+            index,
+            config,
+            pending: Mutex::new((0, Instant::now())),
+        }
+    }
+
+    /// Commits the search index if items wait (called every second).
+    pub fn flush_index(&self) {
+        let mut p = self.pending.lock().expect("index pending lock");
+        if p.0 == 0 {
+            return;
+        }
+        match self.index.commit(self.archive.head_seq()) {
+            Ok(()) => *p = (0, Instant::now()),
+            Err(e) => tracing::error!(error = %e, "cannot commit the archive search index"),
+        }
     }
 
     /// The store, for the admin API.
@@ -50,22 +75,61 @@ impl Journal {
     }
 
     /// Journals `msg` (bytes `raw`, DLP findings `dlp`); `None` when the
-    /// rules leave it out.
+    /// rules leave it out. From a journal listener (`journal_listener`), a
+    /// Microsoft 365 journal report is unwrapped: its original is archived
+    /// with the envelope it lists; anything else there is archived as is.
     pub async fn journal(
         &self,
         msg: &QueuedMessage,
         raw: Vec<u8>,
         dlp: Option<InspectionRecord>,
+        journal_listener: bool,
     ) -> Result<Option<Journaled>, ArchiveError> {
-        if !self.wants(msg) {
+        let report = journal_listener
+            .then(|| super::journal_report::unwrap(&raw))
+            .flatten();
+        if report.is_none() && !self.wants(msg) {
             return Ok(None);
         }
-        let capture = Capture::of(msg, &raw, dlp);
+        let (capture, raw) = match report {
+            Some(r) => (Capture::of_report(msg, &r, dlp), r.original),
+            None => (Capture::of(msg, &raw, dlp), raw),
+        };
         let archive = self.archive.clone();
         // Compression, encryption and the synced write are blocking work.
-        tokio::task::spawn_blocking(move || archive.journal(capture, &raw))
-            .await
-            .map_err(|e| ArchiveError::Corrupt("journal task".into(), e.to_string()))?
-            .map(Some)
+        let (journaled, raw) =
+            tokio::task::spawn_blocking(move || archive.journal(capture, &raw).map(|j| (j, raw)))
+                .await
+                .map_err(|e| ArchiveError::Corrupt("journal task".into(), e.to_string()))??;
+        let item = match journaled {
+            Journaled::New(seq) => seq,
+            Journaled::Merged { item, .. } => item,
+            Journaled::Already(_) => return Ok(Some(journaled)),
+        };
+        // The index is derived: a failure here is logged, and the next
+        // start's catch-up (or `archive reindex`) fills the gap.
+        let (archive, index) = (self.archive.clone(), self.index.clone());
+        let indexed = tokio::task::spawn_blocking(move || -> Result<(), super::SearchError> {
+            if let Some(it) = archive.item(item)? {
+                index.add(&it, &raw)?;
+            }
+            Ok(())
+        })
+        .await;
+        match indexed {
+            Ok(Ok(())) => {
+                let due = {
+                    let mut p = self.pending.lock().expect("index pending lock");
+                    p.0 += 1;
+                    p.0 >= COMMIT_EVERY || p.1.elapsed() >= COMMIT_AFTER
+                };
+                if due {
+                    self.flush_index();
+                }
+            }
+            Ok(Err(e)) => tracing::error!(item, error = %e, "cannot index archived item"),
+            Err(e) => tracing::error!(item, error = %e, "index task failed"),
+        }
+        Ok(Some(journaled))
     }
 }

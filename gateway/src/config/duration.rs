@@ -42,13 +42,13 @@ impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         let s = self.0.as_secs();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
-        } else if s % 86400 == 0 && s > 0 {
+        } else if s.is_multiple_of(86400) && s > 0 {
             write!(f, "{}d", s / 86400)
-        } else if s % 3600 == 0 && s > 0 {
+        } else if s.is_multiple_of(3600) && s > 0 {
             write!(f, "{}h", s / 3600)
-        } else if s % 60 == 0 && s > 0 {
+        } else if s.is_multiple_of(60) && s > 0 {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")

@@ -156,6 +156,9 @@ pub struct ListenerConfig {
     pub tls: ListenerTls,
     /// Refuse MAIL until the session is encrypted.
     pub require_tls: bool,
+    /// A journal listener: what it accepts (Microsoft 365 journal reports)
+    /// is archived, never relayed; a report is unwrapped to its original.
+    pub journal: bool,
 }
 
 impl Default for ListenerConfig {
@@ -165,6 +168,7 @@ impl Default for ListenerConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 2525)),
             tls: ListenerTls::Starttls,
             require_tls: false,
+            journal: false,
         }
     }
 }
@@ -423,9 +427,21 @@ impl Config {
             .unwrap_or_else(|| self.server.data_dir.join("keystore"))
     }
 
+    /// True when `listener` is a journal listener (`journal = true`).
+    pub fn is_journal_listener(&self, listener: &str) -> bool {
+        self.listener
+            .iter()
+            .any(|l| l.name == listener && l.journal)
+    }
+
     /// The archive directory.
     pub fn archive_dir(&self) -> PathBuf {
         self.server.data_dir.join("archive")
+    }
+
+    /// The archive's search index (derived: `archive reindex` rebuilds it).
+    pub fn archive_index_dir(&self) -> PathBuf {
+        self.server.data_dir.join("archive-index")
     }
 
     /// The archive's key file.

@@ -77,7 +77,11 @@ impl Stage {
             }
         };
         let dlp = self.spool.inspection(msg.id).ok().flatten();
-        match journal.journal(msg, raw, dlp).await {
+        let report = self
+            .deliverer
+            .config
+            .is_journal_listener(&msg.origin.listener);
+        match journal.journal(msg, raw, dlp, report).await {
             Ok(Some(j)) => {
                 tracing::info!(id = %msg.id, archived = ?j, "journaled");
                 true
@@ -413,6 +417,23 @@ impl Stage {
     /// this build cannot make bounces rather than go out unsealed.
     fn apply_verdicts(&self, msg: &mut QueuedMessage) {
         use crate::policy::{Seal, Verdict};
+        if self
+            .deliverer
+            .config
+            .is_journal_listener(&msg.origin.listener)
+        {
+            // A journal report is for the archive only.
+            for r in msg.recipients.iter_mut() {
+                if r.state == RecipientState::Queued {
+                    r.state = RecipientState::Delivered;
+                    r.evidence = Some(crate::spool::DeliveryEvidence::by_policy(
+                        "250 2.0.0 journal report: archived, not relayed".into(),
+                        self.deliverer.config.tls.default_level,
+                    ));
+                }
+            }
+            return;
+        }
         for i in 0..msg.recipients.len() {
             let r = &msg.recipients[i];
             if r.state != RecipientState::Queued {
