@@ -149,6 +149,33 @@ enum QuarantineCmd {
 }
 
 #[derive(Subcommand)]
+enum HoldCmd {
+    /// Place a hold (a named matter) on what a query finds and/or on mail
+    /// from or to addresses.
+    Add {
+        /// The matter's name.
+        name: String,
+        /// An archive query (as for `archive search`).
+        #[arg(long, allow_hyphen_values = true)]
+        query: Option<String>,
+        /// An address (repeat for more).
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+    },
+    /// List holds.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a hold.
+    Rm {
+        /// The matter's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Walk the chain of the audit log; exit 1 naming the first line that
     /// does not follow from the one before.
@@ -211,6 +238,21 @@ enum ArchiveCmd {
     },
     /// Rebuild the search index from the archive (gateway stopped).
     Reindex,
+    /// Legal holds: what they cover is never purged.
+    Hold {
+        #[command(subcommand)]
+        action: HoldCmd,
+    },
+    /// Remove items past their retain-until date that no hold covers; the
+    /// purge is recorded in the chain (gateway stopped).
+    Purge {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Walk the hash chain and every record; exit 1 and name the first
     /// broken item or link if anything was altered or removed.
     Verify {
@@ -528,8 +570,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Archive { at, action } => {
             let config = at.load()?;
+            // Commands that do not read the store (or open it for writing).
+            match &action {
+                ArchiveCmd::Hold { action } => {
+                    let text = match action {
+                        HoldCmd::Add {
+                            name,
+                            query,
+                            addresses,
+                        } => sealgate::admin::archive::hold_add(
+                            &config,
+                            name,
+                            query.clone(),
+                            addresses.clone(),
+                        )?,
+                        HoldCmd::Ls { json } => sealgate::admin::archive::hold_ls(&config, *json)?,
+                        HoldCmd::Rm { name } => sealgate::admin::archive::hold_rm(&config, name)?,
+                    };
+                    print!("{text}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                ArchiveCmd::Purge { dry_run, json } => {
+                    print!(
+                        "{}",
+                        sealgate::admin::archive::purge(&config, *dry_run, *json)?
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                _ => {}
+            }
             let archive = sealgate::admin::archive::open_read_only(&config)?;
             match action {
+                ArchiveCmd::Hold { .. } | ArchiveCmd::Purge { .. } => {
+                    unreachable!("handled above")
+                }
                 ArchiveCmd::Ls { json } => {
                     print!("{}", sealgate::admin::archive::ls(&archive, json)?)
                 }

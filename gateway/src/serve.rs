@@ -89,6 +89,8 @@ fn open_journal(
         signer,
         config.archive.checkpoint_every,
     )?;
+    // A locked retention rule shortened, unlocked or removed stops the start.
+    archive.enforce_locks(&config.archive.retention)?;
     let index =
         crate::archive::SearchIndex::open(&config.archive_index_dir(), config.dlp.limits.clone())
             .map_err(|e| ServeError::Delivery(format!("archive search index: {e}")))?;

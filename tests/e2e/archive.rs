@@ -20,6 +20,11 @@ struct Peers {
 }
 
 fn peers() -> Peers {
+    peers_with("")
+}
+
+/// The peers, with `archive_extra` lines added to `[archive]`.
+fn peers_with(archive_extra: &str) -> Peers {
     let mx = postfix_mailbox("archive-mx", "dest.test", "");
     let dns = Dns::start(&[
         "--mx-host=dest.test,mx.dest.test,10".into(),
@@ -37,7 +42,7 @@ fn peers() -> Peers {
          [delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nmx_port = {mx}\nretry_schedule = [\"1s\"]\n\
          smart_host = {{ host = \"127.0.0.1\", port = {tenant} }}\n\n\
          [tls]\ndane = false\nmta_sts = false\n\n\
-         [archive]\ncheckpoint_every = 2\n",
+         [archive]\ncheckpoint_every = 2\n{archive_extra}\n",
         dns = dns.port,
         mx = mx.port,
         tenant = tenant.port,
@@ -393,4 +398,97 @@ assert sorted(got) == sorted(want), (got, want)
         text(&o.stdout)
     );
     assert_eq!(search(&gw, "bcc:counsel@lawfirm.test"), vec![iq]);
+}
+
+#[test]
+fn a_hold_blocks_purge_and_an_expired_unheld_item_is_purged_on_the_chain() {
+    // Kept for no days: everything is past retention at once.
+    let p = peers_with("retain_days = 0");
+    let dir = tempfile::tempdir().unwrap();
+    let msg = |subject: &str| {
+        let f = dir.path().join(format!("{subject}.eml"));
+        std::fs::write(
+            &f,
+            format!("From: nurse@hospital.test\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n"),
+        )
+        .unwrap();
+        f
+    };
+    swaks_data(p.gw.smtp, "127.0.0.2", "patient@dest.test", &msg("held"));
+    swaks_data(p.gw.smtp, "127.0.0.2", "other@dest.test", &msg("free"));
+    wait_journaled(&p.gw, 2);
+    let list = items(&p.gw);
+    let id_of = |subject: &str| {
+        list.iter().find(|i| i["subject"] == subject).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let (held, free) = (id_of("held"), id_of("free"));
+    let o = p.gw.cli(&[
+        "archive",
+        "hold",
+        "add",
+        "matter-1",
+        "--address",
+        "patient@dest.test",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o =
+        p.gw.cli(&["archive", "hold", "add", "matter-2", "--query", "form:x"]);
+    assert!(!o.status.success(), "a hold with a broken query is refused");
+    assert!(text(&p.gw.cli(&["archive", "hold", "ls"]).stdout).starts_with("matter-1\t"));
+
+    // Purge needs the archive for itself: the running gateway has it.
+    let o = p.gw.cli(&["archive", "purge"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("stop it to purge"),
+        "{}",
+        text(&o.stderr)
+    );
+    let mut gw = p.gw;
+    gw.stop();
+    let dry: Value =
+        serde_json::from_slice(&gw.cli(&["archive", "purge", "--dry-run", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(dry["purged"], serde_json::json!([free]), "{dry:#}");
+    let o = gw.cli(&["archive", "purge", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let done: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(done["purged"], serde_json::json!([free]), "{done:#}");
+    assert_eq!(done["expired_but_held"][0]["item"], held, "{done:#}");
+    assert_eq!(done["expired_but_held"][0]["hold"], "matter-1", "{done:#}");
+    let purge_event = done["purge_event"].as_u64().unwrap();
+    assert_eq!(purge_event, 3);
+    let left: Vec<u64> = items(&gw)
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, [held]);
+    assert!(!gw
+        .cli(&["archive", "show", &free.to_string(), "--raw"])
+        .status
+        .success());
+    // The chain records it and still verifies.
+    let v: Value =
+        serde_json::from_slice(&gw.cli(&["archive", "verify", "--json"]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["report"]["events_ok"], 3, "{v:#}");
+    assert_eq!(v["report"]["events_purged"], 1, "{v:#}");
+    // Released, the other goes too.
+    assert!(gw
+        .cli(&["archive", "hold", "rm", "matter-1"])
+        .status
+        .success());
+    let done: Value =
+        serde_json::from_slice(&gw.cli(&["archive", "purge", "--json"]).stdout).unwrap();
+    assert_eq!(done["purged"], serde_json::json!([held]), "{done:#}");
+    assert!(items(&gw).is_empty());
+    let o = gw.cli(&["archive", "verify"]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    let log = std::fs::read_to_string(gw.data().join("audit.log")).unwrap();
+    for action in ["archive.hold.add", "archive.hold.remove", "archive.purge"] {
+        assert!(log.contains(action), "{action} not audited: {log}");
+    }
+    assert!(gw.cli(&["audit", "verify"]).status.success());
 }

@@ -27,6 +27,12 @@ pub enum ArchiveCmdError {
     /// The archive's signing key.
     #[error("archive signing key {0}: {1}")]
     SigningKey(String, std::io::Error),
+    /// Holds.
+    #[error(transparent)]
+    Hold(#[from] crate::archive::retention::HoldError),
+    /// The archive is open in the gateway.
+    #[error("the archive is in use by the running gateway: stop it to {0} ({1})")]
+    InUse(&'static str, String),
     /// Nothing has been archived yet.
     #[error("no archive at {0} (nothing journaled yet, or [archive] enabled = false)")]
     Missing(String),
@@ -154,6 +160,166 @@ pub fn export(
         started.elapsed().as_secs_f64(),
         done.manifest.display()
     ))
+}
+
+/// `archive hold add`: places a legal hold (audited).
+pub fn hold_add(
+    config: &Config,
+    name: &str,
+    query: Option<String>,
+    addresses: Vec<String>,
+) -> Result<String, ArchiveCmdError> {
+    let hold = crate::archive::retention::Hold {
+        name: name.to_string(),
+        query,
+        addresses: addresses.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        created_at: chrono::Utc::now(),
+    };
+    let detail = serde_json::to_string(&hold).unwrap_or_default();
+    crate::archive::retention::add_hold(&config.server.data_dir, hold)?;
+    crate::audit::record_access(
+        &config.server.data_dir,
+        crate::audit::Actor::Cli,
+        "archive.hold.add",
+        name,
+        &detail,
+    );
+    Ok(format!("hold {name:?} placed\n"))
+}
+
+/// `archive hold rm`: releases a legal hold (audited).
+pub fn hold_rm(config: &Config, name: &str) -> Result<String, ArchiveCmdError> {
+    let removed = crate::archive::retention::remove_hold(&config.server.data_dir, name)?;
+    crate::audit::record_access(
+        &config.server.data_dir,
+        crate::audit::Actor::Cli,
+        "archive.hold.remove",
+        name,
+        &serde_json::to_string(&removed).unwrap_or_default(),
+    );
+    Ok(format!("hold {name:?} released\n"))
+}
+
+/// `archive hold ls`.
+pub fn hold_ls(config: &Config, json: bool) -> Result<String, ArchiveCmdError> {
+    let holds = crate::archive::retention::load_holds(&config.server.data_dir)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&holds).unwrap_or_default() + "\n");
+    }
+    Ok(holds
+        .iter()
+        .map(|h| {
+            format!(
+                "{}\t{}\tquery={}\taddresses={}\n",
+                h.name,
+                h.created_at.format("%Y-%m-%d %H:%M:%S"),
+                h.query.as_deref().unwrap_or("-"),
+                h.addresses.join(",")
+            )
+        })
+        .collect())
+}
+
+/// `archive purge [--dry-run]`: removes items past their retain-until
+/// date that no hold covers, recording the purge in the chain (gateway
+/// stopped: it holds the archive for writing).
+pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, ArchiveCmdError> {
+    let data = &config.server.data_dir;
+    let archive = if dry_run {
+        open_read_only(config)?
+    } else {
+        let keys = Keyring::load(&config.archive_key_file())?;
+        let key_path = config.archive_signing_key_file();
+        let signer = crate::archive::chain::load_or_create_signer(&key_path)
+            .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
+        Archive::open(
+            &config.archive_dir(),
+            keys,
+            signer,
+            config.archive.checkpoint_every,
+        )
+        .map_err(|e| ArchiveCmdError::InUse("purge", e.to_string()))?
+    };
+    let items = archive.items()?;
+    let index_dir = config.archive_index_dir();
+    let index = if dry_run {
+        crate::archive::SearchIndex::open_read_only(&index_dir).ok()
+    } else {
+        Some(
+            crate::archive::SearchIndex::open(&index_dir, config.dlp.limits.clone())
+                .map_err(|e| ArchiveCmdError::InUse("purge", e.to_string()))?,
+        )
+    };
+    let holds = crate::archive::retention::load_holds(data)?;
+    let held = crate::archive::retention::held_items(&holds, index.as_ref(), &items)?;
+    let now = chrono::Utc::now();
+    let default_days = chrono::Duration::days(i64::from(config.archive.retain_days));
+    let expired: Vec<u64> = items
+        .iter()
+        .filter(|i| {
+            i.captures
+                .iter()
+                .all(|(_, c)| c.retain_until.unwrap_or(c.received_at + default_days) <= now)
+        })
+        .map(|i| i.id)
+        .collect();
+    let (kept, go): (Vec<u64>, Vec<u64>) = expired.iter().partition(|id| held.contains_key(id));
+    let report = if dry_run || go.is_empty() {
+        crate::archive::PurgeReport {
+            items: go.clone(),
+            ..Default::default()
+        }
+    } else {
+        let r = archive.purge(&go, "retention period over, no legal hold")?;
+        if let Some(i) = &index {
+            i.catch_up(&archive)?;
+        }
+        crate::audit::record_access(
+            data,
+            crate::audit::Actor::Cli,
+            "archive.purge",
+            &format!("event {}", r.seq),
+            &format!("items {:?}; held and kept {:?}", r.items, kept),
+        );
+        r
+    };
+    if json {
+        let held_list: Vec<serde_json::Value> = kept
+            .iter()
+            .map(|id| serde_json::json!({"item": id, "hold": held.get(id)}))
+            .collect();
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({
+            "dry_run": dry_run,
+            "purged": report.items,
+            "bytes": report.bytes,
+            "purge_event": report.seq,
+            "expired_but_held": held_list,
+        }))
+        .unwrap_or_default()
+            + "\n");
+    }
+    let mut out = format!(
+        "{} {} item{}{}\n",
+        if dry_run { "would purge" } else { "purged" },
+        report.items.len(),
+        if report.items.len() == 1 { "" } else { "s" },
+        if report.seq > 0 {
+            format!(
+                " ({} octets; purge event {} in the chain)",
+                report.bytes, report.seq
+            )
+        } else {
+            String::new()
+        }
+    );
+    for id in &kept {
+        let _ = writeln!(
+            out,
+            "held: item {id} is past retention but under hold {:?}",
+            held.get(id).map(String::as_str).unwrap_or("")
+        );
+    }
+    Ok(out)
 }
 
 /// `archive reindex`: rebuilds the search index from the store (the
@@ -293,6 +459,17 @@ pub fn show(
             &c.mail_from
         };
         let _ = writeln!(out, "  mail from: {from}");
+        if let Some(until) = c.retain_until {
+            let _ = writeln!(
+                out,
+                "  retained:  until {} ({})",
+                until.format("%Y-%m-%d"),
+                c.retention_rule.as_deref().unwrap_or("default")
+            );
+        }
+        if c.from_journal_report {
+            let _ = writeln!(out, "  envelope:  from a Microsoft 365 journal report");
+        }
         if let Some(d) = &c.dlp {
             let found: Vec<String> = d
                 .findings

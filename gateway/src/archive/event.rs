@@ -24,6 +24,18 @@ pub enum Event {
         /// This relay's facts.
         capture: Box<Capture>,
     },
+    /// Items past retention and under no hold were removed: their content
+    /// and these events' records are gone; their chain entries stay.
+    Purge {
+        /// The items removed.
+        items: Vec<u64>,
+        /// The event records removed (each item's ingest and merges).
+        events: Vec<u64>,
+        /// When.
+        at: DateTime<Utc>,
+        /// Why (for the audit trail).
+        reason: String,
+    },
 }
 
 /// Everything known about one relayed message when its last recipient
@@ -68,6 +80,12 @@ pub struct Capture {
     /// envelope is the one the report lists, not the relay's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_journal_report: bool,
+    /// Kept at least until then (set at ingest by the retention rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<DateTime<Utc>>,
+    /// The retention rule that set it (`None`: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_rule: Option<String>,
 }
 
 /// One envelope recipient and what became of it.
@@ -180,6 +198,8 @@ impl Capture {
             dlp,
             headers: HeaderFacts::of(raw),
             from_journal_report: false,
+            retain_until: None,
+            retention_rule: None,
         }
     }
 

@@ -12,10 +12,11 @@ pub mod event;
 pub mod export;
 pub mod journal_report;
 pub mod query;
+pub mod retention;
 pub mod search;
 pub mod store;
 pub mod worker;
 
 pub use event::{Capture, Event, HeaderFacts, Outcome};
 pub use search::{Hits, SearchError, SearchIndex};
-pub use store::{Archive, ArchiveError, Item, Journaled, VerifyReport};
+pub use store::{Archive, ArchiveError, Item, Journaled, PurgeReport, VerifyReport};

@@ -172,6 +172,14 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Drops item `id` from the index (it was purged).
+    pub fn remove(&self, id: u64) -> Result<(), SearchError> {
+        let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
+        let w = writer.lock().expect("index writer lock");
+        w.delete_term(Term::from_field_u64(self.fields.id, id));
+        Ok(())
+    }
+
     /// Makes what was added visible and durable, recording `through` as
     /// the last sequence number covered.
     pub fn commit(&self, through: u64) -> Result<(), SearchError> {
@@ -195,6 +203,12 @@ impl SearchIndex {
             let item = match archive.event(seq)? {
                 Some(super::Event::Ingest(_)) => seq,
                 Some(super::Event::Merge { item, .. }) => item,
+                Some(super::Event::Purge { items, .. }) => {
+                    for id in items {
+                        self.remove(id)?;
+                    }
+                    continue;
+                }
                 None => continue,
             };
             if let Some(it) = archive.item(item)? {

@@ -8,7 +8,9 @@
 //! - `items`: SHA-256 of the message → the item (its ingest's sequence number);
 //! - `merges`: item ‖ sequence number of each later relay of the same bytes;
 //! - `queue`: spool queue id → sequence number (journaling is idempotent);
-//! - `checkpoints`: sequence number → signed checkpoint (JSON).
+//! - `checkpoints`: sequence number → signed checkpoint (JSON);
+//! - `purged`: sequence number of a removed event record → the purge event's;
+//! - `meta`: locked retention rules (`lock:<name>` → days).
 //!
 //! Every journal is one synced write batch, appended under one lock so the
 //! chain has one order.
@@ -29,7 +31,9 @@ const CF_ITEMS: &str = "items";
 const CF_MERGES: &str = "merges";
 const CF_QUEUE: &str = "queue";
 const CF_CHECKPOINTS: &str = "checkpoints";
-const ALL_CFS: [&str; 7] = [
+const CF_PURGED: &str = "purged";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 9] = [
     CF_EVENTS,
     CF_CHAIN,
     CF_BLOBS,
@@ -37,6 +41,8 @@ const ALL_CFS: [&str; 7] = [
     CF_MERGES,
     CF_QUEUE,
     CF_CHECKPOINTS,
+    CF_PURGED,
+    CF_META,
 ];
 
 /// Errors from the archive store.
@@ -59,6 +65,9 @@ pub enum ArchiveError {
     /// The store is open read-only.
     #[error("the archive is open read-only (the gateway writes it)")]
     ReadOnly,
+    /// A locked retention rule was shortened, unlocked or removed.
+    #[error("retention rule {0:?} is locked at {1} days: it can be lengthened, never shortened, unlocked or removed")]
+    Locked(String, u32),
     /// Creating the directory or the signing key failed.
     #[error("archive {path}: {source}")]
     Io {
@@ -94,11 +103,24 @@ pub struct Item {
     pub captures: Vec<(u64, Capture)>,
 }
 
+/// What [`Archive::purge`] removed.
+#[derive(Debug, Default, Serialize)]
+pub struct PurgeReport {
+    /// The purge event's sequence number (0 when nothing was removed).
+    pub seq: u64,
+    /// Items removed.
+    pub items: Vec<u64>,
+    /// Octets of message content removed (as received).
+    pub bytes: u64,
+}
+
 /// What [`Archive::verify`] found.
 #[derive(Debug, Default, Serialize)]
 pub struct VerifyReport {
     /// Events whose record and link checked out.
     pub events_ok: u64,
+    /// Events whose record a purge removed (their links still check out).
+    pub events_purged: u64,
     /// Message contents decrypted, decompressed and matched their SHA-256.
     pub blobs_ok: u64,
     /// Checkpoints whose signature and head checked out.
@@ -330,6 +352,110 @@ impl Archive {
         Ok(Some(cp))
     }
 
+    /// Refuses `rules` if they shorten, unlock or drop a rule locked
+    /// before; remembers the locked ones (their longest length).
+    pub fn enforce_locks(
+        &self,
+        rules: &[crate::config::RetentionRule],
+    ) -> Result<(), ArchiveError> {
+        let mut batch = WriteBatch::default();
+        for kv in self.db.prefix_iterator_cf(self.cf(CF_META), b"lock:") {
+            let (k, v) = kv?;
+            let Some(name) = k.strip_prefix(b"lock:") else {
+                break;
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
+            let days = v
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .unwrap_or(0);
+            match rules.iter().find(|r| r.name == name) {
+                Some(r) if r.locked && r.days >= days => {}
+                _ => return Err(ArchiveError::Locked(name, days)),
+            }
+        }
+        for r in rules.iter().filter(|r| r.locked) {
+            batch.put_cf(
+                self.cf(CF_META),
+                format!("lock:{}", r.name),
+                r.days.to_be_bytes(),
+            );
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Removes `items` (their content, and the records of their ingest and
+    /// merge events) and records that as one `Purge` event in the chain.
+    /// The caller decides what may go (retention past, no hold).
+    pub fn purge(&self, items: &[u64], reason: &str) -> Result<PurgeReport, ArchiveError> {
+        if self.signer.is_none() {
+            return Err(ArchiveError::ReadOnly);
+        }
+        let mut report = PurgeReport::default();
+        let mut events = Vec::new();
+        let mut batch = WriteBatch::default();
+        for &id in items {
+            let Some(item) = self.item(id)? else {
+                continue;
+            };
+            let first = &item.captures[0].1;
+            report.bytes += first.size;
+            if let Ok(sha) = hex::decode(&first.sha256) {
+                batch.delete_cf(self.cf(CF_BLOBS), &sha);
+                batch.delete_cf(self.cf(CF_ITEMS), &sha);
+            }
+            for (seq, c) in &item.captures {
+                events.push(*seq);
+                batch.delete_cf(self.cf(CF_EVENTS), seq_key(*seq));
+                batch.delete_cf(self.cf(CF_QUEUE), c.queue_id.as_bytes());
+                if *seq != id {
+                    let mut k = seq_key(id).to_vec();
+                    k.extend_from_slice(&seq_key(*seq));
+                    batch.delete_cf(self.cf(CF_MERGES), k);
+                }
+            }
+            report.items.push(id);
+        }
+        if report.items.is_empty() {
+            return Ok(report);
+        }
+        let mut head = self.head.lock().expect("archive head lock");
+        let seq = head.seq + 1;
+        for e in &events {
+            batch.put_cf(self.cf(CF_PURGED), seq_key(*e), seq_key(seq));
+        }
+        let event = Event::Purge {
+            items: report.items.clone(),
+            events,
+            at: chrono::Utc::now(),
+            reason: reason.to_string(),
+        };
+        let plain = serde_json::to_vec(&event)
+            .map_err(|e| ArchiveError::Corrupt(format!("event {seq}"), e.to_string()))?;
+        let event_hash = chain::sha256(&plain);
+        let link = chain::link(&head.link, seq, &event_hash);
+        let mut chain_value = event_hash.to_vec();
+        chain_value.extend_from_slice(&link);
+        batch.put_cf(
+            self.cf(CF_EVENTS),
+            seq_key(seq),
+            self.keys.seal(&seq_key(seq), &plain),
+        );
+        batch.put_cf(self.cf(CF_CHAIN), seq_key(seq), chain_value);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        head.seq = seq;
+        head.link = link;
+        head.since_checkpoint += 1;
+        report.seq = seq;
+        Ok(report)
+    }
+
     /// The event at `seq`.
     pub fn event(&self, seq: u64) -> Result<Option<Event>, ArchiveError> {
         self.event_plain(seq)?
@@ -445,11 +571,31 @@ impl Archive {
             .filter_map(|kv| kv.ok())
             .filter_map(|(k, v)| Some((seq_of(&k)?, serde_json::from_slice(&v).ok()?)))
             .collect();
+        // Removed event records: each must be named by the purge event
+        // the `purged` family points at, checked when the walk reaches it.
+        let mut unconfirmed: std::collections::BTreeMap<u64, u64> = self
+            .db
+            .iterator_cf(self.cf(CF_PURGED), IteratorMode::Start)
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(k, v)| Some((seq_of(&k)?, seq_of(&v)?)))
+            .collect();
         for seq in from..=head_seq {
-            match self.check_event(seq, &prev) {
-                Ok((link, blob_checked)) => {
+            let purged = unconfirmed.contains_key(&seq);
+            match self.check_event(seq, &prev, purged) {
+                Ok((link, checked)) => {
+                    match checked {
+                        Checked::Content => report.blobs_ok += 1,
+                        Checked::Purged => report.events_purged += 1,
+                        Checked::PurgeOf(events) => {
+                            for e in events {
+                                if unconfirmed.get(&e) == Some(&seq) {
+                                    unconfirmed.remove(&e);
+                                }
+                            }
+                        }
+                        Checked::Plain => {}
+                    }
                     report.events_ok += 1;
-                    report.blobs_ok += u64::from(blob_checked);
                     prev = link;
                 }
                 Err((problem, link)) => {
@@ -472,6 +618,15 @@ impl Archive {
                 }
             }
         }
+        for (e, by) in unconfirmed {
+            if e >= from {
+                report.damaged.push((
+                    e,
+                    format!("event record removed, but purge event {by} does not name it"),
+                ));
+            }
+        }
+        report.damaged.sort_by_key(|(s, _)| *s);
         report.head = hex::encode(prev);
         Ok(report)
     }
@@ -494,7 +649,12 @@ impl Archive {
     /// Checks event `seq` against the chain; returns its link and whether
     /// it brought content that was checked, or the problem and the stored
     /// link (to go on from).
-    fn check_event(&self, seq: u64, prev: &Hash) -> Result<(Hash, bool), (String, Option<Hash>)> {
+    fn check_event(
+        &self,
+        seq: u64,
+        prev: &Hash,
+        purged: bool,
+    ) -> Result<(Hash, Checked), (String, Option<Hash>)> {
         let (ev_hash, stored_link) = match self.chain_entry(seq) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(("chain entry missing (event removed)".into(), None)),
@@ -516,6 +676,7 @@ impl Archive {
         }
         let plain = match self.event_plain(seq) {
             Ok(Some(p)) => p,
+            Ok(None) if purged => return Ok((stored_link, Checked::Purged)),
             Ok(None) => return broken("event record missing".into()),
             Err(e) => return broken(e.to_string()),
         };
@@ -533,12 +694,13 @@ impl Archive {
                     return broken(format!("item {seq}: bad content hash {}", c.sha256));
                 };
                 match self.blob(&sha) {
-                    Ok(Some(_)) => Ok((stored_link, true)),
+                    Ok(Some(_)) => Ok((stored_link, Checked::Content)),
                     Ok(None) => broken(format!("item {seq}: content missing")),
                     Err(e) => broken(format!("item {seq}: {e}")),
                 }
             }
-            Event::Merge { .. } => Ok((stored_link, false)),
+            Event::Merge { .. } => Ok((stored_link, Checked::Plain)),
+            Event::Purge { events, .. } => Ok((stored_link, Checked::PurgeOf(events))),
         }
     }
 
@@ -547,6 +709,18 @@ impl Archive {
     fn db(&self) -> &DB {
         &self.db
     }
+}
+
+/// What checking one event covered.
+enum Checked {
+    /// An ingest whose content was checked too.
+    Content,
+    /// A merge.
+    Plain,
+    /// A record a purge removed (confirmed when its purge event is reached).
+    Purged,
+    /// A purge event naming these removed records.
+    PurgeOf(Vec<u64>),
 }
 
 /// Builders for tests of the archive and its index.
@@ -585,6 +759,8 @@ pub(crate) mod testing {
             dlp: None,
             headers: HeaderFacts::of(raw),
             from_journal_report: false,
+            retain_until: None,
+            retention_rule: None,
         }
     }
 
@@ -653,6 +829,70 @@ mod tests {
         assert_eq!(a.head_seq(), 3);
         assert_eq!(a.checkpoint().unwrap().map(|c| c.covers), Some(3));
         assert_eq!(a.verify(1).unwrap().checkpoints_ok, 2);
+    }
+
+    #[test]
+    fn purge_removes_content_keeps_the_chain_and_verify_tells_a_forged_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), 100);
+        let m1 = b"Subject: 1\r\n\r\none\r\n".to_vec();
+        let m2 = b"Subject: 2\r\n\r\ntwo\r\n".to_vec();
+        a.journal(capture("q1", &m1, &["b@x.test"]), &m1).unwrap();
+        a.journal(capture("q2", &m2, &["b@x.test"]), &m2).unwrap();
+        a.journal(capture("q3", &m1, &["c@x.test"]), &m1).unwrap(); // merge into 1
+        let r = a.purge(&[1], "retention").unwrap();
+        assert_eq!(
+            (r.seq, r.items.clone(), r.bytes),
+            (4, vec![1], m1.len() as u64)
+        );
+        assert!(a.item(1).unwrap().is_none());
+        assert_eq!(a.items().unwrap().len(), 1);
+        let sha = hex::encode(chain::sha256(&m1));
+        assert!(a.raw(&sha).unwrap().is_none(), "the content is gone");
+        assert!(
+            matches!(a.event(4).unwrap(), Some(Event::Purge { ref events, .. }) if events == &[1, 3])
+        );
+        let v = a.verify(1).unwrap();
+        assert!(v.damaged.is_empty(), "{:?}", v.damaged);
+        assert_eq!((v.events_ok, v.events_purged), (4, 2));
+        // Removing an event record and claiming a purge that did not name it is caught.
+        a.db().delete_cf(a.cf(CF_EVENTS), seq_key(2)).unwrap();
+        a.db()
+            .put_cf(a.cf(CF_PURGED), seq_key(2), seq_key(4))
+            .unwrap();
+        let v = a.verify(1).unwrap();
+        assert_eq!(v.damaged.len(), 1, "{:?}", v.damaged);
+        assert!(
+            v.damaged[0].1.contains("does not name it"),
+            "{:?}",
+            v.damaged
+        );
+    }
+
+    #[test]
+    fn a_locked_rule_can_grow_but_not_shrink_unlock_or_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), 100);
+        let rule = |days: u32, locked: bool| crate::config::RetentionRule {
+            name: "sec17a4".into(),
+            days,
+            locked,
+            ..Default::default()
+        };
+        a.enforce_locks(&[rule(2190, true)]).unwrap();
+        a.enforce_locks(&[rule(2555, true)]).unwrap();
+        assert!(matches!(
+            a.enforce_locks(&[rule(2190, true)]),
+            Err(ArchiveError::Locked(_, 2555))
+        ));
+        assert!(matches!(
+            a.enforce_locks(&[rule(3000, false)]),
+            Err(ArchiveError::Locked(..))
+        ));
+        assert!(matches!(
+            a.enforce_locks(&[]),
+            Err(ArchiveError::Locked(..))
+        ));
     }
 
     #[test]

@@ -91,10 +91,13 @@ impl Journal {
         if report.is_none() && !self.wants(msg) {
             return Ok(None);
         }
-        let (capture, raw) = match report {
+        let (mut capture, raw) = match report {
             Some(r) => (Capture::of_report(msg, &r, dlp), r.original),
             None => (Capture::of(msg, &raw, dlp), raw),
         };
+        let (rule, until) = super::retention::retain_until(&self.config, &capture);
+        capture.retain_until = Some(until);
+        capture.retention_rule = rule;
         let archive = self.archive.clone();
         // Compression, encryption and the synced write are blocking work.
         let (journaled, raw) =

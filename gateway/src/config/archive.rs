@@ -23,6 +23,33 @@ pub struct ArchiveConfig {
     pub domains: Vec<String>,
     /// A signed checkpoint of the chain head after this many events.
     pub checkpoint_every: u64,
+    /// Days an item is kept when no retention rule matches it.
+    pub retain_days: u32,
+    /// Retention rules (`[[archive.retention]]`); of those that match an
+    /// item, the longest decides its retain-until date, set at ingest.
+    pub retention: Vec<RetentionRule>,
+}
+
+/// `[[archive.retention]]`: how long the mail it matches is kept. Every
+/// condition set must hold; an empty one holds for all.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionRule {
+    /// Name (in the audit log and `archive show`).
+    pub name: String,
+    /// Days to keep, from reception.
+    pub days: u32,
+    /// Directions it applies to.
+    pub directions: Vec<Direction>,
+    /// Domains of the sender or a recipient.
+    pub domains: Vec<String>,
+    /// Addresses of the sender or a recipient.
+    pub addresses: Vec<String>,
+    /// DLP detector ids, any of which found something.
+    pub dlp: Vec<String>,
+    /// Locked: from the first start with it locked, the gateway refuses a
+    /// configuration that shortens, unlocks or removes it (lengthening is fine).
+    pub locked: bool,
 }
 
 impl Default for ArchiveConfig {
@@ -34,6 +61,9 @@ impl Default for ArchiveConfig {
             directions: vec![Direction::Inbound, Direction::Outbound],
             domains: Vec::new(),
             checkpoint_every: 1000,
+            // Seven years, a common floor for healthcare and finance records.
+            retain_days: 2557,
+            retention: Vec::new(),
         }
     }
 }

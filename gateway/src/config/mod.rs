@@ -10,7 +10,7 @@ mod duration;
 mod policy;
 mod seal;
 
-pub use archive::ArchiveConfig;
+pub use archive::{ArchiveConfig, RetentionRule};
 pub use check::{load_file, ConfigError, ConfigErrors};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
