@@ -62,6 +62,13 @@ enum Cmd {
         #[command(subcommand)]
         action: ArchiveCmd,
     },
+    /// Bearer tokens for the archive and audit API, each bound to a role.
+    Token {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
     /// The audit log (`<data_dir>/audit.log`, hash-chained).
     Audit {
         #[command(flatten)]
@@ -172,6 +179,30 @@ enum HoldCmd {
     Rm {
         /// The matter's name.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make a token (printed once; only its hash is stored).
+    Create {
+        /// archivist (search, read, export), auditor (audit log), admin (holds).
+        #[arg(long)]
+        role: sealgate::admin::tokens::Role,
+        /// Who holds it.
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+    /// List tokens (names, roles, dates; never the tokens).
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -539,6 +570,54 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             print!("{text}");
+        }
+        Cmd::Token { at, action } => {
+            let config = at.load()?;
+            let data = &config.server.data_dir;
+            use sealgate::admin::tokens;
+            match action {
+                TokenCmd::Create { role, name } => {
+                    let token = tokens::create(data, role, &name)?;
+                    sealgate::audit::record(
+                        data,
+                        sealgate::audit::Actor::Cli,
+                        "token.create",
+                        &name,
+                        role.as_str(),
+                    );
+                    println!("{token}");
+                    eprintln!(
+                        "token {name:?} ({}) made; it is shown only now",
+                        role.as_str()
+                    );
+                }
+                TokenCmd::Revoke { name } => {
+                    let gone = tokens::revoke(data, &name)?;
+                    sealgate::audit::record(
+                        data,
+                        sealgate::audit::Actor::Cli,
+                        "token.revoke",
+                        &name,
+                        gone.role.as_str(),
+                    );
+                    println!("token {name:?} revoked");
+                }
+                TokenCmd::Ls { json } => {
+                    let all = tokens::list(data)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&all)?);
+                    } else {
+                        for t in all {
+                            println!(
+                                "{}\t{}\t{}",
+                                t.name,
+                                t.role.as_str(),
+                                t.created_at.format("%Y-%m-%d %H:%M:%S")
+                            );
+                        }
+                    }
+                }
+            }
         }
         Cmd::Audit { at, action } => {
             let config = at.load()?;

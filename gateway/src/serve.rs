@@ -187,10 +187,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         seal_ready,
         to_deliver,
     ));
+    // The archive is the last stage: deliver hands finished messages to it.
+    let journal = open_journal(&config)?;
     let deliver_commands = if config.delivery.enabled {
-        let journal = open_journal(&config)?;
-        let stage =
-            deliver::worker::Stage::new(deliverer(&config, &spool, &metrics, &net).await?, journal);
+        let stage = deliver::worker::Stage::new(
+            deliverer(&config, &spool, &metrics, &net).await?,
+            journal.clone(),
+        );
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A message without verdicts or sealed copies reaches delivery
         // through the policy and seal stages, never straight from the queue scan.
@@ -262,6 +265,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         keys,
         rules: config.dlp.enabled.then(|| rules.clone()),
         mta_sts: net.mta_sts.clone(),
+        archive: journal.map(|journal| crate::admin::archive_api::ArchiveApi {
+            journal,
+            config: config.clone(),
+        }),
     });
     let mut admin_stop = stop_rx.clone();
     tokio::spawn(async move {

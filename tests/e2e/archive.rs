@@ -492,3 +492,160 @@ fn a_hold_blocks_purge_and_an_expired_unheld_item_is_purged_on_the_chain() {
     }
     assert!(gw.cli(&["audit", "verify"]).status.success());
 }
+
+/// An HTTP/1.0 request to the admin listener with an optional bearer
+/// token; returns the status code and the body.
+fn api(g: &Gateway, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.admin)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let head_end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response")
+        + 4;
+    let status: u16 = text(&out[9..12]).parse().unwrap();
+    (status, out[head_end..].to_vec())
+}
+
+#[test]
+fn the_archive_api_checks_role_tokens_and_audits_every_access() {
+    let p = peers();
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("m.eml");
+    std::fs::write(
+        &msg,
+        "From: nurse@hospital.test\r\nSubject: API test\r\n\r\nglucose\r\n",
+    )
+    .unwrap();
+    swaks_data(p.gw.smtp, "127.0.0.2", "patient@dest.test", &msg);
+    wait_journaled(&p.gw, 1);
+    let token = |role: &str, name: &str| {
+        let o =
+            p.gw.cli(&["token", "create", "--role", role, "--name", name]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).trim().to_string()
+    };
+    let (archivist, auditor, admin) = (
+        token("archivist", "alice"),
+        token("auditor", "audrey"),
+        token("admin", "adam"),
+    );
+    assert!(
+        !text(&std::fs::read(p.gw.data().join("tokens.json")).unwrap()).contains(&archivist[4..])
+    );
+    // The index commits within a second.
+    let search = "/api/v1/archive/search?q=glucose";
+    let found = wait_for(30, "the item searchable", || {
+        let (status, body) = api(&p.gw, "GET", search, Some(&archivist), "");
+        let v: Value = serde_json::from_slice(&body).ok()?;
+        (status == 200 && v["total"] == 1).then_some(v)
+    });
+    let id = found["items"][0]["id"].as_u64().unwrap();
+    assert_eq!(api(&p.gw, "GET", search, None, "").0, 401);
+    assert_eq!(api(&p.gw, "GET", search, Some("sgt_nonsense"), "").0, 401);
+    assert_eq!(api(&p.gw, "GET", search, Some(&auditor), "").0, 403);
+    let (status, body) = api(
+        &p.gw,
+        "GET",
+        "/api/v1/archive/search?q=form:x",
+        Some(&archivist),
+        "",
+    );
+    assert_eq!(status, 400, "{}", text(&body));
+    assert!(text(&body).contains("unknown field"), "{}", text(&body));
+    let (status, raw) = api(
+        &p.gw,
+        "GET",
+        &format!("/api/v1/archive/items/{id}?raw=true"),
+        Some(&archivist),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        sha256_hex(&raw),
+        found["items"][0]["sha256"].as_str().unwrap()
+    );
+    // Export through the API, then fetch its signed manifest.
+    let (status, body) = api(
+        &p.gw,
+        "POST",
+        "/api/v1/archive/exports",
+        Some(&archivist),
+        r#"{"query":"glucose","format":"eml"}"#,
+    );
+    assert_eq!(status, 200, "{}", text(&body));
+    let export: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(export["items"], 1, "{export:#}");
+    let name = export["export"].as_str().unwrap();
+    let (status, manifest) = api(
+        &p.gw,
+        "GET",
+        &format!("/api/v1/archive/exports/{name}/manifest.json"),
+        Some(&archivist),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(text(&manifest).contains(found["items"][0]["sha256"].as_str().unwrap()));
+    assert_eq!(
+        api(
+            &p.gw,
+            "GET",
+            &format!("/api/v1/archive/exports/{name}/..%2F..%2Ftokens.json"),
+            Some(&archivist),
+            ""
+        )
+        .0,
+        400
+    );
+    // Holds are the admin's.
+    let hold = r#"{"name":"matter-9","addresses":["patient@dest.test"]}"#;
+    assert_eq!(
+        api(
+            &p.gw,
+            "POST",
+            "/api/v1/archive/holds",
+            Some(&archivist),
+            hold
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        api(&p.gw, "POST", "/api/v1/archive/holds", Some(&admin), hold).0,
+        201
+    );
+    let (_, holds) = api(&p.gw, "GET", "/api/v1/archive/holds", Some(&admin), "");
+    assert!(text(&holds).contains("matter-9"));
+    // The auditor reads the audit log, which names the token of each access.
+    let (status, body) = api(&p.gw, "GET", "/api/v1/audit", Some(&auditor), "");
+    assert_eq!(status, 200);
+    let log = text(&body);
+    for needle in [
+        "archive.search",
+        "token alice",
+        "archive.read",
+        "archive.export",
+        "archive.hold.add",
+        "token adam",
+    ] {
+        assert!(log.contains(needle), "{needle} missing from {log}");
+    }
+    let (_, v) = api(&p.gw, "GET", "/api/v1/audit/verify", Some(&auditor), "");
+    assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
+    let (_, v) = api(&p.gw, "GET", "/api/v1/archive/verify", Some(&auditor), "");
+    assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
+    // A revoked token is refused at once.
+    assert!(p.gw.cli(&["token", "revoke", "alice"]).status.success());
+    assert_eq!(api(&p.gw, "GET", search, Some(&archivist), "").0, 401);
+}

@@ -372,7 +372,7 @@ pub fn ls(archive: &Archive, json: bool) -> Result<String, ArchiveCmdError> {
 }
 
 /// The JSON summary of an item.
-fn summary(item: &Item) -> serde_json::Value {
+pub fn summary(item: &Item) -> serde_json::Value {
     let (_, first) = &item.captures[0];
     serde_json::json!({
         "id": item.id,

@@ -35,6 +35,8 @@ pub struct AdminState {
     pub mta_sts: Option<Arc<crate::deliver::mta_sts::MtaSts>>,
     /// The DLP rules in force, when DLP is on (for `explain`).
     pub rules: Option<crate::inspect::worker::SharedRules>,
+    /// The archive and audit API (role tokens of its own), when the archive is on.
+    pub archive: Option<super::archive_api::ArchiveApi>,
 }
 
 /// The admin router.
@@ -58,11 +60,17 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/tls-memory/{domain}", delete_route(tls_forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // Metrics and health carry no content and stay open for scrapers.
-    Router::new()
+    let archive = state.archive.clone();
+    let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(api)
-        .with_state(state)
+        .with_state(state);
+    // The archive routes check their own role tokens.
+    match archive {
+        Some(a) => app.merge(super::archive_api::router(a)),
+        None => app,
+    }
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.

@@ -1,9 +1,11 @@
 //! Operator surfaces: the admin HTTP API and metrics, and the `queue` CLI.
 
 pub mod archive;
+pub mod archive_api;
 pub mod explain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod quarantine;
 pub mod queue;
+pub mod tokens;

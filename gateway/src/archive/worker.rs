@@ -50,6 +50,11 @@ impl Journal {
         &self.archive
     }
 
+    /// The search index, for the admin API.
+    pub fn index(&self) -> &Arc<SearchIndex> {
+        &self.index
+    }
+
     /// Whether `msg` is journaled: its direction is listed, and, when
     /// `domains` is set, its sender or a recipient is in one of them.
     pub fn wants(&self, msg: &QueuedMessage) -> bool {

@@ -1,0 +1,422 @@
+//! The archive and audit API on the admin listener, for archivists'
+//! tools: every route takes `Authorization: Bearer <token>` of a token
+//! made with `sealgate token create`, and checks its role. Every access is
+//! written to the audit log with the token's name.
+//!
+//! - `GET  /api/v1/archive/search?q=&limit=`      archivist
+//! - `GET  /api/v1/archive/items/{id}[?raw=true]`  archivist
+//! - `POST /api/v1/archive/exports {query, format}` archivist: written under
+//!   `<data_dir>/exports/<name>/`, files fetched with
+//!   `GET /api/v1/archive/exports/{name}/{file}`
+//! - `GET  /api/v1/archive/verify`                 archivist, auditor
+//! - `GET|POST /api/v1/archive/holds`, `DELETE /api/v1/archive/holds/{name}`  admin
+//! - `GET  /api/v1/audit[?tail=N]`, `GET /api/v1/audit/verify`  auditor
+
+use super::tokens::{self, Role};
+use crate::archive::worker::Journal;
+use crate::audit::{self, Actor};
+use crate::config::Config;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What the archive routes need.
+#[derive(Clone)]
+pub struct ArchiveApi {
+    /// The gateway's journal: its archive and search index.
+    pub journal: Arc<Journal>,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
+/// The archive and audit routes.
+pub fn router(state: ArchiveApi) -> Router {
+    Router::new()
+        .route("/api/v1/archive/search", get(search))
+        .route("/api/v1/archive/items/{id}", get(item))
+        .route("/api/v1/archive/exports", axum::routing::post(export))
+        .route("/api/v1/archive/exports/{name}/{file}", get(export_file))
+        .route("/api/v1/archive/verify", get(verify))
+        .route("/api/v1/archive/holds", get(holds).post(hold_add))
+        .route("/api/v1/archive/holds/{name}", delete(hold_rm))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .with_state(state)
+}
+
+/// An API error: a status and a JSON `{"error": ...}` body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The caller's token name, if its role is one of `allowed`.
+fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<String, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required".into(),
+            )
+        })?;
+    let entry = tokens::lookup(&s.config.server.data_dir, token).ok_or_else(|| {
+        tracing::warn!("archive API request with an unknown token");
+        ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked token".into())
+    })?;
+    if !allowed.contains(&entry.role) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not do this", entry.role.as_str()),
+        ));
+    }
+    Ok(entry.name)
+}
+
+fn record(s: &ArchiveApi, who: &str, action: &str, id: &str, detail: &str) {
+    audit::record_access(
+        &s.config.server.data_dir,
+        Actor::Api,
+        action,
+        id,
+        &format!("token {who}: {detail}"),
+    );
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+async fn search(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let j = s.journal.clone();
+    let query = q.q.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::SearchError> {
+        let hits = j.index().search(&query, q.limit)?;
+        let mut items = Vec::new();
+        for id in &hits.ids {
+            if let Some(item) = j.archive().item(*id)? {
+                items.push(super::archive::summary(&item));
+            }
+        }
+        Ok((hits.total, items))
+    })
+    .await
+    .map_err(internal)?;
+    let (total, items) = match found {
+        Ok(x) => x,
+        Err(crate::archive::SearchError::Query(e)) => {
+            return Err(ApiError(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    record(
+        &s,
+        &who,
+        "archive.search",
+        &format!("{total} hits"),
+        &format!("query {:?}", q.q),
+    );
+    Ok(Json(
+        serde_json::json!({ "query": q.q, "total": total, "items": items }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ItemQuery {
+    #[serde(default)]
+    raw: bool,
+}
+
+async fn item(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(q): Query<ItemQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let archive = s.journal.archive().clone();
+    let item = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::ArchiveError> {
+        let Some(item) = archive.item(id)? else {
+            return Ok(None);
+        };
+        let raw = if q.raw {
+            archive.raw(&item.captures[0].1.sha256)?
+        } else {
+            None
+        };
+        Ok(Some((item, raw)))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    let Some((item, raw)) = item else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no archived item {id}"),
+        ));
+    };
+    record(
+        &s,
+        &who,
+        if q.raw {
+            "archive.read"
+        } else {
+            "archive.view"
+        },
+        &id.to_string(),
+        "",
+    );
+    Ok(match raw {
+        Some(bytes) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
+        None => Json(item).into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ExportRequest {
+    query: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn export(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Json(req): Json<ExportRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let format = match req.format.as_deref().unwrap_or("mbox") {
+        "mbox" => crate::archive::export::Format::Mbox,
+        "eml" => crate::archive::export::Format::Eml,
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: use mbox or eml"),
+            ))
+        }
+    };
+    let name = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        hex::encode(rand::random::<[u8; 4]>())
+    );
+    let out = s.config.server.data_dir.join("exports").join(&name);
+    let (j, config, query) = (s.journal.clone(), s.config.clone(), req.query.clone());
+    let out2 = out.clone();
+    let done = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let mut ids = j.index().search_all(&query).map_err(|e| e.to_string())?;
+        ids.reverse();
+        let key_path = config.archive_signing_key_file();
+        let key =
+            crate::archive::chain::load_or_create_signer(&key_path).map_err(|e| e.to_string())?;
+        crate::archive::export::export(j.archive(), &ids, &query, format, &out2, &key, |_, _| {})
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    record(
+        &s,
+        &who,
+        "archive.export",
+        &format!("{} items", done.items),
+        &format!("query {:?} as {name}", req.query),
+    );
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .map_err(internal)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "export": name,
+        "items": done.items,
+        "bytes": done.bytes,
+        "files": files,
+    })))
+}
+
+async fn export_file(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let who = caller(&s, &headers, &[Role::Archivist])?;
+    // Names are ours (timestamp-hex, file names we wrote): refuse anything else.
+    let safe = |x: &str| {
+        !x.is_empty()
+            && x.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && !x.starts_with('.')
+    };
+    if !safe(&name) || !safe(&file) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad export or file name".into(),
+        ));
+    }
+    let path = s
+        .config
+        .server
+        .data_dir
+        .join("exports")
+        .join(&name)
+        .join(&file);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, "no such export file".into()))?;
+    record(&s, &who, "archive.export.download", &name, &file);
+    let kind = if file.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], bytes).into_response())
+}
+
+async fn verify(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Archivist, Role::Auditor])?;
+    let archive = s.journal.archive().clone();
+    let r = tokio::task::spawn_blocking(move || archive.verify(1))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    record(
+        &s,
+        &who,
+        "archive.verify",
+        &format!("head {}", r.head_seq),
+        &format!("{} damaged", r.damaged.len()),
+    );
+    Ok(Json(
+        serde_json::json!({ "ok": r.damaged.is_empty(), "report": r }),
+    ))
+}
+
+async fn holds(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller(&s, &headers, &[Role::Admin])?;
+    let h = crate::archive::retention::load_holds(&s.config.server.data_dir).map_err(internal)?;
+    Ok(Json(serde_json::to_value(h).map_err(internal)?))
+}
+
+#[derive(Deserialize)]
+struct HoldRequest {
+    name: String,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+async fn hold_add(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Json(req): Json<HoldRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let who = caller(&s, &headers, &[Role::Admin])?;
+    let hold = crate::archive::retention::Hold {
+        name: req.name.clone(),
+        query: req.query,
+        addresses: req
+            .addresses
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect(),
+        created_at: chrono::Utc::now(),
+    };
+    let detail = serde_json::to_string(&hold).unwrap_or_default();
+    crate::archive::retention::add_hold(&s.config.server.data_dir, hold)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    record(&s, &who, "archive.hold.add", &req.name, &detail);
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "placed": req.name })),
+    ))
+}
+
+async fn hold_rm(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Admin])?;
+    let gone = crate::archive::retention::remove_hold(&s.config.server.data_dir, &name)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+    record(
+        &s,
+        &who,
+        "archive.hold.remove",
+        &name,
+        &serde_json::to_string(&gone).unwrap_or_default(),
+    );
+    Ok(Json(serde_json::json!({ "released": name })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    tail: Option<usize>,
+}
+
+async fn audit_log(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Auditor])?;
+    let text = tokio::fs::read_to_string(s.config.server.data_dir.join("audit.log"))
+        .await
+        .unwrap_or_default();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let start = q.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    record(
+        &s,
+        &who,
+        "audit.read",
+        &format!("{} lines", lines.len() - start),
+        "",
+    );
+    Ok(Json(serde_json::Value::Array(lines[start..].to_vec())))
+}
+
+async fn audit_verify(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller(&s, &headers, &[Role::Auditor])?;
+    let r = audit::verify(&s.config.server.data_dir).map_err(internal)?;
+    Ok(Json(
+        serde_json::json!({ "ok": r.first_broken.is_none(), "report": r }),
+    ))
+}
