@@ -68,6 +68,7 @@ pub enum ServeError {
 /// The archive journal, when `[archive] enabled`.
 fn open_journal(
     config: &Config,
+    metrics: &Arc<Metrics>,
 ) -> Result<Option<Arc<crate::archive::worker::Journal>>, ServeError> {
     if !config.archive.enabled {
         tracing::warn!(
@@ -107,6 +108,7 @@ fn open_journal(
         Arc::new(archive),
         Arc::new(index),
         config.archive.clone(),
+        metrics.clone(),
     ));
     let j = journal.clone();
     tokio::spawn(async move {
@@ -188,7 +190,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         to_deliver,
     ));
     // The archive is the last stage: deliver hands finished messages to it.
-    let journal = open_journal(&config)?;
+    let journal = open_journal(&config, &metrics)?;
     let deliver_commands = if config.delivery.enabled {
         let stage = deliver::worker::Stage::new(
             deliverer(&config, &spool, &metrics, &net).await?,
@@ -265,10 +267,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         keys,
         rules: config.dlp.enabled.then(|| rules.clone()),
         mta_sts: net.mta_sts.clone(),
-        archive: journal.map(|journal| crate::admin::archive_api::ArchiveApi {
-            journal,
-            config: config.clone(),
-        }),
+        archive: journal
+            .clone()
+            .map(|journal| crate::admin::archive_api::ArchiveApi {
+                journal,
+                config: config.clone(),
+            }),
     });
     let mut admin_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -297,6 +301,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while metrics.connections_open.get() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(j) = &journal {
+        // Index what waits, and move the archive's log into its tables, so
+        // the next start (or an offline `archive verify`) reads tables only.
+        j.flush_index();
+        if let Err(e) = j.archive().flush() {
+            tracing::warn!(error = %e, "cannot flush the archive");
+        }
     }
     tracing::info!("stopped");
     Ok(())

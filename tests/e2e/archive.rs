@@ -172,6 +172,46 @@ fn relayed_mail_is_journaled_with_its_envelope_and_verifies() {
     let text_out = text(&p.gw.cli(&["archive", "verify"]).stdout);
     assert!(text_out.contains("intact"), "{text_out}");
     let _ = &p.tenant;
+
+    // On disk: the gateway stopped (its archive flushed into table files),
+    // one byte flipped in the events table, then in the chain table.
+    let mut gw = p.gw;
+    gw.stop();
+    let table_of = |cf: &str| -> std::path::PathBuf {
+        let dir = gw.data().join("archive");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+            .find(|p| {
+                let b = std::fs::read(p).unwrap();
+                // The table's properties name its column family.
+                b.windows(cf.len()).any(|w| w == cf.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("no table file for {cf} in {}", dir.display()))
+    };
+    for cf in ["events", "chain"] {
+        let file = table_of(cf);
+        let original = std::fs::read(&file).unwrap();
+        let mut bad = original.clone();
+        bad[20] ^= 0x01;
+        std::fs::write(&file, &bad).unwrap();
+        let o = gw.cli(&["archive", "verify", "--json"]);
+        assert_eq!(o.status.code(), Some(1), "{cf}: {}", text(&o.stdout));
+        let r: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{cf}: {e}: {}", text(&o.stderr)));
+        let first = &r["first_broken"];
+        assert_eq!(first["seq"], 1, "{cf}: {r:#}");
+        assert!(
+            first["problem"].as_str().unwrap().contains("Corruption"),
+            "{cf}: {r:#}"
+        );
+        std::fs::write(&file, &original).unwrap();
+        assert!(
+            gw.cli(&["archive", "verify"]).status.success(),
+            "{cf} restored"
+        );
+    }
 }
 
 /// `sealgate archive search --json QUERY`: the matching ids.
@@ -645,6 +685,17 @@ fn the_archive_api_checks_role_tokens_and_audits_every_access() {
     assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
     let (_, v) = api(&p.gw, "GET", "/api/v1/archive/verify", Some(&auditor), "");
     assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
+    // The archive's metrics.
+    assert!(p.gw.metric("sealgate_archive_journaled_total{outcome=\"new\"}") >= 1.0);
+    assert!(p.gw.metric("sealgate_archive_raw_bytes_total") >= 40.0);
+    assert!(p.gw.metric("sealgate_archive_stored_bytes_total") > 0.0);
+    assert!(p.gw.metric("sealgate_archive_head_sequence") >= 1.0);
+    assert!(
+        p.gw.metric("sealgate_archive_verified_sequence") >= 1.0,
+        "set by the verify above"
+    );
+    assert!(p.gw.metric("sealgate_archive_search_seconds_count") >= 1.0);
+    assert!(p.gw.metric("sealgate_archive_journal_seconds_count") >= 1.0);
     // A revoked token is refused at once.
     assert!(p.gw.cli(&["token", "revoke", "alice"]).status.success());
     assert_eq!(api(&p.gw, "GET", search, Some(&archivist), "").0, 401);

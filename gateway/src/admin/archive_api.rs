@@ -116,7 +116,11 @@ async fn search(
     let j = s.journal.clone();
     let query = q.q.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::SearchError> {
+        let started = std::time::Instant::now();
         let hits = j.index().search(&query, q.limit)?;
+        j.metrics()
+            .archive_search_seconds
+            .observe(started.elapsed().as_secs_f64());
         let mut items = Vec::new();
         for id in &hits.ids {
             if let Some(item) = j.archive().item(*id)? {
@@ -307,6 +311,9 @@ async fn verify(
         .await
         .map_err(internal)?
         .map_err(internal)?;
+    if r.damaged.is_empty() {
+        s.journal.metrics().archive_verified.set(r.head_seq as i64);
+    }
     record(
         &s,
         &who,

@@ -51,6 +51,20 @@ pub struct Metrics {
     pub delivered_seconds: Histogram,
     /// DSNs queued, by kind (failed, delayed).
     pub dsns: IntCounterVec,
+    /// Messages journaled, by outcome (`new` content or `merged` duplicate).
+    pub archive_journaled: IntCounterVec,
+    /// Octets of messages journaled, as received (duplicates included).
+    pub archive_raw_bytes: IntCounter,
+    /// Octets of content written to the archive (compressed, encrypted; once per content).
+    pub archive_stored_bytes: IntCounter,
+    /// Time to journal one message (synced write included).
+    pub archive_journal_seconds: Histogram,
+    /// Time to answer one archive search.
+    pub archive_search_seconds: Histogram,
+    /// The archive chain's last sequence number.
+    pub archive_head: IntGauge,
+    /// The last sequence number a verify found intact.
+    pub archive_verified: IntGauge,
 }
 
 impl Default for Metrics {
@@ -195,8 +209,54 @@ impl Metrics {
             "Delivery status notifications queued, by kind",
             &["kind"],
         );
+        let archive_journaled = counter_vec(
+            "sealgate_archive_journaled_total",
+            "Messages journaled into the archive, by outcome (new, merged)",
+            &["outcome"],
+        );
+        let archive_raw_bytes = IntCounter::new(
+            "sealgate_archive_raw_bytes_total",
+            "Octets of messages journaled, as received, duplicates included",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(archive_raw_bytes.clone()))
+            .expect("unique metric");
+        let archive_stored_bytes = IntCounter::new(
+            "sealgate_archive_stored_bytes_total",
+            "Octets of content written to the archive (compressed and encrypted, once per content)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(archive_stored_bytes.clone()))
+            .expect("unique metric");
+        let archive_journal_seconds = histogram(
+            "sealgate_archive_journal_seconds",
+            "Time to journal one message, synced write included",
+            latency_buckets(),
+        );
+        let archive_search_seconds = histogram(
+            "sealgate_archive_search_seconds",
+            "Time to answer one archive search",
+            latency_buckets(),
+        );
+        let archive_head = gauge(
+            "sealgate_archive_head_sequence",
+            "The archive chain's last sequence number",
+        );
+        let archive_verified = gauge(
+            "sealgate_archive_verified_sequence",
+            "The last sequence number an archive verify found intact (0: none yet)",
+        );
         Metrics {
             registry,
+            archive_journaled,
+            archive_raw_bytes,
+            archive_stored_bytes,
+            archive_journal_seconds,
+            archive_search_seconds,
+            archive_head,
+            archive_verified,
             deliveries,
             tls_failures,
             queue_oldest_seconds,

@@ -155,6 +155,9 @@ pub struct Archive {
     signer: Option<Ed25519KeyPair>,
     checkpoint_every: u64,
     head: Mutex<Head>,
+    /// Why the chain's head could not be read (read-only opens go on, so
+    /// `verify` can say where the damage is).
+    head_error: Option<String>,
 }
 
 fn options() -> Options {
@@ -214,15 +217,42 @@ impl Archive {
         let chain = db
             .cf_handle(CF_CHAIN)
             .expect("column family created on open");
-        if let Some(item) = db.iterator_cf(chain, IteratorMode::End).next() {
+        let read_head = || -> Result<Option<(u64, Hash)>, ArchiveError> {
+            let Some(item) = db.iterator_cf(chain, IteratorMode::End).next() else {
+                return Ok(None);
+            };
             let (k, v) = item?;
-            head.seq = seq_of(&k).unwrap_or(0);
-            head.link = v
+            let seq = seq_of(&k).unwrap_or(0);
+            let link = v
                 .get(32..64)
                 .and_then(|l| l.try_into().ok())
                 .ok_or_else(|| {
-                    ArchiveError::Corrupt(format!("chain {}", head.seq), "short link".into())
+                    ArchiveError::Corrupt(format!("chain {seq}"), "short link".into())
                 })?;
+            Ok(Some((seq, link)))
+        };
+        let mut head_error = None;
+        match read_head() {
+            Ok(Some((seq, link))) => {
+                head.seq = seq;
+                head.link = link;
+            }
+            Ok(None) => {}
+            // Never append to a chain whose head cannot be read.
+            Err(e) if signer.is_some() => return Err(e),
+            // Read-only (verify): walk as far as the events go, and say why.
+            Err(e) => {
+                let events = db
+                    .cf_handle(CF_EVENTS)
+                    .expect("column family created on open");
+                head.seq = db
+                    .iterator_cf(events, IteratorMode::End)
+                    .next()
+                    .and_then(|kv| kv.ok())
+                    .and_then(|(k, _)| seq_of(&k))
+                    .unwrap_or(0);
+                head_error = Some(e.to_string());
+            }
         }
         let cps = db
             .cf_handle(CF_CHECKPOINTS)
@@ -238,6 +268,7 @@ impl Archive {
             signer,
             checkpoint_every,
             head: Mutex::new(head),
+            head_error,
         })
     }
 
@@ -245,6 +276,15 @@ impl Archive {
         self.db
             .cf_handle(name)
             .expect("column family created on open")
+    }
+
+    /// Writes every column family's memtable to its table files (the data
+    /// is already durable in the log; this only spares the next start a replay).
+    pub fn flush(&self) -> Result<(), ArchiveError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
     }
 
     /// The last sequence number (0 when empty).
@@ -256,6 +296,16 @@ impl Archive {
     /// and its capture, as one new event linked into the chain, in one
     /// synced write. Idempotent per queue id.
     pub fn journal(&self, capture: Capture, raw: &[u8]) -> Result<Journaled, ArchiveError> {
+        self.journal_sized(capture, raw).map(|(j, _)| j)
+    }
+
+    /// As [`Archive::journal`], with the octets of content written (0 for
+    /// a merge), for the metrics.
+    pub fn journal_sized(
+        &self,
+        capture: Capture,
+        raw: &[u8],
+    ) -> Result<(Journaled, u64), ArchiveError> {
         if self.signer.is_none() {
             return Err(ArchiveError::ReadOnly);
         }
@@ -265,10 +315,11 @@ impl Archive {
             .db
             .get_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes())?
         {
-            return Ok(Journaled::Already(seq_of(&v).unwrap_or(0)));
+            return Ok((Journaled::Already(seq_of(&v).unwrap_or(0)), 0));
         }
         let seq = head.seq + 1;
         let mut batch = WriteBatch::default();
+        let mut stored = 0u64;
         let existing = self
             .db
             .get_cf(self.cf(CF_ITEMS), sha)?
@@ -289,7 +340,9 @@ impl Archive {
                     path: "zstd".into(),
                     source: e,
                 })?;
-                batch.put_cf(self.cf(CF_BLOBS), sha, self.keys.seal(&sha, &packed));
+                let sealed = self.keys.seal(&sha, &packed);
+                stored = sealed.len() as u64;
+                batch.put_cf(self.cf(CF_BLOBS), sha, sealed);
                 batch.put_cf(self.cf(CF_ITEMS), sha, seq_key(seq));
                 (
                     Event::Ingest(Box::new(capture.clone())),
@@ -331,7 +384,7 @@ impl Archive {
         } else {
             head.since_checkpoint + 1
         };
-        Ok(outcome)
+        Ok((outcome, stored))
     }
 
     /// Signs a checkpoint of the current head now (nothing when empty or
@@ -625,6 +678,11 @@ impl Archive {
                     format!("event record removed, but purge event {by} does not name it"),
                 ));
             }
+        }
+        if let Some(e) = &self.head_error {
+            report
+                .damaged
+                .push((head_seq, format!("chain head unreadable: {e}")));
         }
         report.damaged.sort_by_key(|(s, _)| *s);
         report.head = hex::encode(prev);

@@ -20,17 +20,30 @@ pub struct Journal {
     config: ArchiveConfig,
     /// Items indexed but not committed, and when the index was last committed.
     pending: Mutex<(u64, Instant)>,
+    metrics: Arc<crate::admin::metrics::Metrics>,
 }
 
 impl Journal {
     /// A journal into `archive` and its search `index` under `config`'s rules.
-    pub fn new(archive: Arc<Archive>, index: Arc<SearchIndex>, config: ArchiveConfig) -> Self {
+    pub fn new(
+        archive: Arc<Archive>,
+        index: Arc<SearchIndex>,
+        config: ArchiveConfig,
+        metrics: Arc<crate::admin::metrics::Metrics>,
+    ) -> Self {
+        metrics.archive_head.set(archive.head_seq() as i64);
         Journal {
             archive,
             index,
             config,
             pending: Mutex::new((0, Instant::now())),
+            metrics,
         }
+    }
+
+    /// The metrics registry (the API records search latency and verifies).
+    pub fn metrics(&self) -> &crate::admin::metrics::Metrics {
+        &self.metrics
     }
 
     /// Commits the search index if items wait (called every second).
@@ -105,10 +118,23 @@ impl Journal {
         capture.retention_rule = rule;
         let archive = self.archive.clone();
         // Compression, encryption and the synced write are blocking work.
-        let (journaled, raw) =
-            tokio::task::spawn_blocking(move || archive.journal(capture, &raw).map(|j| (j, raw)))
-                .await
-                .map_err(|e| ArchiveError::Corrupt("journal task".into(), e.to_string()))??;
+        let started = Instant::now();
+        let ((journaled, stored), raw) = tokio::task::spawn_blocking(move || {
+            archive.journal_sized(capture, &raw).map(|j| (j, raw))
+        })
+        .await
+        .map_err(|e| ArchiveError::Corrupt("journal task".into(), e.to_string()))??;
+        let m = &self.metrics;
+        m.archive_journal_seconds
+            .observe(started.elapsed().as_secs_f64());
+        m.archive_head.set(self.archive.head_seq() as i64);
+        if !matches!(journaled, Journaled::Already(_)) {
+            m.archive_raw_bytes.inc_by(raw.len() as u64);
+            m.archive_stored_bytes.inc_by(stored);
+            m.archive_journaled
+                .with_label_values(&[if stored > 0 { "new" } else { "merged" }])
+                .inc();
+        }
         let item = match journaled {
             Journaled::New(seq) => seq,
             Journaled::Merged { item, .. } => item,
