@@ -178,6 +178,21 @@ fn send(g: &Gateway, to: &[&str], msg: &[u8], dir: &Path) -> String {
     queued_id(&text(&o.stdout)).expect("queued as ID")
 }
 
+/// `sealgate explain --json` of `eml` from the nurse to `to`.
+fn explain_json(g: &Gateway, to: &[&str], eml: &Path) -> serde_json::Value {
+    let o = g.cli(&[
+        "explain",
+        "--json",
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        &to.join(","),
+        eml.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "explain: {}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// The first mail in `pf`'s mailbox containing `needle`, waited for up to 60 s.
 fn wait_mail_with(pf: &Postfix, needle: &str, what: &str) -> String {
     wait_for(60, what, || {
@@ -225,17 +240,7 @@ fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
     // Explain first: what it says must be what delivery then does.
     let eml = dir.path().join("explain.eml");
     std::fs::write(&eml, &msg).unwrap();
-    let o = p.g.cli(&[
-        "explain",
-        "--json",
-        "--from",
-        "nurse@hospital.test",
-        "--to",
-        &to.join(","),
-        eml.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "explain: {}", text(&o.stderr));
-    let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let explained = explain_json(&p.g, &to, &eml);
     let seals: Vec<&str> = explained["recipients"]
         .as_array()
         .unwrap()
@@ -904,16 +909,7 @@ fn a_failed_tls_session_falls_back_down_the_seal_chain() {
     let plain = text(&msg).replace("[secure] Lab results", "Lab results");
     let eml = dir.path().join("plain.eml");
     std::fs::write(&eml, &plain).unwrap();
-    let o = p.g.cli(&[
-        "explain",
-        "--json",
-        "--from",
-        "nurse@hospital.test",
-        "--to",
-        &to.join(","),
-        eml.to_str().unwrap(),
-    ]);
-    let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let explained = explain_json(&p.g, &to, &eml);
     let pat = &explained["recipients"][0];
     assert_eq!(pat["verdict"]["seal"], "tls", "{explained:#}");
     assert_eq!(pat["verdict"]["fallback"]["seal"], "pgp", "{explained:#}");

@@ -350,18 +350,7 @@ impl Archive {
                 )
             }
         };
-        let plain = serde_json::to_vec(&event)
-            .map_err(|e| ArchiveError::Corrupt(format!("event {seq}"), e.to_string()))?;
-        let event_hash = chain::sha256(&plain);
-        let link = chain::link(&head.link, seq, &event_hash);
-        let mut chain_value = event_hash.to_vec();
-        chain_value.extend_from_slice(&link);
-        batch.put_cf(
-            self.cf(CF_EVENTS),
-            seq_key(seq),
-            self.keys.seal(&seq_key(seq), &plain),
-        );
-        batch.put_cf(self.cf(CF_CHAIN), seq_key(seq), chain_value);
+        let link = self.put_event(&mut batch, &head.link, seq, &event)?;
         batch.put_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes(), seq_key(seq));
         let checkpoint = (head.since_checkpoint + 1 >= self.checkpoint_every)
             .then(|| {
@@ -374,9 +363,7 @@ impl Archive {
             let json = serde_json::to_vec(cp).expect("a checkpoint serialises");
             batch.put_cf(self.cf(CF_CHECKPOINTS), seq_key(seq), json);
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
+        self.write_synced(batch)?;
         head.seq = seq;
         head.link = link;
         head.since_checkpoint = if checkpoint.is_some() {
@@ -397,10 +384,9 @@ impl Archive {
         }
         let cp = Checkpoint::sign(signer, head.seq, &head.link);
         let json = serde_json::to_vec(&cp).expect("a checkpoint serialises");
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_CHECKPOINTS), seq_key(head.seq), json, &wo)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_CHECKPOINTS), seq_key(head.seq), json);
+        self.write_synced(batch)?;
         head.since_checkpoint = 0;
         Ok(Some(cp))
     }
@@ -435,10 +421,7 @@ impl Archive {
                 r.days.to_be_bytes(),
             );
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.write_synced(batch)
     }
 
     /// Removes `items` (their content, and the records of their ingest and
@@ -487,10 +470,28 @@ impl Archive {
             at: chrono::Utc::now(),
             reason: reason.to_string(),
         };
-        let plain = serde_json::to_vec(&event)
+        let link = self.put_event(&mut batch, &head.link, seq, &event)?;
+        self.write_synced(batch)?;
+        head.seq = seq;
+        head.link = link;
+        head.since_checkpoint += 1;
+        report.seq = seq;
+        Ok(report)
+    }
+
+    /// Puts event `seq` (encrypted) and its chain entry (its hash and the
+    /// link that follows `prev`) into `batch`; returns the link.
+    fn put_event(
+        &self,
+        batch: &mut WriteBatch,
+        prev: &Hash,
+        seq: u64,
+        event: &Event,
+    ) -> Result<Hash, ArchiveError> {
+        let plain = serde_json::to_vec(event)
             .map_err(|e| ArchiveError::Corrupt(format!("event {seq}"), e.to_string()))?;
         let event_hash = chain::sha256(&plain);
-        let link = chain::link(&head.link, seq, &event_hash);
+        let link = chain::link(prev, seq, &event_hash);
         let mut chain_value = event_hash.to_vec();
         chain_value.extend_from_slice(&link);
         batch.put_cf(
@@ -499,14 +500,15 @@ impl Archive {
             self.keys.seal(&seq_key(seq), &plain),
         );
         batch.put_cf(self.cf(CF_CHAIN), seq_key(seq), chain_value);
+        Ok(link)
+    }
+
+    /// Writes `batch` and syncs the log before returning.
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), ArchiveError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
-        head.seq = seq;
-        head.link = link;
-        head.since_checkpoint += 1;
-        report.seq = seq;
-        Ok(report)
+        Ok(())
     }
 
     /// The event at `seq`.
