@@ -269,6 +269,13 @@ enum ArchiveCmd {
     },
     /// Rebuild the search index from the archive (gateway stopped).
     Reindex,
+    /// Sign a checkpoint of the chain head now (record the head it prints
+    /// somewhere else: it proves nothing later was removed).
+    Checkpoint {
+        /// While the gateway runs: a file holding an admin or auditor token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Legal holds: what they cover is never purged.
     Hold {
         #[command(subcommand)]
@@ -669,6 +676,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{text}");
                     return Ok(ExitCode::SUCCESS);
                 }
+                ArchiveCmd::Checkpoint { token_file } => {
+                    print!(
+                        "{}",
+                        sealgate::admin::archive::checkpoint(&config, token_file.as_deref())?
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
                 ArchiveCmd::Purge { dry_run, json } => {
                     print!(
                         "{}",
@@ -680,9 +694,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let archive = sealgate::admin::archive::open_read_only(&config)?;
             match action {
-                ArchiveCmd::Hold { .. } | ArchiveCmd::Purge { .. } => {
-                    unreachable!("handled above")
-                }
+                ArchiveCmd::Hold { .. }
+                | ArchiveCmd::Purge { .. }
+                | ArchiveCmd::Checkpoint { .. } => unreachable!("handled above"),
                 ArchiveCmd::Ls { json } => {
                     print!("{}", sealgate::admin::archive::ls(&archive, json)?)
                 }

@@ -526,6 +526,12 @@ fn a_hold_blocks_purge_and_an_expired_unheld_item_is_purged_on_the_chain() {
     assert!(items(&gw).is_empty());
     let o = gw.cli(&["archive", "verify"]);
     assert!(o.status.success(), "{}", text(&o.stdout));
+    // With the gateway stopped a checkpoint is signed directly.
+    let o = gw.cli(&["archive", "checkpoint"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("checkpoint at 4 head "), "{}", text(&o.stdout));
+    let o = gw.cli(&["archive", "checkpoint"]);
+    assert!(text(&o.stdout).contains("already covered"), "{}", text(&o.stdout));
     let log = std::fs::read_to_string(gw.data().join("audit.log")).unwrap();
     for action in ["archive.hold.add", "archive.hold.remove", "archive.purge"] {
         assert!(log.contains(action), "{action} not audited: {log}");
@@ -683,8 +689,34 @@ fn the_archive_api_checks_role_tokens_and_audits_every_access() {
     }
     let (_, v) = api(&p.gw, "GET", "/api/v1/audit/verify", Some(&auditor), "");
     assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
+    // A checkpoint on demand while the gateway runs (through its API).
+    let token_file = dir.path().join("adam.token");
+    std::fs::write(&token_file, &admin).unwrap();
+    let o = p.gw.cli(&[
+        "archive",
+        "checkpoint",
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("checkpoint at 1 head "),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = p.gw.cli(&["archive", "checkpoint"]);
+    assert!(
+        !o.status.success(),
+        "without a token the running gateway's archive cannot be written"
+    );
+    assert!(
+        text(&o.stderr).contains("--token-file"),
+        "{}",
+        text(&o.stderr)
+    );
     let (_, v) = api(&p.gw, "GET", "/api/v1/archive/verify", Some(&auditor), "");
     assert!(text(&v).contains("\"ok\":true"), "{}", text(&v));
+    assert!(text(&v).contains("\"checkpoints_ok\":1"), "{}", text(&v));
     // The archive's metrics.
     assert!(p.gw.metric("sealgate_archive_journaled_total{outcome=\"new\"}") >= 1.0);
     assert!(p.gw.metric("sealgate_archive_raw_bytes_total") >= 40.0);

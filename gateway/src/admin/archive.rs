@@ -24,6 +24,9 @@ pub enum ArchiveCmdError {
     /// The export.
     #[error(transparent)]
     Export(#[from] crate::archive::export::ExportError),
+    /// The token file given.
+    #[error("token file {0}: {1}")]
+    TokenFile(String, std::io::Error),
     /// The archive's signing key.
     #[error("archive signing key {0}: {1}")]
     SigningKey(String, std::io::Error),
@@ -320,6 +323,67 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
         );
     }
     Ok(out)
+}
+
+/// `archive checkpoint`: signs the chain head now. With the gateway
+/// stopped the archive is opened directly; while it runs, the request goes
+/// to its API with the admin or auditor token in `token_file`.
+pub fn checkpoint(
+    config: &Config,
+    token_file: Option<&std::path::Path>,
+) -> Result<String, ArchiveCmdError> {
+    let keys = Keyring::load(&config.archive_key_file())?;
+    let key_path = config.archive_signing_key_file();
+    let signer = crate::archive::chain::load_or_create_signer(&key_path)
+        .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
+    let cp = match Archive::open(
+        &config.archive_dir(),
+        keys,
+        signer,
+        config.archive.checkpoint_every,
+    ) {
+        Ok(archive) => {
+            let cp = archive.checkpoint()?;
+            crate::audit::record_access(
+                &config.server.data_dir,
+                crate::audit::Actor::Cli,
+                "archive.checkpoint",
+                &cp.as_ref()
+                    .map_or("head already covered".into(), |c| c.covers.to_string()),
+                "",
+            );
+            serde_json::to_value(cp).unwrap_or_default()
+        }
+        Err(open_err) => {
+            let Some(file) = token_file else {
+                return Err(ArchiveCmdError::InUse(
+                    "sign a checkpoint directly; or pass --token-file with an admin or auditor token",
+                    open_err.to_string(),
+                ));
+            };
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| ArchiveCmdError::TokenFile(file.display().to_string(), e))?;
+            let url = format!("http://{}/api/v1/archive/checkpoint", config.admin.address);
+            let mut resp = ureq::post(&url)
+                .header("Authorization", &format!("Bearer {}", token.trim()))
+                .send_empty()
+                .map_err(|e| ArchiveCmdError::InUse("reach its API", e.to_string()))?;
+            let v: serde_json::Value = resp
+                .body_mut()
+                .read_json()
+                .map_err(|e| ArchiveCmdError::InUse("read its answer", e.to_string()))?;
+            v["checkpoint"].clone()
+        }
+    };
+    Ok(match cp.is_null() {
+        true => "the head is already covered by a checkpoint\n".to_string(),
+        false => format!(
+            "checkpoint at {} head {} signed by {}\n",
+            cp["covers"],
+            cp["head"].as_str().unwrap_or(""),
+            cp["public_key"].as_str().unwrap_or("")
+        ),
+    })
 }
 
 /// `archive reindex`: rebuilds the search index from the store (the

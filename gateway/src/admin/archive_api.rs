@@ -9,6 +9,7 @@
 //!   `<data_dir>/exports/<name>/`, files fetched with
 //!   `GET /api/v1/archive/exports/{name}/{file}`
 //! - `GET  /api/v1/archive/verify`                 archivist, auditor
+//! - `POST /api/v1/archive/checkpoint`             admin, auditor: sign the head now
 //! - `GET|POST /api/v1/archive/holds`, `DELETE /api/v1/archive/holds/{name}`  admin
 //! - `GET  /api/v1/audit[?tail=N]`, `GET /api/v1/audit/verify`  auditor
 
@@ -41,6 +42,10 @@ pub fn router(state: ArchiveApi) -> Router {
         .route("/api/v1/archive/exports", axum::routing::post(export))
         .route("/api/v1/archive/exports/{name}/{file}", get(export_file))
         .route("/api/v1/archive/verify", get(verify))
+        .route(
+            "/api/v1/archive/checkpoint",
+            axum::routing::post(checkpoint),
+        )
         .route("/api/v1/archive/holds", get(holds).post(hold_add))
         .route("/api/v1/archive/holds/{name}", delete(hold_rm))
         .route("/api/v1/audit", get(audit_log))
@@ -324,6 +329,23 @@ async fn verify(
     Ok(Json(
         serde_json::json!({ "ok": r.damaged.is_empty(), "report": r }),
     ))
+}
+
+async fn checkpoint(
+    State(s): State<ArchiveApi>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&s, &headers, &[Role::Admin, Role::Auditor])?;
+    let archive = s.journal.archive().clone();
+    let cp = tokio::task::spawn_blocking(move || archive.checkpoint())
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let what = cp.as_ref().map_or("head already covered".to_string(), |c| {
+        format!("head {} at {}", c.head, c.covers)
+    });
+    record(&s, &who, "archive.checkpoint", &what, "");
+    Ok(Json(serde_json::json!({ "checkpoint": cp })))
 }
 
 async fn holds(
