@@ -529,9 +529,17 @@ fn a_hold_blocks_purge_and_an_expired_unheld_item_is_purged_on_the_chain() {
     // With the gateway stopped a checkpoint is signed directly.
     let o = gw.cli(&["archive", "checkpoint"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).starts_with("checkpoint at 4 head "), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).starts_with("checkpoint at 4 head "),
+        "{}",
+        text(&o.stdout)
+    );
     let o = gw.cli(&["archive", "checkpoint"]);
-    assert!(text(&o.stdout).contains("already covered"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("already covered"),
+        "{}",
+        text(&o.stdout)
+    );
     let log = std::fs::read_to_string(gw.data().join("audit.log")).unwrap();
     for action in ["archive.hold.add", "archive.hold.remove", "archive.purge"] {
         assert!(log.contains(action), "{action} not audited: {log}");

@@ -540,6 +540,7 @@ fn regex_syntax_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::store::testing::{capture, open};
+    use super::super::Journaled;
     use super::*;
 
     /// A multipart message with a text body and a CSV attachment.
@@ -557,6 +558,37 @@ mod tests {
             )),
         }
         m.into_bytes()
+    }
+
+    #[test]
+    fn malformed_mail_is_archived_byte_exact_and_indexed_as_far_as_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = open(dir.path(), 100);
+        let index = SearchIndex::open(&dir.path().join("index"), InspectLimits::default()).unwrap();
+        let bad: Vec<Vec<u8>> = vec![
+            b"\x00\xff\xfe binary with no header at all \x00".to_vec(),
+            b"Subject: truncated\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDB!!!not base64".to_vec(),
+            b"Subject: =?utf-8?B?broken?=\r\nFrom: <<<@@@>>>\r\n\r\nstrawberry\r\n".to_vec(),
+        ];
+        for (i, raw) in bad.iter().enumerate() {
+            let j = archive
+                .journal(capture(&format!("q{i}"), raw, &["a@b.test"]), raw)
+                .unwrap();
+            let Journaled::New(id) = j else {
+                panic!("{j:?}")
+            };
+            let item = archive.item(id).unwrap().unwrap();
+            index.add(&item, raw).unwrap();
+            assert_eq!(
+                archive.raw(&item.captures[0].1.sha256).unwrap().as_ref(),
+                Some(raw)
+            );
+        }
+        index.commit(archive.head_seq()).unwrap();
+        assert_eq!(index.search("", 10).unwrap().total, 3);
+        assert_eq!(index.search("strawberry", 10).unwrap().ids, vec![3]);
+        assert_eq!(index.search("subject:truncated", 10).unwrap().ids, vec![2]);
+        assert!(archive.verify(1).unwrap().damaged.is_empty());
     }
 
     #[test]
