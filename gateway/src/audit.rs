@@ -58,6 +58,17 @@ fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
             .append(true)
             .open(&path)?;
         f.lock()?;
+        // A line torn by a crash is ended first, so this entry stays whole
+        // (the torn line itself shows as broken in `audit verify`).
+        let len = f.seek(SeekFrom::End(0))?;
+        if len > 0 {
+            let mut last = [0u8; 1];
+            f.seek(SeekFrom::Start(len - 1))?;
+            f.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                f.write_all(b"\n")?;
+            }
+        }
         let prev = match last_line(&mut f)? {
             Some(line) => hex::encode(Sha256::digest(&line)),
             None => "genesis".to_string(),
@@ -108,7 +119,7 @@ fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
 pub struct AuditReport {
     /// Lines whose `prev` matched.
     pub lines_ok: usize,
-    /// Lines written before the log was chained (no `prev`), at its start.
+    /// Lines without a `prev` field (each one is damage).
     pub unchained: usize,
     /// The first line (1-based) that does not follow from the one before, and why.
     pub first_broken: Option<(usize, String)>,
@@ -135,10 +146,11 @@ pub fn verify(data_dir: &Path) -> std::io::Result<AuditReport> {
             return Ok(report);
         };
         match v["prev"].as_str() {
-            // Lines from before the log was chained can only lead it.
-            None if report.lines_ok == 0 => report.unchained += 1,
+            // Every line is chained: one without `prev` was inserted, or
+            // the chain was stripped.
             None => {
-                report.first_broken = broken("no prev field after chained lines (inserted?)");
+                report.unchained += 1;
+                report.first_broken = broken("no prev field (inserted, or the chain was stripped)");
                 return Ok(report);
             }
             Some(claimed) => {
@@ -196,10 +208,27 @@ mod tests {
             verify(dir.path()).unwrap().first_broken.map(|(n, _)| n),
             Some(2)
         );
-        // A log written before chaining: its unchained lines lead, then the chain starts.
+        // Lines stripped of their chain are damage, not "older lines".
         std::fs::write(&path, "{\"action\":\"old\"}\n").unwrap();
         record(dir.path(), Actor::Cli, "new", "1", "");
         let r = verify(dir.path()).unwrap();
-        assert_eq!((r.unchained, r.lines_ok, r.first_broken), (1, 1, None));
+        assert_eq!((r.unchained, r.first_broken.map(|(n, _)| n)), (1, Some(1)));
+        // A line torn by a crash: the next entry starts on a line of its own.
+        std::fs::write(&path, "").unwrap();
+        record(dir.path(), Actor::Cli, "a", "1", "");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        drop(f);
+        record(dir.path(), Actor::Cli, "b", "2", "");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.lines().last().unwrap().contains("\"action\":\"b\""));
+        assert_eq!(
+            verify(dir.path()).unwrap().first_broken.map(|(n, _)| n),
+            Some(2)
+        );
     }
 }

@@ -634,15 +634,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&r)?);
                     } else {
-                        println!(
-                            "{} lines chained{}",
-                            r.lines_ok,
-                            if r.unchained > 0 {
-                                format!(", {} older unchained lines before them", r.unchained)
-                            } else {
-                                String::new()
-                            }
-                        );
+                        println!("{} lines chained", r.lines_ok);
                         match &r.first_broken {
                             Some((n, why)) => println!("BROKEN at line {n}: {why}"),
                             None => println!("intact"),

@@ -254,11 +254,28 @@ fn lex(q: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
     Ok(out)
 }
 
+/// Longest query accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 4096;
+/// Deepest nesting of parentheses and `-` accepted (the parser and the
+/// compiled query recurse once per level).
+pub const MAX_DEPTH: usize = 32;
+
 /// Parses an archivist's query.
 pub fn parse(q: &str) -> Result<Query, QueryError> {
-    let toks = lex(q)?;
     let end = q.chars().count();
-    let mut p = Parser { toks, pos: 0, end };
+    if end > MAX_QUERY_CHARS {
+        return Err(QueryError::new(
+            MAX_QUERY_CHARS,
+            format!("the query is longer than {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let toks = lex(q)?;
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end,
+        depth: 0,
+    };
     let query = p.and_list()?;
     if let Some((at, _)) = p.toks.get(p.pos) {
         return Err(QueryError::new(*at, "unexpected ')'"));
@@ -270,6 +287,8 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end: usize,
+    /// Open parentheses and `-` around the current term.
+    depth: usize,
 }
 
 impl Parser {
@@ -327,6 +346,22 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Query, QueryError> {
         let at = self.at();
+        if matches!(self.peek(), Some(Tok::Minus) | Some(Tok::Open)) {
+            if self.depth >= MAX_DEPTH {
+                return Err(QueryError::new(
+                    at,
+                    format!("nested deeper than {MAX_DEPTH} levels"),
+                ));
+            }
+            self.depth += 1;
+            let q = self.unary_inner(at);
+            self.depth -= 1;
+            return q;
+        }
+        self.unary_inner(at)
+    }
+
+    fn unary_inner(&mut self, at: usize) -> Result<Query, QueryError> {
         match self.peek().cloned() {
             Some(Tok::Minus) => {
                 self.pos += 1;
@@ -609,6 +644,15 @@ mod tests {
         assert!(err("()").message.contains("empty parentheses"));
         // Unicode offsets are in characters, not bytes.
         assert_eq!(err("résumé form:x").at, 7);
+        // Bounded: no stack to exhaust, no megabyte queries.
+        let deep = format!("{}a{}", "(".repeat(1000), ")".repeat(1000));
+        assert!(err(&deep).message.contains("nested deeper"), "{}", err(&deep));
+        assert_eq!(err(&deep).at, 32);
+        assert!(err(&format!("{}a", "-".repeat(100)))
+            .message
+            .contains("nested deeper"));
+        assert!(parse(&format!("{}a{}", "(".repeat(30), ")".repeat(30))).is_ok());
+        assert!(err(&"a ".repeat(3000)).message.contains("longer than"));
     }
 
     #[test]

@@ -17,7 +17,12 @@ use std::path::Path;
 
 /// The rule that decided a capture's retention and the date it gave.
 pub fn retain_until(config: &ArchiveConfig, c: &Capture) -> (Option<String>, DateTime<Utc>) {
-    let days = |d: u32| c.received_at + chrono::Duration::days(i64::from(d));
+    // "Keep for ever" written as a huge number of days saturates.
+    let days = |d: u32| {
+        c.received_at
+            .checked_add_signed(chrono::Duration::days(i64::from(d)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
     config
         .retention
         .iter()
@@ -118,6 +123,21 @@ fn save_holds(data_dir: &Path, holds: &[Hold]) -> Result<(), HoldError> {
         .map_err(|e| HoldError::Io(path.display().to_string(), e))
 }
 
+/// An exclusive lock on the holds file's neighbour, held while a change
+/// reads and rewrites it, so the CLI and the API never lose each other's hold.
+fn lock_holds(data_dir: &Path) -> Result<std::fs::File, HoldError> {
+    let path = data_dir.join("archive-holds.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| HoldError::Io(path.display().to_string(), e))?;
+    f.lock()
+        .map_err(|e| HoldError::Io(path.display().to_string(), e))?;
+    Ok(f)
+}
+
 /// Places a hold.
 pub fn add_hold(data_dir: &Path, hold: Hold) -> Result<(), HoldError> {
     if hold.query.is_none() && hold.addresses.is_empty() {
@@ -126,6 +146,7 @@ pub fn add_hold(data_dir: &Path, hold: Hold) -> Result<(), HoldError> {
     if let Some(q) = &hold.query {
         super::query::parse(q)?;
     }
+    let _lock = lock_holds(data_dir)?;
     let mut holds = load_holds(data_dir)?;
     if holds.iter().any(|h| h.name == hold.name) {
         return Err(HoldError::Exists(hold.name));
@@ -136,6 +157,7 @@ pub fn add_hold(data_dir: &Path, hold: Hold) -> Result<(), HoldError> {
 
 /// Releases a hold.
 pub fn remove_hold(data_dir: &Path, name: &str) -> Result<Hold, HoldError> {
+    let _lock = lock_holds(data_dir)?;
     let mut holds = load_holds(data_dir)?;
     let at = holds
         .iter()

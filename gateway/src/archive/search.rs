@@ -21,6 +21,8 @@ use tantivy::{DateTime, Index, IndexReader, IndexWriter, Order, TantivyDocument,
 /// How much extracted text of one message is indexed (as Google Vault
 /// indexes the first megabyte); the rest is still archived.
 const MAX_TEXT: usize = 2 * 1024 * 1024;
+/// Most ids one search returns (an export takes everything, in pages).
+pub const MAX_HITS: usize = 100_000;
 /// Memory for the index writer.
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 
@@ -200,7 +202,16 @@ impl SearchIndex {
         let head = archive.head_seq();
         let mut n = 0;
         for seq in from..=head {
-            let item = match archive.event(seq)? {
+            // One damaged record (which `verify` names) must not keep the
+            // rest of the archive out of the index.
+            let event = match archive.event(seq) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "archive event unreadable; not indexed");
+                    continue;
+                }
+            };
+            let item = match event {
                 Some(super::Event::Ingest(_)) => seq,
                 Some(super::Event::Merge { item, .. }) => item,
                 Some(super::Event::Purge { items, .. }) => {
@@ -211,10 +222,23 @@ impl SearchIndex {
                 }
                 None => continue,
             };
-            if let Some(it) = archive.item(item)? {
-                if let Some(raw) = archive.raw(&it.captures[0].1.sha256)? {
+            let read = (|| -> Result<Option<(Item, Vec<u8>)>, ArchiveError> {
+                let Some(it) = archive.item(item)? else {
+                    return Ok(None);
+                };
+                let Some(raw) = archive.raw(&it.captures[0].1.sha256)? else {
+                    return Ok(None);
+                };
+                Ok(Some((it, raw)))
+            })();
+            match read {
+                Ok(Some((it, raw))) => {
                     self.add(&it, &raw)?;
                     n += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(item, error = %e, "archived item unreadable; not indexed")
                 }
             }
         }
@@ -319,6 +343,8 @@ impl SearchIndex {
 
     /// Runs an archivist's query; at most `limit` ids, newest first.
     pub fn search(&self, q: &str, limit: usize) -> Result<Hits, SearchError> {
+        // tantivy reserves room for twice the limit up front.
+        let limit = limit.clamp(1, MAX_HITS);
         let parsed = query::parse(q)?;
         let query = self.compile(&parsed)?;
         let searcher = self.reader.searcher();
@@ -335,10 +361,37 @@ impl SearchIndex {
         })
     }
 
-    /// Every item `q` matches, newest first (for exports).
+    /// Every item `q` matches, newest first (for exports and holds), read
+    /// in pages of [`MAX_HITS`] below the last id seen.
     pub fn search_all(&self, q: &str) -> Result<Vec<u64>, SearchError> {
-        let total = self.search(q, 1)?.total;
-        Ok(self.search(q, total.max(1))?.ids)
+        let parsed = query::parse(q)?;
+        let base = self.compile(&parsed)?;
+        let searcher = self.reader.searcher();
+        let mut out: Vec<u64> = Vec::new();
+        loop {
+            let page: Box<dyn TQuery> = match out.last() {
+                None => base.box_clone(),
+                Some(&last) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, base.box_clone()),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Unbounded,
+                            Bound::Excluded(Term::from_field_u64(self.fields.id, last)),
+                        )),
+                    ),
+                ])),
+            };
+            let top = searcher.search(
+                &page,
+                &TopDocs::with_limit(MAX_HITS).order_by_u64_field("id", Order::Desc),
+            )?;
+            let n = top.len();
+            out.extend(top.into_iter().map(|(id, _)| id));
+            if n < MAX_HITS {
+                return Ok(out);
+            }
+        }
     }
 
     fn compile(&self, q: &Query) -> Result<Box<dyn TQuery>, SearchError> {

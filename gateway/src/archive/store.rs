@@ -287,6 +287,14 @@ impl Archive {
         Ok(())
     }
 
+    /// The public key (hex) this archive signs checkpoints with, when open for writing.
+    pub fn signer_public_key(&self) -> Option<String> {
+        use ring::signature::KeyPair as _;
+        self.signer
+            .as_ref()
+            .map(|k| hex::encode(k.public_key().as_ref()))
+    }
+
     /// The last sequence number (0 when empty).
     pub fn head_seq(&self) -> u64 {
         self.head.lock().expect("archive head lock").seq
@@ -310,6 +318,9 @@ impl Archive {
             return Err(ArchiveError::ReadOnly);
         }
         let sha = chain::sha256(raw);
+        // The content key is what was stored, whatever the caller computed.
+        let mut capture = capture;
+        capture.sha256 = hex::encode(sha);
         let mut head = self.head.lock().expect("archive head lock");
         if let Some(v) = self
             .db
@@ -604,6 +615,17 @@ impl Archive {
     /// every item's content decrypts and matches its SHA-256, every
     /// checkpoint is signed and names the link the chain has.
     pub fn verify(&self, from: u64) -> Result<VerifyReport, ArchiveError> {
+        self.verify_signed_by(from, None)
+    }
+
+    /// As [`Archive::verify`]; a checkpoint signed by any key but
+    /// `expected_signer` (hex) is damage: a chain rewritten with the
+    /// records' key alone cannot carry the archive's signatures.
+    pub fn verify_signed_by(
+        &self,
+        from: u64,
+        expected_signer: Option<&str>,
+    ) -> Result<VerifyReport, ArchiveError> {
         let head_seq = self.head_seq();
         let mut report = VerifyReport {
             head_seq,
@@ -620,12 +642,32 @@ impl Archive {
                 .map(|(_, l)| l)
                 .unwrap_or(GENESIS)
         };
-        let checkpoints: std::collections::BTreeMap<u64, Checkpoint> = self
+        // A checkpoint that does not read or parse is damage too.
+        let mut checkpoints: std::collections::BTreeMap<u64, Checkpoint> = Default::default();
+        for kv in self
             .db
             .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
-            .filter_map(|kv| kv.ok())
-            .filter_map(|(k, v)| Some((seq_of(&k)?, serde_json::from_slice(&v).ok()?)))
-            .collect();
+        {
+            match kv {
+                Ok((k, v)) => {
+                    let seq = seq_of(&k).unwrap_or(0);
+                    match serde_json::from_slice(&v) {
+                        Ok(cp) => {
+                            checkpoints.insert(seq, cp);
+                        }
+                        Err(e) => report
+                            .damaged
+                            .push((seq, format!("checkpoint does not parse: {e}"))),
+                    }
+                }
+                Err(e) => {
+                    report
+                        .damaged
+                        .push((0, format!("checkpoints unreadable: {e}")));
+                    break;
+                }
+            }
+        }
         // Removed event records: each must be named by the purge event
         // the `purged` family points at, checked when the walk reaches it.
         let mut unconfirmed: std::collections::BTreeMap<u64, u64> = self
@@ -662,7 +704,12 @@ impl Archive {
                 }
             }
             if let Some(cp) = checkpoints.get(&seq) {
+                let signer_ok = expected_signer.is_none_or(|k| k == cp.public_key);
                 match cp.verify(&prev) {
+                    Ok(()) if !signer_ok => report.damaged.push((
+                        seq,
+                        format!("checkpoint signed by another key ({})", cp.public_key),
+                    )),
                     Ok(()) => {
                         report.checkpoints_ok += 1;
                         if !report.signers.contains(&cp.public_key) {

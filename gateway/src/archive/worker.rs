@@ -18,8 +18,11 @@ pub struct Journal {
     archive: Arc<Archive>,
     index: Arc<SearchIndex>,
     config: ArchiveConfig,
-    /// Items indexed but not committed, and when the index was last committed.
-    pending: Mutex<(u64, Instant)>,
+    /// Items indexed but not committed, when the index was last committed,
+    /// and the first sequence number an index update failed for (the
+    /// index's recorded progress stays below it, so the next start's
+    /// catch-up retries it).
+    pending: Mutex<(u64, Instant, Option<u64>)>,
     metrics: Arc<crate::admin::metrics::Metrics>,
 }
 
@@ -36,7 +39,7 @@ impl Journal {
             archive,
             index,
             config,
-            pending: Mutex::new((0, Instant::now())),
+            pending: Mutex::new((0, Instant::now(), None)),
             metrics,
         }
     }
@@ -46,14 +49,28 @@ impl Journal {
         &self.metrics
     }
 
+    /// Keeps the index's recorded progress below `seq`.
+    fn index_failed(&self, seq: u64) {
+        let mut p = self.pending.lock().expect("index pending lock");
+        p.2 = Some(p.2.map_or(seq, |f| f.min(seq)));
+        p.0 += 1;
+    }
+
     /// Commits the search index if items wait (called every second).
     pub fn flush_index(&self) {
         let mut p = self.pending.lock().expect("index pending lock");
         if p.0 == 0 {
             return;
         }
-        match self.index.commit(self.archive.head_seq()) {
-            Ok(()) => *p = (0, Instant::now()),
+        let through = match p.2 {
+            Some(failed) => failed - 1,
+            None => self.archive.head_seq(),
+        };
+        match self.index.commit(through) {
+            Ok(()) => {
+                p.0 = 0;
+                p.1 = Instant::now();
+            }
             Err(e) => tracing::error!(error = %e, "cannot commit the archive search index"),
         }
     }
@@ -106,7 +123,9 @@ impl Journal {
         let report = journal_listener
             .then(|| super::journal_report::unwrap(&raw))
             .flatten();
-        if report.is_none() && !self.wants(msg) {
+        // Mail taken on a journal listener is for the archive alone: it
+        // is archived whatever `directions` and `domains` say.
+        if !journal_listener && !self.wants(msg) {
             return Ok(None);
         }
         let (mut capture, raw) = match report {
@@ -161,8 +180,14 @@ impl Journal {
                     self.flush_index();
                 }
             }
-            Ok(Err(e)) => tracing::error!(item, error = %e, "cannot index archived item"),
-            Err(e) => tracing::error!(item, error = %e, "index task failed"),
+            Ok(Err(e)) => {
+                tracing::error!(item, error = %e, "cannot index archived item; the next start retries");
+                self.index_failed(item);
+            }
+            Err(e) => {
+                tracing::error!(item, error = %e, "index task failed; the next start retries");
+                self.index_failed(item);
+            }
         }
         Ok(Some(journaled))
     }

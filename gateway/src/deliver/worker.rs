@@ -71,7 +71,9 @@ impl Stage {
         let raw = match self.spool.read_body(msg) {
             Ok(b) => b,
             Err(e) => {
-                // Nothing left to archive; keeping it would only repeat this.
+                // The content is gone (its recipients were bounced for it)
+                // and keeping the record would only repeat this; the
+                // finished record stays in the spool's `done` family.
                 tracing::error!(id = %msg.id, error = %e, "finished message unreadable: not journaled");
                 return true;
             }
