@@ -646,7 +646,11 @@ mod tests {
         assert_eq!(err("résumé form:x").at, 7);
         // Bounded: no stack to exhaust, no megabyte queries.
         let deep = format!("{}a{}", "(".repeat(1000), ")".repeat(1000));
-        assert!(err(&deep).message.contains("nested deeper"), "{}", err(&deep));
+        assert!(
+            err(&deep).message.contains("nested deeper"),
+            "{}",
+            err(&deep)
+        );
         assert_eq!(err(&deep).at, 32);
         assert!(err(&format!("{}a", "-".repeat(100)))
             .message

@@ -3,6 +3,7 @@
 //! fields. Which seal a recipient gets is the policy stage's verdict.
 
 pub mod entity;
+pub mod escrow;
 pub mod pgp;
 pub mod smime;
 pub mod worker;

@@ -1,0 +1,422 @@
+//! The escrow store for the portal seal (issue 5's first slice; not yet
+//! wired into the seal chain, which still bounces the portal step).
+//!
+//! Each deposited message is encrypted with a key of its own (AES-256-GCM),
+//! and that key is kept only wrapped by the store's key file (key ids allow
+//! rotation). The recipient's link carries a random token of 256 bits; the
+//! store keeps only its SHA-256. Erasing an expired or revoked message
+//! deletes its content and its wrapped key, so nothing can open it again;
+//! the entry stays as a tombstone with its state and times.
+//!
+//! Column families (RocksDB under `<data_dir>/escrow`): `entries` (id →
+//! the entry, encrypted), `content` (id → the message under its own key),
+//! `tokens` (token SHA-256 → id).
+
+use crate::spool::{KeyError, Keyring};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use chrono::{DateTime, Utc};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const CF_ENTRIES: &str = "entries";
+const CF_CONTENT: &str = "content";
+const CF_TOKENS: &str = "tokens";
+const ALL_CFS: [&str; 3] = [CF_ENTRIES, CF_CONTENT, CF_TOKENS];
+
+/// Where a deposited message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscrowState {
+    /// Waiting for its recipient.
+    Unread,
+    /// Opened at least once.
+    Read,
+    /// The recipient replied.
+    Replied,
+    /// The sender or an admin withdrew it (content erased).
+    Revoked,
+    /// Past its expiry (content erased).
+    Expired,
+}
+
+/// One deposited message (never its content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowEntry {
+    /// Random id (hex).
+    pub id: String,
+    /// The spool's queue id of the message it came from.
+    pub queue_id: String,
+    /// The original sender.
+    pub sender: String,
+    /// The one recipient it is for.
+    pub recipient: String,
+    /// When it was deposited.
+    pub created_at: DateTime<Utc>,
+    /// When it is erased unless revoked before.
+    pub expires_at: DateTime<Utc>,
+    /// Where it stands.
+    pub state: EscrowState,
+    /// When it was first opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<DateTime<Utc>>,
+    /// When its content and key were erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
+    /// The message key, wrapped by the store's key file (gone once erased).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_bytes")]
+    wrapped_key: Vec<u8>,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Errors of the escrow store.
+#[derive(Debug, thiserror::Error)]
+pub enum EscrowError {
+    /// RocksDB reported an error.
+    #[error("escrow database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record did not decrypt.
+    #[error("escrow record {what}: {source}")]
+    Key {
+        /// Which record.
+        what: String,
+        /// Why.
+        source: KeyError,
+    },
+    /// A record decrypted but is not what it should be.
+    #[error("escrow record {0} is damaged: {1}")]
+    Corrupt(String, String),
+    /// The message was erased (expired or revoked).
+    #[error("message {0} is no longer available ({1:?})")]
+    Gone(String, EscrowState),
+    /// Creating the directory failed.
+    #[error("escrow {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// The escrow store.
+pub struct Escrow {
+    db: DB,
+    keys: Keyring,
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o
+}
+
+/// The SHA-256 (hex) of a link token: what the store keeps instead of it.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Escrow {
+    /// Opens (creating if needed) the store at `dir`.
+    pub fn open(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
+        std::fs::create_dir_all(dir).map_err(|e| EscrowError::Io(dir.display().to_string(), e))?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, options()));
+        let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
+        Ok(Escrow { db, keys })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family created on open")
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), EscrowError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    fn put_entry(&self, batch: &mut WriteBatch, e: &EscrowEntry) {
+        let json = serde_json::to_vec(e).expect("an entry serialises");
+        batch.put_cf(
+            self.cf(CF_ENTRIES),
+            e.id.as_bytes(),
+            self.keys.seal(e.id.as_bytes(), &json),
+        );
+    }
+
+    /// Deposits `message` for `recipient` until `expires_at`; returns the
+    /// entry and the link token (shown once, in the notice).
+    pub fn deposit(
+        &self,
+        queue_id: &str,
+        sender: &str,
+        recipient: &str,
+        message: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(EscrowEntry, String), EscrowError> {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let key: [u8; 32] = rand::random();
+        let nonce: [u8; 12] = rand::random();
+        let cipher = Aes256Gcm::new_from_slice(&key).expect("a 32-byte key");
+        let mut content = nonce.to_vec();
+        content.extend(
+            cipher
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: message,
+                        aad: id.as_bytes(),
+                    },
+                )
+                .map_err(|e| EscrowError::Corrupt(id.clone(), e.to_string()))?,
+        );
+        let entry = EscrowEntry {
+            id: id.clone(),
+            queue_id: queue_id.to_string(),
+            sender: sender.to_string(),
+            recipient: recipient.to_string(),
+            created_at: Utc::now(),
+            expires_at,
+            state: EscrowState::Unread,
+            read_at: None,
+            erased_at: None,
+            wrapped_key: self.keys.seal(format!("key:{id}").as_bytes(), &key),
+        };
+        let mut batch = WriteBatch::default();
+        self.put_entry(&mut batch, &entry);
+        batch.put_cf(self.cf(CF_CONTENT), id.as_bytes(), content);
+        batch.put_cf(self.cf(CF_TOKENS), token_hash(&token), id.as_bytes());
+        self.write(batch)?;
+        Ok((entry, token))
+    }
+
+    /// The entry `id`.
+    pub fn entry(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let Some(sealed) = self.db.get_cf(self.cf(CF_ENTRIES), id.as_bytes())? else {
+            return Ok(None);
+        };
+        let json = self
+            .keys
+            .open(id.as_bytes(), &sealed)
+            .map_err(|source| EscrowError::Key {
+                what: format!("entry {id}"),
+                source,
+            })?;
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| EscrowError::Corrupt(id.to_string(), e.to_string()))
+    }
+
+    /// The entry a link token opens, if any (erased ones included, so the
+    /// portal can say "expired" rather than "unknown").
+    pub fn by_token(&self, token: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        match self.db.get_cf(self.cf(CF_TOKENS), token_hash(token))? {
+            Some(id) => self.entry(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The message `id`, decrypted; the first read marks it read.
+    pub fn read(&self, id: &str) -> Result<Vec<u8>, EscrowError> {
+        let mut entry = self
+            .entry(id)?
+            .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "no such entry".into()))?;
+        if matches!(entry.state, EscrowState::Revoked | EscrowState::Expired) {
+            return Err(EscrowError::Gone(id.to_string(), entry.state));
+        }
+        let key = self
+            .keys
+            .open(format!("key:{id}").as_bytes(), &entry.wrapped_key)
+            .map_err(|source| EscrowError::Key {
+                what: format!("key {id}"),
+                source,
+            })?;
+        let content = self
+            .db
+            .get_cf(self.cf(CF_CONTENT), id.as_bytes())?
+            .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "content missing".into()))?;
+        if content.len() < 12 {
+            return Err(EscrowError::Corrupt(
+                id.to_string(),
+                "content truncated".into(),
+            ));
+        }
+        let cipher = Aes256Gcm::new_from_slice(&key)
+            .map_err(|e| EscrowError::Corrupt(id.to_string(), e.to_string()))?;
+        let plain = cipher
+            .decrypt(
+                Nonce::from_slice(&content[..12]),
+                Payload {
+                    msg: &content[12..],
+                    aad: id.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                EscrowError::Corrupt(id.to_string(), "content failed authentication".into())
+            })?;
+        if entry.state == EscrowState::Unread {
+            entry.state = EscrowState::Read;
+            entry.read_at = Some(Utc::now());
+            let mut batch = WriteBatch::default();
+            self.put_entry(&mut batch, &entry);
+            self.write(batch)?;
+        }
+        Ok(plain)
+    }
+
+    /// Erases `id`'s content and key, leaving a tombstone in `state`.
+    fn erase(
+        &self,
+        mut entry: EscrowEntry,
+        state: EscrowState,
+    ) -> Result<EscrowEntry, EscrowError> {
+        entry.state = state;
+        entry.erased_at = Some(Utc::now());
+        entry.wrapped_key.clear();
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_CONTENT), entry.id.as_bytes());
+        self.put_entry(&mut batch, &entry);
+        self.write(batch)?;
+        Ok(entry)
+    }
+
+    /// Withdraws `id` now: content and key erased.
+    pub fn revoke(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        match self.entry(id)? {
+            Some(e) if e.erased_at.is_none() => self.erase(e, EscrowState::Revoked).map(Some),
+            other => Ok(other),
+        }
+    }
+
+    /// Erases every message past its expiry at `now`; returns them.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<Vec<EscrowEntry>, EscrowError> {
+        let mut erased = Vec::new();
+        for e in self.list()? {
+            if e.erased_at.is_none() && e.expires_at <= now {
+                erased.push(self.erase(e, EscrowState::Expired)?);
+            }
+        }
+        Ok(erased)
+    }
+
+    /// Every entry.
+    pub fn list(&self) -> Result<Vec<EscrowEntry>, EscrowError> {
+        let mut out = Vec::new();
+        for kv in self
+            .db
+            .iterator_cf(self.cf(CF_ENTRIES), IteratorMode::Start)
+        {
+            let (k, _) = kv?;
+            if let Some(e) = self.entry(&String::from_utf8_lossy(&k))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Escrow {
+        let keys = Keyring::load_or_create(&dir.join("escrow.keys")).unwrap();
+        Escrow::open(&dir.join("escrow"), keys).unwrap()
+    }
+
+    #[test]
+    fn a_deposit_opens_by_its_token_only_and_is_erased_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let msg = b"Subject: results\r\n\r\npotassium 4.1\r\n";
+        let later = Utc::now() + chrono::Duration::days(30);
+        let (entry, token) = e
+            .deposit("q1", "nurse@h.test", "pat@x.test", msg, later)
+            .unwrap();
+        assert_eq!(token.len(), 64, "256 bits");
+        assert_eq!(entry.state, EscrowState::Unread);
+        // Nothing readable at rest: neither the content nor the token.
+        drop(e);
+        for f in std::fs::read_dir(dir.path().join("escrow")).unwrap() {
+            let b = std::fs::read(f.unwrap().path()).unwrap_or_default();
+            assert!(
+                !b.windows(9).any(|w| w == b"potassium"),
+                "content in the clear"
+            );
+            assert!(
+                !b.windows(token.len()).any(|w| w == token.as_bytes()),
+                "token in the clear"
+            );
+        }
+        let e = open(dir.path());
+        assert!(e.by_token("0".repeat(64).as_str()).unwrap().is_none());
+        let found = e.by_token(&token).unwrap().unwrap();
+        assert_eq!(found.id, entry.id);
+        assert_eq!(e.read(&entry.id).unwrap(), msg);
+        let read = e.entry(&entry.id).unwrap().unwrap();
+        assert_eq!(read.state, EscrowState::Read);
+        assert!(read.read_at.is_some());
+        // Revoked: erased, and says so.
+        let gone = e.revoke(&entry.id).unwrap().unwrap();
+        assert_eq!(gone.state, EscrowState::Revoked);
+        assert!(matches!(
+            e.read(&entry.id),
+            Err(EscrowError::Gone(_, EscrowState::Revoked))
+        ));
+        assert_eq!(
+            e.by_token(&token).unwrap().unwrap().state,
+            EscrowState::Revoked
+        );
+    }
+
+    #[test]
+    fn the_sweeper_erases_only_what_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let now = Utc::now();
+        let (old, _) = e
+            .deposit(
+                "q1",
+                "a@h.test",
+                "b@x.test",
+                b"old",
+                now - chrono::Duration::seconds(1),
+            )
+            .unwrap();
+        let (new, _) = e
+            .deposit(
+                "q2",
+                "a@h.test",
+                "c@x.test",
+                b"new",
+                now + chrono::Duration::days(1),
+            )
+            .unwrap();
+        let erased = e.sweep(now).unwrap();
+        assert_eq!(
+            erased.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
+            vec![old.id.clone()]
+        );
+        assert!(matches!(
+            e.read(&old.id),
+            Err(EscrowError::Gone(_, EscrowState::Expired))
+        ));
+        assert_eq!(e.read(&new.id).unwrap(), b"new");
+        assert!(e.sweep(now).unwrap().is_empty(), "erased once");
+        assert_eq!(e.list().unwrap().len(), 2, "tombstones stay");
+    }
+}
