@@ -4,6 +4,7 @@
 
 pub mod entity;
 pub mod escrow;
+pub mod notice;
 pub mod pgp;
 pub mod smime;
 pub mod worker;
