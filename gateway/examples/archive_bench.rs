@@ -9,7 +9,7 @@
 
 use sealgate::archive::{chain, Archive, Capture, HeaderFacts, Journaled, Outcome, SearchIndex};
 use sealgate::inspect::InspectLimits;
-use sealgate::spool::{Direction, Keyring, RecipientState};
+use sealgate::spool::{Direction, Keyring};
 use std::path::Path;
 use std::time::Instant;
 
@@ -120,17 +120,7 @@ fn capture(
         helo: "tenant.test".into(),
         tls: None,
         mail_from: "sender@hospital.test".into(),
-        recipients: rcpts
-            .iter()
-            .map(|a| Outcome {
-                address: a.clone(),
-                state: RecipientState::Delivered,
-                verdict: None,
-                sealed: None,
-                evidence: None,
-                tls_refused: None,
-            })
-            .collect(),
+        recipients: rcpts.iter().map(|a| Outcome::delivered(a)).collect(),
         dlp: None,
         headers: HeaderFacts::of(raw),
         from_journal_report: false,

@@ -109,6 +109,21 @@ pub struct Outcome {
     pub tls_refused: Option<String>,
 }
 
+impl Outcome {
+    /// A recipient known only by address and taken as delivered: one
+    /// listed in a journal report, or a generated one.
+    pub fn delivered(address: &str) -> Self {
+        Outcome {
+            address: address.to_string(),
+            state: RecipientState::Delivered,
+            verdict: None,
+            sealed: None,
+            evidence: None,
+            tls_refused: None,
+        }
+    }
+}
+
 /// The header fields an archivist lists and searches by (decoded).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HeaderFacts {
@@ -210,21 +225,13 @@ impl Capture {
         report: &super::journal_report::JournalReport,
         dlp: Option<InspectionRecord>,
     ) -> Self {
-        let raw = &report.original;
-        let mut c = Capture::of(msg, raw, dlp);
-        c.sha256 = hex::encode(super::chain::sha256(raw));
+        // The content key (`sha256`) is set by the store from the bytes it keeps.
+        let mut c = Capture::of(msg, &report.original, dlp);
         c.mail_from = report.sender.clone().unwrap_or_default();
         c.recipients = report
             .recipients
             .iter()
-            .map(|a| Outcome {
-                address: a.clone(),
-                state: RecipientState::Delivered,
-                verdict: None,
-                sealed: None,
-                evidence: None,
-                tls_refused: None,
-            })
+            .map(|a| Outcome::delivered(a))
             .collect();
         c.from_journal_report = true;
         c

@@ -205,7 +205,7 @@ pub fn held_items(
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::testing::capture;
+    use super::super::store::testing::{capture, dlp_found};
     use super::*;
 
     #[test]
@@ -235,17 +235,7 @@ mod tests {
         c.recipients[0].address = "a@else.org".into();
         let (rule, until) = retain_until(&cfg, &c);
         assert_eq!((rule, (until - c.received_at).num_days()), (None, 10));
-        c.dlp = Some(crate::spool::InspectionRecord {
-            inspected_at: Utc::now(),
-            findings: vec![crate::spool::FindingRecord {
-                detector: "us_ssn".into(),
-                confidence: "high".into(),
-                count: 1,
-            }],
-            unscannable: vec![],
-            action: None,
-            policy_hits: vec![],
-        });
+        c.dlp = Some(dlp_found("us_ssn"));
         c.recipients[0].address = "a@partner.com".into();
         assert_eq!(
             retain_until(&cfg, &c).0.as_deref(),

@@ -592,7 +592,7 @@ fn regex_syntax_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::testing::{capture, open};
+    use super::super::store::testing::{capture, dlp_found, open};
     use super::super::Journaled;
     use super::*;
 
@@ -662,17 +662,7 @@ mod tests {
             None,
         );
         let mut c1 = capture("q1", &m1, &["pat@partner.com", "audit@hospital.test"]);
-        c1.dlp = Some(crate::spool::InspectionRecord {
-            inspected_at: chrono::Utc::now(),
-            findings: vec![crate::spool::FindingRecord {
-                detector: "us_ssn".into(),
-                confidence: "high".into(),
-                count: 1,
-            }],
-            unscannable: vec![],
-            action: None,
-            policy_hits: vec![],
-        });
+        c1.dlp = Some(dlp_found("us_ssn"));
         c1.received_at = "2026-01-15T10:00:00Z".parse().unwrap();
         let mut c2 = capture("q2", &m2, &["billing@other.org"]);
         c2.received_at = "2026-03-02T10:00:00Z".parse().unwrap();

@@ -852,22 +852,27 @@ pub(crate) mod testing {
             helo: "tenant.test".into(),
             tls: None,
             mail_from: "a@hospital.test".into(),
-            recipients: to
-                .iter()
-                .map(|a| Outcome {
-                    address: a.to_string(),
-                    state: crate::spool::RecipientState::Delivered,
-                    verdict: None,
-                    sealed: None,
-                    evidence: None,
-                    tls_refused: None,
-                })
-                .collect(),
+            recipients: to.iter().map(|a| Outcome::delivered(a)).collect(),
             dlp: None,
             headers: HeaderFacts::of(raw),
             from_journal_report: false,
             retain_until: None,
             retention_rule: None,
+        }
+    }
+
+    /// DLP findings of one detector (as the inspect stage records them).
+    pub(crate) fn dlp_found(detector: &str) -> crate::spool::InspectionRecord {
+        crate::spool::InspectionRecord {
+            inspected_at: chrono::Utc::now(),
+            findings: vec![crate::spool::FindingRecord {
+                detector: detector.into(),
+                confidence: "high".into(),
+                count: 1,
+            }],
+            unscannable: vec![],
+            action: None,
+            policy_hits: vec![],
         }
     }
 
