@@ -926,27 +926,37 @@ impl RecipientInfoBuilder for EcdhRecipient {
         use rsa::pkcs8::der::zeroize::Zeroizing;
         // Ephemeral-static ECDH on the recipient's curve; the KDF hash
         // matches the curve's strength (RFC 5753 §7.1.4, RFC 8551 §2.7.1.2).
-        let (secret, point, kdf) = match &self.key {
-            EcKey::P256(k) => {
-                let e = p256::ecdh::EphemeralSecret::random(&mut OsRng);
-                let s = e.diffie_hellman(k);
-                let point = e.public_key().to_encoded_point(false).as_bytes().to_vec();
+        // ANSI X9.63 KDF: the first 256 bits of one hash block are the KEK.
+        fn x963<D: Digest>(secret: &[u8], info: &[u8]) -> Zeroizing<Vec<u8>> {
+            let mut h = D::new();
+            h.update(secret);
+            h.update(1u32.to_be_bytes());
+            h.update(info);
+            Zeroizing::new(h.finalize()[..32].to_vec())
+        }
+        type Kdf = fn(&[u8], &[u8]) -> Zeroizing<Vec<u8>>;
+        // One ephemeral key on the curve: (shared secret, our public point).
+        macro_rules! ecdh {
+            ($curve:ident, $key:expr) => {{
+                let e = $curve::ecdh::EphemeralSecret::random(&mut OsRng);
+                let s = e.diffie_hellman($key);
                 (
                     Zeroizing::new(s.raw_secret_bytes().to_vec()),
-                    point,
-                    oid::DH_SINGLE_PASS_STD_DH_SHA256KDF,
+                    e.public_key().to_encoded_point(false).as_bytes().to_vec(),
                 )
-            }
-            EcKey::P384(k) => {
-                let e = p384::ecdh::EphemeralSecret::random(&mut OsRng);
-                let s = e.diffie_hellman(k);
-                let point = e.public_key().to_encoded_point(false).as_bytes().to_vec();
-                (
-                    Zeroizing::new(s.raw_secret_bytes().to_vec()),
-                    point,
-                    oid::DH_SINGLE_PASS_STD_DH_SHA384KDF,
-                )
-            }
+            }};
+        }
+        let ((secret, point), kdf, kek_of): (_, _, Kdf) = match &self.key {
+            EcKey::P256(k) => (
+                ecdh!(p256, k),
+                oid::DH_SINGLE_PASS_STD_DH_SHA256KDF,
+                x963::<Sha256>,
+            ),
+            EcKey::P384(k) => (
+                ecdh!(p384, k),
+                oid::DH_SINGLE_PASS_STD_DH_SHA384KDF,
+                x963::<Sha384>,
+            ),
         };
         // Wrap algorithm without parameters: the same encoding goes into the
         // KDF input, and the recipient re-encodes what it reads here.
@@ -960,21 +970,7 @@ impl RecipientInfoBuilder for EcdhRecipient {
             supp_pub_info: OctetString::new(256u32.to_be_bytes().to_vec())?,
         }
         .to_der()?;
-        // ANSI X9.63 KDF: the first 256 bits of one hash block are the KEK.
-        let kek: Zeroizing<Vec<u8>> =
-            Zeroizing::new(if kdf == oid::DH_SINGLE_PASS_STD_DH_SHA256KDF {
-                let mut h = Sha256::new();
-                h.update(&secret[..]);
-                h.update(1u32.to_be_bytes());
-                h.update(&shared_info);
-                h.finalize().to_vec()
-            } else {
-                let mut h = Sha384::new();
-                h.update(&secret[..]);
-                h.update(1u32.to_be_bytes());
-                h.update(&shared_info);
-                h.finalize()[..32].to_vec()
-            });
+        let kek = kek_of(&secret, &shared_info);
         let wrapped = aes_kw::KekAes256::new(kek[..].into())
             .wrap_vec(cek)
             .map_err(|e| cms::builder::Error::Builder(format!("AES key wrap: {e}")))?;
