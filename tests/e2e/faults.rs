@@ -106,15 +106,9 @@ fn send_data(g: &Gateway, to: &str, data: &str) -> String {
     queued_id(&out).expect("queued id")
 }
 
-/// `queue show --json` of a queued or finished message.
-fn show(g: &Gateway, id: &str) -> Value {
-    let o = g.cli(&["queue", "show", id, "--json"]);
-    serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
-}
-
 /// The first recipient of a message.
 fn rcpt(g: &Gateway, id: &str) -> Value {
-    show(g, id)["recipients"][0].clone()
+    g.queue_show(id)["recipients"][0].clone()
 }
 
 fn reply(r: &Value) -> String {
@@ -708,7 +702,7 @@ fn a_finished_domain_is_recorded_without_waiting_for_the_others() {
     // The silent domain's greeting timeout (6 s) is still running.
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let v = show(&g, &id);
+        let v = g.queue_show(&id);
         let quick_state = v["recipients"][0]["state"].clone();
         if quick_state == "delivered" {
             break;
@@ -726,7 +720,7 @@ fn a_finished_domain_is_recorded_without_waiting_for_the_others() {
     g.kill9();
     g.run();
     wait_rcpt(&g, &id, 30, "b@silent.test tried after the restart", |_| {
-        show(&g, &id)["recipients"][1]["attempts"].as_u64() >= Some(2)
+        g.queue_show(&id)["recipients"][1]["attempts"].as_u64() >= Some(2)
     });
     assert_eq!(quick.accepted().len(), 1, "{}", quick.transcript());
 }

@@ -5,9 +5,7 @@
 use sealgate_e2e::{postfix_mailbox, swaks, wait_for, Gateway, TestCa};
 
 fn recipient(g: &Gateway, id: &str) -> serde_json::Value {
-    let o = g.cli(&["queue", "show", id, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["recipients"][0].clone()
+    g.queue_show(id)["recipients"][0].clone()
 }
 
 #[test]

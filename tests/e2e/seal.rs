@@ -349,8 +349,7 @@ fn one_message_three_recipients_three_seals_each_opened_by_its_peer() {
             .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .and_then(|v| v["id"].as_str().map(String::from))
     });
-    let v: serde_json::Value =
-        serde_json::from_slice(&p.g.cli(&["queue", "show", &id, "--json"]).stdout).unwrap();
+    let v: serde_json::Value = p.g.queue_show(&id);
     let rcpts = v["recipients"].as_array().unwrap();
     let by = |a: &str| rcpts.iter().find(|r| r["address"] == a).unwrap().clone();
     let fpr = text(&gpg.ok(&["--with-colons", "--fingerprint", "pat@pgp.test"], None))
@@ -506,8 +505,7 @@ fn quarantined_by_dlp_then_released_with_pgp_arrives_sealed() {
     assert!(ssns.iter().all(|s| opened.contains(s.as_str())), "{opened}");
     // The record says how, and the release is audited.
     let v: serde_json::Value = wait_for(30, "finished record", || {
-        let o = p.g.cli(&["queue", "show", &id, "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let v = p.g.queue_show(&id);
         (v["recipients"][0]["state"] == "delivered").then_some(v)
     });
     let r = &v["recipients"][0];
@@ -850,8 +848,7 @@ fn a_sealed_copy_survives_sigkill_and_is_delivered_once_after_restart() {
         let m = q.first()?;
         (m["states"][0]["state"] == "deferred").then(|| m["id"].as_str().unwrap().to_string())
     });
-    let before: serde_json::Value =
-        serde_json::from_slice(&p.g.cli(&["queue", "show", &id, "--json"]).stdout).unwrap();
+    let before: serde_json::Value = p.g.queue_show(&id);
     assert_eq!(
         before["recipients"][0]["sealed"]["method"], "pgp",
         "{before:#}"
@@ -882,13 +879,6 @@ fn a_sealed_copy_survives_sigkill_and_is_delivered_once_after_restart() {
     assert_eq!(all, 1, "delivered more than once");
     let opened = gpg.ok(&["--decrypt"], Some(armored(&got[0]).as_bytes()));
     assert!(lf(&opened).ends_with(&lf(&body)), "{}", text(&opened));
-}
-
-/// `queue show ID --json`, parsed.
-fn queue_show(g: &Gateway, id: &str) -> serde_json::Value {
-    let o = g.cli(&["queue", "show", id, "--json"]);
-    assert!(o.status.success(), "queue show: {}", text(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 #[test]
@@ -947,7 +937,7 @@ fn a_failed_tls_session_falls_back_down_the_seal_chain() {
         "gpg did not yield the original entity:\n{}",
         text(&opened)
     );
-    let shown = queue_show(&p.g, &id);
+    let shown = p.g.queue_show(&id);
     let rcpts = shown["recipients"].as_array().unwrap();
     let pat = &rcpts[0];
     assert_eq!(pat["state"], "delivered", "{shown:#}");

@@ -25,14 +25,8 @@ fn send(port: u16, to: &str) -> String {
     sealgate_e2e::queued_id(&out).expect("queued id")
 }
 
-/// `queue show --json` of a queued or finished message.
-fn show(g: &Gateway, id: &str) -> serde_json::Value {
-    let o = g.cli(&["queue", "show", id, "--json"]);
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 fn state(g: &Gateway, id: &str) -> Option<(String, serde_json::Value)> {
-    let v = show(g, id);
+    let v = g.queue_show(id);
     let r = v["recipients"].get(0)?.clone();
     Some((r["state"].as_str()?.to_string(), r))
 }

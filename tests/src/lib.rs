@@ -206,6 +206,13 @@ impl Gateway {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `sealgate queue show ID --json` of a queued or finished message;
+    /// `Null` when there is none (yet), for tests that poll.
+    pub fn queue_show(&self, id: &str) -> serde_json::Value {
+        let o = self.cli(&["queue", "show", id, "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Fetches an admin URL path with a plain HTTP/1.0 request.
     pub fn http_get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
