@@ -76,20 +76,7 @@ fn open_journal(
         );
         return Ok(None);
     }
-    let keys = Keyring::load_or_create(&config.archive_key_file())?;
-    let key_path = config.archive_signing_key_file();
-    let signer = crate::archive::chain::load_or_create_signer(&key_path).map_err(|source| {
-        crate::archive::ArchiveError::Io {
-            path: key_path.display().to_string(),
-            source,
-        }
-    })?;
-    let archive = crate::archive::Archive::open(
-        &config.archive_dir(),
-        keys,
-        signer,
-        config.archive.checkpoint_every,
-    )?;
+    let archive = crate::archive::open_writable(config, true)?;
     // A locked retention rule shortened, unlocked or removed stops the start.
     archive.enforce_locks(&config.archive.retention)?;
     let index =

@@ -27,9 +27,6 @@ pub enum ArchiveCmdError {
     /// The token file given.
     #[error("token file {0}: {1}")]
     TokenFile(String, std::io::Error),
-    /// The archive's signing key.
-    #[error("archive signing key {0}: {1}")]
-    SigningKey(String, std::io::Error),
     /// Holds.
     #[error(transparent)]
     Hold(#[from] crate::archive::retention::HoldError),
@@ -39,6 +36,15 @@ pub enum ArchiveCmdError {
     /// Nothing has been archived yet.
     #[error("no archive at {0} (nothing journaled yet, or [archive] enabled = false)")]
     Missing(String),
+}
+
+/// Opens the archive of `config` for writing; `what` names the command
+/// when the running gateway holds it.
+fn open_writable(config: &Config, what: &'static str) -> Result<Archive, ArchiveCmdError> {
+    crate::archive::open_writable(config, false).map_err(|e| match e {
+        ArchiveError::Db(e) => ArchiveCmdError::InUse(what, e.to_string()),
+        other => other.into(),
+    })
 }
 
 /// Opens the archive of `config` read-only.
@@ -129,9 +135,7 @@ pub fn export(
     let index = crate::archive::SearchIndex::open_read_only(&config.archive_index_dir())?;
     let mut ids = index.search_all(query)?;
     ids.reverse();
-    let key_path = config.archive_signing_key_file();
-    let key = crate::archive::chain::load_or_create_signer(&key_path)
-        .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
+    let key = crate::archive::signer(config)?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let done =
@@ -231,17 +235,7 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
     let archive = if dry_run {
         open_read_only(config)?
     } else {
-        let keys = Keyring::load(&config.archive_key_file())?;
-        let key_path = config.archive_signing_key_file();
-        let signer = crate::archive::chain::load_or_create_signer(&key_path)
-            .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
-        Archive::open(
-            &config.archive_dir(),
-            keys,
-            signer,
-            config.archive.checkpoint_every,
-        )
-        .map_err(|e| ArchiveCmdError::InUse("purge", e.to_string()))?
+        open_writable(config, "purge")?
     };
     let items = archive.items()?;
     let index_dir = config.archive_index_dir();
@@ -354,16 +348,7 @@ pub fn checkpoint(
     config: &Config,
     token_file: Option<&std::path::Path>,
 ) -> Result<String, ArchiveCmdError> {
-    let keys = Keyring::load(&config.archive_key_file())?;
-    let key_path = config.archive_signing_key_file();
-    let signer = crate::archive::chain::load_or_create_signer(&key_path)
-        .map_err(|e| ArchiveCmdError::SigningKey(key_path.display().to_string(), e))?;
-    let cp = match Archive::open(
-        &config.archive_dir(),
-        keys,
-        signer,
-        config.archive.checkpoint_every,
-    ) {
+    let cp = match crate::archive::open_writable(config, false) {
         Ok(archive) => {
             let cp = archive.checkpoint()?;
             crate::audit::record_access(
@@ -376,7 +361,7 @@ pub fn checkpoint(
             );
             serde_json::to_value(cp).unwrap_or_default()
         }
-        Err(open_err) => {
+        Err(ArchiveError::Db(open_err)) => {
             let Some(file) = token_file else {
                 return Err(ArchiveCmdError::InUse(
                     "sign a checkpoint directly; or pass --token-file with an admin or auditor token",
@@ -396,6 +381,7 @@ pub fn checkpoint(
                 .map_err(|e| ArchiveCmdError::InUse("read its answer", e.to_string()))?;
             v["checkpoint"].clone()
         }
+        Err(e) => return Err(e.into()),
     };
     Ok(match cp.is_null() {
         true => "the head is already covered by a checkpoint\n".to_string(),

@@ -241,9 +241,7 @@ async fn export(
     let done = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let mut ids = j.index().search_all(&query).map_err(|e| e.to_string())?;
         ids.reverse();
-        let key_path = config.archive_signing_key_file();
-        let key =
-            crate::archive::chain::load_or_create_signer(&key_path).map_err(|e| e.to_string())?;
+        let key = crate::archive::signer(&config).map_err(|e| e.to_string())?;
         crate::archive::export::export(j.archive(), &ids, &query, format, &out2, &key, |_, _| {})
             .map_err(|e| e.to_string())
     })

@@ -65,6 +65,9 @@ pub enum ArchiveError {
     /// The store is open read-only.
     #[error("the archive is open read-only (the gateway writes it)")]
     ReadOnly,
+    /// The archive's key file does not load.
+    #[error("archive key file: {0}")]
+    Keys(#[from] KeyError),
     /// A locked retention rule was shortened, unlocked or removed.
     #[error("retention rule {0:?} is locked at {1} days: it can be lengthened, never shortened, unlocked or removed")]
     Locked(String, u32),
