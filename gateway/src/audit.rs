@@ -58,19 +58,15 @@ fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
             .append(true)
             .open(&path)?;
         f.lock()?;
-        // A line torn by a crash is ended first, so this entry stays whole
-        // (the torn line itself shows as broken in `audit verify`).
-        let len = f.seek(SeekFrom::End(0))?;
-        if len > 0 {
-            let mut last = [0u8; 1];
-            f.seek(SeekFrom::Start(len - 1))?;
-            f.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                f.write_all(b"\n")?;
-            }
-        }
         let prev = match last_line(&mut f)? {
-            Some(line) => hex::encode(Sha256::digest(&line)),
+            Some((line, ended)) => {
+                // A line torn by a crash is ended first, so this entry
+                // stays whole (the torn line shows as broken in `verify`).
+                if !ended {
+                    f.write_all(b"\n")?;
+                }
+                hex::encode(Sha256::digest(&line))
+            }
             None => "genesis".to_string(),
         };
         let line = serde_json::json!({
@@ -90,8 +86,9 @@ fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
     }
 }
 
-/// The last line of `f` without its newline, if the file has one.
-fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
+/// The last line of `f` without its newline, and whether it had one; `None`
+/// for an empty file.
+fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<(Vec<u8>, bool)>> {
     let len = f.seek(SeekFrom::End(0))?;
     if len == 0 {
         return Ok(None);
@@ -103,12 +100,13 @@ fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
         f.seek(SeekFrom::Start(start))?;
         let mut tail = Vec::with_capacity((len - start) as usize);
         Read::by_ref(f).take(len - start).read_to_end(&mut tail)?;
+        let ended = tail.ends_with(b"\n");
         let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
         if let Some(i) = body.iter().rposition(|&b| b == b'\n') {
-            return Ok(Some(body[i + 1..].to_vec()));
+            return Ok(Some((body[i + 1..].to_vec(), ended)));
         }
         if start == 0 {
-            return Ok(Some(body.to_vec()));
+            return Ok(Some((body.to_vec(), ended)));
         }
         back *= 4;
     }
