@@ -24,6 +24,8 @@ pub enum Actor {
     Api,
     /// The gateway itself (expiry).
     Gateway,
+    /// Someone using the escrow portal: a recipient, or a sender's withdraw link.
+    Portal,
 }
 
 impl Actor {
@@ -32,6 +34,7 @@ impl Actor {
             Actor::Cli => "cli",
             Actor::Api => "api",
             Actor::Gateway => "gateway",
+            Actor::Portal => "portal",
         }
     }
 }

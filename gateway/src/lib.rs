@@ -14,6 +14,7 @@ pub mod https_get;
 pub mod inspect;
 pub mod keys;
 pub mod policy;
+pub mod portal;
 pub mod seal;
 pub mod serve;
 pub mod smtp;

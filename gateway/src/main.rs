@@ -54,6 +54,13 @@ enum Cmd {
         #[command(subcommand)]
         action: QuarantineCmd,
     },
+    /// The escrow portal: list held messages and where they stand, or withdraw one.
+    Portal {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: PortalCmd,
+    },
     /// The journal archive: list, show and verify archived mail (read-only,
     /// works while the gateway runs).
     Archive {
@@ -120,6 +127,21 @@ enum TlsCmd {
     Forget {
         /// The domain.
         domain: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PortalCmd {
+    /// List held messages: id, state, deposit and expiry, recipient, sender.
+    Ls {
+        /// JSON lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a held message: its content and key are erased at once.
+    Revoke {
+        /// The portal message id (from `portal ls`).
+        id: String,
     },
 }
 
@@ -574,6 +596,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 QuarantineCmd::Delete { id } => {
                     queue::apply(&loc, Change::DeleteQuarantined(id)).await?
+                }
+            };
+            print!("{text}");
+        }
+        Cmd::Portal { at, action } => {
+            let config = at.load()?;
+            let text = match action {
+                PortalCmd::Ls { json } => {
+                    sealgate::admin::portal::list(&sealgate::admin::portal::entries(&config)?, json)
+                }
+                PortalCmd::Revoke { id } => {
+                    let loc = Location::from_config(&config);
+                    queue::apply(&loc, Change::RevokePortal(id)).await?
                 }
             };
             print!("{text}");

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The deliver stage could not be set up.
     #[error("delivery: {0}")]
     Delivery(String),
+    /// The escrow portal could not be set up.
+    #[error("portal: {0}")]
+    Portal(String),
     /// The archive could not be opened.
     #[error("archive: {0}")]
     Archive(#[from] crate::archive::ArchiveError),
@@ -107,6 +110,17 @@ fn open_journal(
         }
     });
     Ok(Some(journal))
+}
+
+/// The escrow store, when `[portal] enabled`.
+fn open_escrow(config: &Config) -> Result<Option<Arc<crate::seal::escrow::Escrow>>, ServeError> {
+    if !config.portal.enabled {
+        return Ok(None);
+    }
+    let keys = Keyring::load_or_create(&config.escrow_key_file())?;
+    let escrow = crate::seal::escrow::Escrow::open(&config.escrow_dir(), keys)
+        .map_err(|e| ServeError::Portal(e.to_string()))?;
+    Ok(Some(Arc::new(escrow)))
 }
 
 /// Runs the gateway until a termination signal.
@@ -170,9 +184,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
         ));
     }
+    let escrow = open_escrow(&config)?;
+    let portal_seal = match &escrow {
+        Some(e) => Some(
+            crate::seal::portal::PortalSeal::new(config.clone(), e.clone())
+                .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
+        ),
+        None => None,
+    };
     tokio::spawn(crate::seal::worker::run(
         spool.clone(),
         sealer,
+        portal_seal,
+        config.server.hostname.clone(),
         seal_ready,
         to_deliver,
     ));
@@ -227,6 +251,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         )));
     }
 
+    if let Some(escrow) = &escrow {
+        let tcp = TcpListener::bind(config.portal.address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.portal.address,
+                what: "portal".into(),
+                source,
+            })?;
+        let tls = if config.portal.tls {
+            Some(
+                crate::portal::tls_config(&config)
+                    .map_err(|e| ServeError::Portal(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let portal = Arc::new(crate::portal::Portal::new(
+            config.clone(),
+            escrow.clone(),
+            spool.clone(),
+            metrics.clone(),
+        ));
+        tokio::spawn(crate::portal::serve(portal, tcp, tls, stop_rx.clone()));
+        tracing::info!(address = %config.portal.address, public_url = %config.portal.public_url, "escrow portal ready");
+    }
+
     let admin_tcp = TcpListener::bind(config.admin.address)
         .await
         .map_err(|source| ServeError::Bind {
@@ -254,6 +304,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         keys,
         rules: config.dlp.enabled.then(|| rules.clone()),
         mta_sts: net.mta_sts.clone(),
+        escrow: escrow.clone(),
         archive: journal
             .clone()
             .map(|journal| crate::admin::archive_api::ArchiveApi {

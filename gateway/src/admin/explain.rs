@@ -215,7 +215,7 @@ fn if_it_fails(v: &Verdict, config: &Config, tls_level: TlsLevel) -> String {
         } => "if the key is no longer usable when the copy is sealed, the recipient is bounced with a DSN naming why".into(),
         Verdict::Deliver {
             seal: Seal::Portal, ..
-        } => "the portal is not built yet: bounced with a DSN".into(),
+        } => "held in the escrow portal; the recipient gets a notice with a link".into(),
         Verdict::Quarantine { .. } => "held for an admin; nothing is sent".into(),
         Verdict::Block { .. } => "not sent: the sender gets a DSN with the reason".into(),
     }

@@ -35,6 +35,8 @@ pub struct AdminState {
     pub mta_sts: Option<Arc<crate::deliver::mta_sts::MtaSts>>,
     /// The DLP rules in force, when DLP is on (for `explain`).
     pub rules: Option<crate::inspect::worker::SharedRules>,
+    /// The escrow store, when the portal is on.
+    pub escrow: Option<Arc<crate::seal::escrow::Escrow>>,
     /// The archive and audit API (role tokens of its own), when the archive is on.
     pub archive: Option<super::archive_api::ArchiveApi>,
 }
@@ -56,6 +58,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/quarantine/{id}/release", post(quarantine_release))
         .route("/api/v1/quarantine/{id}", delete_route(quarantine_delete))
+        .route("/api/v1/portal/{id}/revoke", post(portal_revoke))
         .route("/api/v1/tls-memory", get(tls_memory))
         .route("/api/v1/tls-memory/{domain}", delete_route(tls_forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -278,6 +281,28 @@ async fn tls_forget(
     }
     tracing::info!(domain = %domain, "TLS memory cleared by an admin");
     Ok(Json(serde_json::json!({ "forgotten": domain })))
+}
+
+async fn portal_revoke(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let escrow = s.escrow.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            "the portal is off on this gateway ([portal] enabled = false)".into(),
+        )
+    })?;
+    match crate::portal::revoke(escrow, &s.config, &s.metrics, &id, crate::audit::Actor::Api) {
+        Ok(Some(e)) => Ok(Json(
+            serde_json::json!({ "revoked": e.id, "state": e.state }),
+        )),
+        Ok(None) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no portal message {id}"),
+        )),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }
 
 fn parse_id(id: &str) -> Result<QueueId, ApiError> {

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub delivered_seconds: Histogram,
     /// DSNs queued, by kind (failed, delayed).
     pub dsns: IntCounterVec,
+    /// Escrow portal events, by event (notice, code_sent, login_ok, login_failed, locked, read, download, reply, revoke, expire).
+    pub portal_events: IntCounterVec,
     /// Messages journaled, by outcome (`new` content or `merged` duplicate).
     pub archive_journaled: IntCounterVec,
     /// Octets of messages journaled, as received (duplicates included).
@@ -209,6 +211,11 @@ impl Metrics {
             "Delivery status notifications queued, by kind",
             &["kind"],
         );
+        let portal_events = counter_vec(
+            "sealgate_portal_events_total",
+            "Escrow portal events, by event",
+            &["event"],
+        );
         let archive_journaled = counter_vec(
             "sealgate_archive_journaled_total",
             "Messages journaled into the archive, by outcome (new, merged)",
@@ -263,6 +270,7 @@ impl Metrics {
             queue_deferred,
             delivered_seconds,
             dsns,
+            portal_events,
             dlp_findings,
             dlp_unscannable,
             inspect_seconds,

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod portal;
 pub mod quarantine;
 pub mod queue;
 pub mod tokens;

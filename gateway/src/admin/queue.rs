@@ -453,6 +453,8 @@ pub enum Change {
     Release(QueueId, Option<crate::policy::Seal>),
     /// `quarantine delete ID`
     DeleteQuarantined(QueueId),
+    /// `portal revoke ID`
+    RevokePortal(String),
 }
 
 impl Change {
@@ -506,6 +508,21 @@ impl Change {
                 true => Ok(format!("forgot TLS memory of {d}\n")),
                 false => Err(QueueError::NotRemembered(d.clone())),
             },
+            Change::RevokePortal(id) => {
+                let c = &loc.config;
+                let refused =
+                    |e: crate::seal::escrow::EscrowError| QueueError::Refused(e.to_string());
+                let keys = Keyring::load(&c.escrow_key_file())?;
+                let escrow =
+                    crate::seal::escrow::Escrow::open(&c.escrow_dir(), keys).map_err(refused)?;
+                let metrics = Metrics::new();
+                match crate::portal::revoke(&escrow, c, &metrics, id, crate::audit::Actor::Cli)
+                    .map_err(refused)?
+                {
+                    Some(_) => Ok(self.done()),
+                    None => Err(self.not_found()),
+                }
+            }
         }
     }
 
@@ -525,6 +542,7 @@ impl Change {
                 ),
             ),
             Change::DeleteQuarantined(id) => ("DELETE", format!("/api/v1/quarantine/{id}")),
+            Change::RevokePortal(id) => ("POST", format!("/api/v1/portal/{id}/revoke")),
         }
     }
 
@@ -534,6 +552,9 @@ impl Change {
             Change::Retry(id) => format!("retrying {id}\n"),
             Change::RetryAll => "retrying every queued message\n".into(),
             Change::ForgetTls(d) => format!("forgot TLS memory of {d}\n"),
+            Change::RevokePortal(id) => {
+                format!("withdrew portal message {id}: its content and key are erased\n")
+            }
             Change::Release(id, _) => format!("released {id}\n"),
             Change::DeleteQuarantined(id) => {
                 format!("deleted the quarantined recipients of {id}; the sender is told\n")
@@ -549,6 +570,7 @@ impl Change {
             | Change::DeleteQuarantined(id) => QueueError::NotFound(*id),
             Change::RetryAll => QueueError::NotFound(QueueId(0)),
             Change::ForgetTls(d) => QueueError::NotRemembered(d.clone()),
+            Change::RevokePortal(id) => QueueError::Refused(format!("no portal message {id}")),
         }
     }
 }

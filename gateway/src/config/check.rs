@@ -476,6 +476,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
     check_delivery(c, &mut bad);
     check_dkim(c, &mut bad);
+    for (f, r) in c.portal.problems() {
+        bad(f, &r);
+    }
     out
 }
 

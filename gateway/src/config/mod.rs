@@ -8,6 +8,7 @@ mod delivery;
 mod dkim;
 mod duration;
 mod policy;
+mod portal;
 mod seal;
 
 pub use archive::{ArchiveConfig, RetentionRule};
@@ -16,6 +17,7 @@ pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::Span;
 pub use policy::{Mode, PolicyConfig};
+pub use portal::{PortalConfig, PortalLogin};
 pub use seal::SealConfig;
 
 use crate::deliver::tls_policy::TlsLevel;
@@ -60,6 +62,8 @@ pub struct Config {
     pub dlp: DlpConfig,
     /// The journal archive.
     pub archive: ArchiveConfig,
+    /// The escrow portal for recipients no key or verified TLS can reach.
+    pub portal: PortalConfig,
 }
 
 /// `[dlp]`
@@ -402,6 +406,7 @@ impl Config {
                 *d = ascii_domain(d);
             }
         }
+        self.policy.portal_available = self.portal.enabled;
         if self.listener.is_empty() {
             self.listener.push(ListenerConfig::default());
         }
@@ -432,6 +437,16 @@ impl Config {
         self.listener
             .iter()
             .any(|l| l.name == listener && l.journal)
+    }
+
+    /// The escrow portal's store.
+    pub fn escrow_dir(&self) -> PathBuf {
+        self.server.data_dir.join("escrow")
+    }
+
+    /// The escrow store's key file (wraps every held message's own key).
+    pub fn escrow_key_file(&self) -> PathBuf {
+        self.server.data_dir.join("keys").join("escrow.keys")
     }
 
     /// The archive directory.

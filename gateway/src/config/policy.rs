@@ -33,7 +33,8 @@ pub struct PolicyConfig {
     pub methods: Vec<Seal>,
     /// Per recipient address, domain (covers subdomains) or `*`: most specific wins.
     pub recipients: BTreeMap<String, Mode>,
-    /// The escrow portal can take messages (not built yet: keep false).
+    /// The escrow portal can take messages: `[portal] enabled`, copied here on load.
+    #[serde(skip)]
     pub portal_available: bool,
     /// How long a quarantined message waits for an admin before it is
     /// bounced to its sender.

@@ -9,8 +9,8 @@ use super::client::RcptTo;
 use super::dsn::{self, DsnAction, DsnInput, DsnRecipient};
 use super::retry;
 use crate::spool::{
-    DeliveryEvidence, Direction, DsnState, Origin, QueueId, QueuedMessage, QueuedRecipient,
-    RecipientState, Spool,
+    DeliveryEvidence, Direction, DsnState, QueueId, QueuedMessage, QueuedRecipient, RecipientState,
+    Spool,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -445,7 +445,21 @@ impl Stage {
                 Some(Verdict::Block { reason }) => format!("550 5.7.1 {reason}"),
                 Some(Verdict::Deliver {
                     seal: Seal::Portal, ..
-                }) => "550 5.7.1 the escrow portal is not available in this version".to_string(),
+                }) => match &r.sealed {
+                    Some(held) => {
+                        let reply = format!(
+                            "250 2.0.0 held in the escrow portal as {}; the recipient was sent a notice",
+                            held.key
+                        );
+                        let evidence = self.policy_evidence(reply);
+                        let r = &mut msg.recipients[i];
+                        r.state = RecipientState::Delivered;
+                        r.next_attempt = None;
+                        r.evidence = Some(evidence);
+                        continue;
+                    }
+                    None => "550 5.7.1 the message was not held in the escrow portal".to_string(),
+                },
                 Some(Verdict::Deliver {
                     seal: seal @ (Seal::Pgp | Seal::Smime),
                     ..
@@ -862,41 +876,15 @@ impl Stage {
         } else {
             Direction::Outbound
         };
-        let mut w = self.spool.writer();
-        let id = w.id();
-        w.write(bytes).await?;
-        let received_header = format!(
-            "Received: by {hostname} (Sealgate) id {id};\r\n\t{}\r\n",
-            Utc::now().to_rfc2822()
-        );
-        // A DSN quoting UTF-8 headers or addressed to a UTF-8 mailbox needs
-        // 8BITMIME / SMTPUTF8 on the way out like any other message.
-        let mail_params = crate::smtp::command::MailParams {
-            body: (!bytes.is_ascii()).then_some(crate::smtp::command::BodyType::EightBitMime),
-            smtputf8: !msg.from.is_ascii(),
-            ..Default::default()
-        };
-        let record = QueuedMessage {
-            id,
-            received_at: Utc::now(),
-            from: String::new(),
-            mail_params,
-            recipients: vec![QueuedRecipient::new(sender, None, None)],
-            origin: Origin {
-                listener: "dsn".into(),
-                peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                helo: hostname.clone(),
-                tls: None,
-                connector: None,
+        self.spool
+            .submit(crate::spool::Submission {
+                from: "",
+                to: vec![sender],
+                origin: crate::spool::DSN_ORIGIN,
                 direction,
-            },
-            size: 0,
-            body_sha256: String::new(),
-            chunks: 0,
-            received_header,
-            new_subject: None,
-            decided: false,
-        };
-        w.commit(record).await.map(|m| m.id)
+                hostname,
+                bytes,
+            })
+            .await
     }
 }

@@ -155,7 +155,9 @@ fn fallback(cfg: &PolicyConfig, i: &Inputs) -> Option<Fallback> {
         .methods
         .iter()
         .copied()
-        .filter(|m| *m != Seal::Tls)
+        // The portal is not a fallback: its copy would be deposited, and
+        // its notice sent, before anyone knew TLS would fail.
+        .filter(|m| !matches!(m, Seal::Tls | Seal::Portal))
         .collect();
     chosen(cfg, i, &rest)
         .ok()
@@ -183,7 +185,7 @@ pub fn chain(
                 )),
                 Seal::Pgp | Seal::Smime => key_for(m).map(Some),
                 Seal::Portal if cfg.portal_available => Ok(None),
-                Seal::Portal => Err("the escrow portal is not available yet".into()),
+                Seal::Portal => Err("the escrow portal is off ([portal] enabled = false)".into()),
             };
             (m, r)
         })

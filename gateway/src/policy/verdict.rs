@@ -95,6 +95,17 @@ impl Verdict {
         }
     }
 
+    /// True when the recipient's message is held in the escrow portal.
+    pub fn holds_in_portal(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Deliver {
+                seal: Seal::Portal,
+                ..
+            }
+        )
+    }
+
     /// True when delivery sends this recipient a sealed copy rather than
     /// the message itself.
     pub fn sends_sealed_copy(&self) -> bool {

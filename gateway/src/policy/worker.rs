@@ -176,6 +176,22 @@ pub fn apply(
     facts: &HeaderFacts,
     raised: &Raised,
 ) {
+    if msg.origin.listener == crate::spool::PORTAL_ORIGIN {
+        // Notices, codes and receipts carry no message content, and a
+        // reply goes back inside the organisation: escalating them could
+        // only send a notice about a notice.
+        for r in msg.recipients.iter_mut() {
+            r.verdict = Some(Verdict::Deliver {
+                seal: Seal::Tls,
+                escalated: false,
+                why: vec!["written by the portal".into()],
+                key: None,
+                fallback: None,
+            });
+        }
+        msg.decided = true;
+        return;
+    }
     let rcpts: Vec<&Mailbox> = msg.recipients.iter().map(|r| &r.address).collect();
     let d = decide_all(
         config,

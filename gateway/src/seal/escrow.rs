@@ -1,16 +1,18 @@
-//! The escrow store for the portal seal (issue 5's first slice; not yet
-//! wired into the seal chain, which still bounces the portal step).
+//! The escrow store behind the portal seal.
 //!
 //! Each deposited message is encrypted with a key of its own (AES-256-GCM),
 //! and that key is kept only wrapped by the store's key file (key ids allow
-//! rotation). The recipient's link carries a random token of 256 bits; the
-//! store keeps only its SHA-256. Erasing an expired or revoked message
-//! deletes its content and its wrapped key, so nothing can open it again;
-//! the entry stays as a tombstone with its state and times.
+//! rotation). The recipient's link carries a random token of 256 bits, and
+//! the sender's withdraw link another; the store keeps only their SHA-256.
+//! Erasing an expired or revoked message deletes its content and its
+//! wrapped key, so nothing can open it again; the entry stays as a
+//! tombstone with its state and times.
 //!
 //! Column families (RocksDB under `<data_dir>/escrow`): `entries` (id →
 //! the entry, encrypted), `content` (id → the message under its own key),
-//! `tokens` (token SHA-256 → id).
+//! `tokens` (token SHA-256 → id; `r:` + SHA-256 for withdraw links), and
+//! the portal's sign-in state, encrypted: `accounts` (address → account)
+//! and `sessions` (session SHA-256 → session).
 
 use crate::spool::{KeyError, Keyring};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -24,7 +26,38 @@ use std::path::Path;
 const CF_ENTRIES: &str = "entries";
 const CF_CONTENT: &str = "content";
 const CF_TOKENS: &str = "tokens";
-const ALL_CFS: [&str; 3] = [CF_ENTRIES, CF_CONTENT, CF_TOKENS];
+const CF_ACCOUNTS: &str = "accounts";
+const CF_SESSIONS: &str = "sessions";
+const ALL_CFS: [&str; 5] = [CF_ENTRIES, CF_CONTENT, CF_TOKENS, CF_ACCOUNTS, CF_SESSIONS];
+
+/// Portal sign-in state kept beside the messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Record {
+    /// Per recipient address: password hash, failures, pending code.
+    Account,
+    /// Per signed-in session (keyed by the SHA-256 of its cookie).
+    Session,
+}
+
+impl Record {
+    fn cf(self) -> &'static str {
+        match self {
+            Record::Account => CF_ACCOUNTS,
+            Record::Session => CF_SESSIONS,
+        }
+    }
+}
+
+/// What a deposit hands back: the entry and the two links' tokens, each
+/// shown once (in the notice and in the sender's confirmation).
+pub struct Deposit {
+    /// The new entry.
+    pub entry: EscrowEntry,
+    /// Opens the message (the recipient's link).
+    pub token: String,
+    /// Withdraws the message (the sender's link).
+    pub revoke_token: String,
+}
 
 /// Where a deposited message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +82,11 @@ pub struct EscrowEntry {
     pub id: String,
     /// The spool's queue id of the message it came from.
     pub queue_id: String,
-    /// The original sender.
+    /// The original sender (envelope).
     pub sender: String,
+    /// The original Message-ID, to thread replies.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message_id: String,
     /// The one recipient it is for.
     pub recipient: String,
     /// When it was deposited.
@@ -62,6 +98,9 @@ pub struct EscrowEntry {
     /// When it was first opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_at: Option<DateTime<Utc>>,
+    /// When the recipient last replied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replied_at: Option<DateTime<Utc>>,
     /// When its content and key were erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<DateTime<Utc>>,
@@ -135,6 +174,16 @@ impl Escrow {
         Ok(Escrow { db, keys })
     }
 
+    /// Opens the store read-only (works while the gateway has it open).
+    pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
+        let existing = DB::list_cf(&options(), dir)?;
+        let cfs = ALL_CFS
+            .into_iter()
+            .filter(|c| existing.iter().any(|e| e == c));
+        let db = DB::open_cf_for_read_only(&options(), dir, cfs, false)?;
+        Ok(Escrow { db, keys })
+    }
+
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
@@ -157,8 +206,7 @@ impl Escrow {
         );
     }
 
-    /// Deposits `message` for `recipient` until `expires_at`; returns the
-    /// entry and the link token (shown once, in the notice).
+    /// Deposits `message` from `sender` for `recipient` until `expires_at`.
     pub fn deposit(
         &self,
         queue_id: &str,
@@ -166,9 +214,10 @@ impl Escrow {
         recipient: &str,
         message: &[u8],
         expires_at: DateTime<Utc>,
-    ) -> Result<(EscrowEntry, String), EscrowError> {
+    ) -> Result<Deposit, EscrowError> {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let token = hex::encode(rand::random::<[u8; 32]>());
+        let revoke_token = hex::encode(rand::random::<[u8; 32]>());
         let key: [u8; 32] = rand::random();
         let nonce: [u8; 12] = rand::random();
         let cipher = Aes256Gcm::new_from_slice(&key).expect("a 32-byte key");
@@ -184,15 +233,21 @@ impl Escrow {
                 )
                 .map_err(|e| EscrowError::Corrupt(id.clone(), e.to_string()))?,
         );
+        let message_id = mail_parser::MessageParser::new()
+            .parse_headers(message)
+            .and_then(|m| m.message_id().map(str::to_string))
+            .unwrap_or_default();
         let entry = EscrowEntry {
             id: id.clone(),
             queue_id: queue_id.to_string(),
             sender: sender.to_string(),
+            message_id,
             recipient: recipient.to_string(),
             created_at: Utc::now(),
             expires_at,
             state: EscrowState::Unread,
             read_at: None,
+            replied_at: None,
             erased_at: None,
             wrapped_key: self.keys.seal(format!("key:{id}").as_bytes(), &key),
         };
@@ -200,8 +255,97 @@ impl Escrow {
         self.put_entry(&mut batch, &entry);
         batch.put_cf(self.cf(CF_CONTENT), id.as_bytes(), content);
         batch.put_cf(self.cf(CF_TOKENS), token_hash(&token), id.as_bytes());
+        batch.put_cf(
+            self.cf(CF_TOKENS),
+            format!("r:{}", token_hash(&revoke_token)),
+            id.as_bytes(),
+        );
         self.write(batch)?;
-        Ok((entry, token))
+        Ok(Deposit {
+            entry,
+            token,
+            revoke_token,
+        })
+    }
+
+    /// The entry a withdraw link's token names, if any.
+    pub fn by_revoke_token(&self, token: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let key = format!("r:{}", token_hash(token));
+        match self.db.get_cf(self.cf(CF_TOKENS), key)? {
+            Some(id) => self.entry(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a reply from the recipient.
+    pub fn mark_replied(&self, id: &str) -> Result<(), EscrowError> {
+        if let Some(mut e) = self.entry(id)? {
+            if e.erased_at.is_none() {
+                e.state = EscrowState::Replied;
+                e.replied_at = Some(Utc::now());
+                let mut batch = WriteBatch::default();
+                self.put_entry(&mut batch, &e);
+                self.write(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A sign-in record, decrypted.
+    pub fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Record,
+        key: &str,
+    ) -> Result<Option<T>, EscrowError> {
+        let Some(sealed) = self.db.get_cf(self.cf(kind.cf()), key.as_bytes())? else {
+            return Ok(None);
+        };
+        let aad = format!("{}:{key}", kind.cf());
+        let json = self
+            .keys
+            .open(aad.as_bytes(), &sealed)
+            .map_err(|source| EscrowError::Key {
+                what: format!("{} record", kind.cf()),
+                source,
+            })?;
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| EscrowError::Corrupt(kind.cf().into(), e.to_string()))
+    }
+
+    /// Stores a sign-in record, encrypted, with fsync.
+    pub fn put_record<T: Serialize>(
+        &self,
+        kind: Record,
+        key: &str,
+        value: &T,
+    ) -> Result<(), EscrowError> {
+        let json = serde_json::to_vec(value).expect("a record serialises");
+        let aad = format!("{}:{key}", kind.cf());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(kind.cf()),
+            key.as_bytes(),
+            self.keys.seal(aad.as_bytes(), &json),
+        );
+        self.write(batch)
+    }
+
+    /// Removes a sign-in record.
+    pub fn delete_record(&self, kind: Record, key: &str) -> Result<(), EscrowError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(kind.cf()), key.as_bytes());
+        self.write(batch)
+    }
+
+    /// Every key of one kind of sign-in record (for the sweeper).
+    pub fn record_keys(&self, kind: Record) -> Result<Vec<String>, EscrowError> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(self.cf(kind.cf()), IteratorMode::Start) {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
     }
 
     /// The entry `id`.
@@ -232,6 +376,15 @@ impl Escrow {
 
     /// The message `id`, decrypted; the first read marks it read.
     pub fn read(&self, id: &str) -> Result<Vec<u8>, EscrowError> {
+        self.decrypt(id, true)
+    }
+
+    /// The message `id`, decrypted, without marking it read.
+    pub fn peek(&self, id: &str) -> Result<Vec<u8>, EscrowError> {
+        self.decrypt(id, false)
+    }
+
+    fn decrypt(&self, id: &str, mark_read: bool) -> Result<Vec<u8>, EscrowError> {
         let mut entry = self
             .entry(id)?
             .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "no such entry".into()))?;
@@ -268,7 +421,7 @@ impl Escrow {
             .map_err(|_| {
                 EscrowError::Corrupt(id.to_string(), "content failed authentication".into())
             })?;
-        if entry.state == EscrowState::Unread {
+        if mark_read && entry.state == EscrowState::Unread {
             entry.state = EscrowState::Read;
             entry.read_at = Some(Utc::now());
             let mut batch = WriteBatch::default();
@@ -344,7 +497,11 @@ mod tests {
         let e = open(dir.path());
         let msg = b"Subject: results\r\n\r\npotassium 4.1\r\n";
         let later = Utc::now() + chrono::Duration::days(30);
-        let (entry, token) = e
+        let Deposit {
+            entry,
+            token,
+            revoke_token,
+        } = e
             .deposit("q1", "nurse@h.test", "pat@x.test", msg, later)
             .unwrap();
         assert_eq!(token.len(), 64, "256 bits");
@@ -366,6 +523,12 @@ mod tests {
         assert!(e.by_token("0".repeat(64).as_str()).unwrap().is_none());
         let found = e.by_token(&token).unwrap().unwrap();
         assert_eq!(found.id, entry.id);
+        assert!(e.by_token(&revoke_token).unwrap().is_none(), "links differ");
+        assert_eq!(
+            e.by_revoke_token(&revoke_token).unwrap().unwrap().id,
+            entry.id
+        );
+        assert!(e.by_revoke_token(&token).unwrap().is_none());
         assert_eq!(e.read(&entry.id).unwrap(), msg);
         let read = e.entry(&entry.id).unwrap().unwrap();
         assert_eq!(read.state, EscrowState::Read);
@@ -388,7 +551,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
         let now = Utc::now();
-        let (old, _) = e
+        let old = e
             .deposit(
                 "q1",
                 "a@h.test",
@@ -396,8 +559,9 @@ mod tests {
                 b"old",
                 now - chrono::Duration::seconds(1),
             )
-            .unwrap();
-        let (new, _) = e
+            .unwrap()
+            .entry;
+        let new = e
             .deposit(
                 "q2",
                 "a@h.test",
@@ -405,7 +569,8 @@ mod tests {
                 b"new",
                 now + chrono::Duration::days(1),
             )
-            .unwrap();
+            .unwrap()
+            .entry;
         let erased = e.sweep(now).unwrap();
         assert_eq!(
             erased.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),

@@ -6,5 +6,6 @@ pub mod entity;
 pub mod escrow;
 pub mod notice;
 pub mod pgp;
+pub mod portal;
 pub mod smime;
 pub mod worker;

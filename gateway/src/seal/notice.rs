@@ -1,10 +1,45 @@
-//! The notice a portal recipient gets instead of the message: plain text
-//! and HTML, with the link to the message in the escrow portal, and by
-//! default nothing of the message itself (not even its subject). Marked
-//! `Auto-Submitted` (RFC 3834) so that auto-responders leave it alone.
-//! (Issue 5's second piece; not sent by anything yet.)
+//! Mail the portal sends: the notice a portal recipient gets instead of
+//! the message (plain text and HTML, with the link, and by default nothing
+//! of the message itself, not even its subject), the sender's confirmation
+//! with its withdraw link, one-time codes and read receipts. All are
+//! marked `Auto-Submitted` (RFC 3834) so that auto-responders leave them alone.
 
 use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// Notice bodies an organisation supplies (`[portal] templates_dir`).
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    /// `notice.txt`, if present.
+    pub text: Option<String>,
+    /// `notice.html`, if present.
+    pub html: Option<String>,
+}
+
+impl Templates {
+    /// Reads `notice.txt` and `notice.html` from `dir` (either may be absent).
+    pub fn load(dir: &Path) -> std::io::Result<Templates> {
+        let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", dir.join(name).display()),
+            )),
+        };
+        let t = Templates {
+            text: read("notice.txt")?,
+            html: read("notice.html")?,
+        };
+        if t.text.is_none() && t.html.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}: neither notice.txt nor notice.html", dir.display()),
+            ));
+        }
+        Ok(t)
+    }
+}
 
 /// What a notice says besides the link.
 pub struct NoticeOptions<'a> {
@@ -18,6 +53,10 @@ pub struct NoticeOptions<'a> {
     pub expires_at: DateTime<Utc>,
     /// The original subject, only when policy allows revealing it.
     pub subject: Option<&'a str>,
+    /// Accent colour (a CSS hex colour, checked by the config).
+    pub brand_color: &'a str,
+    /// Bodies that replace the built-in ones.
+    pub templates: &'a Templates,
 }
 
 /// The link a token opens.
@@ -26,7 +65,7 @@ pub fn link(public_url: &str, token: &str) -> String {
 }
 
 /// `s` safe inside HTML text and attribute values.
-fn html_escape(s: &str) -> String {
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -42,15 +81,15 @@ fn html_escape(s: &str) -> String {
 }
 
 /// A header value with control characters removed (no header injection).
-fn header_safe(s: &str) -> String {
+pub fn header_safe(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-/// A display name as a quoted string, or an RFC 2047 word when not ASCII.
-fn display_name(s: &str) -> String {
+/// An unstructured header value: as is when ASCII, else an RFC 2047 word.
+fn encoded_text(s: &str) -> String {
     let s = header_safe(s);
     if s.is_ascii() {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        s
     } else {
         use base64::Engine as _;
         format!(
@@ -60,6 +99,100 @@ fn display_name(s: &str) -> String {
     }
 }
 
+/// A display name as a quoted string, or an RFC 2047 word when not ASCII.
+fn display_name(s: &str) -> String {
+    let s = header_safe(s);
+    if s.is_ascii() {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        encoded_text(&s)
+    }
+}
+
+/// One message the portal writes.
+pub struct Mail<'a> {
+    /// Display name of the From address.
+    pub from_name: &'a str,
+    /// The From address.
+    pub from: &'a str,
+    /// The one recipient.
+    pub to: &'a str,
+    /// The subject (never the original message's, unless policy allows).
+    pub subject: &'a str,
+    /// The plain text body, CRLF line ends.
+    pub text: &'a str,
+    /// The HTML body, when there is one.
+    pub html: Option<&'a str>,
+    /// `In-Reply-To`/`References`, to thread it under a message.
+    pub in_reply_to: Option<&'a str>,
+}
+
+/// `m` as a whole RFC 5322 message (multipart/alternative when it has
+/// HTML), CRLF line ends.
+pub fn compose(m: &Mail) -> Vec<u8> {
+    let msg_id = format!(
+        "<{}@sealgate.portal>",
+        hex::encode(rand::random::<[u8; 12]>())
+    );
+    let mut out = String::new();
+    out.push_str(&format!(
+        "From: {} <{}>\r\n",
+        display_name(m.from_name),
+        header_safe(m.from)
+    ));
+    out.push_str(&format!("To: <{}>\r\n", header_safe(m.to)));
+    out.push_str(&format!("Subject: {}\r\n", encoded_text(m.subject)));
+    out.push_str(&format!("Date: {}\r\n", Utc::now().to_rfc2822()));
+    out.push_str(&format!("Message-ID: {msg_id}\r\n"));
+    if let Some(parent) = m.in_reply_to.filter(|p| !p.is_empty()) {
+        let parent = header_safe(parent);
+        out.push_str(&format!(
+            "In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"
+        ));
+    }
+    out.push_str("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n");
+    let part = |kind: &str, body: &str| {
+        format!("Content-Type: text/{kind}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}")
+    };
+    match m.html {
+        None => {
+            out.push_str(&part("plain", m.text));
+        }
+        Some(html) => {
+            let boundary = format!("portal-{}", hex::encode(rand::random::<[u8; 8]>()));
+            out.push_str(&format!(
+                "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+            ));
+            for (kind, body) in [("plain", m.text), ("html", html)] {
+                out.push_str(&format!("--{boundary}\r\n{}", part(kind, body)));
+            }
+            out.push_str(&format!("--{boundary}--\r\n"));
+        }
+    }
+    out.into_bytes()
+}
+
+/// `template` with `{name}` placeholders filled from `values`.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    // Mail bodies travel with CRLF line ends.
+    out.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// A small HTML page for mail: the brand colour as a bar, then `inner`.
+pub fn html_mail(title: &str, brand_color: &str, inner: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\r\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\r\n\
+         <body style=\"font-family: sans-serif; color: #1a1a1a;\">\r\n\
+         <div style=\"border-top: 6px solid {}; padding-top: 8px;\">\r\n{inner}</div>\r\n</body></html>\r\n",
+        html_escape(title),
+        html_escape(brand_color),
+    )
+}
+
 /// The notice to `recipient` that `sender` sent a message now held in the
 /// portal under `token`; a whole RFC 5322 message, CRLF line ends.
 pub fn notice(recipient: &str, sender: &str, token: &str, o: &NoticeOptions) -> Vec<u8> {
@@ -67,65 +200,71 @@ pub fn notice(recipient: &str, sender: &str, token: &str, o: &NoticeOptions) -> 
     let expires = o.expires_at.format("%-d %B %Y").to_string();
     let org = header_safe(o.organisation);
     let sender_h = header_safe(sender);
+    let subject = o.subject.map(header_safe).unwrap_or_default();
+    let values = |esc: fn(&str) -> String| {
+        vec![
+            ("sender", esc(&sender_h)),
+            ("organisation", esc(&org)),
+            ("link", esc(&url)),
+            ("expires", esc(&expires)),
+            ("subject", esc(&subject)),
+        ]
+    };
     let about = o
         .subject
-        .map(|s| format!("\r\nSubject of the message: {}\r\n", header_safe(s)))
+        .map(|_| format!("\r\nSubject of the message: {subject}\r\n"))
         .unwrap_or_default();
-    let text = format!(
-        "{sender_h} at {org} sent you a secure message.\r\n{about}\r\n\
-         Read it here (you will be asked to confirm your address):\r\n{url}\r\n\r\n\
-         The message can be read until {expires}. If you did not expect it, you can ignore this notice.\r\n"
-    );
-    let html = format!(
-        "<!DOCTYPE html>\r\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Secure message</title></head>\r\n\
-         <body style=\"font-family: sans-serif; color: #1a1a1a;\">\r\n\
-         <p>{} at {} sent you a secure message.</p>\r\n{}\
-         <p><a href=\"{}\" style=\"color: #0b5394;\">Read the message</a></p>\r\n\
-         <p>The message can be read until {}. If you did not expect it, you can ignore this notice.</p>\r\n\
-         </body></html>\r\n",
-        html_escape(sender),
-        html_escape(o.organisation),
-        o.subject
-            .map(|s| format!(
-                "<p>Subject of the message: {}</p>\r\n",
-                html_escape(&header_safe(s))
-            ))
-            .unwrap_or_default(),
-        html_escape(&url),
-        html_escape(&expires),
-    );
-    let boundary = format!("notice-{}", hex::encode(rand::random::<[u8; 8]>()));
-    let msg_id = format!(
-        "<{}@sealgate.notice>",
-        hex::encode(rand::random::<[u8; 12]>())
-    );
-    let mut m = String::new();
-    m.push_str(&format!(
-        "From: {} <{}>\r\n",
-        display_name(o.organisation),
-        header_safe(o.from)
-    ));
-    m.push_str(&format!("To: <{}>\r\n", header_safe(recipient)));
-    m.push_str(&format!("Subject: Secure message from {sender_h}\r\n"));
-    m.push_str(&format!("Date: {}\r\n", Utc::now().to_rfc2822()));
-    m.push_str(&format!("Message-ID: {msg_id}\r\n"));
-    m.push_str("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n");
-    m.push_str(&format!(
-        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
-    ));
-    for (kind, body) in [("plain", &text), ("html", &html)] {
-        m.push_str(&format!(
-            "--{boundary}\r\nContent-Type: text/{kind}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
-        ));
-    }
-    m.push_str(&format!("--{boundary}--\r\n"));
-    m.into_bytes()
+    let text = match &o.templates.text {
+        Some(t) => fill(t, &values(|s| s.to_string())),
+        None => format!(
+            "{sender_h} at {org} sent you a secure message.\r\n{about}\r\n\
+             Read it here (you will be asked to confirm your address):\r\n{url}\r\n\r\n\
+             The message can be read until {expires}. If you did not expect it, you can ignore this notice.\r\n"
+        ),
+    };
+    let html = match &o.templates.html {
+        Some(t) => fill(t, &values(html_escape)),
+        None => html_mail(
+            "Secure message",
+            o.brand_color,
+            &format!(
+                "<p>{} at {} sent you a secure message.</p>\r\n{}\
+                 <p><a href=\"{}\" style=\"color: {};\">Read the message</a></p>\r\n\
+                 <p>The message can be read until {}. If you did not expect it, you can ignore this notice.</p>\r\n",
+                html_escape(&sender_h),
+                html_escape(&org),
+                o.subject
+                    .map(|_| format!(
+                        "<p>Subject of the message: {}</p>\r\n",
+                        html_escape(&subject)
+                    ))
+                    .unwrap_or_default(),
+                html_escape(&url),
+                html_escape(o.brand_color),
+                html_escape(&expires),
+            ),
+        ),
+    };
+    compose(&Mail {
+        from_name: o.organisation,
+        from: o.from,
+        to: recipient,
+        subject: &format!("Secure message from {sender_h}"),
+        text: &text,
+        html: Some(&html),
+        in_reply_to: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use mail_parser::MessageParser;
+
+    static NO_TEMPLATES: Templates = Templates {
+        text: None,
+        html: None,
+    };
 
     fn opts(subject: Option<&str>) -> NoticeOptions<'_> {
         NoticeOptions {
@@ -134,6 +273,8 @@ mod tests {
             organisation: "General <Hospital>",
             expires_at: "2026-12-22T00:00:00Z".parse().unwrap(),
             subject,
+            brand_color: "#0b5394",
+            templates: &NO_TEMPLATES,
         }
     }
 
@@ -175,5 +316,35 @@ mod tests {
         let from = m.from().unwrap().first().unwrap();
         assert_eq!(from.name(), Some("General <Hospital>"));
         assert_eq!(from.address(), Some("secure@hospital.test"));
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    #[test]
+    fn templates_replace_the_bodies_and_escape_in_html() {
+        let t = Templates {
+            text: Some("Hello from {organisation}\nOpen {link}\n".into()),
+            html: Some("<p>{sender} sent <a href=\"{link}\">this</a></p>\n".into()),
+        };
+        let o = NoticeOptions {
+            public_url: "https://p.test",
+            from: "n@h.test",
+            organisation: "A&B Clinic",
+            expires_at: Utc::now(),
+            subject: None,
+            brand_color: "#123456",
+            templates: &t,
+        };
+        let raw = notice("pat@x.test", "<b>@h.test", "tok", &o);
+        let m = mail_parser::MessageParser::new().parse(&raw).unwrap();
+        let text = m.body_text(0).unwrap();
+        assert!(text.contains("Hello from A&B Clinic"), "{text}");
+        assert!(text.contains("Open https://p.test/m/tok"), "{text}");
+        let html = m.body_html(0).unwrap();
+        assert!(html.contains("&lt;b&gt;@h.test sent"), "{html}");
+        assert!(String::from_utf8_lossy(&raw).contains("\r\nOpen https://p.test/m/tok\r\n"));
     }
 }

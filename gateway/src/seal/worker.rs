@@ -6,11 +6,14 @@
 //! into plain delivery.
 
 use super::pgp::{self, PgpOptions, PgpSigner};
+use super::portal::{Outgoing, PortalSeal};
 use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
 use crate::policy::{Seal, Verdict};
-use crate::spool::{QueueId, QueuedMessage, SealRecord, Spool, SpoolError};
+use crate::spool::{
+    QueueId, QueuedMessage, SealRecord, Spool, SpoolError, Submission, PORTAL_ORIGIN,
+};
 use chrono::Utc;
 use std::sync::Arc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -177,9 +180,56 @@ pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Ve
     copies
 }
 
+/// Holds every portal recipient of `msg` that waits for it: deposits the
+/// message and returns the mail to send about it. Without a portal (or
+/// when a deposit fails) the recipient is blocked, never sent in plain.
+pub fn hold_in_portal(
+    portal: Option<&PortalSeal>,
+    msg: &mut QueuedMessage,
+    body: &[u8],
+) -> Vec<Outgoing> {
+    let waiting: Vec<usize> = msg
+        .unsealed()
+        .filter(|&i| {
+            msg.recipients[i]
+                .verdict
+                .as_ref()
+                .is_some_and(Verdict::holds_in_portal)
+        })
+        .collect();
+    if waiting.is_empty() {
+        return Vec::new();
+    }
+    let outgoing = msg.outgoing(body);
+    let mut mail = Vec::new();
+    for i in waiting {
+        let result = match portal {
+            Some(p) => p.hold(msg, i, &outgoing),
+            None => Err("the escrow portal is off ([portal] enabled = false)".to_string()),
+        };
+        let r = &mut msg.recipients[i];
+        match result {
+            Ok((record, m)) => {
+                tracing::info!(id = %msg.id, recipient = i, method = "portal", escrow = %record.key, "held in the portal");
+                r.sealed = Some(record);
+                mail.extend(m);
+            }
+            Err(why) => {
+                tracing::warn!(id = %msg.id, recipient = i, method = "portal", reason = %why, "cannot hold in the portal; the recipient is blocked");
+                r.verdict = Some(Verdict::Block {
+                    reason: format!("holding in the portal failed: {why}"),
+                });
+            }
+        }
+    }
+    mail
+}
+
 struct Stage {
     spool: Spool,
     sealer: Sealer,
+    portal: Option<PortalSeal>,
+    hostname: String,
     next: UnboundedSender<QueueId>,
 }
 
@@ -191,14 +241,32 @@ impl Stage {
         if msg.awaits_seal() {
             let body = self.spool.read_body(&msg)?;
             let sealer = self.sealer.clone();
+            let portal = self.portal.clone();
             // Sealing a large message takes CPU time; keep it off the async workers.
-            let (msg2, copies) = tokio::task::spawn_blocking(move || {
+            let (msg2, copies, mail) = tokio::task::spawn_blocking(move || {
                 let copies = seal_message(&sealer, &mut msg, &body);
-                (msg, copies)
+                let mail = hold_in_portal(portal.as_ref(), &mut msg, &body);
+                (msg, copies, mail)
             })
             .await
             .map_err(|e| SpoolError::Commit(format!("seal task: {e}")))?;
             msg = msg2;
+            // The notices are durable before the deposit is recorded: a
+            // crash in between deposits again (a second notice), never none.
+            for m in mail {
+                let queued = self
+                    .spool
+                    .submit(Submission {
+                        from: &m.from,
+                        to: vec![m.to],
+                        origin: PORTAL_ORIGIN,
+                        direction: m.direction,
+                        hostname: &self.hostname,
+                        bytes: &m.bytes,
+                    })
+                    .await?;
+                tracing::info!(id = %msg.id, notice = %queued, "portal notice queued");
+            }
             self.spool.put_sealed(&msg, copies).await?;
         }
         let _ = self.next.send(id);
@@ -211,12 +279,16 @@ impl Stage {
 pub async fn run(
     spool: Spool,
     sealer: Sealer,
+    portal: Option<PortalSeal>,
+    hostname: String,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
 ) {
     let stage = Arc::new(Stage {
         spool,
         sealer,
+        portal,
+        hostname,
         next,
     });
     match stage.spool.list() {

@@ -62,7 +62,7 @@ pub fn dev_cert_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Creates a self-signed certificate for `hostname` unless one exists.
-fn ensure_dev_cert(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), TlsError> {
+pub fn ensure_dev_cert(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), TlsError> {
     let (cert, key) = dev_cert_paths(data_dir);
     if cert.exists() && key.exists() {
         return Ok((cert, key));
@@ -153,6 +153,34 @@ impl ClientCertVerifier for AskClientCert {
     }
 }
 
+/// A PEM certificate chain and its private key.
+fn load_pair(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| file_err(cert_path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(cert_path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(cert_path, "no certificate in file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e))?;
+    Ok((certs, key))
+}
+
+/// A TLS 1.2/1.3 server configuration without client certificates (the portal's).
+pub fn server_config_from_files(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<ServerConfig, TlsError> {
+    let (certs, key) = load_pair(cert_path, key_path)?;
+    Ok(ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?)
+}
+
 impl ServerTls {
     /// Builds the listeners' TLS configuration.
     pub fn new(config: &Config) -> Result<Self, TlsError> {
@@ -160,14 +188,7 @@ impl ServerTls {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => ensure_dev_cert(&config.server.data_dir, &config.server.hostname)?,
         };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-            .map_err(|e| file_err(&cert_path, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_err(&cert_path, e))?;
-        if certs.is_empty() {
-            return Err(file_err(&cert_path, "no certificate in file"));
-        }
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, e))?;
+        let (certs, key) = load_pair(&cert_path, &key_path)?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
         let wants_client_certs = config

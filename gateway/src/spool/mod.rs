@@ -8,6 +8,7 @@ mod commit;
 mod id;
 pub mod keyring;
 pub mod record;
+mod submit;
 
 pub use id::QueueId;
 pub use keyring::{KeyError, Keyring};
@@ -15,6 +16,7 @@ pub use record::{
     DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin, OutboundTls,
     QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts,
 };
+pub use submit::{Submission, DSN_ORIGIN, PORTAL_ORIGIN};
 
 use crate::admin::metrics::Metrics;
 use commit::{Committer, Op};

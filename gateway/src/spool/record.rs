@@ -275,10 +275,14 @@ pub struct QueuedMessage {
 
 impl QueuedMessage {
     /// Recipients whose verdict asks for a PGP or S/MIME copy (as its
-    /// method or its fallback) that the seal stage has not made yet.
+    /// method or its fallback), or for the portal, that the seal stage has
+    /// not made yet.
     pub fn unsealed(&self) -> impl Iterator<Item = usize> + '_ {
         self.recipients.iter().enumerate().filter_map(|(i, r)| {
-            let wants = r.verdict.as_ref().and_then(Verdict::copy_wanted).is_some();
+            let wants = r
+                .verdict
+                .as_ref()
+                .is_some_and(|v| v.copy_wanted().is_some() || v.holds_in_portal());
             (wants && r.sealed.is_none() && r.state == RecipientState::Queued).then_some(i)
         })
     }
