@@ -4,7 +4,9 @@
 
 pub mod crypto;
 pub mod fault;
+pub mod webdriver;
 pub use crypto::{base64, base64_lines, openssl, Gpg};
+pub use webdriver::Browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

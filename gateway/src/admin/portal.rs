@@ -17,7 +17,7 @@ pub fn entries(config: &Config) -> Result<Vec<EscrowEntry>, EscrowError> {
         source,
     })?;
     let mut list = Escrow::open_read_only(&dir, keys)?.list()?;
-    list.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    list.sort_by_key(|e| e.created_at);
     Ok(list)
 }
 
@@ -26,11 +26,12 @@ pub fn list(entries: &[EscrowEntry], json: bool) -> String {
     let mut out = String::new();
     if json {
         for e in entries {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string(e).expect("an entry serialises")
-            );
+            let mut v = serde_json::to_value(e).expect("an entry serialises");
+            // The wrapped key is useless without the key file, but it is no one's business.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("wrapped_key");
+            }
+            let _ = writeln!(out, "{v}");
         }
         return out;
     }

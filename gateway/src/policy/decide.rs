@@ -333,7 +333,7 @@ mod tests {
         // Opportunistic TLS needs none; `exclusive` means TLS or drop.
         assert_eq!(fallback_of(&[], TlsLevel::May), None);
         assert_eq!(fallback_of(&[], TlsLevel::Exclusive), None);
-        // Without a key there is nothing to fall back to (the portal is not built).
+        // Without a key there is nothing to fall back to (the portal is never a fallback).
         assert_eq!(
             decide(&cfg, &inputs(&r, &[], None, TlsLevel::Encrypt)),
             Verdict::Deliver {

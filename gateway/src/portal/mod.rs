@@ -55,6 +55,9 @@ pub struct Portal {
 
 type Shared = Arc<Portal>;
 
+/// The page shown instead of what was asked for (boxed: a response is large).
+type Refusal = Box<Response>;
+
 fn span(s: crate::config::Span) -> chrono::Duration {
     chrono::Duration::from_std(s.0).unwrap_or(chrono::Duration::days(1))
 }
@@ -143,7 +146,7 @@ impl Portal {
     }
 
     /// The entry a link token opens, or the page to show instead.
-    fn by_token(&self, token: &str) -> Result<EscrowEntry, Response> {
+    fn by_token(&self, token: &str) -> Result<EscrowEntry, Refusal> {
         let unknown = || {
             self.say(
                 StatusCode::NOT_FOUND,
@@ -152,35 +155,33 @@ impl Portal {
             )
         };
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(unknown());
+            return Err(Box::new(unknown()));
         }
         match self.escrow.by_token(token) {
             Ok(Some(e)) => self.available(e),
-            Ok(None) => Err(unknown()),
-            Err(e) => Err(self.failed(e)),
+            Ok(None) => Err(Box::new(unknown())),
+            Err(e) => Err(Box::new(self.failed(e))),
         }
     }
 
     /// `e` if it can still be read, else the expired or withdrawn page.
-    fn available(&self, e: EscrowEntry) -> Result<EscrowEntry, Response> {
-        match e.state {
-            EscrowState::Revoked => Err(self.say(
+    fn available(&self, e: EscrowEntry) -> Result<EscrowEntry, Refusal> {
+        let expired = e.state == EscrowState::Expired || e.expires_at <= chrono::Utc::now();
+        if e.state == EscrowState::Revoked {
+            return Err(Box::new(self.say(
                 StatusCode::GONE,
                 "Message withdrawn",
                 "The sender withdrew this message. It can no longer be read; contact the sender if you still need it.",
-            )),
-            EscrowState::Expired => Err(self.say(
-                StatusCode::GONE,
-                "Message expired",
-                "This message has expired and was erased. Contact the sender if you still need it.",
-            )),
-            _ if e.expires_at <= chrono::Utc::now() => Err(self.say(
-                StatusCode::GONE,
-                "Message expired",
-                "This message has expired and was erased. Contact the sender if you still need it.",
-            )),
-            _ => Ok(e),
+            )));
         }
+        if expired {
+            return Err(Box::new(self.say(
+                StatusCode::GONE,
+                "Message expired",
+                "This message has expired and was erased. Contact the sender if you still need it.",
+            )));
+        }
+        Ok(e)
     }
 
     /// The signed-in session of this request, if any.
@@ -359,7 +360,7 @@ async fn landing(
 ) -> Response {
     let entry = match p.by_token(&token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some((_, s)) = p.session(&headers) {
         if s.address == entry.recipient {
@@ -396,7 +397,7 @@ async fn send_code(
 ) -> Response {
     let entry = match p.by_token(&token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !form_ok(&p, &headers, &f.csrf) {
         return expired_form(&p);
@@ -532,7 +533,7 @@ async fn verify_code(
 ) -> Response {
     let entry = match p.by_token(&token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !form_ok(&p, &headers, &f.csrf) {
         return expired_form(&p);
@@ -557,7 +558,7 @@ async fn login(
 ) -> Response {
     let entry = match p.by_token(&token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !form_ok(&p, &headers, &f.csrf) {
         return expired_form(&p);
@@ -583,13 +584,13 @@ async fn login(
 }
 
 /// The signed-in session, or the page saying to sign in.
-fn require_session(p: &Portal, headers: &HeaderMap) -> Result<(String, auth::Session), Response> {
+fn require_session(p: &Portal, headers: &HeaderMap) -> Result<(String, auth::Session), Refusal> {
     p.session(headers).ok_or_else(|| {
-        p.say(
+        Box::new(p.say(
             StatusCode::UNAUTHORIZED,
             "Please sign in",
             "You are not signed in, or your session ended. Open the link in your e-mail again to sign in.",
-        )
+        ))
     })
 }
 
@@ -618,7 +619,7 @@ async fn password_page(
 ) -> Response {
     let (cookie, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let csrf = p.csrf(&cookie);
     let who = pages::SignedIn {
@@ -652,7 +653,7 @@ async fn password_set(
 ) -> Response {
     let (cookie, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !auth::csrf_ok(&p.csrf_key, &cookie, &f.csrf) {
         return expired_form(&p);
@@ -691,7 +692,7 @@ async fn password_set(
 async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Response {
     let (cookie, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let entries = match p.escrow.list() {
         Ok(l) => l,
@@ -710,7 +711,7 @@ async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Response {
             (e, subject)
         })
         .collect();
-    mine.sort_by(|a, b| b.0.created_at.cmp(&a.0.created_at));
+    mine.sort_by_key(|e| std::cmp::Reverse(e.0.created_at));
     let csrf = p.csrf(&cookie);
     let who = pages::SignedIn {
         address: &s.address,
@@ -726,7 +727,7 @@ async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Response {
 
 /// The entry `id` if the signed-in recipient may open it (else a 404 that
 /// does not say whether it exists).
-fn own_entry(p: &Portal, s: &auth::Session, id: &str) -> Result<EscrowEntry, Response> {
+fn own_entry(p: &Portal, s: &auth::Session, id: &str) -> Result<EscrowEntry, Refusal> {
     let nothing = || {
         p.say(
             StatusCode::NOT_FOUND,
@@ -735,12 +736,12 @@ fn own_entry(p: &Portal, s: &auth::Session, id: &str) -> Result<EscrowEntry, Res
         )
     };
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(nothing());
+        return Err(Box::new(nothing()));
     }
     match p.escrow.entry(id) {
         Ok(Some(e)) if e.recipient == s.address => p.available(e),
-        Ok(_) => Err(nothing()),
-        Err(e) => Err(p.failed(e)),
+        Ok(_) => Err(Box::new(nothing())),
+        Err(e) => Err(Box::new(p.failed(e))),
     }
 }
 
@@ -758,11 +759,11 @@ async fn read(
 ) -> Response {
     let (cookie, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let entry = match own_entry(&p, &s, &id) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let raw = match p.escrow.read(&entry.id) {
         Ok(r) => r,
@@ -843,11 +844,11 @@ async fn download(
 ) -> Response {
     let (_, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let entry = match own_entry(&p, &s, &id) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let raw = match p.escrow.peek(&entry.id) {
         Ok(r) => r,
@@ -902,11 +903,11 @@ async fn reply(
 ) -> Response {
     let (cookie, s) = match require_session(&p, &headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let entry = match own_entry(&p, &s, &id) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let too_large = || {
         p.say(
@@ -1066,7 +1067,7 @@ async fn logout(State(p): State<Shared>, headers: HeaderMap, Form(f): Form<CsrfF
 }
 
 /// The entry a withdraw link names, or the page to show instead.
-fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Response> {
+fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Refusal> {
     let unknown = || {
         p.say(
             StatusCode::NOT_FOUND,
@@ -1075,17 +1076,17 @@ fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Response> {
         )
     };
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(unknown());
+        return Err(Box::new(unknown()));
     }
     match p.escrow.by_revoke_token(token) {
-        Ok(Some(e)) if e.erased_at.is_some() => Err(p.say(
+        Ok(Some(e)) if e.erased_at.is_some() => Err(Box::new(p.say(
             StatusCode::GONE,
             "Already erased",
             "This message was already withdrawn or has expired; nobody can read it.",
-        )),
+        ))),
         Ok(Some(e)) => Ok(e),
-        Ok(None) => Err(unknown()),
-        Err(e) => Err(p.failed(e)),
+        Ok(None) => Err(Box::new(unknown())),
+        Err(e) => Err(Box::new(p.failed(e))),
     }
 }
 
@@ -1096,7 +1097,7 @@ async fn revoke_page(
 ) -> Response {
     let entry = match by_revoke_token(&p, &token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (form, set) = form_cookie(&headers);
     let body = pages::revoke(&token, &entry, &p.csrf(&form));
@@ -1114,7 +1115,7 @@ async fn revoke_confirm(
 ) -> Response {
     let entry = match by_revoke_token(&p, &token) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !form_ok(&p, &headers, &f.csrf) {
         return expired_form(&p);

@@ -17,6 +17,8 @@ pub fn stylesheet(brand: &str) -> String {
          textarea{{max-width:100%;min-height:10rem}}\n\
          button{{margin-top:1rem;padding:.5rem 1.25rem;font-size:1rem;background:{brand};color:#fff;border:0;border-radius:4px;cursor:pointer}}\n\
          button.link{{background:none;color:{brand};padding:0;text-decoration:underline}}\n\
+         form.inline{{display:inline}}\n\
+         header button.link{{color:#fff;margin:0;font-size:inherit}}\n\
          :focus{{outline:3px solid #f0a500;outline-offset:2px}}\n\
          .error{{color:#a30000;font-weight:600}}\n\
          .note{{color:#444}}\n\
