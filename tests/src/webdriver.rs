@@ -214,6 +214,14 @@ impl Browser {
         )
     }
 
+    /// The value of cookie `name` (HttpOnly ones too).
+    pub fn cookie(&self, name: &str) -> String {
+        call("GET", &self.url(&format!("/cookie/{name}")), None)["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Deletes every cookie (a new visitor).
     pub fn clear_cookies(&self) {
         call("DELETE", &self.url("/cookie"), None);
