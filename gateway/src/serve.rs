@@ -187,7 +187,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let escrow = open_escrow(&config)?;
     let portal_seal = match &escrow {
         Some(e) => Some(
-            crate::seal::portal::PortalSeal::new(config.clone(), e.clone())
+            crate::seal::portal::PortalSeal::new(config.clone(), e.clone(), metrics.clone())
                 .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
         ),
         None => None,

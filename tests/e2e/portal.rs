@@ -276,20 +276,36 @@ fn a_recipient_without_keys_reads_downloads_and_replies_in_chromium() {
     assert_eq!(got, attachment(), "downloaded attachment differs");
 
     // Forged and oversized replies are refused with their status, and send nothing.
-    let session = format!("Cookie: __Host-sealgate-session={}", b.cookie("__Host-sealgate-session"));
+    let session = format!(
+        "Cookie: __Host-sealgate-session={}",
+        b.cookie("__Host-sealgate-session")
+    );
     let reply_url = format!("{url}/reply");
     let big = s.dir.path().join("big.bin");
     std::fs::write(&big, vec![7u8; 2 * 1024 * 1024]).unwrap();
     let curl = |args: &[&str]| {
         let o = Command::new("curl")
-            .args(["-k", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &session])
+            .args([
+                "-k",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &session,
+            ])
             .args(args)
             .arg(&reply_url)
             .output()
             .unwrap();
         text(&o.stdout)
     };
-    assert_eq!(curl(&["-F", "text=forged", "-F", "csrf=00"]), "403", "no CSRF token");
+    assert_eq!(
+        curl(&["-F", "text=forged", "-F", "csrf=00"]),
+        "403",
+        "no CSRF token"
+    );
     assert_eq!(
         curl(&["-F", "text=big", "-F", &format!("files=@{}", big.display())]),
         "413",
@@ -307,7 +323,11 @@ fn a_recipient_without_keys_reads_downloads_and_replies_in_chromium() {
         &["From: <pat@patient.test>", "Subject: Re: Lab results"],
         "the reply",
     );
-    assert_eq!(s.count("From: <pat@patient.test>"), 1, "a refused reply was sent");
+    assert_eq!(
+        s.count("From: <pat@patient.test>"),
+        1,
+        "a refused reply was sent"
+    );
     assert!(reply.contains("To: <nurse@hospital.test>"), "{reply}");
     assert!(reply.contains("In-Reply-To: <portal-e2e-"), "{reply}");
     assert!(reply.contains("filename=\"insurance card.txt\""), "{reply}");

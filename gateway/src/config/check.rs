@@ -252,6 +252,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             bad(format!("listener[{i}].name"), "must not be empty");
         } else if !names.insert(l.name.clone()) {
             bad(format!("listener[{i}].name"), "is used by another listener");
+        } else if [crate::spool::PORTAL_ORIGIN, crate::spool::DSN_ORIGIN].contains(&l.name.as_str())
+        {
+            bad(
+                format!("listener[{i}].name"),
+                "is reserved: mail Sealgate writes itself (DSNs, portal notices) carries it",
+            );
         }
         if !addrs.insert(l.address) {
             bad(

@@ -106,10 +106,10 @@ impl PortalConfig {
         let mut bad = |f: &str, r: &str| out.push((format!("portal.{f}"), r.to_string()));
         if self.enabled {
             let url = self.public_url.trim_end_matches('/');
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+            if !url.starts_with("https://") || url.len() < 10 {
                 bad(
                     "public_url",
-                    "must be the portal's address as recipients reach it, e.g. \"https://secure.example.org\"",
+                    "must be the portal's https:// address as recipients reach it, e.g. \"https://secure.example.org\" (its cookies are Secure; behind a proxy, the proxy's address)",
                 );
             }
         }

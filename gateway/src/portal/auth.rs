@@ -126,6 +126,16 @@ fn locked(a: &Account, now: DateTime<Utc>) -> bool {
     a.locked_until.is_some_and(|t| t > now)
 }
 
+/// `address`'s account, or `None` while it is locked.
+fn unlocked(
+    escrow: &Escrow,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Account>, EscrowError> {
+    let a = account(escrow, address)?;
+    Ok((!locked(&a, now)).then_some(a))
+}
+
 /// A new 8-digit code for `address`, unless it is locked or asked too often.
 pub fn request_code(
     escrow: &Escrow,
@@ -201,10 +211,9 @@ pub fn check_code(
     rules: &Rules,
 ) -> Result<Attempt, EscrowError> {
     let now = Utc::now();
-    let mut a = account(escrow, address)?;
-    if locked(&a, now) {
+    let Some(mut a) = unlocked(escrow, address, now)? else {
         return Ok(Attempt::Locked);
-    }
+    };
     let Some(pending) = a.code.clone().filter(|c| c.expires_at > now) else {
         return Ok(Attempt::NoCode);
     };
@@ -226,10 +235,9 @@ pub fn check_password(
     rules: &Rules,
 ) -> Result<Attempt, EscrowError> {
     let now = Utc::now();
-    let mut a = account(escrow, address)?;
-    if locked(&a, now) {
+    let Some(mut a) = unlocked(escrow, address, now)? else {
         return Ok(Attempt::Locked);
-    }
+    };
     let good = a.password.as_deref().is_some_and(|phc| {
         PasswordHash::new(phc)
             .map(|h| {

@@ -87,6 +87,13 @@ pub fn masked(address: &str) -> String {
     }
 }
 
+/// A message to the reader, announced to screen readers.
+fn alert(message: Option<&str>) -> String {
+    message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(m)))
+        .unwrap_or_default()
+}
+
 /// The sign-in page for a link: a code to the address, or a password.
 pub fn sign_in(
     token: &str,
@@ -95,13 +102,7 @@ pub fn sign_in(
     password: bool,
     message: Option<&str>,
 ) -> String {
-    let mut b = String::new();
-    if let Some(m) = message {
-        b.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>\n",
-            esc(m)
-        ));
-    }
+    let mut b = alert(message);
     b.push_str(&format!(
         "<p>A secure message is waiting for <strong>{}</strong>. To read it, confirm that this address is yours.</p>\n",
         esc(&masked(address))
@@ -132,13 +133,7 @@ pub fn sign_in(
 
 /// The choose-a-password page.
 pub fn set_password(csrf: &str, next: &str, message: Option<&str>) -> String {
-    let mut b = String::new();
-    if let Some(m) = message {
-        b.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>\n",
-            esc(m)
-        ));
-    }
+    let mut b = alert(message);
     b.push_str(&format!(
         "<p>Choose a password for your next visits (at least {} characters), so you need no code next time.</p>\n\
          <form method=\"post\" action=\"/password\">{}\

@@ -3,7 +3,7 @@
 //! the organisation's own domains), threaded under the original, with the
 //! uploaded files attached.
 
-use crate::seal::notice::header_safe;
+use crate::seal::notice::{encoded_text as encoded, header_safe};
 use base64::Engine as _;
 
 /// One uploaded file.
@@ -32,35 +32,12 @@ pub struct ReplyInput<'a> {
     pub files: &'a [Upload],
 }
 
-/// An unstructured header value, RFC 2047 encoded when not ASCII.
-fn encoded(s: &str) -> String {
-    let s = header_safe(s);
-    if s.is_ascii() {
-        s
-    } else {
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(s)
-        )
-    }
-}
-
 /// A file name parameter (RFC 2231 when not ASCII).
 fn filename_param(name: &str) -> String {
     if name.is_ascii() {
         format!("filename=\"{}\"", name.replace(['"', '\\'], "_"))
     } else {
-        let pct: String = name
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        format!("filename*=utf-8''{pct}")
+        format!("filename*=utf-8''{}", super::view::percent_encoded(name))
     }
 }
 

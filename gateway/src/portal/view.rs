@@ -99,6 +99,19 @@ pub fn safe_name(name: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// `name` as RFC 5987 / RFC 2231 percent-encoded UTF-8 (for `filename*=`).
+pub fn percent_encoded(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Parses a held message.
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::new().parse(raw)

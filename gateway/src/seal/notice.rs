@@ -86,7 +86,7 @@ pub fn header_safe(s: &str) -> String {
 }
 
 /// An unstructured header value: as is when ASCII, else an RFC 2047 word.
-fn encoded_text(s: &str) -> String {
+pub fn encoded_text(s: &str) -> String {
     let s = header_safe(s);
     if s.is_ascii() {
         s

@@ -5,6 +5,7 @@
 
 use super::escrow::{Deposit, Escrow};
 use super::notice::{self, Mail, NoticeOptions, Templates};
+use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::policy::Seal;
 use crate::smtp::address::Mailbox;
@@ -30,6 +31,7 @@ pub struct Outgoing {
 pub struct PortalSeal {
     escrow: Arc<Escrow>,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
     templates: Templates,
 }
 
@@ -59,7 +61,11 @@ pub fn direction_to(config: &Config, to: &Mailbox) -> Direction {
 
 impl PortalSeal {
     /// The portal step for `config`, depositing into `escrow`.
-    pub fn new(config: Arc<Config>, escrow: Arc<Escrow>) -> std::io::Result<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        escrow: Arc<Escrow>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let templates = match &config.portal.templates_dir {
             Some(dir) => Templates::load(dir)?,
             None => Templates::default(),
@@ -67,6 +73,7 @@ impl PortalSeal {
         Ok(PortalSeal {
             escrow,
             config,
+            metrics,
             templates,
         })
     }
@@ -153,6 +160,17 @@ impl PortalSeal {
                 });
             }
         }
+        self.metrics
+            .portal_events
+            .with_label_values(&["notice"])
+            .inc();
+        crate::audit::record(
+            &self.config.server.data_dir,
+            crate::audit::Actor::Gateway,
+            "portal.notice",
+            &entry.id,
+            &format!("queue id {}, recipient {recipient}", msg.id),
+        );
         let record = SealRecord {
             method: Seal::Portal,
             key: entry.id.clone(),
