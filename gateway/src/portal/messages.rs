@@ -36,17 +36,21 @@ pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Respon
         })
         .collect();
     mine.sort_by_key(|e| std::cmp::Reverse(e.0.created_at));
-    let csrf = p.csrf(&cookie);
-    let who = pages::SignedIn {
-        address: &s.address,
-        csrf: &csrf,
-    };
-    p.page(
-        StatusCode::OK,
-        "Your messages",
-        Some(&who),
-        &pages::inbox(&mine),
-    )
+    p.signed_in_page(StatusCode::OK, "Your messages", &cookie, &s.address, |_| {
+        pages::inbox(&mine)
+    })
+}
+
+/// The session and the entry `id`, if it is the signed-in recipient's
+/// (else the sign-in or not-found page).
+fn own_message(
+    p: &Portal,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(String, auth::Session, EscrowEntry), Refusal> {
+    let (cookie, s) = require_session(p, headers)?;
+    let entry = own_entry(p, &s, id)?;
+    Ok((cookie, s, entry))
 }
 
 /// The entry `id` if the signed-in recipient may open it (else a 404 that
@@ -81,12 +85,8 @@ pub(super) async fn read(
     headers: HeaderMap,
     Query(q): Query<ReadQuery>,
 ) -> Response {
-    let (cookie, s) = match require_session(&p, &headers) {
+    let (cookie, s, entry) = match own_message(&p, &headers, &id) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let entry = match own_entry(&p, &s, &id) {
-        Ok(e) => e,
         Err(r) => return *r,
     };
     let raw = match p.escrow.read(&entry.id) {
@@ -107,29 +107,16 @@ pub(super) async fn read(
         );
     };
     let rendered = view::render(&m);
-    let csrf = p.csrf(&cookie);
-    let who = pages::SignedIn {
-        address: &s.address,
-        csrf: &csrf,
-    };
     let note = q.sent.is_some().then_some("Your reply was sent.");
     let title = if rendered.subject.is_empty() {
         "Secure message".to_string()
     } else {
         rendered.subject.clone()
     };
-    p.page(
-        StatusCode::OK,
-        &title,
-        Some(&who),
-        &pages::message(
-            &entry,
-            &rendered,
-            &csrf,
-            p.config.portal.max_reply_size,
-            note,
-        ),
-    )
+    let max_reply = p.config.portal.max_reply_size;
+    p.signed_in_page(StatusCode::OK, &title, &cookie, &s.address, |csrf| {
+        pages::message(&entry, &rendered, csrf, max_reply, note)
+    })
 }
 
 /// Tells the sender that the recipient opened the message (never its content).
@@ -166,12 +153,8 @@ pub(super) async fn download(
     Path((id, n)): Path<(String, usize)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match require_session(&p, &headers) {
+    let (_, _, entry) = match own_message(&p, &headers, &id) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let entry = match own_entry(&p, &s, &id) {
-        Ok(e) => e,
         Err(r) => return *r,
     };
     let raw = match p.escrow.peek(&entry.id) {
@@ -216,12 +199,8 @@ pub(super) async fn reply(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Response {
-    let (cookie, s) = match require_session(&p, &headers) {
+    let (cookie, s, entry) = match own_message(&p, &headers, &id) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let entry = match own_entry(&p, &s, &id) {
-        Ok(e) => e,
         Err(r) => return *r,
     };
     let too_large = || {

@@ -115,6 +115,24 @@ impl Portal {
         (status, Html(pages::page(self.org(), title, who, body))).into_response()
     }
 
+    /// A page for the recipient signed in with session `cookie`: `body`
+    /// gets the CSRF token for its forms.
+    fn signed_in_page(
+        &self,
+        status: StatusCode,
+        title: &str,
+        cookie: &str,
+        address: &str,
+        body: impl FnOnce(&str) -> String,
+    ) -> Response {
+        let csrf = self.csrf(cookie);
+        let who = pages::SignedIn {
+            address,
+            csrf: &csrf,
+        };
+        self.page(status, title, Some(&who), &body(&csrf))
+    }
+
     /// A page that only says `text`.
     fn say(&self, status: StatusCode, title: &str, text: &str) -> Response {
         self.page(status, title, None, &pages::notice(text))

@@ -308,16 +308,13 @@ pub(super) async fn password_page(
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let csrf = p.csrf(&cookie);
-    let who = pages::SignedIn {
-        address: &s.address,
-        csrf: &csrf,
-    };
-    p.page(
+    let next = safe_next(&q.next);
+    p.signed_in_page(
         StatusCode::OK,
         "Choose a password",
-        Some(&who),
-        &pages::set_password(&csrf, &safe_next(&q.next), None),
+        &cookie,
+        &s.address,
+        |csrf| pages::set_password(csrf, &next, None),
     )
 }
 
@@ -349,17 +346,13 @@ pub(super) async fn password_set(
     if p.config.portal.login != PortalLogin::Password {
         return see_other(&next);
     }
-    let csrf = p.csrf(&cookie);
     if let Some(problem) = auth::password_problem(&f.password, &f.confirm) {
-        let who = pages::SignedIn {
-            address: &s.address,
-            csrf: &csrf,
-        };
-        return p.page(
+        return p.signed_in_page(
             StatusCode::BAD_REQUEST,
             "Choose a password",
-            Some(&who),
-            &pages::set_password(&csrf, &next, Some(&problem)),
+            &cookie,
+            &s.address,
+            |csrf| pages::set_password(csrf, &next, Some(&problem)),
         );
     }
     let (p2, address) = (p.clone(), s.address.clone());
