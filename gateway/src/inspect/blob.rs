@@ -4,7 +4,7 @@
 //! Magic bytes win over labels because senders (and attackers) mislabel files: a PDF
 //! sent as `application/octet-stream` named `notes.txt` is still read as a PDF.
 
-use super::{archive, html, mime, pdf, Ctx, PartKind, PartPath, UnscannableReason};
+use super::{archive, gzip, html, mime, ole, pdf, tar, Ctx, PartKind, PartPath, UnscannableReason};
 
 /// A decoded attachment or archive entry with what is known about it.
 pub(crate) struct Blob<'a> {
@@ -28,6 +28,10 @@ enum Format {
     Message,
     Html,
     Text,
+    /// gzip stream (`.gz`, `.tgz`).
+    Gzip,
+    /// tar archive (ustar or GNU).
+    Tar,
     /// OLE2 compound file: legacy .doc/.xls/.ppt, or a password-protected Office file.
     Ole2,
     Image,
@@ -49,7 +53,13 @@ fn classify(b: &Blob<'_>) -> Format {
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return Format::Zip;
     }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+    if bytes.starts_with(&gzip::MAGIC) {
+        return Format::Gzip;
+    }
+    if tar::is_tar(bytes) {
+        return Format::Tar;
+    }
+    if bytes.starts_with(&ole::MAGIC) {
         return Format::Ole2;
     }
     if is_image_magic(bytes) {
@@ -158,17 +168,17 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
             html::html_to_text(&decode_text(b.bytes)),
         ),
         Format::Text => ctx.text(b.path, PartKind::TextAttachment, decode_text(b.bytes)),
-        Format::Ole2 => {
-            // A password-protected docx/xlsx/pptx is an OLE2 file with an
-            // `EncryptionInfo` stream (MS-OFFCRYPTO); other OLE2 files are legacy Office.
-            let marker: Vec<u8> = "EncryptionInfo".bytes().flat_map(|c| [c, 0]).collect();
-            let reason = if b.bytes.windows(marker.len()).any(|w| w == marker) {
-                UnscannableReason::Encrypted("password-protected Office file")
-            } else {
-                UnscannableReason::UnsupportedType("legacy Office (OLE2) file".to_string())
-            };
-            ctx.unscannable(b.path, reason)
+        Format::Gzip => {
+            if ctx.depth_ok(&b.path, b.depth + 1) {
+                gzip::extract(ctx, &b.path, b.bytes, b.name, b.depth + 1);
+            }
         }
+        Format::Tar => {
+            if ctx.depth_ok(&b.path, b.depth + 1) {
+                tar::extract(ctx, &b.path, b.bytes, b.depth + 1);
+            }
+        }
+        Format::Ole2 => ole::extract(ctx, &b.path, b.bytes),
         Format::Image => {
             let what = b.mime.filter(|m| m.starts_with("image/"));
             let what = what.unwrap_or_else(|| format!("{} file", extension(b.name)));

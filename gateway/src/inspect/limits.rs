@@ -25,6 +25,8 @@ pub struct InspectLimits {
     pub max_archive_entries: usize,
     /// Pages of one PDF whose text is extracted.
     pub max_pdf_pages: usize,
+    /// Seconds one PDF's text extraction may take; the pages read by then are scanned.
+    pub max_pdf_seconds: u64,
 }
 
 impl Default for InspectLimits {
@@ -37,6 +39,7 @@ impl Default for InspectLimits {
             max_compression_ratio: 100,
             max_archive_entries: 4096,
             max_pdf_pages: 2000,
+            max_pdf_seconds: 10,
         }
     }
 }

@@ -12,13 +12,16 @@
 
 mod archive;
 mod blob;
+mod gzip;
 mod html;
 mod limits;
 mod mask;
 mod mime;
 mod office;
+mod ole;
 mod pdf;
 pub mod report;
+mod tar;
 pub mod worker;
 
 pub use html::html_to_text;
@@ -125,6 +128,12 @@ pub enum PartKind {
     Pptx,
     /// PDF page text.
     Pdf,
+    /// Legacy Word (.doc) text.
+    Doc,
+    /// Legacy Excel (.xls) text and cell numbers.
+    Xls,
+    /// Legacy PowerPoint (.ppt) text.
+    Ppt,
     /// Raw bytes of input that did not parse as a message, scanned as text.
     Raw,
 }
@@ -143,6 +152,9 @@ impl PartKind {
             PartKind::Xlsx => "xlsx",
             PartKind::Pptx => "pptx",
             PartKind::Pdf => "pdf",
+            PartKind::Doc => "doc",
+            PartKind::Xls => "xls",
+            PartKind::Ppt => "ppt",
             PartKind::Raw => "raw",
         }
     }
@@ -227,6 +239,16 @@ pub enum UnscannableReason {
         /// Pages read.
         limit: usize,
     },
+    /// Extraction ran out of time (`max_pdf_seconds`); what was read by then was scanned.
+    #[error(
+        "{format} extraction stopped after {seconds} s; only what was read by then was scanned"
+    )]
+    TimeLimit {
+        /// The format.
+        format: &'static str,
+        /// The limit.
+        seconds: u64,
+    },
     /// A zip entry uses a compression method this build does not read.
     #[error("unsupported compression method ({0})")]
     UnsupportedCompression(String),
@@ -267,6 +289,7 @@ impl UnscannableReason {
             UnscannableReason::CompressionRatio { .. } => "compression_ratio",
             UnscannableReason::TooManyEntries { .. } => "too_many_entries",
             UnscannableReason::TooManyPages { .. } => "too_many_pages",
+            UnscannableReason::TimeLimit { .. } => "time_limit",
             UnscannableReason::UnsupportedCompression(_) => "unsupported_compression",
             UnscannableReason::Image(_) => "image",
             UnscannableReason::NoText(_) => "no_text",

@@ -2,11 +2,13 @@
 //! gateway down: the input is already bounded by the part limit, lopdf's own
 //! decompression limit is set to the part limit, pages are capped, and the whole
 //! extraction runs under `catch_unwind` because a parser of this size can panic on
-//! inputs nobody tested.
+//! inputs nobody tested. A wall-clock limit (`max_pdf_seconds`) stops at the
+//! next page, keeping the text read so far.
 
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 use lopdf::{Document, LoadOptions};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 /// What extraction produced before the budget is charged.
 enum PdfText {
@@ -16,6 +18,7 @@ enum PdfText {
         text: String,
         pages: usize,
         page_errors: Option<String>,
+        timed_out: bool,
     },
     /// Why nothing could be read.
     Failed(UnscannableReason),
@@ -25,15 +28,27 @@ enum PdfText {
 pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
     let max_pages = ctx.limits.max_pdf_pages;
     let limit = usize::try_from(ctx.limits.max_part_bytes).unwrap_or(usize::MAX);
-    let run = catch_unwind(AssertUnwindSafe(|| read(bytes, max_pages, limit)));
+    let seconds = ctx.limits.max_pdf_seconds;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let run = catch_unwind(AssertUnwindSafe(|| read(bytes, max_pages, limit, deadline)));
     let (text, pages) = match run {
         Ok(PdfText::Text {
             text,
             pages,
             page_errors,
+            timed_out,
         }) => {
             if let Some(detail) = page_errors {
                 ctx.unscannable(path.clone(), UnscannableReason::corrupt("pdf", detail));
+            }
+            if timed_out {
+                ctx.unscannable(
+                    path.clone(),
+                    UnscannableReason::TimeLimit {
+                        format: "pdf",
+                        seconds,
+                    },
+                );
             }
             (text, pages)
         }
@@ -57,7 +72,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
     }
 }
 
-fn read(bytes: &[u8], max_pages: usize, limit: usize) -> PdfText {
+fn read(bytes: &[u8], max_pages: usize, limit: usize, deadline: Instant) -> PdfText {
     let opts = LoadOptions {
         max_decompressed_size: Some(limit),
         ..LoadOptions::default()
@@ -75,7 +90,14 @@ fn read(bytes: &[u8], max_pages: usize, limit: usize) -> PdfText {
     let mut text = String::new();
     let mut errors = 0;
     let mut first_error = None;
+    let mut timed_out = false;
+    // Checked between pages: one page's content stream is bounded by the part
+    // limit, so the overrun past the deadline is one page's worth.
     for &p in pages.iter().take(max_pages) {
+        if Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
         for chunk in doc.extract_text_chunks_with_limit(&[p], limit) {
             match chunk {
                 Ok(t) => {
@@ -105,6 +127,7 @@ fn read(bytes: &[u8], max_pages: usize, limit: usize) -> PdfText {
         text,
         pages: pages.len(),
         page_errors: first_error.map(|e| format!("{errors} page part(s) unreadable: {e}")),
+        timed_out,
     }
 }
 

@@ -522,6 +522,28 @@ fn random_bytes_and_truncated_mime_never_panic() {
             rules(),
             &limits,
         );
+        // gzip, OLE2 and tar headers followed by junk.
+        let mut tarish = vec![b'a'; 257];
+        tarish.extend_from_slice(b"ustar\x0000");
+        tarish.extend_from_slice(&junk);
+        tarish.resize(tarish.len().max(1024), b'7');
+        for prefix in [
+            &[0x1F, 0x8B, 8, 0][..],
+            &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1][..],
+        ] {
+            let mut b = prefix.to_vec();
+            b.extend_from_slice(&junk);
+            let _ = inspect(
+                &message("x", &[attachment("application/octet-stream", "j.bin", &b)]),
+                rules(),
+                &limits,
+            );
+        }
+        let _ = inspect(
+            &message("x", &[attachment("application/x-tar", "j.tar", &tarish)]),
+            rules(),
+            &limits,
+        );
     }
 }
 
@@ -603,4 +625,146 @@ fn xlsx_cells_read_row_by_row_so_header_keywords_count() {
         .text;
     assert!(t.contains("Name\tSSN\t\nJane & Co\t536904399\t\n"), "{t:?}");
     assert!(!t.contains("SUM("), "{t:?}");
+}
+
+/// Runs `cmd` in `dir`; panics if it fails.
+fn run_in(dir: &std::path::Path, cmd: &[&str]) {
+    let st = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd:?}");
+}
+
+#[test]
+fn gzip_and_tar_gz_made_by_gnu_tar_and_gzip_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("records")).unwrap();
+    std::fs::write(d.join("records/ssn.txt"), "Patient SSN: 536-90-4399\n").unwrap();
+    std::fs::write(d.join("card.csv"), "visa,4556 7375 8689 9855\n").unwrap();
+    run_in(d, &["tar", "czf", "records.tgz", "records"]);
+    run_in(d, &["gzip", "-k", "card.csv"]);
+    let m = message(
+        "x",
+        &[
+            attachment(
+                "application/gzip",
+                "records.tgz",
+                &std::fs::read(d.join("records.tgz")).unwrap(),
+            ),
+            attachment(
+                "application/gzip",
+                "card.csv.gz",
+                &std::fs::read(d.join("card.csv.gz")).unwrap(),
+            ),
+        ],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    assert_eq!(
+        paths(finding(&i, "us_ssn")),
+        ["1:records.tgz!records.tar!records/ssn.txt"]
+    );
+    assert_eq!(
+        paths(finding(&i, "credit_card")),
+        ["2:card.csv.gz!card.csv"]
+    );
+}
+
+#[test]
+fn a_gzip_bomb_and_a_broken_gzip_are_unscannable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zeros"), vec![0u8; 8 << 20]).unwrap();
+    run_in(dir.path(), &["gzip", "zeros"]);
+    let bomb = std::fs::read(dir.path().join("zeros.gz")).unwrap();
+    let words: String = (0..3000u32)
+        .map(|i| format!("w{} ", i.wrapping_mul(2654435761)))
+        .collect();
+    std::fs::write(dir.path().join("notes.txt"), words).unwrap();
+    run_in(dir.path(), &["gzip", "notes.txt"]);
+    let mut broken = std::fs::read(dir.path().join("notes.txt.gz")).unwrap();
+    broken.truncate(broken.len() / 2);
+    let m = message(
+        "x",
+        &[
+            attachment("application/gzip", "zeros.gz", &bomb),
+            attachment("application/gzip", "cut.gz", &broken),
+        ],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(reason_at(&i, "1:zeros.gz").code(), "compression_ratio");
+    assert_eq!(reason_at(&i, "2:cut.gz").code(), "corrupt");
+}
+
+/// A compound file with `streams` (name, bytes), as cfb writes it.
+fn ole_file(streams: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut f = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+    for (name, data) in streams {
+        f.create_stream(name).unwrap().write_all(data).unwrap();
+    }
+    f.flush().unwrap();
+    f.into_inner().into_inner()
+}
+
+#[test]
+fn legacy_word_excel_and_protected_office_files() {
+    let mut word = b"\x00\x00\xec\xa5Quarterly notes\x00\x00".to_vec();
+    for c in "Patient SSN: 457-12-3456".encode_utf16() {
+        word.extend_from_slice(&c.to_le_bytes());
+    }
+    let doc = ole_file(&[("/WordDocument", &word), ("/1Table", b"\x00\x01")]);
+    // An Excel sheet: a label cell (as a string run) and the card number typed as a number.
+    let mut book = b"\x04\x02\x13\x00card number on file".to_vec();
+    book.extend_from_slice(&[0x03, 0x02, 14, 0, 1, 0, 1, 0, 0, 0]);
+    book.extend_from_slice(&4_556_737_586_899_855f64.to_le_bytes());
+    let xls = ole_file(&[("/Workbook", &book)]);
+    let protected = ole_file(&[
+        ("/EncryptionInfo", b"\x04\x00"),
+        ("/EncryptedPackage", b"x"),
+    ]);
+    let m = message(
+        "x",
+        &[
+            attachment("application/msword", "letter.doc", &doc),
+            attachment("application/vnd.ms-excel", "cards.xls", &xls),
+            attachment("application/vnd.ms-excel", "locked.xls", &protected),
+        ],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:letter.doc"]);
+    assert_eq!(paths(finding(&i, "credit_card")), ["2:cards.xls"]);
+    assert_eq!(reason_at(&i, "3:locked.xls").code(), "encrypted");
+    let ole = ole_file(&[("/Other", b"nothing")]);
+    let m = message(
+        "x",
+        &[attachment("application/octet-stream", "x.msg", &ole)],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(reason_at(&i, "1:x.msg").code(), "unsupported_type");
+}
+
+#[test]
+fn a_pdf_past_its_time_limit_is_reported() {
+    let m = message(
+        "x",
+        &[attachment(
+            "application/pdf",
+            "scan.pdf",
+            &pdf("Patient SSN: 457-12-3456"),
+        )],
+    );
+    let limits = InspectLimits {
+        max_pdf_seconds: 0,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &limits);
+    assert!(
+        i.unscannable
+            .iter()
+            .any(|u| u.reason.code() == "time_limit"),
+        "{:?}",
+        i.unscannable
+    );
 }
