@@ -4,7 +4,9 @@
 //! Magic bytes win over labels because senders (and attackers) mislabel files: a PDF
 //! sent as `application/octet-stream` named `notes.txt` is still read as a PDF.
 
-use super::{archive, gzip, html, mime, ole, pdf, tar, Ctx, PartKind, PartPath, UnscannableReason};
+use super::{
+    archive, gzip, html, mime, ole, pdf, tar, tnef, Ctx, PartKind, PartPath, UnscannableReason,
+};
 
 /// A decoded attachment or archive entry with what is known about it.
 pub(crate) struct Blob<'a> {
@@ -32,6 +34,8 @@ enum Format {
     Gzip,
     /// tar archive (ustar or GNU).
     Tar,
+    /// Outlook's TNEF wrapper (winmail.dat).
+    Tnef,
     /// OLE2 compound file: legacy .doc/.xls/.ppt, or a password-protected Office file.
     Ole2,
     Image,
@@ -58,6 +62,9 @@ fn classify(b: &Blob<'_>) -> Format {
     }
     if tar::is_tar(bytes) {
         return Format::Tar;
+    }
+    if bytes.starts_with(&tnef::MAGIC) {
+        return Format::Tnef;
     }
     if bytes.starts_with(&ole::MAGIC) {
         return Format::Ole2;
@@ -176,6 +183,11 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
         Format::Tar => {
             if ctx.depth_ok(&b.path, b.depth + 1) {
                 tar::extract(ctx, &b.path, b.bytes, b.depth + 1);
+            }
+        }
+        Format::Tnef => {
+            if ctx.depth_ok(&b.path, b.depth + 1) {
+                tnef::extract(ctx, &b.path, b.bytes, b.depth + 1);
             }
         }
         Format::Ole2 => ole::extract(ctx, &b.path, b.bytes),

@@ -21,7 +21,9 @@ mod office;
 mod ole;
 mod pdf;
 pub mod report;
+mod runs;
 mod tar;
+mod tnef;
 pub mod worker;
 
 pub use html::html_to_text;
@@ -134,6 +136,8 @@ pub enum PartKind {
     Xls,
     /// Legacy PowerPoint (.ppt) text.
     Ppt,
+    /// Text of an Outlook TNEF wrapper (winmail.dat): body and properties.
+    Tnef,
     /// Raw bytes of input that did not parse as a message, scanned as text.
     Raw,
 }
@@ -155,6 +159,7 @@ impl PartKind {
             PartKind::Doc => "doc",
             PartKind::Xls => "xls",
             PartKind::Ppt => "ppt",
+            PartKind::Tnef => "tnef",
             PartKind::Raw => "raw",
         }
     }

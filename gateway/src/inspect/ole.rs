@@ -7,14 +7,11 @@
 //! row, so a number typed into a cell is seen. A password-protected file
 //! (an `EncryptionInfo` stream) is reported as encrypted.
 
-use super::{Ctx, PartKind, PartPath, UnscannableReason};
+use super::{runs, Ctx, PartKind, PartPath, UnscannableReason};
 use std::io::{Cursor, Read};
 
 /// The compound file signature.
 pub(crate) const MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
-
-/// Shortest run of readable characters kept (shorter ones are mostly noise).
-const MIN_RUN: usize = 4;
 
 /// The streams that hold a document's text, and the part kind they give.
 const TEXT_STREAMS: [(&str, PartKind); 5] = [
@@ -24,54 +21,6 @@ const TEXT_STREAMS: [(&str, PartKind); 5] = [
     ("/PowerPoint Document", PartKind::Ppt),
     ("/1Table", PartKind::Doc),
 ];
-
-/// A readable character: printable, or a line or tab break.
-fn readable(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r') || (!c.is_control() && c != '\u{FFFD}')
-}
-
-/// Runs of at least [`MIN_RUN`] readable characters, read as Windows-1252
-/// bytes (Latin-1 for the upper half), one per line.
-fn byte_runs(data: &[u8], out: &mut String) {
-    let mut run = String::new();
-    for &b in data {
-        let c = b as char;
-        if (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r') || b >= 0xA0 {
-            run.push(c);
-        } else {
-            flush(&mut run, out);
-        }
-    }
-    flush(&mut run, out);
-}
-
-/// Runs of at least [`MIN_RUN`] readable UTF-16LE characters, at both byte alignments.
-fn utf16_runs(data: &[u8], out: &mut String) {
-    for offset in 0..2 {
-        let mut run = String::new();
-        for pair in data.get(offset..).unwrap_or_default().chunks_exact(2) {
-            let unit = u16::from_le_bytes([pair[0], pair[1]]);
-            // ASCII as UTF-16 has a zero high byte; those runs are what
-            // byte_runs cannot see. Other scripts keep their code points.
-            match char::from_u32(u32::from(unit)) {
-                Some(c) if unit >= 0x20 && readable(c) && !(0x7F..0xA0).contains(&unit) => {
-                    run.push(c)
-                }
-                Some('\t' | '\n' | '\r') => run.push(' '),
-                _ => flush(&mut run, out),
-            }
-        }
-        flush(&mut run, out);
-    }
-}
-
-fn flush(run: &mut String, out: &mut String) {
-    if run.trim().chars().count() >= MIN_RUN {
-        out.push_str(run.trim());
-        out.push('\n');
-    }
-    run.clear();
-}
 
 /// An RK number (Excel's compact cell value).
 fn rk(v: u32) -> f64 {
@@ -188,9 +137,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
             );
             continue;
         }
-        let mut text = String::new();
-        byte_runs(&data, &mut text);
-        utf16_runs(&data, &mut text);
+        let mut text = runs::text_runs(&data);
         if kind == PartKind::Xls {
             xls_numbers(&data, &mut text);
         }
@@ -211,23 +158,6 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runs_of_text_in_either_encoding_are_kept() {
-        let mut data = b"\x00\x01SSN 457-12-3456\x00\x02ab\x00".to_vec();
-        for c in "Patient Pat".encode_utf16() {
-            data.extend_from_slice(&c.to_le_bytes());
-        }
-        let mut out = String::new();
-        byte_runs(&data, &mut out);
-        utf16_runs(&data, &mut out);
-        assert!(out.contains("SSN 457-12-3456"), "{out:?}");
-        assert!(out.contains("Patient Pat"), "{out:?}");
-        assert!(
-            !out.lines().any(|l| l == "ab"),
-            "short runs are noise: {out:?}"
-        );
-    }
 
     #[test]
     fn excel_cell_numbers_are_decoded_by_row() {

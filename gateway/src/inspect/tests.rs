@@ -768,3 +768,43 @@ fn a_pdf_past_its_time_limit_is_reported() {
         i.unscannable
     );
 }
+
+#[test]
+fn winmail_dat_body_properties_and_attachments_are_scanned() {
+    // The subject as a MAPI string property (UTF-16), as Outlook stores it.
+    let mut props = vec![1, 0, 0, 0, 0x1F, 0x00, 0x37, 0x00, 1, 0, 0, 0, 40, 0, 0, 0];
+    for c in "Member MBI 3CD5-FG7-HJ89".encode_utf16() {
+        props.extend_from_slice(&c.to_le_bytes());
+    }
+    let docx = docx(&["Patient SSN: 536-90-4399"]);
+    let dat = tnef::tests::winmail(
+        "Please charge my Visa 4556 7375 8689 9855.",
+        &props,
+        &[
+            ("intake.docx", &docx[..]),
+            ("../notes.txt", b"DOB: 03/14/1972"),
+        ],
+    );
+    let m = message(
+        "x",
+        &[attachment("application/ms-tnef", "winmail.dat", &dat)],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    assert_eq!(paths(finding(&i, "credit_card")), ["1:winmail.dat"]);
+    assert_eq!(paths(finding(&i, "us_mbi")), ["1:winmail.dat"]);
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:winmail.dat!intake.docx"]);
+    assert_eq!(
+        paths(finding(&i, "date_of_birth")),
+        ["1:winmail.dat!../notes.txt"]
+    );
+    // Truncated: what came before the damage is still read, and the damage reported.
+    let cut = &dat[..dat.len() - 30];
+    let m = message(
+        "x",
+        &[attachment("application/ms-tnef", "winmail.dat", cut)],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(reason_at(&i, "1:winmail.dat").code(), "corrupt");
+    assert_eq!(paths(finding(&i, "credit_card")), ["1:winmail.dat"]);
+}
