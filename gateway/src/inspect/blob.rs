@@ -5,7 +5,7 @@
 //! sent as `application/octet-stream` named `notes.txt` is still read as a PDF.
 
 use super::{
-    archive, gzip, html, mime, ole, pdf, tar, tnef, Ctx, PartKind, PartPath, UnscannableReason,
+    archive, gzip, html, mime, ocr, ole, pdf, tar, tnef, Ctx, PartKind, PartPath, UnscannableReason,
 };
 
 /// A decoded attachment or archive entry with what is known about it.
@@ -194,7 +194,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
         Format::Image => {
             let what = b.mime.filter(|m| m.starts_with("image/"));
             let what = what.unwrap_or_else(|| format!("{} file", extension(b.name)));
-            ctx.unscannable(b.path, UnscannableReason::Image(what))
+            ocr::extract(ctx, &b.path, b.bytes, what)
         }
         Format::Unknown => {
             let what = b

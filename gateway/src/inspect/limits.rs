@@ -27,6 +27,10 @@ pub struct InspectLimits {
     pub max_pdf_pages: usize,
     /// Seconds one PDF's text extraction may take; the pages read by then are scanned.
     pub max_pdf_seconds: u64,
+    /// Images of one message read by OCR (tesseract); 0 turns OCR off.
+    pub max_ocr_images: usize,
+    /// Seconds OCR may take on one image.
+    pub max_ocr_seconds: u64,
 }
 
 impl Default for InspectLimits {
@@ -40,6 +44,8 @@ impl Default for InspectLimits {
             max_archive_entries: 4096,
             max_pdf_pages: 2000,
             max_pdf_seconds: 10,
+            max_ocr_images: 20,
+            max_ocr_seconds: 30,
         }
     }
 }

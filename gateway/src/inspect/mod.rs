@@ -17,6 +17,7 @@ mod html;
 mod limits;
 mod mask;
 mod mime;
+mod ocr;
 mod office;
 mod ole;
 mod pdf;
@@ -138,6 +139,8 @@ pub enum PartKind {
     Ppt,
     /// Text of an Outlook TNEF wrapper (winmail.dat): body and properties.
     Tnef,
+    /// Text read from an image by OCR.
+    ImageText,
     /// Raw bytes of input that did not parse as a message, scanned as text.
     Raw,
 }
@@ -160,6 +163,7 @@ impl PartKind {
             PartKind::Xls => "xls",
             PartKind::Ppt => "ppt",
             PartKind::Tnef => "tnef",
+            PartKind::ImageText => "ocr",
             PartKind::Raw => "raw",
         }
     }
@@ -257,8 +261,8 @@ pub enum UnscannableReason {
     /// A zip entry uses a compression method this build does not read.
     #[error("unsupported compression method ({0})")]
     UnsupportedCompression(String),
-    /// An image: there is no OCR, so any text in it is not seen.
-    #[error("image ({0}): no text extraction (no OCR)")]
+    /// An image that OCR did not read (off, not installed, or over the per-message cap).
+    #[error("image ({0})")]
     Image(String),
     /// A document with pages but no extractable text (a scan, or text drawn as shapes).
     #[error("no extractable text in {0} (scanned image?)")]
@@ -335,6 +339,8 @@ pub(crate) struct Ctx<'l> {
     pub(crate) limits: &'l InspectLimits,
     pub(crate) budget: Budget,
     pub(crate) out: Extraction,
+    /// Images read by OCR so far.
+    pub(crate) ocr_runs: usize,
 }
 
 impl<'l> Ctx<'l> {
@@ -343,6 +349,7 @@ impl<'l> Ctx<'l> {
             limits,
             budget: Budget::new(limits),
             out: Extraction::default(),
+            ocr_runs: 0,
         }
     }
 

@@ -442,7 +442,11 @@ fn encrypted_and_corrupt_attachments_are_unscannable_with_reasons() {
     let pdf = reason_at(&i, "2:broken.pdf").code();
     assert!(pdf == "corrupt" || pdf == "no_text", "{pdf}");
     assert_eq!(reason_at(&i, "3:cut.zip").code(), "corrupt");
-    assert_eq!(reason_at(&i, "4:logo.png").code(), "image");
+    assert_eq!(
+        reason_at(&i, "4:logo.png").code(),
+        "corrupt",
+        "tesseract cannot read a broken PNG"
+    );
     assert_eq!(reason_at(&i, "5:protected.docx").code(), "encrypted");
     // Reasons carry words, never content.
     for u in &i.unscannable {
@@ -807,4 +811,34 @@ fn winmail_dat_body_properties_and_attachments_are_scanned() {
     let i = inspect(&m, rules(), &InspectLimits::default());
     assert_eq!(reason_at(&i, "1:winmail.dat").code(), "corrupt");
     assert_eq!(paths(finding(&i, "credit_card")), ["1:winmail.dat"]);
+}
+
+#[test]
+fn with_ocr_off_or_over_the_cap_images_are_reported() {
+    let png = attachment("image/png", "a.png", b"\x89PNG\r\n\x1a\n....");
+    let m = message("x", &[png.clone(), png]);
+    let off = InspectLimits {
+        max_ocr_images: 0,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &off);
+    assert_eq!(reason_at(&i, "1:a.png").code(), "image");
+    assert!(
+        i.unscannable[0].detail.contains("OCR is off"),
+        "{:?}",
+        i.unscannable
+    );
+    let one = InspectLimits {
+        max_ocr_images: 1,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &one);
+    assert_eq!(reason_at(&i, "2:a.png").code(), "image");
+    assert!(
+        reason_at(&i, "2:a.png")
+            .to_string()
+            .contains("more than 1 images"),
+        "{:?}",
+        i.unscannable
+    );
 }
