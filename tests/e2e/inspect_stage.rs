@@ -95,3 +95,83 @@ fn findings_are_recorded_never_logged_and_reload_keeps_old_rules() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("us_ssn.toml"), "{err}");
 }
+
+/// Inbound mail: the tenant's copy carries `X-Sealgate-DLP` with rule and
+/// detector ids (a forged one from outside is removed); with `enforce`, a
+/// bulk-SSN message is held for an admin without any notice to the outside
+/// sender, and an admin's release delivers it to the tenant as it came.
+#[test]
+fn inbound_findings_tag_the_tenant_copy_and_enforce_holds_bulk_data() {
+    let tenant = sealgate_e2e::postfix_mailbox("dlptenant", "hospital.test", "");
+    let g = Gateway::start(&format!(
+        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.2/32\"]\n\n\
+         [delivery]\nsmart_host = {{ host = \"127.0.0.1\", port = {} }}\n\n\
+         [tls]\ndane = false\nmta_sts = false\n\n\
+         [policy]\ninbound_dlp = \"enforce\"\n",
+        tenant.port
+    ));
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO lab.outside.test").unwrap();
+    let one = b"Subject: results\r\nX-Sealgate-DLP: rules=none\r\n\r\nPatient SSN: 536-90-4399\r\n";
+    let (code, text) = c
+        .message("lab@outside.test", &["dr@hospital.test"], one)
+        .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let mail = sealgate_e2e::wait_for(30, "the tagged copy", || {
+        tenant
+            .mailbox()
+            .into_iter()
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .find(|m| m.contains("Subject: results"))
+    });
+    assert!(
+        mail.replace("\n\t", " ").contains(
+            "X-Sealgate-DLP: rules=hipaa_pci:ssn; action=encrypt; detectors=us_ssn:high:1"
+        ),
+        "{mail}"
+    );
+    assert!(
+        !mail.contains("rules=none"),
+        "the forged header survived: {mail}"
+    );
+
+    let ssns: String = (0..10)
+        .map(|i| format!("SSN 5{}-4{}-3{:03}\r\n", 10 + i, i, 100 + i))
+        .collect();
+    let bulk = format!("Subject: export\r\n\r\n{ssns}");
+    let (code, text) = c
+        .message("lab@outside.test", &["dr@hospital.test"], bulk.as_bytes())
+        .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let id = queued_id(&text).unwrap();
+    let held = sealgate_e2e::wait_for(30, "the hold", || {
+        let v = g.queue_show(&id);
+        (v["recipients"][0]["state"] == "quarantined").then_some(v)
+    });
+    assert!(
+        held["recipients"][0]["verdict"]
+            .to_string()
+            .contains("inbound mail held by DLP policy"),
+        "{held}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        g.queue().iter().all(|m| m["from"] != ""),
+        "a notice went to the outside sender: {:?}",
+        g.queue()
+    );
+    assert!(!tenant
+        .mailbox()
+        .iter()
+        .any(|m| String::from_utf8_lossy(m).contains("Subject: export")));
+    let o = g.cli(&["quarantine", "release", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let released = sealgate_e2e::wait_for(30, "the released copy", || {
+        tenant
+            .mailbox()
+            .into_iter()
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .find(|m| m.contains("Subject: export"))
+    });
+    assert!(released.contains("hipaa_pci:ssn-bulk"), "{released}");
+}

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::deliver::dsn::{wanted, DsnAction};
 use crate::keys::{KeyKind, Keys};
 use crate::policy::{chain, Seal, Verdict};
-use crate::spool::{DeliveryEvidence, DsnState, QueuedMessage, RecipientState};
+use crate::spool::{DeliveryEvidence, Direction, DsnState, QueuedMessage, RecipientState};
 use serde::Serialize;
 
 /// Why a release is refused.
@@ -114,6 +114,20 @@ pub fn release(
         if r.state != RecipientState::Quarantined {
             continue;
         }
+        if msg.origin.direction == Direction::Inbound {
+            // Inbound mail goes to the tenant as it came; there is nothing to seal.
+            verdicts.push((
+                i,
+                Verdict::Deliver {
+                    seal: Seal::Tls,
+                    escalated: false,
+                    why: vec!["released from quarantine (inbound)".into()],
+                    key: None,
+                    fallback: None,
+                },
+            ));
+            continue;
+        }
         let address = crate::keys::filed_as(&r.address);
         let (level, _) = config.tls_level_for(&r.address.domain_ascii().to_ascii_lowercase());
         let key_for = |s: Seal| {
@@ -183,13 +197,19 @@ pub fn delete(msg: &mut QueuedMessage, config: &Config) -> Result<usize, Quarant
         if msg.recipients[i].state != RecipientState::Quarantined {
             continue;
         }
-        let owed = wanted(msg, &msg.recipients[i], &DsnAction::Failed);
+        // Inbound mail is dropped, never bounced to an outside sender.
+        let inbound = msg.origin.direction == Direction::Inbound;
+        let owed = !inbound && wanted(msg, &msg.recipients[i], &DsnAction::Failed);
         let r = &mut msg.recipients[i];
         let reason = match &r.verdict {
             Some(Verdict::Quarantine { reason }) => reason.clone(),
             _ => "held by policy".into(),
         };
-        r.state = RecipientState::Bounced;
+        r.state = if inbound {
+            RecipientState::Dropped
+        } else {
+            RecipientState::Bounced
+        };
         r.next_attempt = None;
         r.dsn = Some(if owed {
             DsnState::Pending

@@ -16,6 +16,21 @@ pub enum Mode {
     Escalate,
 }
 
+/// What DLP findings do to inbound mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundDlp {
+    /// Nothing: findings are only recorded (spool, archive, metrics).
+    Off,
+    /// The copy for the tenant carries `X-Sealgate-DLP` (rule and detector
+    /// ids, never values), for its transport rules to act on.
+    Tag,
+    /// As `tag`, and a `quarantine` or `block` policy action holds the
+    /// message for an admin (inbound mail is never bounced: that would be
+    /// backscatter to a forged sender).
+    Enforce,
+}
+
 /// `[policy]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +51,8 @@ pub struct PolicyConfig {
     /// The escrow portal can take messages: `[portal] enabled`, copied here on load.
     #[serde(skip)]
     pub portal_available: bool,
+    /// What DLP findings do to inbound mail: `off`, `tag` or `enforce`.
+    pub inbound_dlp: InboundDlp,
     /// How long a quarantined message waits for an admin before it is
     /// bounced to its sender.
     pub quarantine_expiry: Span,
@@ -57,6 +74,7 @@ impl Default for PolicyConfig {
             methods: vec![Seal::Tls, Seal::Pgp, Seal::Smime, Seal::Portal],
             recipients: BTreeMap::new(),
             portal_available: false,
+            inbound_dlp: InboundDlp::Tag,
             quarantine_expiry: Span::secs(30 * 86400),
         }
     }

@@ -474,7 +474,10 @@ impl Stage {
                         + chrono::Duration::from_std(expiry).unwrap_or(chrono::Duration::days(30));
                     // The sender is told it is held (a "delayed" DSN naming
                     // the rule, never the data) and until when.
-                    let notice = dsn::wanted(msg, &msg.recipients[i], &DsnAction::Delayed);
+                    // Never to the sender of inbound mail: that would be
+                    // backscatter, and tells an outsider what DLP saw.
+                    let notice = msg.origin.direction == Direction::Outbound
+                        && dsn::wanted(msg, &msg.recipients[i], &DsnAction::Delayed);
                     let reply = format!(
                         "452 4.7.1 {reason}; an administrator will review it, and it is returned to you if not released by {}",
                         until.to_rfc2822()
@@ -513,11 +516,17 @@ impl Stage {
                 &msg.id.to_string(),
                 &format!("recipient {i}: {reason}"),
             );
-            self.bounce(
-                msg,
-                i,
-                format!("550 5.7.1 not released from quarantine in time ({reason})"),
-            );
+            let reply = format!("550 5.7.1 not released from quarantine in time ({reason})");
+            if msg.origin.direction == Direction::Inbound {
+                // Inbound mail is not bounced to an outside sender: it is dropped, recorded.
+                let evidence = self.policy_evidence(reply);
+                let r = &mut msg.recipients[i];
+                r.state = RecipientState::Dropped;
+                r.next_attempt = None;
+                r.evidence = Some(evidence);
+            } else {
+                self.bounce(msg, i, reply);
+            }
         }
     }
 
@@ -560,8 +569,18 @@ impl Stage {
         if msg.origin.direction == Direction::Inbound {
             let (clean, removed) = super::headers::strip_forgeable(&body);
             if removed > 0 {
-                tracing::warn!(id = %msg.id, headers = removed, "removed forged X-MS-Exchange-Organization headers from inbound mail");
+                tracing::warn!(id = %msg.id, headers = removed, "removed forged X-MS-Exchange-Organization / X-Sealgate-DLP headers from inbound mail");
                 body = clean;
+            }
+            let tag = self.deliverer.config.policy.inbound_dlp != crate::config::InboundDlp::Off;
+            if let Some(field) = tag
+                .then(|| self.spool.inspection(msg.id).ok().flatten())
+                .flatten()
+                .and_then(|found| super::headers::dlp_field(&found))
+            {
+                let mut tagged = field.into_bytes();
+                tagged.extend_from_slice(&body);
+                body = tagged;
             }
         }
         let plain = msg.outgoing(&body);

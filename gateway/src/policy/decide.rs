@@ -1,7 +1,7 @@
 //! The decision itself: pure, so `explain` and delivery can never disagree.
 
 use super::verdict::{Fallback, Seal, Verdict};
-use crate::config::{Mode, PolicyConfig};
+use crate::config::{InboundDlp, Mode, PolicyConfig};
 use crate::deliver::tls_policy::TlsLevel;
 use crate::smtp::address::Mailbox;
 use crate::spool::{Direction, InspectionRecord};
@@ -50,6 +50,16 @@ const NO_SEAL_HINT: &str = "nothing was sent; ask the recipient for an OpenPGP k
 /// Decides one recipient's verdict.
 pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     if i.direction == Direction::Inbound {
+        let held = matches!(
+            i.dlp.and_then(|d| d.action.as_deref()),
+            Some("quarantine" | "block")
+        );
+        if held && cfg.inbound_dlp == InboundDlp::Enforce {
+            let rules = i.dlp.map(|d| d.policy_hits.join(", ")).unwrap_or_default();
+            return Verdict::Quarantine {
+                reason: format!("inbound mail held by DLP policy ({rules})"),
+            };
+        }
         return Verdict::Deliver {
             seal: Seal::Tls,
             escalated: false,
