@@ -182,9 +182,8 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
     let mut r = Reader::from_reader(&data[..]);
     r.config_mut().check_end_names = false;
     let (mut out, mut cur, mut in_t, mut in_phonetic) = (Vec::new(), String::new(), false, false);
-    let mut buf = Vec::new();
     loop {
-        match r.read_event_into(&mut buf) {
+        match r.read_event() {
             Ok(Event::Start(e)) => match e.local_name().as_ref() {
                 b"t" => in_t = true,
                 b"rPh" => in_phonetic = true,
@@ -207,7 +206,6 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
                 break;
             }
         }
-        buf.clear();
     }
     Some(out)
 }
@@ -219,9 +217,8 @@ fn sheet_text(data: &[u8], shared: &[String]) -> Result<String, String> {
     r.config_mut().check_end_names = false;
     let mut out = String::new();
     let (mut shared_cell, mut in_value) = (false, false);
-    let mut buf = Vec::new();
     loop {
-        match r.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+        match r.read_event().map_err(|e| e.to_string())? {
             Event::Start(e) => match e.local_name().as_ref() {
                 b"c" => {
                     shared_cell = e
@@ -250,7 +247,6 @@ fn sheet_text(data: &[u8], shared: &[String]) -> Result<String, String> {
             Event::Eof => break,
             _ => {}
         }
-        buf.clear();
     }
     Ok(out)
 }
@@ -282,9 +278,8 @@ pub(crate) fn xml_text(data: &[u8]) -> Result<String, String> {
     let mut r = Reader::from_reader(data);
     r.config_mut().check_end_names = false;
     let mut out = String::new();
-    let mut buf = Vec::new();
     loop {
-        match r.read_event_into(&mut buf) {
+        match r.read_event() {
             Ok(Event::Text(t)) => match t.decode() {
                 Ok(s) => out.push_str(&s),
                 Err(e) => return Err(e.to_string()),
@@ -297,7 +292,6 @@ pub(crate) fn xml_text(data: &[u8]) -> Result<String, String> {
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }
-        buf.clear();
     }
     Ok(out)
 }
