@@ -82,7 +82,10 @@ fn scan_json_lines_name_each_file_and_never_print_values() {
         serde_json::json!(["4:export.zip!export/people.csv"])
     );
     assert_eq!(r["unscannable"][0]["path"], "6:logo.png");
-    assert_eq!(r["unscannable"][0]["reason"], "image");
+    assert_eq!(
+        r["unscannable"][0]["reason"], "corrupt",
+        "the fixture's logo is not a real PNG; OCR cannot read it"
+    );
 
     let c = &lines[1];
     assert!(c["file"].as_str().unwrap().ends_with("clean.eml"));
