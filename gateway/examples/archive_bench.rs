@@ -13,32 +13,11 @@ use sealgate::spool::{Direction, Keyring};
 use std::path::Path;
 use std::time::Instant;
 
-const WORDS: &[&str] = &[
-    "patient",
-    "results",
-    "potassium",
-    "sodium",
-    "invoice",
-    "meeting",
-    "schedule",
-    "report",
-    "quarterly",
-    "review",
-    "insulin",
-    "referral",
-    "appointment",
-    "billing",
-    "claim",
-    "policy",
-    "renewal",
-    "contract",
-    "draft",
-    "budget",
-    "cardiology",
-    "radiology",
-    "discharge",
-    "summary",
-];
+#[path = "shared/corpus.rs"]
+#[allow(dead_code)]
+mod corpus;
+use corpus::{Rng, WORDS};
+
 const DOMAINS: &[&str] = &[
     "partner.com",
     "clinic.org",
@@ -46,20 +25,6 @@ const DOMAINS: &[&str] = &[
     "lab.test",
     "bank.example",
 ];
-
-/// A deterministic pseudo-random generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
-        v[(self.next() % v.len() as u64) as usize]
-    }
-}
 
 /// Message `n`: sizes from ~1 KB to ~100 KB (most small), some with a CSV attachment.
 fn message(n: u64, rng: &mut Rng) -> (Vec<u8>, String, Vec<String>) {

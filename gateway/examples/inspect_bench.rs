@@ -7,65 +7,31 @@
 //!
 //! Usage: inspect_bench [MB]
 
+use corpus::{Rng, WORDS};
 use sealgate::inspect::{extract, inspect, inspect_extraction, InspectLimits};
-use std::io::Write;
 use std::time::Instant;
+use testdata::{docx, pdf, zip_of};
 
-const WORDS: &[&str] = &[
-    "patient",
-    "results",
-    "potassium",
-    "invoice",
-    "meeting",
-    "schedule",
-    "report",
-    "quarterly",
-    "review",
-    "insulin",
-    "referral",
-    "appointment",
-    "billing",
-    "claim",
-    "policy",
-    "renewal",
-    "contract",
-    "draft",
-    "budget",
-    "cardiology",
-    "radiology",
-    "discharge",
-    "summary",
-    "the",
-    "and",
-    "of",
-    "to",
-    "please",
-    "attached",
-    "regards",
-    "thanks",
-    "for",
-    "with",
-    "on",
-    "team",
-];
+#[path = "shared/corpus.rs"]
+#[allow(dead_code)]
+mod corpus;
 
-/// A deterministic generator (xorshift), so every run measures the same corpus.
-struct Gen(u64);
+// The attachment builders the inspect tests use.
+#[path = "../src/inspect/testdata.rs"]
+#[allow(dead_code)]
+mod testdata;
+
+/// The corpus generator: the shared vocabulary and xorshift.
+struct Gen(Rng);
 
 impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
     fn prose(&mut self, bytes: usize) -> String {
         let mut s = String::with_capacity(bytes + 16);
         while s.len() < bytes {
-            s.push_str(WORDS[self.below(WORDS.len() as u64) as usize]);
+            s.push_str(self.0.pick(WORDS));
             s.push(if self.below(12) == 0 { '\n' } else { ' ' });
         }
         s
@@ -100,109 +66,18 @@ fn b64(data: &[u8]) -> String {
         .collect()
 }
 
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in files {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-const CT: &[u8] = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#;
-
-fn docx(text: &str) -> Vec<u8> {
-    let mut body = String::from(
-        r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>"#,
-    );
-    for p in text.split('\n') {
-        body.push_str(&format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>"));
-    }
-    body.push_str("</w:body></w:document>");
-    zip_of(&[
-        ("[Content_Types].xml", CT),
-        ("word/document.xml", body.as_bytes()),
-    ])
-}
-
-fn xlsx(cells: &[String]) -> Vec<u8> {
-    let mut sst = String::from(r#"<?xml version="1.0"?><sst>"#);
+/// An xlsx with one row per cell text (and a number beside it).
+fn xlsx(cells: &[&str]) -> Vec<u8> {
     let mut sheet = String::from(r#"<?xml version="1.0"?><worksheet><sheetData>"#);
-    for (i, c) in cells.iter().enumerate() {
-        sst.push_str(&format!("<si><t>{c}</t></si>"));
+    for i in 0..cells.len() {
+        let r = i + 1;
         sheet.push_str(&format!(
-            "<row r=\"{}\"><c r=\"A{}\" t=\"s\"><v>{i}</v></c><c r=\"B{}\"><v>{}</v></c></row>",
-            i + 1,
-            i + 1,
-            i + 1,
+            "<row r=\"{r}\"><c r=\"A{r}\" t=\"s\"><v>{i}</v></c><c r=\"B{r}\"><v>{}</v></c></row>",
             i * 7
         ));
     }
-    sst.push_str("</sst>");
     sheet.push_str("</sheetData></worksheet>");
-    zip_of(&[
-        ("[Content_Types].xml", CT),
-        ("xl/workbook.xml", b"<workbook/>"),
-        ("xl/sharedStrings.xml", sst.as_bytes()),
-        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
-    ])
-}
-
-/// A PDF with one page per line group of `text`.
-fn pdf(text: &str) -> Vec<u8> {
-    let lines: Vec<&str> = text.lines().collect();
-    let pages: Vec<String> = lines
-        .chunks(40)
-        .map(|ls| {
-            let mut c = String::from("BT /F1 10 Tf 50 750 Td 12 TL");
-            for l in ls {
-                c.push_str(&format!(" ({}) '", l.replace(['(', ')', '\\'], " ")));
-            }
-            c.push_str(" ET");
-            c
-        })
-        .collect();
-    let n = pages.len().max(1);
-    let mut objs = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {n} >>",
-            (0..n)
-                .map(|i| format!("{} 0 R", 4 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_string(),
-    ];
-    for (i, c) in pages.iter().enumerate() {
-        objs.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R /Resources << /Font << /F1 3 0 R >> >> >>",
-            5 + 2 * i
-        ));
-        objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()));
-    }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    testdata::xlsx_with(cells, &sheet)
 }
 
 /// One message: a body, and for about half of them an attachment; returns
@@ -236,12 +111,12 @@ fn message(g: &mut Gen, n: usize) -> (Vec<u8>, &'static str) {
         0 => Some((
             "report.docx",
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            docx(&attached),
+            docx(&attached.lines().collect::<Vec<_>>()),
         )),
         1 => Some((
             "claims.xlsx",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            xlsx(&attached.split('\n').map(str::to_string).collect::<Vec<_>>()),
+            xlsx(&attached.lines().collect::<Vec<_>>()),
         )),
         2 => Some((
             "export.csv",
@@ -276,7 +151,7 @@ fn main() {
         .unwrap_or(100);
     let rules = sealgate_dlp::RuleSet::load_builtin().expect("built-in rules load");
     let limits = InspectLimits::default();
-    let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+    let mut g = Gen(Rng(0x9E37_79B9_7F4A_7C15));
     let mut corpus = Vec::new();
     let mut total = 0usize;
     let mut kinds = Vec::new();

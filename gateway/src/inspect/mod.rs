@@ -578,4 +578,6 @@ pub fn inspect_text(text: &str, rules: &RuleSet) -> Inspection {
 }
 
 #[cfg(test)]
+mod testdata;
+#[cfg(test)]
 mod tests;
