@@ -373,6 +373,10 @@ fn a_recipient_without_keys_reads_downloads_and_replies_in_chromium() {
         assert!(audit.contains(event), "no {event} in the audit log");
     }
     assert!(!audit.contains("potassium"), "content in the audit log");
+    assert!(
+        audit.contains("pat@patient.test by code from 127.0.0.1"),
+        "the client address is audited"
+    );
     assert_eq!(
         s.g.metric("sealgate_portal_events_total{event=\"reply\"}"),
         1.0

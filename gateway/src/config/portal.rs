@@ -63,6 +63,9 @@ pub struct PortalConfig {
     pub sender_confirmation: bool,
     /// Requests per minute one client address may make before it is slowed with 429.
     pub requests_per_minute: u32,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For` names the client, for
+    /// the rate limit and the audit log; others' is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Directory with `notice.txt` and/or `notice.html` templates that
     /// replace the built-in notice bodies ({sender}, {organisation},
     /// {link}, {expires}, {subject} are filled in; HTML-escaped in the HTML one).
@@ -93,6 +96,7 @@ impl Default for PortalConfig {
             read_receipts: true,
             sender_confirmation: true,
             requests_per_minute: 120,
+            trusted_proxies: Vec::new(),
             templates_dir: None,
             brand_color: "#0b5394".into(),
         }

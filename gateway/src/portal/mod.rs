@@ -9,6 +9,7 @@
 //! `/reply`), `/logout`, `/r/{token}` (the sender's withdraw link).
 
 pub mod auth;
+pub mod client_ip;
 mod limiter;
 pub mod listener;
 mod messages;
@@ -308,10 +309,12 @@ pub fn router(portal: Shared) -> Router {
 async fn guard(
     State(p): State<Shared>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let mut resp = if p.limiter.allow(peer.0.ip()) {
+    let ip = client_ip::client_ip(peer.0.ip(), req.headers(), &p.config.portal.trusted_proxies);
+    req.extensions_mut().insert(client_ip::ClientIp(ip));
+    let mut resp = if p.limiter.allow(ip) {
         next.run(req).await
     } else {
         p.say(

@@ -2,6 +2,7 @@
 //! password set after the first visit; choosing that password; signing out.
 
 use super::auth::{Attempt, CodeRequest};
+use super::client_ip::ClientIp;
 use super::{
     auth, clear_cookie, cookie, form_cookie, pages, see_other, set_cookie, with_cookie, Portal,
     Refusal, Shared, FORM_COOKIE, SESSION_COOKIE,
@@ -11,10 +12,11 @@ use crate::seal::escrow::{EscrowEntry, EscrowError};
 use crate::seal::notice::{self, Mail};
 use crate::seal::portal::notice_from;
 use crate::smtp::address::Mailbox;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use std::net::IpAddr;
 
 /// The sign-in page for `entry`, with an optional message and status.
 pub(super) fn sign_in_page(
@@ -85,6 +87,7 @@ pub(super) fn token_form(
 pub(super) async fn send_code(
     State(p): State<Shared>,
     Path(token): Path<String>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
@@ -117,7 +120,11 @@ pub(super) async fn send_code(
                 tracing::error!(error = %e, "portal: cannot queue a code");
                 return p.failed(EscrowError::Corrupt(entry.id, "queue".into()));
             }
-            p.event("code_sent", &entry.id, &entry.recipient);
+            p.event(
+                "code_sent",
+                &entry.id,
+                &format!("{} from {ip}", entry.recipient),
+            );
             let msg = format!(
                 "We sent a code to {}. It is valid for {ttl_min} minutes.",
                 pages::masked(&entry.recipient)
@@ -155,13 +162,14 @@ pub(super) fn signed_in(
     headers: &HeaderMap,
     a: Result<Attempt, EscrowError>,
     how: &str,
+    ip: IpAddr,
 ) -> Response {
     match a {
         Ok(Attempt::Ok(cookie)) => {
             p.event(
                 "login_ok",
                 &entry.id,
-                &format!("{} by {how}", entry.recipient),
+                &format!("{} by {how} from {ip}", entry.recipient),
             );
             let wants_password = p.config.portal.login == PortalLogin::Password
                 && !auth::account(&p.escrow, &entry.recipient).is_ok_and(|a| a.has_password());
@@ -177,7 +185,7 @@ pub(super) fn signed_in(
             p.event(
                 "login_failed",
                 &entry.id,
-                &format!("{} by {how}", entry.recipient),
+                &format!("{} by {how} from {ip}", entry.recipient),
             );
             let msg = format!(
                 "That {how} is not right. {left} more tries before sign-in is locked for a while."
@@ -192,7 +200,11 @@ pub(super) fn signed_in(
             )
         }
         Ok(Attempt::Locked) => {
-            p.event("locked", &entry.id, &entry.recipient);
+            p.event(
+                "locked",
+                &entry.id,
+                &format!("{} from {ip}", entry.recipient),
+            );
             locked(p)
         }
         Ok(Attempt::NoCode) => sign_in_page(
@@ -218,6 +230,7 @@ pub(super) struct CodeForm {
 pub(super) async fn verify_code(
     State(p): State<Shared>,
     Path(token): Path<String>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
@@ -226,7 +239,7 @@ pub(super) async fn verify_code(
         Err(r) => return *r,
     };
     let a = auth::check_code(&p.escrow, &entry.recipient, &f.code, &p.rules);
-    signed_in(&p, &token, &entry, &headers, a, "code")
+    signed_in(&p, &token, &entry, &headers, a, "code", ip)
 }
 
 #[derive(Deserialize)]
@@ -240,6 +253,7 @@ pub(super) struct LoginForm {
 pub(super) async fn login(
     State(p): State<Shared>,
     Path(token): Path<String>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -264,7 +278,7 @@ pub(super) async fn login(
     })
     .await
     .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
-    signed_in(&p, &token, &entry, &headers, a, "password")
+    signed_in(&p, &token, &entry, &headers, a, "password", ip)
 }
 
 /// The signed-in session, or the page saying to sign in.
