@@ -29,7 +29,7 @@ pub struct InspectLimits {
     pub max_pdf_seconds: u64,
     /// Images of one message read by OCR (tesseract); 0 turns OCR off.
     pub max_ocr_images: usize,
-    /// Seconds OCR may take on one image.
+    /// Seconds OCR may take on all the images of one message together.
     pub max_ocr_seconds: u64,
 }
 

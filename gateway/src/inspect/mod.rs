@@ -341,6 +341,8 @@ pub(crate) struct Ctx<'l> {
     pub(crate) out: Extraction,
     /// Images read by OCR so far.
     pub(crate) ocr_runs: usize,
+    /// Time OCR has taken so far.
+    pub(crate) ocr_time: std::time::Duration,
 }
 
 impl<'l> Ctx<'l> {
@@ -350,6 +352,7 @@ impl<'l> Ctx<'l> {
             budget: Budget::new(limits),
             out: Extraction::default(),
             ocr_runs: 0,
+            ocr_time: std::time::Duration::ZERO,
         }
     }
 

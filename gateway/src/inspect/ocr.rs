@@ -1,7 +1,8 @@
 //! Text in images (scanned insurance cards, photographed lab reports) by
 //! OCR: each image is handed to `tesseract` in a process of its own (an
 //! image decoder crash cannot take the gateway with it), single-threaded,
-//! under a wall-clock limit, at most `max_ocr_images` per message. Without
+//! within one wall-clock budget per message (`max_ocr_seconds`), at most
+//! `max_ocr_images` per message. Without
 //! tesseract, or with OCR off, images are reported unscannable as before.
 
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
@@ -105,8 +106,24 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, image: &[u8], what: St
             )),
         );
     }
+    // One budget of seconds for all the images of a message, so a message
+    // of slow images cannot hold a core for images × the limit.
+    let budget = Duration::from_secs(limits.max_ocr_seconds);
+    let left = budget.saturating_sub(ctx.ocr_time);
+    if left.is_zero() {
+        return ctx.unscannable(
+            path.clone(),
+            UnscannableReason::TimeLimit {
+                format: "ocr",
+                seconds: limits.max_ocr_seconds,
+            },
+        );
+    }
     ctx.ocr_runs += 1;
-    match run(image, Duration::from_secs(limits.max_ocr_seconds)) {
+    let started = Instant::now();
+    let result = run(image, left);
+    ctx.ocr_time += started.elapsed();
+    match result {
         Ocr::Text(text) => {
             if ctx.charge(path, text.len() as u64) {
                 ctx.text(path.clone(), PartKind::ImageText, text);
