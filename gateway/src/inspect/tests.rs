@@ -744,4 +744,12 @@ fn with_ocr_off_or_over_the_cap_images_are_reported() {
         "{:?}",
         i.unscannable
     );
+    // No time left in the message's OCR budget.
+    let no_time = InspectLimits {
+        max_ocr_seconds: 0,
+        ..InspectLimits::default()
+    };
+    let i = inspect(&m, rules(), &no_time);
+    assert_eq!(reason_at(&i, "1:a.png").code(), "time_limit");
+    assert_eq!(reason_at(&i, "2:a.png").code(), "time_limit");
 }
