@@ -2,9 +2,9 @@
 //! `.xls`, PowerPoint `.ppt`). Their text is stored in binary streams, as
 //! runs of Windows-1252 or UTF-16LE characters; we read those streams with
 //! `cfb` and keep every run of readable characters (what `strings` would
-//! show), which is where typed identifiers live. Excel keeps numbers as
-//! binary cell records (NUMBER, RK, MULRK): those are decoded too, row by
-//! row, so a number typed into a cell is seen. A password-protected file
+//! show), which is where typed identifiers live. Excel's cells are also
+//! read as a sheet: shared strings, labels and numbers (NUMBER, RK, MULRK),
+//! row by row, so a number typed into a cell is seen next to its header. A password-protected file
 //! (an `EncryptionInfo` stream) is reported as encrypted.
 
 use super::{runs, Ctx, PartKind, PartPath, UnscannableReason};
@@ -45,48 +45,189 @@ fn number(n: f64) -> String {
     }
 }
 
-/// The numbers in an Excel BIFF stream's cell records, one line per row.
-fn xls_numbers(data: &[u8], out: &mut String) {
-    let mut at = 0usize;
-    let mut row = None;
-    let mut push = |r: u16, v: f64, out: &mut String| {
-        if row != Some(r) {
-            if row.is_some() {
-                out.push('\n');
-            }
-            row = Some(r);
-        } else {
-            out.push(' ');
+/// Excel's shared string table, read across its CONTINUE records: at a
+/// record boundary inside a string's characters, a new flags byte says
+/// whether the rest is 8-bit or UTF-16.
+struct SstReader<'a> {
+    segs: Vec<&'a [u8]>,
+    seg: usize,
+    at: usize,
+}
+
+impl SstReader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        while self.at >= self.segs.get(self.seg)?.len() {
+            self.seg += 1;
+            self.at = 0;
         }
-        out.push_str(&number(v));
-    };
+        let b = self.segs[self.seg][self.at];
+        self.at += 1;
+        Some(b)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+        ]))
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        for _ in 0..n {
+            self.byte()?;
+        }
+        Some(())
+    }
+    /// One XLUnicodeRichExtendedString.
+    fn string(&mut self) -> Option<String> {
+        let cch = usize::from(self.u16()?);
+        let flags = self.byte()?;
+        let runs = if flags & 0x08 != 0 {
+            usize::from(self.u16()?)
+        } else {
+            0
+        };
+        let ext = if flags & 0x04 != 0 {
+            self.u32()? as usize
+        } else {
+            0
+        };
+        let mut wide = flags & 0x01 != 0;
+        let mut out = String::with_capacity(cch);
+        for _ in 0..cch {
+            if self.at >= self.segs.get(self.seg)?.len() {
+                // The characters continue in the next record, after a new flags byte.
+                self.seg += 1;
+                self.at = 0;
+                wide = self.byte()? & 0x01 != 0;
+            }
+            let unit = if wide {
+                self.u16()?
+            } else {
+                u16::from(self.byte()?)
+            };
+            out.push(char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'));
+        }
+        self.skip(runs * 4 + ext)?;
+        Some(out)
+    }
+}
+
+/// An Excel BIFF stream's cells (shared and inline strings, numbers) as
+/// text, one line per row with a tab between cells, sheet after sheet: a
+/// header keyword ("SSN") sits on the line above its values, as in the
+/// sheet.
+fn xls_cells(data: &[u8], out: &mut String) {
+    let mut records: Vec<(u16, &[u8])> = Vec::new();
+    let mut at = 0usize;
     while at + 4 <= data.len() {
         let kind = u16::from_le_bytes([data[at], data[at + 1]]);
         let len = usize::from(u16::from_le_bytes([data[at + 2], data[at + 3]]));
         let Some(rec) = data.get(at + 4..at + 4 + len) else {
             break;
         };
+        records.push((kind, rec));
         at += 4 + len;
-        let u16_at = |i: usize| u16::from_le_bytes([rec[i], rec[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+    }
+    let mut shared = Vec::new();
+    let mut cells: std::collections::BTreeMap<(usize, u16, u16), String> = Default::default();
+    let mut sheet = 0usize;
+    for (n, &(kind, rec)) in records.iter().enumerate() {
+        let u16_at = |i: usize| rec.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let u32_at = |i: usize| {
+            rec.get(i..i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let cell = |out: &mut std::collections::BTreeMap<(usize, u16, u16), String>, v: String| {
+            if let (Some(r), Some(c)) = (u16_at(0), u16_at(2)) {
+                out.insert((sheet, r, c), v);
+            }
+        };
         match kind {
-            0x0203 if len >= 14 => {
+            0x0809 => sheet += 1, // BOF: the next substream
+            0x00FC if rec.len() >= 8 => {
+                let mut segs = vec![&rec[8..]];
+                segs.extend(
+                    records[n + 1..]
+                        .iter()
+                        .take_while(|r| r.0 == 0x003C)
+                        .map(|r| r.1),
+                );
+                let unique = u32_at(4).unwrap_or(0) as usize;
+                let mut r = SstReader {
+                    segs,
+                    seg: 0,
+                    at: 0,
+                };
+                while shared.len() < unique {
+                    match r.string() {
+                        Some(s) => shared.push(s),
+                        None => break,
+                    }
+                }
+            }
+            0x00FD => {
+                if let Some(s) = u32_at(6).and_then(|i| shared.get(i as usize)) {
+                    cell(&mut cells, s.clone());
+                }
+            }
+            0x0204 if rec.len() >= 9 => {
+                let mut r = SstReader {
+                    segs: vec![&rec[6..]],
+                    seg: 0,
+                    at: 0,
+                };
+                // XLUnicodeString: no rich or extended parts.
+                let cch = r.u16().unwrap_or(0);
+                let wide = r.byte().unwrap_or(0) & 0x01 != 0;
+                let s: String = (0..cch)
+                    .map_while(|_| {
+                        if wide {
+                            r.u16()
+                        } else {
+                            r.byte().map(u16::from)
+                        }
+                    })
+                    .map(|u| char::from_u32(u32::from(u)).unwrap_or('\u{FFFD}'))
+                    .collect();
+                cell(&mut cells, s);
+            }
+            0x0203 if rec.len() >= 14 => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&rec[6..14]);
-                push(u16_at(0), f64::from_le_bytes(b), out);
+                cell(&mut cells, number(f64::from_le_bytes(b)));
             }
-            0x027E if len >= 10 => push(u16_at(0), rk(u32_at(6)), out),
-            0x00BD if len >= 6 => {
-                let r = u16_at(0);
-                let cells = (len - 6) / 6;
-                for c in 0..cells {
-                    push(r, rk(u32_at(4 + c * 6 + 2)), out);
+            0x027E if rec.len() >= 10 => {
+                if let Some(v) = u32_at(6) {
+                    cell(&mut cells, number(rk(v)));
+                }
+            }
+            0x00BD if rec.len() >= 6 => {
+                if let (Some(row), Some(first)) = (u16_at(0), u16_at(2)) {
+                    for c in 0..(rec.len() - 6) / 6 {
+                        if let Some(v) = u32_at(4 + c * 6 + 2) {
+                            cells.insert((sheet, row, first + c as u16), number(rk(v)));
+                        }
+                    }
                 }
             }
             _ => {}
         }
     }
-    if row.is_some() {
+    let mut last: Option<(usize, u16)> = None;
+    for ((s, r, _), v) in cells {
+        match last {
+            Some(l) if l == (s, r) => out.push('\t'),
+            Some(_) => out.push('\n'),
+            None => {}
+        }
+        last = Some((s, r));
+        out.push_str(&v);
+    }
+    if last.is_some() {
         out.push('\n');
     }
 }
@@ -139,7 +280,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
         }
         let mut text = runs::text_runs(&data);
         if kind == PartKind::Xls {
-            xls_numbers(&data, &mut text);
+            xls_cells(&data, &mut text);
         }
         if ctx.charge(path, text.len() as u64) {
             ctx.text(path.clone(), kind, text);
@@ -159,21 +300,48 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
 mod tests {
     use super::*;
 
+    /// A BIFF record.
+    fn rec(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut r = kind.to_le_bytes().to_vec();
+        r.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        r.extend_from_slice(data);
+        r
+    }
+
     #[test]
-    fn excel_cell_numbers_are_decoded_by_row() {
-        let mut s = Vec::new();
-        // NUMBER row 1: 457123456.0
-        s.extend_from_slice(&[0x03, 0x02, 14, 0, 1, 0, 0, 0, 0, 0]);
-        s.extend_from_slice(&457_123_456f64.to_le_bytes());
-        // RK row 1: integer 42 (42 << 2 | 0x02)
-        s.extend_from_slice(&[0x7E, 0x02, 10, 0, 1, 0, 1, 0, 0, 0]);
-        s.extend_from_slice(&((42u32 << 2) | 2).to_le_bytes());
-        // MULRK row 2: 1.5 (150 / 100, integer flag + div100 flag)
-        s.extend_from_slice(&[0xBD, 0x00, 12, 0, 2, 0, 0, 0, 0, 0]);
-        s.extend_from_slice(&((150u32 << 2) | 3).to_le_bytes());
-        s.extend_from_slice(&[0, 0]);
+    fn excel_cells_read_row_by_row_across_continue_records() {
+        let mut s = rec(0x0809, &[0; 16]);
+        // SST: "SSN" (8-bit), "card number" split into a CONTINUE that switches to UTF-16.
+        let mut sst = vec![2, 0, 0, 0, 2, 0, 0, 0];
+        sst.extend_from_slice(&[3, 0, 0]);
+        sst.extend_from_slice(b"SSN");
+        sst.extend_from_slice(&[11, 0, 0]);
+        sst.extend_from_slice(b"card ");
+        s.extend(rec(0x00FC, &sst));
+        let mut cont = vec![1u8];
+        for c in "number".encode_utf16() {
+            cont.extend_from_slice(&c.to_le_bytes());
+        }
+        s.extend(rec(0x003C, &cont));
+        // Row 0: the two shared strings; row 1: NUMBER, then RK 42 in column 1.
+        s.extend(rec(0x00FD, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        s.extend(rec(0x00FD, &[0, 0, 1, 0, 0, 0, 1, 0, 0, 0]));
+        let mut num = vec![1, 0, 0, 0, 0, 0];
+        num.extend_from_slice(&457_123_456f64.to_le_bytes());
+        s.extend(rec(0x0203, &num));
+        let mut rk = vec![1, 0, 1, 0, 0, 0];
+        rk.extend_from_slice(&((42u32 << 2) | 2).to_le_bytes());
+        s.extend(rec(0x027E, &rk));
+        // Row 2: a LABEL and a MULRK of 1.5 (150 / 100).
+        let mut label = vec![2, 0, 0, 0, 0, 0, 3, 0, 0];
+        label.extend_from_slice(b"Pat");
+        s.extend(rec(0x0204, &label));
+        let mut mulrk = vec![2, 0, 1, 0, 0, 0];
+        mulrk.extend_from_slice(&((150u32 << 2) | 3).to_le_bytes());
+        mulrk.extend_from_slice(&[1, 0]);
+        s.extend(rec(0x00BD, &mulrk));
         let mut out = String::new();
-        xls_numbers(&s, &mut out);
-        assert_eq!(out, "457123456 42\n1.5\n");
+        xls_cells(&s, &mut out);
+        assert_eq!(out, "SSN\tcard number\n457123456\t42\nPat\t1.5\n");
     }
 }
