@@ -4,8 +4,9 @@
 //! `cfb` and keep every run of readable characters (what `strings` would
 //! show), which is where typed identifiers live. Excel's cells are also
 //! read as a sheet: shared strings, labels and numbers (NUMBER, RK, MULRK),
-//! row by row, so a number typed into a cell is seen next to its header. A password-protected file
-//! (an `EncryptionInfo` stream) is reported as encrypted.
+//! row by row, so a number typed into a cell is seen next to its header.
+//! A password-protected file (an `EncryptionInfo` stream) is reported as
+//! encrypted.
 
 use super::{runs, Ctx, PartKind, PartPath, UnscannableReason};
 use std::io::{Cursor, Read};
