@@ -40,7 +40,7 @@ fn message(to: &str) -> Vec<u8> {
          Subject: [secure] Lab results\r\nMessage-ID: <portal-e2e-{n}@hospital.test>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
          --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
-         <p id=\"greeting\">Your potassium is 4.1 mmol/L.</p>\
+         <p id=\"greeting\">Your potassium is 4.1 mmol/L.</p><p>Patient SSN: 536-90-4399</p>\
          <script>window.pwned = 1; document.title = 'pwned';</script>\
          <img src=\"x\" onerror=\"window.pwned = 2\">\r\n\
          --b1\r\nContent-Type: application/octet-stream; name=\"../../results.bin\"\r\n\
@@ -385,7 +385,8 @@ fn a_recipient_without_keys_reads_downloads_and_replies_in_chromium() {
 
 #[test]
 fn wrong_codes_lock_and_withdrawn_and_expired_links_say_so() {
-    let s = setup("expiry = \"30s\"\n");
+    // The SSN in the message fires hipaa_pci:ssn, whose stay is 30 seconds.
+    let s = setup("expiry_by_rule = { \"hipaa_pci:ssn\" = \"30s\" }\n");
     s.send("lee@patient.test", &message("lee@patient.test"));
     s.send("kim@patient.test", &message("kim@patient.test"));
     let lee = s.notice_link("lee@patient.test");
@@ -460,7 +461,7 @@ fn wrong_codes_lock_and_withdrawn_and_expired_links_say_so() {
         "404"
     );
 
-    // Expired: lee's message outlives its 30 seconds.
+    // Expired: lee's message outlives the 30 seconds its DLP rule allows.
     wait_for(60, "the expiry", || (s.status(&lee) == "410").then_some(()));
     b.goto(&lee);
     assert!(

@@ -43,6 +43,9 @@ pub struct PortalConfig {
     pub notice_from: Option<String>,
     /// How long a message stays in the portal before it is erased.
     pub expiry: Span,
+    /// Shorter (or longer) stays for messages a DLP policy rule fired on,
+    /// by rule (`"hipaa_pci:ssn-bulk" = "7d"`); the shortest that applies wins.
+    pub expiry_by_rule: std::collections::BTreeMap<String, Span>,
     /// Show the original subject in the notice (off: it may itself be protected data).
     pub reveal_subject: bool,
     /// `password` (code on the first visit, then a password) or `code` (a code every visit).
@@ -86,6 +89,7 @@ impl Default for PortalConfig {
             organisation: "Sealgate".into(),
             notice_from: None,
             expiry: Span::secs(30 * 86400),
+            expiry_by_rule: Default::default(),
             reveal_subject: false,
             login: PortalLogin::Password,
             code_ttl: Span::secs(600),
@@ -104,6 +108,16 @@ impl Default for PortalConfig {
 }
 
 impl PortalConfig {
+    /// How long a message whose DLP policy hits are `hits` stays: the
+    /// shortest stay of a rule among them, else `expiry`.
+    pub fn expiry_for(&self, hits: &[String]) -> Span {
+        hits.iter()
+            .filter_map(|h| self.expiry_by_rule.get(h))
+            .min()
+            .copied()
+            .unwrap_or(self.expiry)
+    }
+
     /// Problems `sealgate check` reports: `(field, reason)`.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -114,6 +128,14 @@ impl PortalConfig {
                 bad(
                     "public_url",
                     "must be the portal's https:// address as recipients reach it, e.g. \"https://secure.example.org\" (its cookies are Secure; behind a proxy, the proxy's address)",
+                );
+            }
+        }
+        for (rule, span) in &self.expiry_by_rule {
+            if span.0.is_zero() || !rule.contains(':') {
+                bad(
+                    &format!("expiry_by_rule.{rule}"),
+                    "must name a policy rule as \"policy:rule\" with a stay longer than zero",
                 );
             }
         }
@@ -134,5 +156,25 @@ impl PortalConfig {
             bad("cert_file", "cert_file and key_file go together");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shortest_stay_of_the_rules_that_fired_wins() {
+        let mut p = PortalConfig::default();
+        p.expiry_by_rule
+            .insert("hipaa_pci:ssn-bulk".into(), Span::secs(7 * 86400));
+        p.expiry_by_rule
+            .insert("hipaa_pci:ssn".into(), Span::secs(14 * 86400));
+        assert_eq!(p.expiry_for(&[]), Span::secs(30 * 86400));
+        assert_eq!(p.expiry_for(&["other:x".into()]), Span::secs(30 * 86400));
+        assert_eq!(
+            p.expiry_for(&["hipaa_pci:ssn".into(), "hipaa_pci:ssn-bulk".into()]),
+            Span::secs(7 * 86400)
+        );
     }
 }

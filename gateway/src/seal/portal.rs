@@ -79,18 +79,21 @@ impl PortalSeal {
     }
 
     /// Deposits `outgoing` (recipient `index` of `msg`, as it would leave)
-    /// and composes the notice and, if configured, the sender's confirmation.
+    /// for as long as the DLP rules that fired on it (`dlp_hits`) allow, and
+    /// composes the notice and, if configured, the sender's confirmation.
     pub fn hold(
         &self,
         msg: &QueuedMessage,
         index: usize,
         outgoing: &[u8],
+        dlp_hits: &[String],
     ) -> Result<(SealRecord, Vec<Outgoing>), String> {
         let p = &self.config.portal;
         let rcpt = &msg.recipients[index].address;
         let recipient = crate::keys::filed_as(rcpt);
-        let expires_at = Utc::now()
-            + chrono::Duration::from_std(p.expiry.0).unwrap_or(chrono::Duration::days(30));
+        let stay = p.expiry_for(dlp_hits);
+        let expires_at =
+            Utc::now() + chrono::Duration::from_std(stay.0).unwrap_or(chrono::Duration::days(30));
         let Deposit {
             entry,
             token,

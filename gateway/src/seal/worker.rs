@@ -187,6 +187,7 @@ pub fn hold_in_portal(
     portal: Option<&PortalSeal>,
     msg: &mut QueuedMessage,
     body: &[u8],
+    dlp_hits: &[String],
 ) -> Vec<Outgoing> {
     let waiting: Vec<usize> = msg
         .unsealed()
@@ -204,7 +205,7 @@ pub fn hold_in_portal(
     let mut mail = Vec::new();
     for i in waiting {
         let result = match portal {
-            Some(p) => p.hold(msg, i, &outgoing),
+            Some(p) => p.hold(msg, i, &outgoing, dlp_hits),
             None => Err("the escrow portal is off ([portal] enabled = false)".to_string()),
         };
         let r = &mut msg.recipients[i];
@@ -242,10 +243,16 @@ impl Stage {
             let body = self.spool.read_body(&msg)?;
             let sealer = self.sealer.clone();
             let portal = self.portal.clone();
+            // The DLP rules that fired decide how long a portal copy stays.
+            let hits = self
+                .spool
+                .inspection(id)?
+                .map(|found| found.policy_hits)
+                .unwrap_or_default();
             // Sealing a large message takes CPU time; keep it off the async workers.
             let (msg2, copies, mail) = tokio::task::spawn_blocking(move || {
                 let copies = seal_message(&sealer, &mut msg, &body);
-                let mail = hold_in_portal(portal.as_ref(), &mut msg, &body);
+                let mail = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits);
                 (msg, copies, mail)
             })
             .await
