@@ -31,6 +31,9 @@ pub struct InspectLimits {
     pub max_ocr_images: usize,
     /// Seconds OCR may take on all the images of one message together.
     pub max_ocr_seconds: u64,
+    /// Images smaller than this many bytes (logos, icons, signature art) are
+    /// not read by OCR; they are reported.
+    pub min_ocr_bytes: usize,
 }
 
 impl Default for InspectLimits {
@@ -46,6 +49,7 @@ impl Default for InspectLimits {
             max_pdf_seconds: 10,
             max_ocr_images: 20,
             max_ocr_seconds: 30,
+            min_ocr_bytes: 4096,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! OCR: each image is handed to `tesseract` in a process of its own (an
 //! image decoder crash cannot take the gateway with it), single-threaded,
 //! within one wall-clock budget per message (`max_ocr_seconds`), at most
-//! `max_ocr_images` per message. Without
+//! `max_ocr_images` per message, skipping images under `min_ocr_bytes`. Without
 //! tesseract, or with OCR off, images are reported unscannable as before.
 
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
@@ -95,6 +95,16 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, image: &[u8], what: St
         return ctx.unscannable(
             path.clone(),
             UnscannableReason::Image(format!("{what}; {TESSERACT} is not installed")),
+        );
+    }
+    if image.len() < limits.min_ocr_bytes {
+        // A logo or an icon: OCR would cost a second of CPU for nothing.
+        return ctx.unscannable(
+            path.clone(),
+            UnscannableReason::Image(format!(
+                "{what}; smaller than {} bytes, not read by OCR",
+                limits.min_ocr_bytes
+            )),
         );
     }
     if ctx.ocr_runs >= limits.max_ocr_images {
