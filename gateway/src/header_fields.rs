@@ -2,6 +2,14 @@
 //! continuation lines, raw, and the rest (the blank line and the body)
 //! untouched. Shared by every stage that reads or rewrites header fields.
 
+/// The decoded subject (RFC 2047 words included), if there is one.
+pub fn subject(message: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(message)?
+        .subject()
+        .map(str::to_string)
+}
+
 /// The header fields of `message` and everything from the blank line that
 /// ends them. A message without that blank line is all fields.
 pub fn split(message: &[u8]) -> (Vec<&[u8]>, &[u8]) {

@@ -112,6 +112,17 @@ fn open_journal(
     Ok(Some(journal))
 }
 
+/// A listening socket on `addr`, or an error naming `what` it was for.
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr,
+            what: what.to_string(),
+            source,
+        })
+}
+
 /// The escrow store, when `[portal] enabled`.
 fn open_escrow(config: &Config) -> Result<Option<Arc<crate::seal::escrow::Escrow>>, ServeError> {
     if !config.portal.enabled {
@@ -236,13 +247,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let mut tasks = Vec::new();
     for l in &config.listener {
-        let tcp = TcpListener::bind(l.address)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: l.address,
-                what: format!("listener {}", l.name),
-                source,
-            })?;
+        let tcp = bind(l.address, &format!("listener {}", l.name)).await?;
         tracing::info!(listener = %l.name, address = %l.address, tls = ?l.tls, "SMTP listener ready");
         tasks.push(tokio::spawn(gateway.clone().run_listener(
             Arc::new(l.clone()),
@@ -252,13 +257,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     if let Some(escrow) = &escrow {
-        let tcp = TcpListener::bind(config.portal.address)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.portal.address,
-                what: "portal".into(),
-                source,
-            })?;
+        let tcp = bind(config.portal.address, "portal").await?;
         let tls = if config.portal.tls {
             Some(
                 crate::portal::tls_config(&config)
@@ -277,13 +276,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::info!(address = %config.portal.address, public_url = %config.portal.public_url, "escrow portal ready");
     }
 
-    let admin_tcp = TcpListener::bind(config.admin.address)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.admin.address,
-            what: "admin API".into(),
-            source,
-        })?;
+    let admin_tcp = bind(config.admin.address, "admin API").await?;
     let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.clone());
     let token = config
         .admin

@@ -30,7 +30,7 @@ pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Respon
                 .escrow
                 .peek(&e.id)
                 .ok()
-                .and_then(|raw| crate::policy::worker::header_facts(&raw, "").subject)
+                .and_then(|raw| crate::header_fields::subject(&raw))
                 .unwrap_or_default();
             (e, subject)
         })
@@ -41,16 +41,31 @@ pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Respon
     })
 }
 
-/// The session and the entry `id`, if it is the signed-in recipient's
-/// (else the sign-in or not-found page).
+/// Whether opening a message counts as reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// The recipient reads it: the first time marks it read.
+    Read,
+    /// Only its parts are needed (a download, a reply).
+    Peek,
+}
+
+/// The session, the entry `id` and its content, if it is the signed-in
+/// recipient's (else the sign-in, not-found or failure page).
 fn own_message(
     p: &Portal,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(String, auth::Session, EscrowEntry), Refusal> {
+    open: Open,
+) -> Result<(String, auth::Session, EscrowEntry, Vec<u8>), Refusal> {
     let (cookie, s) = require_session(p, headers)?;
     let entry = own_entry(p, &s, id)?;
-    Ok((cookie, s, entry))
+    let content = match open {
+        Open::Read => p.escrow.read(&entry.id),
+        Open::Peek => p.escrow.peek(&entry.id),
+    };
+    let raw = content.map_err(|e| Box::new(p.failed(e)))?;
+    Ok((cookie, s, entry, raw))
 }
 
 /// The entry `id` if the signed-in recipient may open it (else a 404 that
@@ -85,13 +100,9 @@ pub(super) async fn read(
     headers: HeaderMap,
     Query(q): Query<ReadQuery>,
 ) -> Response {
-    let (cookie, s, entry) = match own_message(&p, &headers, &id) {
+    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Read) {
         Ok(x) => x,
         Err(r) => return *r,
-    };
-    let raw = match p.escrow.read(&entry.id) {
-        Ok(r) => r,
-        Err(e) => return p.failed(e),
     };
     if entry.state == EscrowState::Unread {
         p.event("read", &entry.id, &entry.recipient);
@@ -153,13 +164,9 @@ pub(super) async fn download(
     Path((id, n)): Path<(String, usize)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, _, entry) = match own_message(&p, &headers, &id) {
+    let (_, _, entry, raw) = match own_message(&p, &headers, &id, Open::Peek) {
         Ok(x) => x,
         Err(r) => return *r,
-    };
-    let raw = match p.escrow.peek(&entry.id) {
-        Ok(r) => r,
-        Err(e) => return p.failed(e),
     };
     let Some((name, bytes)) = view::parse(&raw).and_then(|m| view::attachment(&m, n)) else {
         return p.say(
@@ -199,7 +206,7 @@ pub(super) async fn reply(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Response {
-    let (cookie, s, entry) = match own_message(&p, &headers, &id) {
+    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Peek) {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -262,10 +269,6 @@ pub(super) async fn reply(
     if text.trim().is_empty() && files.is_empty() {
         return see_other(&format!("/msg/{}", entry.id));
     }
-    let raw = match p.escrow.peek(&entry.id) {
-        Ok(r) => r,
-        Err(e) => return p.failed(e),
-    };
     let Some(m) = view::parse(&raw) else {
         return p.say(
             StatusCode::INTERNAL_SERVER_ERROR,

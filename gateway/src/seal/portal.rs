@@ -111,7 +111,7 @@ impl PortalSeal {
         let from = notice_from(&self.config, &msg.from);
         let subject = p
             .reveal_subject
-            .then(|| crate::policy::worker::header_facts(outgoing, "").subject)
+            .then(|| crate::header_fields::subject(outgoing))
             .flatten();
         let sender_shown = if msg.from.is_empty() {
             self.config.portal.organisation.clone()

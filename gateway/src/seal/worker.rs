@@ -243,12 +243,19 @@ impl Stage {
             let body = self.spool.read_body(&msg)?;
             let sealer = self.sealer.clone();
             let portal = self.portal.clone();
-            // The DLP rules that fired decide how long a portal copy stays.
-            let hits = self
-                .spool
-                .inspection(id)?
-                .map(|found| found.policy_hits)
-                .unwrap_or_default();
+            // The DLP rules that fired decide how long a portal copy stays;
+            // read them only when a recipient waits for the portal.
+            let for_portal = msg.recipients.iter().any(|r| {
+                r.sealed.is_none() && r.verdict.as_ref().is_some_and(Verdict::holds_in_portal)
+            });
+            let hits = match for_portal {
+                true => self
+                    .spool
+                    .inspection(id)?
+                    .map(|found| found.policy_hits)
+                    .unwrap_or_default(),
+                false => Vec::new(),
+            };
             // Sealing a large message takes CPU time; keep it off the async workers.
             let (msg2, copies, mail) = tokio::task::spawn_blocking(move || {
                 let copies = seal_message(&sealer, &mut msg, &body);
