@@ -8,13 +8,13 @@
 //! only when a candidate needs them, and proximity is offset arithmetic.
 
 use crate::error::{line_of, RuleError, RuleErrorKind};
+use crate::keywords::{KeywordIndex, Occurrences};
 use crate::policy::{Condition, Policy, PolicyHit, PolicyId, PolicyRule};
 use crate::rules::{
     parse_list, parse_toml, DetectorFile, ExampleDef, FilterAction, FilterKind, PolicyFile,
 };
 use crate::validators::{repeated_digits, Normalize, Validator};
 use crate::{Confidence, DetectorId};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use serde::Serialize;
@@ -176,17 +176,6 @@ struct Pattern {
     validators: Vec<Validator>,
 }
 
-/// All term lists in one automaton; each automaton pattern maps to the lists holding it.
-#[derive(Debug)]
-struct KeywordIndex {
-    ac: AhoCorasick,
-    lists_of_term: Vec<Vec<usize>>,
-    list_count: usize,
-}
-
-/// Keyword occurrences per list, sorted by start.
-type Occurrences = Vec<Vec<(usize, usize)>>;
-
 /// A loaded, compiled rule set: detectors, keyword lists and policies.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -198,10 +187,6 @@ pub struct RuleSet {
     has_dictionary: bool,
     policies: Vec<Policy>,
     max_year: i32,
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// A match glued to another digit group by `-`, `.` or `/` (e.g. inside
@@ -462,7 +447,7 @@ impl RuleSet {
             None
         } else {
             Some(
-                build_keywords(&lists.terms)
+                KeywordIndex::new(&lists.terms)
                     .map_err(|e| RuleError::invalid(root.join("keywords"), None, e))?,
             )
         };
@@ -521,6 +506,14 @@ impl RuleSet {
         self.combined
             .as_ref()
             .map_or(0, |re| re.find_iter(text).count())
+    }
+
+    /// Finds every whole-word keyword occurrence and counts them: the keyword pass of
+    /// the benchmark, without patterns or validators.
+    pub fn keyword_pass(&self, text: &str) -> usize {
+        self.keywords
+            .as_ref()
+            .map_or(0, |k| k.scan(text).iter().map(Vec::len).sum())
     }
 
     /// Scans one text (a body or one attachment's text: proximity never crosses texts).
@@ -893,55 +886,6 @@ fn near_in(text: &str, occ: &[(usize, usize)], s: usize, e: usize, window: usize
 fn pattern_config() -> meta::Config {
     // A larger lazy-DFA cache keeps the combined set from thrashing on digit-heavy text.
     meta::Config::new().hybrid_cache_capacity(8 * (1 << 20))
-}
-
-fn build_keywords(lists: &[Vec<String>]) -> Result<KeywordIndex, String> {
-    let mut terms: Vec<String> = Vec::new();
-    let mut lists_of_term: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (l, ts) in lists.iter().enumerate() {
-        for t in ts {
-            let i = *index.entry(t.clone()).or_insert_with(|| {
-                terms.push(t.clone());
-                lists_of_term.push(Vec::new());
-                terms.len() - 1
-            });
-            if !lists_of_term[i].contains(&l) {
-                lists_of_term[i].push(l);
-            }
-        }
-    }
-    let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(AcMatchKind::LeftmostLongest)
-        // A full DFA: a few hundred short terms stay small, and it is the fastest kind.
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(&terms)
-        .map_err(|e| format!("keyword automaton: {e}"))?;
-    Ok(KeywordIndex {
-        ac,
-        lists_of_term,
-        list_count: lists.len(),
-    })
-}
-
-impl KeywordIndex {
-    fn scan(&self, text: &str) -> Occurrences {
-        let b = text.as_bytes();
-        let mut occ: Occurrences = vec![Vec::new(); self.list_count];
-        for m in self.ac.find_iter(text) {
-            let (s, e) = (m.start(), m.end());
-            // Whole words only: "ssn" must not fire inside "lessons".
-            let left_ok = s == 0 || !is_word_byte(b[s - 1]) || !is_word_byte(b[s]);
-            let right_ok = e == b.len() || !is_word_byte(b[e]) || !is_word_byte(b[e - 1]);
-            if left_ok && right_ok {
-                for &l in &self.lists_of_term[m.pattern().as_usize()] {
-                    occ[l].push((s, e));
-                }
-            }
-        }
-        occ
-    }
 }
 
 fn compile_detector(

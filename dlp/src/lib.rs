@@ -8,6 +8,7 @@
 
 mod engine;
 mod error;
+mod keywords;
 mod policy;
 mod rules;
 pub mod validators;

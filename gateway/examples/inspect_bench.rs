@@ -7,7 +7,7 @@
 //!
 //! Usage: inspect_bench [MB]
 
-use corpus::{Rng, WORDS};
+use corpus::Rng;
 use sealgate::inspect::{extract, inspect, inspect_extraction, InspectLimits};
 use std::time::Instant;
 use testdata::{docx, pdf, zip_of};
@@ -21,7 +21,7 @@ mod corpus;
 #[allow(dead_code)]
 mod testdata;
 
-/// The corpus generator: the shared vocabulary and xorshift.
+/// The corpus generator: the shared mail vocabulary and xorshift.
 struct Gen(Rng);
 
 impl Gen {
@@ -31,7 +31,7 @@ impl Gen {
     fn prose(&mut self, bytes: usize) -> String {
         let mut s = String::with_capacity(bytes + 16);
         while s.len() < bytes {
-            s.push_str(self.0.pick(WORDS));
+            s.push_str(corpus::word(&mut self.0));
             s.push(if self.below(12) == 0 { '\n' } else { ' ' });
         }
         s
@@ -162,7 +162,7 @@ fn main() {
         kinds.push(kind);
     }
     println!(
-        "corpus: {} messages, {:.1} MB of .eml (bodies text/HTML, ~1 in 2 with a docx/xlsx/csv/PDF/zip attachment)",
+        "corpus: {} messages, {:.1} MB of .eml (English prose with clinical and office words; bodies text/HTML, ~1 in 2 with a docx/xlsx/csv/PDF/zip attachment)",
         corpus.len(),
         total as f64 / 1e6
     );
@@ -170,33 +170,52 @@ fn main() {
     for m in corpus.iter().take(50) {
         let _ = inspect(m, &rules, &limits);
     }
-    let t = Instant::now();
+    // Each phase runs RUNS times and the fastest run counts: on a shared VM the
+    // slower runs measure the neighbours, not the code.
+    const RUNS: usize = 3;
+    let mut t_extract = f64::MAX;
     let mut extracted = 0usize;
-    let mut extractions = Vec::with_capacity(corpus.len());
+    let mut extractions = Vec::new();
     let mut by_kind: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
-    for (m, kind) in corpus.iter().zip(&kinds) {
-        let one = Instant::now();
-        let e = extract(m, &limits);
-        let k = by_kind.entry(kind).or_default();
-        k.0 += one.elapsed().as_secs_f64();
-        k.1 += m.len();
-        extracted += e.texts.iter().map(|t| t.text.len()).sum::<usize>();
-        extractions.push(e);
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let mut kind_times: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+        let mut run = Vec::with_capacity(corpus.len());
+        extracted = 0;
+        for (m, kind) in corpus.iter().zip(&kinds) {
+            let one = Instant::now();
+            let e = extract(m, &limits);
+            let k = kind_times.entry(kind).or_default();
+            k.0 += one.elapsed().as_secs_f64();
+            k.1 += m.len();
+            extracted += e.texts.iter().map(|t| t.text.len()).sum::<usize>();
+            run.push(e);
+        }
+        t_extract = t_extract.min(t.elapsed().as_secs_f64());
+        for (kind, (secs, bytes)) in kind_times {
+            let k = by_kind.entry(kind).or_insert((f64::MAX, bytes));
+            k.0 = k.0.min(secs);
+        }
+        extractions = run;
     }
-    let t_extract = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let mut t_detect = f64::MAX;
     let mut findings = 0usize;
     let mut unscannable = 0usize;
-    for e in &extractions {
-        let i = inspect_extraction(e, &rules);
-        findings += i.findings.len();
-        unscannable += i.unscannable.len();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        findings = 0;
+        unscannable = 0;
+        for e in &extractions {
+            let i = inspect_extraction(e, &rules);
+            findings += i.findings.len();
+            unscannable += i.unscannable.len();
+        }
+        t_detect = t_detect.min(t.elapsed().as_secs_f64());
     }
-    let t_detect = t.elapsed().as_secs_f64();
     let whole = t_extract + t_detect;
     let rate = |secs: f64| total as f64 / 1e6 / secs;
     println!(
-        "whole stage (MIME decode + extraction + detection), one core: {:>7.1} MB/s of .eml ({:.2} s)",
+        "whole stage (MIME decode + extraction + detection), one core, fastest of {RUNS}: {:>7.1} MB/s of .eml ({:.2} s)",
         rate(whole),
         whole
     );

@@ -521,7 +521,9 @@ pub fn inspect_extraction(ex: &Extraction, rules: &RuleSet) -> Inspection {
             if !paths.contains(&t.path) {
                 paths.push(t.path.clone());
             }
-            for m in &d.matches {
+            // Bounded: repeats mask alike (every dictionary term is `*******`), and
+            // masking each of thousands of matches would cost more than finding them.
+            for m in d.matches.iter().take(MAX_SAMPLES * 8) {
                 if samples.len() >= MAX_SAMPLES {
                     break;
                 }
