@@ -5,7 +5,8 @@
 //! sent as `application/octet-stream` named `notes.txt` is still read as a PDF.
 
 use super::{
-    archive, gzip, html, mime, ocr, ole, pdf, tar, tnef, Ctx, PartKind, PartPath, UnscannableReason,
+    archive, gzip, html, mime, ocr, ole, pdf, rtf, tar, tnef, Ctx, PartKind, PartPath,
+    UnscannableReason,
 };
 
 /// A decoded attachment or archive entry with what is known about it.
@@ -36,6 +37,8 @@ enum Format {
     Tar,
     /// Outlook's TNEF wrapper (winmail.dat).
     Tnef,
+    /// Rich Text Format, read without its markup.
+    Rtf,
     /// OLE2 compound file: legacy .doc/.xls/.ppt, or a password-protected Office file.
     Ole2,
     Image,
@@ -62,6 +65,9 @@ fn classify(b: &Blob<'_>) -> Format {
     }
     if tar::is_tar(bytes) {
         return Format::Tar;
+    }
+    if bytes.starts_with(b"{\\rtf") {
+        return Format::Rtf;
     }
     if bytes.starts_with(&tnef::MAGIC) {
         return Format::Tnef;
@@ -190,6 +196,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
                 tnef::extract(ctx, &b.path, b.bytes, b.depth + 1);
             }
         }
+        Format::Rtf => ctx.text(b.path, PartKind::Rtf, rtf::rtf_text(b.bytes)),
         Format::Ole2 => ole::extract(ctx, &b.path, b.bytes),
         Format::Image => {
             let what = b.mime.filter(|m| m.starts_with("image/"));

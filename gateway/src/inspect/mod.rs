@@ -22,6 +22,7 @@ mod office;
 mod ole;
 mod pdf;
 pub mod report;
+mod rtf;
 mod runs;
 mod tar;
 mod tnef;
@@ -137,6 +138,8 @@ pub enum PartKind {
     Xls,
     /// Legacy PowerPoint (.ppt) text.
     Ppt,
+    /// An RTF document's text, without its markup.
+    Rtf,
     /// Text of an Outlook TNEF wrapper (winmail.dat): body and properties.
     Tnef,
     /// Text read from an image by OCR.
@@ -162,6 +165,7 @@ impl PartKind {
             PartKind::Doc => "doc",
             PartKind::Xls => "xls",
             PartKind::Ppt => "ppt",
+            PartKind::Rtf => "rtf",
             PartKind::Tnef => "tnef",
             PartKind::ImageText => "ocr",
             PartKind::Raw => "raw",

@@ -717,6 +717,46 @@ fn winmail_dat_body_properties_and_attachments_are_scanned() {
 }
 
 #[test]
+fn outlook_compressed_rtf_bodies_and_rtf_files_are_read_without_markup() {
+    // Outlook's only body is often PR_RTF_COMPRESSED. The SSN is split by RTF
+    // markup (`\'2d` is the hyphen), so only a real RTF reading sees it whole.
+    let rtf = r"{\rtf1\ansi{\fonttbl{\f0 Calibri;}}\f0 Patient SSN: 536\'2d90\'2d4399\par}";
+    let props = tnef::tests::rtf_property(rtf);
+    let dat = tnef::tests::winmail("", &props, &[]);
+    let m = message(
+        "x",
+        &[attachment("application/ms-tnef", "winmail.dat", &dat)],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:winmail.dat!body.rtf"]);
+
+    // A damaged one (a flipped byte fails the CRC) is reported, not skipped.
+    let mut bad = props.clone();
+    let last = bad.len() - 5;
+    bad[last] ^= 0x55;
+    let dat = tnef::tests::winmail("", &bad, &[]);
+    let m = message(
+        "x",
+        &[attachment("application/ms-tnef", "winmail.dat", &dat)],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(reason_at(&i, "1:winmail.dat!body.rtf").code(), "corrupt");
+
+    // An .rtf attachment, whatever it is labelled.
+    let m = message(
+        "x",
+        &[attachment(
+            "application/octet-stream",
+            "letter.bin",
+            rtf.as_bytes(),
+        )],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:letter.bin"]);
+}
+
+#[test]
 fn with_ocr_off_or_over_the_cap_images_are_reported() {
     let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
     fake.resize(5000, b'.');

@@ -2,11 +2,12 @@
 //! message's body and attachments. Each attachment (attAttachData, named by
 //! attAttachTitle) is extracted as a blob of its own; the plain body
 //! (attBody) is text; MAPI property blocks (the message's and each
-//! attachment's: subject, body, long file names) are read for readable runs,
-//! as compressed RTF is not decompressed.
+//! attachment's: subject, body, long file names) are read for readable runs;
+//! and the compressed RTF body (PR_RTF_COMPRESSED, often the only body Outlook
+//! sends) is decompressed and read as RTF.
 
 use super::blob::{self, Blob};
-use super::{runs, Ctx, PartKind, PartPath, UnscannableReason};
+use super::{rtf, runs, Ctx, PartKind, PartPath, UnscannableReason};
 
 /// The TNEF signature, little-endian 0x223E9F78.
 pub(crate) const MAGIC: [u8; 4] = [0x78, 0x9F, 0x3E, 0x22];
@@ -85,6 +86,19 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
     if ctx.charge(path, text.len() as u64) {
         ctx.text(path.clone(), PartKind::Tnef, text);
     }
+    for value in props.iter().flat_map(|p| compressed_rtf_values(p)) {
+        let rpath = path.entry("body.rtf");
+        // The header's raw size is the sender's word, and the crate allocates it up
+        // front: charge it before decompressing.
+        let raw_size = u32::from_le_bytes([value[4], value[5], value[6], value[7]]);
+        if !ctx.charge(&rpath, u64::from(raw_size)) {
+            continue;
+        }
+        match decompress_rtf(value) {
+            Ok(body) => ctx.text(rpath, PartKind::Rtf, rtf::rtf_text(&body)),
+            Err(e) => ctx.unscannable(rpath, UnscannableReason::corrupt("compressed RTF", e)),
+        }
+    }
     for (i, a) in attachments.into_iter().enumerate() {
         let name = a.name.unwrap_or_else(|| format!("attachment-{}", i + 1));
         let Some(data) = a.data else { continue };
@@ -101,6 +115,56 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
     }
 }
 
+/// PR_RTF_COMPRESSED as it appears in a MAPI property block: type PT_BINARY
+/// (0x0102) then id 0x1009, little-endian.
+const RTF_COMPRESSED_TAG: [u8; 4] = [0x02, 0x01, 0x09, 0x10];
+
+/// The compressed RTF values of a MAPI property block. Rather than walk every
+/// property (named properties, multi-valued types), look for the tag followed by a
+/// well-formed binary value: count 1, a length that fits, and a compressed-RTF
+/// header whose size field agrees, so a chance byte pattern is not taken for one.
+fn compressed_rtf_values(props: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(k) = props[from..]
+        .windows(4)
+        .position(|w| w == RTF_COMPRESSED_TAG)
+    {
+        let at = from + k + 4;
+        from = from + k + 1;
+        let u32_at = |i: usize| {
+            props
+                .get(i..i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let (Some(1), Some(len)) = (u32_at(at), u32_at(at + 4)) else {
+            continue;
+        };
+        let Some(value) = props.get(at + 8..(at + 8).saturating_add(len)) else {
+            continue;
+        };
+        let magic = value.get(8..12);
+        if len >= 16
+            && u32_at(at + 8) == Some(len - 4)
+            && (magic == Some(b"LZFu") || magic == Some(b"MELA"))
+        {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// Decompresses a compressed-RTF value (header checked by `compressed_rtf_values`).
+fn decompress_rtf(value: &[u8]) -> Result<Vec<u8>, String> {
+    let raw_size = u32::from_le_bytes([value[4], value[5], value[6], value[7]]) as usize;
+    if &value[8..12] == b"MELA" && raw_size.saturating_add(16) > value.len() {
+        return Err("uncompressed RTF shorter than its header says".to_string());
+    }
+    let text = compressed_rtf::decompress_rtf(value).map_err(|e| e.to_string())?;
+    // The crate widens each byte to a char; narrow it back for the RTF reader.
+    Ok(text.chars().map(|c| c as u32 as u8).collect())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -114,6 +178,18 @@ pub(crate) mod tests {
         let sum: u16 = data.iter().fold(0u16, |s, &b| s.wrapping_add(u16::from(b)));
         a.extend_from_slice(&sum.to_le_bytes());
         a
+    }
+
+    /// A MAPI property block holding `rtf` as PR_RTF_COMPRESSED, as Outlook writes it.
+    pub(crate) fn rtf_property(rtf: &str) -> Vec<u8> {
+        let value = compressed_rtf::compress_rtf(rtf).expect("ASCII RTF compresses");
+        let mut p = 1u32.to_le_bytes().to_vec();
+        p.extend_from_slice(&RTF_COMPRESSED_TAG);
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        p.extend_from_slice(&value);
+        p.resize(p.len().next_multiple_of(4), 0);
+        p
     }
 
     /// A winmail.dat with a body, MAPI properties and the attachments given.

@@ -1,0 +1,214 @@
+//! RTF to text: the words of an `.rtf` attachment, or of the compressed RTF body
+//! Outlook puts in winmail.dat, without the markup.
+//!
+//! Only what a reader sees is kept. Font, colour and style tables, pictures,
+//! embedded objects and every `{\*…}` destination (including the `\htmltag`
+//! markup of RTF that Outlook made from HTML) are skipped. `\'hh` is read as
+//! Windows-1252, `\uN` as a Unicode character (its `\ucN` fallback characters
+//! dropped), and paragraph, line, tab and cell marks become line breaks and tabs,
+//! so a number never runs into the next cell.
+
+/// Destinations whose content is not text a reader sees.
+const SKIPPED: &[&str] = &[
+    "fonttbl",
+    "colortbl",
+    "stylesheet",
+    "listtable",
+    "listoverridetable",
+    "revtbl",
+    "rsidtbl",
+    "pict",
+    "object",
+    "objdata",
+    "themedata",
+    "colorschememapping",
+    "datastore",
+    "latentstyles",
+    "generator",
+    "xmlnstbl",
+    "mmathPr",
+    "fldinst",
+];
+
+/// The characters Windows-1252 puts at 0x80–0x9F (elsewhere it matches Latin-1).
+const CP1252_HIGH: [char; 32] = [
+    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}',
+    '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
+];
+
+fn cp1252(b: u8) -> char {
+    match b {
+        0x80..=0x9F => CP1252_HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
+
+/// Per-group state, restored when the group closes.
+#[derive(Clone, Copy)]
+struct Group {
+    skip: bool,
+    /// Fallback characters after `\uN` (`\ucN`, default 1).
+    uc: usize,
+}
+
+/// The visible text of an RTF document. Malformed input (unbalanced braces, a
+/// truncated control word) yields what could be read, never an error.
+pub(crate) fn rtf_text(rtf: &[u8]) -> String {
+    let mut out = String::with_capacity(rtf.len() / 2);
+    let mut stack: Vec<Group> = Vec::new();
+    let mut cur = Group { skip: false, uc: 1 };
+    // Fallback characters still to drop after a `\uN`.
+    let mut pending_skip = 0usize;
+    // True right after `{`: a control word there names the group's destination.
+    let mut group_start = false;
+    let mut i = 0;
+    while i < rtf.len() {
+        let c = rtf[i];
+        match c {
+            b'{' => {
+                // Deep nesting costs a few bytes per level; a hostile file of a
+                // million braces is bounded by its own size.
+                stack.push(cur);
+                group_start = true;
+                pending_skip = 0;
+                i += 1;
+            }
+            b'}' => {
+                cur = stack.pop().unwrap_or(Group { skip: false, uc: 1 });
+                group_start = false;
+                pending_skip = 0;
+                i += 1;
+            }
+            b'\\' => {
+                let at_start = std::mem::take(&mut group_start);
+                let Some(&n) = rtf.get(i + 1) else { break };
+                if n.is_ascii_alphabetic() {
+                    let start = i + 1;
+                    let mut j = start;
+                    while j < rtf.len() && rtf[j].is_ascii_alphabetic() && j - start < 32 {
+                        j += 1;
+                    }
+                    let word = std::str::from_utf8(&rtf[start..j]).unwrap_or("");
+                    let num_start = j;
+                    if j < rtf.len() && rtf[j] == b'-' {
+                        j += 1;
+                    }
+                    while j < rtf.len() && rtf[j].is_ascii_digit() && j - num_start < 10 {
+                        j += 1;
+                    }
+                    let param: Option<i64> = std::str::from_utf8(&rtf[num_start..j])
+                        .ok()
+                        .and_then(|s| s.parse().ok());
+                    if j < rtf.len() && rtf[j] == b' ' {
+                        j += 1; // the delimiter space belongs to the control word
+                    }
+                    i = j;
+                    if at_start && SKIPPED.contains(&word) {
+                        cur.skip = true;
+                    }
+                    if cur.skip {
+                        continue;
+                    }
+                    match word {
+                        "par" | "line" | "row" | "sect" | "page" => out.push('\n'),
+                        "tab" | "cell" => out.push('\t'),
+                        "uc" => cur.uc = param.map_or(1, |p| p.clamp(0, 16) as usize),
+                        "u" => {
+                            if let Some(p) = param {
+                                // RTF writes code points above 32767 as negative numbers.
+                                let cp = if p < 0 { p + 65_536 } else { p };
+                                out.push(
+                                    u32::try_from(cp)
+                                        .ok()
+                                        .and_then(char::from_u32)
+                                        .unwrap_or('\u{FFFD}'),
+                                );
+                                pending_skip = cur.uc;
+                            }
+                        }
+                        "emdash" => out.push('—'),
+                        "endash" => out.push('–'),
+                        "lquote" => out.push('‘'),
+                        "rquote" => out.push('’'),
+                        "ldblquote" => out.push('“'),
+                        "rdblquote" => out.push('”'),
+                        "bullet" => out.push('•'),
+                        _ => {}
+                    }
+                    continue;
+                }
+                // Control symbols.
+                i += 2;
+                match n {
+                    b'*' if at_start => cur.skip = true,
+                    b'\'' => {
+                        let hex = rtf.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
+                        if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                            i += 2;
+                            if pending_skip > 0 {
+                                pending_skip -= 1;
+                            } else if !cur.skip {
+                                out.push(cp1252(b));
+                            }
+                        }
+                    }
+                    _ if cur.skip => {}
+                    b'\\' | b'{' | b'}' => out.push(char::from(n)),
+                    b'~' => out.push(' '),
+                    b'_' => out.push('-'),
+                    b'\n' | b'\r' => out.push('\n'), // `\` + newline is `\par`
+                    b'\t' => out.push('\t'),
+                    _ => {} // `\-` optional hyphen, `\|`, `\:` and the like
+                }
+            }
+            b'\r' | b'\n' => i += 1, // line breaks in the source are not text
+            _ => {
+                group_start = false;
+                i += 1;
+                if pending_skip > 0 {
+                    pending_skip -= 1;
+                } else if !cur.skip {
+                    out.push(cp1252(c));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtf_text;
+
+    #[test]
+    fn text_without_markup_tables_or_hidden_destinations() {
+        let rtf = br"{\rtf1\ansi\deff0{\fonttbl{\f0 Arial;}}{\colortbl;\red0\green0\blue0;}
+{\*\generator Riched20;}\pard\f0\fs20 Patient SSN: 536-90-4399\par
+Caf\'e9 \u8364? 12\tab 34\cell\b bold\b0\par}";
+        assert_eq!(
+            rtf_text(rtf),
+            "Patient SSN: 536-90-4399\nCafé € 12\t34\tbold\n"
+        );
+    }
+
+    #[test]
+    fn outlook_html_tags_are_skipped_and_escapes_kept() {
+        let rtf = br"{\rtf1\ansi\fromhtml1 {\*\htmltag19 <body>}Card \{4556\} 7375\htmlrtf \par\htmlrtf0{\*\htmltag0 </body>}}";
+        assert_eq!(rtf_text(rtf), "Card {4556} 7375\n");
+    }
+
+    #[test]
+    fn unicode_fallbacks_and_negative_code_points() {
+        // \uc2 drops two fallback bytes; -3913 is U+F0B7 written as signed 16-bit.
+        let rtf = br"{\rtf1\uc2 A\u955\'3f\'3fB\uc1\u-3913?C}";
+        assert_eq!(rtf_text(rtf), "A\u{3bb}B\u{f0b7}C");
+    }
+
+    #[test]
+    fn malformed_input_gives_what_it_can() {
+        assert_eq!(rtf_text(b"{\\rtf1 abc}}} def \\"), "abc def ");
+        assert_eq!(rtf_text(b"\\'zz x\\u"), "zz x");
+        let deep = "{".repeat(100_000) + "x";
+        assert_eq!(rtf_text(deep.as_bytes()), "x");
+    }
+}
