@@ -4,8 +4,9 @@
 //! (the same work ripgrep does for an alternation). At each hit, an anchored
 //! `MatchKind::All` check finds every other pattern matching at the same start, so
 //! overlapping detectors (a 9-digit number can be an SSN, ABA or account number) all
-//! see the candidate. Keywords are found once per text with one Aho-Corasick automaton,
-//! only when a candidate needs them, and proximity is offset arithmetic.
+//! see the candidate. Keywords are found once per text (`keywords.rs`, word by word),
+//! only when a candidate or a dictionary detector needs them, and proximity is offset
+//! arithmetic.
 
 use crate::error::{line_of, RuleError, RuleErrorKind};
 use crate::keywords::{KeywordIndex, Occurrences};
