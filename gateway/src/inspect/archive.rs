@@ -114,6 +114,18 @@ pub(crate) fn extract_zip(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], dept
         Ok(z) => z,
         Err(r) => return ctx.unscannable(path.clone(), r),
     };
+    // A central directory listing nothing in a file that starts with a local entry
+    // is damaged or doctored: streaming unzippers read local entries and would still
+    // find the content, so it must not pass as an empty archive.
+    if zip.is_empty() && bytes.starts_with(b"PK\x03\x04") {
+        return ctx.unscannable(
+            path.clone(),
+            UnscannableReason::corrupt(
+                "zip",
+                "the central directory lists no entries, yet the file holds local entries",
+            ),
+        );
+    }
     if let Some(kind) = OfficeKind::detect(&zip) {
         return office::extract(ctx, path, &mut zip, kind, depth);
     }

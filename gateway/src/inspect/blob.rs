@@ -196,7 +196,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
                 tnef::extract(ctx, &b.path, b.bytes, b.depth + 1);
             }
         }
-        Format::Rtf => ctx.text(b.path, PartKind::Rtf, rtf::rtf_text(b.bytes)),
+        Format::Rtf => rtf::extract(ctx, b.path, b.bytes),
         Format::Ole2 => ole::extract(ctx, &b.path, b.bytes),
         Format::Image => {
             let what = b.mime.filter(|m| m.starts_with("image/"));

@@ -77,6 +77,80 @@ impl OfficeKind {
     }
 }
 
+/// What one entry of an Office package is to the scanner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// XML whose character data is text: read into the document's text.
+    Text,
+    /// Any other XML: read as it is, tags and attributes included, because its
+    /// element names label the values (`<ssn>…</ssn>`) and attributes hold data
+    /// (a pivot cache's `<s v="…"/>`).
+    Data,
+    /// A file of its own (embedded object, media, unknown binary): a blob.
+    Blob,
+    /// Layout, styling and package plumbing: skipped.
+    Markup,
+}
+
+impl OfficeKind {
+    fn role(self, n: &str) -> Role {
+        if self.is_text_part(n) {
+            return Role::Text;
+        }
+        if is_embedded(n) {
+            return Role::Blob;
+        }
+        if is_markup(n) {
+            return Role::Markup;
+        }
+        // Everything else is read: custom XML data, pivot caches (a copy of a sheet's
+        // source rows), charts, drawings' text boxes, custom properties, and any part
+        // a tool added or whose name was damaged. Text can hide wherever Office
+        // itself does not look.
+        if n.ends_with(".xml") {
+            Role::Data
+        } else {
+            Role::Blob
+        }
+    }
+}
+
+/// Parts that hold layout, styling, macros and package plumbing, not anyone's words.
+fn is_markup(n: &str) -> bool {
+    const DIRS: &[&str] = &[
+        "_rels/",
+        "theme/",
+        "slideLayouts/",
+        "slideMasters/",
+        "notesMasters/",
+        "handoutMasters/",
+        "fonts/",
+        "printerSettings/",
+    ];
+    const FILES: &[&str] = &[
+        "[Content_Types].xml",
+        "app.xml",
+        "styles.xml",
+        "stylesWithEffects.xml",
+        "settings.xml",
+        "webSettings.xml",
+        "fontTable.xml",
+        "numbering.xml",
+        "presentation.xml",
+        "presProps.xml",
+        "viewProps.xml",
+        "tableStyles.xml",
+        "calcChain.xml",
+        "vbaProject.bin",
+        "vbaData.xml",
+    ];
+    let file = n.rsplit('/').next().unwrap_or(n);
+    n.ends_with(".rels")
+        || n.starts_with("docProps/thumbnail")
+        || FILES.contains(&file)
+        || DIRS.iter().any(|d| n.contains(d))
+}
+
 /// True for files embedded in a document (OLE objects, nested workbooks) or its media.
 fn is_embedded(n: &str) -> bool {
     ["word/", "xl/", "ppt/"].iter().any(|p| {
@@ -117,9 +191,9 @@ pub(crate) fn extract(
         if shared.is_some() && name == SHARED_STRINGS {
             continue; // read above
         }
-        let text_part = kind.is_text_part(&name);
-        if !text_part && !is_embedded(&name) {
-            continue; // styles, relationships, themes: markup, not content
+        let role = kind.role(&name);
+        if role == Role::Markup {
+            continue;
         }
         let epath = path.entry(&name);
         let data = match archive::read_entry(ctx, zip, i, kind.name()) {
@@ -129,7 +203,10 @@ pub(crate) fn extract(
                 continue;
             }
         };
-        if text_part {
+        if role == Role::Data {
+            text.push_str(&blob::decode_text(&data));
+            text.push('\n');
+        } else if role == Role::Text {
             let parsed = match &shared {
                 Some(strings) if name.starts_with("xl/worksheets/") => {
                     sheets += 1;

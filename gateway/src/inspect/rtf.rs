@@ -8,6 +8,20 @@
 //! dropped), and paragraph, line, tab and cell marks become line breaks and tabs,
 //! so a number never runs into the next cell.
 
+use super::{Ctx, PartKind, PartPath, UnscannableReason};
+
+/// Records an RTF document's text at `path`, and reports it if it is damaged.
+pub(crate) fn extract(ctx: &mut Ctx<'_>, path: PartPath, rtf: &[u8]) {
+    let r = rtf_text(rtf);
+    if !r.balanced {
+        ctx.unscannable(
+            path.clone(),
+            UnscannableReason::corrupt("rtf", "unbalanced groups (truncated or damaged)"),
+        );
+    }
+    ctx.text(path, PartKind::Rtf, r.text);
+}
+
 /// Destinations whose content is not text a reader sees.
 const SKIPPED: &[&str] = &[
     "fonttbl",
@@ -51,9 +65,20 @@ struct Group {
     uc: usize,
 }
 
-/// The visible text of an RTF document. Malformed input (unbalanced braces, a
-/// truncated control word) yields what could be read, never an error.
-pub(crate) fn rtf_text(rtf: &[u8]) -> String {
+/// An RTF document's visible text, and whether its groups were balanced.
+pub(crate) struct RtfText {
+    /// What could be read.
+    pub(crate) text: String,
+    /// False for a truncated or damaged document (a group left open, or closed
+    /// twice): text after the damage may have been taken for markup, so the caller
+    /// reports the part rather than pass a possibly partial reading as whole.
+    pub(crate) balanced: bool,
+}
+
+/// The visible text of an RTF document. Malformed input yields what could be
+/// read, never an error.
+pub(crate) fn rtf_text(rtf: &[u8]) -> RtfText {
+    let mut balanced = true;
     let mut out = String::with_capacity(rtf.len() / 2);
     let mut stack: Vec<Group> = Vec::new();
     let mut cur = Group { skip: false, uc: 1 };
@@ -74,14 +99,20 @@ pub(crate) fn rtf_text(rtf: &[u8]) -> String {
                 i += 1;
             }
             b'}' => {
-                cur = stack.pop().unwrap_or(Group { skip: false, uc: 1 });
+                cur = stack.pop().unwrap_or_else(|| {
+                    balanced = false;
+                    Group { skip: false, uc: 1 }
+                });
                 group_start = false;
                 pending_skip = 0;
                 i += 1;
             }
             b'\\' => {
                 let at_start = std::mem::take(&mut group_start);
-                let Some(&n) = rtf.get(i + 1) else { break };
+                let Some(&n) = rtf.get(i + 1) else {
+                    balanced = false;
+                    break;
+                };
                 if n.is_ascii_alphabetic() {
                     let start = i + 1;
                     let mut j = start;
@@ -173,42 +204,53 @@ pub(crate) fn rtf_text(rtf: &[u8]) -> String {
             }
         }
     }
-    out
+    RtfText {
+        text: out,
+        balanced: balanced && stack.is_empty(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::rtf_text;
 
+    fn text(rtf: &[u8]) -> String {
+        let r = rtf_text(rtf);
+        assert!(r.balanced);
+        r.text
+    }
+
     #[test]
     fn text_without_markup_tables_or_hidden_destinations() {
         let rtf = br"{\rtf1\ansi\deff0{\fonttbl{\f0 Arial;}}{\colortbl;\red0\green0\blue0;}
 {\*\generator Riched20;}\pard\f0\fs20 Patient SSN: 536-90-4399\par
 Caf\'e9 \u8364? 12\tab 34\cell\b bold\b0\par}";
-        assert_eq!(
-            rtf_text(rtf),
-            "Patient SSN: 536-90-4399\nCafé € 12\t34\tbold\n"
-        );
+        assert_eq!(text(rtf), "Patient SSN: 536-90-4399\nCafé € 12\t34\tbold\n");
     }
 
     #[test]
     fn outlook_html_tags_are_skipped_and_escapes_kept() {
         let rtf = br"{\rtf1\ansi\fromhtml1 {\*\htmltag19 <body>}Card \{4556\} 7375\htmlrtf \par\htmlrtf0{\*\htmltag0 </body>}}";
-        assert_eq!(rtf_text(rtf), "Card {4556} 7375\n");
+        assert_eq!(text(rtf), "Card {4556} 7375\n");
     }
 
     #[test]
     fn unicode_fallbacks_and_negative_code_points() {
         // \uc2 drops two fallback bytes; -3913 is U+F0B7 written as signed 16-bit.
         let rtf = br"{\rtf1\uc2 A\u955\'3f\'3fB\uc1\u-3913?C}";
-        assert_eq!(rtf_text(rtf), "A\u{3bb}B\u{f0b7}C");
+        assert_eq!(text(rtf), "A\u{3bb}B\u{f0b7}C");
     }
 
     #[test]
-    fn malformed_input_gives_what_it_can() {
-        assert_eq!(rtf_text(b"{\\rtf1 abc}}} def \\"), "abc def ");
-        assert_eq!(rtf_text(b"\\'zz x\\u"), "zz x");
+    fn malformed_input_gives_what_it_can_and_says_so() {
+        let extra_close = rtf_text(b"{\\rtf1 abc}}} def \\");
+        assert_eq!(extra_close.text, "abc def ");
+        assert!(!extra_close.balanced);
+        let cut = rtf_text(b"{\\rtf1{\\fonttbl{\\f0 Arial;}}SSN 536-90");
+        assert_eq!(cut.text, "SSN 536-90");
+        assert!(!cut.balanced);
+        assert_eq!(rtf_text(b"{\\rtf1 \\'zz x\\u}").text, "zz x");
         let deep = "{".repeat(100_000) + "x";
-        assert_eq!(rtf_text(deep.as_bytes()), "x");
+        assert_eq!(rtf_text(deep.as_bytes()).text, "x");
     }
 }

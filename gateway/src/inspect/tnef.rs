@@ -95,7 +95,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
             continue;
         }
         match decompress_rtf(value) {
-            Ok(body) => ctx.text(rpath, PartKind::Rtf, rtf::rtf_text(&body)),
+            Ok(body) => rtf::extract(ctx, rpath, &body),
             Err(e) => ctx.unscannable(rpath, UnscannableReason::corrupt("compressed RTF", e)),
         }
     }
