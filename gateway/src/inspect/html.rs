@@ -112,16 +112,29 @@ fn inline_joins(name: &str) -> bool {
     )
 }
 
-/// Index of the `>` closing a tag that starts at `from`, skipping quoted attributes.
+/// Index of the `>` closing a tag that starts at `from`, skipping quoted attribute
+/// values. As in a browser, a quote opens a value only after `=`: a stray quote
+/// elsewhere in a tag (`<p x">`) is an ordinary character, or it would hide the
+/// rest of the document from the scan while the recipient still sees it.
 fn tag_end(b: &[u8], from: usize) -> usize {
     let mut quote = None;
+    let mut after_eq = false;
     let mut j = from;
     while j < b.len() {
-        match (quote, b[j]) {
-            (None, b'"' | b'\'') => quote = Some(b[j]),
-            (Some(q), c) if c == q => quote = None,
-            (None, b'>') => return j,
-            _ => {}
+        let c = b[j];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'>' => return j,
+                b'"' | b'\'' if after_eq => quote = Some(c),
+                b'=' => after_eq = true,
+                c if c.is_ascii_whitespace() => {}
+                _ => after_eq = false,
+            },
+        }
+        if quote.is_some() {
+            after_eq = false;
         }
         j += 1;
     }
@@ -303,6 +316,13 @@ mod tests {
         let t = html_to_text("<table><tr><td>123</td><td>456</td></tr></table><b>53</b>6");
         assert!(t.contains("123\n"), "{t:?}");
         assert!(t.contains("536"), "{t:?}");
+    }
+
+    #[test]
+    fn a_stray_quote_in_a_tag_does_not_hide_the_rest() {
+        let t = html_to_text("<p x\">Patient SSN 536-90-4399</p><a title = 'q>r'>s</a>");
+        assert!(t.contains("Patient SSN 536-90-4399"), "{t:?}");
+        assert!(t.contains('s') && !t.contains("r'"), "{t:?}");
     }
 
     #[test]

@@ -115,40 +115,49 @@ impl OfficeKind {
     }
 }
 
-/// Parts that hold layout, styling, macros and package plumbing, not anyone's words.
+/// Parts that hold layout, styling, macros and package plumbing, not anyone's words:
+/// matched by their exact place in the package, so a part moved or renamed (by
+/// damage or on purpose) is read rather than taken for markup.
 fn is_markup(n: &str) -> bool {
-    const DIRS: &[&str] = &[
-        "_rels/",
-        "theme/",
-        "slideLayouts/",
-        "slideMasters/",
-        "notesMasters/",
-        "handoutMasters/",
-        "fonts/",
-        "printerSettings/",
-    ];
     const FILES: &[&str] = &[
         "[Content_Types].xml",
-        "app.xml",
-        "styles.xml",
-        "stylesWithEffects.xml",
-        "settings.xml",
-        "webSettings.xml",
-        "fontTable.xml",
-        "numbering.xml",
-        "presentation.xml",
-        "presProps.xml",
-        "viewProps.xml",
-        "tableStyles.xml",
-        "calcChain.xml",
-        "vbaProject.bin",
-        "vbaData.xml",
+        "docProps/app.xml",
+        "word/styles.xml",
+        "word/stylesWithEffects.xml",
+        "word/settings.xml",
+        "word/webSettings.xml",
+        "word/fontTable.xml",
+        "word/numbering.xml",
+        "word/vbaProject.bin",
+        "word/vbaData.xml",
+        "xl/styles.xml",
+        "xl/calcChain.xml",
+        "xl/vbaProject.bin",
+        "ppt/presentation.xml",
+        "ppt/presProps.xml",
+        "ppt/viewProps.xml",
+        "ppt/tableStyles.xml",
+        "ppt/vbaProject.bin",
     ];
-    let file = n.rsplit('/').next().unwrap_or(n);
-    n.ends_with(".rels")
+    const DIRS: &[&str] = &[
+        "word/theme/",
+        "word/fonts/",
+        "xl/theme/",
+        "xl/printerSettings/",
+        "ppt/theme/",
+        "ppt/fonts/",
+        "ppt/slideLayouts/",
+        "ppt/slideMasters/",
+        "ppt/notesMasters/",
+        "ppt/handoutMasters/",
+        "ppt/printerSettings/",
+    ];
+    (n.ends_with(".rels") && n.contains("_rels/"))
         || n.starts_with("docProps/thumbnail")
-        || FILES.contains(&file)
-        || DIRS.iter().any(|d| n.contains(d))
+        || FILES.contains(&n)
+        || DIRS
+            .iter()
+            .any(|d| n.starts_with(d) && !n[d.len()..].contains('/'))
 }
 
 /// True for files embedded in a document (OLE objects, nested workbooks) or its media.

@@ -5,8 +5,10 @@
 //! show), which is where typed identifiers live. Excel's cells are also
 //! read as a sheet: shared strings, labels and numbers (NUMBER, RK, MULRK),
 //! row by row, so a number typed into a cell is seen next to its header.
-//! A password-protected file (an `EncryptionInfo` stream) is reported as
-//! encrypted.
+//! A password-protected file is reported as encrypted: an `EncryptionInfo`
+//! stream (Office 2007+ protection), the FIB's fEncrypted flag of a Word 97–2003
+//! document, or a FILEPASS record in an Excel 97–2003 workbook. A main stream
+//! that holds bytes but no readable text is reported too, never passed as empty.
 
 use super::{runs, Ctx, PartKind, PartPath, UnscannableReason};
 use std::io::{Cursor, Read};
@@ -22,6 +24,31 @@ const TEXT_STREAMS: [(&str, PartKind); 5] = [
     ("/PowerPoint Document", PartKind::Ppt),
     ("/1Table", PartKind::Doc),
 ];
+
+/// True when a Word or Excel 97–2003 stream says its content is encrypted or
+/// obfuscated (a password to open): Word's FIB (wIdent 0xA5EC, fEncrypted 0x0100
+/// in the flags at offset 10), Excel's FILEPASS record among the first records.
+fn legacy_encrypted(stream: &str, data: &[u8]) -> bool {
+    let u16_at = |i: usize| data.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    match stream {
+        "/WordDocument" => u16_at(0) == Some(0xA5EC) && u16_at(10).is_some_and(|f| f & 0x0100 != 0),
+        "/Workbook" | "/Book" => {
+            let mut at = 0;
+            for _ in 0..64 {
+                let (Some(kind), Some(len)) = (u16_at(at), u16_at(at + 2)) else {
+                    return false;
+                };
+                match kind {
+                    0x002F => return true,  // FILEPASS
+                    0x000A => return false, // EOF of the globals
+                    _ => at += 4 + usize::from(len),
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
 
 /// An RK number (Excel's compact cell value).
 fn rk(v: u32) -> f64 {
@@ -279,9 +306,24 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8]) {
             );
             continue;
         }
+        if legacy_encrypted(stream, &data) {
+            return ctx.unscannable(
+                path.clone(),
+                UnscannableReason::Encrypted("password-protected Office file"),
+            );
+        }
         let mut text = runs::text_runs(&data);
         if kind == PartKind::Xls {
             xls_cells(&data, &mut text);
+        }
+        // A main stream always holds text (Word's FIB alone is 68+ bytes with runs
+        // after it): an empty or unreadable one is damage, not an empty document.
+        if text.trim().is_empty() && stream != "/1Table" {
+            ctx.unscannable(
+                path.clone(),
+                UnscannableReason::corrupt("ole2", format!("no readable text in {stream}")),
+            );
+            continue;
         }
         if ctx.charge(path, text.len() as u64) {
             ctx.text(path.clone(), kind, text);

@@ -31,12 +31,31 @@ fn cstr(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
+/// The header's checksum: the byte sum with the checksum field read as spaces.
+fn checksum_ok(h: &[u8]) -> bool {
+    let sum: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    octal(&h[148..156]) == Some(sum)
+}
+
 /// Extracts every regular file of a tar archive.
 pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: usize) {
     let mut at = 0usize;
     let mut entries = 0usize;
     let mut long_name: Option<String> = None;
+    // Reported once: the entries are still read, damaged or not.
+    let mut damaged = false;
     while at + BLOCK <= bytes.len() {
+        let header_at = at;
         let h = &bytes[at..at + BLOCK];
         if h.iter().all(|&b| b == 0) {
             break; // the end-of-archive blocks
@@ -78,8 +97,21 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
                 base
             }
         });
-        if !matches!(kind, b'0' | 0 | b'7') {
-            continue; // directories, links, devices, pax headers: no content
+        // Links, devices, directories, FIFOs, pax and GNU metadata have no content.
+        // Anything else is a file: POSIX reads an unknown type flag as a regular
+        // file, and so must a scanner, or a flag would hide the content.
+        if matches!(kind, b'1'..=b'6' | b'x' | b'g' | b'K' | b'D' | b'V') {
+            continue;
+        }
+        if !checksum_ok(h) && !damaged {
+            damaged = true;
+            ctx.unscannable(
+                path.clone(),
+                UnscannableReason::corrupt(
+                    "tar",
+                    format!("header checksum wrong at offset {header_at}"),
+                ),
+            );
         }
         entries += 1;
         if entries > ctx.limits.max_archive_entries {
