@@ -89,6 +89,11 @@ fn pathological_inputs_finish() {
         "ssn ",
         "E11.",
         "dx E11.9 ",
+        // The word-by-word keyword search: one endless word, dense multi-word terms.
+        "a",
+        "social security ",
+        "d.o.b. ",
+        "covid-19 ",
     ] {
         let text = unit.repeat(100_000);
         let _ = rs.scan(&text);
