@@ -5,7 +5,7 @@
 //! sent as `application/octet-stream` named `notes.txt` is still read as a PDF.
 
 use super::{
-    archive, gzip, html, mime, ocr, ole, pdf, rtf, tar, tnef, Ctx, PartKind, PartPath,
+    archive, gzip, html, mime, ocr, ole, pdf, rtf, sevenz, tar, tnef, Ctx, PartKind, PartPath,
     UnscannableReason,
 };
 
@@ -39,6 +39,8 @@ enum Format {
     Tnef,
     /// Rich Text Format, read without its markup.
     Rtf,
+    /// 7z archive.
+    SevenZ,
     /// OLE2 compound file: legacy .doc/.xls/.ppt, or a password-protected Office file.
     Ole2,
     Image,
@@ -59,6 +61,9 @@ fn classify(b: &Blob<'_>) -> Format {
     }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return Format::Zip;
+    }
+    if bytes.starts_with(&sevenz::MAGIC) {
+        return Format::SevenZ;
     }
     if bytes.starts_with(&gzip::MAGIC) {
         return Format::Gzip;
@@ -197,6 +202,11 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {
             }
         }
         Format::Rtf => rtf::extract(ctx, b.path, b.bytes),
+        Format::SevenZ => {
+            if ctx.depth_ok(&b.path, b.depth + 1) {
+                sevenz::extract(ctx, &b.path, b.bytes, b.depth + 1);
+            }
+        }
         Format::Ole2 => ole::extract(ctx, &b.path, b.bytes),
         Format::Image => {
             let what = b.mime.filter(|m| m.starts_with("image/"));

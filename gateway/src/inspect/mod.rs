@@ -24,6 +24,7 @@ mod pdf;
 pub mod report;
 mod rtf;
 mod runs;
+mod sevenz;
 mod tar;
 mod tnef;
 pub mod worker;
