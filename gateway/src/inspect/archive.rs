@@ -3,7 +3,7 @@
 //! Declared sizes in a zip can lie, so every entry is read through a hard cap one byte
 //! above what it may expand to; the ratio check uses the bytes actually produced.
 
-use super::blob::{self, Blob};
+use super::blob;
 use super::office::{self, OfficeKind};
 use super::{Ctx, PartPath, UnscannableReason};
 use std::io::{Cursor, Read};
@@ -146,16 +146,7 @@ pub(crate) fn extract_zip(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], dept
         }
         let epath = path.entry(&name);
         match read_entry(ctx, &mut zip, i, "zip") {
-            Ok(data) => blob::extract(
-                ctx,
-                Blob {
-                    path: epath,
-                    name: Some(&name),
-                    mime: None,
-                    bytes: &data,
-                    depth,
-                },
-            ),
+            Ok(data) => blob::extract_entry(ctx, epath, &name, &data, depth),
             Err(r) => {
                 // The name is still text a sender wrote.
                 ctx.text(epath.clone(), super::PartKind::FileName, name.clone());

@@ -162,6 +162,26 @@ fn decode_utf16(b: &[u8], f: fn([u8; 2]) -> u16) -> String {
         .collect()
 }
 
+/// Extracts an archive or container entry: a blob known by its name only.
+pub(crate) fn extract_entry(
+    ctx: &mut Ctx<'_>,
+    path: PartPath,
+    name: &str,
+    bytes: &[u8],
+    depth: usize,
+) {
+    extract(
+        ctx,
+        Blob {
+            path,
+            name: Some(name),
+            mime: None,
+            bytes,
+            depth,
+        },
+    );
+}
+
 /// Extracts whatever text a blob holds (recursing into containers) and scans its file
 /// name; anything unreadable is recorded as unscannable.
 pub(crate) fn extract(ctx: &mut Ctx<'_>, b: Blob<'_>) {

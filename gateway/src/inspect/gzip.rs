@@ -2,7 +2,7 @@
 //! entry (part size, compression ratio, the message budget) and what comes out
 //! is classified again, so a `.tar.gz` is read as the tar it holds.
 
-use super::blob::{self, Blob};
+use super::blob;
 use super::{Ctx, PartPath, UnscannableReason};
 use flate2::read::MultiGzDecoder;
 use std::io::Read;
@@ -81,16 +81,7 @@ pub(crate) fn extract(
     }
     ctx.budget.take(got);
     let inner = inner_name(bytes, name);
-    blob::extract(
-        ctx,
-        Blob {
-            path: path.entry(&inner),
-            name: Some(&inner),
-            mime: None,
-            bytes: &out,
-            depth,
-        },
-    );
+    blob::extract_entry(ctx, path.entry(&inner), &inner, &out, depth);
 }
 
 #[cfg(test)]

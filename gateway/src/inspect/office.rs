@@ -4,7 +4,7 @@
 //! together, while runs inside a paragraph (`<w:t>12</w:t><w:t>3</w:t>`) join.
 
 use super::archive::{self, Zip};
-use super::blob::{self, Blob};
+use super::blob;
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -232,16 +232,7 @@ pub(crate) fn extract(
             }
         } else {
             let short = name.rsplit('/').next().unwrap_or(&name).to_string();
-            blob::extract(
-                ctx,
-                Blob {
-                    path: epath,
-                    name: Some(&short),
-                    mime: None,
-                    bytes: &data,
-                    depth,
-                },
-            );
+            blob::extract_entry(ctx, epath, &short, &data, depth);
         }
     }
     if let (Some(strings), 0) = (&shared, sheets) {

@@ -7,7 +7,7 @@
 //! message budget bound what is inflated instead. The decoders' dictionaries are
 //! bounded by a memory limit, and decoding runs on the inspecting thread only.
 
-use super::blob::{self, Blob};
+use super::blob;
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 use sevenz_rust2::{ArchiveReader, EntryDecision, Error, Password};
 use std::io::{Cursor, Read};
@@ -91,16 +91,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
             skipped_block = true;
             return Ok(EntryDecision::SkipBlock);
         }
-        blob::extract(
-            ctx,
-            Blob {
-                path: epath,
-                name: Some(&name),
-                mime: None,
-                bytes: &buf,
-                depth,
-            },
-        );
+        blob::extract_entry(ctx, epath, &name, &buf, depth);
         Ok(EntryDecision::Continue)
     });
     if let Err(e) = result {

@@ -2,7 +2,7 @@
 //! of its own. A tar stores its entries uncompressed, so reading one costs no
 //! expansion; the entry count is capped like a zip's.
 
-use super::blob::{self, Blob};
+use super::blob;
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 
 const BLOCK: usize = 512;
@@ -135,16 +135,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
             );
             continue;
         }
-        blob::extract(
-            ctx,
-            Blob {
-                path: epath,
-                name: Some(&name),
-                mime: None,
-                bytes: data,
-                depth,
-            },
-        );
+        blob::extract_entry(ctx, epath, &name, data, depth);
     }
 }
 

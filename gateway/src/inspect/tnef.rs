@@ -6,7 +6,7 @@
 //! and the compressed RTF body (PR_RTF_COMPRESSED, often the only body Outlook
 //! sends) is decompressed and read as RTF.
 
-use super::blob::{self, Blob};
+use super::blob;
 use super::{rtf, runs, Ctx, PartKind, PartPath, UnscannableReason};
 
 /// The TNEF signature, little-endian 0x223E9F78.
@@ -102,16 +102,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
     for (i, a) in attachments.into_iter().enumerate() {
         let name = a.name.unwrap_or_else(|| format!("attachment-{}", i + 1));
         let Some(data) = a.data else { continue };
-        blob::extract(
-            ctx,
-            Blob {
-                path: path.entry(&name),
-                name: Some(&name),
-                mime: None,
-                bytes: data,
-                depth,
-            },
-        );
+        blob::extract_entry(ctx, path.entry(&name), &name, data, depth);
     }
 }
 
