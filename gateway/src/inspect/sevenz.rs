@@ -35,8 +35,19 @@ fn reason(e: &Error) -> UnscannableReason {
     }
 }
 
-/// Extracts every file of a 7z archive.
+/// Extracts every file of a 7z archive. The decoders are a large third-party
+/// parser fed hostile input: a panic in them is contained and reported, so the
+/// rest of the message keeps its findings.
 pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: usize) {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read(ctx, path, bytes, depth)
+    }));
+    if run.is_err() {
+        ctx.unscannable(path.clone(), UnscannableReason::ExtractorPanic("7z"));
+    }
+}
+
+fn read(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: usize) {
     let mut reader = match ArchiveReader::new_with_memory_limit(
         Cursor::new(bytes),
         Password::from_raw(&[]),

@@ -151,7 +151,10 @@ fn decompress_rtf(value: &[u8]) -> Result<Vec<u8>, String> {
     if &value[8..12] == b"MELA" && raw_size.saturating_add(16) > value.len() {
         return Err("uncompressed RTF shorter than its header says".to_string());
     }
-    let text = compressed_rtf::decompress_rtf(value).map_err(|e| e.to_string())?;
+    // Contained like every third-party decoder fed hostile input.
+    let text = std::panic::catch_unwind(|| compressed_rtf::decompress_rtf(value))
+        .map_err(|_| "the decoder failed on this input".to_string())?
+        .map_err(|e| e.to_string())?;
     // The crate widens each byte to a char; narrow it back for the RTF reader.
     Ok(text.chars().map(|c| c as u32 as u8).collect())
 }
