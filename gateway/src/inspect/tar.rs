@@ -31,10 +31,10 @@ fn cstr(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
-/// The header's checksum: the byte sum with the checksum field read as spaces.
-fn checksum_ok(h: &[u8]) -> bool {
-    let sum: u64 = h
-        .iter()
+/// A header's checksum as it should read: the byte sum of the 512-byte block
+/// with the checksum field itself counted as spaces.
+pub(crate) fn header_sum(h: &[u8]) -> u64 {
+    h.iter()
         .enumerate()
         .map(|(i, &b)| {
             if (148..156).contains(&i) {
@@ -43,8 +43,11 @@ fn checksum_ok(h: &[u8]) -> bool {
                 u64::from(b)
             }
         })
-        .sum();
-    octal(&h[148..156]) == Some(sum)
+        .sum()
+}
+
+fn checksum_ok(h: &[u8]) -> bool {
+    octal(&h[148..156]) == Some(header_sum(h))
 }
 
 /// Extracts every regular file of a tar archive.

@@ -90,8 +90,7 @@ pub(crate) fn extract(ctx: &mut Ctx<'_>, path: &PartPath, bytes: &[u8], depth: u
         let rpath = path.entry("body.rtf");
         // The header's raw size is the sender's word, and the crate allocates it up
         // front: charge it before decompressing.
-        let raw_size = u32::from_le_bytes([value[4], value[5], value[6], value[7]]);
-        if !ctx.charge(&rpath, u64::from(raw_size)) {
+        if !ctx.charge(&rpath, raw_size(value) as u64) {
             continue;
         }
         match decompress_rtf(value) {
@@ -145,10 +144,14 @@ fn compressed_rtf_values(props: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// The uncompressed size a compressed-RTF header declares (the sender's word).
+fn raw_size(value: &[u8]) -> usize {
+    u32::from_le_bytes([value[4], value[5], value[6], value[7]]) as usize
+}
+
 /// Decompresses a compressed-RTF value (header checked by `compressed_rtf_values`).
 fn decompress_rtf(value: &[u8]) -> Result<Vec<u8>, String> {
-    let raw_size = u32::from_le_bytes([value[4], value[5], value[6], value[7]]) as usize;
-    if &value[8..12] == b"MELA" && raw_size.saturating_add(16) > value.len() {
+    if &value[8..12] == b"MELA" && raw_size(value).saturating_add(16) > value.len() {
         return Err("uncompressed RTF shorter than its header says".to_string());
     }
     // Contained like every third-party decoder fed hostile input.
