@@ -49,9 +49,13 @@ pub(crate) fn extract(
         .min(by_ratio)
         .min(ctx.budget.remaining());
     let mut out = Vec::new();
-    let read = MultiGzDecoder::new(bytes)
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut out);
+    let mut gz = MultiGzDecoder::new(bytes);
+    let mut read = (&mut gz).take(cap.saturating_add(1)).read_to_end(&mut out);
+    // flate2 reads a stream cut inside its header as empty, not as an error; the
+    // smallest whole member (an empty file) is 18 bytes.
+    if read.is_ok() && out.is_empty() && (gz.header().is_none() || bytes.len() < 18) {
+        read = Err(std::io::Error::other("truncated gzip header"));
+    }
     if let Err(e) = read {
         // What inflated before the damage is still scanned.
         ctx.unscannable(path.clone(), UnscannableReason::corrupt("gzip", e));

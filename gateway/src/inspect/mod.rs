@@ -21,6 +21,7 @@ mod ocr;
 mod office;
 mod ole;
 mod pdf;
+mod pdf_content;
 pub mod report;
 mod rtf;
 mod runs;

@@ -5,8 +5,10 @@
 //! inputs nobody tested. A wall-clock limit (`max_pdf_seconds`) stops at the
 //! next page, keeping the text read so far.
 
+use super::pdf_content;
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
-use lopdf::{Document, LoadOptions};
+use lopdf::{Dictionary, Document, Encoding, LoadOptions, Object, ObjectId};
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -86,48 +88,296 @@ fn read(bytes: &[u8], max_pages: usize, limit: usize, deadline: Instant) -> PdfT
     if doc.is_encrypted() {
         return PdfText::Failed(UnscannableReason::Encrypted("pdf"));
     }
-    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let pages = doc.get_pages();
+    let mut r = DocReader {
+        doc: &doc,
+        limit,
+        deadline,
+        encodings: HashMap::new(),
+        forms_read: HashSet::new(),
+        errors: 0,
+        first_error: None,
+        timed_out: false,
+    };
     let mut text = String::new();
-    let mut errors = 0;
-    let mut first_error = None;
-    let mut timed_out = false;
-    // Checked between pages: one page's content stream is bounded by the part
-    // limit, so the overrun past the deadline is one page's worth.
-    for &p in pages.iter().take(max_pages) {
-        if Instant::now() >= deadline {
-            timed_out = true;
+    // Checked between pages and forms: one content stream is bounded by the part
+    // limit, so the overrun past the deadline is one stream's worth.
+    for &page in pages.values().take(max_pages) {
+        if r.out_of_time() {
             break;
         }
-        for chunk in doc.extract_text_chunks_with_limit(&[p], limit) {
-            match chunk {
-                Ok(t) => {
-                    text.push_str(&t);
-                    if text.len() > limit {
-                        return PdfText::Failed(UnscannableReason::TooLarge {
-                            size: text.len() as u64,
-                            limit: limit as u64,
-                        });
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
-            }
+        r.page(page, &mut text);
+        if text.len() > limit {
+            return PdfText::Failed(UnscannableReason::TooLarge {
+                size: text.len() as u64,
+                limit: limit as u64,
+            });
         }
-        text.push('\n');
     }
-    if text.trim().is_empty() && errors > 0 {
+    r.form_fields(&mut text);
+    r.info(&mut text);
+    if text.trim().is_empty() && r.errors > 0 {
         return PdfText::Failed(UnscannableReason::corrupt(
             "pdf",
-            first_error.unwrap_or_default(),
+            r.first_error.unwrap_or_default(),
         ));
     }
     PdfText::Text {
         text,
         pages: pages.len(),
-        page_errors: first_error.map(|e| format!("{errors} page part(s) unreadable: {e}")),
-        timed_out,
+        page_errors: r
+            .first_error
+            .map(|e| format!("{} page part(s) unreadable: {e}", r.errors)),
+        timed_out: r.timed_out,
+    }
+}
+
+/// Form XObjects nest (a form drawing a form); deeper than this is not followed.
+const MAX_FORM_DEPTH: usize = 8;
+/// Form fields nest through `/Kids`; deeper than this is not followed.
+const MAX_FIELD_DEPTH: usize = 16;
+
+/// Reads the text of one loaded document: page content, the forms it draws,
+/// annotations, form-field values and the document information.
+struct DocReader<'a> {
+    doc: &'a Document,
+    limit: usize,
+    deadline: Instant,
+    /// Font encodings by font dictionary (its address in `doc`), built once for the
+    /// document: pages share fonts, and a ToUnicode map is costly to parse.
+    encodings: HashMap<usize, Option<Encoding<'a>>>,
+    /// Form XObjects already read: a form drawn on every page is read once.
+    forms_read: HashSet<ObjectId>,
+    errors: usize,
+    first_error: Option<String>,
+    timed_out: bool,
+}
+
+impl<'a> DocReader<'a> {
+    fn error(&mut self, e: impl std::fmt::Display) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| e.to_string());
+    }
+
+    fn out_of_time(&mut self) -> bool {
+        self.timed_out |= Instant::now() >= self.deadline;
+        self.timed_out
+    }
+
+    /// A page: its content stream, the forms it draws, and its annotations' text.
+    fn page(&mut self, page: ObjectId, out: &mut String) {
+        let resources = match self.doc.get_page_resources(page) {
+            Ok((direct, ids)) => direct
+                .into_iter()
+                .chain(
+                    ids.iter()
+                        .filter_map(|&id| self.doc.get_dictionary(id).ok()),
+                )
+                .collect(),
+            Err(e) => {
+                self.error(e);
+                Vec::new()
+            }
+        };
+        match self.doc.get_page_content_with_limit(page, self.limit) {
+            Ok(content) => self.stream(&content, &resources, out, 0),
+            Err(e) => self.error(e),
+        }
+        newline(out);
+        // Comments, sticky notes and free-text boxes a person typed on the page.
+        if let Ok(annots) = self.doc.get_page_annotations(page) {
+            for a in annots {
+                if let Some(t) = self.text_string(a, b"Contents") {
+                    out.push_str(&t);
+                    newline(out);
+                }
+            }
+        }
+    }
+
+    /// One content stream's text, then the text of the form XObjects it draws.
+    fn stream(
+        &mut self,
+        content: &[u8],
+        resources: &[&'a Dictionary],
+        out: &mut String,
+        depth: usize,
+    ) {
+        let fonts = self.entries(resources, b"Font");
+        let doc = self.doc;
+        let font_dict = |obj: &'a Object| match doc.dereference(obj) {
+            Ok((_, Object::Dictionary(d))) => Some(d),
+            _ => None,
+        };
+        for &(_, font) in &fonts {
+            if let Some(dict) = font_dict(font) {
+                let key = dict as *const Dictionary as usize;
+                if !self.encodings.contains_key(&key) {
+                    let enc = match dict.get_font_encoding_with_limit(self.doc, self.limit) {
+                        Ok(e) => Some(e),
+                        Err(e) => {
+                            self.error(e);
+                            None
+                        }
+                    };
+                    self.encodings.insert(key, enc);
+                }
+            }
+        }
+        let shown = {
+            let encodings = &self.encodings;
+            let lookup = |name: &[u8]| {
+                let (_, font) = fonts.iter().find(|(n, _)| n.as_slice() == name)?;
+                let key = font_dict(font)? as *const Dictionary as usize;
+                encodings.get(&key)?.as_ref()
+            };
+            pdf_content::show_text(content, &lookup, out)
+        };
+        if let Some(e) = shown.first_error {
+            self.errors += shown.undecodable - 1;
+            self.error(e);
+        }
+        if depth >= MAX_FORM_DEPTH {
+            return;
+        }
+        let xobjects = self.entries(resources, b"XObject");
+        for name in shown.xobjects {
+            let Some(&(_, obj)) = xobjects.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let Ok(id) = obj.as_reference() else { continue };
+            let Ok(form) = self.doc.get_object(id).and_then(Object::as_stream) else {
+                continue;
+            };
+            let is_form = form.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form");
+            if !is_form || !self.forms_read.insert(id) || self.out_of_time() {
+                continue;
+            }
+            let content = match form.decompressed_content_with_limit(self.limit) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.error(e);
+                    continue;
+                }
+            };
+            // A form without resources of its own uses its page's (PDF 1.1 files).
+            let own = form
+                .dict
+                .get_deref(b"Resources", self.doc)
+                .and_then(Object::as_dict);
+            let form_resources = own.map_or_else(|_| resources.to_vec(), |d| vec![d]);
+            newline(out);
+            self.stream(&content, &form_resources, out, depth + 1);
+        }
+    }
+
+    /// The entries of one resource category (`/Font`, `/XObject`) as written (often
+    /// references), nearest first; a name defined twice keeps its nearest definition.
+    fn entries(&self, resources: &[&'a Dictionary], category: &[u8]) -> Vec<(Vec<u8>, &'a Object)> {
+        let mut found: Vec<(Vec<u8>, &'a Object)> = Vec::new();
+        for res in resources {
+            let Ok(dict) = res.get_deref(category, self.doc).and_then(Object::as_dict) else {
+                continue;
+            };
+            for (name, value) in dict.iter() {
+                if found.iter().all(|(n, _)| n != name) {
+                    found.push((name.clone(), value));
+                }
+            }
+        }
+        found
+    }
+
+    /// Values typed into the document's form fields, each after its field name
+    /// ("Patient SSN: 536-90-4399"), so a field's label is context for its value.
+    fn form_fields(&mut self, out: &mut String) {
+        let fields = self
+            .doc
+            .catalog()
+            .and_then(|c| c.get_deref(b"AcroForm", self.doc))
+            .and_then(Object::as_dict)
+            .and_then(|f| f.get_deref(b"Fields", self.doc))
+            .and_then(Object::as_array);
+        let Ok(fields) = fields else { return };
+        let mut seen = HashSet::new();
+        for f in fields {
+            self.field(f, out, &mut seen, 0);
+        }
+    }
+
+    fn field(
+        &mut self,
+        obj: &'a Object,
+        out: &mut String,
+        seen: &mut HashSet<ObjectId>,
+        depth: usize,
+    ) {
+        if let Object::Reference(id) = obj {
+            if !seen.insert(*id) {
+                return;
+            }
+        }
+        let Ok((_, Object::Dictionary(f))) = self.doc.dereference(obj) else {
+            return;
+        };
+        let value = match f.get_deref(b"V", self.doc) {
+            Ok(Object::Name(n)) => Some(String::from_utf8_lossy(n).into_owned()),
+            Ok(Object::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|v| lopdf::decode_text_string(v).ok())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Ok(v) => lopdf::decode_text_string(v).ok(),
+            Err(_) => None,
+        };
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            if let Some(t) = self.text_string(f, b"T") {
+                out.push_str(&t);
+                out.push_str(": ");
+            }
+            out.push_str(&v);
+            newline(out);
+        }
+        if depth < MAX_FIELD_DEPTH {
+            if let Ok(kids) = f.get_deref(b"Kids", self.doc).and_then(Object::as_array) {
+                for k in kids {
+                    self.field(k, out, seen, depth + 1);
+                }
+            }
+        }
+    }
+
+    /// The document information's free text (title, author, subject, keywords).
+    fn info(&mut self, out: &mut String) {
+        let Ok(info) = self
+            .doc
+            .trailer
+            .get_deref(b"Info", self.doc)
+            .and_then(Object::as_dict)
+        else {
+            return;
+        };
+        for key in [&b"Title"[..], b"Author", b"Subject", b"Keywords"] {
+            if let Some(t) = self.text_string(info, key) {
+                out.push_str(&t);
+                newline(out);
+            }
+        }
+    }
+
+    /// A text-string entry of a dictionary (PDFDocEncoding or UTF-16), if non-empty.
+    fn text_string(&self, dict: &Dictionary, key: &[u8]) -> Option<String> {
+        let v = dict.get_deref(key, self.doc).ok()?;
+        lopdf::decode_text_string(v)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    }
+}
+
+fn newline(out: &mut String) {
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
     }
 }
 

@@ -107,6 +107,12 @@ pub fn pdf(text: &str) -> Vec<u8> {
         ));
         objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()));
     }
+    pdf_of(&objs, "")
+}
+
+/// A PDF of the given objects (numbered from 1, the first the catalog), with
+/// `trailer` added to the trailer dictionary (e.g. `/Info 9 0 R`).
+pub fn pdf_of(objs: &[String], trailer: &str) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objs.iter().enumerate() {
@@ -120,7 +126,7 @@ pub fn pdf(text: &str) -> Vec<u8> {
     }
     out.extend_from_slice(
         format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            "trailer\n<< /Size {} /Root 1 0 R {trailer} >>\nstartxref\n{xref}\n%%EOF\n",
             objs.len() + 1
         )
         .as_bytes(),

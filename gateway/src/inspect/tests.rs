@@ -1,7 +1,7 @@
 //! End-to-end tests of the inspect stage on messages built here, scanned with the real
 //! rules from `dlp-rules/`. Identifiers are synthetic (taken from the rule examples).
 
-use super::testdata::{docx, pdf, pptx, xlsx, xlsx_with, zip_of};
+use super::testdata::{docx, pdf, pdf_of, pptx, xlsx, xlsx_with, zip_of};
 use super::*;
 use sealgate_dlp::RuleSet;
 use std::io::Write;
@@ -178,6 +178,76 @@ fn every_part_is_scanned_with_paths_and_unique_counts() {
     assert_eq!(kind_of("2"), Some(PartKind::HtmlBody));
     assert_eq!(kind_of("4:report.docx"), Some(PartKind::Docx));
     assert_eq!(kind_of("8:scan.pdf"), Some(PartKind::Pdf));
+}
+
+/// A stream object's text (`/Length` filled in) for `pdf_of`.
+fn pdf_stream(dict: &str, content: &str) -> String {
+    format!(
+        "<< {dict} /Length {} >>\nstream\n{content}\nendstream",
+        content.len()
+    )
+}
+
+/// A PDF with text in every place a PDF keeps it: page text, a form XObject the page
+/// draws (letterheads and stamped forms put text there), a filled form field, a
+/// sticky note, and the document title.
+fn forms_pdf() -> Vec<u8> {
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [7 0 R] >> >>".to_string(),
+        "<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R /Annots [8 0 R] \
+         /Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 6 0 R >> >> >>"
+            .to_string(),
+        pdf_stream("", "BT /F1 10 Tf 50 750 Td (Intake form) Tj ET q /Fm0 Do Q"),
+        pdf_stream(
+            "/Type /XObject /Subtype /Form /BBox [0 0 300 100] /Resources << /Font << /F2 3 0 R >> >>",
+            "BT /F2 9 Tf 0 0 Td (Medicare ID 3CD5-FG7-HJ89) Tj ET",
+        ),
+        "<< /FT /Tx /T (Patient SSN) /V (536-90-4399) /Kids [10 0 R] >>".to_string(),
+        "<< /Type /Annot /Subtype /Text /Rect [0 0 9 9] /Contents (card 4556 7375 8689 9855) >>"
+            .to_string(),
+        "<< /Title <FEFF0044004F0042003A002000300033002F00310034002F0031003900370032> >>"
+            .to_string(),
+        "<< /T (Guardian) /V /Yes >>".to_string(),
+    ];
+    pdf_of(&objs, "/Info 9 0 R")
+}
+
+#[test]
+fn pdf_forms_annotations_field_values_and_info_are_read() {
+    let doc = forms_pdf();
+    let e = extract(
+        &message(
+            "forms",
+            &[attachment("application/pdf", "intake.pdf", &doc)],
+        ),
+        &InspectLimits::default(),
+    );
+    let text = &e
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Pdf)
+        .unwrap()
+        .text;
+    assert_eq!(
+        text,
+        "Intake form\nMedicare ID 3CD5-FG7-HJ89\ncard 4556 7375 8689 9855\n\
+         Patient SSN: 536-90-4399\nGuardian: Yes\nDOB: 03/14/1972\n"
+    );
+    let i = inspect(
+        &message(
+            "forms",
+            &[attachment("application/pdf", "intake.pdf", &doc)],
+        ),
+        rules(),
+        &InspectLimits::default(),
+    );
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    for id in ["us_ssn", "us_mbi", "credit_card", "date_of_birth"] {
+        assert_eq!(paths(finding(&i, id)), ["1:intake.pdf"], "{id}");
+    }
 }
 
 #[test]
@@ -592,17 +662,33 @@ fn a_gzip_bomb_and_a_broken_gzip_are_unscannable() {
     std::fs::write(dir.path().join("notes.txt"), words).unwrap();
     run_in(dir.path(), &["gzip", "notes.txt"]);
     let mut broken = std::fs::read(dir.path().join("notes.txt.gz")).unwrap();
+    // flate2 reads a stream cut inside its 10-byte header as empty, without error.
+    let header_only = broken[..9].to_vec();
     broken.truncate(broken.len() / 2);
+    std::fs::write(dir.path().join("empty"), b"").unwrap();
+    run_in(dir.path(), &["gzip", "empty"]);
+    let empty = std::fs::read(dir.path().join("empty.gz")).unwrap();
     let m = message(
         "x",
         &[
             attachment("application/gzip", "zeros.gz", &bomb),
             attachment("application/gzip", "cut.gz", &broken),
+            attachment("application/gzip", "head.gz", &header_only),
+            attachment("application/gzip", "empty.gz", &empty),
         ],
     );
     let i = inspect(&m, rules(), &InspectLimits::default());
     assert_eq!(reason_at(&i, "1:zeros.gz").code(), "compression_ratio");
     assert_eq!(reason_at(&i, "2:cut.gz").code(), "corrupt");
+    assert_eq!(reason_at(&i, "3:head.gz").code(), "corrupt");
+    // An empty file, compressed, is whole: nothing to read and nothing to report.
+    assert!(
+        i.unscannable
+            .iter()
+            .all(|u| !u.path.as_str().starts_with("4:")),
+        "{:?}",
+        i.unscannable
+    );
 }
 
 /// A compound file with `streams` (name, bytes), as cfb writes it.
@@ -954,6 +1040,7 @@ fn damaged_attachments_of_every_format_are_read_or_reported() {
         ("a.xlsx", xlsx(&[text])),
         ("a.pptx", pptx(text)),
         ("a.pdf", pdf(text)),
+        ("forms.pdf", forms_pdf()),
         ("a.zip", zip_of(&[("n.txt", text.as_bytes())])),
         ("a.gz", gz.finish().unwrap()),
         ("a.rtf", rtf.clone().into_bytes()),
@@ -1030,13 +1117,15 @@ fn damaged_attachments_of_every_format_are_read_or_reported() {
                 .iter()
                 .any(|u| u.path.as_str().starts_with("1:"));
             // A plain-text format cut before its identifiers has nothing left.
-            let nothing_left = seed.windows(7).any(|w| w == b"Patient")
-                && !b.windows(3).any(|w| w.iter().all(u8::is_ascii_digit));
+            // So is a file cut shorter than any identifier (and any container header).
+            let nothing_left = b.len() < 9
+                || seed.windows(7).any(|w| w == b"Patient")
+                    && !b.windows(3).any(|w| w.iter().all(u8::is_ascii_digit));
             // Junk inside an HTML tag can swallow text for a browser too (`<p��ient
             // SSN …</p>` is one long tag): there, not reading it is right.
             let markup = name.ends_with(".html");
             if !(read || reported || nothing_left || markup) {
-                eprintln!("DAMAGED {:?}", String::from_utf8_lossy(&b));
+                eprintln!("DAMAGED {:02x?}", &b[..b.len().min(64)]);
             }
             assert!(
                 read || reported || nothing_left || markup,
