@@ -29,6 +29,7 @@ mod sevenz;
 mod tar;
 mod tnef;
 pub mod worker;
+mod xml;
 
 pub use html::html_to_text;
 pub use limits::InspectLimits;

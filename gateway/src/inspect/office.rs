@@ -5,9 +5,8 @@
 
 use super::archive::{self, Zip};
 use super::blob;
+use super::xml::{self, Token, Tokens};
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
-use quick_xml::events::Event;
-use quick_xml::Reader;
 
 /// Which Office Open XML format a zip is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,19 +215,18 @@ pub(crate) fn extract(
             text.push_str(&blob::decode_text(&data));
             text.push('\n');
         } else if role == Role::Text {
+            // Read straight into the document's text; what a damaged part held
+            // before the damage is kept, and the part is reported.
             let parsed = match &shared {
                 Some(strings) if name.starts_with("xl/worksheets/") => {
                     sheets += 1;
-                    sheet_text(&data, strings)
+                    sheet_text(&data, strings, &mut text)
                 }
-                _ => xml_text(&data),
+                _ => xml_text(&data, &mut text),
             };
-            match parsed {
-                Ok(t) => {
-                    text.push_str(&t);
-                    text.push('\n');
-                }
-                Err(e) => ctx.unscannable(epath, UnscannableReason::corrupt(kind.name(), e)),
+            text.push('\n');
+            if let Err(e) = parsed {
+                ctx.unscannable(epath, UnscannableReason::corrupt(kind.name(), e));
             }
         } else {
             let short = name.rsplit('/').next().unwrap_or(&name).to_string();
@@ -256,32 +254,33 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
             return Some(Vec::new());
         }
     };
-    let mut r = Reader::from_reader(&data[..]);
-    r.config_mut().check_end_names = false;
     let (mut out, mut cur, mut in_t, mut in_phonetic) = (Vec::new(), String::new(), false, false);
-    loop {
-        match r.read_event() {
-            Ok(Event::Start(e)) => match e.local_name().as_ref() {
-                b"t" => in_t = true,
-                b"rPh" => in_phonetic = true,
-                _ => {}
-            },
-            Ok(Event::End(e)) => match e.local_name().as_ref() {
-                b"t" => in_t = false,
-                b"rPh" => in_phonetic = false,
-                b"si" => out.push(std::mem::take(&mut cur)),
-                _ => {}
-            },
-            Ok(Event::Text(t)) if in_t && !in_phonetic => {
-                cur.push_str(&t.decode().unwrap_or_default());
+    for tok in Tokens::new(&data) {
+        let res = match tok {
+            Ok(Token::Start { local, .. }) => {
+                match local {
+                    b"t" => in_t = true,
+                    b"rPh" => in_phonetic = true,
+                    _ => {}
+                }
+                Ok(())
             }
-            Ok(Event::GeneralRef(g)) if in_t && !in_phonetic => push_ref(&mut cur, &g),
-            Ok(Event::Eof) => break,
-            Ok(_) => {}
-            Err(e) => {
-                ctx.unscannable(epath, UnscannableReason::corrupt("xlsx", e));
-                break;
+            Ok(Token::End { local }) => {
+                match local {
+                    b"t" => in_t = false,
+                    b"rPh" => in_phonetic = false,
+                    b"si" => out.push(std::mem::take(&mut cur)),
+                    _ => {}
+                }
+                Ok(())
             }
+            Ok(Token::Text(t)) if in_t && !in_phonetic => xml::push_text(t, &mut cur),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            ctx.unscannable(epath, UnscannableReason::corrupt("xlsx", e));
+            break;
         }
     }
     Some(out)
@@ -289,58 +288,34 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
 
 /// A worksheet's cells row by row (tab between cells), shared strings resolved;
 /// formulas are skipped (their cached value is in `<v>`).
-fn sheet_text(data: &[u8], shared: &[String]) -> Result<String, String> {
-    let mut r = Reader::from_reader(data);
-    r.config_mut().check_end_names = false;
-    let mut out = String::new();
+fn sheet_text(data: &[u8], shared: &[String], out: &mut String) -> Result<(), String> {
     let (mut shared_cell, mut in_value) = (false, false);
-    loop {
-        match r.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) => match e.local_name().as_ref() {
-                b"c" => {
-                    shared_cell = e
-                        .try_get_attribute("t")
-                        .ok()
-                        .flatten()
-                        .is_some_and(|a| a.value.as_ref() == b"s");
-                }
+    for tok in Tokens::new(data) {
+        match tok? {
+            Token::Start { local, attrs } => match local {
+                b"c" => shared_cell = xml::attr(attrs, b"t") == Some(b"s"),
                 b"v" | b"t" => in_value = true,
                 _ => {}
             },
-            Event::End(e) => match e.local_name().as_ref() {
+            Token::End { local } => match local {
                 b"v" | b"t" => in_value = false,
                 b"c" => out.push('\t'),
                 b"row" => out.push('\n'),
                 _ => {}
             },
-            Event::Text(t) if in_value => {
-                let v = t.decode().map_err(|e| e.to_string())?;
-                match (shared_cell, v.trim().parse::<usize>()) {
-                    (true, Ok(idx)) => out.push_str(shared.get(idx).map_or("", String::as_str)),
-                    _ => out.push_str(&v),
+            Token::Text(t) if in_value => {
+                let index = std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                match (shared_cell, index) {
+                    (true, Some(i)) => out.push_str(shared.get(i).map_or("", String::as_str)),
+                    _ => xml::push_text(t, out)?,
                 }
             }
-            Event::GeneralRef(g) if in_value => push_ref(&mut out, &g),
-            Event::Eof => break,
             _ => {}
         }
     }
-    Ok(out)
-}
-
-/// Appends the character an XML entity or character reference stands for.
-fn push_ref(out: &mut String, r: &quick_xml::events::BytesRef<'_>) {
-    match r.resolve_char_ref() {
-        Ok(Some(c)) => out.push(c),
-        _ => out.push_str(match &**r {
-            b"amp" => "&",
-            b"lt" => "<",
-            b"gt" => ">",
-            b"quot" => "\"",
-            b"apos" => "'",
-            _ => " ",
-        }),
-    }
+    Ok(())
 }
 
 /// Local names whose end starts a new line (paragraphs, rows, shared strings, breaks).
@@ -351,26 +326,16 @@ const LINE_END: &[&[u8]] = &[
 const CELL_END: &[&[u8]] = &[b"tc", b"c", b"tab", b"is"];
 
 /// Character data of an XML part, with line breaks and tabs at structural boundaries.
-pub(crate) fn xml_text(data: &[u8]) -> Result<String, String> {
-    let mut r = Reader::from_reader(data);
-    r.config_mut().check_end_names = false;
-    let mut out = String::new();
-    loop {
-        match r.read_event() {
-            Ok(Event::Text(t)) => match t.decode() {
-                Ok(s) => out.push_str(&s),
-                Err(e) => return Err(e.to_string()),
-            },
-            Ok(Event::CData(t)) => out.push_str(&String::from_utf8_lossy(&t)),
-            Ok(Event::GeneralRef(r)) => push_ref(&mut out, &r),
-            Ok(Event::End(e)) => sep(&mut out, e.local_name().as_ref()),
-            Ok(Event::Empty(e)) => sep(&mut out, e.local_name().as_ref()),
-            Ok(Event::Eof) => break,
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
+fn xml_text(data: &[u8], out: &mut String) -> Result<(), String> {
+    for tok in Tokens::new(data) {
+        match tok? {
+            Token::Text(t) => xml::push_text(t, out)?,
+            Token::CData(t) => out.push_str(&String::from_utf8_lossy(t)),
+            Token::End { local } | Token::Empty { local, .. } => sep(out, local),
+            Token::Start { .. } => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn sep(out: &mut String, local: &[u8]) {

@@ -311,6 +311,37 @@ fn pptx_slide_text_is_scanned() {
 }
 
 #[test]
+fn a_docx_cut_inside_its_text_keeps_what_came_before_and_is_reported() {
+    let doc = "<?xml version=\"1.0\"?><w:document><w:body><w:p><w:r><w:t>Patient SSN: \
+               536-90-4399</w:t></w:r></w:p><w:p><w:r><w:t>more &amp; more</w:t></w:r></w:p><w:p><w:r><w:t";
+    let m = message(
+        "x",
+        &[attachment(
+            "application/octet-stream",
+            "cut.docx",
+            &zip_of(&[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("word/document.xml", doc.as_bytes()),
+            ]),
+        )],
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:cut.docx"]);
+    assert_eq!(
+        reason_at(&i, "1:cut.docx!word/document.xml").code(),
+        "corrupt"
+    );
+    let e = extract(&m, &InspectLimits::default());
+    let text = &e
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Docx)
+        .unwrap()
+        .text;
+    assert_eq!(text, "Patient SSN: 536-90-4399\nmore & more\n\n");
+}
+
+#[test]
 fn nested_zip_in_zip_is_scanned() {
     let inner = zip_of(&[("deep/ids.txt", b"Patient SSN: 536-90-4399")]);
     let outer = zip_of(&[("inner.zip", &inner)]);
