@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for t in command data client_reply ber pdf_content; do
+for t in command data client_reply ber pdf_content office_xml; do
   mkdir -p corpus/$t
   cargo fuzz run "$t" corpus/$t -- -max_total_time="$secs" -max_len=4096
 done
