@@ -229,16 +229,31 @@ fn push_text(out: &mut String, s: &str) {
     push_ws(out, rest);
 }
 
+/// Appends `s` with each run of whitespace (Unicode's, as `char::is_whitespace`)
+/// collapsed to one space; runs of other text are copied whole.
 fn push_ws(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c.is_whitespace() {
+    let b = s.as_bytes();
+    let (mut run, mut i) = (0, 0);
+    while i < b.len() {
+        let (ws, len) = if b[i] < 0x80 {
+            (
+                matches!(b[i], b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '),
+                1,
+            )
+        } else {
+            let c = s[i..].chars().next().unwrap_or(' ');
+            (c.is_whitespace(), c.len_utf8())
+        };
+        if ws {
+            out.push_str(&s[run..i]);
             if !out.ends_with([' ', '\n']) && !out.is_empty() {
                 out.push(' ');
             }
-        } else {
-            out.push(c);
+            run = i + len;
         }
+        i += len;
     }
+    out.push_str(&s[run..]);
 }
 
 /// Decodes the entity at the start of `s` (after `&`): the character and the bytes used,
@@ -297,6 +312,18 @@ fn decode_entity(s: &str) -> Option<(char, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_runs_collapse_to_one_space_unicode_included() {
+        let mut out = String::new();
+        push_ws(
+            &mut out,
+            "  a\t\u{a0}\u{2003}b\u{e9}\r\n\u{3000}c\u{1F600}  ",
+        );
+        assert_eq!(out, "a b\u{e9} c\u{1F600} ");
+        push_ws(&mut out, " \u{b}d");
+        assert_eq!(out, "a b\u{e9} c\u{1F600} d");
+    }
 
     #[test]
     fn drops_script_style_comments_and_decodes_entities() {
