@@ -57,11 +57,10 @@ fn headers(ctx: &mut Ctx<'_>, msg: &Message<'_>, path: &PartPath) {
                 | HeaderName::Sender,
                 HeaderValue::Address(a),
             ) => display_names(a, &mut names),
-            (HeaderName::Comments | HeaderName::Keywords, v) => text_of(v, &mut other),
-            (HeaderName::Other(n), v)
-                if n.eq_ignore_ascii_case("Thread-Topic")
-                    || n.eq_ignore_ascii_case("Content-Description") =>
-            {
+            (HeaderName::Comments | HeaderName::Keywords | HeaderName::ContentDescription, v) => {
+                text_of(v, &mut other)
+            }
+            (HeaderName::Other(n), v) if n.eq_ignore_ascii_case("Thread-Topic") => {
                 text_of(v, &mut other)
             }
             _ => {}
@@ -163,6 +162,11 @@ impl Walk<'_, '_> {
             path.clone()
         };
         let here_named = here.named(name);
+        // A part's own description is free text a sender writes ("scan of Jo's
+        // card"); the top part's headers are the message's, read by `headers`.
+        if let Some(d) = part.content_description().filter(|_| !root) {
+            ctx.text(here_named.clone(), PartKind::Header, d.to_string());
+        }
         // mail-parser also flags a nested message it stopped parsing at its own depth
         // limit; `blob` parses that one itself, so it is not an encoding problem.
         let nested_left = matches!(part.body, PartType::Binary(_))

@@ -297,6 +297,25 @@ fn subject_display_names_and_file_names_are_scanned() {
 }
 
 #[test]
+fn content_descriptions_of_the_message_and_of_parts_are_scanned() {
+    let described = part(
+        "Content-Type: application/octet-stream; name=\"scan.bin\"\n\
+         Content-Description: =?utf-8?q?card_4556_7375_8689_9855?=",
+        b"\x00\x01",
+    );
+    let mut m = message("x", &[described]);
+    m.splice(
+        0..0,
+        b"Content-Description: Patient SSN 536-90-4399\r\n"
+            .iter()
+            .copied(),
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert_eq!(paths(finding(&i, "us_ssn")), ["header:other"]);
+    assert_eq!(paths(finding(&i, "credit_card")), ["1:scan.bin"]);
+}
+
+#[test]
 fn pptx_slide_text_is_scanned() {
     let m = message(
         "x",
