@@ -173,7 +173,7 @@ fn main() {
     }
     // Each phase runs RUNS times and the fastest run counts: on a shared VM the
     // slower runs measure the neighbours, not the code. Per attachment kind too.
-    const RUNS: usize = 3;
+    const RUNS: usize = 5;
     let mut kind_bytes: BTreeMap<&str, usize> = BTreeMap::new();
     for (m, kind) in corpus.iter().zip(&kinds) {
         *kind_bytes.entry(kind).or_default() += m.len();
