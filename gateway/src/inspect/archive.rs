@@ -73,7 +73,9 @@ pub(crate) fn read_entry(
         .min(packed.saturating_mul(limits.max_compression_ratio))
         .min(ctx.budget.remaining());
     let f = zip.by_index(i).map_err(|e| corrupt(format, &e))?;
-    let mut buf = Vec::new();
+    // Sized from the declared size (within the caps above) so the buffer is not
+    // regrown and copied as it fills; a false size only costs a regrowth.
+    let mut buf = Vec::with_capacity(usize::try_from(declared.min(cap)).unwrap_or(0) + 1);
     f.take(cap.saturating_add(1))
         .read_to_end(&mut buf)
         .map_err(|e| UnscannableReason::corrupt(format, e))?;

@@ -48,7 +48,12 @@ pub(crate) fn extract(
         .max_part_bytes
         .min(by_ratio)
         .min(ctx.budget.remaining());
-    let mut out = Vec::new();
+    // The trailer's ISIZE (the last member's size, mod 2^32) sizes the buffer, within
+    // the cap, so it is not regrown and copied as it fills.
+    let isize = bytes
+        .last_chunk::<4>()
+        .map_or(0, |t| u64::from(u32::from_le_bytes(*t)));
+    let mut out = Vec::with_capacity(usize::try_from(isize.min(cap)).unwrap_or(0) + 1);
     let mut gz = MultiGzDecoder::new(bytes);
     let mut read = (&mut gz).take(cap.saturating_add(1)).read_to_end(&mut out);
     // flate2 reads a stream cut inside its header as empty, not as an error; the
