@@ -227,6 +227,55 @@ fn forms_pdf() -> Vec<u8> {
 }
 
 #[test]
+fn pdf_text_in_a_two_byte_font_is_read_through_its_tounicode_map() {
+    // What Word's "Save as PDF" writes: a Type0 font, Identity-H glyph ids in hex
+    // strings, and a ToUnicode CMap that maps them back to characters.
+    let line = "Patient SSN: 536-90-4399";
+    let glyphs: String = line
+        .bytes()
+        .map(|b| format!("{:04X}", 0x0100 + u16::from(b)))
+        .collect();
+    let cmap = "/CIDInit /ProcSet findresource begin 12 dict begin begincmap \
+                /CMapName /Adobe-Identity-UCS def 1 begincodespacerange <0000> <FFFF> \
+                endcodespacerange 1 beginbfrange <0120> <017E> <0020> endbfrange endcmap \
+                CMapName currentdict /CMap defineresource pop end end";
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        pdf_stream("", &format!("BT /F1 11 Tf 72 720 Td [<{glyphs}>] TJ ET")),
+        "<< /Type /Font /Subtype /Type0 /BaseFont /Calibri /Encoding /Identity-H \
+         /DescendantFonts [6 0 R] /ToUnicode 7 0 R >>"
+            .to_string(),
+        "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Calibri \
+         /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> >>"
+            .to_string(),
+        pdf_stream("", cmap),
+    ];
+    let m = message(
+        "x",
+        &[attachment(
+            "application/pdf",
+            "word.pdf",
+            &pdf_of(&objs, ""),
+        )],
+    );
+    let e = extract(&m, &InspectLimits::default());
+    let text = &e
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Pdf)
+        .unwrap()
+        .text;
+    assert_eq!(text.trim(), line);
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
+    assert_eq!(paths(finding(&i, "us_ssn")), ["1:word.pdf"]);
+}
+
+#[test]
 fn pdf_forms_annotations_field_values_and_info_are_read() {
     let doc = forms_pdf();
     let e = extract(
