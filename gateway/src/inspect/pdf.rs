@@ -209,7 +209,7 @@ impl<'a> DocReader<'a> {
             Ok((_, Object::Dictionary(d))) => Some(d),
             _ => None,
         };
-        for &(_, font) in &fonts {
+        for &font in fonts.values() {
             if let Some(dict) = font_dict(font) {
                 let key = dict as *const Dictionary as usize;
                 if !self.encodings.contains_key(&key) {
@@ -227,8 +227,7 @@ impl<'a> DocReader<'a> {
         let shown = {
             let encodings = &self.encodings;
             let lookup = |name: &[u8]| {
-                let (_, font) = fonts.iter().find(|(n, _)| n.as_slice() == name)?;
-                let key = font_dict(font)? as *const Dictionary as usize;
+                let key = font_dict(fonts.get(name)?)? as *const Dictionary as usize;
                 encodings.get(&key)?.as_ref()
             };
             pdf_content::show_text(content, &lookup, out)
@@ -242,7 +241,7 @@ impl<'a> DocReader<'a> {
         }
         let xobjects = self.entries(resources, b"XObject");
         for name in shown.xobjects {
-            let Some(&(_, obj)) = xobjects.iter().find(|(n, _)| *n == name) else {
+            let Some(&obj) = xobjects.get(name.as_slice()) else {
                 continue;
             };
             let Ok(id) = obj.as_reference() else { continue };
@@ -272,17 +271,19 @@ impl<'a> DocReader<'a> {
     }
 
     /// The entries of one resource category (`/Font`, `/XObject`) as written (often
-    /// references), nearest first; a name defined twice keeps its nearest definition.
-    fn entries(&self, resources: &[&'a Dictionary], category: &[u8]) -> Vec<(Vec<u8>, &'a Object)> {
-        let mut found: Vec<(Vec<u8>, &'a Object)> = Vec::new();
+    /// references); a name defined twice keeps its nearest definition.
+    fn entries(
+        &self,
+        resources: &[&'a Dictionary],
+        category: &[u8],
+    ) -> HashMap<&'a [u8], &'a Object> {
+        let mut found = HashMap::new();
         for res in resources {
             let Ok(dict) = res.get_deref(category, self.doc).and_then(Object::as_dict) else {
                 continue;
             };
             for (name, value) in dict.iter() {
-                if found.iter().all(|(n, _)| n != name) {
-                    found.push((name.clone(), value));
-                }
+                found.entry(name.as_slice()).or_insert(value);
             }
         }
         found

@@ -8,6 +8,7 @@
 //! stream draws (`Do`), whose text the caller reads too (lopdf's extraction skips it).
 
 use lopdf::Encoding;
+use std::collections::HashSet;
 
 /// What one content stream showed.
 #[derive(Debug, Default)]
@@ -48,6 +49,7 @@ pub(crate) fn show_text<'e>(
     out: &mut String,
 ) -> Shown {
     let mut shown = Shown::default();
+    let mut drawn: HashSet<Vec<u8>> = HashSet::new();
     let mut ops: Vec<Operand> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     let mut enc: Option<&Encoding<'_>> = None;
@@ -161,9 +163,10 @@ pub(crate) fn show_text<'e>(
                     }
                     b"Do" => {
                         if let Some(Operand::Name(s, e)) = ops.last().copied() {
-                            let x = scratch[s..e].to_vec();
-                            if !shown.xobjects.contains(&x) {
-                                shown.xobjects.push(x);
+                            // A set beside the list: a hostile stream may draw
+                            // millions of names, and checking the list is quadratic.
+                            if drawn.insert(scratch[s..e].to_vec()) {
+                                shown.xobjects.push(scratch[s..e].to_vec());
                             }
                         }
                     }

@@ -276,6 +276,61 @@ fn pdf_text_in_a_two_byte_font_is_read_through_its_tounicode_map() {
 }
 
 #[test]
+fn a_pdf_drawing_a_hundred_thousand_names_is_read_in_linear_time() {
+    // Every name drawn or selected is distinct, and the resources define each one:
+    // lookups by list would be quadratic in them.
+    const N: usize = 100_000;
+    let mut content = String::new();
+    let mut fonts = String::new();
+    let mut forms = String::new();
+    for i in 0..N {
+        content.push_str(&format!("/F{i} 9 Tf (w{i}) Tj /X{i} Do\n"));
+        fonts.push_str(&format!("/F{i} 3 0 R "));
+        forms.push_str(&format!("/X{i} 5 0 R "));
+    }
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 6 0 R \
+             /Resources << /Font << {fonts} >> /XObject << {forms} >> >> >>"
+        ),
+        pdf_stream(
+            "/Type /XObject /Subtype /Form /BBox [0 0 9 9]",
+            "BT /F1 9 Tf (Member ID 3CD5-FG7-HJ89) Tj ET",
+        ),
+        pdf_stream("", &content),
+    ];
+    let m = message(
+        "x",
+        &[attachment(
+            "application/pdf",
+            "many.pdf",
+            &pdf_of(&objs, ""),
+        )],
+    );
+    let t = std::time::Instant::now();
+    let e = extract(&m, &InspectLimits::default());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+    let text = &e
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Pdf)
+        .unwrap()
+        .text;
+    assert!(text.starts_with("w0w1"), "{}", &text[..40]);
+    assert!(text.contains(&format!("w{}", N - 1)));
+    // The one form all the names point at is read once.
+    assert_eq!(text.matches("Member ID 3CD5-FG7-HJ89").count(), 1);
+}
+
+#[test]
 fn pdf_forms_annotations_field_values_and_info_are_read() {
     let doc = forms_pdf();
     let e = extract(
