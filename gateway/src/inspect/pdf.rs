@@ -252,6 +252,11 @@ impl<'a> DocReader<'a> {
             if !is_form || !self.forms_read.insert(id) || self.out_of_time() {
                 continue;
             }
+            // Each form may inflate to the part limit: stop once the text is past it
+            // (the caller reports the document too large), not after a thousand forms.
+            if out.len() > self.limit {
+                return;
+            }
             let content = match form.decompressed_content_with_limit(self.limit) {
                 Ok(c) => c,
                 Err(e) => {

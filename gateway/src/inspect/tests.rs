@@ -331,6 +331,55 @@ fn a_pdf_drawing_a_hundred_thousand_names_is_read_in_linear_time() {
 }
 
 #[test]
+fn pdf_forms_stop_once_the_text_passes_the_part_limit() {
+    // Fifty forms of 10 KB of text each, under a 64 KB part limit.
+    let line = format!("BT /F1 9 Tf ({}) Tj ET", "w ".repeat(5_000));
+    let mut objs = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+    ];
+    let names: String = (0..50).map(|i| format!("/X{i} {} 0 R ", 6 + i)).collect();
+    let draw: String = (0..50).map(|i| format!("/X{i} Do ")).collect();
+    objs.push(format!(
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 9 9] /Contents 5 0 R \
+         /Resources << /Font << /F1 3 0 R >> /XObject << {names} >> >> >>"
+    ));
+    objs.push(pdf_stream("", &draw));
+    // Deflated (and hex-wrapped, as pdf_of takes text), so the file stays small.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(line.as_bytes()).unwrap();
+    let packed: String = z
+        .finish()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for _ in 0..50 {
+        objs.push(pdf_stream(
+            "/Type /XObject /Subtype /Form /BBox [0 0 9 9] /Filter [/ASCIIHexDecode /FlateDecode]",
+            &format!("{packed}>"),
+        ));
+    }
+    let limits = InspectLimits {
+        max_part_bytes: 64 << 10,
+        ..InspectLimits::default()
+    };
+    let doc = pdf_of(&objs, "");
+    assert!(doc.len() < 16 << 10, "{}", doc.len());
+    let m = message("x", &[attachment("application/pdf", "big.pdf", &doc)]);
+    let i = inspect(&m, rules(), &limits);
+    // Reading stopped with the form that passed the limit, not after all fifty.
+    match reason_at(&i, "1:big.pdf") {
+        UnscannableReason::TooLarge { size, limit } => {
+            assert!(*size < limit + (20 << 10), "{size} of {limit}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn pdf_forms_annotations_field_values_and_info_are_read() {
     let doc = forms_pdf();
     let e = extract(
