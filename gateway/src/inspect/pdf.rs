@@ -6,6 +6,7 @@
 //! next page, keeping the text read so far.
 
 use super::pdf_content;
+use super::xml::{self, Token, Tokens};
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 use lopdf::{Dictionary, Document, Encoding, LoadOptions, Object, ObjectId};
 use std::collections::{HashMap, HashSet};
@@ -297,17 +298,53 @@ impl<'a> DocReader<'a> {
     /// Values typed into the document's form fields, each after its field name
     /// ("Patient SSN: 536-90-4399"), so a field's label is context for its value.
     fn form_fields(&mut self, out: &mut String) {
-        let fields = self
+        let Ok(form) = self
             .doc
             .catalog()
             .and_then(|c| c.get_deref(b"AcroForm", self.doc))
             .and_then(Object::as_dict)
-            .and_then(|f| f.get_deref(b"Fields", self.doc))
-            .and_then(Object::as_array);
-        let Ok(fields) = fields else { return };
-        let mut seen = HashSet::new();
-        for f in fields {
-            self.field(f, out, &mut seen, 0);
+        else {
+            return;
+        };
+        if let Ok(fields) = form
+            .get_deref(b"Fields", self.doc)
+            .and_then(Object::as_array)
+        {
+            let mut seen = HashSet::new();
+            for f in fields {
+                self.field(f, out, &mut seen, 0);
+            }
+        }
+        self.xfa_data(form, out);
+    }
+
+    /// An XFA form's filled-in data (the `datasets` packet), each value after its
+    /// element's name (`PatientSSN` → "Patient SSN: …"). XFA forms (LiveCycle, many
+    /// government and insurer forms) may keep values only there, not in `/Fields`.
+    fn xfa_data(&mut self, form: &Dictionary, out: &mut String) {
+        let streams: Vec<&Object> = match form.get_deref(b"XFA", self.doc) {
+            // [(name) stream (name) stream …]: only the data packet.
+            Ok(Object::Array(packets)) => packets
+                .chunks_exact(2)
+                .filter(|p| matches!(&p[0], Object::String(n, _) if n == b"datasets"))
+                .map(|p| &p[1])
+                .collect(),
+            // One stream holding the whole XDP document.
+            Ok(_) => form.get(b"XFA").into_iter().collect(),
+            Err(_) => return,
+        };
+        for s in streams {
+            let Ok((_, Object::Stream(stream))) = self.doc.dereference(s) else {
+                continue;
+            };
+            match stream.decompressed_content_with_limit(self.limit) {
+                Ok(data) => {
+                    if let Err(e) = xfa_values(&data, out) {
+                        self.error(format!("XFA data: {e}"));
+                    }
+                }
+                Err(e) => self.error(e),
+            }
         }
     }
 
@@ -379,6 +416,48 @@ impl<'a> DocReader<'a> {
             .ok()
             .filter(|t| !t.trim().is_empty())
     }
+}
+
+/// The text values of an XFA data document, one per line after their element's
+/// name split into words. Markup (tags, namespaces) is not text.
+fn xfa_values(data: &[u8], out: &mut String) -> Result<(), String> {
+    let mut element: &[u8] = b"";
+    for tok in Tokens::new(data) {
+        match tok? {
+            Token::Start { local, .. } => element = local,
+            Token::Text(t) | Token::CData(t) if !t.trim_ascii().is_empty() => {
+                out.push_str(&words_of(element));
+                out.push_str(": ");
+                let at = out.len();
+                xml::push_text(t.trim_ascii(), out)?;
+                // One value, one line: a line break inside would join the next name.
+                let value = out.split_off(at).replace(['\r', '\n'], " ");
+                out.push_str(&value);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An element name as words: `PatientSSN` → `Patient SSN`, `dob_field` → `dob field`.
+fn words_of(name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    let mut w = String::with_capacity(name.len() + 4);
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        match c {
+            '_' | '-' | '.' => w.push(' '),
+            c if c.is_uppercase() && prev.is_some_and(char::is_lowercase) => {
+                w.push(' ');
+                w.push(c);
+            }
+            c => w.push(c),
+        }
+        prev = Some(c);
+    }
+    w
 }
 
 fn newline(out: &mut String) {

@@ -380,6 +380,44 @@ fn pdf_forms_stop_once_the_text_passes_the_part_limit() {
 }
 
 #[test]
+fn pdf_xfa_form_data_is_read_with_its_field_names() {
+    let datasets = "<xfa:datasets xmlns:xfa=\"http://www.xfa.org/schema/xfa-data/1.0/\">\
+        <xfa:data><form1><PatientSSN>536-90-4399</PatientSSN><member_id>3CD5-FG7-HJ89</member_id>\
+        <Notes><![CDATA[card 4556 7375 8689 9855]]></Notes><Empty/></form1></xfa:data></xfa:datasets>";
+    let objs = [
+        "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] /XFA [(template) 5 0 R (datasets) 4 0 R] >> >>"
+            .to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 9 9] >>".to_string(),
+        pdf_stream("", datasets),
+        pdf_stream("", "<template><field name=\"PatientSSN\"/></template>"),
+    ];
+    let m = message(
+        "x",
+        &[attachment("application/pdf", "xfa.pdf", &pdf_of(&objs, ""))],
+    );
+    let e = extract(&m, &InspectLimits::default());
+    let text = &e
+        .texts
+        .iter()
+        .find(|t| t.kind == PartKind::Pdf)
+        .unwrap()
+        .text;
+    assert_eq!(
+        text.trim(),
+        "Patient SSN: 536-90-4399\nmember id: 3CD5-FG7-HJ89\nNotes: card 4556 7375 8689 9855"
+    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
+    for id in ["us_ssn", "us_mbi", "credit_card"] {
+        assert_eq!(paths(finding(&i, id)), ["1:xfa.pdf"], "{id}");
+    }
+    assert_eq!(
+        finding(&i, "us_ssn").confidence,
+        sealgate_dlp::Confidence::High
+    );
+}
+
+#[test]
 fn pdf_forms_annotations_field_values_and_info_are_read() {
     let doc = forms_pdf();
     let e = extract(
