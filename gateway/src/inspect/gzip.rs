@@ -50,10 +50,10 @@ pub(crate) fn extract(
         .min(ctx.budget.remaining());
     // The trailer's ISIZE (the last member's size, mod 2^32) sizes the buffer, within
     // the cap, so it is not regrown and copied as it fills.
-    let isize = bytes
+    let declared = bytes
         .last_chunk::<4>()
         .map_or(0, |t| u64::from(u32::from_le_bytes(*t)));
-    let mut out = Vec::with_capacity(usize::try_from(isize.min(cap)).unwrap_or(0) + 1);
+    let mut out = Vec::with_capacity(usize::try_from(declared.min(cap)).unwrap_or(0) + 1);
     let mut gz = MultiGzDecoder::new(bytes);
     let mut read = (&mut gz).take(cap.saturating_add(1)).read_to_end(&mut out);
     // flate2 reads a stream cut inside its header as empty, not as an error; the

@@ -254,36 +254,35 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
             return Some(Vec::new());
         }
     };
-    let (mut out, mut cur, mut in_t, mut in_phonetic) = (Vec::new(), String::new(), false, false);
-    for tok in Tokens::new(&data) {
-        let res = match tok {
-            Ok(Token::Start { local, .. }) => {
-                match local {
-                    b"t" => in_t = true,
-                    b"rPh" => in_phonetic = true,
-                    _ => {}
-                }
-                Ok(())
-            }
-            Ok(Token::End { local }) => {
-                match local {
-                    b"t" => in_t = false,
-                    b"rPh" => in_phonetic = false,
-                    b"si" => out.push(std::mem::take(&mut cur)),
-                    _ => {}
-                }
-                Ok(())
-            }
-            Ok(Token::Text(t)) if in_t && !in_phonetic => xml::push_text(t, &mut cur),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = res {
-            ctx.unscannable(epath, UnscannableReason::corrupt("xlsx", e));
-            break;
-        }
+    let mut out = Vec::new();
+    if let Err(e) = read_shared_strings(&data, &mut out) {
+        // The strings read before the damage still resolve the cells that use them.
+        ctx.unscannable(epath, UnscannableReason::corrupt("xlsx", e));
     }
     Some(out)
+}
+
+/// The `<si>` items of a shared-strings part, phonetic runs (`<rPh>`) left out.
+fn read_shared_strings(data: &[u8], out: &mut Vec<String>) -> Result<(), String> {
+    let (mut cur, mut in_t, mut in_phonetic) = (String::new(), false, false);
+    for tok in Tokens::new(data) {
+        match tok? {
+            Token::Start { local, .. } => match local {
+                b"t" => in_t = true,
+                b"rPh" => in_phonetic = true,
+                _ => {}
+            },
+            Token::End { local } => match local {
+                b"t" => in_t = false,
+                b"rPh" => in_phonetic = false,
+                b"si" => out.push(std::mem::take(&mut cur)),
+                _ => {}
+            },
+            Token::Text(t) if in_t && !in_phonetic => xml::push_text(t, &mut cur)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A worksheet's cells row by row (tab between cells), shared strings resolved;

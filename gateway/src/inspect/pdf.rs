@@ -5,7 +5,7 @@
 //! inputs nobody tested. A wall-clock limit (`max_pdf_seconds`) stops at the
 //! next page, keeping the text read so far.
 
-use super::pdf_content;
+use super::pdf_content::{self, newline};
 use super::xml::{self, Token, Tokens};
 use super::{Ctx, PartKind, PartPath, UnscannableReason};
 use lopdf::{Dictionary, Document, Encoding, LoadOptions, Object, ObjectId};
@@ -189,8 +189,7 @@ impl<'a> DocReader<'a> {
         if let Ok(annots) = self.doc.get_page_annotations(page) {
             for a in annots {
                 if let Some(t) = self.text_string(a, b"Contents") {
-                    out.push_str(&t);
-                    newline(out);
+                    push_line(out, &t);
                 }
             }
         }
@@ -204,40 +203,35 @@ impl<'a> DocReader<'a> {
         out: &mut String,
         depth: usize,
     ) {
-        let fonts = self.entries(resources, b"Font");
-        let doc = self.doc;
-        let font_dict = |obj: &'a Object| match doc.dereference(obj) {
-            Ok((_, Object::Dictionary(d))) => Some(d),
-            _ => None,
-        };
-        for &font in fonts.values() {
-            if let Some(dict) = font_dict(font) {
-                let key = dict as *const Dictionary as usize;
-                if !self.encodings.contains_key(&key) {
-                    let enc = match dict.get_font_encoding_with_limit(self.doc, self.limit) {
-                        Ok(e) => Some(e),
-                        Err(e) => {
-                            self.error(e);
-                            None
-                        }
-                    };
-                    self.encodings.insert(key, enc);
-                }
+        // Each font name → its dictionary's address, the key of its cached encoding.
+        let mut font_keys: HashMap<&[u8], usize> = HashMap::new();
+        for (name, font) in self.entries(resources, b"Font") {
+            let Ok((_, Object::Dictionary(dict))) = self.doc.dereference(font) else {
+                continue;
+            };
+            let key = dict as *const Dictionary as usize;
+            if !self.encodings.contains_key(&key) {
+                let enc = match dict.get_font_encoding_with_limit(self.doc, self.limit) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        self.error(e);
+                        None
+                    }
+                };
+                self.encodings.insert(key, enc);
             }
+            font_keys.insert(name, key);
         }
         let shown = {
             let encodings = &self.encodings;
-            let lookup = |name: &[u8]| {
-                let key = font_dict(fonts.get(name)?)? as *const Dictionary as usize;
-                encodings.get(&key)?.as_ref()
-            };
+            let lookup = |name: &[u8]| encodings.get(font_keys.get(name)?)?.as_ref();
             pdf_content::show_text(content, &lookup, out)
         };
         if let Some(e) = shown.first_error {
-            self.errors += shown.undecodable - 1;
-            self.error(e);
+            self.errors += shown.undecodable;
+            self.first_error.get_or_insert(e);
         }
-        if depth >= MAX_FORM_DEPTH {
+        if depth >= MAX_FORM_DEPTH || shown.xobjects.is_empty() {
             return;
         }
         let xobjects = self.entries(resources, b"XObject");
@@ -379,8 +373,7 @@ impl<'a> DocReader<'a> {
                 out.push_str(&t);
                 out.push_str(": ");
             }
-            out.push_str(&v);
-            newline(out);
+            push_line(out, &v);
         }
         if depth < MAX_FIELD_DEPTH {
             if let Ok(kids) = f.get_deref(b"Kids", self.doc).and_then(Object::as_array) {
@@ -403,8 +396,7 @@ impl<'a> DocReader<'a> {
         };
         for key in [&b"Title"[..], b"Author", b"Subject", b"Keywords"] {
             if let Some(t) = self.text_string(info, key) {
-                out.push_str(&t);
-                newline(out);
+                push_line(out, &t);
             }
         }
     }
@@ -423,17 +415,19 @@ impl<'a> DocReader<'a> {
 fn xfa_values(data: &[u8], out: &mut String) -> Result<(), String> {
     let mut element: &[u8] = b"";
     for tok in Tokens::new(data) {
-        match tok? {
+        let tok = tok?;
+        match tok {
             Token::Start { local, .. } => element = local,
             Token::Text(t) | Token::CData(t) if !t.trim_ascii().is_empty() => {
+                let mut value = String::new();
+                match tok {
+                    Token::Text(_) => xml::push_text(t.trim_ascii(), &mut value)?,
+                    _ => value.push_str(&String::from_utf8_lossy(t.trim_ascii())),
+                }
+                // One value, one line: a line break inside would join the next name.
                 out.push_str(&words_of(element));
                 out.push_str(": ");
-                let at = out.len();
-                xml::push_text(t.trim_ascii(), out)?;
-                // One value, one line: a line break inside would join the next name.
-                let value = out.split_off(at).replace(['\r', '\n'], " ");
-                out.push_str(&value);
-                out.push('\n');
+                push_line(out, &value.replace(['\r', '\n'], " "));
             }
             _ => {}
         }
@@ -460,10 +454,10 @@ fn words_of(name: &[u8]) -> String {
     w
 }
 
-fn newline(out: &mut String) {
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
+/// Appends `text` as a line of its own.
+fn push_line(out: &mut String, text: &str) {
+    out.push_str(text);
+    newline(out);
 }
 
 fn load_error(e: &lopdf::Error) -> UnscannableReason {

@@ -62,19 +62,27 @@ pub(crate) fn show_text<'e>(
         match b {
             b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => i += 1,
             b'%' => i = skip_line(content, i),
-            b'(' => {
-                let start = scratch.len();
-                i = literal_string(content, i + 1, &mut scratch);
-                push(&mut ops, Operand::Str(start, scratch.len()));
-            }
             b'<' if content.get(i + 1) == Some(&b'<') => {
                 push(&mut ops, Operand::Other);
                 i += 2;
             }
-            b'<' => {
+            // Strings and names are decoded into `scratch`; the operand is its range.
+            b'(' | b'<' | b'/' => {
                 let start = scratch.len();
-                i = hex_string(content, i + 1, &mut scratch);
-                push(&mut ops, Operand::Str(start, scratch.len()));
+                let read = match b {
+                    b'(' => literal_string,
+                    b'<' => hex_string,
+                    _ => name,
+                };
+                i = read(content, i + 1, &mut scratch);
+                let range = (start, scratch.len());
+                push(
+                    &mut ops,
+                    match b {
+                        b'/' => Operand::Name(range.0, range.1),
+                        _ => Operand::Str(range.0, range.1),
+                    },
+                );
             }
             b'>' => {
                 push(&mut ops, Operand::Other);
@@ -91,11 +99,6 @@ pub(crate) fn show_text<'e>(
             b']' => {
                 push(&mut ops, Operand::Close);
                 i += 1;
-            }
-            b'/' => {
-                let start = scratch.len();
-                i = name(content, i + 1, &mut scratch);
-                push(&mut ops, Operand::Name(start, scratch.len()));
             }
             b'+' | b'-' | b'.' | b'0'..=b'9' => {
                 let end = token_end(content, i);
@@ -221,7 +224,8 @@ fn write(
     shown.first_error.get_or_insert(err);
 }
 
-fn newline(out: &mut String) {
+/// Ends the current line of `out`, unless it is empty or already ended.
+pub(crate) fn newline(out: &mut String) {
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }

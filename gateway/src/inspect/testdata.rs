@@ -105,9 +105,17 @@ pub fn pdf(text: &str) -> Vec<u8> {
              /Resources << /Font << /F1 3 0 R >> >> >>",
             5 + 2 * i
         ));
-        objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()));
+        objs.push(pdf_stream("", c));
     }
     pdf_of(&objs, "")
+}
+
+/// A stream object's text for `pdf_of`: `dict` entries, `/Length` filled in.
+pub fn pdf_stream(dict: &str, content: &str) -> String {
+    format!(
+        "<< {dict} /Length {} >>\nstream\n{content}\nendstream",
+        content.len()
+    )
 }
 
 /// A PDF of the given objects (numbered from 1, the first the catalog), with

@@ -1,7 +1,7 @@
 //! End-to-end tests of the inspect stage on messages built here, scanned with the real
 //! rules from `dlp-rules/`. Identifiers are synthetic (taken from the rule examples).
 
-use super::testdata::{docx, pdf, pdf_of, pptx, xlsx, xlsx_with, zip_of};
+use super::testdata::{docx, pdf, pdf_of, pdf_stream, pptx, xlsx, xlsx_with, zip_of};
 use super::*;
 use sealgate_dlp::RuleSet;
 use std::io::Write;
@@ -191,12 +191,19 @@ fn every_part_is_scanned_with_paths_and_unique_counts() {
     assert_eq!(kind_of("8:scan.pdf"), Some(PartKind::Pdf));
 }
 
-/// A stream object's text (`/Length` filled in) for `pdf_of`.
-fn pdf_stream(dict: &str, content: &str) -> String {
-    format!(
-        "<< {dict} /Length {} >>\nstream\n{content}\nendstream",
-        content.len()
-    )
+/// A message with one PDF attachment.
+fn pdf_message(name: &str, doc: &[u8]) -> Vec<u8> {
+    message("x", &[attachment("application/pdf", name, doc)])
+}
+
+/// The text extracted from the PDF in `m`.
+fn pdf_text(m: &[u8], limits: &InspectLimits) -> String {
+    let e = extract(m, limits);
+    e.texts
+        .into_iter()
+        .find(|t| t.kind == PartKind::Pdf)
+        .expect("a PDF text part")
+        .text
 }
 
 /// A PDF with text in every place a PDF keeps it: page text, a form XObject the page
@@ -254,21 +261,8 @@ fn pdf_text_in_a_two_byte_font_is_read_through_its_tounicode_map() {
             .to_string(),
         pdf_stream("", cmap),
     ];
-    let m = message(
-        "x",
-        &[attachment(
-            "application/pdf",
-            "word.pdf",
-            &pdf_of(&objs, ""),
-        )],
-    );
-    let e = extract(&m, &InspectLimits::default());
-    let text = &e
-        .texts
-        .iter()
-        .find(|t| t.kind == PartKind::Pdf)
-        .unwrap()
-        .text;
+    let m = pdf_message("word.pdf", &pdf_of(&objs, ""));
+    let text = pdf_text(&m, &InspectLimits::default());
     assert_eq!(text.trim(), line);
     let i = inspect(&m, rules(), &InspectLimits::default());
     assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
@@ -303,27 +297,14 @@ fn a_pdf_drawing_a_hundred_thousand_names_is_read_in_linear_time() {
         ),
         pdf_stream("", &content),
     ];
-    let m = message(
-        "x",
-        &[attachment(
-            "application/pdf",
-            "many.pdf",
-            &pdf_of(&objs, ""),
-        )],
-    );
+    let m = pdf_message("many.pdf", &pdf_of(&objs, ""));
     let t = std::time::Instant::now();
-    let e = extract(&m, &InspectLimits::default());
+    let text = pdf_text(&m, &InspectLimits::default());
     assert!(
         t.elapsed() < std::time::Duration::from_secs(20),
         "{:?}",
         t.elapsed()
     );
-    let text = &e
-        .texts
-        .iter()
-        .find(|t| t.kind == PartKind::Pdf)
-        .unwrap()
-        .text;
     assert!(text.starts_with("w0w1"), "{}", &text[..40]);
     assert!(text.contains(&format!("w{}", N - 1)));
     // The one form all the names point at is read once.
@@ -368,7 +349,7 @@ fn pdf_forms_stop_once_the_text_passes_the_part_limit() {
     };
     let doc = pdf_of(&objs, "");
     assert!(doc.len() < 16 << 10, "{}", doc.len());
-    let m = message("x", &[attachment("application/pdf", "big.pdf", &doc)]);
+    let m = pdf_message("big.pdf", &doc);
     let i = inspect(&m, rules(), &limits);
     // Reading stopped with the form that passed the limit, not after all fifty.
     match reason_at(&i, "1:big.pdf") {
@@ -392,17 +373,8 @@ fn pdf_xfa_form_data_is_read_with_its_field_names() {
         pdf_stream("", datasets),
         pdf_stream("", "<template><field name=\"PatientSSN\"/></template>"),
     ];
-    let m = message(
-        "x",
-        &[attachment("application/pdf", "xfa.pdf", &pdf_of(&objs, ""))],
-    );
-    let e = extract(&m, &InspectLimits::default());
-    let text = &e
-        .texts
-        .iter()
-        .find(|t| t.kind == PartKind::Pdf)
-        .unwrap()
-        .text;
+    let m = pdf_message("xfa.pdf", &pdf_of(&objs, ""));
+    let text = pdf_text(&m, &InspectLimits::default());
     assert_eq!(
         text.trim(),
         "Patient SSN: 536-90-4399\nmember id: 3CD5-FG7-HJ89\nNotes: card 4556 7375 8689 9855"
@@ -419,33 +391,14 @@ fn pdf_xfa_form_data_is_read_with_its_field_names() {
 
 #[test]
 fn pdf_forms_annotations_field_values_and_info_are_read() {
-    let doc = forms_pdf();
-    let e = extract(
-        &message(
-            "forms",
-            &[attachment("application/pdf", "intake.pdf", &doc)],
-        ),
-        &InspectLimits::default(),
-    );
-    let text = &e
-        .texts
-        .iter()
-        .find(|t| t.kind == PartKind::Pdf)
-        .unwrap()
-        .text;
+    let m = pdf_message("intake.pdf", &forms_pdf());
+    let text = pdf_text(&m, &InspectLimits::default());
     assert_eq!(
         text,
         "Intake form\nMedicare ID 3CD5-FG7-HJ89\ncard 4556 7375 8689 9855\n\
          Patient SSN: 536-90-4399\nGuardian: Yes\nDOB: 03/14/1972\n"
     );
-    let i = inspect(
-        &message(
-            "forms",
-            &[attachment("application/pdf", "intake.pdf", &doc)],
-        ),
-        rules(),
-        &InspectLimits::default(),
-    );
+    let i = inspect(&m, rules(), &InspectLimits::default());
     assert!(i.unscannable.is_empty(), "{:?}", i.unscannable);
     for id in ["us_ssn", "us_mbi", "credit_card", "date_of_birth"] {
         assert_eq!(paths(finding(&i, id)), ["1:intake.pdf"], "{id}");

@@ -11,7 +11,7 @@
 use memchr::{memchr, memchr3, memmem};
 
 /// One piece of a document.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Token<'a> {
     /// `<name attrs>`: the local name (prefix dropped) and the raw attribute text.
     Start { local: &'a [u8], attrs: &'a [u8] },
