@@ -14,6 +14,7 @@ const EXPLANATIONS: &[&str] = &[
     "US_SSN / US_PASSPORT / US_BANK_NUMBER / US_DRIVER_LICENSE: context-free strings that Presidio itself scores 0.0-0.4; these detectors are keyword-gated (Purview has no keyword-less level for them) and find every one once a context keyword is present (recall+ctx = 1.0).",
     "PHONE_NUMBER FN: non-NANP numbers written without '+' (Israeli 09-..., Japanese 090-..., Chinese 138...) need per-country numbering plans (libphonenumber); intl_phone only takes E.164 with '+'.",
     "PHONE_NUMBER FN/FP: Presidio labels the same text differently per leniency level ('is415-555-0132', '91-415-555-0132', '+91 4155 550132'), so one variant of each pair always disagrees.",
+    "IBAN_CODE FP: Presidio labels 'LV80 bANK 0000 4351 9500 1' negative only because its pattern is upper-case; upper-cased it is a valid IBAN, and the iban detector reads any case on purpose.",
     "context line 4: 078051120 is the Woolworth advertising SSN, rejected by ssn_structure on purpose.",
     "context line 12: Israeli numbers without '+' (see PHONE_NUMBER).",
     "context line 17: 'AA1B2**9ABA7' is not a licence number format.",

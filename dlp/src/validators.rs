@@ -149,50 +149,68 @@ pub fn luhn(v: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// Card lengths `lo..=hi` as a bit set (bit n = n digits), for [`CARD_IINS`].
+const fn lens(lo: u32, hi: u32) -> u32 {
+    (1 << (hi + 1)) - (1 << lo)
+}
+
+/// Issuer prefixes (ISO/IEC 7812 IINs) and lengths: (brand, prefix digits, low, high,
+/// lengths). Where two rows' prefixes overlap, the longer prefix comes first and the
+/// shorter one allows no length the longer does not, so the most specific IIN decides
+/// a number's lengths whatever the row order (`card_iin_rows_nest` checks this).
+const CARD_IINS: &[(&str, usize, u32, u32, u32)] = &[
+    ("amex", 2, 34, 34, lens(15, 15)),
+    ("amex", 2, 37, 37, lens(15, 15)),
+    ("visa", 1, 4, 4, lens(13, 13) | lens(16, 16) | lens(19, 19)),
+    ("mastercard", 2, 51, 55, lens(16, 16)),
+    ("mastercard", 4, 2221, 2720, lens(16, 16)),
+    ("mir", 4, 2200, 2204, lens(16, 19)),
+    // JCB's legacy 15-digit IINs; 1800 sits inside UATP's 1, also 15 digits.
+    ("jcb", 4, 2131, 2131, lens(15, 15)),
+    ("jcb", 4, 1800, 1800, lens(15, 15)),
+    ("jcb", 4, 3528, 3589, lens(16, 19)),
+    ("discover", 4, 6011, 6011, lens(16, 19)),
+    ("discover", 3, 644, 649, lens(16, 19)),
+    ("discover", 2, 65, 65, lens(16, 19)),
+    ("unionpay", 2, 62, 62, lens(16, 19)),
+    ("diners", 3, 300, 305, lens(14, 19)),
+    ("diners", 4, 3095, 3095, lens(14, 19)),
+    ("diners", 2, 36, 36, lens(14, 19)),
+    ("diners", 2, 38, 39, lens(14, 19)),
+    // Maestro's published IINs, the only prefixes taken at 12 digits: 12-digit runs are
+    // common (order and phone numbers) and Luhn alone passes one in ten of them.
+    ("maestro", 4, 5018, 5018, lens(12, 19)),
+    ("maestro", 4, 5020, 5020, lens(12, 19)),
+    ("maestro", 4, 5038, 5038, lens(12, 19)),
+    ("maestro", 4, 5893, 5893, lens(12, 19)),
+    ("maestro", 4, 6304, 6304, lens(12, 19)),
+    ("maestro", 4, 6759, 6759, lens(12, 19)),
+    ("maestro", 4, 6761, 6763, lens(12, 19)),
+    ("maestro", 4, 604, 604, lens(12, 19)), // 0604
+    // The rest of the Maestro block (50, 56–69), less the prefixes RuPay (60), UnionPay
+    // (62) and Discover (644–649, 65) hold: else their wrong lengths passed as Maestro.
+    ("maestro", 2, 50, 50, lens(13, 19)),
+    ("maestro", 2, 56, 59, lens(13, 19)),
+    ("maestro", 2, 61, 61, lens(13, 19)),
+    ("maestro", 3, 630, 643, lens(13, 19)),
+    ("maestro", 2, 66, 69, lens(13, 19)),
+    ("rupay", 2, 60, 60, lens(16, 16)),
+    ("rupay", 2, 81, 82, lens(16, 16)),
+    ("uatp", 1, 1, 1, lens(15, 15)),
+];
+
 /// The card brand for a digit string, if its prefix and length fit a known scheme.
 pub fn card_brand(v: &str) -> Option<&'static str> {
-    if !all_digits(v) {
+    if !all_digits(v) || v.len() > 19 {
         return None;
     }
-    let len = v.len();
+    let len_bit = 1u32 << v.len();
     let p = |n: usize| -> u32 { v.get(..n).and_then(|s| s.parse().ok()).unwrap_or(0) };
-    // (brand, prefix length, low, high, min len, max len); the first row that fits wins.
-    const TABLE: &[(&str, usize, u32, u32, usize, usize)] = &[
-        ("amex", 2, 34, 34, 15, 15),
-        ("amex", 2, 37, 37, 15, 15),
-        ("visa", 1, 4, 4, 13, 19),
-        ("mastercard", 2, 51, 55, 16, 16),
-        ("mastercard", 4, 2221, 2720, 16, 16),
-        ("mir", 4, 2200, 2204, 16, 19),
-        ("discover", 4, 6011, 6011, 16, 19),
-        ("discover", 3, 644, 649, 16, 19),
-        ("discover", 2, 65, 65, 16, 19),
-        ("unionpay", 2, 62, 62, 16, 19),
-        ("diners", 3, 300, 305, 14, 19),
-        ("diners", 4, 3095, 3095, 14, 19),
-        ("diners", 2, 36, 36, 14, 19),
-        ("diners", 2, 38, 39, 14, 19),
-        ("jcb", 4, 3528, 3589, 16, 19),
-        ("maestro", 2, 50, 50, 12, 19),
-        ("maestro", 2, 56, 69, 12, 19),
-        ("rupay", 2, 60, 60, 16, 16),
-        ("rupay", 2, 81, 82, 16, 16),
-        ("uatp", 1, 1, 1, 15, 15),
-    ];
-    TABLE
+    // The first row that fits wins; the table's order makes that the most specific IIN.
+    CARD_IINS
         .iter()
-        .find(|(_, plen, lo, hi, min, max)| {
-            let x = p(*plen);
-            (*lo..=*hi).contains(&x) && (*min..=*max).contains(&len)
-        })
-        .map(|row| {
-            // Visa only issues 13, 16 and 19 digits.
-            if row.0 == "visa" && ![13, 16, 19].contains(&len) {
-                return None;
-            }
-            Some(row.0)
-        })
-        .unwrap_or(None)
+        .find(|&&(_, plen, lo, hi, allowed)| (lo..=hi).contains(&p(plen)) && allowed & len_bit != 0)
+        .map(|row| row.0)
 }
 
 /// ABA routing number 3-7-1 checksum over exactly nine digits.
@@ -237,8 +255,8 @@ pub fn iban_country_length(cc: &str) -> Option<usize> {
     iban_format(cc).map(|(len, _)| len)
 }
 
-/// (total length, BBAN structure) per country; structure uses `n` digits, `a` letters,
-/// `c` alphanumerics, as in the SWIFT registry (e.g. Albania `8n16c`).
+/// (total length, BBAN structure) per country code, any case; structure uses `n` digits,
+/// `a` letters, `c` alphanumerics, as in the SWIFT registry (e.g. Albania `8n16c`).
 fn iban_format(cc: &str) -> Option<(usize, &'static str)> {
     const T: &[(&str, usize, &str)] = &[
         ("AD", 24, "8n12c"),
@@ -331,23 +349,19 @@ fn iban_format(cc: &str) -> Option<(usize, &'static str)> {
         ("YE", 30, "4a4n18c"),
     ];
     T.iter()
-        .find(|(c, _, _)| *c == cc)
+        .find(|(c, _, _)| c.eq_ignore_ascii_case(cc))
         .map(|(_, l, s)| (*l, *s))
 }
 
 /// IBAN: known country, exact length, numeric check digits, MOD 97-10 remainder 1.
+/// Letters count in any case (the check is defined on the upper-cased form).
 pub fn iban_mod97(v: &str) -> bool {
     let b = v.as_bytes();
-    if b.len() < 15
-        || b.len() > 34
-        || !b
-            .iter()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-    {
+    if b.len() < 15 || b.len() > 34 || !b.iter().all(u8::is_ascii_alphanumeric) {
         return false;
     }
-    if !b[0].is_ascii_uppercase()
-        || !b[1].is_ascii_uppercase()
+    if !b[0].is_ascii_alphabetic()
+        || !b[1].is_ascii_alphabetic()
         || !b[2].is_ascii_digit()
         || !b[3].is_ascii_digit()
     {
@@ -362,13 +376,13 @@ pub fn iban_mod97(v: &str) -> bool {
         if c.is_ascii_digit() {
             rem = (rem * 10 + digit(c)) % 97;
         } else {
-            rem = (rem * 100 + u32::from(c - b'A') + 10) % 97;
+            rem = (rem * 100 + u32::from(c.to_ascii_uppercase() - b'A') + 10) % 97;
         }
     }
     rem == 1
 }
 
-/// IBAN: the BBAN matches the country's registry structure.
+/// IBAN: the BBAN matches the country's registry structure (letters in any case).
 pub fn iban_structure(v: &str) -> bool {
     let Some((len, fmt)) = v.get(..2).and_then(iban_format) else {
         return false;
@@ -386,7 +400,7 @@ pub fn iban_structure(v: &str) -> bool {
         }
         let ok = |x: &u8| match c {
             b'n' => x.is_ascii_digit(),
-            b'a' => x.is_ascii_uppercase(),
+            b'a' => x.is_ascii_alphabetic(),
             _ => x.is_ascii_alphanumeric(),
         };
         match bban.get(pos..pos + count) {
@@ -634,6 +648,7 @@ mod tests {
     #[test]
     fn card_brands() {
         assert_eq!(card_brand("4111111111111111"), Some("visa"));
+        assert_eq!(card_brand("4222222222222"), Some("visa")); // 13-digit Visa
         assert_eq!(card_brand("2221000000000009"), Some("mastercard"));
         assert_eq!(card_brand("2720990000000007"), Some("mastercard"));
         assert_eq!(card_brand("378282246310005"), Some("amex"));
@@ -645,6 +660,76 @@ mod tests {
         assert_eq!(card_brand("2721000000000000"), None); // past the 2-series range
         assert_eq!(card_brand("1748503543012"), None);
         assert_eq!(card_brand("7111111111111111"), None);
+        assert_eq!(card_brand("30569309025904"), Some("diners"));
+        assert_eq!(card_brand("5019717010103742"), Some("maestro")); // Dankort, in 50
+    }
+
+    #[test]
+    fn card_brands_jcb_maestro_unionpay() {
+        for (v, brand) in [
+            ("3530111333300000", "jcb"),
+            ("3566002020360505", "jcb"),
+            ("3528123456789012", "jcb"),
+            ("35891234567890127", "jcb"),
+            ("3589123456789012346", "jcb"),
+            ("213112345678904", "jcb"), // legacy 15-digit
+            ("180012345678905", "jcb"), // legacy 15-digit, inside UATP's 1
+            ("6759649826438453", "maestro"),
+            ("6799990100000000019", "maestro"),
+            ("501812345673", "maestro"), // 12 digits
+            ("060412345674", "maestro"),
+            ("630412345674", "maestro"),
+            ("676112345670", "maestro"),
+            ("589312345673", "maestro"),
+            ("6200000000000005", "unionpay"),
+            ("6250941006528599", "unionpay"),
+            ("62121234567890123", "unionpay"),
+            ("6212123456789012342", "unionpay"),
+        ] {
+            assert!(luhn(v), "{v} must be Luhn-valid");
+            assert_eq!(card_brand(v), Some(brand), "{v}");
+        }
+        // Luhn-valid, but a length the prefix's brand does not issue.
+        for v in [
+            "353012345678906",      // JCB 3528–3589 at 15
+            "2131123456789013",     // legacy JCB at 16
+            "560012345677",         // 12 digits outside Maestro's published IINs
+            "620012345679",         // UnionPay at 12
+            "621212345678908",      // UnionPay at 15, not Maestro
+            "6011123456783",        // Discover at 13
+            "6500123456785",        // Discover at 13
+            "6000123456786",        // RuPay at 13
+            "35891234567890123455", // 20 digits
+        ] {
+            assert!(luhn(v), "{v} must be Luhn-valid");
+            assert_eq!(card_brand(v), None, "{v}");
+        }
+        // The wide Maestro block still holds what the brands above do not.
+        assert_eq!(card_brand("6300123456780"), Some("maestro"));
+        assert_eq!(card_brand("5600123456784"), Some("maestro"));
+        assert_eq!(card_brand("6011123456789012348"), Some("discover"));
+    }
+
+    #[test]
+    fn card_iin_rows_nest() {
+        // Each row's prefix range, widened to four digits.
+        let span = |&(_, plen, lo, hi, _): &(&str, usize, u32, u32, u32)| {
+            let k = 10u32.pow(4 - plen as u32);
+            (lo * k, hi * k + k - 1)
+        };
+        for (i, a) in CARD_IINS.iter().enumerate() {
+            for b in &CARD_IINS[i + 1..] {
+                let ((alo, ahi), (blo, bhi)) = (span(a), span(b));
+                if ahi < blo || bhi < alo {
+                    continue;
+                }
+                assert!(
+                    a.1 > b.1 && b.4 & !a.4 == 0,
+                    "{a:?} and {b:?} overlap: the longer prefix must come first and the \
+                     shorter allow no other length"
+                );
+            }
+        }
     }
 
     #[test]
@@ -734,6 +819,29 @@ mod tests {
             Normalize::Iban.apply("VG96 VPVG 0000 0123 4567 8901 X"),
             "VG96VPVG0000012345678901"
         );
+    }
+
+    #[test]
+    fn iban_any_case() {
+        for v in [
+            "gb82west12345698765432",
+            "de89370400440532013000",
+            "Gb82WeSt12345698765432",
+            "vg96vpvg0000012345678901",
+        ] {
+            assert!(iban_mod97(v) && iban_structure(v), "{v}");
+            let up = v.to_ascii_uppercase();
+            assert!(iban_mod97(&up) && iban_structure(&up), "{up}");
+        }
+        assert_eq!(
+            Normalize::Iban.apply("gb82 west 1234 5698 7654 32"),
+            "GB82WEST12345698765432"
+        );
+        assert_eq!(iban_country_length("gb"), Some(22));
+        assert!(!iban_mod97("gb82west12345698765433"));
+        assert!(!iban_mod97("de89370400440532013001"));
+        assert!(!iban_mod97("gb82west1234569876543")); // one short
+        assert!(!iban_structure("gb82w3st12345698765432")); // bank code must be letters
     }
 
     #[test]
