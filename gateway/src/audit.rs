@@ -6,9 +6,14 @@
 //! an exclusive lock on the file, so the gateway and the command line
 //! append in one order.
 //!
-//! Admin events are mirrored to the log under the `sealgate::audit`
-//! target with their detail; archive accesses ([`record_access`]) only with
-//! action and id, as their detail (search text) may quote content.
+//! Events are mirrored to the general log under the `sealgate::audit`
+//! target with actor, action and id only: their detail (recipient addresses,
+//! client addresses, search text) stays in the 0600 audit file.
+//!
+//! An admin's or archivist's action is written here before it is done, and
+//! not done when it cannot be written ([`record`] and [`record_access`]
+//! return the failure); only the gateway's own events ([`note`]) go on with
+//! a logged error, since mail must not stop for them. The file is 0600.
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -39,27 +44,69 @@ impl Actor {
     }
 }
 
-/// Appends one admin event; a failure to write is logged, never fatal to the action.
-pub fn record(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
-    tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, detail, "audit");
-    append(data_dir, actor, action, id, detail);
+/// The audit log could not be written: the action it was for is not done.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the audit log {path}, so the action was not done: {source}")]
+pub struct AuditError {
+    /// The audit log.
+    pub path: std::path::PathBuf,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
+/// Appends one admin event, before the action it records is done.
+pub fn record(
+    data_dir: &Path,
+    actor: Actor,
+    action: &str,
+    id: &str,
+    detail: &str,
+) -> Result<(), AuditError> {
+    tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, "audit");
+    append(data_dir, actor, action, id, detail)
 }
 
 /// Appends one archive access (search, view, export); the detail (which
 /// may quote content, as a search text does) goes to the audit file only.
-pub fn record_access(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
+pub fn record_access(
+    data_dir: &Path,
+    actor: Actor,
+    action: &str,
+    id: &str,
+    detail: &str,
+) -> Result<(), AuditError> {
     tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, "audit");
-    append(data_dir, actor, action, id, detail);
+    append(data_dir, actor, action, id, detail)
 }
 
-fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
+/// Appends one of the gateway's own events (an expiry, a notice sent); a
+/// failure is logged, and the mail goes on.
+pub fn note(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
+    if let Err(e) = record(data_dir, actor, action, id, detail) {
+        tracing::error!(error = %e.source, path = %e.path.display(), action, "cannot write the audit log");
+    }
+}
+
+fn append(
+    data_dir: &Path,
+    actor: Actor,
+    action: &str,
+    id: &str,
+    detail: &str,
+) -> Result<(), AuditError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = data_dir.join("audit.log");
     let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
+            .mode(0o600)
             .open(&path)?;
+        // Logs made before it was private become private.
+        if f.metadata()?.permissions().mode() & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         f.lock()?;
         let prev = match last_line(&mut f)? {
             Some((line, ended)) => {
@@ -84,9 +131,7 @@ fn append(data_dir: &Path, actor: Actor, action: &str, id: &str, detail: &str) {
         f.sync_data()
         // The lock goes with the file.
     })();
-    if let Err(e) = written {
-        tracing::error!(path = %path.display(), error = %e, "cannot write the audit log");
-    }
+    written.map_err(|source| AuditError { path, source })
 }
 
 /// The last line of `f` without its newline, and whether it had one; `None`
@@ -187,7 +232,8 @@ mod tests {
                 "test.action",
                 &i.to_string(),
                 "detail",
-            );
+            )
+            .unwrap();
         }
         let r = verify(dir.path()).unwrap();
         assert_eq!((r.lines_ok, r.first_broken.clone()), (5, None));
@@ -211,19 +257,19 @@ mod tests {
         );
         // Lines stripped of their chain are damage, not "older lines".
         std::fs::write(&path, "{\"action\":\"old\"}\n").unwrap();
-        record(dir.path(), Actor::Cli, "new", "1", "");
+        record(dir.path(), Actor::Cli, "new", "1", "").unwrap();
         let r = verify(dir.path()).unwrap();
         assert_eq!((r.unchained, r.first_broken.map(|(n, _)| n)), (1, Some(1)));
         // A line torn by a crash: the next entry starts on a line of its own.
         std::fs::write(&path, "").unwrap();
-        record(dir.path(), Actor::Cli, "a", "1", "");
+        record(dir.path(), Actor::Cli, "a", "1", "").unwrap();
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         f.write_all(b"{\"torn").unwrap();
         drop(f);
-        record(dir.path(), Actor::Cli, "b", "2", "");
+        record(dir.path(), Actor::Cli, "b", "2", "").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.lines().last().unwrap().contains("\"action\":\"b\""));
@@ -231,5 +277,27 @@ mod tests {
             verify(dir.path()).unwrap().first_broken.map(|(n, _)| n),
             Some(2)
         );
+    }
+
+    #[test]
+    fn the_log_is_private_and_a_failed_write_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), Actor::Cli, "a", "1", "").unwrap();
+        let path = dir.path().join("audit.log");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        record(dir.path(), Actor::Cli, "b", "2", "").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Where the log cannot be written (its place is a directory), the caller hears of it.
+        let blocked = tempfile::tempdir().unwrap();
+        std::fs::create_dir(blocked.path().join("audit.log")).unwrap();
+        assert!(record(blocked.path(), Actor::Cli, "c", "3", "").is_err());
     }
 }

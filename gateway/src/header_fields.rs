@@ -52,9 +52,7 @@ pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
     let mut done = false;
     for f in fields {
         if !done && name_starts_with(f, "subject:") {
-            out.extend_from_slice(b"Subject: ");
-            out.extend_from_slice(encode_header(new).as_bytes());
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(text_field("Subject", new).as_bytes());
             done = true;
         } else {
             out.extend_from_slice(f);
@@ -64,30 +62,67 @@ pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
     out
 }
 
-/// `text` as a header value: as is when ASCII, else an RFC 2047
-/// Q-encoded word (so a subject with accents needs no SMTPUTF8).
-pub fn encode_header(text: &str) -> String {
-    let text = text.replace(['\r', '\n'], " ");
-    if text.is_ascii() {
-        return text;
-    }
-    let mut out = String::from("=?UTF-8?Q?");
-    for b in text.bytes() {
-        match b {
-            b' ' => out.push('_'),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("={b:02X}")),
-        }
-    }
-    out.push_str("?=");
-    out
+/// `name: text` as a whole header field, CRLF-ended: ASCII as it is,
+/// anything else as RFC 2047 encoded words (so a subject with accents needs
+/// no SMTPUTF8), split on character boundaries and folded so that no line
+/// passes 78 octets, however long the text.
+pub fn text_field(name: &str, text: &str) -> String {
+    use mail_builder::headers::{text::Text, Header};
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out = format!("{name}: ").into_bytes();
+    Text::new(text).write_header(&mut out, name.len() + 2);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `name: "display" <address>` as a whole header field, CRLF-ended, the
+/// display name quoted or RFC 2047-encoded and folded as [`text_field`] does.
+pub fn address_field(name: &str, display: &str, address: &str) -> String {
+    use mail_builder::headers::{address::Address, Header};
+    let display: String = display.chars().filter(|c| !c.is_control()).collect();
+    let address: String = address.chars().filter(|c| !c.is_control()).collect();
+    let mut out = format!("{name}: ").into_bytes();
+    Address::new_address(Some(display), address).write_header(&mut out, name.len() + 2);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line of `field` within 78 octets, and it reads back as `text`.
+    fn folds_and_reads_back(field: &str, text: &str) {
+        for line in field.split("\r\n") {
+            assert!(line.len() <= 78, "{} octets: {line}", line.len());
+        }
+        let msg = format!("{field}\r\nbody");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(msg.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some(text));
+    }
+
+    #[test]
+    fn long_non_ascii_subjects_are_split_and_folded() {
+        for text in [
+            "é".repeat(400),
+            format!(
+                "{} — {}",
+                "Результаты анализов".repeat(20),
+                "検査結果".repeat(50)
+            ),
+            "a".repeat(120) + &"δ".repeat(300),
+        ] {
+            folds_and_reads_back(&text_field("Subject", &text), &text);
+        }
+        let from = address_field("From", &"Ünïcödé Hospital ".repeat(20), "n@h.test");
+        for line in from.split("\r\n") {
+            assert!(line.len() <= 78, "{line}");
+        }
+        assert!(from.contains("<n@h.test>"), "{from}");
+    }
 
     #[test]
     fn fields_keep_their_folds_and_the_body_is_untouched() {
@@ -111,7 +146,11 @@ mod tests {
             rewrite_subject(b"From: a\r\n\r\nx", "y"),
             b"From: a\r\n\r\nx"
         );
-        assert_eq!(encode_header("Résultats"), "=?UTF-8?Q?R=C3=A9sultats?=");
-        assert_eq!(encode_header("plain"), "plain");
+        assert_eq!(text_field("Subject", "plain"), "Subject: plain\r\n");
+        let f = text_field("Subject", "Résultats");
+        assert!(
+            f.starts_with("Subject: =?utf-8?") || f.starts_with("Subject: =?UTF-8?"),
+            "{f}"
+        );
     }
 }

@@ -626,7 +626,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "token.create",
                         &name,
                         role.as_str(),
-                    );
+                    )?;
                     println!("{token}");
                     eprintln!(
                         "token {name:?} ({}) made; it is shown only now",
@@ -641,7 +641,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "token.revoke",
                         &name,
                         gone.role.as_str(),
-                    );
+                    )?;
                     println!("token {name:?} revoked");
                 }
                 TokenCmd::Ls { json } => {
@@ -741,7 +741,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         if raw { "archive.read" } else { "archive.view" },
                         &id.to_string(),
                         "",
-                    );
+                    )?;
                     std::io::stdout().write_all(&out)?;
                 }
                 ArchiveCmd::Search { query, limit, json } => {

@@ -29,6 +29,9 @@ pub enum ServeError {
     /// Spool keys.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The admin API token could not be made or read.
+    #[error("admin API token: {0}")]
+    AdminToken(crate::secret_file::SecretFileError),
     /// The spool.
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -276,16 +279,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::info!(address = %config.portal.address, public_url = %config.portal.public_url, "escrow portal ready");
     }
 
+    if config.connector_implied() {
+        tracing::info!(
+            "no [[connector]] configured: loopback peers (127.0.0.0/8, ::1) relay as the tenant"
+        );
+    }
     let admin_tcp = bind(config.admin.address, "admin API").await?;
     let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.clone());
-    let token = config
-        .admin
-        .token()
-        .map_err(|source| ServeError::DataDir {
-            path: "admin.token_file".into(),
-            source,
-        })?
-        .map(Arc::from);
+    let token_file = config.admin_token_file();
+    let token: Arc<str> = crate::secret_file::ensure_token(&token_file)
+        .map_err(ServeError::AdminToken)?
+        .into();
     let app = router(AdminState {
         deliver: deliver_commands,
         spool,
@@ -305,18 +309,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 config: config.clone(),
             }),
     });
-    let mut admin_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = admin_stop.changed().await;
-        };
-        if let Err(e) = axum::serve(admin_tcp, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "admin API stopped");
-        }
-    });
+    tokio::spawn(crate::http_server::serve(
+        "admin",
+        admin_tcp,
+        None,
+        app,
+        config.admin.http.limits(),
+        stop_rx.clone(),
+    ));
     tracing::info!(address = %config.admin.address, "admin API ready (/metrics, /api/v1/queue)");
 
     wait_for_signal().await;

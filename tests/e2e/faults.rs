@@ -724,3 +724,35 @@ fn a_finished_domain_is_recorded_without_waiting_for_the_others() {
     });
     assert_eq!(quick.accepted().len(), 1, "{}", quick.transcript());
 }
+
+/// A slow failing attempt (a server that never greets, given up after the
+/// command timeout) must wait its retry interval from when it ended, as
+/// Postfix does, not from when it started: counted from the start, every
+/// wait shorter than the timeout would retry at once.
+#[test]
+fn retry_waits_count_from_the_end_of_the_attempt() {
+    let home = home();
+    let silent = FaultServer::start(Fault::Silent);
+    let g = gateway(
+        &home,
+        &[route("silent.test", silent.port, "may")],
+        "retry_schedule = [\"3s\"]\nconnect_timeout = \"2s\"\ncommand_timeout = \"4s\"\n\
+         data_timeout = \"3s\"\nmax_lifetime = \"5m\"\n",
+        "",
+    );
+    let id = send(&g, "a@silent.test", "slow-fail@hospital.test");
+    wait_rcpt(&g, &id, 20, "the first attempt ends", |r| {
+        r["attempts"].as_u64() >= Some(1)
+    });
+    let ended = Instant::now();
+    let deadline = ended + Duration::from_secs(20);
+    while silent.connections() < 2 {
+        assert!(Instant::now() < deadline, "never retried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waited = ended.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "retried {waited:?} after a 4 s attempt ended; the schedule says 3 s"
+    );
+}

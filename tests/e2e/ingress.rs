@@ -547,3 +547,90 @@ fn unknown_local_recipients_are_refused_and_the_list_reloads() {
     g.reload("recipients list reloaded");
     assert_eq!(c.cmd("RCPT TO:<nobody@hospital.test>").unwrap().0, 250);
 }
+
+#[test]
+fn nul_before_a_dot_line_never_ends_data_and_never_passes_on() {
+    // `CRLF NUL . CRLF`: a next hop that drops NULs would read the end of
+    // DATA there and run what follows as a second transaction.
+    let g = Gateway::start("");
+    let (code, text) = smuggle(&g, b"\r\n\x00.\r\n");
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("5.5.2"), "{text}");
+    assert!(g.queue().is_empty());
+    assert_eq!(
+        g.metric("sealgate_messages_refused_total{reason=\"nul\"}"),
+        1.0
+    );
+
+    let g = Gateway::start("[limits]\nbare_line_ending = \"normalize\"\n");
+    let (code, text) = smuggle(&g, b"\r\n\x00.\r\n");
+    assert_eq!(code, 250, "{text}");
+    let id = queued_id(&text).unwrap();
+    let full = g.cli(&["queue", "show", &id, "--body"]).stdout;
+    assert!(!full.contains(&0), "NUL kept in the spooled message");
+    assert_eq!(g.queue().len(), 1, "one message, never two");
+}
+
+#[test]
+fn null_sender_from_a_shared_connector_must_be_from_its_domains() {
+    let g = Gateway::start(
+        "[[connector]]\nname = \"workspace\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"tenant.test\"]\n",
+    );
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    let foreign =
+        b"From: \"Mail Delivery\" <mailer-daemon@other-customer.test>\r\nSubject: x\r\n\r\nhi\r\n";
+    let (code, text) = c.message("", &["x@example.com"], foreign).unwrap();
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("5.7.1"), "{text}");
+    let (code, text) = c
+        .message("", &["x@example.com"], b"Subject: no From\r\n\r\nhi\r\n")
+        .unwrap();
+    assert_eq!(code, 550, "{text}");
+    let ours = b"From: \"a@other-customer.test\"\r\n <MAILER-DAEMON@mx.Tenant.test>\r\nSubject: x\r\n\r\nhi\r\n";
+    let (code, text) = c.message("", &["x@example.com"], ours).unwrap();
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(g.queue().len(), 1);
+    assert_eq!(
+        g.metric("sealgate_messages_refused_total{reason=\"sender_domain\"}"),
+        2.0
+    );
+}
+
+#[test]
+fn paths_without_angle_brackets_are_accepted_unless_strict() {
+    let g = Gateway::start("");
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    assert_eq!(c.cmd("MAIL FROM:a@tenant.test").unwrap().0, 250);
+    assert_eq!(c.cmd("RCPT TO:x@example.com").unwrap().0, 250);
+    assert_eq!(c.cmd("DATA").unwrap().0, 354);
+    c.send(b"Subject: x\r\n\r\nhi\r\n.\r\n").unwrap();
+    let (code, text) = c.reply().unwrap();
+    assert_eq!(code, 250, "{text}");
+    let id = queued_id(&text).unwrap();
+    assert_eq!(g.queue_show(&id)["from"], "a@tenant.test");
+
+    let g = Gateway::start("[limits]\nstrict_envelope_syntax = true\n");
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    let (code, text) = c.cmd("MAIL FROM:a@tenant.test").unwrap();
+    assert_eq!(code, 501, "{text}");
+    assert_eq!(c.cmd("MAIL FROM:<a@tenant.test>").unwrap().0, 250);
+}
+
+#[test]
+fn a_nearly_full_spool_disk_defers_new_mail() {
+    // No file system has an exabyte free: every MAIL is deferred, nothing stored.
+    let g = Gateway::start("[spool]\nmin_free_space = 1000000000000000000\n");
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    let (code, text) = c.cmd("MAIL FROM:<a@tenant.test>").unwrap();
+    assert_eq!(code, 452, "{text}");
+    assert!(text.contains("4.3.1"), "{text}");
+    assert!(g.queue().is_empty());
+    assert_eq!(
+        g.metric("sealgate_messages_refused_total{reason=\"no_room\"}"),
+        1.0
+    );
+}

@@ -485,3 +485,97 @@ fn wrong_codes_lock_and_withdrawn_and_expired_links_say_so() {
         assert!(headers.contains(h), "missing {h}: {headers}");
     }
 }
+
+/// A TCP connection to `port` from the loopback address `from`.
+fn connect_from(from: std::net::Ipv4Addr, port: u16) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    s.into()
+}
+
+/// Whether the server has closed `s` (EOF or reset), without waiting.
+fn closed(mut s: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 512];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Idle and slow-drip connections cannot stop the portal, let alone the
+/// mail: one client holds at most its share, all of them together at most
+/// the listener's cap, and every one is closed once its handshake or header
+/// deadline passes. (Before these limits, such connections stayed open
+/// until the descriptors shared with SMTP and the stores ran out.)
+#[test]
+fn a_flood_of_idle_connections_stops_neither_mail_nor_the_portal() {
+    let s = setup(
+        "\n[portal.http]\nmax_connections = 200\nmax_connections_per_client = 20\n\
+         header_timeout = \"3s\"\nidle_timeout = \"5s\"\n",
+    );
+    let port: u16 = s.url.rsplit(':').next().unwrap().parse().unwrap();
+    let half_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    let mut held = Vec::new();
+    // One client with 1,000 connections, each sending half a ClientHello...
+    for _ in 0..1000 {
+        let mut c = connect_from([127, 0, 0, 1].into(), port);
+        std::io::Write::write_all(&mut c, half_hello).unwrap();
+        held.push((1u8, c));
+    }
+    // ...and eleven more with twenty each, past the listener's cap.
+    for client in 2..=12u8 {
+        for _ in 0..20 {
+            held.push((client, connect_from([127, 0, 0, client].into(), port)));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let open_from_first = held
+        .iter()
+        .filter(|(c, _)| *c == 1)
+        .filter(|(_, s)| !closed(s))
+        .count();
+    assert!(
+        open_from_first <= 20,
+        "one client holds {open_from_first} connections; its cap is 20"
+    );
+    let open: usize = held.iter().filter(|(_, s)| !closed(s)).count();
+    assert!(open <= 200, "{open} connections open; the cap is 200");
+
+    // Mail is accepted all the while.
+    let o = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", s.g.smtp),
+        "--from",
+        "nurse@hospital.test",
+        "--to",
+        "colleague@hospital.test",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+
+    // A fresh client is served as soon as the stalled ones' deadline passes.
+    let started = std::time::Instant::now();
+    wait_for(15, "a fresh client served by the portal", || {
+        let o = Command::new("curl")
+            .args(["-k", "-s", "--interface", "127.0.0.99", "-o", "/dev/null"])
+            .args(["-w", "%{http_code}", &format!("{}/portal.css", s.url)])
+            .output()
+            .unwrap();
+        (text(&o.stdout) == "200").then_some(())
+    });
+    eprintln!("fresh client served after {:?}", started.elapsed());
+
+    // Every stalled connection is closed once its deadline passed.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let still_open = held.iter().filter(|(_, s)| !closed(s)).count();
+    assert_eq!(still_open, 0, "stalled connections outlived the deadline");
+}

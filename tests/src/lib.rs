@@ -224,12 +224,22 @@ impl Gateway {
         out
     }
 
-    /// POSTs `body` to the admin API; returns the whole HTTP response.
+    /// The admin API token the gateway made at its first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data().join("admin.token"))
+            .expect("admin.token in the data directory")
+            .trim()
+            .to_string()
+    }
+
+    /// POSTs `body` to the admin API (with the admin token); returns the
+    /// whole HTTP response.
     pub fn http_post(&self, path: &str, body: &[u8]) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
         write!(
             s,
-            "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: message/rfc822\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: message/rfc822\r\nContent-Length: {}\r\n\r\n",
+            self.admin_token(),
             body.len()
         )
         .unwrap();

@@ -36,6 +36,9 @@ pub enum ArchiveCmdError {
     /// Nothing has been archived yet.
     #[error("no archive at {0} (nothing journaled yet, or [archive] enabled = false)")]
     Missing(String),
+    /// The audit log could not be written, so the result is not given.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Opens the archive of `config` for writing; `what` names the command
@@ -89,7 +92,7 @@ pub fn search(
         "archive.search",
         &format!("{} hits", hits.total),
         &format!("query {query:?}"),
-    );
+    )?;
     let mut items = Vec::with_capacity(hits.ids.len());
     for id in &hits.ids {
         if let Some(item) = archive.item(*id)? {
@@ -159,7 +162,7 @@ pub fn export(
         "archive.export",
         &format!("{} items", done.items),
         &format!("query {query:?} to {}", out.display()),
-    );
+    )?;
     Ok(format!(
         "exported {} items ({} octets) in {:.1} s; manifest {} (signed: manifest.json.sig, key signing-key.pem)\n",
         done.items,
@@ -190,7 +193,7 @@ pub fn hold_add(
         "archive.hold.add",
         name,
         &detail,
-    );
+    )?;
     Ok(format!("hold {name:?} placed\n"))
 }
 
@@ -203,7 +206,7 @@ pub fn hold_rm(config: &Config, name: &str) -> Result<String, ArchiveCmdError> {
         "archive.hold.remove",
         name,
         &serde_json::to_string(&removed).unwrap_or_default(),
-    );
+    )?;
     Ok(format!("hold {name:?} released\n"))
 }
 
@@ -298,7 +301,7 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
             "archive.purge",
             &format!("event {}", r.seq),
             &format!("items {:?}; held and kept {:?}", r.items, kept),
-        );
+        )?;
         r
     };
     if json {
@@ -358,7 +361,7 @@ pub fn checkpoint(
                 &cp.as_ref()
                     .map_or("head already covered".into(), |c| c.covers.to_string()),
                 "",
-            );
+            )?;
             serde_json::to_value(cp).unwrap_or_default()
         }
         Err(ArchiveError::Db(open_err)) => {

@@ -91,14 +91,17 @@ fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<Strin
     Ok(entry.name)
 }
 
-fn record(s: &ArchiveApi, who: &str, action: &str, id: &str, detail: &str) {
+/// Writes an access to the audit log; when it cannot be written, the
+/// request fails and nothing is given out.
+fn record(s: &ArchiveApi, who: &str, action: &str, id: &str, detail: &str) -> Result<(), ApiError> {
     audit::record_access(
         &s.config.server.data_dir,
         Actor::Api,
         action,
         id,
         &format!("token {who}: {detail}"),
-    );
+    )
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -150,7 +153,7 @@ async fn search(
         "archive.search",
         &format!("{total} hits"),
         &format!("query {:?}", q.q),
-    );
+    )?;
     Ok(Json(
         serde_json::json!({ "query": q.q, "total": total, "items": items }),
     ))
@@ -200,7 +203,7 @@ async fn item(
         },
         &id.to_string(),
         "",
-    );
+    )?;
     Ok(match raw {
         Some(bytes) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
         None => Json(item).into_response(),
@@ -254,7 +257,7 @@ async fn export(
         "archive.export",
         &format!("{} items", done.items),
         &format!("query {:?} as {name}", req.query),
-    );
+    )?;
     let files: Vec<String> = std::fs::read_dir(&out)
         .map_err(internal)?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -296,7 +299,7 @@ async fn export_file(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, "no such export file".into()))?;
-    record(&s, &who, "archive.export.download", &name, &file);
+    record(&s, &who, "archive.export.download", &name, &file)?;
     let kind = if file.ends_with(".json") {
         "application/json"
     } else {
@@ -327,7 +330,7 @@ async fn verify(
         "archive.verify",
         &format!("head {}", r.head_seq),
         &format!("{} damaged", r.damaged.len()),
-    );
+    )?;
     Ok(Json(
         serde_json::json!({ "ok": r.damaged.is_empty(), "report": r }),
     ))
@@ -346,7 +349,7 @@ async fn checkpoint(
     let what = cp.as_ref().map_or("head already covered".to_string(), |c| {
         format!("head {} at {}", c.head, c.covers)
     });
-    record(&s, &who, "archive.checkpoint", &what, "");
+    record(&s, &who, "archive.checkpoint", &what, "")?;
     Ok(Json(serde_json::json!({ "checkpoint": cp })))
 }
 
@@ -387,7 +390,7 @@ async fn hold_add(
     let detail = serde_json::to_string(&hold).unwrap_or_default();
     crate::archive::retention::add_hold(&s.config.server.data_dir, hold)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    record(&s, &who, "archive.hold.add", &req.name, &detail);
+    record(&s, &who, "archive.hold.add", &req.name, &detail)?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "placed": req.name })),
@@ -408,7 +411,7 @@ async fn hold_rm(
         "archive.hold.remove",
         &name,
         &serde_json::to_string(&gone).unwrap_or_default(),
-    );
+    )?;
     Ok(Json(serde_json::json!({ "released": name })))
 }
 
@@ -437,7 +440,7 @@ async fn audit_log(
         "audit.read",
         &format!("{} lines", lines.len() - start),
         "",
-    );
+    )?;
     Ok(Json(serde_json::Value::Array(lines[start..].to_vec())))
 }
 

@@ -2,6 +2,7 @@
 //! the queue, used by `sealgate queue` while the gateway runs.
 
 use super::metrics::Metrics;
+use super::queue::AdminAction;
 use super::queue::QueueSummary;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use axum::extract::{Path, Request, State};
@@ -21,8 +22,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Canonical data directory, so a CLI can tell it reached the right instance.
     pub data_dir: String,
-    /// Bearer token required by `/api/v1/...`, if configured.
-    pub token: Option<Arc<str>>,
+    /// Bearer token required by `/api/v1/...` (the admin token file's).
+    pub token: Arc<str>,
     /// The running deliver stage, if delivery is enabled.
     pub deliver: Option<crate::deliver::worker::Commands>,
     /// The seal stage's input: a released message goes there next.
@@ -76,25 +77,68 @@ pub fn router(state: AdminState) -> Router {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` when a token is configured.
+/// Checks `Authorization: Bearer <token>`, and refuses what a browser
+/// would send for a foreign page: an `Origin` header (the API has no web
+/// client of its own) or a `Host` that is a name other than `localhost`
+/// (DNS rebinding points a foreign name at this address).
 async fn require_token(State(s): State<AdminState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &s.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            tracing::warn!("admin API request with a missing or wrong token");
-            return ApiError(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token".into(),
-            )
-            .into_response();
-        }
+    if let Err(why) = same_host(req.headers()) {
+        tracing::warn!(reason = why, "admin API request refused");
+        return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+        tracing::warn!("admin API request with a missing or wrong token");
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (the admin token file's; `sealgate` commands send it)"
+                .into(),
+        )
+        .into_response();
     }
     next.run(req).await
+}
+
+/// `Ok` unless the request carries an `Origin` or names a host other than
+/// an IP address or `localhost`.
+fn same_host(headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
+    if headers.contains_key(header::ORIGIN) {
+        return Err("requests from web pages (with an Origin header) are refused");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Strip a port: `[::1]:9025`, `127.0.0.1:9025`, `localhost:9025`.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if name.is_empty()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok()
+    {
+        Ok(())
+    } else {
+        Err("the Host header must be an IP address or localhost")
+    }
+}
+
+/// Writes an admin action to the audit log before it is done.
+fn audit(s: &AdminState, action: AdminAction, subject: &str, n: usize) -> Result<(), ApiError> {
+    super::queue::audit(
+        &s.config.server.data_dir,
+        crate::audit::Actor::Api,
+        action,
+        subject,
+        n,
+    )
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Compares without an early exit, so timing does not reveal the token.
@@ -103,6 +147,39 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn foreign_pages_and_rebound_names_are_refused() {
+        for ok in [
+            "127.0.0.1:9025",
+            "localhost:9025",
+            "[::1]:9025",
+            "10.0.0.5",
+            "",
+        ] {
+            assert!(same_host(&headers(&[("host", ok)])).is_ok(), "{ok}");
+        }
+        assert!(same_host(&headers(&[("host", "evil.example:9025")])).is_err());
+        assert!(same_host(&headers(&[
+            ("host", "127.0.0.1:9025"),
+            ("origin", "https://evil.example")
+        ]))
+        .is_err());
+    }
 }
 
 /// An API error: a status and a JSON `{"error": ...}` body.
@@ -134,7 +211,9 @@ async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let msg = find(&s, &id)?;
-    let _ = commands(&s)?.send(crate::deliver::worker::Command::Retry(msg.id));
+    let commands = commands(&s)?;
+    audit(&s, AdminAction::Retry, &msg.id.to_string(), 0)?;
+    let _ = commands.send(crate::deliver::worker::Command::Retry(msg.id));
     tracing::info!(id = %msg.id, "retry requested by an admin");
     Ok(Json(
         serde_json::json!({ "retrying": [msg.id.to_string()] }),
@@ -212,14 +291,8 @@ async fn quarantine_release(
     let mut msg = find(&s, &id)?;
     let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n)?;
     s.spool.update(&msg).await?;
-    super::queue::audit_release(
-        &s.config.server.data_dir,
-        crate::audit::Actor::Api,
-        msg.id,
-        q.seal,
-        n,
-    );
     // Through the seal stage, which hands it on to delivery.
     let _ = s.seal.send(msg.id);
     Ok(Json(
@@ -234,13 +307,8 @@ async fn quarantine_delete(
     let mut msg = find(&s, &id)?;
     let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n)?;
     s.spool.update(&msg).await?;
-    super::queue::audit_delete(
-        &s.config.server.data_dir,
-        crate::audit::Actor::Api,
-        msg.id,
-        n,
-    );
     // Delivery sends the sender's DSN now.
     if let Some(c) = &s.deliver {
         let _ = c.send(crate::deliver::worker::Command::Retry(msg.id));
@@ -252,7 +320,9 @@ async fn quarantine_delete(
 
 async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
     let ids: Vec<String> = s.spool.list()?.iter().map(|m| m.id.to_string()).collect();
-    let _ = commands(&s)?.send(crate::deliver::worker::Command::RetryAll);
+    let commands = commands(&s)?;
+    audit(&s, AdminAction::RetryAll, "*", ids.len())?;
+    let _ = commands.send(crate::deliver::worker::Command::RetryAll);
     tracing::info!(
         messages = ids.len(),
         "retry of the whole queue requested by an admin"
@@ -273,6 +343,9 @@ async fn tls_forget(
     Path(domain): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let domain = crate::smtp::address::ascii_domain(&domain);
+    if s.spool.tls_memory()?.iter().any(|(d, _)| *d == domain) {
+        audit(&s, AdminAction::ForgetTls, &domain, 0)?;
+    }
     if !s.spool.forget_tls(&domain).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -357,6 +430,7 @@ async fn message(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let msg = find(&s, &id)?;
+    audit(&s, AdminAction::Read, &msg.id.to_string(), 0)?;
     let body = s.spool.read_body(&msg)?;
     tracing::info!(id = %msg.id, "message read through the admin API");
     let mut full = msg.received_header.into_bytes();
@@ -368,7 +442,11 @@ async fn delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let msg = find(&s, &id)?;
+    super::queue::refuse_quarantined_delete(&msg)
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
+    let id = msg.id;
+    audit(&s, AdminAction::Delete, &id.to_string(), 0)?;
     if !s.spool.delete(id).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,

@@ -107,37 +107,79 @@ pub enum QueueError {
     /// The change is not possible (the reason says why).
     #[error("{0}")]
     Refused(String),
+    /// The audit log could not be written, so nothing was done.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
-/// Audits a quarantine release.
-pub fn audit_release(
+/// An admin action on the queue, as the audit log names it. Each is
+/// written before it is done; when it cannot be written, it is not done.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminAction {
+    /// A message's content was read.
+    Read,
+    /// A message was deleted from the queue.
+    Delete,
+    /// A message's waits were cleared.
+    Retry,
+    /// Every queued message's waits were cleared.
+    RetryAll,
+    /// A domain was removed from the TLS memory.
+    ForgetTls,
+    /// Quarantined recipients were released (with the seal chosen, if any).
+    Release(Option<crate::policy::Seal>),
+    /// Quarantined recipients were bounced.
+    DeleteQuarantined,
+}
+
+impl AdminAction {
+    fn name(self) -> &'static str {
+        match self {
+            AdminAction::Read => "queue.read",
+            AdminAction::Delete => "queue.delete",
+            AdminAction::Retry => "queue.retry",
+            AdminAction::RetryAll => "queue.retry_all",
+            AdminAction::ForgetTls => "tls.forget",
+            AdminAction::Release(_) => "quarantine.release",
+            AdminAction::DeleteQuarantined => "quarantine.delete",
+        }
+    }
+}
+
+/// Writes `action` on `subject` (a queue id or a domain; `n` recipients
+/// where that applies) to the audit log.
+pub fn audit(
     data_dir: &std::path::Path,
     actor: crate::audit::Actor,
-    id: QueueId,
-    seal: Option<crate::policy::Seal>,
+    action: AdminAction,
+    subject: &str,
     n: usize,
-) {
-    crate::audit::record(
-        data_dir,
-        actor,
-        "quarantine.release",
-        &id.to_string(),
-        &format!(
+) -> Result<(), crate::audit::AuditError> {
+    let detail = match action {
+        AdminAction::Release(seal) => format!(
             "{n} recipient(s), seal {}",
             seal.map_or("by the method chain", |s| s.as_str())
         ),
-    );
+        AdminAction::DeleteQuarantined => format!("{n} recipient(s) bounced"),
+        _ => String::new(),
+    };
+    crate::audit::record(data_dir, actor, action.name(), subject, &detail)
 }
 
-/// Audits a quarantine delete.
-pub fn audit_delete(data_dir: &std::path::Path, actor: crate::audit::Actor, id: QueueId, n: usize) {
-    crate::audit::record(
-        data_dir,
-        actor,
-        "quarantine.delete",
-        &id.to_string(),
-        &format!("{n} recipient(s) bounced"),
-    );
+/// Refuses a plain delete of a message that holds quarantined recipients:
+/// `quarantine delete` bounces them with a DSN to the sender, a delete would
+/// drop them silently.
+pub fn refuse_quarantined_delete(m: &QueuedMessage) -> Result<(), QueueError> {
+    if m.recipients
+        .iter()
+        .any(|r| r.state == crate::spool::RecipientState::Quarantined)
+    {
+        return Err(QueueError::Refused(format!(
+            "message {} holds quarantined recipients: `sealgate quarantine delete {}` bounces them with a DSN to the sender",
+            m.id, m.id
+        )));
+    }
+    Ok(())
 }
 
 /// Where a spool and its gateway are.
@@ -151,8 +193,8 @@ pub struct Location {
     pub key_file: PathBuf,
     /// Admin API address of the gateway using this spool.
     pub admin: SocketAddr,
-    /// Admin API token file, if the gateway requires one.
-    pub token_file: Option<PathBuf>,
+    /// Admin API token file.
+    pub token_file: PathBuf,
     /// The instance's configuration (policy and keystore, for releases).
     pub config: Arc<Config>,
 }
@@ -165,7 +207,7 @@ impl Location {
             spool_dir: c.spool_dir(),
             key_file: c.spool_key_file(),
             admin: c.admin.address,
-            token_file: c.admin.token_file.clone(),
+            token_file: c.admin_token_file(),
             config: Arc::new(c.clone()),
         }
     }
@@ -252,6 +294,13 @@ pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u
         return Err(QueueError::Finished(id));
     }
     if body {
+        audit(
+            &loc.data_dir,
+            crate::audit::Actor::Cli,
+            AdminAction::Read,
+            &id.to_string(),
+            0,
+        )?;
         let mut full = msg.received_header.clone().into_bytes();
         full.extend_from_slice(&spool.read_body(&msg)?);
         return Ok(full);
@@ -460,6 +509,7 @@ pub enum Change {
 impl Change {
     /// Applies the change to a spool opened for writing.
     async fn direct(&self, spool: &Spool, loc: &Location) -> Result<String, QueueError> {
+        use crate::audit::Actor::Cli;
         match self {
             Change::Release(id, seal) => {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
@@ -467,8 +517,14 @@ impl Change {
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 let n = super::quarantine::release(&mut m, &loc.config, &keys, *seal)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
+                audit(
+                    &loc.data_dir,
+                    Cli,
+                    AdminAction::Release(*seal),
+                    &id.to_string(),
+                    n,
+                )?;
                 spool.update(&m).await?;
-                audit_release(&loc.data_dir, crate::audit::Actor::Cli, *id, *seal, n);
                 Ok(format!(
                     "released {n} recipient(s) of {id}; they are sealed and delivered when the gateway starts\n"
                 ))
@@ -477,24 +533,37 @@ impl Change {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
                 let n = super::quarantine::delete(&mut m, &loc.config)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
+                audit(
+                    &loc.data_dir,
+                    Cli,
+                    AdminAction::DeleteQuarantined,
+                    &id.to_string(),
+                    n,
+                )?;
                 spool.update(&m).await?;
-                audit_delete(&loc.data_dir, crate::audit::Actor::Cli, *id, n);
                 Ok(format!(
                     "deleted {n} quarantined recipient(s) of {id}; the sender is told when the gateway starts\n"
                 ))
             }
-            Change::Delete(id) => match spool.delete(*id).await? {
-                true => Ok(format!("deleted {id}\n")),
-                false => Err(QueueError::NotFound(*id)),
-            },
+            Change::Delete(id) => {
+                let m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                refuse_quarantined_delete(&m)?;
+                audit(&loc.data_dir, Cli, AdminAction::Delete, &id.to_string(), 0)?;
+                match spool.delete(*id).await? {
+                    true => Ok(format!("deleted {id}\n")),
+                    false => Err(QueueError::NotFound(*id)),
+                }
+            }
             Change::Retry(id) => {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                audit(&loc.data_dir, Cli, AdminAction::Retry, &id.to_string(), 0)?;
                 retry_now(&mut m);
                 spool.update(&m).await?;
                 Ok(format!("{id} will be retried when the gateway starts\n"))
             }
             Change::RetryAll => {
                 let list = spool.list()?;
+                audit(&loc.data_dir, Cli, AdminAction::RetryAll, "*", list.len())?;
                 for mut m in list.clone() {
                     retry_now(&mut m);
                     spool.update(&m).await?;
@@ -504,20 +573,25 @@ impl Change {
                     list.len()
                 ))
             }
-            Change::ForgetTls(d) => match spool.forget_tls(d).await? {
-                true => Ok(format!("forgot TLS memory of {d}\n")),
-                false => Err(QueueError::NotRemembered(d.clone())),
-            },
+            Change::ForgetTls(d) => {
+                if !spool.tls_memory()?.iter().any(|(known, _)| known == d) {
+                    return Err(QueueError::NotRemembered(d.clone()));
+                }
+                audit(&loc.data_dir, Cli, AdminAction::ForgetTls, d, 0)?;
+                match spool.forget_tls(d).await? {
+                    true => Ok(format!("forgot TLS memory of {d}\n")),
+                    false => Err(QueueError::NotRemembered(d.clone())),
+                }
+            }
             Change::RevokePortal(id) => {
                 let c = &loc.config;
-                let refused =
-                    |e: crate::seal::escrow::EscrowError| QueueError::Refused(e.to_string());
+                let refused = |e: &dyn std::fmt::Display| QueueError::Refused(e.to_string());
                 let keys = Keyring::load(&c.escrow_key_file())?;
-                let escrow =
-                    crate::seal::escrow::Escrow::open(&c.escrow_dir(), keys).map_err(refused)?;
+                let escrow = crate::seal::escrow::Escrow::open(&c.escrow_dir(), keys)
+                    .map_err(|e| refused(&e))?;
                 let metrics = Metrics::new();
                 match crate::portal::revoke(&escrow, c, &metrics, id, crate::audit::Actor::Cli)
-                    .map_err(refused)?
+                    .map_err(|e| refused(&e))?
                 {
                     Some(_) => Ok(self.done()),
                     None => Err(self.not_found()),
@@ -621,25 +695,16 @@ fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
         reason,
     };
     let base = format!("http://{}", loc.admin);
-    let token = match &loc.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| api(format!("token file {}: {e}", f.display())))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let auth = token.as_ref().map(|t| format!("Bearer {t}"));
-    let mut get = ureq::get(&format!("{base}/api/v1/instance"));
-    if let Some(a) = &auth {
-        get = get.header("Authorization", a);
-    }
-    let mut resp = get.call().map_err(|e| {
-        api(format!(
-            "the spool is locked by a running gateway, but its API did not answer: {e}"
-        ))
-    })?;
+    let token = crate::secret_file::read(&loc.token_file).map_err(|e| api(e.to_string()))?;
+    let auth = format!("Bearer {token}");
+    let mut resp = ureq::get(&format!("{base}/api/v1/instance"))
+        .header("Authorization", &auth)
+        .call()
+        .map_err(|e| {
+            api(format!(
+                "the spool is locked by a running gateway, but its API did not answer: {e}"
+            ))
+        })?;
     let inst: serde_json::Value = resp
         .body_mut()
         .read_json()
@@ -654,31 +719,35 @@ fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
     }
     let (method, path) = change.api();
     let url = format!("{base}{path}");
+    // Errors are read, not raised: the gateway says why in `{"error": ...}`.
     let result = match method {
-        "DELETE" => {
-            let mut r = ureq::delete(&url);
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        }
-        _ => {
-            let mut r = ureq::post(&url);
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.send_empty()
-        }
+        "DELETE" => ureq::delete(&url)
+            .header("Authorization", &auth)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call(),
+        _ => ureq::post(&url)
+            .header("Authorization", &auth)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_empty(),
     };
-    match result {
-        Ok(_) => Ok(change.done()),
-        Err(ureq::Error::StatusCode(404)) => Err(change.not_found()),
-        Err(ureq::Error::StatusCode(409)) => {
-            Err(api("delivery is disabled on that gateway".into()))
-        }
-        Err(ureq::Error::StatusCode(422)) => Err(QueueError::Refused(
-            "the gateway refused: nothing is held, or the chosen seal is not possible (see `sealgate keys show`)".into(),
-        )),
-        Err(e) => Err(api(e.to_string())),
+    let mut resp = result.map_err(|e| api(e.to_string()))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(change.done());
+    }
+    let said = resp
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    match status {
+        404 => Err(change.not_found()),
+        409 | 422 => Err(QueueError::Refused(format!("the gateway refused: {said}"))),
+        _ => Err(api(said)),
     }
 }

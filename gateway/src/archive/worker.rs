@@ -128,6 +128,11 @@ impl Journal {
         if !journal_listener && !self.wants(msg) {
             return Ok(None);
         }
+        let raw = if written_by_portal(msg, &raw) {
+            redact_portal_secrets(&raw)
+        } else {
+            raw
+        };
         let (mut capture, raw) = match report {
             Some(r) => (Capture::of_report(msg, &r, dlp), r.original),
             None => (Capture::of(msg, &raw, dlp), raw),
@@ -190,5 +195,63 @@ impl Journal {
             }
         }
         Ok(Some(journaled))
+    }
+}
+
+/// Mail the portal wrote itself (notices, confirmations, codes, receipts),
+/// not a recipient's reply: what it carries that matters is a secret.
+fn written_by_portal(msg: &QueuedMessage, raw: &[u8]) -> bool {
+    msg.origin.listener == crate::spool::PORTAL_ORIGIN
+        && !crate::policy::worker::header_facts(raw, "").portal_reply
+}
+
+/// `raw` with the portal's secrets replaced by `[redacted]`: link and
+/// withdraw tokens (64 hex digits) and one-time codes (8 digits), so that
+/// no one who can search the archive can sign in as a recipient or withdraw
+/// a message.
+pub fn redact_portal_secrets(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw[i..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        let digits = raw[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let run = hex.max(1);
+        let secret = hex == 64 || (digits == 8 && hex == 8);
+        if secret {
+            out.extend_from_slice(b"[redacted]");
+        } else {
+            out.extend_from_slice(&raw[i..i + run]);
+        }
+        i += run;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portal_links_and_codes_are_redacted_and_the_rest_kept() {
+        let token = "ab".repeat(32);
+        let raw = format!(
+            "Subject: Your code: 12345678\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\n\
+             Open https://p.test/m/{token} or withdraw https://p.test/r/{token}.\r\n    \
+             87654321\r\nRoom 123456789, ref deadbeef12345678, id 2026120712.\r\n"
+        );
+        let out = String::from_utf8(redact_portal_secrets(raw.as_bytes())).unwrap();
+        assert!(!out.contains(&token), "{out}");
+        assert!(
+            !out.contains("12345678\r\n") && !out.contains("87654321"),
+            "{out}"
+        );
+        assert!(out.contains("/m/[redacted] or withdraw https://p.test/r/[redacted]."));
+        assert!(out.contains("Your code: [redacted]"));
+        for kept in ["123456789", "deadbeef12345678", "2026120712", "10:00:00"] {
+            assert!(out.contains(kept), "{kept} lost: {out}");
+        }
     }
 }

@@ -245,6 +245,17 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    if c.connector_implied() {
+        for (i, l) in c.listener.iter().enumerate() {
+            if !l.address.ip().is_loopback() {
+                bad(
+                    format!("listener[{i}].address"),
+                    "binds beyond loopback, but no [[connector]] is configured (only then are loopback peers taken as the tenant): name the tenant's connectors explicitly",
+                );
+            }
+        }
+    }
+
     let mut names = HashSet::new();
     let mut addrs = HashSet::new();
     for (i, l) in c.listener.iter().enumerate() {
@@ -397,17 +408,16 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
-    match c.admin.token() {
-        Ok(Some(t)) if t.len() < 16 => bad(
-            "admin.token_file".into(),
-            "token must be at least 16 characters",
-        ),
-        Ok(None) if !c.admin.address.ip().is_loopback() => bad(
-            "admin.address".into(),
-            "is not a loopback address: set admin.token_file so the API requires a token",
-        ),
-        Err(e) => bad("admin.token_file".into(), &format!("cannot read: {e}")),
-        _ => {}
+    // Unset, the token file is made at first start; a configured one must be usable now.
+    if let Some(f) = &c.admin.token_file {
+        match crate::secret_file::read(f) {
+            Ok(t) if t.len() < 16 => bad(
+                "admin.token_file".into(),
+                "token must be at least 16 characters",
+            ),
+            Err(e) => bad("admin.token_file".into(), &e.to_string()),
+            Ok(_) => {}
+        }
     }
 
     let l = &c.limits;

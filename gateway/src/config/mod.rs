@@ -21,6 +21,7 @@ pub use portal::{PortalConfig, PortalLogin};
 pub use seal::SealConfig;
 
 use crate::deliver::tls_policy::TlsLevel;
+use crate::smtp::command::EnvelopeSyntax;
 use crate::smtp::data::BareLineEnding;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -282,6 +283,19 @@ pub struct Limits {
     pub max_hops: u32,
     /// Bare CR or LF in DATA: `reject` (550) or `normalize`.
     pub bare_line_ending: BareLineEnding,
+    /// Refuse `MAIL FROM:a@b` (a path without angle brackets) with 501.
+    pub strict_envelope_syntax: bool,
+}
+
+impl Limits {
+    /// How `MAIL FROM:` and `RCPT TO:` paths are read.
+    pub fn envelope_syntax(&self) -> EnvelopeSyntax {
+        if self.strict_envelope_syntax {
+            EnvelopeSyntax::Strict
+        } else {
+            EnvelopeSyntax::Lenient
+        }
+    }
 }
 
 impl Default for Limits {
@@ -302,17 +316,31 @@ impl Default for Limits {
             session_timeout: Span::secs(1800),
             max_hops: 50,
             bare_line_ending: BareLineEnding::Reject,
+            strict_envelope_syntax: false,
         }
     }
 }
 
 /// `[spool]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Key file for encryption at rest; unset means `data_dir/keys/spool.keys`,
     /// created on first start.
     pub key_file: Option<PathBuf>,
+    /// Below this many free bytes on the spool's file system, new mail (SMTP
+    /// and portal replies) is deferred with 452 4.3.1 rather than risk a
+    /// half-written record.
+    pub min_free_space: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            key_file: None,
+            min_free_space: 512 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[admin]`
@@ -322,9 +350,12 @@ pub struct AdminConfig {
     /// Admin HTTP listener (`/metrics`, `/api/v1/...`); keep it on loopback or
     /// a management network.
     pub address: SocketAddr,
-    /// File holding a bearer token that `/api/v1/...` requires; unset means
-    /// no token, which is only allowed on a loopback address.
+    /// File holding the bearer token that `/api/v1/...` always requires
+    /// (mode 0600, owned by Sealgate's user); unset: `data_dir/admin.token`,
+    /// made with a random token at first start. The CLI reads the same file.
     pub token_file: Option<PathBuf>,
+    /// Connection caps and timeouts of the listener.
+    pub http: HttpListenerConfig,
 }
 
 impl Default for AdminConfig {
@@ -332,16 +363,49 @@ impl Default for AdminConfig {
         AdminConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 9025)),
             token_file: None,
+            http: HttpListenerConfig::default(),
         }
     }
 }
 
-impl AdminConfig {
-    /// Reads the API token, if one is configured.
-    pub fn token(&self) -> std::io::Result<Option<String>> {
-        match &self.token_file {
-            Some(f) => Ok(Some(std::fs::read_to_string(f)?.trim().to_string())),
-            None => Ok(None),
+/// `[portal.http]`, `[admin.http]`: what one client, and all of them, may
+/// hold open on an HTTP listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpListenerConfig {
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client (an IPv4 address or an IPv6 /64).
+    pub max_connections_per_client: usize,
+    /// Time for the TLS handshake, and for each request's header section.
+    pub header_timeout: Span,
+    /// A connection that sends and receives nothing for this long is closed.
+    pub idle_timeout: Span,
+    /// Time for one whole request, body included, before it gets 408.
+    pub request_timeout: Span,
+}
+
+impl Default for HttpListenerConfig {
+    fn default() -> Self {
+        HttpListenerConfig {
+            max_connections: 512,
+            max_connections_per_client: 32,
+            header_timeout: Span::secs(10),
+            idle_timeout: Span::secs(60),
+            request_timeout: Span::secs(120),
+        }
+    }
+}
+
+impl HttpListenerConfig {
+    /// The limits as the HTTP server takes them.
+    pub fn limits(&self) -> crate::http_server::HttpLimits {
+        crate::http_server::HttpLimits {
+            max_connections: self.max_connections.max(1),
+            max_connections_per_client: self.max_connections_per_client.max(1),
+            header_timeout: self.header_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            request_timeout: self.request_timeout.0,
         }
     }
 }
@@ -411,12 +475,24 @@ impl Config {
             self.listener.push(ListenerConfig::default());
         }
         if self.connector.is_empty() {
-            self.connector.push(ConnectorConfig {
-                name: "loopback".into(),
-                cidrs: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
-                ..Default::default()
-            });
+            self.connector.push(Self::implied_connector());
         }
+    }
+
+    /// The connector supplied when a config names none: loopback peers are
+    /// the tenant. Refused when a listener binds beyond loopback (check.rs).
+    pub fn implied_connector() -> ConnectorConfig {
+        ConnectorConfig {
+            name: "loopback".into(),
+            cidrs: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..Default::default()
+        }
+    }
+
+    /// True when the connectors are only the implied loopback one.
+    pub fn connector_implied(&self) -> bool {
+        let implied = Self::implied_connector();
+        matches!(self.connector.as_slice(), [c] if c.name == implied.name && c.cidrs == implied.cidrs && c.tls_client_names.is_empty() && c.sender_domains.is_empty())
     }
 
     /// The spool directory.
@@ -483,6 +559,15 @@ impl Config {
             .key_file
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("keys").join("spool.keys"))
+    }
+
+    /// The admin API token's file: `admin.token_file`, else
+    /// `data_dir/admin.token`.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("admin.token"))
     }
 
     /// Loads `path`, or the embedded defaults when `path` is `None`.

@@ -60,6 +60,8 @@ pub struct PortalConfig {
     pub session_idle: Span,
     /// Largest reply, attachments included, in bytes.
     pub max_reply_size: usize,
+    /// Replies one recipient address may send in 24 hours.
+    pub max_replies_per_day: u32,
     /// Tell the sender when the recipient first opens the message.
     pub read_receipts: bool,
     /// Send the sender a confirmation with a link that withdraws the message.
@@ -75,6 +77,8 @@ pub struct PortalConfig {
     pub templates_dir: Option<PathBuf>,
     /// Accent colour of notices and pages (a CSS hex colour).
     pub brand_color: String,
+    /// Connection caps and timeouts of the listener.
+    pub http: super::HttpListenerConfig,
 }
 
 impl Default for PortalConfig {
@@ -96,13 +100,15 @@ impl Default for PortalConfig {
             max_failures: 10,
             lockout: Span::secs(3600),
             session_idle: Span::secs(1800),
-            max_reply_size: 25 * 1024 * 1024,
+            max_reply_size: 10 * 1024 * 1024,
+            max_replies_per_day: 50,
             read_receipts: true,
             sender_confirmation: true,
             requests_per_minute: 120,
             trusted_proxies: Vec::new(),
             templates_dir: None,
             brand_color: "#0b5394".into(),
+            http: Default::default(),
         }
     }
 }

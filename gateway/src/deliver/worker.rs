@@ -509,7 +509,7 @@ impl Stage {
                 Some(crate::policy::Verdict::Quarantine { reason }) => reason.clone(),
                 _ => "held by policy".to_string(),
             };
-            crate::audit::record(
+            crate::audit::note(
                 &self.deliverer.config.server.data_dir,
                 crate::audit::Actor::Gateway,
                 "quarantine.expire",
@@ -695,10 +695,12 @@ impl Stage {
                 (idx, out)
             });
         }
-        let now = Utc::now();
         let config = &self.deliverer.config.delivery;
         while let Some(joined) = tasks.join_next().await {
             let Ok((idx, out)) = joined else { continue };
+            // Waits count from the end of the attempt, as Postfix's do: a
+            // slow failing attempt must not be retried at once.
+            let now = Utc::now();
             for (i, (outcome, mut ev)) in idx.into_iter().zip(out) {
                 let r = &mut msg.recipients[i];
                 r.attempts += 1;

@@ -22,7 +22,13 @@ pub struct HeaderFacts {
     pub subject: Option<String>,
     /// The header trigger is present with a true value.
     pub trigger: bool,
+    /// [`PORTAL_REPLY_HEADER`] is present: a recipient's reply written in
+    /// the portal (meaningful only for mail the portal itself submitted).
+    pub portal_reply: bool,
 }
+
+/// The header the portal puts on a recipient's reply (its escrow id).
+pub const PORTAL_REPLY_HEADER: &str = "X-Sealgate-Portal-Reply";
 
 /// Reads the subject (RFC 2047 decoded, so an encoded tag still counts) and
 /// the header trigger.
@@ -43,6 +49,7 @@ pub fn header_facts(message: &[u8], trigger_name: &str) -> HeaderFacts {
     HeaderFacts {
         subject: parsed.subject().map(str::to_string),
         trigger,
+        portal_reply: parsed.header_raw(PORTAL_REPLY_HEADER).is_some(),
     }
 }
 
@@ -176,10 +183,10 @@ pub fn apply(
     facts: &HeaderFacts,
     raised: &Raised,
 ) {
-    if msg.origin.listener == crate::spool::PORTAL_ORIGIN {
-        // Notices, codes and receipts carry no message content, and a
-        // reply goes back inside the organisation: escalating them could
-        // only send a notice about a notice.
+    if msg.origin.listener == crate::spool::PORTAL_ORIGIN && !facts.portal_reply {
+        // Notices, codes and receipts carry no message content: escalating
+        // them could only send a notice about a notice. A recipient's reply
+        // is decided like any inbound mail (its DLP findings enforced).
         for r in msg.recipients.iter_mut() {
             r.verdict = Some(Verdict::Deliver {
                 seal: Seal::Tls,
@@ -400,6 +407,70 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message the portal submitted to `to`, with DLP asking `action`.
+    fn from_portal(to: &str) -> QueuedMessage {
+        QueuedMessage {
+            id: QueueId(1),
+            received_at: chrono::Utc::now(),
+            from: "pat@x.test".into(),
+            mail_params: Default::default(),
+            recipients: vec![crate::spool::QueuedRecipient::new(
+                Mailbox::parse(to).unwrap(),
+                None,
+                None,
+            )],
+            origin: crate::spool::Origin {
+                listener: crate::spool::PORTAL_ORIGIN.into(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                helo: "portal".into(),
+                tls: None,
+                connector: None,
+                direction: Direction::Inbound,
+            },
+            size: 10,
+            body_sha256: String::new(),
+            chunks: 1,
+            received_header: String::new(),
+            new_subject: None,
+            decided: false,
+        }
+    }
+
+    #[test]
+    fn a_portal_reply_is_held_by_inbound_dlp_and_a_notice_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        config.policy.inbound_dlp = crate::config::InboundDlp::Enforce;
+        let keys = Keys::from_config(&config).unwrap();
+        let dlp = crate::spool::InspectionRecord {
+            inspected_at: chrono::Utc::now(),
+            findings: vec![],
+            unscannable: vec![],
+            action: Some("quarantine".into()),
+            policy_hits: vec!["hipaa_pci:ssn".into()],
+        };
+        let reply = header_facts(
+            format!("{PORTAL_REPLY_HEADER}: abc\r\nSubject: re\r\n\r\n").as_bytes(),
+            "",
+        );
+        assert!(reply.portal_reply);
+        let mut m = from_portal("nurse@hospital.test");
+        apply(&config, &keys, &mut m, Some(&dlp), &reply, &Raised::new());
+        assert!(
+            matches!(m.recipients[0].verdict, Some(Verdict::Quarantine { .. })),
+            "{:?}",
+            m.recipients[0].verdict
+        );
+        let notice = header_facts(b"Subject: a secure message\r\n\r\n", "");
+        let mut m = from_portal("pat@x.test");
+        apply(&config, &keys, &mut m, Some(&dlp), &notice, &Raised::new());
+        assert!(matches!(
+            m.recipients[0].verdict,
+            Some(Verdict::Deliver { .. })
+        ));
+    }
 
     #[test]
     fn encoded_subjects_and_the_trigger_are_read() {

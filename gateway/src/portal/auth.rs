@@ -4,12 +4,19 @@
 //! address. A session is a random cookie whose SHA-256 names the stored
 //! session; forms carry a CSRF token bound to the session or, before
 //! sign-in, to a random cookie.
+//!
+//! Each address's account is read and written under its own lock
+//! ([`AccountLocks`]), and a password try is counted before the slow
+//! argon2 check: parallel tries cannot get more than `max_failures`
+//! guesses per lockout, nor overwrite the lock.
 
 use crate::seal::escrow::{token_hash, Escrow, EscrowError, Record};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Shortest password a recipient may set.
 pub const MIN_PASSWORD: usize = 12;
@@ -17,6 +24,9 @@ pub const MIN_PASSWORD: usize = 12;
 const CODES_PER_HOUR: usize = 5;
 /// Sessions end after this long even while in use.
 const SESSION_MAX: Duration = Duration::hours(12);
+/// A password is changed only within this long of signing in (a code or
+/// the old password), not by whoever finds a session left open.
+pub const REAUTH_WINDOW: Duration = Duration::minutes(10);
 
 /// A pending one-time code (its hash only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +52,9 @@ pub struct Account {
     /// When codes were sent in the last hour.
     #[serde(default)]
     codes_sent: Vec<DateTime<Utc>>,
+    /// When replies were sent in the last 24 hours.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    replies_sent: Vec<DateTime<Utc>>,
 }
 
 impl Account {
@@ -102,6 +115,35 @@ pub struct Rules {
     pub session_idle: Duration,
 }
 
+/// One lock per address whose account is being read and written; an
+/// address's entry goes when no one holds or waits for it.
+#[derive(Debug, Default)]
+pub struct AccountLocks(Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl AccountLocks {
+    /// Runs `f` holding `address`'s lock.
+    fn with<T>(&self, address: &str, f: impl FnOnce() -> T) -> T {
+        let k = key(address);
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(k.clone())
+            .or_default()
+            .clone();
+        let out = {
+            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            f()
+        };
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Ours and the map's: no one else holds or waits for it.
+        if Arc::strong_count(&lock) == 2 {
+            map.remove(&k);
+        }
+        out
+    }
+}
+
 fn code_hash(address: &str, code: &str) -> String {
     token_hash(&format!("{address}\n{code}"))
 }
@@ -139,9 +181,14 @@ fn unlocked(
 /// A new 8-digit code for `address`, unless it is locked or asked too often.
 pub fn request_code(
     escrow: &Escrow,
+    locks: &AccountLocks,
     address: &str,
     rules: &Rules,
 ) -> Result<CodeRequest, EscrowError> {
+    locks.with(address, || new_code(escrow, address, rules))
+}
+
+fn new_code(escrow: &Escrow, address: &str, rules: &Rules) -> Result<CodeRequest, EscrowError> {
     let now = Utc::now();
     let mut a = account(escrow, address)?;
     if locked(&a, now) {
@@ -206,6 +253,16 @@ fn start_session(escrow: &Escrow, address: &str) -> Result<String, EscrowError> 
 /// Checks a one-time code; the right one (once) starts a session.
 pub fn check_code(
     escrow: &Escrow,
+    locks: &AccountLocks,
+    address: &str,
+    code: &str,
+    rules: &Rules,
+) -> Result<Attempt, EscrowError> {
+    locks.with(address, || code_attempt(escrow, address, code, rules))
+}
+
+fn code_attempt(
+    escrow: &Escrow,
     address: &str,
     code: &str,
     rules: &Rules,
@@ -227,18 +284,39 @@ pub fn check_code(
     start_session(escrow, address).map(Attempt::Ok)
 }
 
-/// Checks a password (argon2id; slow on purpose: call off the async workers).
+/// Checks a password (argon2id; slow on purpose: call off the async
+/// workers). The try is counted first, so tries in parallel each use one of
+/// the `max_failures`; the one that uses the last locks the address at once,
+/// and only a right password lifts that.
 pub fn check_password(
     escrow: &Escrow,
+    locks: &AccountLocks,
     address: &str,
     password: &str,
     rules: &Rules,
 ) -> Result<Attempt, EscrowError> {
-    let now = Utc::now();
-    let Some(mut a) = unlocked(escrow, address, now)? else {
+    let reserved = locks.with(
+        address,
+        || -> Result<Option<(Option<String>, u32)>, EscrowError> {
+            let now = Utc::now();
+            let Some(mut a) = unlocked(escrow, address, now)? else {
+                return Ok(None);
+            };
+            a.failures += 1;
+            let n = a.failures;
+            if n >= rules.max_failures {
+                a.failures = 0;
+                a.code = None;
+                a.locked_until = Some(now + rules.lockout);
+            }
+            save(escrow, address, &a)?;
+            Ok(Some((a.password, n)))
+        },
+    )?;
+    let Some((phc, n)) = reserved else {
         return Ok(Attempt::Locked);
     };
-    let good = a.password.as_deref().is_some_and(|phc| {
+    let good = phc.as_deref().is_some_and(|phc| {
         PasswordHash::new(phc)
             .map(|h| {
                 Argon2::default()
@@ -248,11 +326,42 @@ pub fn check_password(
             .unwrap_or(false)
     });
     if !good {
-        return wrong(escrow, address, a, rules);
+        return Ok(if n >= rules.max_failures {
+            Attempt::Locked
+        } else {
+            Attempt::Wrong {
+                left: rules.max_failures - n,
+            }
+        });
     }
-    a.failures = 0;
-    save(escrow, address, &a)?;
-    start_session(escrow, address).map(Attempt::Ok)
+    locks.with(address, || {
+        let mut a = account(escrow, address)?;
+        a.failures = 0;
+        a.locked_until = None;
+        save(escrow, address, &a)?;
+        start_session(escrow, address).map(Attempt::Ok)
+    })
+}
+
+/// Counts one reply from `address` against `per_day`; false (and not
+/// counted) when the last 24 hours already hold that many.
+pub fn take_reply(
+    escrow: &Escrow,
+    locks: &AccountLocks,
+    address: &str,
+    per_day: u32,
+) -> Result<bool, EscrowError> {
+    locks.with(address, || {
+        let now = Utc::now();
+        let mut a = account(escrow, address)?;
+        a.replies_sent.retain(|t| now - *t < Duration::hours(24));
+        if a.replies_sent.len() >= per_day as usize {
+            return Ok(false);
+        }
+        a.replies_sent.push(now);
+        save(escrow, address, &a)?;
+        Ok(true)
+    })
 }
 
 /// Why a new password is refused.
@@ -269,15 +378,22 @@ pub fn password_problem(password: &str, confirm: &str) -> Option<String> {
 }
 
 /// Sets `address`'s password (argon2id with a random salt).
-pub fn set_password(escrow: &Escrow, address: &str, password: &str) -> Result<(), EscrowError> {
+pub fn set_password(
+    escrow: &Escrow,
+    locks: &AccountLocks,
+    address: &str,
+    password: &str,
+) -> Result<(), EscrowError> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode");
     let phc = Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))?
         .to_string();
-    let mut a = account(escrow, address)?;
-    a.password = Some(phc);
-    save(escrow, address, &a)
+    locks.with(address, || {
+        let mut a = account(escrow, address)?;
+        a.password = Some(phc);
+        save(escrow, address, &a)
+    })
 }
 
 /// The session a cookie value names, if it is still valid; using it
@@ -301,6 +417,37 @@ pub fn session(
         escrow.put_record(Record::Session, &k, &s)?;
     }
     Ok(Some(s))
+}
+
+/// Whether `s` may change its address's password now: an address without
+/// one may set it; changing one needs a sign-in within [`REAUTH_WINDOW`].
+pub fn may_change_password(escrow: &Escrow, s: &Session) -> Result<bool, EscrowError> {
+    let has = account(escrow, &s.address)?.has_password();
+    Ok(!has || Utc::now() - s.created_at <= REAUTH_WINDOW)
+}
+
+/// Ends every session of `address` but the one `keep` names (after a
+/// password change, whoever else was signed in is signed out).
+pub fn end_other_sessions(
+    escrow: &Escrow,
+    address: &str,
+    keep: &str,
+) -> Result<usize, EscrowError> {
+    let keep = token_hash(keep);
+    let address = key(address);
+    let mut n = 0;
+    for k in escrow.record_keys(Record::Session)? {
+        if k == keep {
+            continue;
+        }
+        if let Ok(Some(s)) = escrow.get_record::<Session>(Record::Session, &k) {
+            if s.address == address {
+                escrow.delete_record(Record::Session, &k)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Ends a session.
@@ -371,12 +518,13 @@ mod tests {
     fn a_code_works_once_and_ten_wrong_tries_lock_even_the_right_one() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
+        let l = AccountLocks::default();
         let r = rules();
-        let CodeRequest::Send(code) = request_code(&e, "Pat@X.test", &r).unwrap() else {
+        let CodeRequest::Send(code) = request_code(&e, &l, "Pat@X.test", &r).unwrap() else {
             panic!("no code")
         };
         assert_eq!(code.len(), 8);
-        let Attempt::Ok(cookie) = check_code(&e, "pat@x.test", &code, &r).unwrap() else {
+        let Attempt::Ok(cookie) = check_code(&e, &l, "pat@x.test", &code, &r).unwrap() else {
             panic!("right code refused")
         };
         assert_eq!(
@@ -384,11 +532,11 @@ mod tests {
             "pat@x.test"
         );
         assert_eq!(
-            check_code(&e, "pat@x.test", &code, &r).unwrap(),
+            check_code(&e, &l, "pat@x.test", &code, &r).unwrap(),
             Attempt::NoCode,
             "used once"
         );
-        let CodeRequest::Send(code) = request_code(&e, "pat@x.test", &r).unwrap() else {
+        let CodeRequest::Send(code) = request_code(&e, &l, "pat@x.test", &r).unwrap() else {
             panic!("no second code")
         };
         let wrong_code = if code == "00000000" {
@@ -398,25 +546,25 @@ mod tests {
         };
         for i in 1..10 {
             assert_eq!(
-                check_code(&e, "pat@x.test", wrong_code, &r).unwrap(),
+                check_code(&e, &l, "pat@x.test", wrong_code, &r).unwrap(),
                 Attempt::Wrong { left: 10 - i }
             );
         }
         assert_eq!(
-            check_code(&e, "pat@x.test", wrong_code, &r).unwrap(),
+            check_code(&e, &l, "pat@x.test", wrong_code, &r).unwrap(),
             Attempt::Locked
         );
         assert_eq!(
-            check_code(&e, "pat@x.test", &code, &r).unwrap(),
+            check_code(&e, &l, "pat@x.test", &code, &r).unwrap(),
             Attempt::Locked
         );
         assert_eq!(
-            request_code(&e, "pat@x.test", &r).unwrap(),
+            request_code(&e, &l, "pat@x.test", &r).unwrap(),
             CodeRequest::Locked
         );
         // Another address is not affected.
         assert!(matches!(
-            request_code(&e, "other@x.test", &r).unwrap(),
+            request_code(&e, &l, "other@x.test", &r).unwrap(),
             CodeRequest::Send(_)
         ));
     }
@@ -425,20 +573,103 @@ mod tests {
     fn passwords_are_argon2id_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
+        let l = AccountLocks::default();
         let r = rules();
         assert!(password_problem("short", "short").is_some());
         assert!(password_problem("long enough pass", "other").is_some());
-        set_password(&e, "pat@x.test", "correct horse battery").unwrap();
+        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
         let a = account(&e, "pat@x.test").unwrap();
         assert!(a.password.as_deref().unwrap().starts_with("$argon2id$"));
         assert!(matches!(
-            check_password(&e, "pat@x.test", "correct horse battery", &r).unwrap(),
+            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap(),
             Attempt::Ok(_)
         ));
         assert_eq!(
-            check_password(&e, "pat@x.test", "wrong", &r).unwrap(),
+            check_password(&e, &l, "pat@x.test", "wrong", &r).unwrap(),
             Attempt::Wrong { left: 9 }
         );
+    }
+
+    #[test]
+    fn parallel_password_tries_get_no_more_than_the_allowed_guesses() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = store(dir.path());
+        let l = AccountLocks::default();
+        let r = rules();
+        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
+        let results: Vec<Attempt> = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..40)
+                .map(|i| {
+                    let (e, l, r) = (&e, &l, &r);
+                    s.spawn(move || {
+                        check_password(e, l, "pat@x.test", &format!("guess {i}"), r).unwrap()
+                    })
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let wrong = results
+            .iter()
+            .filter(|a| matches!(a, Attempt::Wrong { .. }))
+            .count();
+        assert_eq!(
+            wrong, 9,
+            "nine tries say wrong, the tenth locks: {results:?}"
+        );
+        assert!(account(&e, "pat@x.test").unwrap().locked_until.is_some());
+        assert_eq!(
+            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap(),
+            Attempt::Locked,
+            "the lock holds against the right password"
+        );
+        assert!(
+            l.0.lock().unwrap().is_empty(),
+            "no lock entries left behind"
+        );
+    }
+
+    #[test]
+    fn a_password_change_needs_a_fresh_sign_in_and_ends_other_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = store(dir.path());
+        let l = AccountLocks::default();
+        let r = rules();
+        let fresh = Session {
+            address: "pat@x.test".into(),
+            created_at: Utc::now(),
+            last_seen: Utc::now(),
+        };
+        assert!(may_change_password(&e, &fresh).unwrap(), "no password yet");
+        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
+        let old = Session {
+            created_at: Utc::now() - Duration::minutes(11),
+            ..fresh.clone()
+        };
+        assert!(may_change_password(&e, &fresh).unwrap());
+        assert!(!may_change_password(&e, &old).unwrap());
+        let Attempt::Ok(a) =
+            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap()
+        else {
+            panic!()
+        };
+        let Attempt::Ok(b) =
+            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(end_other_sessions(&e, "pat@x.test", &a).unwrap(), 1);
+        assert!(session(&e, &a, &r).unwrap().is_some());
+        assert!(session(&e, &b, &r).unwrap().is_none());
+    }
+
+    #[test]
+    fn replies_are_counted_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = store(dir.path());
+        let l = AccountLocks::default();
+        assert!((0..3).all(|_| take_reply(&e, &l, "pat@x.test", 3).unwrap()));
+        assert!(!take_reply(&e, &l, "PAT@x.test", 3).unwrap());
+        assert!(take_reply(&e, &l, "other@x.test", 3).unwrap());
     }
 
     #[test]

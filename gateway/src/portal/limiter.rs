@@ -21,8 +21,10 @@ impl Limiter {
         }
     }
 
-    /// Counts one request from `ip`; false when it is over the limit.
+    /// Counts one request from `ip` (an IPv6 address by its /64, which one
+    /// host usually holds whole); false when it is over the limit.
     pub fn allow(&self, ip: IpAddr) -> bool {
+        let ip = crate::http_server::client_key(ip);
         let now = Instant::now();
         let mut w = self.windows.lock().expect("limiter lock");
         if w.len() > 100_000 {
@@ -50,5 +52,9 @@ mod tests {
         assert!((0..3).all(|_| l.allow(a)));
         assert!(!l.allow(a));
         assert!(l.allow(b));
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert!((0..3).all(|_| l.allow(v6a)));
+        assert!(!l.allow(v6b), "one /64, one budget");
     }
 }

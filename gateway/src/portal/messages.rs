@@ -18,13 +18,15 @@ pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Respon
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let entries = match p.escrow.list() {
+    let entries = match p.escrow.entries_for(&s.address) {
         Ok(l) => l,
         Err(e) => return p.failed(e),
     };
+    let now = chrono::Utc::now();
+    // Nothing of an expired message shows, even before the sweep erases it.
     let mut mine: Vec<(EscrowEntry, String)> = entries
         .into_iter()
-        .filter(|e| e.recipient == s.address && e.erased_at.is_none())
+        .filter(|e| e.recipient == s.address && e.erased_at.is_none() && e.expires_at > now)
         .map(|e| {
             let subject = p
                 .escrow
@@ -210,6 +212,34 @@ pub(super) async fn reply(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    // Before the body is read: the disk has room, and the quota is not used up.
+    if p.spool
+        .free_bytes()
+        .is_ok_and(|f| f < p.config.spool.min_free_space)
+    {
+        tracing::warn!("portal: spool file system nearly full; reply refused");
+        return p.say(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "Not sent",
+            "Your reply cannot be accepted just now. Please try again later.",
+        );
+    }
+    match auth::take_reply(
+        &p.escrow,
+        &p.accounts,
+        &s.address,
+        p.config.portal.max_replies_per_day,
+    ) {
+        Ok(true) => {}
+        Ok(false) => {
+            return p.say(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Not sent",
+                "You have sent many replies today. Please try again tomorrow.",
+            )
+        }
+        Err(e) => return p.failed(e),
+    }
     let too_large = || {
         p.say(
             StatusCode::PAYLOAD_TOO_LARGE,

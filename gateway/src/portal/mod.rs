@@ -11,7 +11,6 @@
 pub mod auth;
 pub mod client_ip;
 mod limiter;
-pub mod listener;
 mod messages;
 mod pages;
 pub mod reply;
@@ -22,6 +21,7 @@ mod withdraw;
 use crate::admin::metrics::Metrics;
 use crate::audit::{self, Actor};
 use crate::config::Config;
+use crate::http_server::Peer;
 use crate::seal::escrow::{Escrow, EscrowEntry, EscrowError, EscrowState};
 use crate::seal::portal::direction_to;
 use crate::smtp::address::Mailbox;
@@ -33,7 +33,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use listener::Peer;
 use std::sync::Arc;
 
 /// The session cookie (`__Host-`: Secure, path `/`, this host only).
@@ -53,7 +52,15 @@ pub struct Portal {
     limiter: limiter::Limiter,
     csrf_key: ring::hmac::Key,
     rules: Rules,
+    /// Each address's sign-in state is read and written under its lock.
+    accounts: auth::AccountLocks,
+    /// argon2 runs at most this many at once (each takes ~19 MiB); more
+    /// sign-ins get 429 rather than exhaust memory.
+    argon2: Arc<tokio::sync::Semaphore>,
 }
+
+/// argon2 hashes computed at once, at most.
+const ARGON2_AT_ONCE: usize = 4;
 
 type Shared = Arc<Portal>;
 
@@ -83,6 +90,8 @@ impl Portal {
             limiter: limiter::Limiter::new(p.requests_per_minute),
             csrf_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             rules,
+            accounts: auth::AccountLocks::default(),
+            argon2: Arc::new(tokio::sync::Semaphore::new(ARGON2_AT_ONCE)),
             escrow,
             config,
             spool,
@@ -90,9 +99,24 @@ impl Portal {
         }
     }
 
+    /// A permit to run argon2, or the 429 page when all are in use.
+    fn argon2_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+        self.argon2.clone().try_acquire_owned().map_err(|_| {
+            self.metrics
+                .portal_events
+                .with_label_values(&["argon2_busy"])
+                .inc();
+            Box::new(self.say(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Busy",
+                "Many people are signing in right now. Please try again in a moment.",
+            ))
+        })
+    }
+
     fn event(&self, event: &str, id: &str, detail: &str) {
         self.metrics.portal_events.with_label_values(&[event]).inc();
-        audit::record(
+        audit::note(
             &self.config.server.data_dir,
             Actor::Portal,
             &format!("portal.{event}"),
@@ -140,7 +164,7 @@ impl Portal {
     }
 
     /// The generic failure page (the log has the reason; the page does not).
-    fn failed(&self, e: EscrowError) -> Response {
+    fn failed(&self, e: impl std::fmt::Display) -> Response {
         tracing::error!(error = %e, "portal: store error");
         self.say(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -365,27 +389,41 @@ async fn not_found(State(p): State<Shared>) -> Response {
     p.say(StatusCode::NOT_FOUND, "Not found", "There is nothing here.")
 }
 
-/// Withdraws held message `id` (content and key erased), audited and counted.
+/// Why a withdrawal was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// The escrow store failed.
+    #[error(transparent)]
+    Escrow(#[from] EscrowError),
+    /// The audit log could not be written first.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+}
+
+/// Withdraws held message `id` (content and key erased), audited first and counted.
 pub fn revoke(
     escrow: &Escrow,
     config: &Config,
     metrics: &Metrics,
     id: &str,
     actor: Actor,
-) -> Result<Option<EscrowEntry>, EscrowError> {
-    let before = escrow.entry(id)?;
+) -> Result<Option<EscrowEntry>, RevokeError> {
+    let Some(before) = escrow.entry(id)? else {
+        return Ok(None);
+    };
+    let fresh = before.erased_at.is_none();
+    if fresh {
+        audit::record(
+            &config.server.data_dir,
+            actor,
+            "portal.revoke",
+            id,
+            &before.recipient,
+        )?;
+    }
     let after = escrow.revoke(id)?;
-    if let (Some(b), Some(a)) = (&before, &after) {
-        if b.erased_at.is_none() {
-            metrics.portal_events.with_label_values(&["revoke"]).inc();
-            audit::record(
-                &config.server.data_dir,
-                actor,
-                "portal.revoke",
-                id,
-                &a.recipient,
-            );
-        }
+    if fresh && after.is_some() {
+        metrics.portal_events.with_label_values(&["revoke"]).inc();
     }
     Ok(after)
 }
@@ -441,29 +479,10 @@ pub async fn serve(
     portal: Shared,
     tcp: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(sweep(portal.clone()));
+    let limits = portal.config.portal.http.limits();
     let app = router(portal);
-    let shutdown = async move {
-        let _ = stop.changed().await;
-    };
-    let r = match tls {
-        Some(tls) => match listener::TlsListener::new(tcp, tls) {
-            Ok(l) => {
-                axum::serve(l, app.into_make_service_with_connect_info::<Peer>())
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Err(e) => Err(e),
-        },
-        None => {
-            axum::serve(tcp, app.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
-    if let Err(e) = r {
-        tracing::error!(error = %e, "portal stopped");
-    }
+    crate::http_server::serve("portal", tcp, tls, app, limits, stop).await;
 }

@@ -3,7 +3,8 @@
 //! the organisation's own domains), threaded under the original, with the
 //! uploaded files attached.
 
-use crate::seal::notice::{encoded_text as encoded, header_safe};
+use crate::header_fields::text_field;
+use crate::seal::notice::header_safe;
 use base64::Engine as _;
 
 /// One uploaded file.
@@ -60,7 +61,7 @@ pub fn build(r: &ReplyInput) -> Vec<u8> {
             m.push_str(&format!("Cc: {}\r\n", cc.join(", ")));
         }
     }
-    m.push_str(&format!("Subject: {}\r\n", encoded(&subject)));
+    m.push_str(&text_field("Subject", &subject));
     m.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
     m.push_str(&format!(
         "Message-ID: <{}@sealgate.portal>\r\n",
@@ -71,7 +72,8 @@ pub fn build(r: &ReplyInput) -> Vec<u8> {
         m.push_str(&format!("In-Reply-To: <{p}>\r\nReferences: <{p}>\r\n"));
     }
     m.push_str(&format!(
-        "X-Sealgate-Portal-Reply: {}\r\nMIME-Version: 1.0\r\n",
+        "{}: {}\r\nMIME-Version: 1.0\r\n",
+        crate::policy::worker::PORTAL_REPLY_HEADER,
         header_safe(r.escrow_id)
     ));
     let text = r.text.replace("\r\n", "\n").replace('\n', "\r\n");

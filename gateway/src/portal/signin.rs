@@ -96,7 +96,7 @@ pub(super) async fn send_code(
         Err(r) => return *r,
     };
     let ttl_min = p.config.portal.code_ttl.0.as_secs() / 60;
-    match auth::request_code(&p.escrow, &entry.recipient, &p.rules) {
+    match auth::request_code(&p.escrow, &p.accounts, &entry.recipient, &p.rules) {
         Ok(CodeRequest::Send(code)) => {
             let from = notice_from(&p.config, &entry.sender);
             let text = format!(
@@ -238,7 +238,7 @@ pub(super) async fn verify_code(
         Ok(e) => e,
         Err(r) => return *r,
     };
-    let a = auth::check_code(&p.escrow, &entry.recipient, &f.code, &p.rules);
+    let a = auth::check_code(&p.escrow, &p.accounts, &entry.recipient, &f.code, &p.rules);
     signed_in(&p, &token, &entry, &headers, a, "code", ip)
 }
 
@@ -271,10 +271,15 @@ pub(super) async fn login(
             Some("Sign in with a code."),
         );
     }
+    let permit = match p.argon2_permit() {
+        Ok(permit) => permit,
+        Err(r) => return *r,
+    };
     let (p2, address) = (p.clone(), entry.recipient.clone());
     // argon2id is slow on purpose: off the async workers.
     let a = tokio::task::spawn_blocking(move || {
-        auth::check_password(&p2.escrow, &address, &f.password, &p2.rules)
+        let _permit = permit;
+        auth::check_password(&p2.escrow, &p2.accounts, &address, &f.password, &p2.rules)
     })
     .await
     .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
@@ -360,6 +365,17 @@ pub(super) async fn password_set(
     if p.config.portal.login != PortalLogin::Password {
         return see_other(&next);
     }
+    match auth::may_change_password(&p.escrow, &s) {
+        Ok(true) => {}
+        Ok(false) => {
+            return p.say(
+                StatusCode::FORBIDDEN,
+                "Sign in again",
+                "To change your password, sign in again first: open the link in your e-mail.",
+            )
+        }
+        Err(e) => return p.failed(e),
+    }
     if let Some(problem) = auth::password_problem(&f.password, &f.confirm) {
         return p.signed_in_page(
             StatusCode::BAD_REQUEST,
@@ -369,13 +385,22 @@ pub(super) async fn password_set(
             |csrf| pages::set_password(csrf, &next, Some(&problem)),
         );
     }
+    let permit = match p.argon2_permit() {
+        Ok(permit) => permit,
+        Err(r) => return *r,
+    };
     let (p2, address) = (p.clone(), s.address.clone());
-    let r =
-        tokio::task::spawn_blocking(move || auth::set_password(&p2.escrow, &address, &f.password))
-            .await
-            .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
+    let r = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        auth::set_password(&p2.escrow, &p2.accounts, &address, &f.password)
+    })
+    .await
+    .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
     match r {
         Ok(()) => {
+            if let Err(e) = auth::end_other_sessions(&p.escrow, &s.address, &cookie) {
+                tracing::warn!(error = %e, "portal: cannot end other sessions");
+            }
             p.event("password_set", "-", &s.address);
             see_other(&next)
         }

@@ -28,7 +28,22 @@ const CF_CONTENT: &str = "content";
 const CF_TOKENS: &str = "tokens";
 const CF_ACCOUNTS: &str = "accounts";
 const CF_SESSIONS: &str = "sessions";
-const ALL_CFS: [&str; 5] = [CF_ENTRIES, CF_CONTENT, CF_TOKENS, CF_ACCOUNTS, CF_SESSIONS];
+/// `sha256(recipient) ":" id` for each entry: a recipient's inbox reads
+/// their entries only.
+const CF_RECIPIENTS: &str = "recipients";
+const ALL_CFS: [&str; 6] = [
+    CF_ENTRIES,
+    CF_CONTENT,
+    CF_TOKENS,
+    CF_ACCOUNTS,
+    CF_SESSIONS,
+    CF_RECIPIENTS,
+];
+
+/// The index key prefix of `recipient`'s entries.
+fn recipient_prefix(recipient: &str) -> String {
+    format!("{}:", token_hash(&recipient.to_ascii_lowercase()))
+}
 
 /// Portal sign-in state kept beside the messages.
 #[derive(Debug, Clone, Copy)]
@@ -171,7 +186,50 @@ impl Escrow {
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, options()));
         let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
-        Ok(Escrow { db, keys })
+        let escrow = Escrow { db, keys };
+        escrow.index_recipients()?;
+        Ok(escrow)
+    }
+
+    /// Builds the recipient index of a store made before it existed.
+    fn index_recipients(&self) -> Result<(), EscrowError> {
+        let indexed = self
+            .db
+            .iterator_cf(self.cf(CF_RECIPIENTS), IteratorMode::Start)
+            .next()
+            .is_some();
+        if indexed {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for e in self.list()? {
+            batch.put_cf(
+                self.cf(CF_RECIPIENTS),
+                recipient_prefix(&e.recipient) + &e.id,
+                b"",
+            );
+        }
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// `recipient`'s entries (erased ones included), read through the index.
+    pub fn entries_for(&self, recipient: &str) -> Result<Vec<EscrowEntry>, EscrowError> {
+        let prefix = recipient_prefix(recipient);
+        let mut out = Vec::new();
+        let from = IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward);
+        for kv in self.db.iterator_cf(self.cf(CF_RECIPIENTS), from) {
+            let (k, _) = kv?;
+            let Some(id) = k.strip_prefix(prefix.as_bytes()) else {
+                break;
+            };
+            if let Some(e) = self.entry(&String::from_utf8_lossy(id))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     /// Opens the store read-only (works while the gateway has it open).
@@ -254,6 +312,11 @@ impl Escrow {
         let mut batch = WriteBatch::default();
         self.put_entry(&mut batch, &entry);
         batch.put_cf(self.cf(CF_CONTENT), id.as_bytes(), content);
+        batch.put_cf(
+            self.cf(CF_RECIPIENTS),
+            recipient_prefix(recipient) + &id,
+            b"",
+        );
         batch.put_cf(self.cf(CF_TOKENS), token_hash(&token), id.as_bytes());
         batch.put_cf(
             self.cf(CF_TOKENS),
@@ -489,6 +552,36 @@ mod tests {
     fn open(dir: &Path) -> Escrow {
         let keys = Keyring::load_or_create(&dir.join("escrow.keys")).unwrap();
         Escrow::open(&dir.join("escrow"), keys).unwrap()
+    }
+
+    #[test]
+    fn a_recipients_entries_are_found_through_the_index_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = open(dir.path());
+        let later = Utc::now() + chrono::Duration::days(1);
+        let a = e
+            .deposit("q1", "s@h.test", "pat@x.test", b"a", later)
+            .unwrap();
+        e.deposit("q2", "s@h.test", "other@x.test", b"b", later)
+            .unwrap();
+        let b = e
+            .deposit("q3", "s@h.test", "Pat@X.test", b"c", later)
+            .unwrap();
+        let mut mine: Vec<String> = e
+            .entries_for("PAT@x.test")
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
+        mine.sort();
+        let mut want = vec![a.entry.id.clone(), b.entry.id.clone()];
+        want.sort();
+        assert_eq!(mine, want);
+        // A store made before the index gets one when opened.
+        e.db.drop_cf(CF_RECIPIENTS).unwrap();
+        drop(e);
+        let e = open(dir.path());
+        assert_eq!(e.entries_for("pat@x.test").unwrap().len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! with its withdraw link, one-time codes and read receipts. All are
 //! marked `Auto-Submitted` (RFC 3834) so that auto-responders leave them alone.
 
+use crate::header_fields::{address_field, text_field};
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
@@ -85,30 +86,6 @@ pub fn header_safe(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-/// An unstructured header value: as is when ASCII, else an RFC 2047 word.
-pub fn encoded_text(s: &str) -> String {
-    let s = header_safe(s);
-    if s.is_ascii() {
-        s
-    } else {
-        use base64::Engine as _;
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(s)
-        )
-    }
-}
-
-/// A display name as a quoted string, or an RFC 2047 word when not ASCII.
-fn display_name(s: &str) -> String {
-    let s = header_safe(s);
-    if s.is_ascii() {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        encoded_text(&s)
-    }
-}
-
 /// One message the portal writes.
 pub struct Mail<'a> {
     /// Display name of the From address.
@@ -135,13 +112,9 @@ pub fn compose(m: &Mail) -> Vec<u8> {
         hex::encode(rand::random::<[u8; 12]>())
     );
     let mut out = String::new();
-    out.push_str(&format!(
-        "From: {} <{}>\r\n",
-        display_name(m.from_name),
-        header_safe(m.from)
-    ));
+    out.push_str(&address_field("From", m.from_name, m.from));
     out.push_str(&format!("To: <{}>\r\n", header_safe(m.to)));
-    out.push_str(&format!("Subject: {}\r\n", encoded_text(m.subject)));
+    out.push_str(&text_field("Subject", m.subject));
     out.push_str(&format!("Date: {}\r\n", Utc::now().to_rfc2822()));
     out.push_str(&format!("Message-ID: {msg_id}\r\n"));
     if let Some(parent) = m.in_reply_to.filter(|p| !p.is_empty()) {

@@ -167,7 +167,7 @@ impl PortalSeal {
             .portal_events
             .with_label_values(&["notice"])
             .inc();
-        crate::audit::record(
+        crate::audit::note(
             &self.config.server.data_dir,
             crate::audit::Actor::Gateway,
             "portal.notice",

@@ -1,6 +1,8 @@
 //! The SMTP command parser: one line in, a typed [`Command`] out. Pure, no I/O,
 //! so it can be fuzzed (`fuzz/fuzz_targets/command.rs`) and tested alone.
 
+use std::borrow::Cow;
+
 use super::address::{parse_forward_path, parse_reverse_path, AddressError, Mailbox, ReversePath};
 use super::reply::Reply;
 use serde::{Deserialize, Serialize};
@@ -169,8 +171,19 @@ impl ParseError {
     }
 }
 
+/// How strictly `MAIL FROM:` and `RCPT TO:` paths are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeSyntax {
+    /// Also accept a path without angle brackets (`MAIL FROM:a@b`), as
+    /// Postfix, Haraka and aiosmtpd do by default.
+    #[default]
+    Lenient,
+    /// Only RFC 5321's `<path>`; anything else is `501`.
+    Strict,
+}
+
 /// Parses one command line (without its line ending).
-pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
+pub fn parse_command(line: &[u8], syntax: EnvelopeSyntax) -> Result<Command, ParseError> {
     if line
         .iter()
         .any(|&b| b == 0 || (b < 32 && b != b'\t') || b == 127)
@@ -193,8 +206,8 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     match verb.to_ascii_uppercase().as_str() {
         "EHLO" => domain_arg(rest).map(Command::Ehlo),
         "HELO" => domain_arg(rest).map(Command::Helo),
-        "MAIL" => parse_mail(rest),
-        "RCPT" => parse_rcpt(rest),
+        "MAIL" => parse_mail(rest, syntax),
+        "RCPT" => parse_rcpt(rest, syntax),
         "DATA" => no_arg(rest, Command::Data),
         "BDAT" => parse_bdat(rest),
         "RSET" => no_arg(rest, Command::Rset),
@@ -230,8 +243,14 @@ fn domain_arg(rest: &str) -> Result<String, ParseError> {
     Ok(name.to_string())
 }
 
-/// Splits `KEYWORD:<path> params` into the path and the parameter string.
-fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), ParseError> {
+/// Splits `KEYWORD:<path> params` into the path (with its brackets) and the
+/// parameter string. A path without brackets, where allowed, is the first
+/// word, returned bracketed.
+fn split_path<'a>(
+    rest: &'a str,
+    keyword: &str,
+    syntax: EnvelopeSyntax,
+) -> Result<(Cow<'a, str>, &'a str), ParseError> {
     let head = rest
         .get(..keyword.len())
         .ok_or(ParseError::Syntax("missing path"))?;
@@ -245,7 +264,17 @@ fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), Pa
     // A space after the colon is not RFC 5321 but common; accept it.
     let path = rest[keyword.len()..].trim_start();
     if !path.starts_with('<') {
-        return Err(ParseError::Syntax("address must be enclosed in <>"));
+        if syntax == EnvelopeSyntax::Strict || path.is_empty() {
+            return Err(ParseError::Syntax("address must be enclosed in <>"));
+        }
+        let (bare, params) = match path.find([' ', '\t']) {
+            Some(i) => (&path[..i], path[i..].trim()),
+            None => (path, ""),
+        };
+        if bare.contains(['<', '>']) {
+            return Err(ParseError::Syntax("unbalanced <> in address"));
+        }
+        return Ok((Cow::Owned(format!("<{bare}>")), params));
     }
     let mut quoted = false;
     let mut escaped = false;
@@ -259,7 +288,7 @@ fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), Pa
                 if !params.is_empty() && !params.starts_with(' ') {
                     return Err(ParseError::Syntax("parameters must follow a space"));
                 }
-                return Ok((&path[..=i], params.trim()));
+                return Ok((Cow::Borrowed(&path[..=i]), params.trim()));
             }
             _ => {}
         }
@@ -276,9 +305,9 @@ fn params(s: &str) -> impl Iterator<Item = (String, Option<&str>)> {
         })
 }
 
-fn parse_mail(rest: &str) -> Result<Command, ParseError> {
-    let (path, rest) = split_path(rest, "FROM:")?;
-    let from = parse_reverse_path(path).map_err(ParseError::Sender)?;
+fn parse_mail(rest: &str, syntax: EnvelopeSyntax) -> Result<Command, ParseError> {
+    let (path, rest) = split_path(rest, "FROM:", syntax)?;
+    let from = parse_reverse_path(&path).map_err(ParseError::Sender)?;
     let mut p = MailParams::default();
     for (key, value) in params(rest) {
         match (key.as_str(), value) {
@@ -324,9 +353,9 @@ fn parse_mail(rest: &str) -> Result<Command, ParseError> {
     Ok(Command::Mail { from, params: p })
 }
 
-fn parse_rcpt(rest: &str) -> Result<Command, ParseError> {
-    let (path, rest) = split_path(rest, "TO:")?;
-    let to = parse_forward_path(path).map_err(ParseError::Recipient)?;
+fn parse_rcpt(rest: &str, syntax: EnvelopeSyntax) -> Result<Command, ParseError> {
+    let (path, rest) = split_path(rest, "TO:", syntax)?;
+    let to = parse_forward_path(&path).map_err(ParseError::Recipient)?;
     let mut p = RcptParams::default();
     for (key, value) in params(rest) {
         match (key.as_str(), value) {
@@ -432,7 +461,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Command, ParseError> {
-        parse_command(s.as_bytes())
+        parse_command(s.as_bytes(), EnvelopeSyntax::Strict)
     }
 
     #[test]
@@ -473,6 +502,25 @@ mod tests {
     }
 
     #[test]
+    fn paths_without_brackets_unless_strict() {
+        let lenient = |s: &str| parse_command(s.as_bytes(), EnvelopeSyntax::Lenient);
+        match lenient("MAIL FROM:a@b.example SIZE=10").unwrap() {
+            Command::Mail { from, params } => {
+                assert_eq!(from.to_string(), "a@b.example");
+                assert_eq!(params.size, Some(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        match lenient("RCPT TO: x@y.example").unwrap() {
+            Command::Rcpt { to, .. } => assert_eq!(to.unwrap().to_string(), "x@y.example"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(lenient("MAIL FROM:").unwrap_err().reply().code, 501);
+        assert_eq!(lenient("MAIL FROM:a@b>").unwrap_err().reply().code, 501);
+        assert_eq!(p("MAIL FROM:a@b.example").unwrap_err().reply().code, 501);
+    }
+
+    #[test]
     fn rcpt_with_dsn() {
         let c = p("RCPT TO:<x@y.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x@y.example").unwrap();
         let Command::Rcpt { to, params } = c else {
@@ -508,10 +556,10 @@ mod tests {
         );
         assert_eq!(p("RCPT TO:<a@@b>").unwrap_err().reply().status, "5.1.3");
         assert_eq!(
-            parse_command(b"NOOP\0").unwrap_err(),
+            parse_command(b"NOOP\0", EnvelopeSyntax::Lenient).unwrap_err(),
             ParseError::ControlChars
         );
-        assert!(parse_command(&[0xff, 0xfe]).is_err());
+        assert!(parse_command(&[0xff, 0xfe], EnvelopeSyntax::Lenient).is_err());
         assert_eq!(p("").unwrap_err(), ParseError::Empty);
         assert_eq!(p("DATA x").unwrap_err().reply().code, 501);
         assert!(p("EHLO").is_err());
@@ -568,7 +616,7 @@ mod tests {
             for _ in 0..rng.random_range(0..10) {
                 line.extend_from_slice(pieces[rng.random_range(0..pieces.len())]);
             }
-            if let Err(e) = parse_command(&line) {
+            if let Err(e) = parse_command(&line, EnvelopeSyntax::Lenient) {
                 assert!(e.reply().to_string().ends_with("\r\n"));
             }
         }

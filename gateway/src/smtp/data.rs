@@ -5,6 +5,10 @@
 //! where a message ends. Here only a `.` line that both starts and ends with a
 //! real CRLF ends DATA; every other CR or LF is a violation (refused) or, when
 //! configured, normalised to CRLF without ever ending the message.
+//!
+//! NUL is treated the same way: a next hop that drops NULs would read
+//! `CRLF NUL . CRLF` as the end of data, so NUL is refused, or stripped when
+//! bare line endings are normalised, and never passed on.
 
 use serde::Deserialize;
 
@@ -14,7 +18,8 @@ use serde::Deserialize;
 pub enum BareLineEnding {
     /// Refuse the message with 550 5.6.2 once DATA ends.
     Reject,
-    /// Bare LF becomes CRLF, bare CR becomes a space (as Postfix's cleanup does).
+    /// Bare LF becomes CRLF, bare CR becomes a space (as Postfix's cleanup
+    /// does), and NUL is removed.
     Normalize,
 }
 
@@ -23,6 +28,8 @@ pub enum BareLineEnding {
 pub enum DataViolation {
     /// A bare LF or CR was seen and the policy is [`BareLineEnding::Reject`].
     BareLineEnding,
+    /// A NUL octet was seen and the policy is [`BareLineEnding::Reject`].
+    Nul,
     /// A line was longer than the configured limit.
     LineTooLong,
 }
@@ -100,6 +107,16 @@ impl DataReader {
         }
     }
 
+    /// A NUL: never part of the output (see the module docs), but it still
+    /// counts as content for finding the end: a peer that keeps NULs sees
+    /// `CRLF NUL . CRLF` as a line of text, so it must not end DATA here.
+    fn nul(&mut self) {
+        if self.policy == BareLineEnding::Reject {
+            self.violation.get_or_insert(DataViolation::Nul);
+        }
+        self.state = State::Mid;
+    }
+
     fn content_byte(&mut self) {
         self.line_len += 1;
         if self.line_len > self.max_line {
@@ -122,6 +139,9 @@ impl DataReader {
                         consumed: i,
                         done: true,
                     }
+                }
+                (State::LineStart | State::SoftLineStart | State::Mid | State::Dot, 0) => {
+                    self.nul()
                 }
                 (State::LineStart, b'.') => self.state = State::Dot,
                 (State::LineStart | State::SoftLineStart | State::Mid, b'\r') => {
@@ -174,6 +194,7 @@ impl DataReader {
     /// Handles a byte that followed a bare CR, now in the `Mid` state.
     fn reprocess(&mut self, b: u8, out: &mut Vec<u8>) {
         match b {
+            0 => self.nul(),
             b'\r' => self.state = State::Cr,
             b'\n' => self.bare(out, true),
             _ => self.push(out, b),
@@ -192,7 +213,13 @@ pub struct HeaderScan {
     pub received: u32,
     /// Value of the first `X-MS-Exchange-CrossTenant-Id` field, trimmed.
     pub ms_tenant_id: Option<String>,
+    /// Value of the first `From` field, unfolded (at most [`SCAN_FROM`] octets).
+    pub from: Option<String>,
+    in_from: bool,
 }
+
+/// A `From` field longer than this is not read further.
+const SCAN_FROM: usize = 2048;
 
 /// Only this much of each header line is examined; the fields we look for are short.
 const SCAN_LINE: usize = 256;
@@ -220,11 +247,26 @@ impl HeaderScan {
             self.finished = true;
             return;
         }
+        if line[0] == b' ' || line[0] == b'\t' {
+            // A continuation of the field before.
+            if let Some(from) = self
+                .from
+                .as_mut()
+                .filter(|f| self.in_from && f.len() < SCAN_FROM)
+            {
+                from.push_str(&String::from_utf8_lossy(line));
+            }
+            return;
+        }
+        self.in_from = false;
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return;
         };
         let name = &line[..colon];
-        if name.eq_ignore_ascii_case(b"received") {
+        if name.eq_ignore_ascii_case(b"from") && self.from.is_none() {
+            self.from = Some(String::from_utf8_lossy(&line[colon + 1..]).into_owned());
+            self.in_from = true;
+        } else if name.eq_ignore_ascii_case(b"received") {
             self.received += 1;
         } else if name.eq_ignore_ascii_case(b"x-ms-exchange-crosstenant-id")
             && self.ms_tenant_id.is_none()
@@ -317,6 +359,25 @@ mod tests {
     }
 
     #[test]
+    fn nul_is_refused_or_removed_and_never_ends_data() {
+        for seq in [&b"\r\n\x00.\r\n"[..], b"\r\n.\x00\r\n", b"\r\n.\r\x00\n"] {
+            let mut input = b"Subject: a\r\n\r\nbody".to_vec();
+            input.extend_from_slice(seq);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\n");
+            let (_, fed, v) = run(BareLineEnding::Reject, &input);
+            assert!(!fed.done, "{seq:?} ended data");
+            assert!(v.is_some(), "{seq:?} not refused");
+            input.extend_from_slice(b"\r\n.\r\n");
+            let (out, fed, _) = run(BareLineEnding::Normalize, &input);
+            assert!(fed.done && fed.consumed == input.len());
+            assert!(!out.contains(&0), "{seq:?}: NUL passed on");
+            assert!(out.windows(9).any(|w| w == b"MAIL FROM"));
+        }
+        let (_, _, v) = run(BareLineEnding::Reject, b"a\x00b\r\n.\r\n");
+        assert_eq!(v, Some(DataViolation::Nul));
+    }
+
+    #[test]
     fn normalize_rewrites_bare_endings() {
         let (out, fed, v) = run(BareLineEnding::Normalize, b"a\nb\rc\r\n.\r\n");
         assert!(fed.done);
@@ -346,11 +407,21 @@ mod tests {
     }
 
     #[test]
+    fn header_scan_keeps_the_first_from_unfolded() {
+        let mut h = HeaderScan::default();
+        h.feed(b"from: \"Mailer, Daemon\"\r\n <MAILER-DAEMON@Tenant.example>\r\nFrom: x@y\r\n\r\n");
+        assert_eq!(
+            h.from.as_deref(),
+            Some(" \"Mailer, Daemon\" <MAILER-DAEMON@Tenant.example>")
+        );
+    }
+
+    #[test]
     fn random_input_random_chunking_agrees() {
         // A cheap, always-on cousin of fuzz/fuzz_targets/data.rs.
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let alphabet = b"\r\n.a";
+        let alphabet = b"\r\n.a\x00";
         for _ in 0..5000 {
             let len = rng.random_range(0..64);
             let input: Vec<u8> = (0..len)

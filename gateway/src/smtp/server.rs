@@ -2,12 +2,12 @@
 //! limits, runs a [`Session`] over plain or TLS streams, streams DATA into the
 //! spool and replies 250 only after the spool has synced the message.
 
-use super::command::parse_command;
+use super::command::{parse_command, Command};
 use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
 use super::recipients::SharedRecipients;
 use super::reply::Reply;
-use super::session::{Session, Step, Transaction};
+use super::session::{header_from_within, Session, Step, Transaction};
 use super::tls;
 use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, ListenerTls};
@@ -263,6 +263,27 @@ impl Gateway {
         }
     }
 
+    /// Whether the spool's file system has the configured free space.
+    fn spool_has_room(&self) -> bool {
+        match self.spool.free_bytes() {
+            Ok(free) => free >= self.config.spool.min_free_space,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the spool's free space; accepting");
+                true
+            }
+        }
+    }
+
+    /// The reply while the spool's file system is nearly full.
+    fn no_room(&self) -> Reply {
+        self.metrics.refused("no_room");
+        tracing::warn!(
+            min_free_space = self.config.spool.min_free_space,
+            "spool file system nearly full: new mail deferred"
+        );
+        Reply::new(452, "4.3.1", "Insufficient system storage, try again later")
+    }
+
     fn admit(&self, ip: IpAddr) -> Result<(OwnedSemaphorePermit, IpSlot<'_>), Reply> {
         let permit = self.connections.clone().try_acquire_owned().map_err(|_| {
             self.metrics
@@ -389,6 +410,7 @@ impl Gateway {
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
         let limits = self.config.limits.clone();
+        let syntax = limits.envelope_syntax();
         let mut conn = Conn {
             io,
             buf: Vec::with_capacity(4096),
@@ -422,7 +444,10 @@ impl Gateway {
                         "Bare <LF> received; end lines with <CR><LF>",
                     ))
                 }
-                Ok(Line::Crlf(line) | Line::BareLf(line)) => match parse_command(&line) {
+                Ok(Line::Crlf(line) | Line::BareLf(line)) => match parse_command(&line, syntax) {
+                    Ok(Command::Mail { .. }) if !self.spool_has_room() => {
+                        Step::Reply(self.no_room())
+                    }
                     Ok(cmd) => session.handle(cmd),
                     Err(e) => session.parse_failed(e.reply()),
                 },
@@ -540,6 +565,8 @@ impl Gateway {
     ) -> Result<Reply, ReadErr> {
         let limits = &self.config.limits;
         let data_started = Instant::now();
+        // The disk may have filled since MAIL; refuse before writing anything.
+        let room = self.spool_has_room();
         let mut writer = self.spool.writer();
         let id = writer.id();
         let mut reader = DataReader::new(limits.bare_line_ending, limits.max_data_line_length);
@@ -554,7 +581,11 @@ impl Gateway {
             received += out.len() as u64;
             too_big |= received > limits.max_message_size;
             // Once the message is sure to be refused, keep reading but stop storing.
-            if !out.is_empty() && !too_big && spool_error.is_none() && reader.violation().is_none()
+            if !out.is_empty()
+                && room
+                && !too_big
+                && spool_error.is_none()
+                && reader.violation().is_none()
             {
                 scan.feed(&out);
                 if let Err(e) = writer.write(&out).await {
@@ -579,6 +610,9 @@ impl Gateway {
             self.metrics.refused(reason);
             reply
         };
+        if !room {
+            return Ok(self.no_room());
+        }
         if too_big {
             return Ok(refuse(
                 "size",
@@ -598,6 +632,12 @@ impl Gateway {
                         "5.5.2",
                         "Message refused: bare CR or LF in DATA (RFC 5321 section 2.3.8)",
                     ),
+                ))
+            }
+            Some(DataViolation::Nul) => {
+                return Ok(refuse(
+                    "nul",
+                    Reply::new(550, "5.5.2", "Message refused: NUL octet in DATA"),
                 ))
             }
             Some(DataViolation::LineTooLong) => {
@@ -639,6 +679,23 @@ impl Gateway {
                 ));
             }
         }
+        if let Some(domains) = &txn.required_from_domains {
+            let from_ok = scan
+                .from
+                .as_deref()
+                .is_some_and(|f| header_from_within(f, domains));
+            if !from_ok {
+                tracing::warn!(connector = txn.connector.as_deref().unwrap_or(""), peer = %session.peer.ip(), "null-sender message's From is outside the connector's sender domains");
+                return Ok(refuse(
+                    "sender_domain",
+                    Reply::new(
+                        550,
+                        "5.7.1",
+                        "Relaying denied: a message with a null sender must be From one of the connector's sender domains",
+                    ),
+                ));
+            }
+        }
         if let Some(e) = spool_error {
             tracing::error!(error = %e, "spool write failed");
             return Ok(refuse(
@@ -670,10 +727,12 @@ impl Gateway {
                     recipients = rcpts,
                     direction = direction.as_str(),
                     connector = msg.origin.connector.as_deref().unwrap_or(""),
-                    peer = %session.peer.ip(),
                     tls = msg.origin.tls.is_some(),
                     "message accepted"
                 );
+                // The client's address only at debug: the general log is
+                // read more widely than the spool, which keeps it.
+                tracing::debug!(id = %msg.id, peer = %session.peer.ip(), "accepted from");
                 Ok(Reply::new(
                     250,
                     "2.0.0",

@@ -36,8 +36,54 @@ pub struct Transaction {
     pub direction: Direction,
     /// The Microsoft 365 tenant the message must prove it comes from.
     pub required_tenant: Option<String>,
+    /// With a null sender through a connector that names its sender domains:
+    /// the domains the header `From` must be in, since there is no envelope
+    /// sender to check.
+    pub required_from_domains: Option<Vec<String>>,
     /// Accepted recipients.
     pub recipients: Vec<QueuedRecipient>,
+}
+
+/// Whether `domain` (lower-case ASCII) is one of `domains` or below one.
+pub fn domain_within(domain: &str, domains: &[String]) -> bool {
+    domains.iter().any(|s| {
+        domain == s
+            || domain
+                .strip_suffix(s.as_str())
+                .is_some_and(|p| p.ends_with('.'))
+    })
+}
+
+/// Whether every address in a header `From` value is in `domains`; false
+/// when it holds no address. Quoted display names are skipped, so
+/// `"a@evil" <b@tenant>` is judged by `b@tenant`.
+pub fn header_from_within(value: &str, domains: &[String]) -> bool {
+    let mut unquoted = String::with_capacity(value.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if !quoted => unquoted.push(c),
+            _ => {}
+        }
+    }
+    let mut found = false;
+    for (i, _) in unquoted.match_indices('@') {
+        let domain: String = unquoted[i + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if !domain_within(&domain, domains) {
+            return false;
+        }
+        found = true;
+    }
+    found
 }
 
 /// What the driver should do next.
@@ -283,12 +329,11 @@ impl Session {
         };
         self.config.connector.iter().find(|c| {
             // Bounces (null sender) from the tenant must flow too.
+            // (their header From is checked after DATA: see `required_from_domains`).
             let sender_ok = c.sender_domains.is_empty()
-                || sender_domain.as_deref().is_none_or(|d| {
-                    c.sender_domains.iter().any(|s| {
-                        d == s || d.strip_suffix(s.as_str()).is_some_and(|p| p.ends_with('.'))
-                    })
-                });
+                || sender_domain
+                    .as_deref()
+                    .is_none_or(|d| domain_within(d, &c.sender_domains));
             let on_listener =
                 c.listeners.is_empty() || c.listeners.iter().any(|l| *l == self.listener.name);
             let ip_ok = c.cidrs.is_empty() || c.cidrs.iter().any(|n| n.contains(&ip));
@@ -364,6 +409,9 @@ impl Session {
         let required_tenant = matched
             .and_then(|c| c.m365_tenant_id.as_ref())
             .map(|t| t.to_ascii_lowercase());
+        let required_from_domains = matched
+            .filter(|c| from == ReversePath::Null && !c.sender_domains.is_empty())
+            .map(|c| c.sender_domains.clone());
         let direction = if connector.is_some() {
             Direction::Outbound
         } else {
@@ -375,6 +423,7 @@ impl Session {
             connector,
             direction,
             required_tenant,
+            required_from_domains,
             recipients: Vec::new(),
         });
         Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
@@ -466,7 +515,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::command::parse_command;
+    use crate::smtp::command::{parse_command, EnvelopeSyntax};
 
     fn session(peer: &str, local_domains: &[&str]) -> Session {
         let mut c = Config::embedded();
@@ -483,7 +532,7 @@ mod tests {
     }
 
     fn code(s: &mut Session, line: &str) -> u16 {
-        match parse_command(line.as_bytes()) {
+        match parse_command(line.as_bytes(), EnvelopeSyntax::Strict) {
             Ok(cmd) => match s.handle(cmd) {
                 Step::Reply(r) | Step::Close(r) => r.code,
                 Step::StartTls => 220,
@@ -671,6 +720,22 @@ mod tests {
             panic!()
         };
         assert_eq!(t.recipients.len(), 1);
+    }
+
+    #[test]
+    fn header_from_checked_against_sender_domains() {
+        let tenant = vec!["tenant.example".to_string()];
+        assert!(header_from_within(
+            " \"x@evil.example\" <MAILER-DAEMON@mail.Tenant.example>",
+            &tenant
+        ));
+        assert!(header_from_within("postmaster@tenant.example", &tenant));
+        assert!(!header_from_within(
+            "a@tenant.example, b@evil.example",
+            &tenant
+        ));
+        assert!(!header_from_within("ceo@nottenant.example", &tenant));
+        assert!(!header_from_within("Mail Delivery System", &tenant));
     }
 
     #[test]

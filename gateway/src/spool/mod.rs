@@ -169,6 +169,12 @@ pub struct VerifyReport {
 }
 
 impl Spool {
+    /// Bytes free for an unprivileged writer on the spool's file system.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let st = rustix::fs::statvfs(self.inner.db.path())?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// Opens (creating if needed) the spool for the gateway, sweeps orphan
     /// chunks and starts the group committer.
     pub fn open(dir: &Path, keys: Keyring, metrics: Arc<Metrics>) -> Result<Self, SpoolError> {

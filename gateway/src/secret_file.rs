@@ -1,0 +1,108 @@
+//! Files that hold secrets (tokens, keys): read only when no one but their
+//! owner, the user Sealgate runs as, can read or change them, and created
+//! that way.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Why a secret file was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Group or others may read or write it.
+    #[error("{path}: mode {mode:04o} lets others read or change it; chmod 600 it")]
+    Mode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Another user owns it.
+    #[error("{path}: owned by uid {owner}, not by uid {us} that Sealgate runs as")]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our effective uid.
+        us: u32,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretFileError + '_ {
+    move |source| SecretFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks that only we own and can use `path`.
+pub fn check(path: &Path) -> Result<(), SecretFileError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SecretFileError::Mode {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let us = rustix::process::geteuid().as_raw();
+    // root may use files of a service account it manages.
+    if meta.uid() != us && us != 0 {
+        return Err(SecretFileError::Owner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            us,
+        });
+    }
+    Ok(())
+}
+
+/// The contents of `path`, trimmed, after [`check`].
+pub fn read(path: &Path) -> Result<String, SecretFileError> {
+    check(path)?;
+    Ok(std::fs::read_to_string(path)
+        .map_err(io(path))?
+        .trim()
+        .to_string())
+}
+
+/// The token in `path`, made first (32 random bytes, hex, mode 0600) when
+/// the file does not exist yet.
+pub fn ensure_token(path: &Path) -> Result<String, SecretFileError> {
+    if !path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(path))?;
+        }
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        crate::durable_file::replace(path, format!("{token}\n").as_bytes(), 0o600)
+            .map_err(io(path))?;
+    }
+    read(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tokens_are_made_private_and_loose_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sub/admin.token");
+        let t = ensure_token(&f).unwrap();
+        assert_eq!(t.len(), 64);
+        assert_eq!(ensure_token(&f).unwrap(), t, "made once");
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read(&f).unwrap_err().to_string();
+        assert!(e.contains("mode 0644"), "{e}");
+    }
+}
