@@ -2,11 +2,14 @@
 //! (RFC 7505), and host addresses. The resolver is the system's, or the
 //! servers listed in `[delivery] resolvers`.
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError, NoRecords};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 use rand::seq::SliceRandom;
+use rustls::{ClientConfig, RootCertStore};
 use std::net::{IpAddr, SocketAddr};
 
 /// Why a lookup gave no usable answer.
@@ -66,23 +69,44 @@ pub fn fqdn(name: &str) -> String {
 }
 
 /// True for a negative answer (the name or the record type does not exist),
-/// as opposed to a failure such as SERVFAIL, REFUSED or a timeout, which
-/// hickory also reports as "no records found".
-pub fn is_negative(e: &ResolveError) -> bool {
-    use hickory_resolver::proto::op::ResponseCode;
-    use hickory_resolver::proto::ProtoErrorKind;
-    match e.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
-            matches!(
-                *response_code,
-                ResponseCode::NoError | ResponseCode::NXDomain
-            )
-        }
-        _ => false,
-    }
+/// as opposed to a failure such as SERVFAIL, REFUSED or a timeout.
+pub fn is_negative(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Dns(HickoryDnsError::NoRecordsFound(NoRecords {
+            response_code: ResponseCode::NoError | ResponseCode::NXDomain,
+            ..
+        }))
+    )
 }
 
-fn classify(name: &str, e: ResolveError) -> DnsError {
+/// The TLS configuration handed to hickory: an empty root store, since
+/// every server is reached over UDP or TCP. Left to itself, hickory (with the
+/// rustls-platform-verifier feature mail-auth turns on) would load the
+/// system's roots for every resolver built, and fail where there are none.
+pub(crate) fn unused_tls() -> Result<ClientConfig, DnsError> {
+    Ok(
+        ClientConfig::builder_with_provider(crate::smtp::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| DnsError::Setup(e.to_string()))?
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth(),
+    )
+}
+
+/// A builder on `config` (the system's when `None`) with `ndots` 0.
+fn builder(
+    config: Option<&ResolverConfig>,
+) -> Result<ResolverBuilder<TokioRuntimeProvider>, DnsError> {
+    let mut builder = match config {
+        Some(c) => TokioResolver::builder_with_config(c.clone(), TokioRuntimeProvider::default()),
+        None => TokioResolver::builder_tokio().map_err(|e| DnsError::Setup(e.to_string()))?,
+    };
+    builder.options_mut().ndots = 0;
+    Ok(builder.with_tls_config(unused_tls()?))
+}
+
+fn classify(name: &str, e: NetError) -> DnsError {
     if e.is_nx_domain() && is_negative(&e) {
         DnsError::NoSuchDomain(name.to_string())
     } else {
@@ -98,24 +122,28 @@ impl Dns {
     /// the system's when `servers` is empty.
     pub fn new(servers: &[SocketAddr]) -> Result<Self, DnsError> {
         let config = (!servers.is_empty()).then(|| {
-            let mut c = ResolverConfig::new();
-            for s in servers {
-                c.add_name_server(NameServerConfig::new(*s, Protocol::Udp));
-                c.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
-            }
-            c
+            let on_port = |mut c: ConnectionConfig, port: u16| {
+                c.port = port;
+                c
+            };
+            ResolverConfig::from_name_servers(
+                servers
+                    .iter()
+                    .map(|s| {
+                        // UDP first; TCP when an answer comes back truncated.
+                        let connections = vec![
+                            on_port(ConnectionConfig::udp(), s.port()),
+                            on_port(ConnectionConfig::tcp(), s.port()),
+                        ];
+                        NameServerConfig::new(s.ip(), true, connections)
+                    })
+                    .collect(),
+            )
         });
-        let mut builder = match &config {
-            Some(c) => {
-                TokioResolver::builder_with_config(c.clone(), TokioConnectionProvider::default())
-            }
-            None => TokioResolver::builder_tokio().map_err(|e| DnsError::Setup(e.to_string()))?,
-        };
-        builder.options_mut().ndots = 0;
-        Ok(Dns {
-            resolver: builder.build(),
-            config,
-        })
+        let resolver = builder(config.as_ref())?
+            .build()
+            .map_err(|e| DnsError::Setup(e.to_string()))?;
+        Ok(Dns { resolver, config })
     }
 
     /// The explicit server list, if one was configured (for resolvers with
@@ -129,15 +157,9 @@ impl Dns {
         &self,
         f: impl FnOnce(&mut ResolverOpts),
     ) -> Result<TokioResolver, DnsError> {
-        let mut builder = match &self.config {
-            Some(c) => {
-                TokioResolver::builder_with_config(c.clone(), TokioConnectionProvider::default())
-            }
-            None => TokioResolver::builder_tokio().map_err(|e| DnsError::Setup(e.to_string()))?,
-        };
-        builder.options_mut().ndots = 0;
+        let mut builder = builder(self.config.as_ref())?;
         f(builder.options_mut());
-        Ok(builder.build())
+        builder.build().map_err(|e| DnsError::Setup(e.to_string()))
     }
 
     /// The underlying resolver, for other record types (TXT, TLSA).
@@ -153,11 +175,16 @@ impl Dns {
             Err(e) => return Err(classify(domain, e)),
         };
         let mut records: Vec<(u16, String)> = lookup
+            .answers()
             .iter()
+            .filter_map(|r| match &r.data {
+                RData::MX(mx) => Some(mx),
+                _ => None,
+            })
             .map(|mx| {
-                let host = mx.exchange().to_ascii();
+                let host = mx.exchange.to_ascii();
                 (
-                    mx.preference(),
+                    mx.preference,
                     host.trim_end_matches('.').to_ascii_lowercase(),
                 )
             })

@@ -13,6 +13,7 @@
 use super::dns::{fqdn, is_negative, Dns, DnsError};
 use crate::https_get::{client_config, get, Want};
 use chrono::{DateTime, TimeDelta, Utc};
+use hickory_resolver::proto::rr::RData;
 use rustls::{ClientConfig, RootCertStore};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -421,9 +422,15 @@ impl MtaSts {
         match self.dns.resolver().txt_lookup(name.clone()).await {
             Ok(lookup) => {
                 let records: Vec<String> = lookup
+                    .answers()
                     .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(txt),
+                        _ => None,
+                    })
                     .map(|txt| {
-                        txt.iter()
+                        txt.txt_data
+                            .iter()
                             .map(|part| String::from_utf8_lossy(part))
                             .collect::<String>()
                     })
@@ -473,7 +480,6 @@ mod tests {
     use crate::deliver::dane::test_pki::{Ca, Leaf};
     use crate::smtp::tls::provider;
     use hickory_resolver::proto::rr::rdata::{A, TXT};
-    use hickory_resolver::proto::rr::RData;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
