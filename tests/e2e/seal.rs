@@ -992,3 +992,131 @@ fn a_failed_tls_session_falls_back_down_the_seal_chain() {
         "a recipient got the message in plain"
     );
 }
+
+/// RFC 9580 Appendix A.3, the v6 sample certificate: a public test fixture
+/// (Ed25519 and X25519, no user ID; it lists AES-256/OCB, then AES-128/OCB).
+const RFC9580_V6_CERT: &str =
+    include_str!("../../gateway/src/seal/testdata/rfc9580-a3-v6-cert.asc");
+
+/// The tag and the first octets of each packet in `bin`, up to the first
+/// with a partial length (sequoia streams SEIPD that way).
+fn packets(bin: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bin.len() {
+        let ctb = bin[i];
+        assert!(ctb & 0x80 != 0, "not a packet at {i}");
+        let (tag, len, partial);
+        if ctb & 0x40 != 0 {
+            tag = ctb & 0x3f;
+            let l0 = bin[i + 1] as usize;
+            i += 2;
+            (len, partial) = match l0 {
+                0..=191 => (l0, false),
+                192..=223 => {
+                    i += 1;
+                    (((l0 - 192) << 8) + bin[i - 1] as usize + 192, false)
+                }
+                255 => {
+                    i += 4;
+                    let b: [u8; 4] = bin[i - 4..i].try_into().unwrap();
+                    (u32::from_be_bytes(b) as usize, false)
+                }
+                _ => (1 << (l0 & 0x1f), true),
+            };
+        } else {
+            tag = (ctb >> 2) & 0x0f;
+            let n = [1, 2, 4, 0][(ctb & 3) as usize];
+            assert!(n > 0, "indeterminate length");
+            len = bin[i + 1..i + 1 + n]
+                .iter()
+                .fold(0usize, |a, &b| (a << 8) | b as usize);
+            partial = false;
+            i += 1 + n;
+        }
+        let end = (i + len).min(bin.len());
+        out.push((tag, bin[i..end].to_vec()));
+        if partial {
+            break;
+        }
+        i = end;
+    }
+    out
+}
+
+/// The binary OpenPGP message inside an ASCII-armoured block.
+fn dearmor(block: &str) -> Vec<u8> {
+    use base64::Engine;
+    // Past the armour headers, up to the end line, without the CRC line
+    // ("=" and four characters; a line of bare padding is shorter).
+    let body: String = block
+        .lines()
+        .skip_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("-----"))
+        .filter(|l| !(l.len() == 5 && l.starts_with('=')))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap_or_else(|e| panic!("{e}: {block}"))
+}
+
+#[test]
+fn a_v6_key_without_an_email_user_id_is_bound_by_the_admin_and_gets_seipdv2_with_ocb() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("rfc9580-v6.asc");
+    std::fs::write(&cert, RFC9580_V6_CERT).unwrap();
+    let cert = cert.to_str().unwrap();
+    let p = peers("");
+    let o = p.g.cli(&["keys", "import", cert]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("names no e-mail address")
+            && text(&o.stderr).contains("--address"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --address is for OpenPGP keys; a PKCS#12 file is refused before it is read as one.
+    let p12 = dir.path().join("org.p12");
+    std::fs::write(&p12, b"not read").unwrap();
+    let o = p.g.cli(&[
+        "keys",
+        "import",
+        p12.to_str().unwrap(),
+        "--address",
+        "v6@pgp.test",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("PKCS#12"), "{}", text(&o.stderr));
+
+    let o =
+        p.g.cli(&["keys", "import", cert, "--address", "V6@pgp.test"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("added\tCB186C4F0609A697") && out.contains("\tv6@pgp.test"),
+        "{out}"
+    );
+    let show = text(&p.g.cli(&["keys", "show", "v6@pgp.test"]).stdout);
+    assert!(
+        show.contains("pgp: would seal with pgp key CB186C4F0609A697"),
+        "{show}"
+    );
+
+    let to = ["v6@pgp.test"];
+    let (msg, _) = message(&to);
+    send(&p.g, &to, &msg, dir.path());
+    let mail = wait_mail_with(&p.home, "Delivered-To: v6@pgp.test", "the sealed message");
+    assert!(mail.contains("multipart/encrypted"), "{mail}");
+    assert!(
+        !mail.contains("lab results are attached"),
+        "plain text leaked"
+    );
+    let pk = packets(&dearmor(&armored(&mail)));
+    let tags: Vec<u8> = pk.iter().map(|(t, _)| *t).collect();
+    // One v6 PKESK (tag 1) for the X25519 subkey, then SEIPD (tag 18).
+    assert_eq!(tags, [1, 18], "{pk:?}");
+    assert_eq!(pk[0].1[0], 6, "PKESK version");
+    // SEIPDv2: version 2, AES-256 (9), OCB (2).
+    assert_eq!(pk[1].1[..3], [2, 9, 2], "{pk:?}");
+}

@@ -66,6 +66,10 @@ pub struct KeyEntry {
     pub kind: KeyKind,
     /// The addresses it is filed under, lower-case.
     pub addresses: Vec<String>,
+    /// Addresses an admin bound the key to (`keys import --address`), also in
+    /// `addresses`: the key seals for them though no user ID names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound: Vec<String>,
     /// Where it came from.
     pub source: KeySource,
     /// Active or pending approval.
@@ -101,5 +105,11 @@ impl KeyEntry {
     pub fn covers(&self, address: &str) -> bool {
         let a = address.to_ascii_lowercase();
         self.addresses.contains(&a)
+    }
+
+    /// True when an admin bound the key to `address` (any case).
+    pub fn binds(&self, address: &str) -> bool {
+        let a = address.to_ascii_lowercase();
+        self.bound.contains(&a)
     }
 }

@@ -101,8 +101,13 @@ fn check(e: &KeyEntry, address: &str, now: SystemTime, trust: Trust<'_>) -> Resu
     match e.kind {
         KeyKind::Pgp => {
             let k = RecipientKey::parse(e.data.as_bytes()).map_err(|x| format!("{name}: {x}"))?;
-            k.usable_for(address, now)
-                .map_err(|x| format!("{name}: {x}"))?;
+            // An admin's binding stands in for a user ID naming the address.
+            let usable = if e.binds(address) {
+                k.usable_at(now)
+            } else {
+                k.usable_for(address, now)
+            };
+            usable.map_err(|x| format!("{name}: {x}"))?;
             Ok(Parsed::Pgp(Box::new(k)))
         }
         KeyKind::Smime => {
@@ -148,6 +153,15 @@ impl Keys {
             store: Keystore::open(&config.keystore_dir()),
             roots: std::sync::Arc::new(roots),
             allow_harvested: config.seal.use_harvested,
+        })
+    }
+
+    /// These keys, with admin imports binding their OpenPGP key to
+    /// `addresses` (see [`Keystore::binding`]).
+    pub fn binding(&self, addresses: &[String]) -> Result<Self, super::KeyStoreError> {
+        Ok(Keys {
+            store: self.store.binding(addresses)?,
+            ..self.clone()
         })
     }
 

@@ -51,6 +51,27 @@ pub enum KeyStoreError {
     /// The key or certificate names no e-mail address to file it under.
     #[error("{0} names no e-mail address")]
     NoAddress(String),
+    /// An OpenPGP key an admin imports names no e-mail address, and none was bound.
+    #[error(
+        "OpenPGP key {0} names no e-mail address; bind it to one with \
+         `sealgate keys import FILE --address ADDRESS`"
+    )]
+    Unbound(String),
+    /// An address to bind a key to does not parse.
+    #[error("cannot bind a key to `{address}`: {reason}")]
+    BadAddress {
+        /// As given.
+        address: String,
+        /// Why it is not a mailbox.
+        reason: crate::smtp::address::AddressError,
+    },
+    /// Only OpenPGP keys are bound to addresses: an S/MIME certificate's
+    /// addresses are the ones its issuer vouched for.
+    #[error("only an OpenPGP key can be bound to an address; this file holds X.509 certificates")]
+    BindNotPgp,
+    /// Binding names one key; the file holds several.
+    #[error("an address is bound to one OpenPGP key at a time; the file holds {0}")]
+    BindMany(usize),
     /// No entry has this id.
     #[error("no key with id {0}")]
     NotFound(String),

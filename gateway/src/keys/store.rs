@@ -20,6 +20,9 @@ pub struct Keystore {
     /// decides (and harvests) messages concurrently, and pinning must see
     /// the key another task has just stored.
     storing: Arc<Mutex<()>>,
+    /// Addresses admin imports bind their key to ([`Keystore::binding`]);
+    /// empty in the gateway.
+    bind: Arc<[String]>,
 }
 
 /// The entries as read, with the directory's modification time then.
@@ -48,7 +51,35 @@ impl Keystore {
             dir: dir.to_path_buf(),
             cache: Default::default(),
             storing: Default::default(),
+            bind: Arc::new([]),
         }
+    }
+
+    /// This keystore, with admin imports ([`Keystore::import`] of
+    /// [`KeySource::Imported`]) binding their one OpenPGP key to `addresses`
+    /// (`keys import FILE --address A`): the key is filed under them, pinned
+    /// like any admin import, and seals for them though no user ID names them
+    /// (RFC 9580's v6 samples have no user ID, some keys a name-only one).
+    /// No addresses: imports as usual.
+    pub fn binding(&self, addresses: &[String]) -> Result<Keystore, KeyStoreError> {
+        let mut bind: Vec<String> = Vec::with_capacity(addresses.len());
+        for given in addresses {
+            let a = given.trim().trim_start_matches('<').trim_end_matches('>');
+            let m = crate::smtp::address::Mailbox::parse(a).map_err(|reason| {
+                KeyStoreError::BadAddress {
+                    address: given.clone(),
+                    reason,
+                }
+            })?;
+            let filed = super::filed_as(&m);
+            if !bind.contains(&filed) {
+                bind.push(filed);
+            }
+        }
+        Ok(Keystore {
+            bind: bind.into(),
+            ..self.clone()
+        })
     }
 
     /// The directory.
@@ -132,8 +163,14 @@ impl Keystore {
         source: KeySource,
     ) -> Result<Vec<ImportReport>, KeyStoreError> {
         let now = Utc::now();
+        // Only an admin binds addresses; keys from mail or WKD never are.
+        let bind = if source == KeySource::Imported {
+            &self.bind[..]
+        } else {
+            &[]
+        };
         let mut reports = Vec::new();
-        for entry in entries_from(bytes, source, now)? {
+        for entry in entries_from(bytes, source, now, bind)? {
             reports.push(self.store(entry, None)?);
         }
         Ok(reports)
@@ -157,7 +194,7 @@ impl Keystore {
         let address = address.to_ascii_lowercase();
         let now = Utc::now();
         let mut reports = Vec::new();
-        for mut entry in entries_from(bytes, source, now)? {
+        for mut entry in entries_from(bytes, source, now, &[])? {
             if !entry.covers(&address) {
                 continue;
             }
@@ -187,6 +224,14 @@ impl Keystore {
             }
             // Nor does it lower the key's trust (a harvested copy of a WKD key).
             entry.source = more_trusted(old.source, entry.source);
+            // An admin's bindings stay until the key is removed.
+            let mut bound = old.bound.clone();
+            for a in std::mem::take(&mut entry.bound) {
+                if !bound.contains(&a) {
+                    bound.push(a);
+                }
+            }
+            entry.bound = bound;
             if let Some(address) = only {
                 let taken = existing.iter().any(|e| {
                     e.id != old.id
@@ -213,6 +258,10 @@ impl Keystore {
         } else {
             "added"
         };
+        // A bound address is always one the key is filed under: after those
+        // its user IDs name, in the order bound.
+        entry.addresses.retain(|a| !entry.bound.contains(a));
+        entry.addresses.extend(entry.bound.iter().cloned());
         self.write(&entry)?;
         Ok(ImportReport { entry, outcome })
     }
@@ -300,20 +349,27 @@ fn merged(old: &KeyEntry, new: &str) -> String {
         .unwrap_or_else(|| old.data.clone())
 }
 
-/// Reads the keys or certificates in `bytes` into entries.
+/// Reads the keys or certificates in `bytes` into entries; `bind`: the
+/// addresses an admin binds the one OpenPGP key to ([`Keystore::binding`]).
 fn entries_from(
     bytes: &[u8],
     source: KeySource,
     now: DateTime<Utc>,
+    bind: &[String],
 ) -> Result<Vec<KeyEntry>, KeyStoreError> {
     let looks_x509 = bytes
         .windows(27)
         .any(|w| w == b"-----BEGIN CERTIFICATE-----");
     if !looks_x509 {
         if let Ok(keys) = RecipientKey::parse_all(bytes) {
+            // Which of several keys should seal for the address is the
+            // admin's choice, not ours.
+            if !bind.is_empty() && keys.len() != 1 {
+                return Err(KeyStoreError::BindMany(keys.len()));
+            }
             return keys
                 .into_iter()
-                .map(|k| pgp_entry(&k, source, now))
+                .map(|k| pgp_entry(&k, source, now, bind))
                 .collect();
         }
     }
@@ -322,6 +378,9 @@ fn entries_from(
             "neither OpenPGP keys nor X.509 certificates (PEM or DER): {e}"
         ))
     })?;
+    if !bind.is_empty() {
+        return Err(KeyStoreError::BindNotPgp);
+    }
     certs.iter().map(|c| cert_entry(c, source, now)).collect()
 }
 
@@ -329,11 +388,21 @@ fn pgp_entry(
     k: &RecipientKey,
     source: KeySource,
     now: DateTime<Utc>,
+    bind: &[String],
 ) -> Result<KeyEntry, KeyStoreError> {
     let id = k.fingerprint();
-    let addresses = k.email_addresses();
+    let mut addresses = k.email_addresses();
+    for a in bind {
+        if !addresses.contains(a) {
+            addresses.push(a.clone());
+        }
+    }
     if addresses.is_empty() {
-        return Err(KeyStoreError::NoAddress(format!("OpenPGP key {id}")));
+        return Err(if source == KeySource::Imported {
+            KeyStoreError::Unbound(id)
+        } else {
+            KeyStoreError::NoAddress(format!("OpenPGP key {id}"))
+        });
     }
     Ok(KeyEntry {
         data: k
@@ -342,6 +411,7 @@ fn pgp_entry(
         id,
         kind: KeyKind::Pgp,
         addresses,
+        bound: bind.to_vec(),
         source,
         state: KeyState::Active,
         added_at: now,
@@ -371,6 +441,7 @@ fn cert_entry(
         id: c.sha256_hex(),
         kind: KeyKind::Smime,
         addresses,
+        bound: Vec::new(),
         source,
         state: KeyState::Active,
         added_at: now,
@@ -625,7 +696,106 @@ mod tests {
         let e = ks
             .import(&pgp_key("Just A Name"), KeySource::Imported)
             .unwrap_err();
+        assert!(matches!(e, KeyStoreError::Unbound(_)), "{e}");
+        assert!(e.to_string().contains("--address"), "{e}");
+        let e = ks
+            .import(&pgp_key("Just A Name"), KeySource::Wkd)
+            .unwrap_err();
         assert!(matches!(e, KeyStoreError::NoAddress(_)), "{e}");
         assert!(ks.list().unwrap().is_empty());
+    }
+
+    // RFC 9580 Appendix A.3: the v6 sample certificate (a public test
+    // fixture), which has no user ID at all.
+    const RFC9580_V6_CERT: &[u8] = include_bytes!("../seal/testdata/rfc9580-a3-v6-cert.asc");
+
+    #[test]
+    fn an_admin_binds_a_key_without_an_email_user_id_to_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        let now = SystemTime::now();
+        let e = ks.import(RFC9580_V6_CERT, KeySource::Imported).unwrap_err();
+        assert!(matches!(e, KeyStoreError::Unbound(_)), "{e}");
+
+        let bound = ks.binding(&["<V6@Example.TEST>".to_string()]).unwrap();
+        let r = bound.import(RFC9580_V6_CERT, KeySource::Imported).unwrap();
+        assert_eq!(r[0].outcome, "added");
+        let id = r[0].entry.id.clone();
+        assert!(id.starts_with("CB186C4F0609A697"), "{id}");
+        assert_eq!(r[0].entry.addresses, ["v6@example.test"]);
+        assert_eq!(r[0].entry.bound, ["v6@example.test"]);
+        assert_eq!(r[0].entry.state, KeyState::Active);
+        // The plain store (the gateway's) finds it for the bound address only.
+        let f = ks
+            .usable("v6@example.test", KeyKind::Pgp, now, trust())
+            .unwrap();
+        assert_eq!(f.entry.id, id);
+        assert!(matches!(f.key, super::super::Parsed::Pgp(_)));
+        assert!(ks
+            .usable("other@example.test", KeyKind::Pgp, now, trust())
+            .is_err());
+
+        // Pinned like any admin import: a different key from WKD waits.
+        let r = ks
+            .import(&pgp_key("<v6@example.test>"), KeySource::Wkd)
+            .unwrap();
+        assert_eq!(r[0].outcome, "pending");
+        let f = ks
+            .usable("v6@example.test", KeyKind::Pgp, now, trust())
+            .unwrap();
+        assert_eq!(f.entry.id, id);
+
+        // Mail and WKD cannot bring it: it names no address of its own.
+        let e = ks
+            .import_for(RFC9580_V6_CERT, KeySource::Harvested, "v6@example.test")
+            .unwrap_err();
+        assert!(matches!(e, KeyStoreError::NoAddress(_)), "{e}");
+        // Bound again to another address: an update that keeps the first binding.
+        let again = ks.binding(&["w6@example.test".to_string()]).unwrap();
+        let r = again.import(RFC9580_V6_CERT, KeySource::Imported).unwrap();
+        assert_eq!(r[0].outcome, "updated");
+        assert_eq!(r[0].entry.bound, ["v6@example.test", "w6@example.test"]);
+        assert_eq!(r[0].entry.addresses, ["v6@example.test", "w6@example.test"]);
+        // The binding stands in for a user ID, not for validity.
+        let later = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        assert!(ks
+            .usable("w6@example.test", KeyKind::Pgp, later, trust())
+            .unwrap_err()
+            .contains("not valid"));
+
+        // A key with e-mail user IDs is filed under those and the bound one.
+        let r = bound
+            .import(&pgp_key("Zed <zed@example.test>"), KeySource::Imported)
+            .unwrap();
+        assert_eq!(
+            r[0].entry.addresses,
+            ["zed@example.test", "v6@example.test"]
+        );
+        assert_eq!(r[0].entry.bound, ["v6@example.test"]);
+    }
+
+    #[test]
+    fn binding_is_refused_for_bad_addresses_certificates_and_several_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keystore::open(dir.path());
+        for bad in ["not an address", "a@", "@b.test", ""] {
+            let e = ks.binding(&[bad.to_string()]).unwrap_err();
+            assert!(matches!(e, KeyStoreError::BadAddress { .. }), "{bad}: {e}");
+        }
+        let bound = ks.binding(&["a@example.test".to_string()]).unwrap();
+        let e = bound
+            .import(&smime_cert("a@example.test"), KeySource::Imported)
+            .unwrap_err();
+        assert!(matches!(e, KeyStoreError::BindNotPgp), "{e}");
+        let mut two = pgp_key("<b@example.test>");
+        two.extend(pgp_key("<c@example.test>"));
+        let e = bound.import(&two, KeySource::Imported).unwrap_err();
+        assert!(matches!(e, KeyStoreError::BindMany(2)), "{e}");
+        assert!(ks.list().unwrap().is_empty());
+        // No addresses: an ordinary import.
+        let plain = ks.binding(&[]).unwrap();
+        let r = plain.import(&two, KeySource::Imported).unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.entry.bound.is_empty()));
     }
 }

@@ -7,6 +7,12 @@
 //! entity is signed and then encrypted in the same OpenPGP message
 //! (RFC 3156 §6.2, combined method).
 //!
+//! The packet format follows the recipients' keys (RFC 9580): SEIPDv2 with
+//! an AEAD ciphersuite every recipient lists (AES-128/OCB, mandatory to
+//! implement, when none is listed) if all of them announce SEIPDv2, else
+//! SEIPDv1 with a cipher they all list. OCB needs sequoia's OpenSSL backend;
+//! Debian's Nettle 3.8 has none, and sequoia then silently used GCM.
+//!
 //! Compression is deliberately off (no Compressor in the writer stack and
 //! sequoia's `compression` feature not built): compressing before
 //! encrypting lets message length leak content (CRIME-style), gives
@@ -23,10 +29,12 @@ use sequoia_openpgp as openpgp;
 
 use openpgp::armor;
 use openpgp::cert::prelude::*;
+use openpgp::cert::Preferences;
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
-use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Signer};
-use openpgp::types::{DataFormat, RevocationStatus};
+use openpgp::policy::{Policy, StandardPolicy};
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
+use openpgp::types::{AEADAlgorithm, DataFormat, Features, RevocationStatus, SymmetricAlgorithm};
+use openpgp::KeyHandle;
 
 use super::entity::{split, Split};
 
@@ -234,6 +242,14 @@ impl RecipientKey {
             .collect()
     }
 
+    /// Checks the key can encrypt at `now` under the standard policy,
+    /// whatever address its user IDs name: for a key an admin bound to an
+    /// address (`keys import --address`), such as one with a name-only user ID.
+    pub fn usable_at(&self, now: SystemTime) -> Result<(), KeyProblem> {
+        let policy = StandardPolicy::new();
+        self.valid(&policy, now).map(|_| ())
+    }
+
     /// Checks the key can encrypt to `address` at `now` under the standard
     /// policy. The address check: some user ID that is valid and not revoked
     /// at `now` carries the address as its e-mail (`Name <addr>` or bare
@@ -402,6 +418,85 @@ fn protect_headers(split: &mut Split) -> Vec<u8> {
     out
 }
 
+/// How a message is encrypted: one packet format and algorithms that every
+/// recipient accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// SEIPDv1 (CFB with MDC, v3 PKESKs) with this cipher: some recipient
+    /// does not announce SEIPDv2 (every GnuPG 2.2 key, for one).
+    V1(SymmetricAlgorithm),
+    /// SEIPDv2 (AEAD, v6 PKESKs) with this ciphersuite.
+    V2(SymmetricAlgorithm, AEADAlgorithm),
+}
+
+/// RFC 9580 makes AES-128 and OCB mandatory to implement, so every key
+/// that announces SEIPDv2 accepts this suite, listed or not.
+const IMPLICIT_SUITE: (SymmetricAlgorithm, AEADAlgorithm) =
+    (SymmetricAlgorithm::AES128, AEADAlgorithm::OCB);
+
+/// Likewise for SEIPDv1: AES-128 is implicitly on every cipher list.
+const IMPLICIT_CIPHER: SymmetricAlgorithm = SymmetricAlgorithm::AES128;
+
+/// The mode for one message to all of `certs`. SEIPDv2 only if every
+/// recipient announces it, with the first ciphersuite of the first
+/// recipient's list that the others list too and we can use; else SEIPDv1
+/// with a cipher chosen the same way. Preferences are those of the primary
+/// user ID, or of the direct-key signature (v6 keys, keys without user IDs).
+fn choose_mode(certs: &[ValidCert<'_>], policy: &dyn Policy) -> Mode {
+    let all_v2 = !certs.is_empty()
+        && certs
+            .iter()
+            .all(|vc| vc.features().is_some_and(|f| f.supports_seipdv2()));
+    if all_v2 {
+        let lists: Vec<_> = certs
+            .iter()
+            .map(|vc| with_implicit(vc.preferred_aead_ciphersuites(), IMPLICIT_SUITE))
+            .collect();
+        // None only if this OpenSSL cannot do AES-128/OCB (FIPS mode): SEIPDv1 then.
+        if let Some(&(cipher, aead)) = first_common(&lists, |&(c, a)| suite_ok(c, a, policy)) {
+            return Mode::V2(cipher, aead);
+        }
+    }
+    let lists: Vec<_> = certs
+        .iter()
+        .map(|vc| with_implicit(vc.preferred_symmetric_algorithms(), IMPLICIT_CIPHER))
+        .collect();
+    let cipher = first_common(&lists, |&c| cipher_ok(c, policy)).map_or(IMPLICIT_CIPHER, |&c| c);
+    Mode::V1(cipher)
+}
+
+/// A recipient's preference list with the implicit entry at its end.
+fn with_implicit<T: Copy + PartialEq>(listed: Option<&[T]>, implicit: T) -> Vec<T> {
+    let mut list = listed.unwrap_or_default().to_vec();
+    if !list.contains(&implicit) {
+        list.push(implicit);
+    }
+    list
+}
+
+/// The first entry of the first list that is `ok` and in every other list.
+fn first_common<T: PartialEq>(lists: &[Vec<T>], ok: impl Fn(&T) -> bool) -> Option<&T> {
+    let (first, rest) = lists.split_first()?;
+    first
+        .iter()
+        .find(|c| ok(c) && rest.iter().all(|l| l.contains(c)))
+}
+
+/// Whether we can encrypt with `cipher`: the backend has it, the policy allows it.
+fn cipher_ok(cipher: SymmetricAlgorithm, policy: &dyn Policy) -> bool {
+    cipher.is_supported() && policy.symmetric_algorithm(cipher).is_ok()
+}
+
+/// Whether we can encrypt with the ciphersuite; OpenSSL does OCB and GCM with AES only.
+fn suite_ok(cipher: SymmetricAlgorithm, aead: AEADAlgorithm, policy: &dyn Policy) -> bool {
+    matches!(
+        cipher,
+        SymmetricAlgorithm::AES128 | SymmetricAlgorithm::AES192 | SymmetricAlgorithm::AES256
+    ) && cipher_ok(cipher, policy)
+        && aead.is_supported()
+        && policy.aead_algorithm(aead).is_ok()
+}
+
 /// Encrypts (and optionally signs) `entity` for `recipients` at `now`,
 /// returning the ASCII-armoured OpenPGP message with CRLF line endings.
 fn encrypt(
@@ -421,9 +516,29 @@ fn encrypt(
             })?;
         valid.push(vc);
     }
+    let mode = choose_mode(&valid, &policy);
+    // Sequoia would pick the packet versions from the keys' features and the
+    // AEAD mode from its backend alone; the features handed over here make
+    // it follow `mode`. v6 PKESKs name the key by fingerprint, v3 by key ID.
+    let (features, by_fingerprint) = match mode {
+        Mode::V1(_) => (Features::empty().set_seipdv1(), false),
+        Mode::V2(..) => (Features::empty().set_seipdv2(), true),
+    };
     // Every valid transport subkey of every recipient: a recipient with
     // several (e.g. during a rollover) can open it with any of them.
-    let keys: Vec<_> = valid.iter().flat_map(transport_keys).collect();
+    let keys: Vec<Recipient> = valid
+        .iter()
+        .flat_map(transport_keys)
+        .map(|ka| {
+            let key = ka.key();
+            let handle: KeyHandle = if by_fingerprint {
+                key.fingerprint().into()
+            } else {
+                key.keyid().into()
+            };
+            Recipient::new(features.clone(), handle, key)
+        })
+        .collect();
     let keypair = signer.map(|s| s.keypair(now)).transpose()?;
 
     let mut armoured = Vec::with_capacity(entity.len() * 4 / 3 + 1024);
@@ -433,9 +548,13 @@ fn encrypt(
             .kind(armor::Kind::Message)
             .build()
             .map_err(crypto)?;
-        let mut message = Encryptor::for_recipients(message, keys)
-            .build()
-            .map_err(crypto)?;
+        let encryptor = match mode {
+            Mode::V1(cipher) => Encryptor::for_recipients(message, keys).symmetric_algo(cipher),
+            Mode::V2(cipher, aead) => Encryptor::for_recipients(message, keys)
+                .symmetric_algo(cipher)
+                .aead_algo(aead),
+        };
+        let mut message = encryptor.build().map_err(crypto)?;
         if let Some(kp) = keypair {
             let mut s = Signer::new(message, kp).map_err(crypto)?;
             // Intended-recipient fingerprints stop the signed plaintext
@@ -1088,5 +1207,328 @@ mod tests {
         );
         assert_eq!(s.field("subject").as_deref(), Some("..."));
         assert_eq!(s.field("x-other").as_deref(), Some("1"));
+    }
+
+    // RFC 9580 Appendix A.3 and A.4: the v6 sample key, public test fixtures.
+    const RFC9580_V6_CERT: &[u8] = include_bytes!("testdata/rfc9580-a3-v6-cert.asc");
+    const RFC9580_V6_SECRET: &[u8] = include_bytes!("testdata/rfc9580-a4-v6-secret.asc");
+    const RFC9580_V6_FPR: &str = "CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9";
+
+    use AEADAlgorithm::{GCM, OCB};
+    use SymmetricAlgorithm::{Camellia256, AES128, AES256};
+
+    /// The encryption layer of a message, as its packets say.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Layer {
+        /// The PKESK packets' versions.
+        pkesks: Vec<u8>,
+        /// The SEIPD packet's version.
+        seipd: u8,
+        /// SEIPDv2's ciphersuite (SEIPDv1 names its cipher only inside the PKESKs).
+        suite: Option<(SymmetricAlgorithm, AEADAlgorithm)>,
+    }
+
+    fn layer(armoured: &[u8]) -> Layer {
+        use openpgp::packet::{Packet, SEIP};
+        use openpgp::parse::{PacketParser, PacketParserResult};
+        let mut pkesks = Vec::new();
+        let mut seipd = None;
+        let mut ppr = PacketParser::from_bytes(armoured).unwrap();
+        while let PacketParserResult::Some(pp) = ppr {
+            match &pp.packet {
+                Packet::PKESK(p) => pkesks.push(p.version()),
+                Packet::SEIP(SEIP::V1(_)) => seipd = Some((1, None)),
+                Packet::SEIP(SEIP::V2(s)) => {
+                    seipd = Some((2, Some((s.symmetric_algo(), s.aead()))))
+                }
+                p => panic!("unexpected packet {p:?}"),
+            }
+            ppr = pp.next().unwrap().1;
+        }
+        let (seipd, suite) = seipd.expect("no SEIPD packet");
+        Layer {
+            pkesks,
+            seipd,
+            suite,
+        }
+    }
+
+    /// Decrypts `armoured` with Sequoia and the secret key `tsk`: the
+    /// plaintext, and the cipher a v3 PKESK named (None for SEIPDv2).
+    fn sequoia_decrypt(armoured: &[u8], tsk: &Cert) -> (Vec<u8>, Option<SymmetricAlgorithm>) {
+        use openpgp::crypto::SessionKey;
+        use openpgp::packet::{PKESK, SKESK};
+        use openpgp::parse::stream::{
+            DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
+        };
+        struct Helper<'a> {
+            tsk: &'a Cert,
+            cipher: Option<SymmetricAlgorithm>,
+        }
+        impl VerificationHelper for Helper<'_> {
+            fn get_certs(&mut self, _: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+                Ok(Vec::new())
+            }
+            fn check(&mut self, _: MessageStructure) -> openpgp::Result<()> {
+                Ok(())
+            }
+        }
+        impl DecryptionHelper for Helper<'_> {
+            fn decrypt(
+                &mut self,
+                pkesks: &[PKESK],
+                _: &[SKESK],
+                hint: Option<SymmetricAlgorithm>,
+                decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+            ) -> openpgp::Result<Option<Cert>> {
+                let policy = StandardPolicy::new();
+                for ka in self
+                    .tsk
+                    .keys()
+                    .with_policy(&policy, None)
+                    .for_transport_encryption()
+                    .secret()
+                {
+                    let mut pair = ka.key().clone().into_keypair()?;
+                    for p in pkesks {
+                        let opened: Option<(Option<SymmetricAlgorithm>, SessionKey)> =
+                            p.decrypt(&mut pair, hint);
+                        if let Some((cipher, sk)) = opened {
+                            if decrypt(cipher, &sk) {
+                                self.cipher = cipher;
+                                return Ok(Some(self.tsk.clone()));
+                            }
+                        }
+                    }
+                }
+                Err(anyhow::anyhow!("no key of the test opens the message"))
+            }
+        }
+        let policy = StandardPolicy::new();
+        let helper = Helper { tsk, cipher: None };
+        let mut d = DecryptorBuilder::from_bytes(armoured)
+            .unwrap()
+            .with_policy(&policy, None, helper)
+            .unwrap();
+        let mut plain = Vec::new();
+        std::io::copy(&mut d, &mut plain).unwrap();
+        assert!(d.message_processed());
+        (plain, d.helper_ref().cipher)
+    }
+
+    /// A v4 key made by Sequoia for "Patient <p@example.test>" announcing
+    /// `features`, with AEAD preferences `suites` if given; the secret key.
+    fn v4_key(features: Features, suites: Option<&[(SymmetricAlgorithm, AEADAlgorithm)]>) -> Cert {
+        use openpgp::packet::signature::SignatureBuilder;
+        // An hour old, so the re-binding below is the newer self-signature.
+        let created = SystemTime::now() - Duration::from_secs(3_600);
+        let (cert, _) = CertBuilder::new()
+            .set_profile(openpgp::Profile::RFC4880)
+            .unwrap()
+            .set_creation_time(created)
+            .set_features(features)
+            .unwrap()
+            .add_userid("Patient <p@example.test>")
+            .add_transport_encryption_subkey()
+            .generate()
+            .unwrap();
+        let Some(suites) = suites else {
+            return cert;
+        };
+        let policy = StandardPolicy::new();
+        let mut primary = cert
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .unwrap()
+            .into_keypair()
+            .unwrap();
+        let vc = cert.with_policy(&policy, None).unwrap();
+        let uid = vc.primary_userid().unwrap();
+        let template = SignatureBuilder::from(uid.binding_signature().clone())
+            .set_signature_creation_time(SystemTime::now())
+            .unwrap()
+            .set_preferred_aead_ciphersuites(suites.to_vec())
+            .unwrap();
+        let sig = uid.userid().bind(&mut primary, &cert, template).unwrap();
+        cert.clone().insert_packets(sig).unwrap().0
+    }
+
+    fn public(tsk: &Cert) -> RecipientKey {
+        use openpgp::serialize::SerializeInto;
+        RecipientKey::parse(&tsk.armored().to_vec().unwrap()).unwrap()
+    }
+
+    /// The cipher gpg reports in DECRYPTION_INFO (mdc method, cipher, AEAD mode).
+    fn gpg_decryption_info(status: &str) -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("[GNUPG:] DECRYPTION_INFO "))
+            .unwrap_or_else(|| panic!("no DECRYPTION_INFO in {status}"))
+            .to_string()
+    }
+
+    #[test]
+    fn the_rfc9580_v6_sample_key_gets_seipdv2_with_aes256_ocb() {
+        let key = RecipientKey::parse(RFC9580_V6_CERT).unwrap();
+        let tsk = Cert::from_bytes(RFC9580_V6_SECRET).unwrap();
+        assert_eq!(key.fingerprint(), RFC9580_V6_FPR);
+        assert_eq!(tsk.fingerprint().to_hex(), RFC9580_V6_FPR);
+        // No user ID at all: usable, but only for an address an admin binds.
+        let now = SystemTime::now();
+        assert!(key.email_addresses().is_empty());
+        assert_eq!(key.usable_at(now), Ok(()));
+        assert_eq!(
+            key.usable_for("p@example.test", now),
+            Err(KeyProblem::NoMatchingUserId)
+        );
+        let message = sample_message(&random_bytes(20_000));
+        let sealed = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        // Its preferences: AES-256/OCB, then AES-128/OCB.
+        assert_eq!(
+            layer(&armoured),
+            Layer {
+                pkesks: vec![6],
+                seipd: 2,
+                suite: Some((AES256, OCB)),
+            }
+        );
+        let (plain, cipher) = sequoia_decrypt(&armoured, &tsk);
+        assert_eq!(plain, split(&message).entity);
+        assert_eq!(cipher, None, "v6 PKESKs name no cipher");
+    }
+
+    #[test]
+    fn the_backend_opens_the_rfc9580_ocb_sample_message() {
+        // A.8: made by another implementation, so our OCB is the RFC's OCB.
+        let sample = include_bytes!("testdata/rfc9580-a8-x25519-aead-ocb.asc");
+        assert_eq!(
+            layer(sample),
+            Layer {
+                pkesks: vec![6],
+                seipd: 2,
+                suite: Some((AES128, OCB)),
+            }
+        );
+        let tsk = Cert::from_bytes(RFC9580_V6_SECRET).unwrap();
+        assert_eq!(sequoia_decrypt(sample, &tsk).0, b"Hello, world!");
+    }
+
+    #[test]
+    fn seipdv2_without_aead_preferences_means_aes128_ocb() {
+        let tsk = v4_key(Features::empty().set_seipdv1().set_seipdv2(), None);
+        let key = public(&tsk);
+        let message = sample_message(&random_bytes(9_000));
+        let sealed = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(
+            layer(&armoured),
+            Layer {
+                pkesks: vec![6],
+                seipd: 2,
+                suite: Some((AES128, OCB)),
+            }
+        );
+        assert_eq!(sequoia_decrypt(&armoured, &tsk).0, split(&message).entity);
+    }
+
+    #[test]
+    fn the_first_listed_ciphersuite_we_can_use_is_taken() {
+        // Camellia with OCB is listed first, but OpenSSL does AEAD with AES only.
+        let tsk = v4_key(
+            Features::empty().set_seipdv1().set_seipdv2(),
+            Some(&[(Camellia256, OCB), (AES256, GCM)]),
+        );
+        let key = public(&tsk);
+        let message = sample_message(&random_bytes(4_000));
+        let sealed = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(layer(&armoured).suite, Some((AES256, GCM)));
+        assert_eq!(sequoia_decrypt(&armoured, &tsk).0, split(&message).entity);
+
+        // Several recipients: a suite all of them accept.
+        let v6 = RecipientKey::parse(RFC9580_V6_CERT).unwrap();
+        let v1_only = public(&v4_key(Features::empty().set_seipdv1(), None));
+        let policy = StandardPolicy::new();
+        let now = SystemTime::now();
+        let mode = |keys: &[&RecipientKey]| {
+            let valid: Vec<_> = keys
+                .iter()
+                .map(|k| k.valid(&policy, now).unwrap())
+                .collect();
+            choose_mode(&valid, &policy)
+        };
+        assert_eq!(mode(&[&key]), Mode::V2(AES256, GCM));
+        assert_eq!(mode(&[&v6]), Mode::V2(AES256, OCB));
+        assert_eq!(mode(&[&key, &v6]), Mode::V2(AES128, OCB));
+        assert_eq!(mode(&[&v6, &key]), Mode::V2(AES128, OCB));
+        assert_eq!(mode(&[&v6, &key, &v1_only]), Mode::V1(AES256));
+        assert_eq!(mode(&[&v1_only]), Mode::V1(AES256));
+    }
+
+    #[test]
+    fn keys_without_seipdv2_get_seipdv1_that_gpg_opens() {
+        require_gpg!();
+        // GnuPG 2.2's keys announce no SEIPDv2.
+        let gpg = Gpg::new();
+        let (_, key) = gpg.patient("future-default");
+        let message = sample_message(&random_bytes(7_000));
+        let sealed = seal(&message, &[&key], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(
+            layer(&armoured),
+            Layer {
+                pkesks: vec![3],
+                seipd: 1,
+                suite: None,
+            }
+        );
+        let (plain, status) = gpg.decrypt(&armoured);
+        assert_eq!(plain, split(&message).entity);
+        // MDC (2), AES-256 (9), no AEAD.
+        assert!(gpg_decryption_info(&status).starts_with("2 9"), "{status}");
+
+        // A Sequoia v4 key announcing SEIPDv1 only, opened by gpg with its secret key.
+        use openpgp::serialize::SerializeInto;
+        let tsk = v4_key(Features::empty().set_seipdv1(), None);
+        let other = Gpg::new();
+        other.ok(
+            &["--import"],
+            Some(&tsk.as_tsk().armored().to_vec().unwrap()),
+        );
+        let sealed = seal(&message, &[&public(&tsk)], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(layer(&armoured).seipd, 1);
+        let (plain, status) = other.decrypt(&armoured);
+        assert_eq!(plain, split(&message).entity);
+        assert!(gpg_decryption_info(&status).starts_with("2 9"), "{status}");
+    }
+
+    #[test]
+    fn a_v6_key_sealed_together_with_a_gnupg_key_gets_seipdv1_both_open() {
+        require_gpg!();
+        let gpg = Gpg::new();
+        let (_, v4) = gpg.patient("future-default");
+        let v6 = RecipientKey::parse(RFC9580_V6_CERT).unwrap();
+        let tsk = Cert::from_bytes(RFC9580_V6_SECRET).unwrap();
+        let message = sample_message(&random_bytes(3_000));
+        let sealed = seal(&message, &[&v6, &v4], &PgpOptions::default()).unwrap();
+        let armoured = armoured_part(&sealed, "Lab results");
+        assert_eq!(
+            layer(&armoured),
+            Layer {
+                pkesks: vec![3, 3],
+                seipd: 1,
+                suite: None,
+            }
+        );
+        let (plain, status) = gpg.decrypt(&armoured);
+        assert_eq!(plain, split(&message).entity);
+        assert!(gpg_decryption_info(&status).starts_with("2 9"), "{status}");
+        let (plain, cipher) = sequoia_decrypt(&armoured, &tsk);
+        assert_eq!(plain, split(&message).entity);
+        assert_eq!(cipher, Some(AES256));
     }
 }
