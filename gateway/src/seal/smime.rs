@@ -19,10 +19,14 @@
 //! recipient's certificate lists it among its S/MIME capabilities
 //! (`[seal] smime_aead`).
 //!
+//! Chains are built and verified by rustls-webpki, of any length up to a
+//! configured root, through intermediates from the configured roots file
+//! or given with the certificate. SHA-1 (and MD5) signatures are refused
+//! and named as such.
+//!
 //! Not done yet: capabilities announced in signed mail (only the
-//! certificate extension is read), ECDH on P-521 and X25519, and chains
-//! longer than one hop (every intermediate must itself be
-//! configured as a root).
+//! certificate extension is read), ECDH on P-521 and X25519, and
+//! revocation (no CRL or OCSP).
 
 use std::time::SystemTime;
 
@@ -37,10 +41,11 @@ use cms::enveloped_data::{
     RecipientInfo,
 };
 use const_oid::ObjectIdentifier;
-use der::asn1::{AnyRef, BitString, Ia5StringRef, OctetString};
+use der::asn1::{BitString, Ia5StringRef, OctetString};
 use der::{Decode, Encode, Reader, SliceReader};
 use rand_core::OsRng;
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
+use sha2::{Digest, Sha256, Sha384};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, SubjectAltName};
 use x509_cert::spki::AlgorithmIdentifierOwned;
@@ -53,15 +58,17 @@ mod oid {
     use const_oid::ObjectIdentifier as Oid;
     pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
     pub const RSAES_OAEP: Oid = Oid::new_unwrap("1.2.840.113549.1.1.7");
-    pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
-    pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
-    pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    // Signature algorithms with a broken hash, refused on chains and named as such.
+    pub const MD2_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.2");
+    pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
+    pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+    pub const SHA1_WITH_RSA_OIW: Oid = Oid::new_unwrap("1.3.14.3.2.29");
+    pub const ECDSA_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+    pub const DSA_SHA1: Oid = Oid::new_unwrap("1.2.840.10040.4.3");
     pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
     pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
     pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
     pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
-    pub const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
-    pub const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
     pub const X25519: Oid = Oid::new_unwrap("1.3.101.110");
     pub const DH_SINGLE_PASS_STD_DH_SHA256KDF: Oid = Oid::new_unwrap("1.3.132.1.11.1");
@@ -102,12 +109,48 @@ pub enum CertProblem {
     /// The public key is of a type Sealgate cannot encrypt to.
     #[error("unsupported certificate key type: {0}")]
     UnsupportedKey(String),
-    /// No configured root signed it (self-signed, unknown issuer or bad signature).
+    /// No path leads to a configured root (self-signed, unknown issuer or bad signature).
     #[error("certificate does not chain to a configured root")]
     Untrusted,
+    /// The certificate, or a CA certificate above it, is signed with a hash
+    /// too weak to trust (SHA-1, MD5, MD2).
+    #[error("{} is signed with {algorithm}, which is not accepted", signed_by_name(.ca))]
+    WeakSignature {
+        /// Subject of the CA certificate that carries the signature; None for the certificate itself.
+        ca: Option<String>,
+        /// The hash, e.g. "SHA-1".
+        algorithm: String,
+    },
+    /// The certificate, or a CA certificate above it, is signed with an
+    /// algorithm that is not verified here (DSA, P-521, ECDSA with SHA-512...).
+    #[error("{} is signed with an unsupported algorithm: {algorithm}", signed_by_name(.ca))]
+    UnsupportedSignature {
+        /// Subject of the CA certificate that carries the signature; None for the certificate itself.
+        ca: Option<String>,
+        /// The signature algorithm, by name and OID.
+        algorithm: String,
+    },
+    /// A CA certificate on the path (intermediate or configured root) has expired.
+    #[error("issuing CA certificate {0} has expired")]
+    CaExpired(String),
+    /// A CA certificate on the path (intermediate or configured root) is not valid yet.
+    #[error("issuing CA certificate {0} is not valid yet")]
+    CaNotYetValid(String),
+    /// The path to a root breaks a rule of RFC 5280 (basic constraints, path
+    /// length, name constraints, a CA's extended key usage...).
+    #[error("certificate chain is not valid: {0}")]
+    BadChain(String),
     /// The certificate could not be read.
     #[error("invalid certificate: {0}")]
     Invalid(String),
+}
+
+/// How a signature problem names the signed certificate: itself, or the CA by subject.
+fn signed_by_name(ca: &Option<String>) -> String {
+    match ca {
+        Some(subject) => format!("issuing CA certificate {subject}"),
+        None => "certificate".to_string(),
+    }
 }
 
 /// Errors from reading certificates or sealing.
@@ -143,7 +186,7 @@ pub struct RecipientCert {
     der: Vec<u8>,
 }
 
-/// The public key of a certificate, in the form this module encrypts or verifies with.
+/// The public key of a certificate: what mail is encrypted to, or the signer's key.
 enum PublicKey {
     Rsa(rsa::RsaPublicKey),
     P256(p256::PublicKey),
@@ -276,15 +319,34 @@ impl RecipientCert {
     /// or anyExtendedKeyUsage; `address` is among [`Self::email_addresses`]
     /// (ASCII case-insensitive); the key is RSA (2048..16384 bits), P-256 or P-384.
     /// When `roots` is non-empty the certificate must be one of them (same
-    /// SHA-256) or be signed by one of them that is itself valid at `now`:
-    /// one hop only, so an intermediate CA has to be configured as a root.
-    /// Signatures checked: RSA PKCS#1 v1.5 with SHA-256/384/512, ECDSA P-256
-    /// with SHA-256 and P-384 with SHA-384; anything else counts as untrusted.
+    /// DER) or chain to one that is valid at `now` (see [`Self::usable_for_chain`]).
     pub fn usable_for(
         &self,
         address: &str,
         now: SystemTime,
         roots: &[RecipientCert],
+    ) -> Result<(), CertProblem> {
+        self.usable_for_chain(address, now, roots, &[])
+    }
+
+    /// As [`Self::usable_for`], with `intermediates`: CA certificates that
+    /// came with this one, used to build the path but not trusted themselves.
+    ///
+    /// Every certificate in `roots` that is valid at `now` is a trust anchor
+    /// (so an intermediate configured there is trusted directly, as before
+    /// chains were built); an expired one only serves to name the problem.
+    /// The path is checked by rustls-webpki: validity of every CA, basic
+    /// constraints, path length and name constraints, extended key usage of
+    /// every CA (absent, emailProtection or anyExtendedKeyUsage) and the
+    /// signatures: RSA PKCS#1 v1.5 and PSS with SHA-256/384/512 (2048..8192
+    /// bits), ECDSA on P-256 and P-384, Ed25519. SHA-1 is refused as
+    /// [`CertProblem::WeakSignature`].
+    pub fn usable_for_chain(
+        &self,
+        address: &str,
+        now: SystemTime,
+        roots: &[RecipientCert],
+        intermediates: &[RecipientCert],
     ) -> Result<(), CertProblem> {
         self.valid_at(now)?;
         let key = self.encryption_key()?;
@@ -316,10 +378,10 @@ impl RecipientCert {
         {
             return Err(CertProblem::AddressMismatch);
         }
-        if !roots.is_empty() && !self.chains_to(now, roots) {
-            return Err(CertProblem::Untrusted);
+        if roots.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.chains_to(now, roots, intermediates)
     }
 
     fn valid_at(&self, now: SystemTime) -> Result<(), CertProblem> {
@@ -333,32 +395,200 @@ impl RecipientCert {
         Ok(())
     }
 
-    /// True when the certificate is a configured root or signed by one valid at `now`.
-    fn chains_to(&self, now: SystemTime, roots: &[RecipientCert]) -> bool {
+    /// Ok when the certificate is a configured root or a path leads from it
+    /// to one valid at `now`; otherwise why not.
+    fn chains_to(
+        &self,
+        now: SystemTime,
+        roots: &[RecipientCert],
+        intermediates: &[RecipientCert],
+    ) -> Result<(), CertProblem> {
         if roots.iter().any(|r| r.der == self.der) {
-            return true;
+            return Ok(());
         }
-        let Some(tbs) = self.tbs_bytes() else {
-            return false;
+        let pool: Vec<&RecipientCert> = roots.iter().chain(intermediates).collect();
+        // Nobody known even claims to be the issuer: plainly untrusted, and
+        // webpki's complaints about the certificate itself (a self-signed CA,
+        // version 1) would only hide that.
+        if !pool
+            .iter()
+            .any(|c| c.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer)
+        {
+            return Err(CertProblem::Untrusted);
+        }
+        // webpki gives trust anchors no validity period, so expired roots are
+        // not anchors; offered as intermediates, they make webpki report the
+        // expiry rather than an unknown issuer.
+        let (current, stale): (Vec<&RecipientCert>, Vec<&RecipientCert>) =
+            roots.iter().partition(|r| r.valid_at(now).is_ok());
+        let anchor_ders: Vec<CertificateDer<'_>> = current
+            .iter()
+            .map(|c| CertificateDer::from(c.der()))
+            .collect();
+        // A root webpki cannot read cannot vouch; x509-cert read it, so this is rare.
+        let anchors: Vec<TrustAnchor<'_>> = anchor_ders
+            .iter()
+            .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
+            .collect();
+        let others: Vec<CertificateDer<'_>> = stale
+            .iter()
+            .copied()
+            .chain(intermediates)
+            .map(|c| CertificateDer::from(c.der()))
+            .collect();
+        let leaf_der = CertificateDer::from(self.der());
+        let verified = webpki::EndEntityCert::try_from(&leaf_der).and_then(|leaf| {
+            leaf.verify_for_usage(
+                CHAIN_SIG_ALGS,
+                &anchors,
+                &others,
+                unix_time(now),
+                EmailProtection,
+                None,
+                None,
+            )
+            .map(|_| ())
+        });
+        verified.map_err(|e| self.chain_problem(e, now, &pool))
+    }
+
+    /// A webpki path-building error as the problem an operator can act on.
+    /// The leaf's own validity and extended key usage were checked before,
+    /// so expiry and EKU errors are about a CA.
+    fn chain_problem(
+        &self,
+        e: webpki::Error,
+        now: SystemTime,
+        pool: &[&RecipientCert],
+    ) -> CertProblem {
+        use webpki::Error as W;
+        let bad = |s: &str| CertProblem::BadChain(s.to_string());
+        match e {
+            W::UnknownIssuer => CertProblem::Untrusted,
+            // ring refuses RSA keys below 2048 bits as a failed signature; say
+            // so when an issuer has one, rather than "untrusted".
+            W::InvalidSignatureForPublicKey => {
+                self.small_rsa_ca(pool).unwrap_or(CertProblem::Untrusted)
+            }
+            W::CertExpired { not_after, .. } => {
+                CertProblem::CaExpired(self.stale_ca(now, pool, Some(not_after.as_secs())))
+            }
+            W::CertNotValidYet { .. } => CertProblem::CaNotYetValid(self.stale_ca(now, pool, None)),
+            W::UnsupportedSignatureAlgorithmContext(cx) => {
+                self.signature_problem(&cx.signature_algorithm_id, pool)
+            }
+            W::UnsupportedSignatureAlgorithmForPublicKeyContext(cx) => {
+                self.signature_problem(&cx.signature_algorithm_id, pool)
+            }
+            W::CaUsedAsEndEntity => {
+                bad("the certificate is a CA certificate (basicConstraints cA), not a person's")
+            }
+            W::EndEntityUsedAsCa => {
+                bad("an issuing certificate is not a CA certificate (basicConstraints)")
+            }
+            W::PathLenConstraintViolated => bad("a CA's path length constraint is exceeded"),
+            W::NameConstraintViolation => bad("a CA's name constraints exclude the certificate"),
+            W::RequiredEkuNotFoundContext(_) | W::EmptyEkuExtension => {
+                bad("an issuing CA certificate is not for email protection (extended key usage)")
+            }
+            W::UnsupportedCertVersion => bad("not an X.509 version 3 certificate"),
+            W::UnsupportedCriticalExtension => {
+                bad("a certificate on the path has a critical extension that is not understood")
+            }
+            W::CertDistrusted => bad("a certificate on the path has a distrusted key"),
+            W::MaximumPathDepthExceeded => bad("the path has more than 6 intermediates"),
+            W::MaximumSignatureChecksExceeded | W::MaximumPathBuildCallsExceeded => {
+                bad("too many candidate paths to check")
+            }
+            // webpki's Display is its Debug: the variant names the reason.
+            other => CertProblem::BadChain(format!("{other:?}")),
+        }
+    }
+
+    /// Subject of the CA above this certificate that is not valid at `now`
+    /// (with notAfter `not_after` when given, to pick the one webpki meant).
+    fn stale_ca(&self, now: SystemTime, pool: &[&RecipientCert], not_after: Option<u64>) -> String {
+        let unix = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
         };
-        let sig_alg = self.cert.signature_algorithm.oid;
-        let Some(sig) = self.cert.signature.as_bytes() else {
-            return false;
-        };
-        roots.iter().any(|root| {
-            root.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
-                && root.valid_at(now).is_ok()
-                && root
-                    .public_key()
-                    .is_ok_and(|k| verify_signature(&k, sig_alg, tbs, sig))
+        self.ancestors(pool)
+            .into_iter()
+            .find(|c| {
+                c.valid_at(now).is_err() && not_after.is_none_or(|t| unix(c.not_after()) == t)
+            })
+            .map(|c| c.subject())
+            .unwrap_or_else(|| "on the path".to_string())
+    }
+
+    /// An issuer above this certificate whose RSA key is below 2048 bits, as a problem.
+    fn small_rsa_ca(&self, pool: &[&RecipientCert]) -> Option<CertProblem> {
+        use rsa::traits::PublicKeyParts as _;
+        self.ancestors(pool).into_iter().find_map(|c| match c.public_key() {
+            Ok(PublicKey::Rsa(k)) if k.n().bits() < MIN_RSA_BITS => {
+                Some(CertProblem::BadChain(format!(
+                    "issuing CA certificate {} has an RSA-{} key (at least {MIN_RSA_BITS} bits needed)",
+                    c.subject(),
+                    k.n().bits()
+                )))
+            }
+            _ => None,
         })
     }
 
-    /// The TBSCertificate exactly as encoded in the original bytes.
-    fn tbs_bytes(&self) -> Option<&[u8]> {
-        let outer = AnyRef::from_der(&self.der).ok()?;
-        let mut reader = SliceReader::new(outer.value()).ok()?;
-        reader.tlv_bytes().ok()
+    /// Weak or unsupported signature, naming the certificate that carries it.
+    fn signature_problem(&self, alg_id: &[u8], pool: &[&RecipientCert]) -> CertProblem {
+        // The AlgorithmIdentifier's contents: the OID, then any parameters.
+        let alg = SliceReader::new(alg_id)
+            .ok()
+            .and_then(|mut r| r.decode::<ObjectIdentifier>().ok());
+        let ca = match alg {
+            Some(a) if a == self.cert.signature_algorithm.oid => None,
+            Some(a) => self
+                .ancestors(pool)
+                .into_iter()
+                .find(|c| c.cert.signature_algorithm.oid == a)
+                .map(|c| c.subject()),
+            None => None,
+        };
+        match alg.and_then(weak_hash) {
+            Some(hash) => CertProblem::WeakSignature {
+                ca,
+                algorithm: hash.to_string(),
+            },
+            None => CertProblem::UnsupportedSignature {
+                ca,
+                algorithm: match alg {
+                    Some(a) => match const_oid::db::DB.by_oid(&a) {
+                        Some(name) => format!("{name} ({a})"),
+                        None => a.to_string(),
+                    },
+                    None => "unreadable algorithm identifier".to_string(),
+                },
+            },
+        }
+    }
+
+    /// The certificates of `pool` above this one by name, nearest first
+    /// (breadth-first, each once), to name the one a webpki error is about.
+    fn ancestors<'p>(&self, pool: &[&'p RecipientCert]) -> Vec<&'p RecipientCert> {
+        let mut out: Vec<&'p RecipientCert> = Vec::new();
+        let mut next = 0;
+        let mut issuer = &self.cert.tbs_certificate.issuer;
+        loop {
+            for &c in pool {
+                if c.cert.tbs_certificate.subject == *issuer && !out.iter().any(|o| o.der == c.der)
+                {
+                    out.push(c);
+                }
+            }
+            let Some(c) = out.get(next) else {
+                return out;
+            };
+            issuer = &c.cert.tbs_certificate.issuer;
+            next += 1;
+        }
     }
 
     /// Decodes extension `id` if present: None when absent, Some(Err) when malformed.
@@ -469,43 +699,80 @@ enum EcKey {
     P384(p384::PublicKey),
 }
 
-/// Verifies `sig` over `msg` by `key` with the certificate signature algorithm `alg`.
-fn verify_signature(key: &PublicKey, alg: ObjectIdentifier, msg: &[u8], sig: &[u8]) -> bool {
-    use rsa::signature::Verifier as _;
-    match key {
-        PublicKey::Rsa(k) => {
-            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig) else {
-                return false;
-            };
-            if alg == oid::SHA256_WITH_RSA {
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
-                    .verify(msg, &sig)
-                    .is_ok()
-            } else if alg == oid::SHA384_WITH_RSA {
-                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(k.clone())
-                    .verify(msg, &sig)
-                    .is_ok()
-            } else if alg == oid::SHA512_WITH_RSA {
-                rsa::pkcs1v15::VerifyingKey::<Sha512>::new(k.clone())
-                    .verify(msg, &sig)
-                    .is_ok()
-            } else {
-                false
+/// Signature algorithms accepted on a recipient's chain: webpki's *ring*
+/// set (no SHA-1, no RSA below 2048 bits), named so the list is explicit.
+static CHAIN_SIG_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512,
+    // Some CAs leave out the NULL parameters of the RSA algorithm identifier.
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+    webpki::ring::ECDSA_P256_SHA256,
+    webpki::ring::ECDSA_P256_SHA384,
+    webpki::ring::ECDSA_P384_SHA256,
+    webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::ED25519,
+];
+
+/// id-kp-emailProtection (1.3.6.1.5.5.7.3.4), the DER contents webpki compares.
+static EMAIL_PROTECTION_DER: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
+/// anyExtendedKeyUsage (2.5.29.37.0), the DER contents webpki compares.
+static ANY_EKU_DER: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+
+/// Extended key usage on a chain: absent, emailProtection or
+/// anyExtendedKeyUsage. webpki's `KeyUsage::required_if_present` would
+/// refuse anyExtendedKeyUsage, which the leaf check accepts.
+struct EmailProtection;
+
+impl webpki::ExtendedKeyUsageValidator for EmailProtection {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        let email = webpki::KeyPurposeId::new(EMAIL_PROTECTION_DER);
+        let any = webpki::KeyPurposeId::new(ANY_EKU_DER);
+        let mut present = Vec::new();
+        for id in iter {
+            let id = id?;
+            if id == email || id == any {
+                return Ok(());
             }
+            present.push(id.to_decoded_oid());
         }
-        PublicKey::P256(k) if alg == oid::ECDSA_SHA256 => {
-            let Ok(sig) = p256::ecdsa::Signature::from_der(sig) else {
-                return false;
-            };
-            p256::ecdsa::VerifyingKey::from(k).verify(msg, &sig).is_ok()
+        // No extension at all: webpki passes an empty list (an empty
+        // extension is refused before this is called).
+        if present.is_empty() {
+            return Ok(());
         }
-        PublicKey::P384(k) if alg == oid::ECDSA_SHA384 => {
-            let Ok(sig) = p384::ecdsa::Signature::from_der(sig) else {
-                return false;
-            };
-            p384::ecdsa::VerifyingKey::from(k).verify(msg, &sig).is_ok()
+        Err(webpki::Error::RequiredEkuNotFoundContext(
+            webpki::RequiredEkuNotFoundContext {
+                required: webpki::KeyUsage::required_if_present(EMAIL_PROTECTION_DER),
+                present,
+            },
+        ))
+    }
+}
+
+/// `t` as webpki's time (before 1970 counts as 1970: only tests go there).
+fn unix_time(t: SystemTime) -> UnixTime {
+    UnixTime::since_unix_epoch(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
+}
+
+/// The hash of a signature algorithm refused as weak, by name.
+fn weak_hash(alg: ObjectIdentifier) -> Option<&'static str> {
+    match alg {
+        a if a == oid::SHA1_WITH_RSA
+            || a == oid::SHA1_WITH_RSA_OIW
+            || a == oid::ECDSA_SHA1
+            || a == oid::DSA_SHA1 =>
+        {
+            Some("SHA-1")
         }
-        _ => false,
+        a if a == oid::MD5_WITH_RSA => Some("MD5"),
+        a if a == oid::MD2_WITH_RSA => Some("MD2"),
+        _ => None,
     }
 }
 
@@ -1151,6 +1418,42 @@ mod tests {
         (RecipientCert::parse(cert.der()).unwrap(), key)
     }
 
+    type RcgenIssuer = rcgen::Issuer<'static, rcgen::KeyPair>;
+
+    /// CA parameters for `cn`: cA, keyCertSign, no extended key usage.
+    fn rcgen_ca_params(cn: &str) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        p
+    }
+
+    /// The certificate for `p` (P-256), signed by `parent` or self-signed,
+    /// and the issuer that signs below it.
+    fn rcgen_issued(
+        p: rcgen::CertificateParams,
+        parent: Option<&RcgenIssuer>,
+    ) -> (RecipientCert, RcgenIssuer) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = match parent {
+            Some(parent) => p.signed_by(&key, parent).unwrap(),
+            None => p.self_signed(&key).unwrap(),
+        };
+        (
+            RecipientCert::parse(cert.der()).unwrap(),
+            rcgen::Issuer::new(p, key),
+        )
+    }
+
+    /// A leaf for `p` signed by `issuer`.
+    fn rcgen_leaf(p: &rcgen::CertificateParams, issuer: &RcgenIssuer) -> RecipientCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        RecipientCert::parse(p.signed_by(&key, issuer).unwrap().der()).unwrap()
+    }
+
     #[test]
     fn rsa_seal_opens_with_openssl_to_the_exact_entity() {
         let dir = tempfile::tempdir().unwrap();
@@ -1516,6 +1819,323 @@ mod tests {
                 Err(CertProblem::Untrusted)
             );
         }
+    }
+
+    #[test]
+    fn chains_of_three_and_four_hops_need_only_the_root() {
+        let now = SystemTime::now();
+        let (root, root_i) = rcgen_issued(rcgen_ca_params("Test Root"), None);
+        let (int1, int1_i) = rcgen_issued(rcgen_ca_params("Test Intermediate 1"), Some(&root_i));
+        let (int2, int2_i) = rcgen_issued(rcgen_ca_params("Test Intermediate 2"), Some(&int1_i));
+        let roots = std::slice::from_ref(&root);
+
+        // root -> intermediate -> leaf, the intermediate given with the leaf.
+        let leaf3 = rcgen_leaf(&rcgen_params(PATIENT), &int1_i);
+        leaf3
+            .usable_for_chain(PATIENT, now, roots, std::slice::from_ref(&int1))
+            .unwrap();
+        // Without the intermediate there is no path...
+        assert_eq!(
+            leaf3.usable_for(PATIENT, now, roots),
+            Err(CertProblem::Untrusted)
+        );
+        // ...unless the roots file carries it (then it is trusted itself, as before).
+        leaf3
+            .usable_for(PATIENT, now, &[root.clone(), int1.clone()])
+            .unwrap();
+
+        // root -> intermediate -> intermediate -> leaf, intermediates in any order.
+        let leaf4 = rcgen_leaf(&rcgen_params(PATIENT), &int2_i);
+        leaf4
+            .usable_for_chain(PATIENT, now, roots, &[int2.clone(), int1.clone()])
+            .unwrap();
+        leaf4
+            .usable_for_chain(PATIENT, now, roots, &[int1.clone(), int2.clone()])
+            .unwrap();
+        // A missing middle link breaks the path.
+        assert_eq!(
+            leaf4.usable_for_chain(PATIENT, now, roots, std::slice::from_ref(&int2)),
+            Err(CertProblem::Untrusted)
+        );
+        // An unknown root: untrusted, however complete the intermediates.
+        let (other, _) = rcgen_issued(rcgen_ca_params("Other Root"), None);
+        assert_eq!(
+            leaf4.usable_for_chain(
+                PATIENT,
+                now,
+                std::slice::from_ref(&other),
+                &[int1.clone(), int2.clone()]
+            ),
+            Err(CertProblem::Untrusted)
+        );
+        // Intermediates alone vouch for nothing.
+        assert_eq!(
+            leaf4.usable_for_chain(
+                PATIENT,
+                now,
+                &[other],
+                &[int1.clone(), int2.clone(), root.clone()]
+            ),
+            Err(CertProblem::Untrusted)
+        );
+
+        // S/MIME leaves often carry no extended key usage, or anyExtendedKeyUsage.
+        let mut no_eku = rcgen_params(PATIENT);
+        no_eku.extended_key_usages = vec![];
+        rcgen_leaf(&no_eku, &int2_i)
+            .usable_for_chain(PATIENT, now, roots, &[int1.clone(), int2.clone()])
+            .unwrap();
+        let mut any_eku = rcgen_params(PATIENT);
+        any_eku.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any];
+        rcgen_leaf(&any_eku, &int2_i)
+            .usable_for_chain(PATIENT, now, roots, &[int1.clone(), int2.clone()])
+            .unwrap();
+    }
+
+    #[test]
+    fn broken_chains_name_the_reason() {
+        let now = SystemTime::now();
+        let (root, root_i) = rcgen_issued(rcgen_ca_params("Test Root"), None);
+        let roots = std::slice::from_ref(&root);
+
+        // An expired intermediate, named.
+        let mut old = rcgen_ca_params("Old Intermediate");
+        old.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        old.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let (old_int, old_i) = rcgen_issued(old, Some(&root_i));
+        let leaf = rcgen_leaf(&rcgen_params(PATIENT), &old_i);
+        let got = leaf.usable_for_chain(PATIENT, now, roots, std::slice::from_ref(&old_int));
+        assert_eq!(
+            got,
+            Err(CertProblem::CaExpired("CN=Old Intermediate".into()))
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "issuing CA certificate CN=Old Intermediate has expired"
+        );
+        // An intermediate not valid yet.
+        let mut young = rcgen_ca_params("Future Intermediate");
+        young.not_before = rcgen::date_time_ymd(2090, 1, 1);
+        let (young_int, young_i) = rcgen_issued(young, Some(&root_i));
+        assert_eq!(
+            rcgen_leaf(&rcgen_params(PATIENT), &young_i).usable_for_chain(
+                PATIENT,
+                now,
+                roots,
+                std::slice::from_ref(&young_int)
+            ),
+            Err(CertProblem::CaNotYetValid("CN=Future Intermediate".into()))
+        );
+        // An expired configured root no longer vouches, and says so.
+        let mut old_root = rcgen_ca_params("Old Root");
+        old_root.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        old_root.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let (old_root, old_root_i) = rcgen_issued(old_root, None);
+        assert_eq!(
+            rcgen_leaf(&rcgen_params(PATIENT), &old_root_i).usable_for(
+                PATIENT,
+                now,
+                std::slice::from_ref(&old_root)
+            ),
+            Err(CertProblem::CaExpired("CN=Old Root".into()))
+        );
+
+        // An "intermediate" that is no CA cannot issue.
+        let mut not_ca = rcgen_ca_params("Not A CA");
+        not_ca.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let (not_ca, not_ca_i) = rcgen_issued(not_ca, Some(&root_i));
+        assert!(matches!(
+            rcgen_leaf(&rcgen_params(PATIENT), &not_ca_i).usable_for_chain(
+                PATIENT,
+                now,
+                roots,
+                std::slice::from_ref(&not_ca)
+            ),
+            Err(CertProblem::BadChain(why)) if why.contains("not a CA")
+        ));
+        // An intermediate for TLS servers only does not issue for email.
+        let mut tls_ca = rcgen_ca_params("TLS Intermediate");
+        tls_ca.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let (tls_int, tls_i) = rcgen_issued(tls_ca, Some(&root_i));
+        assert!(matches!(
+            rcgen_leaf(&rcgen_params(PATIENT), &tls_i).usable_for_chain(
+                PATIENT,
+                now,
+                roots,
+                std::slice::from_ref(&tls_int)
+            ),
+            Err(CertProblem::BadChain(why)) if why.contains("email protection")
+        ));
+        // A path length constraint of 0 allows no intermediate below it.
+        let mut short = rcgen_ca_params("Short Intermediate");
+        short.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        let (short_int, short_i) = rcgen_issued(short, Some(&root_i));
+        let (below, below_i) = rcgen_issued(rcgen_ca_params("Below Short"), Some(&short_i));
+        assert!(matches!(
+            rcgen_leaf(&rcgen_params(PATIENT), &below_i).usable_for_chain(
+                PATIENT,
+                now,
+                roots,
+                &[short_int.clone(), below]
+            ),
+            Err(CertProblem::BadChain(why)) if why.contains("path length")
+        ));
+        rcgen_leaf(&rcgen_params(PATIENT), &short_i)
+            .usable_for_chain(PATIENT, now, roots, &[short_int])
+            .unwrap();
+    }
+
+    #[test]
+    fn sha1_signatures_are_refused_as_weak() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let req = |name: &str, subj: &str| {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    subj,
+                ],
+            );
+        };
+        // `openssl x509 -req` of `name` by `ca` with `digest` and extensions `ext`.
+        let sign = |name: &str, ca: &str, digest: &str, ext: &str| {
+            let ext_file = format!("{name}.ext");
+            std::fs::write(d.join(&ext_file), ext).unwrap();
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    &format!("{ca}.crt"),
+                    "-CAkey",
+                    &format!("{ca}.key"),
+                    "-CAcreateserial",
+                    "-days",
+                    "10",
+                    digest,
+                    "-extfile",
+                    &ext_file,
+                    "-out",
+                    &format!("{name}.crt"),
+                ],
+            );
+            load(&d.join(format!("{name}.crt")))
+        };
+        let leaf_ext = "keyUsage=keyEncipherment\nextendedKeyUsage=emailProtection\n";
+        let ca_ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n";
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "root.key",
+                "-out",
+                "root.crt",
+                "-days",
+                "30",
+                "-sha256",
+                "-subj",
+                "/CN=Test Root",
+            ],
+        );
+        let root = load(&d.join("root.crt"));
+        let roots = std::slice::from_ref(&root);
+        let subj = format!("/CN=Leaf/emailAddress={PATIENT}");
+        // notBefore is the second openssl made each: check a moment after that.
+        let now = || SystemTime::now() + Duration::from_secs(2);
+
+        // The RFC 4134 case: a SHA-1 leaf from a configured root. Refused, and why.
+        req("leaf1", &subj);
+        let sha1_leaf = sign("leaf1", "root", "-sha1", leaf_ext);
+        let got = sha1_leaf.usable_for(PATIENT, now(), roots);
+        assert_eq!(
+            got,
+            Err(CertProblem::WeakSignature {
+                ca: None,
+                algorithm: "SHA-1".into()
+            })
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "certificate is signed with SHA-1, which is not accepted"
+        );
+        // The same leaf signed with SHA-256 passes: it was only the hash.
+        req("leaf2", &subj);
+        sign("leaf2", "root", "-sha256", leaf_ext)
+            .usable_for(PATIENT, now(), roots)
+            .unwrap();
+        // A SHA-1 intermediate above a SHA-256 leaf: the intermediate is named.
+        req("int", "/CN=SHA-1 Intermediate");
+        let int = sign("int", "root", "-sha1", ca_ext);
+        req("leaf3", &subj);
+        let leaf3 = sign("leaf3", "int", "-sha256", leaf_ext);
+        let got = leaf3.usable_for_chain(PATIENT, now(), roots, std::slice::from_ref(&int));
+        assert_eq!(
+            got,
+            Err(CertProblem::WeakSignature {
+                ca: Some("CN=SHA-1 Intermediate".into()),
+                algorithm: "SHA-1".into()
+            })
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "issuing CA certificate CN=SHA-1 Intermediate is signed with SHA-1, which is not accepted"
+        );
+        // A CA with an RSA-1024 key: named, not just "untrusted".
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:1024",
+                "-nodes",
+                "-keyout",
+                "small.key",
+                "-out",
+                "small.crt",
+                "-days",
+                "30",
+                "-sha256",
+                "-subj",
+                "/CN=Small Root",
+            ],
+        );
+        req("leaf4", &subj);
+        let got = sign("leaf4", "small", "-sha256", leaf_ext).usable_for(
+            PATIENT,
+            now(),
+            &[load(&d.join("small.crt"))],
+        );
+        assert!(
+            matches!(&got, Err(CertProblem::BadChain(why)) if why.contains("CN=Small Root has an RSA-1024 key")),
+            "{got:?}"
+        );
+        // Harvest-style checks without roots do not look at signatures at all.
+        sha1_leaf.usable_for(PATIENT, now(), &[]).unwrap();
+    }
+
+    #[test]
+    fn the_eku_oid_bytes_are_email_protection_and_any() {
+        assert_eq!(EMAIL_PROTECTION_DER, oid::EMAIL_PROTECTION.as_bytes());
+        assert_eq!(ANY_EKU_DER, oid::ANY_EXT_KEY_USAGE.as_bytes());
     }
 
     #[test]
