@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for SECONDS (default 60). Needs cargo-fuzz; the stable
-# toolchain is told to allow the nightly flags cargo-fuzz uses.
+# Builds every fuzz target and runs each for SECONDS (default 60) on its
+# corpus; scripts/test runs it briefly. Needs cargo-fuzz; the stable
+# toolchain is told to allow the nightly flags cargo-fuzz uses. Build output
+# goes beside the gateway's, outside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
-for t in command data client_reply ber pdf_content office_xml; do
-  mkdir -p corpus/$t
-  cargo fuzz run "$t" corpus/$t -- -max_total_time="$secs" -max_len=4096
+export CARGO_TARGET_DIR="${SEALGATE_FUZZ_TARGET:-${XDG_CACHE_HOME:-$HOME/.cache}/sealgate/fuzz-target}"
+targets=$(cargo fuzz list)
+cargo fuzz build --release $targets
+for t in $targets; do
+  mkdir -p corpus/"$t"
+  # libFuzzer exits non-zero on a crash; its last lines say where.
+  log=$(mktemp)
+  if ! cargo fuzz run --release "$t" corpus/"$t" -- -max_total_time="$secs" -max_len=4096 >"$log" 2>&1; then
+    tail -40 "$log"
+    rm -f "$log"
+    echo "fuzz: $t FAILED"
+    exit 1
+  fi
+  echo "fuzz: $t: $(grep -E '^Done [0-9]+ runs' "$log" | tail -1)"
+  rm -f "$log"
 done

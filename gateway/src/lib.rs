@@ -21,3 +21,4 @@ pub mod secret_file;
 pub mod serve;
 pub mod smtp;
 pub mod spool;
+pub mod store_scan;

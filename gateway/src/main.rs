@@ -341,6 +341,11 @@ enum KeysCmd {
         /// For PKCS#12: a file whose first line is the password.
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// Bind the file's one OpenPGP key to this address (repeatable): it
+        /// seals for it, pinned, though no user ID names it (keys without an
+        /// e-mail user ID).
+        #[arg(long = "address", value_name = "ADDRESS")]
+        address: Vec<String>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -790,6 +795,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 KeysCmd::Import {
                     file,
                     password_file,
+                    address,
                     json,
                 } => {
                     let bytes = read_input(&file).with_context(|| format!("{}", file.display()))?;
@@ -797,6 +803,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         || file.extension().and_then(|e| e.to_str()).is_some_and(|e| {
                             e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx")
                         });
+                    if pkcs12 && !address.is_empty() {
+                        anyhow::bail!(
+                            "{}: --address binds an OpenPGP key to an address; a PKCS#12 file is the organisation's signing identity",
+                            file.display()
+                        );
+                    }
                     if pkcs12 {
                         let Some(pw) = password_file else {
                             anyhow::bail!(
@@ -810,7 +822,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         admin_keys::import_signing(&config, &bytes, password, json)
                             .with_context(|| format!("{}", file.display()))?
                     } else {
-                        admin_keys::import(&keys, &bytes, json)
+                        admin_keys::import(&keys.binding(&address)?, &bytes, json)
                             .with_context(|| format!("{}", file.display()))?
                     }
                 }

@@ -29,6 +29,16 @@ pub enum ServeError {
     /// Spool keys.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// A store's files are damaged.
+    #[error("the store at {store} is damaged ({reason}); `{verify}` names what is affected")]
+    Damaged {
+        /// The store's directory.
+        store: String,
+        /// RocksDB's report.
+        reason: String,
+        /// The command that checks it whole.
+        verify: &'static str,
+    },
     /// The admin API token could not be made or read.
     #[error("admin API token: {0}")]
     AdminToken(crate::secret_file::SecretFileError),
@@ -150,7 +160,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // A broken rule set stops the start: better no gateway than one that
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
-    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())?;
+    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone()).map_err(|e| match &e {
+        SpoolError::Db(db) if db.to_string().contains("Corruption") => ServeError::Damaged {
+            store: config.spool_dir().display().to_string(),
+            reason: db.to_string(),
+            verify: "sealgate queue verify",
+        },
+        _ => ServeError::Spool(e),
+    })?;
     let keys = crate::keys::Keys::from_config(&config)?;
     let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
     let net = Net::new(&config, &spool)?;

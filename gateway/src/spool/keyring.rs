@@ -36,6 +36,9 @@ pub enum KeyError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The key file is readable or writable by others, or not ours.
+    #[error(transparent)]
+    Unsafe(crate::secret_file::SecretFileError),
     /// A record names a key the key file does not have.
     #[error("record sealed with key id {0}, which is not in the key file")]
     UnknownKey(u32),
@@ -59,6 +62,8 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// Reads a key file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
+        // Only its owner, the user Sealgate runs as, may read or change it.
+        crate::secret_file::check(path).map_err(KeyError::Unsafe)?;
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
             path: p.clone(),
@@ -209,6 +214,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");
         std::fs::write(&path, "# c\n1 abcd\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Keyring::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("mode 0644"),
+            "a key file others can read is refused: {e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let e = Keyring::load(&path).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("32 bytes"), "{e}");
     }
