@@ -11,8 +11,8 @@
 //! client addresses, search text) stays in the 0600 audit file.
 //!
 //! An admin's or archivist's action is written here before it is done, and
-//! not done when it cannot be written ([`record`] and [`record_access`]
-//! return the failure); only the gateway's own events ([`note`]) go on with
+//! not done when it cannot be written ([`record`]
+//! returns the failure); only the gateway's own events ([`note`]) go on with
 //! a logged error, since mail must not stop for them. The file is 0600.
 
 use chrono::Utc;
@@ -54,21 +54,10 @@ pub struct AuditError {
     pub source: std::io::Error,
 }
 
-/// Appends one admin event, before the action it records is done.
+/// Appends one admin event or archive access, before the action it
+/// records is done; the detail (addresses, a search text that may quote
+/// content) goes to the audit file only.
 pub fn record(
-    data_dir: &Path,
-    actor: Actor,
-    action: &str,
-    id: &str,
-    detail: &str,
-) -> Result<(), AuditError> {
-    tracing::info!(target: "sealgate::audit", actor = actor.as_str(), action, id, "audit");
-    append(data_dir, actor, action, id, detail)
-}
-
-/// Appends one archive access (search, view, export); the detail (which
-/// may quote content, as a search text does) goes to the audit file only.
-pub fn record_access(
     data_dir: &Path,
     actor: Actor,
     action: &str,

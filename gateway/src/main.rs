@@ -740,7 +740,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     use std::io::Write as _;
                     let out = sealgate::admin::archive::show(&archive, id, raw, evidence, json)?;
-                    sealgate::audit::record_access(
+                    sealgate::audit::record(
                         &config.server.data_dir,
                         sealgate::audit::Actor::Cli,
                         if raw { "archive.read" } else { "archive.view" },

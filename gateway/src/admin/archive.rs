@@ -86,7 +86,7 @@ pub fn search(
     let started = std::time::Instant::now();
     let hits = index.search(query, limit)?;
     let took = started.elapsed();
-    crate::audit::record_access(
+    crate::audit::record(
         &config.server.data_dir,
         crate::audit::Actor::Cli,
         "archive.search",
@@ -156,7 +156,7 @@ pub fn export(
                 }
             }
         })?;
-    crate::audit::record_access(
+    crate::audit::record(
         &config.server.data_dir,
         crate::audit::Actor::Cli,
         "archive.export",
@@ -187,7 +187,7 @@ pub fn hold_add(
     };
     let detail = serde_json::to_string(&hold).unwrap_or_default();
     crate::archive::retention::add_hold(&config.server.data_dir, hold)?;
-    crate::audit::record_access(
+    crate::audit::record(
         &config.server.data_dir,
         crate::audit::Actor::Cli,
         "archive.hold.add",
@@ -200,7 +200,7 @@ pub fn hold_add(
 /// `archive hold rm`: releases a legal hold (audited).
 pub fn hold_rm(config: &Config, name: &str) -> Result<String, ArchiveCmdError> {
     let removed = crate::archive::retention::remove_hold(&config.server.data_dir, name)?;
-    crate::audit::record_access(
+    crate::audit::record(
         &config.server.data_dir,
         crate::audit::Actor::Cli,
         "archive.hold.remove",
@@ -295,7 +295,7 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
         if let Some(i) = &index {
             i.catch_up(&archive)?;
         }
-        crate::audit::record_access(
+        crate::audit::record(
             data,
             crate::audit::Actor::Cli,
             "archive.purge",
@@ -354,7 +354,7 @@ pub fn checkpoint(
     let cp = match crate::archive::open_writable(config, false) {
         Ok(archive) => {
             let cp = archive.checkpoint()?;
-            crate::audit::record_access(
+            crate::audit::record(
                 &config.server.data_dir,
                 crate::audit::Actor::Cli,
                 "archive.checkpoint",

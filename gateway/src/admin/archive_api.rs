@@ -94,7 +94,7 @@ fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<Strin
 /// Writes an access to the audit log; when it cannot be written, the
 /// request fails and nothing is given out.
 fn record(s: &ArchiveApi, who: &str, action: &str, id: &str, detail: &str) -> Result<(), ApiError> {
-    audit::record_access(
+    audit::record(
         &s.config.server.data_dir,
         Actor::Api,
         action,
