@@ -737,12 +737,14 @@ impl Archive {
                 .push((head_seq, format!("chain head unreadable: {e}")));
         }
         self.verify_items(&mut report);
+        report.damaged.sort_by_key(|(s, _)| *s);
         // Every table read whole with its block checksums: damage the walk
-        // above did not read (an index, a purged range) is found too.
+        // above did not read (an index, a purged range) is found too. Listed
+        // after the sequence numbers, so the first break stays the first
+        // damaged event where there is one.
         for (table, why) in crate::store_scan::scan(&self.db, &ALL_CFS) {
             report.damaged.push((0, format!("table {table}: {why}")));
         }
-        report.damaged.sort_by_key(|(s, _)| *s);
         report.head = hex::encode(prev);
         Ok(report)
     }
