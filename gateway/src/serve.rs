@@ -326,15 +326,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 config: config.clone(),
             }),
     });
+    let admin_tls = match config.admin.tls {
+        true => {
+            let (cert, key) =
+                tls::https_pair(&config, &config.admin.cert_file, &config.admin.key_file)?;
+            Some(tls::https_server_config(&cert, &key)?)
+        }
+        false => None,
+    };
     tokio::spawn(crate::http_server::serve(
         "admin",
         admin_tcp,
-        None,
+        admin_tls,
         app,
         config.admin.http.limits(),
         stop_rx.clone(),
     ));
-    tracing::info!(address = %config.admin.address, "admin API ready (/metrics, /api/v1/queue)");
+    tracing::info!(
+        address = %config.admin.address,
+        https = config.admin.tls,
+        "admin API ready (/metrics, /api/v1/queue)"
+    );
 
     wait_for_signal().await;
     tracing::info!(

@@ -65,21 +65,31 @@ impl Gateway {
     /// Like [`Gateway::start`]; with `default_listener = false`, `extra` must
     /// declare its own `[[listener]]` tables (use `{smtp}` for the port).
     pub fn start_with_listeners(extra: &str, default_listener: bool) -> Gateway {
-        Self::start_full("", extra, default_listener)
+        Self::start_full("", "", extra, default_listener)
     }
 
     /// Like [`Gateway::start`], with `server_extra` lines added to `[server]`.
     pub fn start_with_server_extra(server_extra: &str, extra: &str) -> Gateway {
-        Self::start_full(server_extra, extra, true)
+        Self::start_full(server_extra, "", extra, true)
     }
 
-    fn start_full(server_extra: &str, extra: &str, default_listener: bool) -> Gateway {
+    /// Like [`Gateway::start`], with `admin_extra` lines added to `[admin]`.
+    pub fn start_with_admin_extra(admin_extra: &str, extra: &str) -> Gateway {
+        Self::start_full("", admin_extra, extra, true)
+    }
+
+    fn start_full(
+        server_extra: &str,
+        admin_extra: &str,
+        extra: &str,
+        default_listener: bool,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let smtp = free_port();
         let admin = free_port();
         let config = dir.path().join("sealgate.toml");
         let mut text = format!(
-            "[server]\nhostname = \"gw.sealgate.test\"\ndata_dir = \"{}\"\nlocal_domains = [\"hospital.test\"]\n{server_extra}\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n",
+            "[server]\nhostname = \"gw.sealgate.test\"\ndata_dir = \"{}\"\nlocal_domains = [\"hospital.test\"]\n{server_extra}\n[admin]\naddress = \"127.0.0.1:{admin}\"\n{admin_extra}\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n",
             dir.path().join("data").display()
         );
         if default_listener {

@@ -373,11 +373,18 @@ pub fn checkpoint(
             };
             let token = std::fs::read_to_string(file)
                 .map_err(|e| ArchiveCmdError::TokenFile(file.display().to_string(), e))?;
-            let url = format!("http://{}/api/v1/archive/checkpoint", config.admin.address);
-            let mut resp = ureq::post(&url)
-                .header("Authorization", &format!("Bearer {}", token.trim()))
+            let client = super::client::ApiClient::new(config, &token)
+                .map_err(|e| ArchiveCmdError::InUse("reach its API", e.to_string()))?;
+            let mut resp = client
+                .post("/api/v1/archive/checkpoint")
                 .send_empty()
                 .map_err(|e| ArchiveCmdError::InUse("reach its API", e.to_string()))?;
+            if resp.status() != 200 {
+                return Err(ArchiveCmdError::InUse(
+                    "sign a checkpoint through its API",
+                    format!("HTTP {}", resp.status().as_u16()),
+                ));
+            }
             let v: serde_json::Value = resp
                 .body_mut()
                 .read_json()

@@ -69,11 +69,37 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(api)
-        .with_state(state);
-    // The archive routes check their own role tokens.
+        .with_state(state.clone());
+    // The archive routes check their own role tokens; foreign pages are
+    // refused there as here.
     match archive {
-        Some(a) => app.merge(super::archive_api::router(a)),
+        Some(a) => app.merge(
+            super::archive_api::router(a)
+                .route_layer(middleware::from_fn_with_state(state, refuse_foreign)),
+        ),
         None => app,
+    }
+}
+
+/// Refuses what a browser would send for a foreign page (see [`same_host`]).
+async fn refuse_foreign(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    match same_host(req.headers(), s.tls_name()) {
+        Ok(()) => next.run(req).await,
+        Err(why) => {
+            tracing::warn!(reason = why, "admin API request refused");
+            ApiError(StatusCode::FORBIDDEN, why.into()).into_response()
+        }
+    }
+}
+
+impl AdminState {
+    /// The certificate's name, which clients of an HTTPS listener send as
+    /// `Host`; a rebinding page cannot present it, as TLS checks the name.
+    fn tls_name(&self) -> Option<&str> {
+        self.config
+            .admin
+            .tls
+            .then(|| self.config.admin_server_name())
     }
 }
 
@@ -82,7 +108,7 @@ pub fn router(state: AdminState) -> Router {
 /// client of its own) or a `Host` that is a name other than `localhost`
 /// (DNS rebinding points a foreign name at this address).
 async fn require_token(State(s): State<AdminState>, req: Request, next: Next) -> Response {
-    if let Err(why) = same_host(req.headers()) {
+    if let Err(why) = same_host(req.headers(), s.tls_name()) {
         tracing::warn!(reason = why, "admin API request refused");
         return ApiError(StatusCode::FORBIDDEN, why.into()).into_response();
     }
@@ -105,8 +131,8 @@ async fn require_token(State(s): State<AdminState>, req: Request, next: Next) ->
 }
 
 /// `Ok` unless the request carries an `Origin` or names a host other than
-/// an IP address or `localhost`.
-fn same_host(headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
+/// an IP address, `localhost` or `tls_name`.
+fn same_host(headers: &axum::http::HeaderMap, tls_name: Option<&str>) -> Result<(), &'static str> {
     if headers.contains_key(header::ORIGIN) {
         return Err("requests from web pages (with an Origin header) are refused");
     }
@@ -122,10 +148,11 @@ fn same_host(headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
     if name.is_empty()
         || name.eq_ignore_ascii_case("localhost")
         || name.parse::<std::net::IpAddr>().is_ok()
+        || tls_name.is_some_and(|n| name.eq_ignore_ascii_case(n))
     {
         Ok(())
     } else {
-        Err("the Host header must be an IP address or localhost")
+        Err("the Host header must be an IP address, localhost or the admin certificate's name")
     }
 }
 
@@ -171,14 +198,22 @@ mod tests {
             "10.0.0.5",
             "",
         ] {
-            assert!(same_host(&headers(&[("host", ok)])).is_ok(), "{ok}");
+            assert!(same_host(&headers(&[("host", ok)]), None).is_ok(), "{ok}");
         }
-        assert!(same_host(&headers(&[("host", "evil.example:9025")])).is_err());
-        assert!(same_host(&headers(&[
-            ("host", "127.0.0.1:9025"),
-            ("origin", "https://evil.example")
-        ]))
+        assert!(same_host(&headers(&[("host", "evil.example:9025")]), None).is_err());
+        assert!(same_host(
+            &headers(&[
+                ("host", "127.0.0.1:9025"),
+                ("origin", "https://evil.example")
+            ]),
+            None
+        )
         .is_err());
+        // Over HTTPS the certificate's name is the host, and only it.
+        let tls = Some("mx1.example.org");
+        assert!(same_host(&headers(&[("host", "MX1.example.org:9025")]), tls).is_ok());
+        assert!(same_host(&headers(&[("host", "evil.example:9025")]), tls).is_err());
+        assert!(same_host(&headers(&[("host", "mx1.example.org:9025")]), None).is_err());
     }
 }
 

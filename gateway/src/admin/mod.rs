@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod archive_api;
+pub mod client;
 pub mod explain;
 pub mod http;
 pub mod keys;

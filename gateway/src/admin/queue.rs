@@ -694,17 +694,19 @@ fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
         addr: loc.admin,
         reason,
     };
-    let base = format!("http://{}", loc.admin);
-    let token = crate::secret_file::read(&loc.token_file).map_err(|e| api(e.to_string()))?;
-    let auth = format!("Bearer {token}");
-    let mut resp = ureq::get(&format!("{base}/api/v1/instance"))
-        .header("Authorization", &auth)
-        .call()
-        .map_err(|e| {
-            api(format!(
-                "the spool is locked by a running gateway, but its API did not answer: {e}"
-            ))
-        })?;
+    let client =
+        super::client::ApiClient::from_token_file(&loc.config).map_err(|e| api(e.to_string()))?;
+    let mut resp = client.get("/api/v1/instance").call().map_err(|e| {
+        api(format!(
+            "the spool is locked by a running gateway, but its API did not answer: {e}"
+        ))
+    })?;
+    if resp.status() != 200 {
+        return Err(api(format!(
+            "the spool is locked by a running gateway, but its API answered HTTP {}",
+            resp.status().as_u16()
+        )));
+    }
     let inst: serde_json::Value = resp
         .body_mut()
         .read_json()
@@ -718,21 +720,10 @@ fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {
         )));
     }
     let (method, path) = change.api();
-    let url = format!("{base}{path}");
     // Errors are read, not raised: the gateway says why in `{"error": ...}`.
     let result = match method {
-        "DELETE" => ureq::delete(&url)
-            .header("Authorization", &auth)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call(),
-        _ => ureq::post(&url)
-            .header("Authorization", &auth)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .send_empty(),
+        "DELETE" => client.delete(&path).call(),
+        _ => client.post(&path).send_empty(),
     };
     let mut resp = result.map_err(|e| api(e.to_string()))?;
     let status = resp.status().as_u16();

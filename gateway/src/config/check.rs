@@ -408,6 +408,30 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    if !c.admin.tls && !c.admin.address.ip().is_loopback() {
+        bad(
+            "admin.address".into(),
+            "is not a loopback address: set admin.tls = true, the API carries queued mail and its token",
+        );
+    }
+    if c.admin.cert_file.is_some() != c.admin.key_file.is_some() {
+        bad(
+            "admin.cert_file".into(),
+            "admin.cert_file and admin.key_file go together",
+        );
+    }
+    for (field, file) in [
+        ("admin.cert_file", &c.admin.cert_file),
+        ("admin.key_file", &c.admin.key_file),
+        ("admin.ca_file", &c.admin.ca_file),
+    ] {
+        if let Some(f) = file {
+            if let Err(e) = std::fs::metadata(f) {
+                bad(field.into(), &format!("cannot read {}: {e}", f.display()));
+            }
+        }
+    }
+
     // Unset, the token file is made at first start; a configured one must be usable now.
     if let Some(f) = &c.admin.token_file {
         match crate::secret_file::read(f) {

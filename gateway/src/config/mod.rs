@@ -354,6 +354,20 @@ pub struct AdminConfig {
     /// (mode 0600, owned by Sealgate's user); unset: `data_dir/admin.token`,
     /// made with a random token at first start. The CLI reads the same file.
     pub token_file: Option<PathBuf>,
+    /// Serve the API over HTTPS. Required when `address` is not a loopback
+    /// address: the API carries queued mail and its bearer token.
+    pub tls: bool,
+    /// PEM certificate chain for the HTTPS listener; unset: the `[tls]` one.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM) the CLI trusts for the admin listener; unset:
+    /// the certificates in `cert_file` themselves (a self-signed one, such
+    /// as the generated development certificate).
+    pub ca_file: Option<PathBuf>,
+    /// The name the CLI expects on the admin certificate; unset:
+    /// `server.hostname`. The CLI connects to `address` whatever DNS says.
+    pub server_name: Option<String>,
     /// Connection caps and timeouts of the listener.
     pub http: HttpListenerConfig,
 }
@@ -363,6 +377,11 @@ impl Default for AdminConfig {
         AdminConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 9025)),
             token_file: None,
+            tls: false,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            server_name: None,
             http: HttpListenerConfig::default(),
         }
     }
@@ -568,6 +587,15 @@ impl Config {
             .token_file
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("admin.token"))
+    }
+
+    /// The name on the admin API's certificate: `admin.server_name`, else
+    /// `server.hostname`.
+    pub fn admin_server_name(&self) -> &str {
+        self.admin
+            .server_name
+            .as_deref()
+            .unwrap_or(&self.server.hostname)
     }
 
     /// Loads `path`, or the embedded defaults when `path` is `None`.

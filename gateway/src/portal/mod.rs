@@ -458,20 +458,10 @@ pub enum PortalError {
 
 /// The rustls configuration for the portal's HTTPS listener.
 pub fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, PortalError> {
-    let (cert, key) = match (&config.portal.cert_file, &config.portal.key_file) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => match (&config.tls.cert_file, &config.tls.key_file) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
-            _ => {
-                crate::smtp::tls::ensure_dev_cert(&config.server.data_dir, &config.server.hostname)
-                    .map_err(|e| PortalError::Tls(e.to_string()))?
-            }
-        },
-    };
-    let mut sc = crate::smtp::tls::server_config_from_files(&cert, &key)
-        .map_err(|e| PortalError::Tls(e.to_string()))?;
-    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(sc))
+    use crate::smtp::tls::{https_pair, https_server_config};
+    https_pair(config, &config.portal.cert_file, &config.portal.key_file)
+        .and_then(|(cert, key)| https_server_config(&cert, &key))
+        .map_err(|e| PortalError::Tls(e.to_string()))
 }
 
 /// Serves the portal on `tcp` until `stop` changes.

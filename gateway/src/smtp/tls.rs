@@ -181,6 +181,29 @@ pub fn server_config_from_files(
         .with_single_cert(certs, key)?)
 }
 
+/// The certificate and key of an HTTPS listener: its own pair when both are
+/// set, else the `[tls]` pair, else the development certificate.
+pub fn https_pair(
+    config: &Config,
+    cert_file: &Option<PathBuf>,
+    key_file: &Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf), TlsError> {
+    match (cert_file, key_file) {
+        (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
+        _ => match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
+            _ => ensure_dev_cert(&config.server.data_dir, &config.server.hostname),
+        },
+    }
+}
+
+/// The rustls configuration of an HTTPS listener (portal, admin API).
+pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut sc = server_config_from_files(cert, key)?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(sc))
+}
+
 impl ServerTls {
     /// Builds the listeners' TLS configuration.
     pub fn new(config: &Config) -> Result<Self, TlsError> {
