@@ -1,11 +1,13 @@
 //! The escrow store behind the portal seal.
 //!
 //! Each deposited message is encrypted with a key of its own (AES-256-GCM),
-//! and that key is kept only wrapped by the store's key file (key ids allow
-//! rotation). The recipient's link carries a random token of 256 bits, and
-//! the sender's withdraw link another; the store keeps only their SHA-256.
-//! Erasing an expired or revoked message deletes its content and its
-//! wrapped key, so nothing can open it again; the entry stays as a
+//! and that key is kept only wrapped by the store's shredding key
+//! (`shred.rs`, a file beside the database). The recipient's link carries a
+//! random token of 256 bits, and the sender's withdraw link another; the
+//! store keeps only their SHA-256. Erasing an expired or revoked message
+//! deletes its content and wrapped key and rotates the shredding key, so
+//! what RocksDB's log and tables still hold of it opens under no key that
+//! exists; the affected tables are then rewritten. The entry stays as a
 //! tombstone with its state and times.
 //!
 //! Column families (RocksDB under `<data_dir>/escrow`): `entries` (id →
@@ -14,6 +16,7 @@
 //! the portal's sign-in state, encrypted: `accounts` (address → account)
 //! and `sessions` (session SHA-256 → session).
 
+use super::shred::{ShredError, ShredKeys};
 use crate::spool::{KeyError, Keyring};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -21,7 +24,8 @@ use chrono::{DateTime, Utc};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 const CF_ENTRIES: &str = "entries";
 const CF_CONTENT: &str = "content";
@@ -119,9 +123,18 @@ pub struct EscrowEntry {
     /// When its content and key were erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<DateTime<Utc>>,
-    /// The message key, wrapped by the store's key file (gone once erased).
+    /// The message key, wrapped by a shredding key (gone once erased).
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_bytes")]
     wrapped_key: Vec<u8>,
+    /// Which shredding key wraps it; 0: the store's key file (entries made
+    /// before shredding keys, re-wrapped at the next open).
+    #[serde(default)]
+    wrap_key: u64,
+}
+
+/// What a message key is bound to when wrapped.
+fn key_label(id: &str) -> String {
+    format!("key:{id}")
 }
 
 mod hex_bytes {
@@ -157,12 +170,23 @@ pub enum EscrowError {
     /// Creating the directory failed.
     #[error("escrow {0}: {1}")]
     Io(String, std::io::Error),
+    /// The shredding keys.
+    #[error(transparent)]
+    Shred(#[from] ShredError),
 }
 
 /// The escrow store.
 pub struct Escrow {
     db: DB,
     keys: Keyring,
+    /// Writers of wrapped keys hold it shared; a rotation holds it alone,
+    /// so no key is wrapped under one that is about to be destroyed.
+    shred: RwLock<ShredKeys>,
+}
+
+/// The shredding key file of the store at `dir`.
+fn shred_path(dir: &Path) -> PathBuf {
+    dir.join("shred.keys")
 }
 
 fn options() -> Options {
@@ -186,9 +210,27 @@ impl Escrow {
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, options()));
         let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
-        let escrow = Escrow { db, keys };
+        let shred = RwLock::new(ShredKeys::load_or_create(&shred_path(dir))?);
+        let escrow = Escrow { db, keys, shred };
         escrow.index_recipients()?;
+        escrow.finish_rotation()?;
         Ok(escrow)
+    }
+
+    /// Finishes a rotation a crash cut short, and moves keys wrapped by
+    /// the key file (stores made before shredding keys) under one.
+    fn finish_rotation(&self) -> Result<(), EscrowError> {
+        let cut_short = self.shred.read().expect("not poisoned").mid_rotation();
+        let legacy = || -> Result<bool, EscrowError> {
+            Ok(self
+                .list()?
+                .iter()
+                .any(|e| e.wrap_key == 0 && !e.wrapped_key.is_empty()))
+        };
+        if cut_short || legacy()? {
+            self.erase_all(&[], EscrowState::Revoked)?;
+        }
+        Ok(())
     }
 
     /// Builds the recipient index of a store made before it existed.
@@ -239,7 +281,8 @@ impl Escrow {
             .into_iter()
             .filter(|c| existing.iter().any(|e| e == c));
         let db = DB::open_cf_for_read_only(&options(), dir, cfs, false)?;
-        Ok(Escrow { db, keys })
+        let shred = RwLock::new(ShredKeys::load_read_only(&shred_path(dir))?);
+        Ok(Escrow { db, keys, shred })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -277,6 +320,8 @@ impl Escrow {
         let token = hex::encode(rand::random::<[u8; 32]>());
         let revoke_token = hex::encode(rand::random::<[u8; 32]>());
         let key: [u8; 32] = rand::random();
+        let shred = self.shred.read().expect("not poisoned");
+        let (wrap_key, wrapped_key) = shred.wrap(&key_label(&id), &key)?;
         let nonce: [u8; 12] = rand::random();
         let cipher = Aes256Gcm::new_from_slice(&key).expect("a 32-byte key");
         let mut content = nonce.to_vec();
@@ -307,7 +352,8 @@ impl Escrow {
             read_at: None,
             replied_at: None,
             erased_at: None,
-            wrapped_key: self.keys.seal(format!("key:{id}").as_bytes(), &key),
+            wrapped_key,
+            wrap_key,
         };
         let mut batch = WriteBatch::default();
         self.put_entry(&mut batch, &entry);
@@ -342,6 +388,8 @@ impl Escrow {
 
     /// Records a reply from the recipient.
     pub fn mark_replied(&self, id: &str) -> Result<(), EscrowError> {
+        // Held while the entry, wrapped key included, is written back.
+        let _shred = self.shred.read().expect("not poisoned");
         if let Some(mut e) = self.entry(id)? {
             if e.erased_at.is_none() {
                 e.state = EscrowState::Replied;
@@ -448,19 +496,14 @@ impl Escrow {
     }
 
     fn decrypt(&self, id: &str, mark_read: bool) -> Result<Vec<u8>, EscrowError> {
+        let shred = self.shred.read().expect("not poisoned");
         let mut entry = self
             .entry(id)?
             .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "no such entry".into()))?;
         if matches!(entry.state, EscrowState::Revoked | EscrowState::Expired) {
             return Err(EscrowError::Gone(id.to_string(), entry.state));
         }
-        let key = self
-            .keys
-            .open(format!("key:{id}").as_bytes(), &entry.wrapped_key)
-            .map_err(|source| EscrowError::Key {
-                what: format!("key {id}"),
-                source,
-            })?;
+        let key = self.message_key(&shred, &entry)?;
         let content = self
             .db
             .get_cf(self.cf(CF_CONTENT), id.as_bytes())?
@@ -494,39 +537,111 @@ impl Escrow {
         Ok(plain)
     }
 
-    /// Erases `id`'s content and key, leaving a tombstone in `state`.
-    fn erase(
+    /// The message key of `entry`, unwrapped.
+    fn message_key(&self, shred: &ShredKeys, entry: &EscrowEntry) -> Result<[u8; 32], EscrowError> {
+        let label = key_label(&entry.id);
+        if entry.wrap_key != 0 {
+            return Ok(shred.unwrap(entry.wrap_key, &label, &entry.wrapped_key)?);
+        }
+        let key = self
+            .keys
+            .open(label.as_bytes(), &entry.wrapped_key)
+            .map_err(|source| EscrowError::Key {
+                what: format!("key {}", entry.id),
+                source,
+            })?;
+        key.try_into()
+            .map_err(|_| EscrowError::Corrupt(entry.id.clone(), "key of the wrong size".into()))
+    }
+
+    /// Erases the entries `ids` (content and key, leaving tombstones in
+    /// `state`) and rotates the shredding key: every other kept key is
+    /// re-wrapped under a new one before the old one is destroyed, so
+    /// nothing left of the erased ones in any file opens again. Returns
+    /// the entries erased.
+    fn erase_all(
         &self,
-        mut entry: EscrowEntry,
+        ids: &[String],
         state: EscrowState,
-    ) -> Result<EscrowEntry, EscrowError> {
-        entry.state = state;
-        entry.erased_at = Some(Utc::now());
-        entry.wrapped_key.clear();
+    ) -> Result<Vec<EscrowEntry>, EscrowError> {
+        let mut shred = self.shred.write().expect("not poisoned");
+        shred.begin_rotation()?;
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.cf(CF_CONTENT), entry.id.as_bytes());
-        self.put_entry(&mut batch, &entry);
+        let mut erased = Vec::new();
+        for mut e in self.list()? {
+            if e.erased_at.is_none() && ids.contains(&e.id) {
+                e.state = state;
+                e.erased_at = Some(Utc::now());
+                e.wrapped_key.clear();
+                e.wrap_key = 0;
+                batch.delete_cf(self.cf(CF_CONTENT), e.id.as_bytes());
+                self.put_entry(&mut batch, &e);
+                erased.push(e);
+            } else if !e.wrapped_key.is_empty() {
+                match self.message_key(&shred, &e) {
+                    Ok(key) => {
+                        (e.wrap_key, e.wrapped_key) = shred.wrap(&key_label(&e.id), &key)?;
+                        self.put_entry(&mut batch, &e);
+                    }
+                    // Already unreadable; left as it is rather than block
+                    // every later erasure.
+                    Err(err) => {
+                        tracing::warn!(entry = %e.id, error = %err, "escrow entry's key does not open")
+                    }
+                }
+            }
+        }
         self.write(batch)?;
-        Ok(entry)
+        shred.finish_rotation()?;
+        drop(shred);
+        self.rewrite_tables();
+        Ok(erased)
+    }
+
+    /// Flushes every table and compacts content and entries, so erased
+    /// values leave the log and table files now rather than at some later
+    /// compaction.
+    fn rewrite_tables(&self) {
+        for name in ALL_CFS {
+            if let Err(e) = self.db.flush_cf(self.cf(name)) {
+                tracing::warn!(table = name, error = %e, "escrow flush after an erasure failed");
+            }
+        }
+        for name in [CF_CONTENT, CF_ENTRIES] {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
     }
 
     /// Withdraws `id` now: content and key erased.
     pub fn revoke(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
         match self.entry(id)? {
-            Some(e) if e.erased_at.is_none() => self.erase(e, EscrowState::Revoked).map(Some),
+            Some(e) if e.erased_at.is_none() => {
+                match self
+                    .erase_all(std::slice::from_ref(&e.id), EscrowState::Revoked)?
+                    .pop()
+                {
+                    Some(erased) => Ok(Some(erased)),
+                    // Erased meanwhile by another caller: as it stands now.
+                    None => self.entry(id),
+                }
+            }
             other => Ok(other),
         }
     }
 
     /// Erases every message past its expiry at `now`; returns them.
     pub fn sweep(&self, now: DateTime<Utc>) -> Result<Vec<EscrowEntry>, EscrowError> {
-        let mut erased = Vec::new();
-        for e in self.list()? {
-            if e.erased_at.is_none() && e.expires_at <= now {
-                erased.push(self.erase(e, EscrowState::Expired)?);
-            }
+        let due: Vec<String> = self
+            .list()?
+            .into_iter()
+            .filter(|e| e.erased_at.is_none() && e.expires_at <= now)
+            .map(|e| e.id)
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(erased)
+        self.erase_all(&due, EscrowState::Expired)
     }
 
     /// Every entry.
@@ -637,6 +752,96 @@ mod tests {
             e.by_token(&token).unwrap().unwrap().state,
             EscrowState::Revoked
         );
+    }
+
+    /// Every file under `dir`, read whole.
+    fn raw_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let p = f.unwrap().path();
+            if p.is_dir() {
+                out.extend(raw_files(&p));
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    fn holds(files: &[(PathBuf, Vec<u8>)], needle: &[u8]) -> Option<PathBuf> {
+        files
+            .iter()
+            .find(|(_, b)| b.windows(needle.len()).any(|w| w == needle))
+            .map(|(p, _)| p.clone())
+    }
+
+    #[test]
+    fn a_withdrawn_message_leaves_nothing_in_the_files_that_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let later = Utc::now() + chrono::Duration::days(30);
+        let gone = e
+            .deposit("q1", "n@h.test", "pat@x.test", &[b'x'; 4000], later)
+            .unwrap()
+            .entry;
+        let kept = e
+            .deposit("q2", "n@h.test", "pat@x.test", b"kept", later)
+            .unwrap()
+            .entry;
+        let sealed =
+            e.db.get_cf(e.cf(CF_CONTENT), gone.id.as_bytes())
+                .unwrap()
+                .unwrap();
+        let window = &sealed[100..164];
+        let shred_keys = e.shred.read().unwrap().raw_keys();
+        assert_eq!(shred_keys.len(), 1);
+        let files = raw_files(dir.path());
+        // Before: the sealed content sits in RocksDB's log, the shredding
+        // key in its file, so the checks below could fail.
+        assert!(holds(&files, window).is_some(), "content in the log");
+        assert!(holds(&files, hex::encode(shred_keys[0]).as_bytes()).is_some());
+
+        e.revoke(&gone.id).unwrap().unwrap();
+        let files = raw_files(dir.path());
+        assert_eq!(holds(&files, window), None, "sealed content still on disk");
+        for k in &shred_keys {
+            assert_eq!(holds(&files, k), None, "old shredding key on disk");
+            assert_eq!(holds(&files, hex::encode(k).as_bytes()), None);
+        }
+        assert_eq!(e.read(&kept.id).unwrap(), b"kept", "the others re-wrapped");
+        drop(e);
+        let e = open(dir.path());
+        assert_eq!(e.read(&kept.id).unwrap(), b"kept", "and so after a restart");
+        assert!(matches!(
+            e.read(&gone.id),
+            Err(EscrowError::Gone(_, EscrowState::Revoked))
+        ));
+    }
+
+    #[test]
+    fn a_rotation_cut_short_is_finished_and_old_wraps_move_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let later = Utc::now() + chrono::Duration::days(30);
+        let a = e
+            .deposit("q1", "n@h.test", "p@x.test", b"a", later)
+            .unwrap()
+            .entry;
+        // A key wrapped by the key file, as stores before shredding keys did.
+        let mut legacy = e.entry(&a.id).unwrap().unwrap();
+        let key = e.message_key(&e.shred.read().unwrap(), &legacy).unwrap();
+        legacy.wrapped_key = e.keys.seal(key_label(&a.id).as_bytes(), &key);
+        legacy.wrap_key = 0;
+        let mut batch = WriteBatch::default();
+        e.put_entry(&mut batch, &legacy);
+        e.write(batch).unwrap();
+        // And a crash after the first step of a rotation.
+        e.shred.write().unwrap().begin_rotation().unwrap();
+        drop(e);
+        let e = open(dir.path());
+        assert!(!e.shred.read().unwrap().mid_rotation());
+        assert_ne!(e.entry(&a.id).unwrap().unwrap().wrap_key, 0);
+        assert_eq!(e.read(&a.id).unwrap(), b"a");
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod escrow;
 pub mod notice;
 pub mod pgp;
 pub mod portal;
+pub mod shred;
 pub mod smime;
 pub mod worker;
