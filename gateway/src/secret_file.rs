@@ -88,10 +88,36 @@ pub fn ensure_token(path: &Path) -> Result<String, SecretFileError> {
     read(path)
 }
 
+/// Creates `dir` (and its parents) and makes it 0700, also when it exists:
+/// for directories holding message text (the search index, exports).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_dirs_are_0700_made_or_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("a/b");
+        private_dir(&made).unwrap();
+        let found = dir.path().join("open");
+        std::fs::create_dir(&found).unwrap();
+        std::fs::set_permissions(&found, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&found).unwrap();
+        for d in [made, found] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+    }
 
     #[test]
     fn tokens_are_made_private_and_loose_files_refused() {

@@ -324,6 +324,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .map(|journal| crate::admin::archive_api::ArchiveApi {
                 journal,
                 config: config.clone(),
+                exports: Arc::new(crate::admin::export_shelf::ExportShelf::new(
+                    config.server.data_dir.join("exports"),
+                    config.archive.export_ttl.0,
+                )),
             }),
     });
     let admin_tls = match config.admin.tls {

@@ -651,6 +651,32 @@ fn the_archive_api_checks_role_tokens_and_audits_every_access() {
     );
     assert_eq!(status, 200);
     assert!(text(&manifest).contains(found["items"][0]["sha256"].as_str().unwrap()));
+    // At rest the export is sealed, private, and each file goes once fetched.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = p.gw.data().join("exports").join(name);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert!(!files.is_empty());
+        for f in &files {
+            let meta = f.metadata().unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f:?}");
+            let bytes = std::fs::read(f.path()).unwrap();
+            assert!(!bytes.windows(7).any(|w| w == b"glucose"), "{f:?} in clear");
+        }
+        assert!(!dir.join("manifest.json").exists(), "fetched: deleted");
+    }
+    let again = api(
+        &p.gw,
+        "GET",
+        &format!("/api/v1/archive/exports/{name}/manifest.json"),
+        Some(&archivist),
+        "",
+    );
+    assert_eq!(again.0, 404, "fetched once only");
     assert_eq!(
         api(
             &p.gw,

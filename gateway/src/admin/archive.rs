@@ -134,6 +134,7 @@ pub fn export(
     format: crate::archive::export::Format,
     out: &std::path::Path,
 ) -> Result<String, ArchiveCmdError> {
+    use crate::archive::export::Destination;
     use std::io::IsTerminal as _;
     let index = crate::archive::SearchIndex::open_read_only(&config.archive_index_dir())?;
     let mut ids = index.search_all(query)?;
@@ -141,8 +142,14 @@ pub fn export(
     let key = crate::archive::signer(config)?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let done =
-        crate::archive::export::export(archive, &ids, query, format, out, &key, |n, all| {
+    let done = crate::archive::export::export(
+        archive,
+        &ids,
+        query,
+        format,
+        Destination::Plain(out),
+        &key,
+        |n, all| {
             if tty && (n == all || n % 50 == 0) {
                 let width = 30;
                 let filled = n * width / all.max(1);
@@ -155,7 +162,8 @@ pub fn export(
                     eprintln!();
                 }
             }
-        })?;
+        },
+    )?;
     crate::audit::record(
         &config.server.data_dir,
         crate::audit::Actor::Cli,

@@ -5,9 +5,9 @@
 //!
 //! - `GET  /api/v1/archive/search?q=&limit=`      archivist
 //! - `GET  /api/v1/archive/items/{id}[?raw=true]`  archivist
-//! - `POST /api/v1/archive/exports {query, format}` archivist: written under
-//!   `<data_dir>/exports/<name>/`, files fetched with
-//!   `GET /api/v1/archive/exports/{name}/{file}`
+//! - `POST /api/v1/archive/exports {query, format}` archivist: written sealed
+//!   under `<data_dir>/exports/<name>/` (`export_shelf.rs`), each file fetched
+//!   once with `GET /api/v1/archive/exports/{name}/{file}`
 //! - `GET  /api/v1/archive/verify`                 archivist, auditor
 //! - `POST /api/v1/archive/checkpoint`             admin, auditor: sign the head now
 //! - `GET|POST /api/v1/archive/holds`, `DELETE /api/v1/archive/holds/{name}`  admin
@@ -32,6 +32,8 @@ pub struct ArchiveApi {
     pub journal: Arc<Journal>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Exports waiting for their download, sealed.
+    pub exports: Arc<super::export_shelf::ExportShelf>,
 }
 
 /// The archive and audit routes.
@@ -233,24 +235,26 @@ async fn export(
             ))
         }
     };
-    let name = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-        hex::encode(rand::random::<[u8; 4]>())
-    );
-    let out = s.config.server.data_dir.join("exports").join(&name);
+    let (name, out, seal) = s.exports.reserve();
     let (j, config, query) = (s.journal.clone(), s.config.clone(), req.query.clone());
-    let out2 = out.clone();
+    let (out2, seal2) = (out.clone(), seal.clone());
     let done = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let mut ids = j.index().search_all(&query).map_err(|e| e.to_string())?;
         ids.reverse();
         let key = crate::archive::signer(&config).map_err(|e| e.to_string())?;
-        crate::archive::export::export(j.archive(), &ids, &query, format, &out2, &key, |_, _| {})
+        let dest = crate::archive::export::Destination::Sealed(&out2, &seal2);
+        crate::archive::export::export(j.archive(), &ids, &query, format, dest, &key, |_, _| {})
             .map_err(|e| e.to_string())
     })
     .await
-    .map_err(internal)?
-    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    .map_err(internal)?;
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            s.exports.discard(&out);
+            return Err(ApiError(StatusCode::BAD_REQUEST, e));
+        }
+    };
     record(
         &s,
         &who,
@@ -258,10 +262,7 @@ async fn export(
         &format!("{} items", done.items),
         &format!("query {:?} as {name}", req.query),
     )?;
-    let files: Vec<String> = std::fs::read_dir(&out)
-        .map_err(internal)?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
+    let files = s.exports.store(&name, seal).map_err(internal)?;
     Ok(Json(serde_json::json!({
         "export": name,
         "items": done.items,
@@ -270,6 +271,7 @@ async fn export(
     })))
 }
 
+/// One file of an export, once: it is deleted as it is handed out.
 async fn export_file(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
@@ -289,17 +291,18 @@ async fn export_file(
             "bad export or file name".into(),
         ));
     }
-    let path = s
-        .config
-        .server
-        .data_dir
-        .join("exports")
-        .join(&name)
-        .join(&file);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, "no such export file".into()))?;
     record(&s, &who, "archive.export.download", &name, &file)?;
+    let shelf = s.exports.clone();
+    let (name2, file2) = (name.clone(), file.clone());
+    let bytes = tokio::task::spawn_blocking(move || shelf.take(&name2, &file2))
+        .await
+        .map_err(internal)?
+        .map_err(|e| match e {
+            super::export_shelf::ShelfError::NotFound => {
+                ApiError(StatusCode::NOT_FOUND, e.to_string())
+            }
+            other => internal(other),
+        })?;
     let kind = if file.ends_with(".json") {
         "application/json"
     } else {

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod archive_api;
 pub mod client;
 pub mod explain;
+pub mod export_shelf;
 pub mod http;
 pub mod keys;
 pub mod metrics;

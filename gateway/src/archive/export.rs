@@ -5,11 +5,71 @@
 //! with `openssl pkeyutl -verify -pubin -inkey signing-key.pem -rawin -in
 //! manifest.json -sigfile manifest.json.sig`.
 
+use super::sealed_file::{SealKey, SealWriter};
 use super::{Archive, ArchiveError, Item};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Where an export's files go. Either way the directory is 0700 and its
+/// files 0600, whatever the umask.
+#[derive(Clone, Copy)]
+pub enum Destination<'a> {
+    /// Plain files in a directory the operator chose (`archive export --out`).
+    Plain(&'a Path),
+    /// Files sealed under a key held only in memory (the API's exports,
+    /// kept until downloaded or expired): see `sealed_file.rs`.
+    Sealed(&'a Path, &'a SealKey),
+}
+
+impl Destination<'_> {
+    fn dir(&self) -> &Path {
+        match self {
+            Destination::Plain(d) | Destination::Sealed(d, _) => d,
+        }
+    }
+
+    /// A new file `name` in the directory, open for writing.
+    fn create(&self, name: &str) -> std::io::Result<Box<dyn OutFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.dir().join(name))?;
+        let file = std::io::BufWriter::new(file);
+        Ok(match self {
+            Destination::Plain(_) => Box::new(file),
+            Destination::Sealed(_, key) => Box::new(SealWriter::new(file, key)?),
+        })
+    }
+
+    /// Writes the file `name` whole.
+    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut f = self.create(name)?;
+        f.write_all(bytes)?;
+        f.finish()
+    }
+}
+
+/// One file of an export being written; `finish` makes it durable (and,
+/// sealed, writes its last chunk).
+trait OutFile: Write {
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+impl OutFile for std::io::BufWriter<std::fs::File> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        self.into_inner().map_err(|e| e.into_error())?.sync_all()
+    }
+}
+
+impl OutFile for SealWriter<std::io::BufWriter<std::fs::File>> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        Box::new(SealWriter::finish(*self)?).finish()
+    }
+}
 
 /// The export's container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,14 +131,14 @@ pub struct Exported {
     pub manifest: PathBuf,
 }
 
-/// Writes `ids` from `archive` to directory `out` in `format`, signs the
-/// manifest with `key`; `progress` is called after each item.
+/// Writes `ids` from `archive` to `dest` in `format`, signs the manifest
+/// with `key`; `progress` is called after each item.
 pub fn export(
     archive: &Archive,
     ids: &[u64],
     query: &str,
     format: Format,
-    out: &Path,
+    dest: Destination,
     key: &Ed25519KeyPair,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Exported, ExportError> {
@@ -86,15 +146,14 @@ pub fn export(
         let p = p.display().to_string();
         move |e| ExportError::Io(p, e)
     };
+    let out = dest.dir();
     if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(ExportError::NotEmpty(out.display().to_string()));
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
+    crate::secret_file::private_dir(out).map_err(io(out))?;
     let mbox_path = out.join("messages.mbox");
     let mut mbox = match format {
-        Format::Mbox => Some(std::io::BufWriter::new(
-            std::fs::File::create(&mbox_path).map_err(io(&mbox_path))?,
-        )),
+        Format::Mbox => Some(dest.create("messages.mbox").map_err(io(&mbox_path))?),
         Format::Eml => None,
     };
     let mut items: Vec<Item> = Vec::with_capacity(ids.len());
@@ -108,19 +167,15 @@ pub fn export(
         match &mut mbox {
             Some(w) => write_mbox_entry(w, &item, &raw).map_err(io(&mbox_path))?,
             None => {
-                let p = out.join(format!("{id}.eml"));
-                std::fs::write(&p, &raw).map_err(io(&p))?;
+                let name = format!("{id}.eml");
+                dest.write(&name, &raw).map_err(io(&out.join(&name)))?;
             }
         }
         items.push(item);
         progress(n + 1, ids.len());
     }
-    if let Some(mut w) = mbox {
-        w.flush().map_err(io(&mbox_path))?;
-        w.into_inner()
-            .map_err(|e| ExportError::Io(mbox_path.display().to_string(), e.into_error()))?
-            .sync_all()
-            .map_err(io(&mbox_path))?;
+    if let Some(w) = mbox {
+        w.finish().map_err(io(&mbox_path))?;
     }
     let entries: Vec<Entry> = items
         .iter()
@@ -165,11 +220,18 @@ pub fn export(
     });
     let text = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
     let manifest_path = out.join("manifest.json");
-    std::fs::write(&manifest_path, &text).map_err(io(&manifest_path))?;
+    dest.write("manifest.json", &text)
+        .map_err(io(&manifest_path))?;
     let sig_path = out.join("manifest.json.sig");
-    std::fs::write(&sig_path, key.sign(&text).as_ref()).map_err(io(&sig_path))?;
+    dest.write("manifest.json.sig", key.sign(&text).as_ref())
+        .map_err(io(&sig_path))?;
     let pem_path = out.join("signing-key.pem");
-    std::fs::write(&pem_path, public_key_pem(key.public_key().as_ref())).map_err(io(&pem_path))?;
+    dest.write(
+        "signing-key.pem",
+        public_key_pem(key.public_key().as_ref()).as_bytes(),
+    )
+    .map_err(io(&pem_path))?;
+    crate::durable_file::sync_dir(out).map_err(io(out))?;
     Ok(Exported {
         items: items.len(),
         bytes,
@@ -257,9 +319,15 @@ mod tests {
             super::super::chain::load_or_create_signer(&dir.path().join("archive.pk8")).unwrap();
         let out = dir.path().join("export");
         let mut seen = 0;
-        let done = export(&archive, &[1, 2], "x", Format::Mbox, &out, &key, |n, _| {
-            seen = n
-        })
+        let done = export(
+            &archive,
+            &[1, 2],
+            "x",
+            Format::Mbox,
+            Destination::Plain(&out),
+            &key,
+            |n, _| seen = n,
+        )
         .unwrap();
         assert_eq!((done.items, seen), (2, 2));
         let mbox = std::fs::read(out.join("messages.mbox")).unwrap();
@@ -280,11 +348,28 @@ mod tests {
         assert!(!openssl_verifies(&out));
         // EML into a non-empty directory is refused; into a new one, exact bytes.
         assert!(matches!(
-            export(&archive, &[1], "x", Format::Eml, &out, &key, |_, _| {}),
+            export(
+                &archive,
+                &[1],
+                "x",
+                Format::Eml,
+                Destination::Plain(&out),
+                &key,
+                |_, _| {}
+            ),
             Err(ExportError::NotEmpty(_))
         ));
         let eml = dir.path().join("eml");
-        export(&archive, &[1, 2], "x", Format::Eml, &eml, &key, |_, _| {}).unwrap();
+        export(
+            &archive,
+            &[1, 2],
+            "x",
+            Format::Eml,
+            Destination::Plain(&eml),
+            &key,
+            |_, _| {},
+        )
+        .unwrap();
         assert_eq!(std::fs::read(eml.join("1.eml")).unwrap(), m1);
     }
 }

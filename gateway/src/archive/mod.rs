@@ -13,6 +13,7 @@ pub mod export;
 pub mod journal_report;
 pub mod query;
 pub mod retention;
+pub mod sealed_file;
 pub mod search;
 pub mod store;
 pub mod worker;

@@ -115,7 +115,9 @@ impl SearchIndex {
     /// it, if its schema is not this version's) as needed.
     pub fn open(dir: &Path, limits: InspectLimits) -> Result<Self, SearchError> {
         let (schema, fields) = schema();
-        std::fs::create_dir_all(dir).map_err(|e| SearchError::Io(dir.display().to_string(), e))?;
+        // It holds message text in the clear: for Sealgate's user only.
+        crate::secret_file::private_dir(dir)
+            .map_err(|e| SearchError::Io(dir.display().to_string(), e))?;
         let index = match Index::open_in_dir(dir) {
             Ok(i) if i.schema() == schema => i,
             Ok(_) => {

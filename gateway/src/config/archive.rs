@@ -28,6 +28,9 @@ pub struct ArchiveConfig {
     /// Retention rules (`[[archive.retention]]`); of those that match an
     /// item, the longest decides its retain-until date, set at ingest.
     pub retention: Vec<RetentionRule>,
+    /// How long an export made through the API waits for its download
+    /// (sealed under a key held in memory) before it is deleted.
+    pub export_ttl: super::Span,
 }
 
 /// `[[archive.retention]]`: how long the mail it matches is kept. Every
@@ -64,6 +67,7 @@ impl Default for ArchiveConfig {
             // Seven years, a common floor for healthcare and finance records.
             retain_days: 2557,
             retention: Vec::new(),
+            export_ttl: super::Span::secs(24 * 3600),
         }
     }
 }
