@@ -21,7 +21,6 @@ mod ocr;
 mod office;
 mod ole;
 mod pdf;
-mod pdf_content;
 pub mod report;
 mod rtf;
 mod runs;
@@ -29,7 +28,9 @@ mod sevenz;
 mod tar;
 mod tnef;
 pub mod worker;
-mod xml;
+
+// The Office XML and PDF content tokenizers: pure, in sealgate-parse (fuzzed there).
+use sealgate_parse::{office_xml as xml, pdf_content};
 
 pub use html::html_to_text;
 pub use limits::InspectLimits;

@@ -13,9 +13,11 @@
 //! Logs carry the peer IP, the stage and reply codes only: never addresses,
 //! reply text or message content.
 
-pub mod reply;
 pub mod stuff;
 pub mod tls;
+
+/// The next hop's replies: the pure parser, in sealgate-parse (fuzzed there).
+pub use sealgate_parse::client_reply as reply;
 
 pub use reply::{Reply, ReplyError};
 

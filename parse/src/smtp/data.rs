@@ -213,7 +213,7 @@ pub struct HeaderScan {
     pub received: u32,
     /// Value of the first `X-MS-Exchange-CrossTenant-Id` field, trimmed.
     pub ms_tenant_id: Option<String>,
-    /// Value of the first `From` field, unfolded (at most [`SCAN_FROM`] octets).
+    /// Value of the first `From` field, unfolded (at most 2048 octets).
     pub from: Option<String>,
     in_from: bool,
 }

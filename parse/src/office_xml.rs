@@ -12,13 +12,26 @@ use memchr::{memchr, memchr3, memmem};
 
 /// One piece of a document.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Token<'a> {
-    /// `<name attrs>`: the local name (prefix dropped) and the raw attribute text.
-    Start { local: &'a [u8], attrs: &'a [u8] },
+pub enum Token<'a> {
+    /// `<name attrs>`.
+    Start {
+        /// The local name (prefix dropped).
+        local: &'a [u8],
+        /// The raw attribute text (see [`attr`]).
+        attrs: &'a [u8],
+    },
     /// `<name attrs/>`.
-    Empty { local: &'a [u8], attrs: &'a [u8] },
+    Empty {
+        /// The local name (prefix dropped).
+        local: &'a [u8],
+        /// The raw attribute text (see [`attr`]).
+        attrs: &'a [u8],
+    },
     /// `</name>`.
-    End { local: &'a [u8] },
+    End {
+        /// The local name (prefix dropped).
+        local: &'a [u8],
+    },
     /// Character data as written (entities unresolved; see `push_text`).
     Text(&'a [u8]),
     /// The content of a CDATA section, taken literally.
@@ -26,13 +39,14 @@ pub(crate) enum Token<'a> {
 }
 
 /// The tokens of `data`, in order; the first error ends the stream.
-pub(crate) struct Tokens<'a> {
+pub struct Tokens<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Tokens<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    /// Tokens of `data` from its start.
+    pub fn new(data: &'a [u8]) -> Self {
         Tokens { data, pos: 0 }
     }
 
@@ -152,7 +166,7 @@ fn local(name: &[u8]) -> &[u8] {
 }
 
 /// The value of attribute `name` (matched by local name) in a tag's attribute text.
-pub(crate) fn attr<'a>(attrs: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub fn attr<'a>(attrs: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let mut rest = attrs;
     loop {
         let eq = memchr(b'=', rest)?;
@@ -172,7 +186,7 @@ pub(crate) fn attr<'a>(attrs: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 /// Appends character data with its entity and character references resolved; an
 /// unknown entity becomes a space. Text that is not UTF-8 is an error.
-pub(crate) fn push_text(raw: &[u8], out: &mut String) -> Result<(), String> {
+pub fn push_text(raw: &[u8], out: &mut String) -> Result<(), String> {
     let text = std::str::from_utf8(raw).map_err(|e| format!("text is not UTF-8: {e}"))?;
     let mut rest = text;
     while let Some(amp) = memchr(b'&', rest.as_bytes()) {

@@ -1,7 +1,6 @@
 //! Replies from the next hop: a pure parser (bytes in, [`Reply`] out) with
 //! hard limits, so a hostile server can neither make us buffer without bound
-//! nor hand us text that breaks a log line or a DSN. No I/O and no
-//! crate-internal imports: the fuzz target compiles this file on its own
+//! nor hand us text that breaks a log line or a DSN. No I/O, so it is fuzzed
 //! (`fuzz/fuzz_targets/client_reply.rs`).
 
 use std::fmt;

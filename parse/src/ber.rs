@@ -1,6 +1,6 @@
 //! BER to DER (X.690): streaming encoders (NSS, some S/MIME clients) write
 //! CMS with indefinite lengths and segmented OCTET STRINGs, which DER
-//! parsers refuse. Pure and bounded, so it is fuzzed on its own
+//! parsers refuse. Pure and bounded, so it is fuzzed
 //! (`fuzz/fuzz_targets/ber.rs`).
 
 /// BER nesting deeper than this is refused (CMS needs about ten).

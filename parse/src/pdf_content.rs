@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 /// What one content stream showed.
 #[derive(Debug, Default)]
-pub(crate) struct Shown {
+pub struct Shown {
     /// Names of the XObjects drawn with `Do`, in order, each once.
     pub xobjects: Vec<Vec<u8>>,
     /// Strings the selected font could not decode (or shown with no font selected).
@@ -43,7 +43,7 @@ const MAX_OPERANDS: usize = 4096;
 
 /// Appends the text shown by `content` to `out`; `font` maps a font resource name to
 /// its encoding (None when the page has no such font or it has no usable encoding).
-pub(crate) fn show_text<'e>(
+pub fn show_text<'e>(
     content: &[u8],
     font: &dyn Fn(&[u8]) -> Option<&'e Encoding<'e>>,
     out: &mut String,
@@ -225,7 +225,7 @@ fn write(
 }
 
 /// Ends the current line of `out`, unless it is empty or already ended.
-pub(crate) fn newline(out: &mut String) {
+pub fn newline(out: &mut String) {
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
