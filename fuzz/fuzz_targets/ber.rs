@@ -4,11 +4,7 @@
 //! never panic, never claim more input than it was given, and be a fixed
 //! point on its own output (DER stays DER).
 use libfuzzer_sys::fuzz_target;
-
-// Compiled on its own: the normaliser has no crate-internal imports.
-#[path = "../../gateway/src/keys/ber.rs"]
-#[allow(dead_code)]
-mod ber;
+use sealgate_parse::ber;
 
 fuzz_target!(|input: &[u8]| {
     if let Some((der, used)) = ber::to_der(input) {

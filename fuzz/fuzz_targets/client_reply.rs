@@ -4,13 +4,7 @@
 //! produce text that could break a log line or a DSN, and agree with itself
 //! when fed line by line.
 use libfuzzer_sys::fuzz_target;
-
-// Compiled on its own: the parser has no crate-internal imports.
-#[path = "../../gateway/src/deliver/client/reply.rs"]
-#[allow(dead_code)]
-mod reply;
-
-use reply::{parse, Reply, ReplyError, ReplyParser, MAX_LINE, MAX_LINES};
+use sealgate_parse::client_reply::{parse, Reply, ReplyError, ReplyParser, MAX_LINE, MAX_LINES};
 
 /// The same input through the incremental parser, one line at a time.
 fn line_by_line(input: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {

@@ -1,7 +1,7 @@
 #![no_main]
 //! Any bytes as a command line: must parse or give an error with a valid reply.
 use libfuzzer_sys::fuzz_target;
-use sealgate_fuzz::command::{parse_command, EnvelopeSyntax};
+use sealgate_parse::smtp::command::{parse_command, EnvelopeSyntax};
 
 fuzz_target!(|line: &[u8]| {
     for syntax in [EnvelopeSyntax::Lenient, EnvelopeSyntax::Strict] {

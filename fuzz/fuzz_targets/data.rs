@@ -3,7 +3,7 @@
 //! with itself however the input is chunked, never end on anything but
 //! <CRLF>.<CRLF>, and only ever emit CRLF line endings.
 use libfuzzer_sys::fuzz_target;
-use sealgate_fuzz::data::{BareLineEnding, DataReader};
+use sealgate_parse::smtp::data::{BareLineEnding, DataReader};
 
 fuzz_target!(|input: &[u8]| {
     if input.is_empty() {

@@ -2,11 +2,7 @@
 //! Any bytes as an Office XML part: the tokenizer must end, never panic, make
 //! progress on every token, and stop at its first error.
 use libfuzzer_sys::fuzz_target;
-
-// Compiled on its own: the tokenizer has no crate-internal imports.
-#[path = "../../gateway/src/inspect/xml.rs"]
-#[allow(dead_code)]
-mod xml;
+use sealgate_parse::office_xml as xml;
 
 fuzz_target!(|input: &[u8]| {
     let mut out = String::new();

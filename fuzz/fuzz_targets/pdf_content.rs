@@ -3,11 +3,7 @@
 //! name each drawn XObject once, and write no more text than the input can hold
 //! (a byte decodes to at most one character, and each operator adds one separator).
 use libfuzzer_sys::fuzz_target;
-
-// Compiled on its own: the tokenizer has no crate-internal imports.
-#[path = "../../gateway/src/inspect/pdf_content.rs"]
-#[allow(dead_code)]
-mod pdf_content;
+use sealgate_parse::pdf_content;
 
 fuzz_target!(|input: &[u8]| {
     let win = lopdf::Encoding::SimpleEncoding(b"WinAnsiEncoding");
