@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sealgate::admin::keys as admin_keys;
 use sealgate::admin::queue::{self, Change, Location};
-use sealgate::config::{load_file, Config, LogFormat};
+use sealgate::config::{load_file_checked, Config};
 use sealgate::inspect::{self, report, InspectLimits};
 use sealgate::spool::QueueId;
 use std::io::{Read, Write};
@@ -168,7 +168,7 @@ enum QuarantineCmd {
         id: QueueId,
         /// tls (verified), pgp, smime or portal.
         #[arg(long, value_parser = parse_seal)]
-        seal: Option<sealgate::policy::Seal>,
+        seal: Option<sealgate::model::verdict::Seal>,
     },
     /// Delete the held recipients; the sender gets a DSN naming the rule.
     Delete {
@@ -325,7 +325,7 @@ enum ArchiveCmd {
     },
 }
 
-fn parse_seal(s: &str) -> Result<sealgate::policy::Seal, String> {
+fn parse_seal(s: &str) -> Result<sealgate::model::verdict::Seal, String> {
     serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
         .map_err(|_| format!("`{s}`: use tls, pgp, smime or portal"))
 }
@@ -475,18 +475,6 @@ enum QueueCmd {
     },
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 impl Where {
     /// The instance's configuration, with --data applied.
     fn load(self) -> anyhow::Result<Config> {
@@ -500,7 +488,9 @@ impl Where {
 
 fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
     match config {
-        Some(p) => load_file(p).map_err(|e| anyhow::anyhow!("{e}")),
+        Some(p) => {
+            load_file_checked(p, &sealgate::preflight::files).map_err(|e| anyhow::anyhow!("{e}"))
+        }
         None => Ok(Config::embedded()),
     }
 }
@@ -520,12 +510,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Serve { config } => {
             let config = load(config.as_ref())?;
-            init_logging(&config);
+            sealgate::telemetry::logging::init(&config.log);
             sealgate::serve::serve(config)
                 .await
                 .context("sealgate serve")?;
         }
-        Cmd::CheckConfig { file } => match load_file(&file) {
+        Cmd::CheckConfig { file } => match load_file_checked(&file, &sealgate::preflight::files) {
             // The DLP rules are checked here and at start, not on every load,
             // so queue commands still work while someone edits the rules.
             Ok(config) => match config.dlp.load_rules() {
@@ -583,7 +573,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 TlsCmd::Forget { domain } => {
-                    let domain = sealgate::smtp::address::ascii_domain(&domain);
+                    let domain = sealgate::model::address::ascii_domain(&domain);
                     print!("{}", queue::apply(&loc, Change::ForgetTls(domain)).await?);
                 }
             }
@@ -842,12 +832,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
         } => {
             let config = at.load()?;
-            sealgate::smtp::address::Mailbox::parse(&from)
+            sealgate::model::address::Mailbox::parse(&from)
                 .map_err(|e| anyhow::anyhow!("--from {from}: {e}"))?;
             let rcpts = to
                 .iter()
                 .map(|t| {
-                    sealgate::smtp::address::Mailbox::parse(t.trim())
+                    sealgate::model::address::Mailbox::parse(t.trim())
                         .map_err(|e| anyhow::anyhow!("--to {t}: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -872,12 +862,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dlp = explain::inspect_message(&config, rules.as_ref(), &bytes);
             // MTA-STS as delivery would see it (fetched now; not the gateway's cache).
             let sts = if config.tls.mta_sts {
-                let dns = sealgate::deliver::dns::Dns::new(&config.delivery.resolvers)
+                let dns = sealgate::net::dns::Dns::new(&config.delivery.resolvers)
                     .map_err(|e| anyhow::anyhow!("resolver: {e}"))?;
-                let roots = sealgate::deliver::client::tls::trust_roots(
-                    config.tls.extra_roots_file.as_deref(),
-                )
-                .map_err(|e| anyhow::anyhow!("trust roots: {e}"))?;
+                let roots = sealgate::net::tls::trust_roots(config.tls.extra_roots_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!("trust roots: {e}"))?;
                 Some(sealgate::deliver::mta_sts::MtaSts::new(
                     dns,
                     roots,

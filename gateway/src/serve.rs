@@ -2,7 +2,6 @@
 //! and runs until SIGTERM or SIGINT.
 
 use crate::admin::http::{router, AdminState};
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::deliver::{self, attempt::Deliverer};
 use crate::inspect::worker::{self, SharedRules};
@@ -10,6 +9,7 @@ use crate::smtp::recipients::{RecipientList, SharedRecipients};
 use crate::smtp::server::Gateway;
 use crate::smtp::tls;
 use crate::spool::{KeyError, Keyring, Spool, SpoolError};
+use crate::telemetry::metrics::Metrics;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -47,7 +47,7 @@ pub enum ServeError {
     Spool(#[from] SpoolError),
     /// TLS set-up.
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] crate::net::tls::TlsError),
     /// The recipients file does not load.
     #[error(transparent)]
     Recipients(#[from] crate::smtp::recipients::RecipientsError),
@@ -332,18 +332,21 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let admin_tls = match config.admin.tls {
         true => {
-            let (cert, key) =
-                tls::https_pair(&config, &config.admin.cert_file, &config.admin.key_file)?;
-            Some(tls::https_server_config(&cert, &key)?)
+            let (cert, key) = crate::net::tls::https_pair(
+                &config,
+                &config.admin.cert_file,
+                &config.admin.key_file,
+            )?;
+            Some(crate::net::tls::https_server_config(&cert, &key)?)
         }
         false => None,
     };
-    tokio::spawn(crate::http_server::serve(
+    tokio::spawn(crate::net::http_server::serve(
         "admin",
         admin_tcp,
         admin_tls,
         app,
-        config.admin.http.limits(),
+        crate::net::http_server::HttpLimits::from(&config.admin.http),
         stop_rx.clone(),
     ));
     tracing::info!(
@@ -381,7 +384,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// What policy, seal discovery and delivery share of the network: one
 /// resolver, one set of trust roots, one MTA-STS cache.
 struct Net {
-    dns: deliver::dns::Dns,
+    dns: crate::net::dns::Dns,
     roots: Arc<rustls::RootCertStore>,
     mta_sts: Option<Arc<deliver::mta_sts::MtaSts>>,
 }
@@ -389,8 +392,8 @@ struct Net {
 impl Net {
     fn new(config: &Config, spool: &Spool) -> Result<Self, ServeError> {
         let err = |e: &dyn std::fmt::Display| ServeError::Delivery(e.to_string());
-        let dns = deliver::dns::Dns::new(&config.delivery.resolvers).map_err(|e| err(&e))?;
-        let roots = deliver::client::tls::trust_roots(config.tls.extra_roots_file.as_deref())
+        let dns = crate::net::dns::Dns::new(&config.delivery.resolvers).map_err(|e| err(&e))?;
+        let roots = crate::net::tls::trust_roots(config.tls.extra_roots_file.as_deref())
             .map_err(|e| err(&e))?;
         let mta_sts = config.tls.mta_sts.then(|| {
             Arc::new(

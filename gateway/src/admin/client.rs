@@ -50,16 +50,12 @@ impl ApiClient {
         let cert = match &config.admin.ca_file {
             Some(ca) => ca.clone(),
             None => {
-                crate::smtp::tls::https_pair(
-                    config,
-                    &config.admin.cert_file,
-                    &config.admin.key_file,
-                )
-                .map_err(|e| ClientError::Certificate {
-                    path: "admin.cert_file".into(),
-                    reason: e.to_string(),
-                })?
-                .0
+                crate::net::tls::https_pair(config, &config.admin.cert_file, &config.admin.key_file)
+                    .map_err(|e| ClientError::Certificate {
+                        path: "admin.cert_file".into(),
+                        reason: e.to_string(),
+                    })?
+                    .0
             }
         };
         let bad = |reason: String| ClientError::Certificate {
@@ -77,7 +73,7 @@ impl ApiClient {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .root_certs(RootCerts::Specific(Arc::new(roots)))
-            .unversioned_rustls_crypto_provider(crate::smtp::tls::provider())
+            .unversioned_rustls_crypto_provider(crate::net::tls::provider())
             .build();
         let agent_config = ureq::Agent::config_builder().tls_config(tls).build();
         Ok(ApiClient {

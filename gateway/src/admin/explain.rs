@@ -6,12 +6,13 @@
 
 use crate::config::Config;
 use crate::deliver::mta_sts::MtaSts;
-use crate::deliver::tls_policy::TlsLevel;
 use crate::inspect::{self, InspectLimits};
 use crate::keys::{KeyKind, Keys};
+use crate::model::address::Mailbox;
+use crate::model::tls::TlsLevel;
+use crate::model::verdict::{Seal, Verdict};
+use crate::policy::chain;
 use crate::policy::worker::{decide_all, destination_level, header_facts, mta_sts_raised, Raised};
-use crate::policy::{chain, Seal, Verdict};
-use crate::smtp::address::Mailbox;
 use crate::spool::{Direction, InspectionRecord};
 use serde::Serialize;
 use std::fmt::Write;

@@ -1,10 +1,10 @@
 //! The admin HTTP listener: `/metrics` (Prometheus) and a small JSON API for
 //! the queue, used by `sealgate queue` while the gateway runs.
 
-use super::metrics::Metrics;
 use super::queue::AdminAction;
 use super::queue::QueueSummary;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
+use crate::telemetry::metrics::Metrics;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -273,12 +273,12 @@ async fn explain(
     body: axum::body::Bytes,
 ) -> Result<Json<super::explain::Explanation>, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    crate::smtp::address::Mailbox::parse(&q.from).map_err(|e| bad(format!("from: {e}")))?;
+    crate::model::address::Mailbox::parse(&q.from).map_err(|e| bad(format!("from: {e}")))?;
     let rcpts = q
         .to
         .split(',')
         .map(|t| {
-            crate::smtp::address::Mailbox::parse(t.trim()).map_err(|e| bad(format!("to {t}: {e}")))
+            crate::model::address::Mailbox::parse(t.trim()).map_err(|e| bad(format!("to {t}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rules = s
@@ -315,7 +315,7 @@ async fn explain(
 /// `?seal=` of a release.
 #[derive(serde::Deserialize)]
 struct ReleaseQuery {
-    seal: Option<crate::policy::Seal>,
+    seal: Option<crate::model::verdict::Seal>,
 }
 
 async fn quarantine_release(
@@ -377,7 +377,7 @@ async fn tls_forget(
     State(s): State<AdminState>,
     Path(domain): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let domain = crate::smtp::address::ascii_domain(&domain);
+    let domain = crate::model::address::ascii_domain(&domain);
     if s.spool.tls_memory()?.iter().any(|(d, _)| *d == domain) {
         audit(&s, AdminAction::ForgetTls, &domain, 0)?;
     }

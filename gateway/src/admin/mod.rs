@@ -1,4 +1,4 @@
-//! Operator surfaces: the admin HTTP API and metrics, and the `queue` CLI.
+//! Operator surfaces: the admin HTTP API (serving `/metrics`), and the CLI.
 
 pub mod archive;
 pub mod archive_api;
@@ -7,7 +7,6 @@ pub mod explain;
 pub mod export_shelf;
 pub mod http;
 pub mod keys;
-pub mod metrics;
 pub mod portal;
 pub mod quarantine;
 pub mod queue;

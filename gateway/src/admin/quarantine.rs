@@ -8,7 +8,8 @@
 use crate::config::Config;
 use crate::deliver::dsn::{wanted, DsnAction};
 use crate::keys::{KeyKind, Keys};
-use crate::policy::{chain, Seal, Verdict};
+use crate::model::verdict::{Seal, Verdict};
+use crate::policy::chain;
 use crate::spool::{DeliveryEvidence, Direction, DsnState, QueuedMessage, RecipientState};
 use serde::Serialize;
 
@@ -156,7 +157,7 @@ pub fn release(
         // fallback, as policy would have set it.
         let fallback = possible
             .find(|(m, _)| seal == Seal::Tls && *m != Seal::Tls)
-            .map(|(seal, key)| crate::policy::Fallback { seal, key });
+            .map(|(seal, key)| crate::model::verdict::Fallback { seal, key });
         verdicts.push((
             i,
             Verdict::Deliver {
@@ -233,8 +234,8 @@ pub fn delete(msg: &mut QueuedMessage, config: &Config) -> Result<usize, Quarant
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::tls_policy::TlsLevel;
-    use crate::smtp::address::Mailbox;
+    use crate::model::address::Mailbox;
+    use crate::model::tls::TlsLevel;
     use crate::spool::{Direction, Origin, QueueId, QueuedRecipient};
 
     fn held_message() -> QueuedMessage {

@@ -2,9 +2,9 @@
 //! which works whether or not the gateway is running; a delete needs write
 //! access, so while the gateway holds the spool it goes through the admin API.
 
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::spool::{Keyring, QueueId, QueuedMessage, Spool, SpoolError};
+use crate::telemetry::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -127,7 +127,7 @@ pub enum AdminAction {
     /// A domain was removed from the TLS memory.
     ForgetTls,
     /// Quarantined recipients were released (with the seal chosen, if any).
-    Release(Option<crate::policy::Seal>),
+    Release(Option<crate::model::verdict::Seal>),
     /// Quarantined recipients were bounced.
     DeleteQuarantined,
 }
@@ -499,7 +499,7 @@ pub enum Change {
     /// `tls forget DOMAIN`
     ForgetTls(String),
     /// `quarantine release ID [--seal M]`
-    Release(QueueId, Option<crate::policy::Seal>),
+    Release(QueueId, Option<crate::model::verdict::Seal>),
     /// `quarantine delete ID`
     DeleteQuarantined(QueueId),
     /// `portal revoke ID`

@@ -3,7 +3,7 @@
 //! shapes are the archive's own, kept stable for years of records; they
 //! reuse the spool's fact types (evidence, verdict, seal record) as data.
 
-use crate::policy::Verdict;
+use crate::model::verdict::Verdict;
 use crate::spool::{
     DeliveryEvidence, Direction, InspectionRecord, QueuedMessage, RecipientState, SealRecord,
     TlsFacts,

@@ -6,7 +6,7 @@
 use super::query::{self, AddressField, Condition, KeywordField, Query, TextField, TextMatch};
 use super::{Archive, ArchiveError, Item};
 use crate::inspect::{InspectLimits, PartKind};
-use crate::policy::Verdict;
+use crate::model::verdict::Verdict;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::Path;

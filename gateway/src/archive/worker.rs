@@ -23,7 +23,7 @@ pub struct Journal {
     /// index's recorded progress stays below it, so the next start's
     /// catch-up retries it).
     pending: Mutex<(u64, Instant, Option<u64>)>,
-    metrics: Arc<crate::admin::metrics::Metrics>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl Journal {
@@ -32,7 +32,7 @@ impl Journal {
         archive: Arc<Archive>,
         index: Arc<SearchIndex>,
         config: ArchiveConfig,
-        metrics: Arc<crate::admin::metrics::Metrics>,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
     ) -> Self {
         metrics.archive_head.set(archive.head_seq() as i64);
         Journal {
@@ -45,7 +45,7 @@ impl Journal {
     }
 
     /// The metrics registry (the API records search latency and verifies).
-    pub fn metrics(&self) -> &crate::admin::metrics::Metrics {
+    pub fn metrics(&self) -> &crate::telemetry::metrics::Metrics {
         &self.metrics
     }
 

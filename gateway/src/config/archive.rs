@@ -1,6 +1,6 @@
 //! `[archive]`: what is journaled and how the archive is kept.
 
-use crate::spool::Direction;
+use crate::model::record::Direction;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! line, field path and a reason (`sealgate check-config`).
 
 use super::{Config, ListenerTls};
-use crate::smtp::address::Mailbox;
+use crate::model::address::Mailbox;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -145,8 +145,21 @@ fn remove_at(t: &mut dyn TableLike, path: &[Seg]) -> bool {
     }
 }
 
-/// Loads and checks a config file; on failure returns every error found.
+/// Checks of the files a config names that need the stages' own loaders
+/// (the recipients list, DKIM keys, extra trust roots). The layers above
+/// supply them (`preflight::files`), so config imports no stage. Returns
+/// `(field path, reason)` pairs.
+pub type FileCheck = dyn Fn(&Config) -> Vec<(String, String)>;
+
+/// Loads and checks a config file, its own settings only; on failure
+/// returns every error found.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_checked(path, &|_| Vec::new())
+}
+
+/// Loads and checks a config file and, with `files`, the files it names;
+/// on failure returns every error found.
+pub fn load_file_checked(path: &Path, files: &FileCheck) -> Result<Config, ConfigErrors> {
     let err = |line, field: &str, reason: String| ConfigError {
         file: path.to_path_buf(),
         line,
@@ -203,7 +216,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
     if let Some(mut config) = config {
         config.fill_defaults();
-        for (field, reason) in validate(&config) {
+        for (field, reason) in validate(&config).into_iter().chain(files(&config)) {
             errors.push(err(
                 line_for(&original, &parse_path(&field)),
                 &field,
@@ -239,12 +252,6 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
-    if let Some(f) = &c.server.recipients_file {
-        if let Err(e) = crate::smtp::recipients::RecipientList::load(f) {
-            bad("server.recipients_file".into(), &e.to_string());
-        }
-    }
-
     if c.connector_implied() {
         for (i, l) in c.listener.iter().enumerate() {
             if !l.address.ip().is_loopback() {
@@ -263,7 +270,11 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             bad(format!("listener[{i}].name"), "must not be empty");
         } else if !names.insert(l.name.clone()) {
             bad(format!("listener[{i}].name"), "is used by another listener");
-        } else if [crate::spool::PORTAL_ORIGIN, crate::spool::DSN_ORIGIN].contains(&l.name.as_str())
+        } else if [
+            crate::model::record::PORTAL_ORIGIN,
+            crate::model::record::DSN_ORIGIN,
+        ]
+        .contains(&l.name.as_str())
         {
             bad(
                 format!("listener[{i}].name"),
@@ -522,7 +533,8 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     out
 }
 
-/// `[[dkim]]`: domains, selectors, signed header fields, and that each key loads.
+/// `[[dkim]]`: domains, selectors and signed header fields (that each key
+/// loads is `preflight::files`).
 fn check_dkim(c: &Config, bad: &mut impl FnMut(String, &str)) {
     let mut seen = HashSet::new();
     for (i, k) in c.dkim.iter().enumerate() {
@@ -542,7 +554,7 @@ fn check_dkim(c: &Config, bad: &mut impl FnMut(String, &str)) {
                 "must be a DNS label, or labels separated by dots",
             );
         } else if !seen.insert((
-            crate::smtp::address::ascii_domain(domain),
+            crate::model::address::ascii_domain(domain),
             k.selector.to_ascii_lowercase(),
         )) {
             bad(
@@ -569,15 +581,12 @@ fn check_dkim(c: &Config, bad: &mut impl FnMut(String, &str)) {
                 );
             }
         }
-        if let Err(e) = crate::deliver::dkim::load_key(&k.key_file, k.algorithm) {
-            bad(format!("dkim[{i}].key_file"), &e.to_string());
-        }
     }
 }
 
 /// `[delivery]`, `[[route]]` and the outbound `[tls]` settings.
 fn check_delivery(c: &Config, bad: &mut impl FnMut(String, &str)) {
-    use crate::deliver::tls_policy::TlsLevel;
+    use crate::model::tls::TlsLevel;
     let d = &c.delivery;
     let host_ok = |h: &str| {
         let bare = h.trim_start_matches('[').trim_end_matches(']');
@@ -642,11 +651,6 @@ fn check_delivery(c: &Config, bad: &mut impl FnMut(String, &str)) {
             "a TLS level is `dane` but DANE is disabled: such mail could never be delivered",
         );
     }
-    if let Some(f) = &c.tls.extra_roots_file {
-        if let Err(e) = crate::deliver::client::tls::trust_roots(Some(f)) {
-            bad("tls.extra_roots_file".into(), &e);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -657,7 +661,7 @@ mod tests {
     fn load(text: &str) -> Result<Config, ConfigErrors> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
-        load_file(f.path())
+        load_file_checked(f.path(), &crate::preflight::files)
     }
 
     #[test]

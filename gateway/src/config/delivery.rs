@@ -1,7 +1,7 @@
 //! `[delivery]` and `[[route]]`.
 
 use super::Span;
-use crate::deliver::tls_policy::TlsLevel;
+use crate::model::tls::TlsLevel;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 

@@ -12,17 +12,17 @@ mod portal;
 mod seal;
 
 pub use archive::{ArchiveConfig, RetentionRule};
-pub use check::{load_file, ConfigError, ConfigErrors};
+pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileCheck};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::Span;
 pub use policy::{InboundDlp, Mode, PolicyConfig};
 pub use portal::{PortalConfig, PortalLogin};
-pub use seal::SealConfig;
+pub use seal::{Aead, SealConfig};
 
-use crate::deliver::tls_policy::TlsLevel;
-use crate::smtp::command::EnvelopeSyntax;
-use crate::smtp::data::BareLineEnding;
+use crate::model::envelope::BareLineEnding;
+use crate::model::envelope::EnvelopeSyntax;
+use crate::model::tls::TlsLevel;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,7 +78,7 @@ pub struct DlpConfig {
     /// and, on reload, the old set stays in force.
     pub rules_dir: Option<PathBuf>,
     /// Extraction limits (depth, expanded size, zip ratio...).
-    pub limits: crate::inspect::InspectLimits,
+    pub limits: InspectLimits,
 }
 
 impl Default for DlpConfig {
@@ -416,15 +416,50 @@ impl Default for HttpListenerConfig {
     }
 }
 
-impl HttpListenerConfig {
-    /// The limits as the HTTP server takes them.
-    pub fn limits(&self) -> crate::http_server::HttpLimits {
-        crate::http_server::HttpLimits {
-            max_connections: self.max_connections.max(1),
-            max_connections_per_client: self.max_connections_per_client.max(1),
-            header_timeout: self.header_timeout.0,
-            idle_timeout: self.idle_timeout.0,
-            request_timeout: self.request_timeout.0,
+/// Bounds on what one message may expand to while it is inspected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InspectLimits {
+    /// Containers (nested messages, archives, Office files) inside containers, beyond the
+    /// message itself.
+    pub max_depth: usize,
+    /// Nested `multipart/*` levels inside one message (real mail stays under 10).
+    pub max_multipart_nesting: usize,
+    /// Decoded bytes of all parts and archive entries of one message together.
+    pub max_expanded_bytes: u64,
+    /// Decoded bytes of one part or one archive entry.
+    pub max_part_bytes: u64,
+    /// Uncompressed / compressed size of one archive entry (zip bombs reach 1000+).
+    pub max_compression_ratio: u64,
+    /// Entries read from one archive (more are reported, not read).
+    pub max_archive_entries: usize,
+    /// Pages of one PDF whose text is extracted.
+    pub max_pdf_pages: usize,
+    /// Seconds one PDF's text extraction may take; the pages read by then are scanned.
+    pub max_pdf_seconds: u64,
+    /// Images of one message read by OCR (tesseract); 0 turns OCR off.
+    pub max_ocr_images: usize,
+    /// Seconds OCR may take on all the images of one message together.
+    pub max_ocr_seconds: u64,
+    /// Images smaller than this many bytes (logos, icons, signature art) are
+    /// not read by OCR; they are reported.
+    pub min_ocr_bytes: usize,
+}
+
+impl Default for InspectLimits {
+    fn default() -> Self {
+        InspectLimits {
+            max_depth: 8,
+            max_multipart_nesting: 32,
+            max_expanded_bytes: 128 << 20,
+            max_part_bytes: 32 << 20,
+            max_compression_ratio: 100,
+            max_archive_entries: 4096,
+            max_pdf_pages: 2000,
+            max_pdf_seconds: 10,
+            max_ocr_images: 20,
+            max_ocr_seconds: 30,
+            min_ocr_bytes: 4096,
         }
     }
 }
@@ -471,7 +506,7 @@ impl Config {
     pub fn fill_defaults(&mut self) {
         // Domains are compared in IDNA ASCII form; convert them once here
         // rather than on every RCPT.
-        use crate::smtp::address::ascii_domain;
+        use crate::model::address::ascii_domain;
         for d in &mut self.server.local_domains {
             *d = ascii_domain(d);
         }
@@ -651,7 +686,7 @@ impl Config {
     /// True when `domain` is one of the local domains (compared in IDNA
     /// ASCII form, so U-labels and A-labels match; see `fill_defaults`).
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        let domain = crate::smtp::address::ascii_domain(domain);
+        let domain = crate::model::address::ascii_domain(domain);
         self.server.local_domains.contains(&domain)
     }
 }

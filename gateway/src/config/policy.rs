@@ -2,7 +2,7 @@
 //! per-recipient rules.
 
 use super::Span;
-use crate::policy::Seal;
+use crate::model::verdict::Seal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -18,7 +18,7 @@ pub struct SealConfig {
     pub smime_oaep: bool,
     /// AES-256-GCM AuthEnvelopedData instead of AES-256-CBC: `auto` (when
     /// the certificate lists it among its S/MIME capabilities), `always`, `never`.
-    pub smime_aead: crate::seal::smime::Aead,
+    pub smime_aead: Aead,
     /// PGP protected headers: the outer Subject becomes "...", the real one is inside.
     pub protect_subject: bool,
     /// The organisation's OpenPGP secret key (armoured, unencrypted) that signs PGP seals.
@@ -42,7 +42,7 @@ impl Default for SealConfig {
             use_harvested: false,
             smime_roots_file: None,
             smime_oaep: false,
-            smime_aead: crate::seal::smime::Aead::Auto,
+            smime_aead: Aead::Auto,
             protect_subject: false,
             pgp_signing_key: None,
             smime_signing_cert: None,
@@ -51,4 +51,20 @@ impl Default for SealConfig {
             wkd_port: 443,
         }
     }
+}
+
+/// When S/MIME content is sealed with AES-256-GCM (AuthEnvelopedData, RFC
+/// 5083/5084: tamper-evident) instead of AES-256-CBC (EnvelopedData, which
+/// every client opens).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aead {
+    /// Only when every recipient's certificate lists AES-256-GCM among its
+    /// S/MIME capabilities.
+    #[default]
+    Auto,
+    /// Always (the recipients' clients are known to open it).
+    Always,
+    /// Never.
+    Never,
 }

@@ -6,14 +6,14 @@ use super::client::{
     ClientError, ClientSettings, Connection, Envelope, RcptTo, Reply, Transaction,
 };
 use super::dane::{self, Dane, DaneLookup};
-use super::dns::Dns;
 use super::mta_sts::{MtaSts, StsMode};
 use super::pool::PoolKey;
 use super::route::{self, Route, RouteKind};
 use super::tls_policy::{PolicySource, TlsLevel};
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::net::dns::Dns;
 use crate::spool::{DeliveryEvidence, OutboundTls, Spool};
+use crate::telemetry::metrics::Metrics;
 use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -145,7 +145,7 @@ impl Deliverer {
         &self,
         domain: &str,
         from: &str,
-        params: &crate::smtp::command::MailParams,
+        params: &crate::model::envelope::MailParams,
         rcpts: Vec<RcptTo>,
         message: &[u8],
         need: Transport,

@@ -32,8 +32,8 @@
 //! address records are not required to be secure first (RFC 7672 §2.2.2
 //! makes that a precondition; the caller may add it).
 
-use super::dns::Dns;
-use crate::smtp::tls::provider;
+use crate::net::dns::Dns;
+use crate::net::tls::provider;
 use hickory_resolver::config::ResolverOpts;
 use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -216,7 +216,7 @@ impl Dane {
         }
         let attempts = opts.attempts;
         let tls = TlsConfig {
-            config: super::dns::unused_tls().map_err(|e| DaneError::Setup(e.to_string()))?,
+            config: crate::net::dns::unused_tls().map_err(|e| DaneError::Setup(e.to_string()))?,
         };
         let pool = NameServerPool::from_config(
             config.name_servers,
@@ -975,9 +975,9 @@ pub fn dane_config(tlsa: Vec<Tlsa>, names: Vec<String>) -> Arc<ClientConfig> {
     });
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        // A fixed configuration, not network input: smtp::tls::provider()
+        // A fixed configuration, not network input: net::tls::provider()
         // always has suites for both versions (tested below).
-        .expect("smtp::tls::provider() supports TLS 1.2 and 1.3")
+        .expect("net::tls::provider() supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();

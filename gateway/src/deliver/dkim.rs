@@ -9,7 +9,7 @@
 //! The signatures are made by `mail-auth` with its `ring` backend.
 
 use crate::config::{DkimAlgorithm, DkimConfig};
-use crate::smtp::address::ascii_domain;
+use crate::model::address::ascii_domain;
 use crate::spool::QueueId;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
@@ -244,7 +244,7 @@ impl DkimSigners {
 /// The domain of the message's RFC 5322 From (normalised as [`normal`]),
 /// or why there is none to sign for.
 fn from_domain(message: &[u8]) -> Result<String, &'static str> {
-    let (fields, _) = crate::header_fields::split(message);
+    let (fields, _) = crate::model::header_fields::split(message);
     let mut from = fields.iter().filter(|f| {
         let name_end = f.iter().position(|&b| b == b':').unwrap_or(f.len());
         f[..name_end].trim_ascii().eq_ignore_ascii_case(b"from")

@@ -3,7 +3,7 @@
 //! DSN is owed, asks [`wanted`], and queues the bytes of [`build`] with
 //! `MAIL FROM:<>` to the original sender.
 
-use crate::smtp::command::Ret;
+use crate::model::envelope::Ret;
 use crate::spool::record::{QueuedMessage, QueuedRecipient};
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
@@ -628,8 +628,8 @@ fn boundary_for(parts: &[&[u8]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::address::Mailbox;
-    use crate::smtp::command::{MailParams, Notify};
+    use crate::model::address::Mailbox;
+    use crate::model::envelope::{MailParams, Notify};
     use crate::spool::record::{Direction, Origin};
     use crate::spool::QueueId;
     use chrono::TimeZone;

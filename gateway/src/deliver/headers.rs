@@ -6,7 +6,7 @@
 //! rules that fired, reaches the tenant. The spool keeps the message
 //! exactly as received.
 
-use crate::header_fields;
+use crate::model::header_fields;
 
 /// Header-name prefixes removed from inbound mail (compared case-insensitively).
 const FORGEABLE: &[&str] = &["x-ms-exchange-organization-", "x-sealgate-dlp"];

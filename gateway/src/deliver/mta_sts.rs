@@ -10,8 +10,8 @@
 //! re-open the first-contact window RFC 8461 §10.2 describes (an attacker
 //! who can block the fetch and strip STARTTLS).
 
-use super::dns::{fqdn, is_negative, Dns, DnsError};
-use crate::https_get::{client_config, get, Want};
+use crate::net::dns::{fqdn, is_negative, Dns, DnsError};
+use crate::net::https_get::{client_config, get, Want};
 use chrono::{DateTime, TimeDelta, Utc};
 use hickory_resolver::proto::rr::RData;
 use rustls::{ClientConfig, RootCertStore};
@@ -478,7 +478,7 @@ mod tests {
     use super::*;
     use crate::deliver::dane::test_dns::{rec, serve, soa, TestZone};
     use crate::deliver::dane::test_pki::{Ca, Leaf};
-    use crate::smtp::tls::provider;
+    use crate::net::tls::provider;
     use hickory_resolver::proto::rr::rdata::{A, TXT};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -629,7 +629,7 @@ mod tests {
 
     async fn response(raw: &[u8]) -> Result<String, String> {
         let mut r = raw;
-        let body = crate::https_get::read_response(&mut r, &POLICY)
+        let body = crate::net::https_get::read_response(&mut r, &POLICY)
             .await
             .map_err(|e| e.to_string())?;
         String::from_utf8(body).map_err(|_| "policy is not UTF-8".to_string())
@@ -710,7 +710,7 @@ mod tests {
         assert!(response(&chunked).await.unwrap_err().contains("exceeds"));
         let long_head = format!(
             "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
-            "a".repeat(crate::https_get::MAX_HEAD_BYTES + 10)
+            "a".repeat(crate::net::https_get::MAX_HEAD_BYTES + 10)
         );
         assert!(response(long_head.as_bytes())
             .await
@@ -721,28 +721,28 @@ mod tests {
     #[test]
     fn chunked_decoding_waits_for_the_last_chunk() {
         assert_eq!(
-            crate::https_get::decode_chunked(b"3\r\nabc\r\n", MAX_POLICY_BYTES),
+            crate::net::https_get::decode_chunked(b"3\r\nabc\r\n", MAX_POLICY_BYTES),
             Ok(None)
         );
         assert_eq!(
-            crate::https_get::decode_chunked(b"3\r\nab", MAX_POLICY_BYTES),
+            crate::net::https_get::decode_chunked(b"3\r\nab", MAX_POLICY_BYTES),
             Ok(None)
         );
         assert_eq!(
-            crate::https_get::decode_chunked(b"3\r\nabc", MAX_POLICY_BYTES),
+            crate::net::https_get::decode_chunked(b"3\r\nabc", MAX_POLICY_BYTES),
             Ok(None)
         );
         assert_eq!(
-            crate::https_get::decode_chunked(b"3\r\nabc\r\n0\r\n", MAX_POLICY_BYTES),
+            crate::net::https_get::decode_chunked(b"3\r\nabc\r\n0\r\n", MAX_POLICY_BYTES),
             Ok(Some(b"abc".to_vec()))
         );
         assert_eq!(
-            crate::https_get::decode_chunked(b"A\nabcdefghij\n0\n", MAX_POLICY_BYTES),
+            crate::net::https_get::decode_chunked(b"A\nabcdefghij\n0\n", MAX_POLICY_BYTES),
             Ok(Some(b"abcdefghij".to_vec()))
         );
-        assert!(crate::https_get::decode_chunked(b"x\r\n", MAX_POLICY_BYTES).is_err());
-        assert!(crate::https_get::decode_chunked(b"3\r\nabcX", MAX_POLICY_BYTES).is_err());
-        assert!(crate::https_get::decode_chunked(b"123456789\r\n", MAX_POLICY_BYTES).is_err());
+        assert!(crate::net::https_get::decode_chunked(b"x\r\n", MAX_POLICY_BYTES).is_err());
+        assert!(crate::net::https_get::decode_chunked(b"3\r\nabcX", MAX_POLICY_BYTES).is_err());
+        assert!(crate::net::https_get::decode_chunked(b"123456789\r\n", MAX_POLICY_BYTES).is_err());
     }
 
     /// What the test HTTPS server answers, and how often it was asked.
@@ -896,7 +896,7 @@ mod tests {
         let dns = Dns::new(&[serve(zones.clone()).await]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let keys = crate::spool::Keyring::load_or_create(&dir.path().join("keys")).unwrap();
-        let metrics = Arc::new(crate::admin::metrics::Metrics::new());
+        let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
         let spool = crate::spool::Spool::open(&dir.path().join("spool"), keys, metrics).unwrap();
         let first = MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(spool.clone());
         let p = first.policy("example.test").await.unwrap().unwrap();

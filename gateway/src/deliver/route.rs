@@ -1,9 +1,9 @@
 //! Where a recipient domain's mail goes: a static `[[route]]`, the tenant's
 //! smart host (for the local domains), or the domain's MX hosts.
 
-use super::dns::{Dns, DnsError, MxAnswer};
 use super::tls_policy::TlsLevel;
 use crate::config::Config;
+use crate::net::dns::{Dns, DnsError, MxAnswer};
 
 /// How the next hop was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

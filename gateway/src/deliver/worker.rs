@@ -132,9 +132,9 @@ fn tls_refused(r: &mut QueuedRecipient, ev: &mut DeliveryEvidence) -> Option<Out
     }
     let escalated = matches!(
         r.verdict,
-        Some(crate::policy::Verdict::Deliver {
+        Some(crate::model::verdict::Verdict::Deliver {
             escalated: true,
-            seal: crate::policy::Seal::Tls,
+            seal: crate::model::verdict::Seal::Tls,
             ..
         })
     );
@@ -418,7 +418,7 @@ impl Stage {
     /// ones bounce with the reason, quarantined ones are held, and a seal
     /// this build cannot make bounces rather than go out unsealed.
     fn apply_verdicts(&self, msg: &mut QueuedMessage) {
-        use crate::policy::{Seal, Verdict};
+        use crate::model::verdict::{Seal, Verdict};
         if self
             .deliverer
             .config
@@ -506,7 +506,7 @@ impl Stage {
                 continue;
             }
             let reason = match &r.verdict {
-                Some(crate::policy::Verdict::Quarantine { reason }) => reason.clone(),
+                Some(crate::model::verdict::Verdict::Quarantine { reason }) => reason.clone(),
                 _ => "held by policy".to_string(),
             };
             crate::audit::note(
@@ -625,9 +625,9 @@ impl Stage {
             }
             let escalated = matches!(
                 v,
-                crate::policy::Verdict::Deliver {
+                crate::model::verdict::Verdict::Deliver {
                     escalated: true,
-                    seal: crate::policy::Seal::Tls,
+                    seal: crate::model::verdict::Seal::Tls,
                     ..
                 }
             );
@@ -889,7 +889,7 @@ impl Stage {
         msg: &QueuedMessage,
         bytes: &[u8],
     ) -> Result<QueueId, crate::spool::SpoolError> {
-        let sender = crate::smtp::address::Mailbox::parse(&msg.from)
+        let sender = crate::model::address::Mailbox::parse(&msg.from)
             .map_err(|e| crate::spool::SpoolError::Corrupt(msg.id.to_string(), e.to_string()))?;
         let hostname = &self.deliverer.settings.helo;
         let direction = if self.deliverer.config.is_local_domain(sender.domain()) {

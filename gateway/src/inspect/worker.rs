@@ -4,8 +4,8 @@
 //! first catches up on messages a previous run accepted but never inspected.
 
 use super::{inspect, InspectLimits, Inspection};
-use crate::admin::metrics::Metrics;
 use crate::spool::{FindingRecord, InspectionRecord, QueueId, Spool};
+use crate::telemetry::metrics::Metrics;
 use sealgate_dlp::RuleSet;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Semaphore;

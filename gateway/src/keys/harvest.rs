@@ -24,10 +24,10 @@
 //! a panic.
 
 use super::{ImportReport, KeySource, Keystore};
-use crate::header_fields;
+use crate::model::address::Mailbox;
+use crate::model::header_fields;
 use crate::seal::pgp::RecipientKey;
 use crate::seal::smime::RecipientCert;
-use crate::smtp::address::Mailbox;
 use crate::spool::QueueId;
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;

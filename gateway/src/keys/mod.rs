@@ -24,7 +24,7 @@ pub use store::{ImportReport, Keystore};
 
 /// The form of an address keys are filed under: lower case, the domain
 /// in ASCII (punycode).
-pub fn filed_as(m: &crate::smtp::address::Mailbox) -> String {
+pub fn filed_as(m: &crate::model::address::Mailbox) -> String {
     format!("{}@{}", m.local(), m.domain_ascii()).to_ascii_lowercase()
 }
 
@@ -65,7 +65,7 @@ pub enum KeyStoreError {
         /// As given.
         address: String,
         /// Why it is not a mailbox.
-        reason: crate::smtp::address::AddressError,
+        reason: crate::model::address::AddressError,
     },
     /// Only OpenPGP keys are bound to addresses: an S/MIME certificate's
     /// addresses are the ones its issuer vouched for.

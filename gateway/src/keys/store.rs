@@ -65,7 +65,7 @@ impl Keystore {
         let mut bind: Vec<String> = Vec::with_capacity(addresses.len());
         for given in addresses {
             let a = given.trim().trim_start_matches('<').trim_end_matches('>');
-            let m = crate::smtp::address::Mailbox::parse(a).map_err(|reason| {
+            let m = crate::model::address::Mailbox::parse(a).map_err(|reason| {
                 KeyStoreError::BadAddress {
                     address: given.clone(),
                     reason,

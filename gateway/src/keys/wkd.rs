@@ -6,8 +6,8 @@
 //! key that differs from a known one waits for approval); misses and
 //! failures are remembered for a while so a busy queue does not ask again.
 
-use crate::deliver::dns::{Dns, DnsError};
-use crate::https_get::{self, Want};
+use crate::net::dns::{Dns, DnsError};
+use crate::net::https_get::{self, Want};
 use rustls::ClientConfig;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;

@@ -2,8 +2,8 @@
 
 use super::verdict::{Fallback, Seal, Verdict};
 use crate::config::{InboundDlp, Mode, PolicyConfig};
-use crate::deliver::tls_policy::TlsLevel;
-use crate::smtp::address::Mailbox;
+use crate::model::address::Mailbox;
+use crate::model::tls::TlsLevel;
 use crate::spool::{Direction, InspectionRecord};
 
 /// Everything the decision for one recipient depends on.

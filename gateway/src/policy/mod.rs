@@ -6,7 +6,7 @@
 
 pub mod decide;
 pub mod tags;
-pub mod verdict;
+pub use crate::model::verdict;
 pub mod worker;
 
 pub use decide::{chain, decide, Inputs, Step};

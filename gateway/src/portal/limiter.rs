@@ -24,7 +24,7 @@ impl Limiter {
     /// Counts one request from `ip` (an IPv6 address by its /64, which one
     /// host usually holds whole); false when it is over the limit.
     pub fn allow(&self, ip: IpAddr) -> bool {
-        let ip = crate::http_server::client_key(ip);
+        let ip = crate::net::http_server::client_key(ip);
         let now = Instant::now();
         let mut w = self.windows.lock().expect("limiter lock");
         if w.len() > 100_000 {

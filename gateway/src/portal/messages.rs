@@ -3,10 +3,10 @@
 
 use super::signin::{expired_form, require_session};
 use super::{auth, pages, reply, see_other, view, Portal, Refusal, Shared};
+use crate::model::address::Mailbox;
 use crate::seal::escrow::{EscrowEntry, EscrowState};
 use crate::seal::notice::{self, Mail};
 use crate::seal::portal::direction_to;
-use crate::smtp::address::Mailbox;
 use crate::spool::{Submission, PORTAL_ORIGIN};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,7 +32,7 @@ pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Respon
                 .escrow
                 .peek(&e.id)
                 .ok()
-                .and_then(|raw| crate::header_fields::subject(&raw))
+                .and_then(|raw| crate::model::header_fields::subject(&raw))
                 .unwrap_or_default();
             (e, subject)
         })

@@ -18,14 +18,14 @@ mod signin;
 pub mod view;
 mod withdraw;
 
-use crate::admin::metrics::Metrics;
 use crate::audit::{self, Actor};
 use crate::config::Config;
-use crate::http_server::Peer;
+use crate::model::address::Mailbox;
+use crate::net::http_server::Peer;
 use crate::seal::escrow::{Escrow, EscrowEntry, EscrowError, EscrowState};
 use crate::seal::portal::direction_to;
-use crate::smtp::address::Mailbox;
 use crate::spool::{Spool, Submission, PORTAL_ORIGIN};
+use crate::telemetry::metrics::Metrics;
 use auth::Rules;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -458,7 +458,7 @@ pub enum PortalError {
 
 /// The rustls configuration for the portal's HTTPS listener.
 pub fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, PortalError> {
-    use crate::smtp::tls::{https_pair, https_server_config};
+    use crate::net::tls::{https_pair, https_server_config};
     https_pair(config, &config.portal.cert_file, &config.portal.key_file)
         .and_then(|(cert, key)| https_server_config(&cert, &key))
         .map_err(|e| PortalError::Tls(e.to_string()))
@@ -472,7 +472,7 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(sweep(portal.clone()));
-    let limits = portal.config.portal.http.limits();
+    let limits = crate::net::http_server::HttpLimits::from(&portal.config.portal.http);
     let app = router(portal);
-    crate::http_server::serve("portal", tcp, tls, app, limits, stop).await;
+    crate::net::http_server::serve("portal", tcp, tls, app, limits, stop).await;
 }

@@ -3,7 +3,7 @@
 //! the organisation's own domains), threaded under the original, with the
 //! uploaded files attached.
 
-use crate::header_fields::text_field;
+use crate::model::header_fields::text_field;
 use crate::seal::notice::header_safe;
 use base64::Engine as _;
 

@@ -8,10 +8,10 @@ use super::{
     Refusal, Shared, FORM_COOKIE, SESSION_COOKIE,
 };
 use crate::config::PortalLogin;
+use crate::model::address::Mailbox;
 use crate::seal::escrow::{EscrowEntry, EscrowError};
 use crate::seal::notice::{self, Mail};
 use crate::seal::portal::notice_from;
-use crate::smtp::address::Mailbox;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -4,7 +4,7 @@
 //! with its withdraw link, one-time codes and read receipts. All are
 //! marked `Auto-Submitted` (RFC 3834) so that auto-responders leave them alone.
 
-use crate::header_fields::{address_field, text_field};
+use crate::model::header_fields::{address_field, text_field};
 use chrono::{DateTime, Utc};
 use std::path::Path;
 

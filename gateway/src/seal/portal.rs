@@ -5,11 +5,11 @@
 
 use super::escrow::{Deposit, Escrow};
 use super::notice::{self, Mail, NoticeOptions, Templates};
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::policy::Seal;
-use crate::smtp::address::Mailbox;
+use crate::model::address::Mailbox;
+use crate::model::verdict::Seal;
 use crate::spool::{Direction, QueuedMessage, SealRecord};
+use crate::telemetry::metrics::Metrics;
 use chrono::Utc;
 use std::sync::Arc;
 
@@ -111,7 +111,7 @@ impl PortalSeal {
         let from = notice_from(&self.config, &msg.from);
         let subject = p
             .reveal_subject
-            .then(|| crate::header_fields::subject(outgoing))
+            .then(|| crate::model::header_fields::subject(outgoing))
             .flatten();
         let sender_shown = if msg.from.is_empty() {
             self.config.portal.organisation.clone()

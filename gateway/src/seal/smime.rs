@@ -787,21 +787,7 @@ pub struct SmimeOptions {
     pub signer: Option<std::sync::Arc<SmimeSigner>>,
 }
 
-/// When S/MIME content is sealed with AES-256-GCM (AuthEnvelopedData, RFC
-/// 5083/5084: tamper-evident) instead of AES-256-CBC (EnvelopedData, which
-/// every client opens).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aead {
-    /// Only when every recipient's certificate lists AES-256-GCM among its
-    /// S/MIME capabilities.
-    #[default]
-    Auto,
-    /// Always (the recipients' clients are known to open it).
-    Always,
-    /// Never.
-    Never,
-}
+pub use crate::config::Aead;
 
 /// The organisation's certificate and RSA key that sign S/MIME seals
 /// (sign, then encrypt: RFC 8551 §3.7), so recipients can tell the sealed

@@ -10,7 +10,7 @@ use super::portal::{Outgoing, PortalSeal};
 use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
-use crate::policy::{Seal, Verdict};
+use crate::model::verdict::{Seal, Verdict};
 use crate::spool::{
     QueueId, QueuedMessage, SealRecord, Spool, SpoolError, Submission, PORTAL_ORIGIN,
 };

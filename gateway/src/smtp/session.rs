@@ -5,10 +5,10 @@
 use super::address::{Mailbox, ReversePath};
 use super::command::{BodyType, Command, MailParams, RcptParams};
 use super::reply::Reply;
-use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, ListenerTls};
 use crate::smtp::tls::name_matches;
 use crate::spool::{Direction, QueuedRecipient, TlsFacts};
+use crate::telemetry::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

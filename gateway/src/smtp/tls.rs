@@ -1,94 +1,20 @@
-//! Server-side TLS for SMTP listeners: certificate loading (or a generated
-//! development certificate), TLS 1.2/1.3 with forward-secret AEAD suites only,
-//! optional client certificates for connector recognition, and the facts we
-//! record about each session.
+//! Server-side TLS for SMTP listeners: the `[tls]` certificate (or the
+//! generated development one, `net::tls`), optional client certificates for
+//! connector recognition, and the facts we record about each session.
 
 use crate::config::Config;
+use crate::net::tls::{ensure_dev_cert, file_err, load_pair, provider, TlsError};
 use crate::spool::TlsFacts;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::UnixTime;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-/// TLS set-up failures.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A certificate or key file could not be read or parsed.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// The development certificate could not be generated.
-    #[error("generating the development certificate: {0}")]
-    Generate(String),
-}
-
-fn file_err(path: &Path, reason: impl ToString) -> TlsError {
-    TlsError::File {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
-}
-
-/// The crypto provider: ring, with only ECDHE + AEAD suites (forward secrecy).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites.retain(|s| match s {
-        rustls::SupportedCipherSuite::Tls13(_) => true,
-        rustls::SupportedCipherSuite::Tls12(s) => {
-            let name = s.common.suite.as_str().unwrap_or("");
-            name.starts_with("TLS_ECDHE_") && (name.contains("GCM") || name.contains("CHACHA20"))
-        }
-    });
-    Arc::new(p)
-}
-
-/// Paths of the generated development certificate and key.
-pub fn dev_cert_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
-    let dir = data_dir.join("tls");
-    (dir.join("dev-cert.pem"), dir.join("dev-key.pem"))
-}
-
-/// Creates a self-signed certificate for `hostname` unless one exists.
-pub fn ensure_dev_cert(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), TlsError> {
-    let (cert, key) = dev_cert_paths(data_dir);
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    let names = vec![hostname.to_string(), "localhost".into(), "127.0.0.1".into()];
-    let made =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    std::fs::create_dir_all(cert.parent().expect("has parent")).map_err(|e| file_err(&cert, e))?;
-    std::fs::write(&cert, made.cert.pem()).map_err(|e| file_err(&cert, e))?;
-    write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
-    tracing::warn!(path = %cert.display(), "generated a self-signed development certificate; set tls.cert_file for production");
-    Ok((cert, key))
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| file_err(path, e))?;
-    f.write_all(data).map_err(|e| file_err(path, e))
-}
 
 /// The listeners' TLS set-up: the rustls config and, when connectors use
 /// client certificates, the verifier that decides whether one is trusted.
@@ -151,57 +77,6 @@ impl ClientCertVerifier for AskClientCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
-}
-
-/// A PEM certificate chain and its private key.
-fn load_pair(
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| file_err(cert_path, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| file_err(cert_path, e))?;
-    if certs.is_empty() {
-        return Err(file_err(cert_path, "no certificate in file"));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e))?;
-    Ok((certs, key))
-}
-
-/// A TLS 1.2/1.3 server configuration without client certificates (the portal's).
-pub fn server_config_from_files(
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<ServerConfig, TlsError> {
-    let (certs, key) = load_pair(cert_path, key_path)?;
-    Ok(ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?)
-}
-
-/// The certificate and key of an HTTPS listener: its own pair when both are
-/// set, else the `[tls]` pair, else the development certificate.
-pub fn https_pair(
-    config: &Config,
-    cert_file: &Option<PathBuf>,
-    key_file: &Option<PathBuf>,
-) -> Result<(PathBuf, PathBuf), TlsError> {
-    match (cert_file, key_file) {
-        (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
-        _ => match (&config.tls.cert_file, &config.tls.key_file) {
-            (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
-            _ => ensure_dev_cert(&config.server.data_dir, &config.server.hostname),
-        },
-    }
-}
-
-/// The rustls configuration of an HTTPS listener (portal, admin API).
-pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut sc = server_config_from_files(cert, key)?;
-    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(sc))
 }
 
 impl ServerTls {
@@ -334,6 +209,7 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::tls::dev_cert_paths;
 
     #[test]
     fn wildcard_matching() {

@@ -3,7 +3,7 @@
 //! with `sync = true` (one fsync of the WAL), and only then answers every
 //! waiting session. Nobody is answered before the sync that covers them.
 
-use crate::admin::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use std::collections::HashMap;
 use std::sync::mpsc;

@@ -5,20 +5,19 @@
 //! are swept on open.
 
 mod commit;
-mod id;
 pub mod keyring;
-pub mod record;
 mod submit;
 
-pub use id::QueueId;
-pub use keyring::{KeyError, Keyring};
-pub use record::{
-    DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin, OutboundTls,
-    QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts,
+pub use crate::model::id::QueueId;
+pub use crate::model::record::{
+    self as record, DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin,
+    OutboundTls, QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts, DSN_ORIGIN,
+    PORTAL_ORIGIN,
 };
-pub use submit::{Submission, DSN_ORIGIN, PORTAL_ORIGIN};
+pub use keyring::{KeyError, Keyring};
+pub use submit::Submission;
 
-use crate::admin::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 use commit::{Committer, Op};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteOptions, DB};
 use sha2::{Digest, Sha256};
@@ -909,8 +908,8 @@ impl Drop for MessageWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::address::Mailbox;
-    use crate::smtp::command::MailParams;
+    use crate::model::address::Mailbox;
+    use crate::model::envelope::MailParams;
 
     fn message() -> QueuedMessage {
         QueuedMessage {

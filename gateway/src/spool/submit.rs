@@ -3,16 +3,9 @@
 //! and then take the same path as mail that arrived by SMTP.
 
 use super::{Direction, Origin, QueueId, QueuedMessage, QueuedRecipient, Spool, SpoolError};
-use crate::smtp::address::Mailbox;
-use crate::smtp::command::{BodyType, MailParams};
+use crate::model::address::Mailbox;
+use crate::model::envelope::{BodyType, MailParams};
 use chrono::Utc;
-
-/// The origin listener of mail the portal writes (notices, codes,
-/// receipts, replies); an SMTP listener may not take this name.
-pub const PORTAL_ORIGIN: &str = "portal";
-
-/// The origin listener of delivery status notifications.
-pub const DSN_ORIGIN: &str = "dsn";
 
 /// One message Sealgate composed.
 pub struct Submission<'a> {

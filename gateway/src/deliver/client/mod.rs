@@ -21,7 +21,7 @@ pub use sealgate_parse::client_reply as reply;
 
 pub use reply::{Reply, ReplyError};
 
-use crate::smtp::command::{BodyType, MailParams, Notify, Ret};
+use crate::model::envelope::{BodyType, MailParams, Notify, Ret};
 use crate::spool::OutboundTls;
 use reply::ReplyParser;
 use rustls::pki_types::{CertificateDer, ServerName};

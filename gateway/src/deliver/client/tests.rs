@@ -684,7 +684,7 @@ fn tls_server() -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let der = made.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(crate::smtp::tls::provider())
+    let config = rustls::ServerConfig::builder_with_provider(crate::net::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .unwrap()
         .with_no_client_auth()

@@ -2,15 +2,13 @@
 //! without authenticating (levels `may`, `encrypt`, `exclusive`), and one
 //! that checks the chain and host name against trusted roots (`verify`).
 //! Both use the same protocol versions and suites as the listeners
-//! ([`crate::smtp::tls::provider`]).
+//! ([`crate::net::tls::provider`]).
 
-use crate::smtp::tls::provider;
+use crate::net::tls::provider;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use std::path::Path;
 use std::sync::Arc;
 
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -88,37 +86,6 @@ pub fn opportunistic_config() -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// The system's trusted roots plus the certificates in `extra_pem`; an
-/// error when the file cannot be read or no root at all is available.
-pub fn trust_roots(extra_pem: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!(error = %e, "some system trust roots could not be loaded");
-    }
-    // System stores carry the odd certificate webpki cannot use; skip those.
-    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
-    if let Some(path) = extra_pem {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut n = 0;
-        for c in certs {
-            let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(format!("{}: no certificate in file", path.display()));
-        }
-    }
-    if roots.is_empty() {
-        return Err("no trusted root certificates (system store empty and no CA file)".into());
-    }
-    Ok(Arc::new(roots))
-}
-
 /// TLS 1.2+ with forward-secret AEAD suites, the chain verified against
 /// `roots` and the certificate required to name the server (the
 /// `ServerName` passed to `starttls`): for `verify`.
@@ -134,22 +101,6 @@ pub fn verifying_config(roots: Arc<RootCertStore>) -> Arc<ClientConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extra_roots_loaded_and_bad_files_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let made = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
-        let pem = dir.path().join("ca.pem");
-        std::fs::write(&pem, made.cert.pem()).unwrap();
-        let roots = trust_roots(Some(&pem)).unwrap();
-        assert!(!roots.is_empty());
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "").unwrap();
-        assert!(trust_roots(Some(&empty))
-            .unwrap_err()
-            .contains("no certificate"));
-        assert!(trust_roots(Some(&dir.path().join("missing.pem"))).is_err());
-    }
 
     #[test]
     fn configs_build() {

@@ -4,7 +4,7 @@
 //! (`deliver/mta_sts.rs`) and WKD key lookups (`keys/wkd.rs`), which both
 //! connect to an address our own resolver found.
 
-use crate::smtp::tls::provider;
+use crate::net::tls::provider;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use std::net::SocketAddr;

@@ -1,13 +1,20 @@
 //! What the spool keeps about each message: the envelope and where it came from.
 
-use crate::deliver::tls_policy::{PolicySource, TlsLevel};
-use crate::policy::{Seal, Verdict};
-use crate::smtp::address::Mailbox;
-use crate::smtp::command::{MailParams, Notify};
-use crate::spool::QueueId;
+use super::address::Mailbox;
+use super::envelope::{MailParams, Notify};
+use super::id::QueueId;
+use super::tls::{PolicySource, TlsLevel};
+use super::verdict::{Seal, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
+
+/// The origin listener of mail the portal writes (notices, codes,
+/// receipts, replies); an SMTP listener may not take this name.
+pub const PORTAL_ORIGIN: &str = "portal";
+
+/// The origin listener of delivery status notifications.
+pub const DSN_ORIGIN: &str = "dsn";
 
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,7 +305,7 @@ impl QueuedMessage {
         let rewritten;
         let body = match &self.new_subject {
             Some(subject) => {
-                rewritten = crate::header_fields::rewrite_subject(body, subject);
+                rewritten = super::header_fields::rewrite_subject(body, subject);
                 &rewritten[..]
             }
             None => body,

@@ -44,6 +44,18 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
+impl From<&crate::config::HttpListenerConfig> for HttpLimits {
+    fn from(c: &crate::config::HttpListenerConfig) -> Self {
+        HttpLimits {
+            max_connections: c.max_connections.max(1),
+            max_connections_per_client: c.max_connections_per_client.max(1),
+            header_timeout: c.header_timeout.0,
+            idle_timeout: c.idle_timeout.0,
+            request_timeout: c.request_timeout.0,
+        }
+    }
+}
+
 /// The client address of a connection, as handlers see it (`ConnectInfo<Peer>`).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);

@@ -86,7 +86,7 @@ pub fn is_negative(e: &NetError) -> bool {
 /// system's roots for every resolver built, and fail where there are none.
 pub(crate) fn unused_tls() -> Result<ClientConfig, DnsError> {
     Ok(
-        ClientConfig::builder_with_provider(crate::smtp::tls::provider())
+        ClientConfig::builder_with_provider(crate::net::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| DnsError::Setup(e.to_string()))?
             .with_root_certificates(RootCertStore::empty())

@@ -1,0 +1,17 @@
+//! The types the stages hand each other, and nothing else: ids,
+//! addresses and envelope parameters, which way a message travels and where
+//! it came from, TLS levels and facts, delivery evidence, inspection
+//! records, verdicts and seals, the queue's per-message record. Plain data
+//! with serde; no I/O, no stage. Ground floor: every other module may name
+//! these, and they name only each other and the pure parsers of
+//! `sealgate-parse`.
+
+pub mod envelope;
+pub mod header_fields;
+pub mod id;
+pub mod record;
+pub mod tls;
+pub mod verdict;
+
+/// RFC 5321 mailboxes and domains (the parser lives in `sealgate-parse`).
+pub use sealgate_parse::smtp::address;
