@@ -208,7 +208,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             keys.clone(),
             crate::policy::worker::Lookups {
                 wkd,
-                mta_sts: net.mta_sts.clone(),
+                mta_sts: net
+                    .mta_sts
+                    .clone()
+                    .map(|s| s as Arc<dyn crate::policy::worker::StsLookup>),
             },
             policy_ready,
             to_seal.clone(),
@@ -236,7 +239,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let deliver_commands = if config.delivery.enabled {
         let stage = deliver::worker::Stage::new(
             deliverer(&config, &spool, &metrics, &net).await?,
-            journal.clone(),
+            journal
+                .clone()
+                .map(|j| j as Arc<dyn deliver::worker::Journaler>),
         );
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A message without verdicts or sealed copies reaches delivery

@@ -99,7 +99,7 @@ pub async fn raised_for(
         .iter()
         .zip(first.verdicts.iter().map(Some))
         .collect();
-    mta_sts_raised(sts, config, &pairs).await
+    mta_sts_raised(sts as &dyn crate::policy::worker::StsLookup, config, &pairs).await
 }
 
 /// Explains `message` sent to `recipients`, given what DLP found

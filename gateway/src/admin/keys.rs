@@ -43,7 +43,10 @@ pub fn import_signing(
 ) -> Result<String, KeyStoreError> {
     let signer = crate::seal::smime::SmimeSigner::from_pkcs12(p12, password)
         .map_err(|e| KeyStoreError::Unreadable(e.to_string()))?;
-    let dir = crate::keys::signing::install_smime(&config.keystore_dir(), &signer)?;
+    let (cert, key) = signer
+        .to_pem()
+        .map_err(|e| KeyStoreError::Unreadable(e.to_string()))?;
+    let dir = crate::keys::signing::install_smime(&config.keystore_dir(), &cert, &key)?;
     let overridden = config.seal.smime_signing_cert.is_some();
     if json {
         return Ok(serde_json::json!({

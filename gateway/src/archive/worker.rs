@@ -230,6 +230,25 @@ pub fn redact_portal_secrets(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+impl crate::deliver::worker::Journaler for Journal {
+    fn journal_finished<'a>(
+        &'a self,
+        msg: &'a QueuedMessage,
+        raw: Vec<u8>,
+        dlp: Option<InspectionRecord>,
+        journal_listener: bool,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::deliver::worker::Journaled> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            match self.journal(msg, raw, dlp, journal_listener).await {
+                Ok(j) => Ok(j.map(|j| format!("{j:?}"))),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -473,6 +473,22 @@ impl MtaSts {
     }
 }
 
+impl crate::policy::worker::StsLookup for MtaSts {
+    fn enforces<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::policy::worker::StsAnswer> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            match self.policy(domain).await {
+                Ok(p) => Ok(p.is_some_and(|p| p.mode == StsMode::Enforce)),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,16 +41,32 @@ pub struct Stage {
     /// when a large queue falls due together (a restart, `retry --all`).
     attempts: Arc<Semaphore>,
     /// The archive: each finished message is journaled before it is retired.
-    journal: Option<Arc<crate::archive::worker::Journal>>,
+    journal: Option<Arc<dyn Journaler>>,
+}
+
+/// What a journal call resolves to: what was archived (for the log), or
+/// nothing when the archive's rules leave the message out.
+pub type Journaled = Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Where a finished message goes before it is retired. The archive, a
+/// later stage, implements it, so delivery hands messages on without
+/// importing it.
+pub trait Journaler: Send + Sync {
+    /// Journals finished `msg` (bytes `raw`, DLP findings `dlp`; taken on a
+    /// journal listener when `journal_listener`); durable when it resolves.
+    fn journal_finished<'a>(
+        &'a self,
+        msg: &'a QueuedMessage,
+        raw: Vec<u8>,
+        dlp: Option<crate::model::record::InspectionRecord>,
+        journal_listener: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Journaled> + Send + 'a>>;
 }
 
 impl Stage {
     /// A stage delivering through `deliverer`, handing finished messages
     /// to `journal` (when the archive is on).
-    pub fn new(
-        deliverer: Deliverer,
-        journal: Option<Arc<crate::archive::worker::Journal>>,
-    ) -> Arc<Self> {
+    pub fn new(deliverer: Deliverer, journal: Option<Arc<dyn Journaler>>) -> Arc<Self> {
         let max = deliverer.config.delivery.max_connections.max(1);
         Arc::new(Stage {
             spool: deliverer.spool.clone(),
@@ -83,9 +99,9 @@ impl Stage {
             .deliverer
             .config
             .is_journal_listener(&msg.origin.listener);
-        match journal.journal(msg, raw, dlp, report).await {
+        match journal.journal_finished(msg, raw, dlp, report).await {
             Ok(Some(j)) => {
-                tracing::info!(id = %msg.id, archived = ?j, "journaled");
+                tracing::info!(id = %msg.id, archived = %j, "journaled");
                 true
             }
             Ok(None) => true,

@@ -23,11 +23,11 @@
 //! The parsers are pure and bounded: malformed input yields nothing, never
 //! a panic.
 
+use super::pgp_key::RecipientKey;
+use super::smime_cert::RecipientCert;
 use super::{ImportReport, KeySource, Keystore};
 use crate::model::address::Mailbox;
 use crate::model::header_fields;
-use crate::seal::pgp::RecipientKey;
-use crate::seal::smime::RecipientCert;
 use crate::spool::QueueId;
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;

@@ -1,9 +1,9 @@
 //! Which stored key can seal for a recipient now, and why not.
 
 use super::entry::{KeyEntry, KeyKind, KeySource, KeyState};
+use super::pgp_key::RecipientKey;
+use super::smime_cert::RecipientCert;
 use super::store::Keystore;
-use crate::seal::pgp::RecipientKey;
-use crate::seal::smime::RecipientCert;
 use std::time::SystemTime;
 
 /// A stored key, parsed.

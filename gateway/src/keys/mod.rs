@@ -11,7 +11,9 @@
 mod entry;
 pub mod harvest;
 mod lookup;
+pub mod pgp_key;
 pub mod signing;
+pub mod smime_cert;
 mod store;
 pub mod wkd;
 

@@ -4,7 +4,6 @@
 //! `[seal] smime_signing_cert`/`smime_signing_key`, when set, win.
 
 use super::KeyStoreError;
-use crate::seal::smime::SmimeSigner;
 use std::path::{Path, PathBuf};
 
 /// Where an installed identity lives: (certificate, key).
@@ -13,9 +12,10 @@ pub fn smime_paths(keystore_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("smime-cert.pem"), dir.join("smime-key.pem"))
 }
 
-/// Installs `signer` (read from PKCS#12) as the S/MIME signing identity;
-/// returns the directory it went to.
-pub fn install_smime(keystore_dir: &Path, signer: &SmimeSigner) -> Result<PathBuf, KeyStoreError> {
+/// Installs a signing identity (certificate chain and private key, PEM;
+/// read from PKCS#12 and checked by `seal::smime::SmimeSigner`) as the
+/// S/MIME signing identity; returns the directory it went to.
+pub fn install_smime(keystore_dir: &Path, cert: &str, key: &str) -> Result<PathBuf, KeyStoreError> {
     let (cert_path, key_path) = smime_paths(keystore_dir);
     let dir = cert_path.parent().unwrap_or(keystore_dir).to_path_buf();
     let io = |p: &Path| {
@@ -23,9 +23,6 @@ pub fn install_smime(keystore_dir: &Path, signer: &SmimeSigner) -> Result<PathBu
         move |source| KeyStoreError::Io { path: p, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let (cert, key) = signer
-        .to_pem()
-        .map_err(|e| KeyStoreError::Unreadable(e.to_string()))?;
     crate::durable_file::replace(&key_path, key.as_bytes(), 0o600).map_err(io(&key_path))?;
     crate::durable_file::replace(&cert_path, cert.as_bytes(), 0o644).map_err(io(&cert_path))?;
     Ok(dir)

@@ -2,9 +2,9 @@
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
 use super::entry::{KeyEntry, KeyKind, KeySource, KeyState};
+use super::pgp_key::RecipientKey;
+use super::smime_cert::RecipientCert;
 use super::KeyStoreError;
-use crate::seal::pgp::RecipientKey;
-use crate::seal::smime::RecipientCert;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

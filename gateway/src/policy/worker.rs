@@ -5,7 +5,6 @@
 use super::tags;
 use super::{decide, Inputs, Seal, Verdict};
 use crate::config::Config;
-use crate::deliver::mta_sts::{MtaSts, StsMode};
 use crate::keys::{KeyKind, Keys};
 use crate::model::address::Mailbox;
 use crate::model::tls::TlsLevel;
@@ -93,11 +92,26 @@ pub fn destination_level(
     }
 }
 
+/// What an MTA-STS lookup resolves to: whether the domain's policy is
+/// `enforce`.
+pub type StsAnswer = Result<bool, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Whether a domain publishes an MTA-STS `enforce` policy. Delivery's
+/// MTA-STS cache (a later stage) implements it, so policy asks without
+/// importing it.
+pub trait StsLookup: Send + Sync {
+    /// Whether `domain`'s policy is `enforce`.
+    fn enforces<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = StsAnswer> + Send + 'a>>;
+}
+
 /// For the domains of recipients that want more than the configured TLS
 /// (escalated, not on verified TLS), whose mail goes by MX: `verify` where
 /// the domain's MTA-STS policy is `enforce`. Errors count as no policy.
 pub async fn mta_sts_raised(
-    sts: &MtaSts,
+    sts: &dyn StsLookup,
     config: &Config,
     msg_rcpts: &[(&Mailbox, Option<&Verdict>)],
 ) -> Raised {
@@ -120,11 +134,11 @@ pub async fn mta_sts_raised(
         {
             continue;
         }
-        match sts.policy(&domain).await {
-            Ok(Some(p)) if matches!(p.mode, StsMode::Enforce) => {
+        match sts.enforces(&domain).await {
+            Ok(true) => {
                 raised.insert(domain, TlsLevel::Verify);
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "no MTA-STS policy for policy's decision"),
         }
     }
@@ -241,7 +255,7 @@ pub struct Lookups {
     /// Web Key Directory, for recipients without a key.
     pub wkd: Option<Arc<crate::keys::wkd::Wkd>>,
     /// MTA-STS, for destinations that may enforce verified TLS.
-    pub mta_sts: Option<Arc<MtaSts>>,
+    pub mta_sts: Option<Arc<dyn StsLookup>>,
 }
 
 /// The stage's state.
@@ -250,7 +264,7 @@ struct Stage {
     config: Arc<Config>,
     keys: Keys,
     wkd: Option<Arc<crate::keys::wkd::Wkd>>,
-    mta_sts: Option<Arc<MtaSts>>,
+    mta_sts: Option<Arc<dyn StsLookup>>,
     next: UnboundedSender<QueueId>,
 }
 
@@ -306,7 +320,7 @@ impl Stage {
                     .iter()
                     .map(|r| (&r.address, r.verdict.as_ref()))
                     .collect();
-                raised = mta_sts_raised(sts, &self.config, &rcpts).await;
+                raised = mta_sts_raised(sts.as_ref(), &self.config, &rcpts).await;
                 if !raised.is_empty() {
                     // Verified TLS is possible after all where MTA-STS enforces it.
                     decide(&mut msg, &raised);
