@@ -1,7 +1,10 @@
 //! Sealgate: a secure email gateway. Mail flows one way through the stages
 //! smtp → spool → inspect → policy → seal → deliver → archive; the spool
 //! is the only thing the stages share, and the keystore (`keys`) is read
-//! by policy and seal.
+//! by policy and seal. The stages stand on a ground floor (`model`,
+//! `config`, `telemetry`, `net`, the file helpers, `audit`) and under the
+//! surfaces (`portal`, `admin`, `serve`); each module imports only floors
+//! below its own, which `tests/layers.rs` checks.
 
 pub mod admin;
 pub mod archive;
