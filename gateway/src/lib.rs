@@ -24,5 +24,6 @@ pub mod secret_file;
 pub mod serve;
 pub mod smtp;
 pub mod spool;
+pub mod store;
 pub mod store_scan;
 pub mod telemetry;

@@ -568,8 +568,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loc = Location::from_config(&config);
             match action {
                 TlsCmd::Ls => {
-                    for (domain, since) in queue::tls_memory(&loc)? {
-                        println!("{domain}\t{since}");
+                    for r in queue::tls_memory(&loc).await? {
+                        println!("{}\t{}", r.domain, r.since.to_rfc3339());
                     }
                 }
                 TlsCmd::Forget { domain } => {
@@ -611,10 +611,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Token { at, action } => {
             let config = at.load()?;
             let data = &config.server.data_dir;
-            use sealgate::admin::tokens;
+            use sealgate::admin::tokens::{self, ApiTokens};
+            let store = sealgate::store::rocksdb::tokens::TokenFile::new(data);
             match action {
                 TokenCmd::Create { role, name } => {
-                    let token = tokens::create(data, role, &name)?;
+                    let token = tokens::create(&store, role, &name).await?;
                     sealgate::audit::record(
                         data,
                         sealgate::audit::Actor::Cli,
@@ -629,7 +630,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 TokenCmd::Revoke { name } => {
-                    let gone = tokens::revoke(data, &name)?;
+                    let gone = store.remove(&name).await?;
                     sealgate::audit::record(
                         data,
                         sealgate::audit::Actor::Cli,
@@ -640,7 +641,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("token {name:?} revoked");
                 }
                 TokenCmd::Ls { json } => {
-                    let all = tokens::list(data)?;
+                    let all = store.list().await?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&all)?);
                     } else {

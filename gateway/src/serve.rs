@@ -314,6 +314,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .into();
     let app = router(AdminState {
         deliver: deliver_commands,
+        tls_memory: Arc::new(spool.clone()),
         spool,
         metrics: metrics.clone(),
         data_dir: canonical.to_string_lossy().into_owned(),
@@ -329,6 +330,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .map(|journal| crate::admin::archive_api::ArchiveApi {
                 journal,
                 config: config.clone(),
+                tokens: Arc::new(crate::store::rocksdb::tokens::TokenFile::new(
+                    &config.server.data_dir,
+                )),
                 exports: Arc::new(crate::admin::export_shelf::ExportShelf::new(
                     config.server.data_dir.join("exports"),
                     config.archive.export_ttl.0,
@@ -467,6 +471,7 @@ async fn deliverer(
         mta_sts,
         dane,
         spool: spool.clone(),
+        tls_memory: Arc::new(spool.clone()),
         metrics: metrics.clone(),
         dkim: Arc::new(dkim),
     })

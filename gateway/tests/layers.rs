@@ -20,7 +20,7 @@ const FLOORS: &[&[&str]] = &[
     &["durable_file"],
     &["secret_file"],
     &["config"],
-    &["telemetry", "net", "store_scan"],
+    &["telemetry", "net", "store", "store_scan"],
     &["audit"],
     // The stages, in the order mail flows.
     &["spool"],

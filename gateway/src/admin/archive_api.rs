@@ -32,6 +32,8 @@ pub struct ArchiveApi {
     pub journal: Arc<Journal>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// The API tokens, by which callers are known.
+    pub tokens: Arc<dyn tokens::ApiTokens>,
     /// Exports waiting for their download, sealed.
     pub exports: Arc<super::export_shelf::ExportShelf>,
 }
@@ -69,7 +71,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The caller's token name, if its role is one of `allowed`.
-fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<String, ApiError> {
+async fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<String, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -80,10 +82,13 @@ fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result<Strin
                 "a bearer token is required".into(),
             )
         })?;
-    let entry = tokens::lookup(&s.config.server.data_dir, token).ok_or_else(|| {
-        tracing::warn!("archive API request with an unknown token");
-        ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked token".into())
-    })?;
+    let entry = tokens::lookup(s.tokens.as_ref(), token)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            tracing::warn!("archive API request with an unknown token");
+            ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked token".into())
+        })?;
     if !allowed.contains(&entry.role) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -122,7 +127,7 @@ async fn search(
     headers: HeaderMap,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let who = caller(&s, &headers, &[Role::Archivist]).await?;
     let j = s.journal.clone();
     let query = q.q.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::SearchError> {
@@ -173,7 +178,7 @@ async fn item(
     Path(id): Path<u64>,
     Query(q): Query<ItemQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let who = caller(&s, &headers, &[Role::Archivist]).await?;
     let archive = s.journal.archive().clone();
     let item = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::ArchiveError> {
         let Some(item) = archive.item(id)? else {
@@ -224,7 +229,7 @@ async fn export(
     headers: HeaderMap,
     Json(req): Json<ExportRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let who = caller(&s, &headers, &[Role::Archivist]).await?;
     let format = match req.format.as_deref().unwrap_or("mbox") {
         "mbox" => crate::archive::export::Format::Mbox,
         "eml" => crate::archive::export::Format::Eml,
@@ -277,7 +282,7 @@ async fn export_file(
     headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&s, &headers, &[Role::Archivist])?;
+    let who = caller(&s, &headers, &[Role::Archivist]).await?;
     // Names are ours (timestamp-hex, file names we wrote): refuse anything else.
     let safe = |x: &str| {
         !x.is_empty()
@@ -315,7 +320,7 @@ async fn verify(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Archivist, Role::Auditor])?;
+    let who = caller(&s, &headers, &[Role::Archivist, Role::Auditor]).await?;
     let archive = s.journal.archive().clone();
     let r = tokio::task::spawn_blocking(move || {
         let key = archive.signer_public_key();
@@ -343,7 +348,7 @@ async fn checkpoint(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Admin, Role::Auditor])?;
+    let who = caller(&s, &headers, &[Role::Admin, Role::Auditor]).await?;
     let archive = s.journal.archive().clone();
     let cp = tokio::task::spawn_blocking(move || archive.checkpoint())
         .await
@@ -360,7 +365,7 @@ async fn holds(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller(&s, &headers, &[Role::Admin])?;
+    caller(&s, &headers, &[Role::Admin]).await?;
     let h = crate::archive::retention::load_holds(&s.config.server.data_dir).map_err(internal)?;
     Ok(Json(serde_json::to_value(h).map_err(internal)?))
 }
@@ -379,7 +384,7 @@ async fn hold_add(
     headers: HeaderMap,
     Json(req): Json<HoldRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let who = caller(&s, &headers, &[Role::Admin])?;
+    let who = caller(&s, &headers, &[Role::Admin]).await?;
     let hold = crate::archive::retention::Hold {
         name: req.name.clone(),
         query: req.query,
@@ -405,7 +410,7 @@ async fn hold_rm(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Admin])?;
+    let who = caller(&s, &headers, &[Role::Admin]).await?;
     let gone = crate::archive::retention::remove_hold(&s.config.server.data_dir, &name)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
     record(
@@ -428,7 +433,7 @@ async fn audit_log(
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&s, &headers, &[Role::Auditor])?;
+    let who = caller(&s, &headers, &[Role::Auditor]).await?;
     let text = tokio::fs::read_to_string(s.config.server.data_dir.join("audit.log"))
         .await
         .unwrap_or_default();
@@ -451,7 +456,7 @@ async fn audit_verify(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller(&s, &headers, &[Role::Auditor])?;
+    caller(&s, &headers, &[Role::Auditor]).await?;
     let r = audit::verify(&s.config.server.data_dir).map_err(internal)?;
     Ok(Json(
         serde_json::json!({ "ok": r.first_broken.is_none(), "report": r }),

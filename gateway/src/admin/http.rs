@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct AdminState {
     /// The live spool.
     pub spool: Spool,
+    /// Destinations that once took TLS.
+    pub tls_memory: Arc<dyn crate::store::tls_memory::TlsMemory>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Canonical data directory, so a CLI can tell it reached the right instance.
@@ -226,6 +228,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::store::BackendError> for ApiError {
+    fn from(e: crate::store::BackendError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
 impl From<SpoolError> for ApiError {
     fn from(e: SpoolError) -> Self {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -366,10 +374,10 @@ async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value
 }
 
 async fn tls_memory(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = s.spool.tls_memory()?;
+    let list = s.tls_memory.list().await?;
     Ok(Json(serde_json::json!(list
         .into_iter()
-        .map(|(d, t)| serde_json::json!({"domain": d, "since": t}))
+        .map(|r| serde_json::json!({"domain": r.domain, "since": r.since.to_rfc3339()}))
         .collect::<Vec<_>>())))
 }
 
@@ -378,10 +386,11 @@ async fn tls_forget(
     Path(domain): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let domain = crate::model::address::ascii_domain(&domain);
-    if s.spool.tls_memory()?.iter().any(|(d, _)| *d == domain) {
+    let known = s.tls_memory.remembered(&domain).await?;
+    if known.is_some() {
         audit(&s, AdminAction::ForgetTls, &domain, 0)?;
     }
-    if !s.spool.forget_tls(&domain).await? {
+    if !s.tls_memory.forget(&domain).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("{domain} is not in the TLS memory"),

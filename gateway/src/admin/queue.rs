@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::spool::{Keyring, QueueId, QueuedMessage, Spool, SpoolError};
+use crate::store::tls_memory::TlsMemory;
 use crate::telemetry::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -81,6 +82,9 @@ pub enum QueueError {
     /// The spool could not be read.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::BackendError),
     /// The key file could not be read.
     #[error(transparent)]
     Key(#[from] crate::spool::KeyError),
@@ -574,11 +578,11 @@ impl Change {
                 ))
             }
             Change::ForgetTls(d) => {
-                if !spool.tls_memory()?.iter().any(|(known, _)| known == d) {
+                if TlsMemory::remembered(spool, d).await?.is_none() {
                     return Err(QueueError::NotRemembered(d.clone()));
                 }
                 audit(&loc.data_dir, Cli, AdminAction::ForgetTls, d, 0)?;
-                match spool.forget_tls(d).await? {
+                match TlsMemory::forget(spool, d).await? {
                     true => Ok(format!("forgot TLS memory of {d}\n")),
                     false => Err(QueueError::NotRemembered(d.clone())),
                 }
@@ -685,8 +689,10 @@ pub fn quarantined(loc: &Location, json: bool) -> Result<String, QueueError> {
 }
 
 /// Remembered TLS domains, read-only (works while the gateway runs).
-pub fn tls_memory(loc: &Location) -> Result<Vec<(String, String)>, QueueError> {
-    Ok(loc.read_only()?.tls_memory()?)
+pub async fn tls_memory(
+    loc: &Location,
+) -> Result<Vec<crate::store::tls_memory::Remembered>, QueueError> {
+    Ok(TlsMemory::list(&loc.read_only()?).await?)
 }
 
 fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {

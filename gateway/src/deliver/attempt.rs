@@ -71,8 +71,10 @@ pub struct Deliverer {
     pub mta_sts: Option<Arc<MtaSts>>,
     /// DANE lookups, when enabled.
     pub dane: Option<Dane>,
-    /// The spool (for TLS memory).
+    /// The spool.
     pub spool: Spool,
+    /// Destinations that once took TLS (`[tls] remember`).
+    pub tls_memory: Arc<dyn crate::store::tls_memory::TlsMemory>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Client timeouts and EHLO name.
@@ -217,7 +219,7 @@ impl Deliverer {
             && !req.level.requires_tls()
             && need != Transport::AfterTlsFailure
         {
-            match self.spool.tls_remembered(domain) {
+            match self.tls_memory.remembered(domain).await {
                 Ok(Some(_)) => {
                     req = Requirement {
                         level: TlsLevel::Encrypt,
@@ -293,7 +295,7 @@ impl Deliverer {
                         let took_tls =
                             tls.is_some() && out.iter().any(|(o, _)| *o == Outcome::Delivered);
                         if took_tls && self.config.tls.remember {
-                            if let Err(e) = self.spool.remember_tls(domain).await {
+                            if let Err(e) = self.tls_memory.remember(domain).await {
                                 tracing::warn!(domain, error = %e, "cannot record TLS memory");
                             }
                         }

@@ -7,6 +7,7 @@
 mod commit;
 pub mod keyring;
 mod submit;
+mod tls_memory;
 
 pub use crate::model::id::QueueId;
 pub use crate::model::record::{
@@ -591,73 +592,6 @@ impl Spool {
                 source,
             })?;
         serde_json::from_slice(&plain).map_err(|e| SpoolError::Corrupt(name, e.to_string()))
-    }
-
-    /// Records that `domain` took mail over TLS, so plain delivery to it is
-    /// refused from now on (until [`Spool::forget_tls`]).
-    pub async fn remember_tls(&self, domain: &str) -> Result<(), SpoolError> {
-        let key = tls_memory_key(domain);
-        if self
-            .inner
-            .db
-            .get_pinned_cf(self.cf(CF_META), &key)?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let value = chrono::Utc::now().to_rfc3339().into_bytes();
-        self.committer()?
-            .commit(vec![Op::Put {
-                cf: CF_META,
-                key,
-                value,
-            }])
-            .await
-            .map_err(SpoolError::Commit)
-    }
-
-    /// When `domain` was first seen taking mail over TLS, if it was.
-    pub fn tls_remembered(&self, domain: &str) -> Result<Option<String>, SpoolError> {
-        Ok(self
-            .inner
-            .db
-            .get_cf(self.cf(CF_META), tls_memory_key(domain))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Clears the TLS memory of `domain`; false if there was none.
-    pub async fn forget_tls(&self, domain: &str) -> Result<bool, SpoolError> {
-        if self.tls_remembered(domain)?.is_none() {
-            return Ok(false);
-        }
-        self.committer()?
-            .commit(vec![Op::Delete {
-                cf: CF_META,
-                key: tls_memory_key(domain),
-            }])
-            .await
-            .map_err(SpoolError::Commit)?;
-        Ok(true)
-    }
-
-    /// Every remembered domain with the time it was first seen with TLS.
-    pub fn tls_memory(&self) -> Result<Vec<(String, String)>, SpoolError> {
-        let mut out = Vec::new();
-        let it = self.inner.db.iterator_cf(
-            self.cf(CF_META),
-            IteratorMode::From(TLS_MEMORY_PREFIX, rocksdb::Direction::Forward),
-        );
-        for item in it {
-            let (k, v) = item?;
-            let Some(d) = k.strip_prefix(TLS_MEMORY_PREFIX) else {
-                break;
-            };
-            out.push((
-                String::from_utf8_lossy(d).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            ));
-        }
-        Ok(out)
     }
 
     /// Stores a small derived record (a cache entry) under `key`, encrypted,

@@ -1,0 +1,6 @@
+//! The embedded backend, for one node with nothing to install: RocksDB
+//! databases under `data_dir`, and plain files where a database would add
+//! nothing (a handful of API tokens). Files are replaced atomically and
+//! synced (`durable_file`), secrets kept 0600.
+
+pub mod tokens;
