@@ -407,7 +407,7 @@ impl Net {
         let mta_sts = config.tls.mta_sts.then(|| {
             Arc::new(
                 deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
-                    .with_store(spool.clone()),
+                    .with_store(Arc::new(spool.clone())),
             )
         });
         Ok(Net {

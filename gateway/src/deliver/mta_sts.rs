@@ -305,7 +305,7 @@ pub struct MtaSts {
     config: Result<Arc<ClientConfig>, StsError>,
     https_port: u16,
     cache: Mutex<HashMap<String, StsPolicy>>,
-    store: Option<crate::spool::Spool>,
+    store: Option<Arc<dyn crate::store::cache::Cache>>,
 }
 
 impl MtaSts {
@@ -324,9 +324,9 @@ impl MtaSts {
         }
     }
 
-    /// Also keeps fetched policies in `spool`, so they survive a restart.
-    pub fn with_store(mut self, spool: crate::spool::Spool) -> Self {
-        self.store = Some(spool);
+    /// Also keeps fetched policies in `store`, so they survive a restart.
+    pub fn with_store(mut self, store: Arc<dyn crate::store::cache::Cache>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -335,11 +335,11 @@ impl MtaSts {
     }
 
     /// Remembers a fetched policy in memory and in the store.
-    fn keep(&self, domain: &str, p: &StsPolicy) {
+    async fn keep(&self, domain: &str, p: &StsPolicy) {
         self.lock().insert(domain.to_string(), p.clone());
-        if let Some(spool) = &self.store {
+        if let Some(store) = &self.store {
             let value = serde_json::to_vec(p).unwrap_or_default();
-            if let Err(e) = spool.put_meta(&Self::store_key(domain), &value) {
+            if let Err(e) = store.put(&Self::store_key(domain), &value).await {
                 tracing::warn!(domain, error = %e, "cannot store MTA-STS policy");
             }
         }
@@ -355,7 +355,7 @@ impl MtaSts {
         let domain = normalize_domain(domain)?;
         let txt = self.txt_id(&domain).await;
         let now = Utc::now();
-        let cached = self.cached(&domain, now);
+        let cached = self.cached(&domain, now).await;
         match txt {
             Ok(Some(id)) => {
                 if let Some(c) = cached.as_ref().filter(|c| c.id == id) {
@@ -363,7 +363,7 @@ impl MtaSts {
                 }
                 match self.fetch(&domain, &id).await {
                     Ok(p) => {
-                        self.keep(&domain, &p);
+                        self.keep(&domain, &p).await;
                         Ok(Some(p))
                     }
                     Err(e) => match cached {
@@ -392,21 +392,17 @@ impl MtaSts {
     }
 
     /// The cached policy if it has not expired; expired ones are dropped.
-    fn cached(&self, domain: &str, now: DateTime<Utc>) -> Option<StsPolicy> {
-        let stored = || -> Option<StsPolicy> {
-            let bytes = self
-                .store
-                .as_ref()?
-                .get_meta(&Self::store_key(domain))
-                .ok()??;
-            serde_json::from_slice(&bytes).ok()
-        };
-        let mut cache = self.lock();
-        if !cache.contains_key(domain) {
-            if let Some(p) = stored() {
-                cache.insert(domain.to_string(), p);
+    async fn cached(&self, domain: &str, now: DateTime<Utc>) -> Option<StsPolicy> {
+        let known = self.lock().contains_key(domain);
+        if !known {
+            if let Some(store) = &self.store {
+                let stored = store.get(&Self::store_key(domain)).await.ok().flatten();
+                if let Some(p) = stored.and_then(|b| serde_json::from_slice::<StsPolicy>(&b).ok()) {
+                    self.lock().insert(domain.to_string(), p);
+                }
             }
         }
+        let mut cache = self.lock();
         match cache.get(domain) {
             Some(p) if p.is_fresh(now) => Some(p.clone()),
             Some(_) => {
@@ -914,14 +910,15 @@ mod tests {
         let keys = crate::spool::Keyring::load_or_create(&dir.path().join("keys")).unwrap();
         let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
         let spool = crate::spool::Spool::open(&dir.path().join("spool"), keys, metrics).unwrap();
-        let first = MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(spool.clone());
+        let first =
+            MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(Arc::new(spool.clone()));
         let p = first.policy("example.test").await.unwrap().unwrap();
         drop(first);
 
         // "Restarted", and an attacker now strips the TXT record and blocks
         // the policy host: the stored policy still applies.
         *zones.lock().unwrap() = sts_zone(None);
-        let again = MtaSts::new(dns, roots(&ca), 1).with_store(spool);
+        let again = MtaSts::new(dns, roots(&ca), 1).with_store(Arc::new(spool));
         assert_eq!(again.policy("example.test").await.unwrap(), Some(p));
     }
 

@@ -6,8 +6,8 @@
 
 mod commit;
 pub mod keyring;
+mod meta;
 mod submit;
-mod tls_memory;
 
 pub use crate::model::id::QueueId;
 pub use crate::model::record::{
@@ -596,14 +596,14 @@ impl Spool {
 
     /// Stores a small derived record (a cache entry) under `key`, encrypted,
     /// without fsync: losing one in a crash only means fetching it again.
-    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), SpoolError> {
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), SpoolError> {
         let k = meta_key(key);
         let sealed = self.inner.keys.seal(&aad(CF_META, &k), value);
         Ok(self.inner.db.put_cf(self.cf(CF_META), k, sealed)?)
     }
 
     /// A record stored with [`Spool::put_meta`].
-    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, SpoolError> {
         let k = meta_key(key);
         match self.inner.db.get_cf(self.cf(CF_META), &k)? {
             Some(v) => self

@@ -3,6 +3,7 @@
 //! that opens the store afresh (over the same data), so durability at
 //! return is checked by reading through a second handle.
 
+use super::cache::Cache;
 use super::tls_memory::TlsMemory;
 use super::tokens::{ApiTokens, Role, TokenEntry, TokenError};
 
@@ -87,4 +88,26 @@ pub async fn tls_memory(open: &dyn Fn() -> Box<dyn TlsMemory>) {
     assert!(!b.forget("b.test").await.unwrap(), "nothing left to forget");
     assert!(open().remembered("b.test").await.unwrap().is_none());
     assert_eq!(open().list().await.unwrap().len(), 1);
+}
+
+/// [`Cache`]: a get sees the last put, values are replaced whole, keys
+/// are distinct.
+pub async fn cache(open: &dyn Fn() -> Box<dyn Cache>) {
+    let a = open();
+    assert!(a.get("mta-sts/a.test").await.unwrap().is_none());
+    a.put("mta-sts/a.test", b"one").await.unwrap();
+    a.put("mta-sts/b.test", b"").await.unwrap();
+    assert_eq!(
+        open().get("mta-sts/a.test").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    a.put("mta-sts/a.test", b"two, longer").await.unwrap();
+    assert_eq!(
+        open().get("mta-sts/a.test").await.unwrap().as_deref(),
+        Some(&b"two, longer"[..])
+    );
+    assert_eq!(
+        open().get("mta-sts/b.test").await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
 }

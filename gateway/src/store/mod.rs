@@ -8,12 +8,14 @@
 //! per trait that checks those promises against any implementation, so a
 //! new backend is tested by the same suite.
 //!
-//! Behind a trait so far: API tokens (`tokens`) and TLS memory
-//! (`tls_memory`). Still opened directly by the stage that owns them, to be
-//! moved behind traits in the next slices: the spool's messages and
-//! records, the MTA-STS cache, the escrow store and the portal's accounts,
-//! the archive and its holds, the keystore, the audit log.
+//! Behind a trait so far: API tokens (`tokens`), TLS memory
+//! (`tls_memory`) and the cache of derived records (`cache`). Still opened
+//! directly by the stage that owns them, to be moved behind traits in the
+//! next slices: the spool's messages and records, the escrow store and the
+//! portal's accounts, the archive and its holds, the keystore, the audit
+//! log.
 
+pub mod cache;
 #[cfg(test)]
 pub mod conformance;
 pub mod rocksdb;

@@ -1,10 +1,12 @@
-//! The embedded backend's TLS memory: records in the spool database's
-//! `meta` table (`tls-memory/<domain>` → RFC 3339 time), written through
-//! the spool's group commit so they are synced when `remember` returns.
-//! It moves under `store/rocksdb/` with the spool's database.
+//! The embedded backend's stores in the spool database's `meta` table:
+//! TLS memory (`tls-memory/<domain>` → RFC 3339 time, written through the
+//! spool's group commit so it is synced when `remember` returns) and the
+//! cache of derived records (`cache/<key>`, encrypted, not synced). They
+//! move under `store/rocksdb/` with the spool's database.
 
 use super::commit::Op;
 use super::{tls_memory_key, Spool, CF_META, TLS_MEMORY_PREFIX};
+use crate::store::cache::Cache;
 use crate::store::tls_memory::{Remembered, TlsMemory};
 use crate::store::BackendError;
 use async_trait::async_trait;
@@ -88,6 +90,19 @@ impl TlsMemory for Spool {
     }
 }
 
+#[async_trait]
+impl Cache for Spool {
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), BackendError> {
+        self.put_meta(key, value)
+            .map_err(|e| BackendError::new("cache", e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        self.get_meta(key)
+            .map_err(|e| BackendError::new("cache", e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,11 +111,12 @@ mod tests {
     use std::sync::Arc;
 
     #[tokio::test]
-    async fn the_spools_tls_memory_keeps_the_promises() {
+    async fn the_spools_meta_stores_keep_the_promises() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keyring::load_or_create(&dir.path().join("spool.keys")).unwrap();
         let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new())).unwrap();
         // One database, so "a fresh handle" is another handle on it.
         crate::store::conformance::tls_memory(&|| Box::new(spool.clone())).await;
+        crate::store::conformance::cache(&|| Box::new(spool.clone())).await;
     }
 }
