@@ -62,6 +62,8 @@ pub struct PortalConfig {
     pub max_reply_size: usize,
     /// Replies one recipient address may send in 24 hours.
     pub max_replies_per_day: u32,
+    /// Replies one recipient may send to one message, ever.
+    pub max_replies_per_message: u32,
     /// Tell the sender when the recipient first opens the message.
     pub read_receipts: bool,
     /// Send the sender a confirmation with a link that withdraws the message.
@@ -102,6 +104,7 @@ impl Default for PortalConfig {
             session_idle: Span::secs(1800),
             max_reply_size: 10 * 1024 * 1024,
             max_replies_per_day: 50,
+            max_replies_per_message: 10,
             read_receipts: true,
             sender_confirmation: true,
             requests_per_minute: 120,

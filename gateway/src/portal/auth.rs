@@ -15,7 +15,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Shortest password a recipient may set.
@@ -55,6 +55,20 @@ pub struct Account {
     /// When replies were sent in the last 24 hours.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     replies_sent: Vec<DateTime<Utc>>,
+    /// Replies sent to each message (escrow entry id), ever.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    replies_to: BTreeMap<String, u32>,
+}
+
+/// Why a reply may not be sent now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyQuota {
+    /// It may: the reply is counted.
+    Granted,
+    /// The account sent its replies for the last 24 hours.
+    DayUsed,
+    /// The message has had its replies.
+    MessageUsed,
 }
 
 impl Account {
@@ -343,24 +357,31 @@ pub fn check_password(
     })
 }
 
-/// Counts one reply from `address` against `per_day`; false (and not
-/// counted) when the last 24 hours already hold that many.
+/// Counts one reply from `address` to `message` against `limits` (per
+/// 24 hours, per message); not counted when either is used up.
 pub fn take_reply(
     escrow: &Escrow,
     locks: &AccountLocks,
     address: &str,
-    per_day: u32,
-) -> Result<bool, EscrowError> {
+    message: &str,
+    limits: (u32, u32),
+) -> Result<ReplyQuota, EscrowError> {
+    let (per_day, per_message) = limits;
     locks.with(address, || {
         let now = Utc::now();
         let mut a = account(escrow, address)?;
         a.replies_sent.retain(|t| now - *t < Duration::hours(24));
         if a.replies_sent.len() >= per_day as usize {
-            return Ok(false);
+            return Ok(ReplyQuota::DayUsed);
         }
+        let to_this = a.replies_to.entry(message.to_string()).or_default();
+        if *to_this >= per_message {
+            return Ok(ReplyQuota::MessageUsed);
+        }
+        *to_this += 1;
         a.replies_sent.push(now);
         save(escrow, address, &a)?;
-        Ok(true)
+        Ok(ReplyQuota::Granted)
     })
 }
 
@@ -663,13 +684,17 @@ mod tests {
     }
 
     #[test]
-    fn replies_are_counted_per_day() {
+    fn replies_are_counted_per_day_and_per_message() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
         let l = AccountLocks::default();
-        assert!((0..3).all(|_| take_reply(&e, &l, "pat@x.test", 3).unwrap()));
-        assert!(!take_reply(&e, &l, "PAT@x.test", 3).unwrap());
-        assert!(take_reply(&e, &l, "other@x.test", 3).unwrap());
+        let take = |who: &str, msg: &str| take_reply(&e, &l, who, msg, (3, 2)).unwrap();
+        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::Granted);
+        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::Granted);
+        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::MessageUsed);
+        assert_eq!(take("pat@x.test", "m2"), ReplyQuota::Granted);
+        assert_eq!(take("PAT@x.test", "m3"), ReplyQuota::DayUsed);
+        assert_eq!(take("other@x.test", "m1"), ReplyQuota::Granted);
     }
 
     #[test]

@@ -224,18 +224,24 @@ pub(super) async fn reply(
             "Your reply cannot be accepted just now. Please try again later.",
         );
     }
-    match auth::take_reply(
-        &p.escrow,
-        &p.accounts,
-        &s.address,
+    let limits = (
         p.config.portal.max_replies_per_day,
-    ) {
-        Ok(true) => {}
-        Ok(false) => {
+        p.config.portal.max_replies_per_message,
+    );
+    match auth::take_reply(&p.escrow, &p.accounts, &s.address, &entry.id, limits) {
+        Ok(auth::ReplyQuota::Granted) => {}
+        Ok(auth::ReplyQuota::DayUsed) => {
             return p.say(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Not sent",
                 "You have sent many replies today. Please try again tomorrow.",
+            )
+        }
+        Ok(auth::ReplyQuota::MessageUsed) => {
+            return p.say(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Not sent",
+                "You have sent as many replies to this message as one message may have.",
             )
         }
         Err(e) => return p.failed(e),
