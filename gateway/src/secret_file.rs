@@ -24,6 +24,14 @@ pub enum SecretFileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A private key others may read, or its group change.
+    #[error("{path}: mode {mode:04o} lets others read or change this private key; chmod 600 (or 640 for a root-owned key shared through a group) it")]
+    KeyMode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Another user owns it.
     #[error("{path}: owned by uid {owner}, not by uid {us} that Sealgate runs as")]
     Owner {
@@ -56,6 +64,31 @@ pub fn check(path: &Path) -> Result<(), SecretFileError> {
     let us = rustix::process::geteuid().as_raw();
     // root may use files of a service account it manages.
     if meta.uid() != us && us != 0 {
+        return Err(SecretFileError::Owner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            us,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a private key file Sealgate reads but may not have made (TLS,
+/// DKIM, signing keys): no access for others and no group write, owned by
+/// us or by root. Group read stays allowed for the common set-up where
+/// root owns the key and Sealgate's user is in its group (Debian's
+/// `ssl-cert`, mode 0640).
+pub fn check_key(path: &Path) -> Result<(), SecretFileError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o027 != 0 {
+        return Err(SecretFileError::KeyMode {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let us = rustix::process::geteuid().as_raw();
+    if meta.uid() != us && meta.uid() != 0 && us != 0 {
         return Err(SecretFileError::Owner {
             path: path.to_path_buf(),
             owner: meta.uid(),
@@ -103,6 +136,27 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_files_others_can_read_are_refused_group_read_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        std::fs::write(&key, "x").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o640, true),
+            (0o644, false),
+            (0o660, false),
+            (0o604, false),
+        ] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = check_key(&key);
+            assert_eq!(r.is_ok(), ok, "{mode:o}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("chmod 600"), "{e}");
+            }
+        }
+    }
 
     #[test]
     fn private_dirs_are_0700_made_or_found() {

@@ -693,6 +693,12 @@ fn organisation_signatures_verify_with_gpg_and_openssl() {
         ),
     )
     .unwrap();
+    // A secret key others may read is refused (secret_file::check_key).
+    std::fs::set_permissions(
+        &org_tsk,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // pat's gpg must know the organisation's public key to check the signature.
     pat.ok(
         &["--import"],

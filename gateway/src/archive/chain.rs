@@ -96,6 +96,7 @@ pub fn load_or_create_signer(path: &Path) -> std::io::Result<Ed25519KeyPair> {
         }
         crate::durable_file::replace(path, pkcs8.as_ref(), 0o600)?;
     }
+    crate::secret_file::check_key(path).map_err(|e| bad(e.to_string()))?;
     let bytes = std::fs::read(path)?;
     Ed25519KeyPair::from_pkcs8(&bytes).map_err(|e| {
         bad(format!(

@@ -58,6 +58,7 @@ pub fn load_key(path: &Path, algorithm: DkimAlgorithm) -> Result<Key, KeyError> 
         reason,
     };
     let pem = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    crate::secret_file::check_key(path).map_err(|e| fail(e.to_string()))?;
     let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
         fail(
             "no unencrypted PEM private key (BEGIN PRIVATE KEY, or BEGIN RSA PRIVATE KEY for RSA)"
@@ -276,6 +277,13 @@ fn from_domain(message: &[u8]) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes a key file as an admin would: readable by its owner only.
+    fn write_key(path: &Path, pem: impl AsRef<[u8]>) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, pem).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     use mail_auth::common::parse::TxtRecordParser;
     use mail_auth::common::verify::DomainKey;
     use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
@@ -376,7 +384,7 @@ mod tests {
         algorithm: DkimAlgorithm,
     ) -> DkimConfig {
         let key_file = dir.join(format!("{selector}.{domain}.pem"));
-        std::fs::write(&key_file, pem).unwrap();
+        write_key(&key_file, pem);
         DkimConfig {
             domain: domain.into(),
             selector: selector.into(),
@@ -595,7 +603,7 @@ mod tests {
         );
 
         let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not a key").unwrap();
+        write_key(&junk, "not a key");
         let e = load_key(&junk, DkimAlgorithm::RsaSha256)
             .err()
             .unwrap()
@@ -608,7 +616,7 @@ mod tests {
         // An Ed25519 key where RSA is configured, and the other way round.
         let (ed_pem, _) = ed25519_key();
         let ed = dir.path().join("ed.pem");
-        std::fs::write(&ed, &ed_pem).unwrap();
+        write_key(&ed, &ed_pem);
         let e = load_key(&ed, DkimAlgorithm::RsaSha256)
             .err()
             .unwrap()
@@ -619,7 +627,7 @@ mod tests {
         );
         let (_, pkcs1, _) = rsa_key();
         let rsa = dir.path().join("rsa.pem");
-        std::fs::write(&rsa, &pkcs1).unwrap();
+        write_key(&rsa, &pkcs1);
         let e = load_key(&rsa, DkimAlgorithm::Ed25519Sha256)
             .err()
             .unwrap()

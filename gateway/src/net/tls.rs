@@ -96,6 +96,7 @@ pub fn load_pair(
     if certs.is_empty() {
         return Err(file_err(cert_path, "no certificate in file"));
     }
+    crate::secret_file::check_key(key_path).map_err(|e| file_err(key_path, e))?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e))?;
     Ok((certs, key))
 }
@@ -184,5 +185,22 @@ mod tests {
             .unwrap_err()
             .contains("no certificate"));
         assert!(trust_roots(Some(&dir.path().join("missing.pem"))).is_err());
+    }
+
+    #[test]
+    fn a_private_key_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["mx.test".into()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = server_config_from_files(&cert, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("k.pem") && err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        server_config_from_files(&cert, &key).unwrap();
     }
 }

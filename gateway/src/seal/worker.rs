@@ -51,6 +51,7 @@ impl Sealer {
                     path: path.display().to_string(),
                     reason,
                 };
+                crate::secret_file::check_key(path).map_err(|e| err(e.to_string()))?;
                 let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
                 Some(Arc::new(
                     PgpSigner::from_tsk(&bytes).map_err(|e| err(e.to_string()))?,
@@ -78,6 +79,7 @@ impl Sealer {
                     reason,
                 };
                 let c = std::fs::read(cert).map_err(|e| err(e.to_string()))?;
+                crate::secret_file::check_key(key).map_err(|e| err(e.to_string()))?;
                 let k = std::fs::read(key).map_err(|e| err(format!("{}: {e}", key.display())))?;
                 Some(Arc::new(
                     SmimeSigner::from_pem(&c, &k).map_err(|e| err(e.to_string()))?,
