@@ -84,6 +84,27 @@ impl Gateway {
         extra: &str,
         default_listener: bool,
     ) -> Gateway {
+        // A port free when chosen can be taken before the gateway binds it
+        // (another test, another process): then start again on new ports.
+        let mut attempts = 0;
+        loop {
+            let mut g = Self::configure(server_extra, admin_extra, extra, default_listener);
+            match g.try_run() {
+                Ok(()) => return g,
+                Err(log) if log.contains("Address already in use") && attempts < 3 => {
+                    attempts += 1;
+                }
+                Err(log) => panic!("sealgate exited at start; log:\n{log}"),
+            }
+        }
+    }
+
+    fn configure(
+        server_extra: &str,
+        admin_extra: &str,
+        extra: &str,
+        default_listener: bool,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let smtp = free_port();
         let admin = free_port();
@@ -102,15 +123,13 @@ impl Gateway {
         }
         text.push_str(&extra.replace("{smtp}", &smtp.to_string()));
         std::fs::write(&config, text).unwrap();
-        let mut g = Gateway {
+        Gateway {
             dir,
             smtp,
             admin,
             config,
             child: None,
-        };
-        g.run();
-        g
+        }
     }
 
     /// The data directory.
@@ -120,6 +139,13 @@ impl Gateway {
 
     /// Starts the process and waits until SMTP and admin ports answer.
     pub fn run(&mut self) {
+        if let Err(log) = self.try_run() {
+            panic!("sealgate exited at start; log:\n{log}");
+        }
+    }
+
+    /// Like [`Gateway::run`]; the log when the process exits at start.
+    fn try_run(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,12 +162,13 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sealgate exited at start ({status}); log:\n{}", self.log());
+                self.child = None;
+                return Err(format!("({status})\n{}", self.log()));
             }
             if TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.smtp)).is_ok()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
