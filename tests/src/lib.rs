@@ -761,11 +761,12 @@ impl TestCa {
                     .args(["-days", &days.to_string()]),
             );
         }
-        let _ = Command::new("chmod")
-            .arg("644")
-            .arg(&key)
-            .arg(&cert)
-            .status();
+        // Postfix peers read the pair as user postfix: the key is shared
+        // through its group (0640), as Debian's ssl-cert group shares keys,
+        // which Sealgate accepts; others get nothing.
+        let _ = Command::new("chmod").arg("644").arg(&cert).status();
+        let _ = Command::new("chgrp").arg("postfix").arg(&key).status();
+        let _ = Command::new("chmod").arg("640").arg(&key).status();
         (cert, key)
     }
 }

@@ -24,6 +24,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A private key file others may read, or not ours.
+    #[error(transparent)]
+    Unsafe(#[from] crate::secret_file::SecretFileError),
     /// The development certificate could not be generated.
     #[error("generating the development certificate: {0}")]
     Generate(String),
@@ -96,7 +99,7 @@ pub fn load_pair(
     if certs.is_empty() {
         return Err(file_err(cert_path, "no certificate in file"));
     }
-    crate::secret_file::check_key(key_path).map_err(|e| file_err(key_path, e))?;
+    crate::secret_file::check_key(key_path)?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e))?;
     Ok((certs, key))
 }
