@@ -51,19 +51,32 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretFileError + '_ {
     }
 }
 
-/// Checks that only we own and can use `path`.
-pub fn check(path: &Path) -> Result<(), SecretFileError> {
+/// Who besides Sealgate's user may touch a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Nobody: a file Sealgate made (0600, ours).
+    None,
+    /// Its group may read it, and root may own it: a key an admin provides.
+    GroupRead,
+}
+
+fn check_as(path: &Path, sharing: Sharing) -> Result<(), SecretFileError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
     let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(SecretFileError::Mode {
-            path: path.to_path_buf(),
-            mode,
+    let (forbidden, root_owned_ok) = match sharing {
+        Sharing::None => (0o077, false),
+        Sharing::GroupRead => (0o027, true),
+    };
+    if mode & forbidden != 0 {
+        let path = path.to_path_buf();
+        return Err(match sharing {
+            Sharing::None => SecretFileError::Mode { path, mode },
+            Sharing::GroupRead => SecretFileError::KeyMode { path, mode },
         });
     }
     let us = rustix::process::geteuid().as_raw();
     // root may use files of a service account it manages.
-    if meta.uid() != us && us != 0 {
+    if meta.uid() != us && us != 0 && !(root_owned_ok && meta.uid() == 0) {
         return Err(SecretFileError::Owner {
             path: path.to_path_buf(),
             owner: meta.uid(),
@@ -73,29 +86,18 @@ pub fn check(path: &Path) -> Result<(), SecretFileError> {
     Ok(())
 }
 
+/// Checks that only we own and can use `path`.
+pub fn check(path: &Path) -> Result<(), SecretFileError> {
+    check_as(path, Sharing::None)
+}
+
 /// Checks a private key file Sealgate reads but may not have made (TLS,
 /// DKIM, signing keys): no access for others and no group write, owned by
 /// us or by root. Group read stays allowed for the common set-up where
 /// root owns the key and Sealgate's user is in its group (Debian's
 /// `ssl-cert`, mode 0640).
 pub fn check_key(path: &Path) -> Result<(), SecretFileError> {
-    let meta = std::fs::metadata(path).map_err(io(path))?;
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o027 != 0 {
-        return Err(SecretFileError::KeyMode {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    let us = rustix::process::geteuid().as_raw();
-    if meta.uid() != us && meta.uid() != 0 && us != 0 {
-        return Err(SecretFileError::Owner {
-            path: path.to_path_buf(),
-            owner: meta.uid(),
-            us,
-        });
-    }
-    Ok(())
+    check_as(path, Sharing::GroupRead)
 }
 
 /// The contents of `path`, trimmed, after [`check`].
