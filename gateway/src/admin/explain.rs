@@ -7,8 +7,9 @@
 use crate::config::Config;
 use crate::deliver::mta_sts::MtaSts;
 use crate::inspect::{self, InspectLimits};
-use crate::keys::{KeyKind, Keys};
+use crate::keys::Keys;
 use crate::model::address::Mailbox;
+use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
 use crate::model::verdict::{Seal, Verdict};
 use crate::policy::chain;

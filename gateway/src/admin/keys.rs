@@ -2,7 +2,8 @@
 //! a directory the gateway re-reads when it changes, so these work whether
 //! or not the gateway runs.
 
-use crate::keys::{KeyEntry, KeyKind, KeySource, KeyStoreError, Keys};
+use crate::keys::{KeyStoreError, Keys};
+use crate::model::key::{KeyEntry, KeyKind, KeySource};
 use std::fmt::Write;
 
 /// One line per entry: id, kind, state, source, addresses.
@@ -12,8 +13,8 @@ fn line(e: &KeyEntry) -> String {
         e.id,
         e.kind.as_str(),
         match e.state {
-            crate::keys::KeyState::Active => "active",
-            crate::keys::KeyState::Pending => "pending",
+            crate::model::key::KeyState::Active => "active",
+            crate::model::key::KeyState::Pending => "pending",
         },
         e.source.as_str(),
         e.addresses.join(",")

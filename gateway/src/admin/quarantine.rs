@@ -7,7 +7,8 @@
 
 use crate::config::Config;
 use crate::deliver::dsn::{wanted, DsnAction};
-use crate::keys::{KeyKind, Keys};
+use crate::keys::Keys;
+use crate::model::key::KeyKind;
 use crate::model::verdict::{Seal, Verdict};
 use crate::policy::chain;
 use crate::spool::{DeliveryEvidence, Direction, DsnState, QueuedMessage, RecipientState};

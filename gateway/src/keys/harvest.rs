@@ -25,9 +25,10 @@
 
 use super::pgp_key::RecipientKey;
 use super::smime_cert::RecipientCert;
-use super::{ImportReport, KeySource, Keystore};
+use super::{ImportReport, Keystore};
 use crate::model::address::Mailbox;
 use crate::model::header_fields;
+use crate::model::key::KeySource;
 use crate::spool::QueueId;
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
@@ -409,7 +410,7 @@ fn keep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KeyKind, KeyState};
+    use crate::model::key::{KeyKind, KeyState};
     use openpgp::cert::CertBuilder;
     use openpgp::serialize::SerializeInto;
     use sequoia_openpgp as openpgp;

@@ -1,9 +1,9 @@
 //! Which stored key can seal for a recipient now, and why not.
 
-use super::entry::{KeyEntry, KeyKind, KeySource, KeyState};
 use super::pgp_key::RecipientKey;
 use super::smime_cert::RecipientCert;
 use super::store::Keystore;
+use crate::model::key::{KeyEntry, KeyKind, KeySource, KeyState};
 use std::time::SystemTime;
 
 /// A stored key, parsed.

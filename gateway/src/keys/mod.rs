@@ -8,7 +8,6 @@
 //! known one for an address, when it did not come from an admin, waits as
 //! `pending` until `sealgate keys approve` (pinning).
 
-mod entry;
 pub mod harvest;
 mod lookup;
 pub mod pgp_key;
@@ -20,7 +19,6 @@ pub mod wkd;
 // BER to DER for harvested CMS: pure, in sealgate-parse (fuzzed there).
 use sealgate_parse::ber;
 
-pub use entry::{KeyEntry, KeyKind, KeySource, KeyState};
 pub use lookup::{Found, Keys, Parsed};
 pub use store::{ImportReport, Keystore};
 

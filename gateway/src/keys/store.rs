@@ -1,10 +1,10 @@
 //! The keystore directory: one `<kind>-<id>.json` file per key, written
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
-use super::entry::{KeyEntry, KeyKind, KeySource, KeyState};
 use super::pgp_key::RecipientKey;
 use super::smime_cert::RecipientCert;
 use super::KeyStoreError;
+use crate::model::key::{KeyEntry, KeyKind, KeySource, KeyState};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

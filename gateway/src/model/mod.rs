@@ -1,7 +1,8 @@
 //! The types the stages hand each other, and nothing else: ids,
 //! addresses and envelope parameters, which way a message travels and where
 //! it came from, TLS levels and facts, delivery evidence, inspection
-//! records, verdicts and seals, the queue's per-message record. Plain data
+//! records, verdicts and seals, the queue's per-message record, what is
+//! stored about a recipient's key. Plain data
 //! with serde; no I/O, no stage. Ground floor: every other module may name
 //! these, and they name only each other and the pure parsers of
 //! `sealgate-parse`.
@@ -9,6 +10,7 @@
 pub mod envelope;
 pub mod header_fields;
 pub mod id;
+pub mod key;
 pub mod record;
 pub mod tls;
 pub mod verdict;

@@ -5,8 +5,9 @@
 use super::tags;
 use super::{decide, Inputs, Seal, Verdict};
 use crate::config::Config;
-use crate::keys::{KeyKind, Keys};
+use crate::keys::Keys;
 use crate::model::address::Mailbox;
+use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
 use crate::spool::Direction;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
@@ -281,7 +282,11 @@ impl Stage {
                 continue;
             }
             match wkd.lookup(&address).await {
-                Ok(bytes) => match self.keys.store.import(&bytes, crate::keys::KeySource::Wkd) {
+                Ok(bytes) => match self
+                    .keys
+                    .store
+                    .import(&bytes, crate::model::key::KeySource::Wkd)
+                {
                     Ok(reports) => {
                         for r in &reports {
                             tracing::info!(id = %msg.id, recipient = i, key = %r.entry.id, outcome = r.outcome, "key found by WKD");
