@@ -545,7 +545,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match action {
                 QueueCmd::Ls { json } => out.write_all(queue::ls(&loc, json)?.as_bytes())?,
                 QueueCmd::Show { id, json, body } => {
-                    out.write_all(&queue::show(&loc, id, json, body)?)?
+                    out.write_all(&queue::show(&loc, id, json, body).await?)?
                 }
                 QueueCmd::Delete { id } => {
                     out.write_all(queue::apply(&loc, Change::Delete(id)).await?.as_bytes())?
@@ -584,7 +584,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = match action {
                 QuarantineCmd::Ls { json } => queue::quarantined(&loc, json)?,
                 QuarantineCmd::Show { id, json } => {
-                    String::from_utf8_lossy(&queue::show(&loc, id, json, false)?).into_owned()
+                    String::from_utf8_lossy(&queue::show(&loc, id, json, false).await?).into_owned()
                 }
                 QuarantineCmd::Release { id, seal } => {
                     queue::apply(&loc, Change::Release(id, seal)).await?
@@ -610,19 +610,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Token { at, action } => {
             let config = at.load()?;
-            let data = &config.server.data_dir;
-            use sealgate::admin::tokens::{self, ApiTokens};
-            let store = sealgate::store::rocksdb::tokens::TokenFile::new(data);
+            let stores = sealgate::store::Stores::open(&config);
+            let store = stores.tokens.as_ref();
             match action {
                 TokenCmd::Create { role, name } => {
-                    let token = tokens::create(&store, role, &name).await?;
+                    let token = sealgate::admin::tokens::create(store, role, &name).await?;
                     sealgate::audit::record(
-                        data,
+                        stores.audit.as_ref(),
                         sealgate::audit::Actor::Cli,
                         "token.create",
                         &name,
                         role.as_str(),
-                    )?;
+                    )
+                    .await?;
                     println!("{token}");
                     eprintln!(
                         "token {name:?} ({}) made; it is shown only now",
@@ -632,12 +632,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 TokenCmd::Revoke { name } => {
                     let gone = store.remove(&name).await?;
                     sealgate::audit::record(
-                        data,
+                        stores.audit.as_ref(),
                         sealgate::audit::Actor::Cli,
                         "token.revoke",
                         &name,
                         gone.role.as_str(),
-                    )?;
+                    )
+                    .await?;
                     println!("token {name:?} revoked");
                 }
                 TokenCmd::Ls { json } => {
@@ -661,7 +662,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = at.load()?;
             match action {
                 AuditCmd::Verify { json } => {
-                    let r = sealgate::audit::verify(&config.server.data_dir)?;
+                    let r = sealgate::store::Stores::open(&config)
+                        .audit
+                        .verify()
+                        .await?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&r)?);
                     } else {
@@ -679,6 +683,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Archive { at, action } => {
             let config = at.load()?;
+            let stores = sealgate::store::Stores::open(&config);
             // Commands that do not read the store (or open it for writing).
             match &action {
                 ArchiveCmd::Hold { action } => {
@@ -687,14 +692,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             name,
                             query,
                             addresses,
-                        } => sealgate::admin::archive::hold_add(
-                            &config,
-                            name,
-                            query.clone(),
-                            addresses.clone(),
-                        )?,
-                        HoldCmd::Ls { json } => sealgate::admin::archive::hold_ls(&config, *json)?,
-                        HoldCmd::Rm { name } => sealgate::admin::archive::hold_rm(&config, name)?,
+                        } => {
+                            sealgate::admin::archive::hold_add(
+                                &stores,
+                                name,
+                                query.clone(),
+                                addresses.clone(),
+                            )
+                            .await?
+                        }
+                        HoldCmd::Ls { json } => {
+                            sealgate::admin::archive::hold_ls(&stores, *json).await?
+                        }
+                        HoldCmd::Rm { name } => {
+                            sealgate::admin::archive::hold_rm(&stores, name).await?
+                        }
                     };
                     print!("{text}");
                     return Ok(ExitCode::SUCCESS);
@@ -702,14 +714,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ArchiveCmd::Checkpoint { token_file } => {
                     print!(
                         "{}",
-                        sealgate::admin::archive::checkpoint(&config, token_file.as_deref())?
+                        sealgate::admin::archive::checkpoint(
+                            &config,
+                            &stores,
+                            token_file.as_deref()
+                        )
+                        .await?
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
                 ArchiveCmd::Purge { dry_run, json } => {
                     print!(
                         "{}",
-                        sealgate::admin::archive::purge(&config, *dry_run, *json)?
+                        sealgate::admin::archive::purge(&config, &stores, *dry_run, *json).await?
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -732,17 +749,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     use std::io::Write as _;
                     let out = sealgate::admin::archive::show(&archive, id, raw, evidence, json)?;
                     sealgate::audit::record(
-                        &config.server.data_dir,
+                        stores.audit.as_ref(),
                         sealgate::audit::Actor::Cli,
                         if raw { "archive.read" } else { "archive.view" },
                         &id.to_string(),
                         "",
-                    )?;
+                    )
+                    .await?;
                     std::io::stdout().write_all(&out)?;
                 }
                 ArchiveCmd::Search { query, limit, json } => {
                     let q = query;
-                    match sealgate::admin::archive::search(&config, &archive, &q, limit, json) {
+                    match sealgate::admin::archive::search(
+                        &config, &stores, &archive, &q, limit, json,
+                    )
+                    .await
+                    {
                         Ok(text) => print!("{text}"),
                         Err(sealgate::admin::archive::ArchiveCmdError::Search(
                             sealgate::archive::SearchError::Query(e),
@@ -762,7 +784,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let q = query;
                     print!(
                         "{}",
-                        sealgate::admin::archive::export(&config, &archive, &q, format, &out)?
+                        sealgate::admin::archive::export(
+                            &config, &stores, &archive, &q, format, &out
+                        )
+                        .await?
                     );
                 }
                 ArchiveCmd::Reindex => {

@@ -156,6 +156,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
+    let stores = crate::store::Stores::open(&config);
     let keys = Keyring::load_or_create(&config.spool_key_file())?;
     // A broken rule set stops the start: better no gateway than one that
     // lets protected data through unseen.
@@ -230,6 +231,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         spool.clone(),
         sealer,
         portal_seal,
+        stores.audit.clone(),
         config.server.hostname.clone(),
         seal_ready,
         to_deliver,
@@ -238,7 +240,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let journal = open_journal(&config, &metrics)?;
     let deliver_commands = if config.delivery.enabled {
         let stage = deliver::worker::Stage::new(
-            deliverer(&config, &spool, &metrics, &net).await?,
+            deliverer(&config, &spool, &stores, &metrics, &net).await?,
             journal
                 .clone()
                 .map(|j| j as Arc<dyn deliver::worker::Journaler>),
@@ -295,6 +297,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             config.clone(),
             escrow.clone(),
             spool.clone(),
+            stores.audit.clone(),
             metrics.clone(),
         ));
         tokio::spawn(crate::portal::serve(portal, tcp, tls, stop_rx.clone()));
@@ -325,14 +328,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         rules: config.dlp.enabled.then(|| rules.clone()),
         mta_sts: net.mta_sts.clone(),
         escrow: escrow.clone(),
+        stores: stores.clone(),
         archive: journal
             .clone()
             .map(|journal| crate::admin::archive_api::ArchiveApi {
                 journal,
                 config: config.clone(),
-                tokens: Arc::new(crate::store::rocksdb::tokens::TokenFile::new(
-                    &config.server.data_dir,
-                )),
+                stores: stores.clone(),
                 exports: Arc::new(crate::admin::export_shelf::ExportShelf::new(
                     config.server.data_dir.join("exports"),
                     config.archive.export_ttl.0,
@@ -422,6 +424,7 @@ impl Net {
 async fn deliverer(
     config: &Arc<Config>,
     spool: &Spool,
+    stores: &crate::store::Stores,
     metrics: &Arc<Metrics>,
     net: &Net,
 ) -> Result<Deliverer, ServeError> {
@@ -472,6 +475,7 @@ async fn deliverer(
         dane,
         spool: spool.clone(),
         tls_memory: Arc::new(spool.clone()),
+        audit: stores.audit.clone(),
         metrics: metrics.clone(),
         dkim: Arc::new(dkim),
     })

@@ -75,8 +75,9 @@ fn recipients(item: &Item) -> Vec<&str> {
 
 /// `archive search QUERY`: the matching items (newest first, at most
 /// `limit`), as `ls` prints them, after a count line.
-pub fn search(
+pub async fn search(
     config: &Config,
+    stores: &crate::store::Stores,
     archive: &Archive,
     query: &str,
     limit: usize,
@@ -87,12 +88,13 @@ pub fn search(
     let hits = index.search(query, limit)?;
     let took = started.elapsed();
     crate::audit::record(
-        &config.server.data_dir,
+        stores.audit.as_ref(),
         crate::audit::Actor::Cli,
         "archive.search",
         &format!("{} hits", hits.total),
         &format!("query {query:?}"),
-    )?;
+    )
+    .await?;
     let mut items = Vec::with_capacity(hits.ids.len());
     for id in &hits.ids {
         if let Some(item) = archive.item(*id)? {
@@ -127,8 +129,9 @@ pub fn search(
 
 /// `archive export QUERY --format F --out DIR`: every item the query
 /// finds, oldest first, with a signed manifest; progress on stderr.
-pub fn export(
+pub async fn export(
     config: &Config,
+    stores: &crate::store::Stores,
     archive: &Archive,
     query: &str,
     format: crate::archive::export::Format,
@@ -165,12 +168,13 @@ pub fn export(
         },
     )?;
     crate::audit::record(
-        &config.server.data_dir,
+        stores.audit.as_ref(),
         crate::audit::Actor::Cli,
         "archive.export",
         &format!("{} items", done.items),
         &format!("query {query:?} to {}", out.display()),
-    )?;
+    )
+    .await?;
     Ok(format!(
         "exported {} items ({} octets) in {:.1} s; manifest {} (signed: manifest.json.sig, key signing-key.pem)\n",
         done.items,
@@ -181,46 +185,56 @@ pub fn export(
 }
 
 /// `archive hold add`: places a legal hold (audited).
-pub fn hold_add(
-    config: &Config,
+pub async fn hold_add(
+    stores: &crate::store::Stores,
     name: &str,
     query: Option<String>,
     addresses: Vec<String>,
 ) -> Result<String, ArchiveCmdError> {
-    let hold = crate::archive::retention::Hold {
+    let hold = crate::store::holds::Hold {
         name: name.to_string(),
         query,
         addresses: addresses.iter().map(|a| a.to_ascii_lowercase()).collect(),
         created_at: chrono::Utc::now(),
     };
     let detail = serde_json::to_string(&hold).unwrap_or_default();
-    crate::archive::retention::add_hold(&config.server.data_dir, hold)?;
+    crate::archive::retention::place(stores.holds.as_ref(), hold).await?;
     crate::audit::record(
-        &config.server.data_dir,
+        stores.audit.as_ref(),
         crate::audit::Actor::Cli,
         "archive.hold.add",
         name,
         &detail,
-    )?;
+    )
+    .await?;
     Ok(format!("hold {name:?} placed\n"))
 }
 
 /// `archive hold rm`: releases a legal hold (audited).
-pub fn hold_rm(config: &Config, name: &str) -> Result<String, ArchiveCmdError> {
-    let removed = crate::archive::retention::remove_hold(&config.server.data_dir, name)?;
+pub async fn hold_rm(stores: &crate::store::Stores, name: &str) -> Result<String, ArchiveCmdError> {
+    let removed = stores
+        .holds
+        .release(name)
+        .await
+        .map_err(crate::archive::retention::HoldError::from)?;
     crate::audit::record(
-        &config.server.data_dir,
+        stores.audit.as_ref(),
         crate::audit::Actor::Cli,
         "archive.hold.remove",
         name,
         &serde_json::to_string(&removed).unwrap_or_default(),
-    )?;
+    )
+    .await?;
     Ok(format!("hold {name:?} released\n"))
 }
 
 /// `archive hold ls`.
-pub fn hold_ls(config: &Config, json: bool) -> Result<String, ArchiveCmdError> {
-    let holds = crate::archive::retention::load_holds(&config.server.data_dir)?;
+pub async fn hold_ls(stores: &crate::store::Stores, json: bool) -> Result<String, ArchiveCmdError> {
+    let holds = stores
+        .holds
+        .list()
+        .await
+        .map_err(crate::archive::retention::HoldError::from)?;
     if json {
         return Ok(serde_json::to_string_pretty(&holds).unwrap_or_default() + "\n");
     }
@@ -241,8 +255,12 @@ pub fn hold_ls(config: &Config, json: bool) -> Result<String, ArchiveCmdError> {
 /// `archive purge [--dry-run]`: removes items past their retain-until
 /// date that no hold covers, recording the purge in the chain (gateway
 /// stopped: it holds the archive for writing).
-pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, ArchiveCmdError> {
-    let data = &config.server.data_dir;
+pub async fn purge(
+    config: &Config,
+    stores: &crate::store::Stores,
+    dry_run: bool,
+    json: bool,
+) -> Result<String, ArchiveCmdError> {
     let archive = if dry_run {
         open_read_only(config)?
     } else {
@@ -274,7 +292,11 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
             i.catch_up(&archive)?;
         }
     }
-    let holds = crate::archive::retention::load_holds(data)?;
+    let holds = stores
+        .holds
+        .list()
+        .await
+        .map_err(crate::archive::retention::HoldError::from)?;
     let held = crate::archive::retention::held_items(&holds, index.as_ref(), &items)?;
     let now = chrono::Utc::now();
     let default_days = chrono::Duration::days(i64::from(config.archive.retain_days));
@@ -304,12 +326,13 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
             i.catch_up(&archive)?;
         }
         crate::audit::record(
-            data,
+            stores.audit.as_ref(),
             crate::audit::Actor::Cli,
             "archive.purge",
             &format!("event {}", r.seq),
             &format!("items {:?}; held and kept {:?}", r.items, kept),
-        )?;
+        )
+        .await?;
         r
     };
     if json {
@@ -355,21 +378,23 @@ pub fn purge(config: &Config, dry_run: bool, json: bool) -> Result<String, Archi
 /// `archive checkpoint`: signs the chain head now. With the gateway
 /// stopped the archive is opened directly; while it runs, the request goes
 /// to its API with the admin or auditor token in `token_file`.
-pub fn checkpoint(
+pub async fn checkpoint(
     config: &Config,
+    stores: &crate::store::Stores,
     token_file: Option<&std::path::Path>,
 ) -> Result<String, ArchiveCmdError> {
     let cp = match crate::archive::open_writable(config, false) {
         Ok(archive) => {
             let cp = archive.checkpoint()?;
             crate::audit::record(
-                &config.server.data_dir,
+                stores.audit.as_ref(),
                 crate::audit::Actor::Cli,
                 "archive.checkpoint",
                 &cp.as_ref()
                     .map_or("head already covered".into(), |c| c.covers.to_string()),
                 "",
-            )?;
+            )
+            .await?;
             serde_json::to_value(cp).unwrap_or_default()
         }
         Err(ArchiveError::Db(open_err)) => {

@@ -14,9 +14,11 @@
 //! - `GET  /api/v1/audit[?tail=N]`, `GET /api/v1/audit/verify`  auditor
 
 use super::tokens::{self, Role};
+use crate::archive::retention::HoldError;
 use crate::archive::worker::Journal;
 use crate::audit::{self, Actor};
 use crate::config::Config;
+use crate::store::holds::HoldStoreError;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,8 +34,9 @@ pub struct ArchiveApi {
     pub journal: Arc<Journal>,
     /// The configuration.
     pub config: Arc<Config>,
-    /// The API tokens, by which callers are known.
-    pub tokens: Arc<dyn tokens::ApiTokens>,
+    /// The node's stores: API tokens (by which callers are known), legal
+    /// holds, the audit log.
+    pub stores: crate::store::Stores,
     /// Exports waiting for their download, sealed.
     pub exports: Arc<super::export_shelf::ExportShelf>,
 }
@@ -82,7 +85,7 @@ async fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result
                 "a bearer token is required".into(),
             )
         })?;
-    let entry = tokens::lookup(s.tokens.as_ref(), token)
+    let entry = tokens::lookup(s.stores.tokens.as_ref(), token)
         .await
         .map_err(internal)?
         .ok_or_else(|| {
@@ -100,14 +103,21 @@ async fn caller(s: &ArchiveApi, headers: &HeaderMap, allowed: &[Role]) -> Result
 
 /// Writes an access to the audit log; when it cannot be written, the
 /// request fails and nothing is given out.
-fn record(s: &ArchiveApi, who: &str, action: &str, id: &str, detail: &str) -> Result<(), ApiError> {
+async fn record(
+    s: &ArchiveApi,
+    who: &str,
+    action: &str,
+    id: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
     audit::record(
-        &s.config.server.data_dir,
+        s.stores.audit.as_ref(),
         Actor::Api,
         action,
         id,
         &format!("token {who}: {detail}"),
     )
+    .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
@@ -160,7 +170,8 @@ async fn search(
         "archive.search",
         &format!("{total} hits"),
         &format!("query {:?}", q.q),
-    )?;
+    )
+    .await?;
     Ok(Json(
         serde_json::json!({ "query": q.q, "total": total, "items": items }),
     ))
@@ -210,7 +221,8 @@ async fn item(
         },
         &id.to_string(),
         "",
-    )?;
+    )
+    .await?;
     Ok(match raw {
         Some(bytes) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
         None => Json(item).into_response(),
@@ -266,7 +278,8 @@ async fn export(
         "archive.export",
         &format!("{} items", done.items),
         &format!("query {:?} as {name}", req.query),
-    )?;
+    )
+    .await?;
     let files = s.exports.store(&name, seal).map_err(internal)?;
     Ok(Json(serde_json::json!({
         "export": name,
@@ -296,7 +309,7 @@ async fn export_file(
             "bad export or file name".into(),
         ));
     }
-    record(&s, &who, "archive.export.download", &name, &file)?;
+    record(&s, &who, "archive.export.download", &name, &file).await?;
     let shelf = s.exports.clone();
     let (name2, file2) = (name.clone(), file.clone());
     let bytes = tokio::task::spawn_blocking(move || shelf.take(&name2, &file2))
@@ -338,7 +351,8 @@ async fn verify(
         "archive.verify",
         &format!("head {}", r.head_seq),
         &format!("{} damaged", r.damaged.len()),
-    )?;
+    )
+    .await?;
     Ok(Json(
         serde_json::json!({ "ok": r.damaged.is_empty(), "report": r }),
     ))
@@ -357,7 +371,7 @@ async fn checkpoint(
     let what = cp.as_ref().map_or("head already covered".to_string(), |c| {
         format!("head {} at {}", c.head, c.covers)
     });
-    record(&s, &who, "archive.checkpoint", &what, "")?;
+    record(&s, &who, "archive.checkpoint", &what, "").await?;
     Ok(Json(serde_json::json!({ "checkpoint": cp })))
 }
 
@@ -366,7 +380,7 @@ async fn holds(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller(&s, &headers, &[Role::Admin]).await?;
-    let h = crate::archive::retention::load_holds(&s.config.server.data_dir).map_err(internal)?;
+    let h = s.stores.holds.list().await.map_err(internal)?;
     Ok(Json(serde_json::to_value(h).map_err(internal)?))
 }
 
@@ -385,7 +399,7 @@ async fn hold_add(
     Json(req): Json<HoldRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let who = caller(&s, &headers, &[Role::Admin]).await?;
-    let hold = crate::archive::retention::Hold {
+    let hold = crate::store::holds::Hold {
         name: req.name.clone(),
         query: req.query,
         addresses: req
@@ -396,9 +410,13 @@ async fn hold_add(
         created_at: chrono::Utc::now(),
     };
     let detail = serde_json::to_string(&hold).unwrap_or_default();
-    crate::archive::retention::add_hold(&s.config.server.data_dir, hold)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    record(&s, &who, "archive.hold.add", &req.name, &detail)?;
+    crate::archive::retention::place(s.stores.holds.as_ref(), hold)
+        .await
+        .map_err(|e| match e {
+            HoldError::Store(HoldStoreError::Backend(e)) => internal(e),
+            e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        })?;
+    record(&s, &who, "archive.hold.add", &req.name, &detail).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "placed": req.name })),
@@ -411,15 +429,18 @@ async fn hold_rm(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&s, &headers, &[Role::Admin]).await?;
-    let gone = crate::archive::retention::remove_hold(&s.config.server.data_dir, &name)
-        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+    let gone = s.stores.holds.release(&name).await.map_err(|e| match e {
+        HoldStoreError::Backend(e) => internal(e),
+        e => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+    })?;
     record(
         &s,
         &who,
         "archive.hold.remove",
         &name,
         &serde_json::to_string(&gone).unwrap_or_default(),
-    )?;
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "released": name })))
 }
 
@@ -434,22 +455,16 @@ async fn audit_log(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&s, &headers, &[Role::Auditor]).await?;
-    let text = tokio::fs::read_to_string(s.config.server.data_dir.join("audit.log"))
-        .await
-        .unwrap_or_default();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let start = q.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    let entries = s.stores.audit.read(q.tail).await.map_err(internal)?;
     record(
         &s,
         &who,
         "audit.read",
-        &format!("{} lines", lines.len() - start),
+        &format!("{} lines", entries.len()),
         "",
-    )?;
-    Ok(Json(serde_json::Value::Array(lines[start..].to_vec())))
+    )
+    .await?;
+    Ok(Json(serde_json::to_value(entries).map_err(internal)?))
 }
 
 async fn audit_verify(
@@ -457,7 +472,7 @@ async fn audit_verify(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller(&s, &headers, &[Role::Auditor]).await?;
-    let r = audit::verify(&s.config.server.data_dir).map_err(internal)?;
+    let r = s.stores.audit.verify().await.map_err(internal)?;
     Ok(Json(
         serde_json::json!({ "ok": r.first_broken.is_none(), "report": r }),
     ))

@@ -42,6 +42,8 @@ pub struct AdminState {
     pub escrow: Option<Arc<crate::seal::escrow::Escrow>>,
     /// The archive and audit API (role tokens of its own), when the archive is on.
     pub archive: Option<super::archive_api::ArchiveApi>,
+    /// The node's stores (the audit log).
+    pub stores: crate::store::Stores,
 }
 
 /// The admin router.
@@ -159,14 +161,20 @@ fn same_host(headers: &axum::http::HeaderMap, tls_name: Option<&str>) -> Result<
 }
 
 /// Writes an admin action to the audit log before it is done.
-fn audit(s: &AdminState, action: AdminAction, subject: &str, n: usize) -> Result<(), ApiError> {
+async fn audit(
+    s: &AdminState,
+    action: AdminAction,
+    subject: &str,
+    n: usize,
+) -> Result<(), ApiError> {
     super::queue::audit(
-        &s.config.server.data_dir,
+        s.stores.audit.as_ref(),
         crate::audit::Actor::Api,
         action,
         subject,
         n,
     )
+    .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
@@ -255,7 +263,7 @@ async fn retry(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let msg = find(&s, &id)?;
     let commands = commands(&s)?;
-    audit(&s, AdminAction::Retry, &msg.id.to_string(), 0)?;
+    audit(&s, AdminAction::Retry, &msg.id.to_string(), 0).await?;
     let _ = commands.send(crate::deliver::worker::Command::Retry(msg.id));
     tracing::info!(id = %msg.id, "retry requested by an admin");
     Ok(Json(
@@ -334,7 +342,7 @@ async fn quarantine_release(
     let mut msg = find(&s, &id)?;
     let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n)?;
+    audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n).await?;
     s.spool.update(&msg).await?;
     // Through the seal stage, which hands it on to delivery.
     let _ = s.seal.send(msg.id);
@@ -350,7 +358,7 @@ async fn quarantine_delete(
     let mut msg = find(&s, &id)?;
     let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n)?;
+    audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n).await?;
     s.spool.update(&msg).await?;
     // Delivery sends the sender's DSN now.
     if let Some(c) = &s.deliver {
@@ -364,7 +372,7 @@ async fn quarantine_delete(
 async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
     let ids: Vec<String> = s.spool.list()?.iter().map(|m| m.id.to_string()).collect();
     let commands = commands(&s)?;
-    audit(&s, AdminAction::RetryAll, "*", ids.len())?;
+    audit(&s, AdminAction::RetryAll, "*", ids.len()).await?;
     let _ = commands.send(crate::deliver::worker::Command::RetryAll);
     tracing::info!(
         messages = ids.len(),
@@ -388,7 +396,7 @@ async fn tls_forget(
     let domain = crate::model::address::ascii_domain(&domain);
     let known = s.tls_memory.remembered(&domain).await?;
     if known.is_some() {
-        audit(&s, AdminAction::ForgetTls, &domain, 0)?;
+        audit(&s, AdminAction::ForgetTls, &domain, 0).await?;
     }
     if !s.tls_memory.forget(&domain).await? {
         return Err(ApiError(
@@ -410,7 +418,15 @@ async fn portal_revoke(
             "the portal is off on this gateway ([portal] enabled = false)".into(),
         )
     })?;
-    match crate::portal::revoke(escrow, &s.config, &s.metrics, &id, crate::audit::Actor::Api) {
+    match crate::portal::revoke(
+        escrow,
+        s.stores.audit.as_ref(),
+        &s.metrics,
+        &id,
+        crate::audit::Actor::Api,
+    )
+    .await
+    {
         Ok(Some(e)) => Ok(Json(
             serde_json::json!({ "revoked": e.id, "state": e.state }),
         )),
@@ -474,7 +490,7 @@ async fn message(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let msg = find(&s, &id)?;
-    audit(&s, AdminAction::Read, &msg.id.to_string(), 0)?;
+    audit(&s, AdminAction::Read, &msg.id.to_string(), 0).await?;
     let body = s.spool.read_body(&msg)?;
     tracing::info!(id = %msg.id, "message read through the admin API");
     let mut full = msg.received_header.into_bytes();
@@ -490,7 +506,7 @@ async fn delete(
     super::queue::refuse_quarantined_delete(&msg)
         .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
     let id = msg.id;
-    audit(&s, AdminAction::Delete, &id.to_string(), 0)?;
+    audit(&s, AdminAction::Delete, &id.to_string(), 0).await?;
     if !s.spool.delete(id).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,

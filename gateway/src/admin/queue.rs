@@ -152,8 +152,8 @@ impl AdminAction {
 
 /// Writes `action` on `subject` (a queue id or a domain; `n` recipients
 /// where that applies) to the audit log.
-pub fn audit(
-    data_dir: &std::path::Path,
+pub async fn audit(
+    log: &dyn crate::store::audit_log::AuditLog,
     actor: crate::audit::Actor,
     action: AdminAction,
     subject: &str,
@@ -167,7 +167,7 @@ pub fn audit(
         AdminAction::DeleteQuarantined => format!("{n} recipient(s) bounced"),
         _ => String::new(),
     };
-    crate::audit::record(data_dir, actor, action.name(), subject, &detail)
+    crate::audit::record(log, actor, action.name(), subject, &detail).await
 }
 
 /// Refuses a plain delete of a message that holds quarantined recipients:
@@ -201,6 +201,8 @@ pub struct Location {
     pub token_file: PathBuf,
     /// The instance's configuration (policy and keystore, for releases).
     pub config: Arc<Config>,
+    /// The instance's stores (the audit log).
+    pub stores: crate::store::Stores,
 }
 
 impl Location {
@@ -213,6 +215,7 @@ impl Location {
             admin: c.admin.address,
             token_file: c.admin_token_file(),
             config: Arc::new(c.clone()),
+            stores: crate::store::Stores::open(c),
         }
     }
 
@@ -292,19 +295,25 @@ pub fn ls(loc: &Location, json: bool) -> Result<String, QueueError> {
 }
 
 /// `queue show ID`: the envelope and state; the message itself only with `body`.
-pub fn show(loc: &Location, id: QueueId, json: bool, body: bool) -> Result<Vec<u8>, QueueError> {
+pub async fn show(
+    loc: &Location,
+    id: QueueId,
+    json: bool,
+    body: bool,
+) -> Result<Vec<u8>, QueueError> {
     let (spool, msg, finished) = get_or_done(loc, id)?;
     if body && finished {
         return Err(QueueError::Finished(id));
     }
     if body {
         audit(
-            &loc.data_dir,
+            loc.stores.audit.as_ref(),
             crate::audit::Actor::Cli,
             AdminAction::Read,
             &id.to_string(),
             0,
-        )?;
+        )
+        .await?;
         let mut full = msg.received_header.clone().into_bytes();
         full.extend_from_slice(&spool.read_body(&msg)?);
         return Ok(full);
@@ -522,12 +531,13 @@ impl Change {
                 let n = super::quarantine::release(&mut m, &loc.config, &keys, *seal)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 audit(
-                    &loc.data_dir,
+                    loc.stores.audit.as_ref(),
                     Cli,
                     AdminAction::Release(*seal),
                     &id.to_string(),
                     n,
-                )?;
+                )
+                .await?;
                 spool.update(&m).await?;
                 Ok(format!(
                     "released {n} recipient(s) of {id}; they are sealed and delivered when the gateway starts\n"
@@ -538,12 +548,13 @@ impl Change {
                 let n = super::quarantine::delete(&mut m, &loc.config)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 audit(
-                    &loc.data_dir,
+                    loc.stores.audit.as_ref(),
                     Cli,
                     AdminAction::DeleteQuarantined,
                     &id.to_string(),
                     n,
-                )?;
+                )
+                .await?;
                 spool.update(&m).await?;
                 Ok(format!(
                     "deleted {n} quarantined recipient(s) of {id}; the sender is told when the gateway starts\n"
@@ -552,7 +563,14 @@ impl Change {
             Change::Delete(id) => {
                 let m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
                 refuse_quarantined_delete(&m)?;
-                audit(&loc.data_dir, Cli, AdminAction::Delete, &id.to_string(), 0)?;
+                audit(
+                    loc.stores.audit.as_ref(),
+                    Cli,
+                    AdminAction::Delete,
+                    &id.to_string(),
+                    0,
+                )
+                .await?;
                 match spool.delete(*id).await? {
                     true => Ok(format!("deleted {id}\n")),
                     false => Err(QueueError::NotFound(*id)),
@@ -560,14 +578,28 @@ impl Change {
             }
             Change::Retry(id) => {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
-                audit(&loc.data_dir, Cli, AdminAction::Retry, &id.to_string(), 0)?;
+                audit(
+                    loc.stores.audit.as_ref(),
+                    Cli,
+                    AdminAction::Retry,
+                    &id.to_string(),
+                    0,
+                )
+                .await?;
                 retry_now(&mut m);
                 spool.update(&m).await?;
                 Ok(format!("{id} will be retried when the gateway starts\n"))
             }
             Change::RetryAll => {
                 let list = spool.list()?;
-                audit(&loc.data_dir, Cli, AdminAction::RetryAll, "*", list.len())?;
+                audit(
+                    loc.stores.audit.as_ref(),
+                    Cli,
+                    AdminAction::RetryAll,
+                    "*",
+                    list.len(),
+                )
+                .await?;
                 for mut m in list.clone() {
                     retry_now(&mut m);
                     spool.update(&m).await?;
@@ -581,7 +613,7 @@ impl Change {
                 if TlsMemory::remembered(spool, d).await?.is_none() {
                     return Err(QueueError::NotRemembered(d.clone()));
                 }
-                audit(&loc.data_dir, Cli, AdminAction::ForgetTls, d, 0)?;
+                audit(loc.stores.audit.as_ref(), Cli, AdminAction::ForgetTls, d, 0).await?;
                 match TlsMemory::forget(spool, d).await? {
                     true => Ok(format!("forgot TLS memory of {d}\n")),
                     false => Err(QueueError::NotRemembered(d.clone())),
@@ -594,8 +626,15 @@ impl Change {
                 let escrow = crate::seal::escrow::Escrow::open(&c.escrow_dir(), keys)
                     .map_err(|e| refused(&e))?;
                 let metrics = Metrics::new();
-                match crate::portal::revoke(&escrow, c, &metrics, id, crate::audit::Actor::Cli)
-                    .map_err(|e| refused(&e))?
+                match crate::portal::revoke(
+                    &escrow,
+                    loc.stores.audit.as_ref(),
+                    &metrics,
+                    id,
+                    crate::audit::Actor::Cli,
+                )
+                .await
+                .map_err(|e| refused(&e))?
                 {
                     Some(_) => Ok(self.done()),
                     None => Err(self.not_found()),
@@ -670,7 +709,7 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
     let keys = Keyring::load(&loc.key_file)?;
     match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())) {
         Ok(spool) => change.direct(&spool, loc).await,
-        Err(SpoolError::Db(e)) if e.to_string().to_lowercase().contains("lock") => {
+        Err(SpoolError::InUse(_)) => {
             let loc = loc.clone();
             tokio::task::spawn_blocking(move || via_api(&loc, &change))
                 .await

@@ -4,16 +4,14 @@
 //! `[[archive.retention]]` rules that match it, else `retain_days`. An item
 //! may be purged once every relay of it is past its date and no legal hold
 //! covers it. Holds (named matters: a query, addresses, or both) live in
-//! `<data_dir>/archive-holds.json`, written whole and synced, so the
-//! command line can change them while the gateway runs; every change is
-//! audited. A locked rule's length is remembered in the archive: the
+//! the `LegalHolds` store, so the command line can change them while the
+//! gateway runs; every change is audited. A locked rule's length is remembered in the archive: the
 //! gateway refuses to start with it shortened, unlocked or removed.
 
 use super::{Capture, SearchIndex};
 use crate::config::{ArchiveConfig, RetentionRule};
+use crate::store::holds::{Hold, LegalHolds};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// The rule that decided a capture's retention and the date it gave.
 pub fn retain_until(config: &ArchiveConfig, c: &Capture) -> (Option<String>, DateTime<Utc>) {
@@ -62,36 +60,12 @@ fn matches(rule: &RetentionRule, c: &Capture) -> bool {
             }))
 }
 
-/// A legal hold: a named matter that keeps what it covers from purge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    /// The matter's name.
-    pub name: String,
-    /// Items this archive query finds are held.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
-    /// Items sent by or to these addresses are held.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<String>,
-    /// When it was placed.
-    pub created_at: DateTime<Utc>,
-}
-
 /// Errors of holds and purge.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
-    /// The holds file.
-    #[error("holds file {0}: {1}")]
-    Io(String, std::io::Error),
-    /// The holds file does not parse.
-    #[error("holds file {0}: {1}")]
-    Corrupt(String, String),
-    /// A hold of that name exists.
-    #[error("a hold named {0:?} exists")]
-    Exists(String),
-    /// No hold of that name.
-    #[error("no hold named {0:?}")]
-    Missing(String),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::holds::HoldStoreError),
     /// A hold must say what it holds.
     #[error("a hold needs --query or --address")]
     Empty,
@@ -100,72 +74,15 @@ pub enum HoldError {
     Query(#[from] super::query::QueryError),
 }
 
-/// The holds file of a data directory.
-pub fn holds_path(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("archive-holds.json")
-}
-
-/// Every hold (none when the file does not exist).
-pub fn load_holds(data_dir: &Path) -> Result<Vec<Hold>, HoldError> {
-    let path = holds_path(data_dir);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| HoldError::Corrupt(path.display().to_string(), e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(HoldError::Io(path.display().to_string(), e)),
-    }
-}
-
-fn save_holds(data_dir: &Path, holds: &[Hold]) -> Result<(), HoldError> {
-    let path = holds_path(data_dir);
-    let text = serde_json::to_vec_pretty(holds).expect("holds serialise");
-    crate::durable_file::replace(&path, &text, 0o640)
-        .map_err(|e| HoldError::Io(path.display().to_string(), e))
-}
-
-/// An exclusive lock on the holds file's neighbour, held while a change
-/// reads and rewrites it, so the CLI and the API never lose each other's hold.
-fn lock_holds(data_dir: &Path) -> Result<std::fs::File, HoldError> {
-    let path = data_dir.join("archive-holds.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| HoldError::Io(path.display().to_string(), e))?;
-    f.lock()
-        .map_err(|e| HoldError::Io(path.display().to_string(), e))?;
-    Ok(f)
-}
-
-/// Places a hold.
-pub fn add_hold(data_dir: &Path, hold: Hold) -> Result<(), HoldError> {
+/// Places `hold` once it says what it holds in a query that parses.
+pub async fn place(holds: &dyn LegalHolds, hold: Hold) -> Result<(), HoldError> {
     if hold.query.is_none() && hold.addresses.is_empty() {
         return Err(HoldError::Empty);
     }
     if let Some(q) = &hold.query {
         super::query::parse(q)?;
     }
-    let _lock = lock_holds(data_dir)?;
-    let mut holds = load_holds(data_dir)?;
-    if holds.iter().any(|h| h.name == hold.name) {
-        return Err(HoldError::Exists(hold.name));
-    }
-    holds.push(hold);
-    save_holds(data_dir, &holds)
-}
-
-/// Releases a hold.
-pub fn remove_hold(data_dir: &Path, name: &str) -> Result<Hold, HoldError> {
-    let _lock = lock_holds(data_dir)?;
-    let mut holds = load_holds(data_dir)?;
-    let at = holds
-        .iter()
-        .position(|h| h.name == name)
-        .ok_or_else(|| HoldError::Missing(name.to_string()))?;
-    let removed = holds.remove(at);
-    save_holds(data_dir, &holds)?;
-    Ok(removed)
+    Ok(holds.place(hold).await?)
 }
 
 /// The items `holds` cover, by hold name: query holds through `index`,
@@ -244,40 +161,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn holds_are_added_listed_and_removed() {
+    #[tokio::test]
+    async fn a_hold_must_say_what_it_holds_and_covers_what_it_names() {
+        use crate::store::holds::HoldStoreError;
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::rocksdb::holds::HoldFile::new(dir.path());
         let hold = |name: &str, q: Option<&str>, a: &[&str]| Hold {
             name: name.into(),
             query: q.map(str::to_string),
             addresses: a.iter().map(|s| s.to_string()).collect(),
             created_at: Utc::now(),
         };
-        add_hold(dir.path(), hold("m1", Some("from:x@y.test"), &[])).unwrap();
+        place(&store, hold("m1", Some("from:x@y.test"), &[]))
+            .await
+            .unwrap();
         assert!(matches!(
-            add_hold(dir.path(), hold("m1", None, &["a@b"])),
-            Err(HoldError::Exists(_))
+            place(&store, hold("m1", None, &["a@b"])).await,
+            Err(HoldError::Store(HoldStoreError::Exists(_)))
         ));
         assert!(matches!(
-            add_hold(dir.path(), hold("m2", None, &[])),
+            place(&store, hold("m2", None, &[])).await,
             Err(HoldError::Empty)
         ));
         assert!(matches!(
-            add_hold(dir.path(), hold("m3", Some("form:x"), &[])),
+            place(&store, hold("m3", Some("form:x"), &[])).await,
             Err(HoldError::Query(_))
         ));
-        add_hold(dir.path(), hold("m2", None, &["a@b.test"])).unwrap();
-        assert_eq!(load_holds(dir.path()).unwrap().len(), 2);
-        assert_eq!(remove_hold(dir.path(), "m1").unwrap().name, "m1");
-        assert!(matches!(
-            remove_hold(dir.path(), "m1"),
-            Err(HoldError::Missing(_))
-        ));
+        place(&store, hold("m2", None, &["a@b.test"]))
+            .await
+            .unwrap();
+        store.release("m1").await.unwrap();
         let items = vec![super::super::Item {
             id: 7,
             captures: vec![(7, capture("q", b"x", &["A@B.test"]))],
         }];
-        let held = held_items(&load_holds(dir.path()).unwrap(), None, &items).unwrap();
+        let held = held_items(&store.list().await.unwrap(), None, &items).unwrap();
         assert_eq!(held.get(&7).map(String::as_str), Some("m2"));
     }
 }

@@ -75,6 +75,8 @@ pub struct Deliverer {
     pub spool: Spool,
     /// Destinations that once took TLS (`[tls] remember`).
     pub tls_memory: Arc<dyn crate::store::tls_memory::TlsMemory>,
+    /// The audit log (quarantine expiry).
+    pub audit: Arc<dyn crate::store::audit_log::AuditLog>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Client timeouts and EHLO name.

@@ -365,7 +365,7 @@ impl Stage {
         }
         let now = Utc::now();
         self.apply_verdicts(&mut msg);
-        self.expire_quarantine(&mut msg, now);
+        self.expire_quarantine(&mut msg, now).await;
         let due: Vec<usize> = (0..msg.recipients.len())
             .filter(|&i| {
                 let r = &msg.recipients[i];
@@ -515,7 +515,7 @@ impl Stage {
     }
 
     /// Bounces quarantined recipients nobody released in time.
-    fn expire_quarantine(&self, msg: &mut QueuedMessage, now: DateTime<Utc>) {
+    async fn expire_quarantine(&self, msg: &mut QueuedMessage, now: DateTime<Utc>) {
         for i in 0..msg.recipients.len() {
             let r = &msg.recipients[i];
             if r.state != RecipientState::Quarantined || r.next_attempt.is_none_or(|t| t > now) {
@@ -526,12 +526,13 @@ impl Stage {
                 _ => "held by policy".to_string(),
             };
             crate::audit::note(
-                &self.deliverer.config.server.data_dir,
+                self.deliverer.audit.as_ref(),
                 crate::audit::Actor::Gateway,
                 "quarantine.expire",
                 &msg.id.to_string(),
                 &format!("recipient {i}: {reason}"),
-            );
+            )
+            .await;
             let reply = format!("550 5.7.1 not released from quarantine in time ({reason})");
             if msg.origin.direction == Direction::Inbound {
                 // Inbound mail is not bounced to an outside sender: it is dropped, recorded.

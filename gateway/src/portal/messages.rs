@@ -107,7 +107,7 @@ pub(super) async fn read(
         Err(r) => return *r,
     };
     if entry.state == EscrowState::Unread {
-        p.event("read", &entry.id, &entry.recipient);
+        p.event("read", &entry.id, &entry.recipient).await;
         if p.config.portal.read_receipts {
             read_receipt(&p, &entry).await;
         }
@@ -154,7 +154,7 @@ pub(super) async fn read_receipt(p: &Portal, entry: &EscrowEntry) {
         in_reply_to: Some(entry.message_id.as_str()),
     });
     match p.send("", &sender, &bytes).await {
-        Ok(()) => p.event("receipt_sent", &entry.id, &entry.sender),
+        Ok(()) => p.event("receipt_sent", &entry.id, &entry.sender).await,
         Err(e) => {
             tracing::warn!(error = %e, escrow = %entry.id, "portal: cannot queue a read receipt")
         }
@@ -177,7 +177,8 @@ pub(super) async fn download(
             "There is no such attachment.",
         );
     };
-    p.event("download", &entry.id, &format!("attachment {n}"));
+    p.event("download", &entry.id, &format!("attachment {n}"))
+        .await;
     let ascii: String = name
         .chars()
         .map(|c| {
@@ -373,7 +374,8 @@ pub(super) async fn reply(
                     to.len(),
                     files.len()
                 ),
-            );
+            )
+            .await;
             see_other(&format!("/msg/{}?sent=1", entry.id))
         }
         Err(e) => {

@@ -25,6 +25,7 @@ use crate::net::http_server::Peer;
 use crate::seal::escrow::{Escrow, EscrowEntry, EscrowError, EscrowState};
 use crate::seal::portal::direction_to;
 use crate::spool::{Spool, Submission, PORTAL_ORIGIN};
+use crate::store::audit_log::AuditLog;
 use crate::telemetry::metrics::Metrics;
 use auth::Rules;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -46,6 +47,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; f
 /// What the portal's handlers share.
 pub struct Portal {
     escrow: Arc<Escrow>,
+    audit: Arc<dyn AuditLog>,
     config: Arc<Config>,
     spool: Spool,
     metrics: Arc<Metrics>,
@@ -77,6 +79,7 @@ impl Portal {
         config: Arc<Config>,
         escrow: Arc<Escrow>,
         spool: Spool,
+        audit: Arc<dyn AuditLog>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let p = &config.portal;
@@ -93,6 +96,7 @@ impl Portal {
             accounts: auth::AccountLocks::default(),
             argon2: Arc::new(tokio::sync::Semaphore::new(ARGON2_AT_ONCE)),
             escrow,
+            audit,
             config,
             spool,
             metrics,
@@ -114,15 +118,16 @@ impl Portal {
         })
     }
 
-    fn event(&self, event: &str, id: &str, detail: &str) {
+    async fn event(&self, event: &str, id: &str, detail: &str) {
         self.metrics.portal_events.with_label_values(&[event]).inc();
         audit::note(
-            &self.config.server.data_dir,
+            self.audit.as_ref(),
             Actor::Portal,
             &format!("portal.{event}"),
             id,
             detail,
-        );
+        )
+        .await;
     }
 
     fn org(&self) -> &str {
@@ -401,9 +406,9 @@ pub enum RevokeError {
 }
 
 /// Withdraws held message `id` (content and key erased), audited first and counted.
-pub fn revoke(
+pub async fn revoke(
     escrow: &Escrow,
-    config: &Config,
+    audit_log: &dyn AuditLog,
     metrics: &Metrics,
     id: &str,
     actor: Actor,
@@ -413,13 +418,7 @@ pub fn revoke(
     };
     let fresh = before.erased_at.is_none();
     if fresh {
-        audit::record(
-            &config.server.data_dir,
-            actor,
-            "portal.revoke",
-            id,
-            &before.recipient,
-        )?;
+        audit::record(audit_log, actor, "portal.revoke", id, &before.recipient).await?;
     }
     let after = escrow.revoke(id)?;
     if fresh && after.is_some() {
@@ -434,16 +433,20 @@ pub async fn sweep(portal: Shared) {
     loop {
         tick.tick().await;
         let p = portal.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<(), EscrowError> {
-            for e in p.escrow.sweep(chrono::Utc::now())? {
-                p.event("expire", &e.id, &e.recipient);
-            }
+        let r = tokio::task::spawn_blocking(move || -> Result<_, EscrowError> {
+            let expired = p.escrow.sweep(chrono::Utc::now())?;
             auth::sweep_sessions(&p.escrow, &p.rules)?;
-            Ok(())
+            Ok(expired)
         })
         .await;
-        if let Ok(Err(e)) = r {
-            tracing::error!(error = %e, "portal: sweep failed");
+        match r {
+            Ok(Ok(expired)) => {
+                for e in expired {
+                    portal.event("expire", &e.id, &e.recipient).await;
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "portal: sweep failed"),
+            Err(_) => {}
         }
     }
 }

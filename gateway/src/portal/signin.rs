@@ -124,7 +124,8 @@ pub(super) async fn send_code(
                 "code_sent",
                 &entry.id,
                 &format!("{} from {ip}", entry.recipient),
-            );
+            )
+            .await;
             let msg = format!(
                 "We sent a code to {}. It is valid for {ttl_min} minutes.",
                 pages::masked(&entry.recipient)
@@ -155,7 +156,7 @@ pub(super) fn locked(p: &Portal) -> Response {
 }
 
 /// After a sign-in attempt: the session cookie and the next page, or the form again.
-pub(super) fn signed_in(
+pub(super) async fn signed_in(
     p: &Portal,
     token: &str,
     entry: &EscrowEntry,
@@ -170,7 +171,8 @@ pub(super) fn signed_in(
                 "login_ok",
                 &entry.id,
                 &format!("{} by {how} from {ip}", entry.recipient),
-            );
+            )
+            .await;
             let wants_password = p.config.portal.login == PortalLogin::Password
                 && !auth::account(&p.escrow, &entry.recipient).is_ok_and(|a| a.has_password());
             let next = format!("/msg/{}", entry.id);
@@ -186,7 +188,8 @@ pub(super) fn signed_in(
                 "login_failed",
                 &entry.id,
                 &format!("{} by {how} from {ip}", entry.recipient),
-            );
+            )
+            .await;
             let msg = format!(
                 "That {how} is not right. {left} more tries before sign-in is locked for a while."
             );
@@ -204,7 +207,8 @@ pub(super) fn signed_in(
                 "locked",
                 &entry.id,
                 &format!("{} from {ip}", entry.recipient),
-            );
+            )
+            .await;
             locked(p)
         }
         Ok(Attempt::NoCode) => sign_in_page(
@@ -239,7 +243,7 @@ pub(super) async fn verify_code(
         Err(r) => return *r,
     };
     let a = auth::check_code(&p.escrow, &p.accounts, &entry.recipient, &f.code, &p.rules);
-    signed_in(&p, &token, &entry, &headers, a, "code", ip)
+    signed_in(&p, &token, &entry, &headers, a, "code", ip).await
 }
 
 #[derive(Deserialize)]
@@ -283,7 +287,7 @@ pub(super) async fn login(
     })
     .await
     .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
-    signed_in(&p, &token, &entry, &headers, a, "password", ip)
+    signed_in(&p, &token, &entry, &headers, a, "password", ip).await
 }
 
 /// The signed-in session, or the page saying to sign in.
@@ -401,7 +405,7 @@ pub(super) async fn password_set(
             if let Err(e) = auth::end_other_sessions(&p.escrow, &s.address, &cookie) {
                 tracing::warn!(error = %e, "portal: cannot end other sessions");
             }
-            p.event("password_set", "-", &s.address);
+            p.event("password_set", "-", &s.address).await;
             see_other(&next)
         }
         Err(e) => p.failed(e),

@@ -63,7 +63,15 @@ pub(super) async fn revoke_confirm(
     if !form_ok(&p, &headers, &f.csrf) {
         return expired_form(&p);
     }
-    match revoke(&p.escrow, &p.config, &p.metrics, &entry.id, Actor::Portal) {
+    match revoke(
+        &p.escrow,
+        p.audit.as_ref(),
+        &p.metrics,
+        &entry.id,
+        Actor::Portal,
+    )
+    .await
+    {
         Ok(_) => p.say(
             StatusCode::OK,
             "Message withdrawn",

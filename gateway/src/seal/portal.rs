@@ -167,13 +167,6 @@ impl PortalSeal {
             .portal_events
             .with_label_values(&["notice"])
             .inc();
-        crate::audit::note(
-            &self.config.server.data_dir,
-            crate::audit::Actor::Gateway,
-            "portal.notice",
-            &entry.id,
-            &format!("queue id {}, recipient {recipient}", msg.id),
-        );
         let record = SealRecord {
             method: Seal::Portal,
             key: entry.id.clone(),

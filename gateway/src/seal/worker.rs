@@ -182,6 +182,16 @@ pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Ve
     copies
 }
 
+/// What holding `msg` in the portal gave: the mail to send about it, and
+/// for the audit log each deposit's escrow id with its detail.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Notices and senders' confirmations.
+    pub mail: Vec<Outgoing>,
+    /// (escrow id, detail) of each deposit.
+    pub deposits: Vec<(String, String)>,
+}
+
 /// Holds every portal recipient of `msg` that waits for it: deposits the
 /// message and returns the mail to send about it. Without a portal (or
 /// when a deposit fails) the recipient is blocked, never sent in plain.
@@ -190,7 +200,7 @@ pub fn hold_in_portal(
     msg: &mut QueuedMessage,
     body: &[u8],
     dlp_hits: &[String],
-) -> Vec<Outgoing> {
+) -> Held {
     let waiting: Vec<usize> = msg
         .unsealed()
         .filter(|&i| {
@@ -201,10 +211,10 @@ pub fn hold_in_portal(
         })
         .collect();
     if waiting.is_empty() {
-        return Vec::new();
+        return Held::default();
     }
     let outgoing = msg.outgoing(body);
-    let mut mail = Vec::new();
+    let mut held = Held::default();
     for i in waiting {
         let result = match portal {
             Some(p) => p.hold(msg, i, &outgoing, dlp_hits),
@@ -214,8 +224,13 @@ pub fn hold_in_portal(
         match result {
             Ok((record, m)) => {
                 tracing::info!(id = %msg.id, recipient = i, method = "portal", escrow = %record.key, "held in the portal");
+                let recipient = crate::keys::filed_as(&r.address);
+                held.deposits.push((
+                    record.key.clone(),
+                    format!("queue id {}, recipient {recipient}", msg.id),
+                ));
                 r.sealed = Some(record);
-                mail.extend(m);
+                held.mail.extend(m);
             }
             Err(why) => {
                 tracing::warn!(id = %msg.id, recipient = i, method = "portal", reason = %why, "cannot hold in the portal; the recipient is blocked");
@@ -225,13 +240,14 @@ pub fn hold_in_portal(
             }
         }
     }
-    mail
+    held
 }
 
 struct Stage {
     spool: Spool,
     sealer: Sealer,
     portal: Option<PortalSeal>,
+    audit: Arc<dyn crate::store::audit_log::AuditLog>,
     hostname: String,
     next: UnboundedSender<QueueId>,
 }
@@ -259,17 +275,27 @@ impl Stage {
                 false => Vec::new(),
             };
             // Sealing a large message takes CPU time; keep it off the async workers.
-            let (msg2, copies, mail) = tokio::task::spawn_blocking(move || {
+            let (msg2, copies, held) = tokio::task::spawn_blocking(move || {
                 let copies = seal_message(&sealer, &mut msg, &body);
-                let mail = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits);
-                (msg, copies, mail)
+                let held = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits);
+                (msg, copies, held)
             })
             .await
             .map_err(|e| SpoolError::Commit(format!("seal task: {e}")))?;
             msg = msg2;
+            for (escrow_id, detail) in &held.deposits {
+                crate::audit::note(
+                    self.audit.as_ref(),
+                    crate::audit::Actor::Gateway,
+                    "portal.notice",
+                    escrow_id,
+                    detail,
+                )
+                .await;
+            }
             // The notices are durable before the deposit is recorded: a
             // crash in between deposits again (a second notice), never none.
-            for m in mail {
+            for m in held.mail {
                 let queued = self
                     .spool
                     .submit(Submission {
@@ -296,6 +322,7 @@ pub async fn run(
     spool: Spool,
     sealer: Sealer,
     portal: Option<PortalSeal>,
+    audit: Arc<dyn crate::store::audit_log::AuditLog>,
     hostname: String,
     mut ready: UnboundedReceiver<QueueId>,
     next: UnboundedSender<QueueId>,
@@ -304,6 +331,7 @@ pub async fn run(
         spool,
         sealer,
         portal,
+        audit,
         hostname,
         next,
     });

@@ -70,6 +70,9 @@ pub enum SpoolError {
     /// The store is open read-only.
     #[error("the spool is open read-only")]
     ReadOnly,
+    /// Another process (a running gateway) has the spool open for writing.
+    #[error("the spool at {0} is in use by another process (a running gateway)")]
+    InUse(std::path::PathBuf),
 }
 
 struct Inner {
@@ -83,6 +86,9 @@ struct Inner {
     commit_thread: Option<std::thread::JoinHandle<()>>,
     /// Where accepted ids are announced, once a later stage subscribes.
     accepted: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<QueueId>>>,
+    /// The writer's lock on `sealgate.lock` ([`writer_lock`]); none when
+    /// read-only. Last, so it is released after the database is closed.
+    _writer: Option<std::fs::File>,
 }
 
 impl Drop for Inner {
@@ -168,6 +174,27 @@ pub struct VerifyReport {
     pub orphan_chunks: usize,
 }
 
+/// An exclusive lock on `<dir>/sealgate.lock`, held while the spool is
+/// open for writing: a second writer (the CLI while the gateway runs) is
+/// told [`SpoolError::InUse`] by type, before RocksDB's own lock refuses it
+/// with a message only.
+fn writer_lock(dir: &Path) -> Result<std::fs::File, SpoolError> {
+    let path = dir.join("sealgate.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SpoolError::Commit(format!("{}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SpoolError::InUse(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(SpoolError::Commit(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
 impl Spool {
     /// Bytes free for an unprivileged writer on the spool's file system.
     pub fn free_bytes(&self) -> std::io::Result<u64> {
@@ -180,6 +207,7 @@ impl Spool {
     pub fn open(dir: &Path, keys: Keyring, metrics: Arc<Metrics>) -> Result<Self, SpoolError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| SpoolError::Commit(format!("create {}: {e}", dir.display())))?;
+        let writer = writer_lock(dir)?;
         let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
         let (committer, commit_thread) = Committer::start(db.clone(), metrics.clone());
         let last = highest_id(&db)?;
@@ -191,6 +219,7 @@ impl Spool {
                 metrics,
                 last_id: AtomicU64::new(last),
                 commit_thread: Some(commit_thread),
+                _writer: Some(writer),
                 accepted: std::sync::Mutex::new(None),
             }),
         };
@@ -225,6 +254,7 @@ impl Spool {
                 last_id: AtomicU64::new(u64::MAX),
                 commit_thread: None,
                 accepted: std::sync::Mutex::new(None),
+                _writer: None,
             }),
         })
     }

@@ -111,3 +111,139 @@ pub async fn cache(open: &dyn Fn() -> Box<dyn Cache>) {
         Some(&b""[..])
     );
 }
+
+fn hold(name: &str, address: &str) -> super::holds::Hold {
+    super::holds::Hold {
+        name: name.into(),
+        query: None,
+        addresses: vec![address.into()],
+        created_at: chrono::Utc::now(),
+    }
+}
+
+/// [`LegalHolds`](super::holds::LegalHolds): unique names, placements and
+/// releases seen at once by a fresh handle, the list in placement order.
+pub async fn legal_holds(open: &dyn Fn() -> Box<dyn super::holds::LegalHolds>) {
+    use super::holds::HoldStoreError;
+    let a = open();
+    assert!(a.list().await.unwrap().is_empty(), "a new store is empty");
+    a.place(hold("matter-b", "b@x.test")).await.unwrap();
+    a.place(hold("matter-a", "a@x.test")).await.unwrap();
+    assert!(matches!(
+        a.place(hold("matter-b", "other@x.test")).await,
+        Err(HoldStoreError::Exists(n)) if n == "matter-b"
+    ));
+    let b = open();
+    let listed = b.list().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["matter-b", "matter-a"],
+        "durable, in placement order"
+    );
+    assert_eq!(
+        listed[0].addresses,
+        ["b@x.test"],
+        "the first placement stands"
+    );
+    assert_eq!(b.release("matter-b").await.unwrap().name, "matter-b");
+    assert!(matches!(
+        a.release("matter-b").await,
+        Err(HoldStoreError::Missing(n)) if n == "matter-b"
+    ));
+    let left = open().list().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].name, "matter-a");
+}
+
+/// [`AuditLog`](super::audit_log::AuditLog): appends durable and chained in
+/// order through any handle, reads in chain order, a tail of the newest.
+pub async fn audit_log(open: &dyn Fn() -> Box<dyn super::audit_log::AuditLog>) {
+    use super::audit_log::Actor;
+    let a = open();
+    assert!(
+        a.read(None).await.unwrap().is_empty(),
+        "a new store is empty"
+    );
+    assert_eq!(a.verify().await.unwrap().lines_ok, 0);
+    a.append(Actor::Cli, "one", "1", "first").await.unwrap();
+    let b = open();
+    b.append(Actor::Api, "two", "2", "").await.unwrap();
+    a.append(Actor::Gateway, "three", "3", "x@y.test")
+        .await
+        .unwrap();
+    let all = open().read(None).await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["one", "two", "three"], "one chain, in order");
+    assert_eq!(all[0].prev, "genesis");
+    assert_ne!(all[1].prev, all[2].prev);
+    assert_eq!(
+        (all[1].actor.as_str(), all[2].detail.as_str()),
+        ("api", "x@y.test")
+    );
+    let tail = open().read(Some(2)).await.unwrap();
+    assert_eq!(tail.first().map(|r| r.id.as_str()), Some("2"));
+    let r = open().verify().await.unwrap();
+    assert_eq!((r.lines_ok, r.first_broken), (3, None));
+}
+
+fn key(kind: crate::model::key::KeyKind, id: &str, address: &str) -> crate::model::key::KeyEntry {
+    use crate::model::key::{KeyEntry, KeySource, KeyState};
+    KeyEntry {
+        id: id.into(),
+        kind,
+        addresses: vec![address.into()],
+        bound: Vec::new(),
+        source: KeySource::Imported,
+        state: KeyState::Active,
+        added_at: chrono::Utc::now(),
+        serial: None,
+        issuer: None,
+        not_after: None,
+        data: format!("key data of {id}"),
+    }
+}
+
+/// [`KeyRecords`](super::keys::KeyRecords): puts replace by kind and id,
+/// changes are seen at once by a fresh handle, the stamp moves on every
+/// change, deletes say whether there was anything.
+pub async fn key_records(open: &dyn Fn() -> Box<dyn super::keys::KeyRecords>) {
+    use crate::model::key::{KeyKind, KeyState};
+    let a = open();
+    assert!(a.all().await.unwrap().is_empty(), "a new store is empty");
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(30));
+    let before = a.stamp().await.unwrap();
+    a.put(&key(KeyKind::Pgp, "AA11", "a@x.test")).await.unwrap();
+    let first = a.stamp().await.unwrap();
+    assert_ne!(before, first, "a put moves the stamp");
+    a.put(&key(KeyKind::Smime, "aa11", "a@x.test"))
+        .await
+        .unwrap();
+    let mut pending = key(KeyKind::Pgp, "AA11", "a@x.test");
+    pending.state = KeyState::Pending;
+    a.put(&pending).await.unwrap();
+    let b = open();
+    let mut all = b.all().await.unwrap();
+    all.sort_by_key(|e| e.kind.as_str());
+    assert_eq!(all.len(), 2, "one record per kind and id");
+    assert_eq!(
+        (all[0].kind, all[0].state),
+        (KeyKind::Pgp, KeyState::Pending)
+    );
+    assert_eq!(all[1].kind, KeyKind::Smime);
+    let second = b.stamp().await.unwrap();
+    tick().await;
+    assert!(b.delete(KeyKind::Pgp, "AA11").await.unwrap());
+    assert!(
+        !a.delete(KeyKind::Pgp, "AA11").await.unwrap(),
+        "already gone"
+    );
+    assert_ne!(
+        open().stamp().await.unwrap(),
+        second,
+        "a delete moves the stamp"
+    );
+    let left = open().all().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].kind, KeyKind::Smime);
+}

@@ -8,16 +8,19 @@
 //! per trait that checks those promises against any implementation, so a
 //! new backend is tested by the same suite.
 //!
-//! Behind a trait so far: API tokens (`tokens`), TLS memory
-//! (`tls_memory`) and the cache of derived records (`cache`). Still opened
-//! directly by the stage that owns them, to be moved behind traits in the
-//! next slices: the spool's messages and records, the escrow store and the
-//! portal's accounts, the archive and its holds, the keystore, the audit
-//! log.
+//! Behind a trait so far: API tokens (`tokens`), legal holds (`holds`),
+//! the audit log (`audit_log`), TLS memory (`tls_memory`) and the cache of
+//! derived records (`cache`). Still opened directly by the stage that owns
+//! them, to be moved behind traits in the next slices: the spool's
+//! messages and records, the escrow store and the portal's accounts, the
+//! archive, the keystore.
 
+pub mod audit_log;
 pub mod cache;
 #[cfg(test)]
 pub mod conformance;
+pub mod holds;
+pub mod keys;
 pub mod rocksdb;
 pub mod tls_memory;
 pub mod tokens;
@@ -42,6 +45,37 @@ impl BackendError {
         BackendError {
             store,
             source: source.into(),
+        }
+    }
+}
+
+/// The stores of one node, opened from its configuration: what the stages,
+/// the API and the command line are handed instead of paths.
+#[derive(Clone)]
+pub struct Stores {
+    /// API tokens.
+    pub tokens: std::sync::Arc<dyn tokens::ApiTokens>,
+    /// Legal holds.
+    pub holds: std::sync::Arc<dyn holds::LegalHolds>,
+    /// The audit log.
+    pub audit: std::sync::Arc<dyn audit_log::AuditLog>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// The stores of `config`'s node: the embedded backend under its data
+    /// directory (the only backend so far).
+    pub fn open(config: &crate::config::Config) -> Stores {
+        let data = &config.server.data_dir;
+        Stores {
+            tokens: std::sync::Arc::new(rocksdb::tokens::TokenFile::new(data)),
+            holds: std::sync::Arc::new(rocksdb::holds::HoldFile::new(data)),
+            audit: std::sync::Arc::new(rocksdb::audit_file::AuditFile::new(data)),
         }
     }
 }

@@ -3,4 +3,8 @@
 //! nothing (a handful of API tokens). Files are replaced atomically and
 //! synced (`durable_file`), secrets kept 0600.
 
+pub mod audit_file;
+pub mod holds;
+pub mod json_file;
+pub mod key_files;
 pub mod tokens;

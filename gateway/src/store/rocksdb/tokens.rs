@@ -2,58 +2,29 @@
 //! each change under an exclusive lock on `tokens.lock`, so the gateway
 //! and the command line never lose each other's change.
 
+use super::json_file::JsonFile;
 use crate::store::tokens::{ApiTokens, TokenEntry, TokenError};
-use crate::store::BackendError;
 use async_trait::async_trait;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The token file of one data directory.
-pub struct TokenFile {
-    path: PathBuf,
-    lock: PathBuf,
-}
-
-fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TokenError {
-    TokenError::Backend(BackendError::new("tokens file", e))
-}
+pub struct TokenFile(JsonFile);
 
 impl TokenFile {
     /// The tokens of `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        TokenFile {
-            path: data_dir.join("tokens.json"),
-            lock: data_dir.join("tokens.lock"),
-        }
+        TokenFile(JsonFile::new(data_dir, "tokens.json", 0o600, "tokens file"))
     }
 
     fn read(&self) -> Result<Vec<TokenEntry>, TokenError> {
-        match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| backend(format!("{}: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(backend(format!("{}: {e}", self.path.display()))),
-        }
+        Ok(self.0.read()?)
     }
 
-    /// Reads, changes and rewrites the file under its lock.
     fn change<T>(
         &self,
         f: impl FnOnce(&mut Vec<TokenEntry>) -> Result<T, TokenError>,
     ) -> Result<T, TokenError> {
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .map_err(|e| backend(format!("{}: {e}", self.lock.display())))?;
-        lock.lock()
-            .map_err(|e| backend(format!("{}: {e}", self.lock.display())))?;
-        let mut entries = self.read()?;
-        let out = f(&mut entries)?;
-        let text = serde_json::to_vec_pretty(&entries).expect("tokens serialise");
-        crate::durable_file::replace(&self.path, &text, 0o600)
-            .map_err(|e| backend(format!("{}: {e}", self.path.display())))?;
-        Ok(out)
+        self.0.change(f)
     }
 }
 
