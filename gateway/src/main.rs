@@ -806,7 +806,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Keys { at, action } => {
             let config = at.load()?;
-            let keys = sealgate::keys::Keys::from_config(&config)?;
+            let keys = sealgate::keys::Keys::from_config(
+                &config,
+                sealgate::store::Stores::open(&config).keys,
+            )?;
+            keys.store.refresh().await?;
             let text = match action {
                 KeysCmd::Import {
                     file,
@@ -839,13 +843,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .with_context(|| format!("{}", file.display()))?
                     } else {
                         admin_keys::import(&keys.binding(&address)?, &bytes, json)
+                            .await
                             .with_context(|| format!("{}", file.display()))?
                     }
                 }
                 KeysCmd::Ls { json } => admin_keys::ls(&keys, json)?,
                 KeysCmd::Show { address, json } => admin_keys::show(&keys, &address, json)?,
-                KeysCmd::Rm { id } => admin_keys::rm(&keys, &id)?,
-                KeysCmd::Approve { id } => admin_keys::approve(&keys, &id)?,
+                KeysCmd::Rm { id } => admin_keys::rm(&keys, &id).await?,
+                KeysCmd::Approve { id } => admin_keys::approve(&keys, &id).await?,
             };
             print!("{text}");
         }
@@ -878,7 +883,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
-            let keys = sealgate::keys::Keys::from_config(&config)?;
+            let keys = sealgate::keys::Keys::from_config(
+                &config,
+                sealgate::store::Stores::open(&config).keys,
+            )?;
+            keys.store.refresh().await?;
             let direction = if inbound {
                 sealgate::spool::Direction::Inbound
             } else {

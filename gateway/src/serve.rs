@@ -169,7 +169,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         _ => ServeError::Spool(e),
     })?;
-    let keys = crate::keys::Keys::from_config(&config)?;
+    let keys = crate::keys::Keys::from_config(&config, stores.keys.clone())?;
+    keys.store.refresh().await?;
     let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
     let net = Net::new(&config, &spool)?;
     let wkd = if config.seal.wkd {

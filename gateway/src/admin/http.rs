@@ -313,6 +313,11 @@ async fn explain(
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    s.keys
+        .store
+        .refresh()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let raised = super::explain::raised_for(
         &s.config,
         &s.keys,
@@ -340,6 +345,11 @@ async fn quarantine_release(
     axum::extract::Query(q): axum::extract::Query<ReleaseQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut msg = find(&s, &id)?;
+    s.keys
+        .store
+        .refresh()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n).await?;

@@ -73,8 +73,8 @@ pub fn import_signing(
 }
 
 /// `keys import FILE`: stores every key or certificate in `bytes`.
-pub fn import(keys: &Keys, bytes: &[u8], json: bool) -> Result<String, KeyStoreError> {
-    let reports = keys.store.import(bytes, KeySource::Imported)?;
+pub async fn import(keys: &Keys, bytes: &[u8], json: bool) -> Result<String, KeyStoreError> {
+    let reports = keys.store.import(bytes, KeySource::Imported).await?;
     if json {
         let v: Vec<serde_json::Value> = reports
             .iter()
@@ -143,13 +143,13 @@ pub fn show(keys: &Keys, address: &str, json: bool) -> Result<String, KeyStoreEr
 }
 
 /// `keys rm ID`: removes a key.
-pub fn rm(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
-    let e = keys.store.remove(id)?;
+pub async fn rm(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
+    let e = keys.store.remove(id).await?;
     Ok(format!("removed\t{}\n", line(&e)))
 }
 
 /// `keys approve ID`: lets a pending key be used.
-pub fn approve(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
-    let e = keys.store.approve(id)?;
+pub async fn approve(keys: &Keys, id: &str) -> Result<String, KeyStoreError> {
+    let e = keys.store.approve(id).await?;
     Ok(format!("approved\t{}\n", line(&e)))
 }

@@ -277,7 +277,7 @@ mod tests {
             .tls
             .domains
             .insert("bank.test".into(), TlsLevel::Verify);
-        let keys = Keys::from_config(&config).unwrap();
+        let keys = Keys::from_config(&config, crate::store::Stores::open(&config).keys).unwrap();
         (config, keys, dir)
     }
 

@@ -316,29 +316,41 @@ fn raw_certificates(der: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-/// Takes the keys an inbound message offers for its From address (see the
-/// module documentation) and stores them as harvested; returns what was
-/// stored. `head` is the start of the message (at least its header block);
-/// `body` reads the whole message, and is called only when the header
-/// block says the message is S/MIME-signed and it is at most
-/// [`MAX_SIGNED_MESSAGE`] long (`size`). Outcomes are logged with the queue
-/// id and the key id, never an address or content; failures are logged and
-/// otherwise ignored.
-pub fn harvest<E: std::fmt::Display>(
-    store: &Keystore,
+/// A key an inbound message offers for its sender, checked usable for it.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// Where it came from: `autocrypt` or `smime`.
+    pub via: &'static str,
+    /// The key or certificate.
+    pub bytes: Vec<u8>,
+    /// The sender's address it is for.
+    pub address: String,
+}
+
+/// The keys an inbound message offers for its From address (see the
+/// module documentation), each checked usable for it; parsing only, no
+/// store, so it runs off the async workers. `head` is the start of the
+/// message (at least its header block); `body` reads the whole message, and
+/// is called only when the header block says the message is S/MIME-signed
+/// and it is at most [`MAX_SIGNED_MESSAGE`] long (`size`).
+pub fn offered<E: std::fmt::Display>(
     id: QueueId,
     head: &[u8],
     size: u64,
     body: impl FnOnce() -> Result<Vec<u8>, E>,
-) -> Vec<ImportReport> {
-    let mut stored = Vec::new();
+) -> Vec<Offer> {
+    let mut offers = Vec::new();
     let Some(from) = from_address(head) else {
-        return stored;
+        return offers;
     };
     let now = SystemTime::now();
     for (addr, keydata) in autocrypt(head) {
         match RecipientKey::parse(&keydata).map(|k| k.usable_for(&addr, now)) {
-            Ok(Ok(())) => keep(store, id, "autocrypt", &keydata, &addr, &mut stored),
+            Ok(Ok(())) => offers.push(Offer {
+                via: "autocrypt",
+                bytes: keydata,
+                address: addr,
+            }),
             Ok(Err(problem)) => {
                 tracing::debug!(id = %id, via = "autocrypt", reason = %problem, "key not harvested")
             }
@@ -348,17 +360,17 @@ pub fn harvest<E: std::fmt::Display>(
         }
     }
     if !is_smime_signed(head) {
-        return stored;
+        return offers;
     }
     if size > MAX_SIGNED_MESSAGE {
         tracing::debug!(id = %id, size, "signed message too large to harvest");
-        return stored;
+        return offers;
     }
     let message = match body() {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(id = %id, error = %e, "message not read for key harvesting");
-            return stored;
+            return offers;
         }
     };
     for der in smime_certificates(&message) {
@@ -368,48 +380,80 @@ pub fn harvest<E: std::fmt::Display>(
         // Also how a CA certificate in the chain is left out: it names no
         // address, or not the sender's.
         match cert.usable_for(&from, now, &[]) {
-            Ok(()) => keep(store, id, "smime", &der, &from, &mut stored),
+            Ok(()) => offers.push(Offer {
+                via: "smime",
+                bytes: der,
+                address: from.clone(),
+            }),
             Err(problem) => {
                 tracing::debug!(id = %id, via = "smime", reason = %problem, "certificate not harvested")
+            }
+        }
+    }
+    offers
+}
+
+/// Stores what [`offered`] found as harvested keys, each under its address;
+/// returns what was stored. Outcomes are logged with the queue id and the
+/// key id, never an address or content; failures are logged and otherwise
+/// ignored.
+pub async fn keep(store: &Keystore, id: QueueId, offers: Vec<Offer>) -> Vec<ImportReport> {
+    let mut stored = Vec::new();
+    for Offer {
+        via,
+        bytes,
+        address,
+    } in offers
+    {
+        match store
+            .import_for(&bytes, KeySource::Harvested, &address)
+            .await
+        {
+            Ok(reports) => {
+                for r in reports {
+                    tracing::info!(id = %id, via, key = %r.entry.id, outcome = r.outcome, "key harvested");
+                    stored.push(r);
+                }
+            }
+            Err(e) => {
+                // Store errors name paths and key ids; a parse error could
+                // quote a certificate's subject, so it is not repeated.
+                let reason = match &e {
+                    super::KeyStoreError::Io { .. } | super::KeyStoreError::Backend(_) => {
+                        e.to_string()
+                    }
+                    _ => "unreadable key".to_string(),
+                };
+                tracing::warn!(id = %id, via, error = %reason, "harvested key not stored")
             }
         }
     }
     stored
 }
 
-/// Stores one key under `address` and logs the outcome.
-fn keep(
+/// [`offered`] then [`keep`]: what one inbound message gives the keystore.
+pub async fn harvest<E: std::fmt::Display>(
     store: &Keystore,
     id: QueueId,
-    via: &'static str,
-    bytes: &[u8],
-    address: &str,
-    stored: &mut Vec<ImportReport>,
-) {
-    match store.import_for(bytes, KeySource::Harvested, address) {
-        Ok(reports) => {
-            for r in reports {
-                tracing::info!(id = %id, via, key = %r.entry.id, outcome = r.outcome, "key harvested");
-                stored.push(r);
-            }
-        }
-        Err(e) => {
-            // Store errors name paths and key ids; a parse error could quote
-            // a certificate's subject, so it is not repeated.
-            let reason = match &e {
-                super::KeyStoreError::Io { .. } | super::KeyStoreError::Corrupt { .. } => {
-                    e.to_string()
-                }
-                _ => "unreadable key".to_string(),
-            };
-            tracing::warn!(id = %id, via, error = %reason, "harvested key not stored")
-        }
-    }
+    head: &[u8],
+    size: u64,
+    body: impl FnOnce() -> Result<Vec<u8>, E>,
+) -> Vec<ImportReport> {
+    keep(store, id, offered(id, head, size, body)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+
+    /// A keystore over key files in `dir`.
+    fn store_at(dir: &std::path::Path) -> Keystore {
+        Keystore::new(Arc::new(crate::store::rocksdb::key_files::KeyFiles::new(
+            dir,
+        )))
+    }
     use crate::model::key::{KeyKind, KeyState};
     use openpgp::cert::CertBuilder;
     use openpgp::serialize::SerializeInto;
@@ -449,8 +493,8 @@ mod tests {
         .into_bytes()
     }
 
-    #[test]
-    fn an_autocrypt_key_for_the_from_address_is_found() {
+    #[tokio::test]
+    async fn an_autocrypt_key_for_the_from_address_is_found() {
         let key = pgp_key("Ann <ann@remote.test>");
         let field = autocrypt_field("addr=Ann@Remote.TEST; prefer-encrypt=mutual;", &key);
         let m = message("ann@remote.test", &field);
@@ -465,8 +509,8 @@ mod tests {
         assert_eq!(autocrypt(&message("ann@remote.test", &field)).len(), 1);
     }
 
-    #[test]
-    fn mismatched_invalid_duplicate_and_report_headers_are_ignored() {
+    #[tokio::test]
+    async fn mismatched_invalid_duplicate_and_report_headers_are_ignored() {
         let key = pgp_key("<ann@remote.test>");
         // addr is not the From address.
         let field = autocrypt_field("addr=eve@remote.test;", &key);
@@ -629,8 +673,8 @@ mod tests {
         openssl(dir, &args)
     }
 
-    #[test]
-    fn the_signers_certificate_is_taken_from_openssl_signatures() {
+    #[tokio::test]
+    async fn the_signers_certificate_is_taken_from_openssl_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, user, _) = issued_cert(dir.path(), "ann@remote.test");
         let (ca_der, user_der) = (der_of(&ca), der_of(&user));
@@ -671,8 +715,8 @@ mod tests {
         assert!(smime_certificates(plain).is_empty());
     }
 
-    #[test]
-    fn garbage_and_truncated_input_yields_nothing() {
+    #[tokio::test]
+    async fn garbage_and_truncated_input_yields_nothing() {
         let dir = tempfile::tempdir().unwrap();
         issued_cert(dir.path(), "ann@remote.test");
         let m = signed(
@@ -720,10 +764,10 @@ mod tests {
         assert!(from_address(b"From: <>\r\n\r\n").is_none());
     }
 
-    #[test]
-    fn harvest_stores_keys_for_the_sender_only_and_pins() {
+    #[tokio::test]
+    async fn harvest_stores_keys_for_the_sender_only_and_pins() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Keystore::open(&dir.path().join("ks"));
+        let store = store_at(&dir.path().join("ks"));
         let id = QueueId::generate();
         let never =
             || -> Result<Vec<u8>, String> { panic!("an unsigned message's body is not read") };
@@ -740,20 +784,20 @@ mod tests {
             "ann@remote.test",
             &autocrypt_field("addr=ann@remote.test;", &both),
         );
-        let r = harvest(&store, id, &m, m.len() as u64, never);
+        let r = harvest(&store, id, &m, m.len() as u64, never).await;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].outcome, "added");
         assert_eq!(r[0].entry.addresses, ["ann@remote.test"]);
         assert_eq!(r[0].entry.source, KeySource::Harvested);
         assert!(store.for_address("boss@hospital.test").unwrap().is_empty());
         // The same key again: updated. A different one: pending.
-        let r = harvest(&store, id, &m, m.len() as u64, never);
+        let r = harvest(&store, id, &m, m.len() as u64, never).await;
         assert_eq!(r[0].outcome, "updated");
         let m2 = message(
             "ann@remote.test",
             &autocrypt_field("addr=ann@remote.test;", &key),
         );
-        let r = harvest(&store, id, &m2, m2.len() as u64, never);
+        let r = harvest(&store, id, &m2, m2.len() as u64, never).await;
         assert_eq!(r[0].outcome, "pending");
         assert_eq!(r[0].entry.state, KeyState::Pending);
         // A key that cannot encrypt is not stored.
@@ -766,7 +810,7 @@ mod tests {
             "cy@remote.test",
             &autocrypt_field("addr=cy@remote.test;", &sign_only.to_vec().unwrap()),
         );
-        assert!(harvest(&store, id, &m3, 0, never).is_empty());
+        assert!(harvest(&store, id, &m3, 0, never).await.is_empty());
         assert_eq!(store.list().unwrap().len(), 2);
 
         // S/MIME: the signer's certificate, not the CA's, and the body is
@@ -781,11 +825,13 @@ mod tests {
             &head,
             MAX_SIGNED_MESSAGE + 1,
             || -> Result<Vec<u8>, String> { panic!("too large to read") },
-        );
+        )
+        .await;
         assert!(too_big.is_empty());
         let r = harvest(&store, id, &head, s.len() as u64, || {
             Ok::<_, String>(s.clone())
-        });
+        })
+        .await;
         assert_eq!(
             r.len(),
             1,
@@ -800,9 +846,12 @@ mod tests {
         assert!(harvest(&store, id, &s, s.len() as u64, || Ok::<_, String>(
             s.clone()
         ))
+        .await
         .is_empty());
         // A failing body read is logged, not fatal.
         let s = signed(certs.path(), "dee@remote.test", &[]);
-        assert!(harvest(&store, id, &s, 10, || Err("gone".to_string())).is_empty());
+        assert!(harvest(&store, id, &s, 10, || Err("gone".to_string()))
+            .await
+            .is_empty());
     }
 }

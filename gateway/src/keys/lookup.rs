@@ -135,8 +135,13 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The keystore and S/MIME roots named by `config`.
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, super::KeyStoreError> {
+    /// The keystore over `records`, with the S/MIME roots and trust
+    /// settings `config` names. Load the records with
+    /// [`Keystore::refresh`] before the first look-up.
+    pub fn from_config(
+        config: &crate::config::Config,
+        records: std::sync::Arc<dyn crate::store::keys::KeyRecords>,
+    ) -> Result<Self, super::KeyStoreError> {
         let roots = match &config.seal.smime_roots_file {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|source| super::KeyStoreError::Io {
@@ -150,7 +155,7 @@ impl Keys {
             None => Vec::new(),
         };
         Ok(Keys {
-            store: Keystore::open(&config.keystore_dir()),
+            store: Keystore::new(records),
             roots: std::sync::Arc::new(roots),
             allow_harvested: config.seal.use_harvested,
         })

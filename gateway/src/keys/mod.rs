@@ -31,7 +31,7 @@ pub fn filed_as(m: &crate::model::address::Mailbox) -> String {
 /// Errors from the keystore.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
-    /// Reading or writing the directory failed.
+    /// A file beside the records (S/MIME roots, the signing identity) cannot be read.
     #[error("keystore {path}: {source}")]
     Io {
         /// The file or directory.
@@ -39,14 +39,9 @@ pub enum KeyStoreError {
         /// Cause.
         source: std::io::Error,
     },
-    /// A stored entry does not parse.
-    #[error("keystore entry {path}: {reason}")]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The key records' store failed (a record that does not parse included).
+    #[error(transparent)]
+    Backend(#[from] crate::store::BackendError),
     /// The file to import holds neither OpenPGP keys nor X.509 certificates.
     #[error("{0}")]
     Unreadable(String),

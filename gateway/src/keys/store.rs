@@ -1,32 +1,42 @@
-//! The keystore directory: one `<kind>-<id>.json` file per key, written
-//! atomically (temporary file, fsync, rename, fsync of the directory).
+//! The keystore: pinning and merging over the stored key records
+//! (`store::keys`). Reads are served from the records as last loaded, so
+//! policy and the seal stage look keys up without waiting on the store;
+//! [`Keystore::refresh`] reloads them when the store has changed (another
+//! process imported a key), and every change made here reloads them.
 
 use super::pgp_key::RecipientKey;
 use super::smime_cert::RecipientCert;
 use super::KeyStoreError;
 use crate::model::key::{KeyEntry, KeyKind, KeySource, KeyState};
+use crate::store::keys::{KeyRecords, Stamp};
 use chrono::{DateTime, Utc};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock};
 
-/// The keystore in one directory. Cheap to clone; entries are re-read when
-/// the directory changes, so a CLI import is seen by the running gateway.
-#[derive(Debug, Clone)]
+/// The keystore. Cheap to clone; clones share the loaded records.
+#[derive(Clone)]
 pub struct Keystore {
-    dir: PathBuf,
-    cache: Arc<Mutex<Option<Snapshot>>>,
+    records: Arc<dyn KeyRecords>,
+    loaded: Arc<RwLock<Loaded>>,
     /// Held while an import reads the entries and writes one: policy
     /// decides (and harvests) messages concurrently, and pinning must see
     /// the key another task has just stored.
-    storing: Arc<Mutex<()>>,
+    storing: Arc<tokio::sync::Mutex<()>>,
     /// Addresses admin imports bind their key to ([`Keystore::binding`]);
     /// empty in the gateway.
     bind: Arc<[String]>,
 }
 
-/// The entries as read, with the directory's modification time then.
-type Snapshot = (SystemTime, Arc<Vec<KeyEntry>>);
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystore")
+            .field("bind", &self.bind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The records as last loaded (sorted by first address then age), and the
+/// store's stamp then; `None` before the first load.
+type Loaded = Option<(Option<Stamp>, Arc<Vec<KeyEntry>>)>;
 
 /// What an import did, per key.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,19 +47,12 @@ pub struct ImportReport {
     pub outcome: &'static str,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
-    move |source| KeyStoreError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 impl Keystore {
-    /// The keystore in `dir` (created when first written).
-    pub fn open(dir: &Path) -> Self {
+    /// The keystore over `records`; nothing is loaded until [`Keystore::refresh`].
+    pub fn new(records: Arc<dyn KeyRecords>) -> Self {
         Keystore {
-            dir: dir.to_path_buf(),
-            cache: Default::default(),
+            records,
+            loaded: Default::default(),
             storing: Default::default(),
             bind: Arc::new([]),
         }
@@ -82,48 +85,39 @@ impl Keystore {
         })
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Loads the records when the store changed since they were last
+    /// loaded (or never were): the stages call it before they look keys up.
+    pub async fn refresh(&self) -> Result<(), KeyStoreError> {
+        let stamp = self.records.stamp().await?;
+        let fresh = matches!(
+            &*self.loaded.read().expect("keystore records lock"),
+            Some((at, _)) if *at == stamp
+        );
+        if !fresh {
+            self.reload(stamp).await?;
+        }
+        Ok(())
     }
 
-    /// Every entry, sorted by first address then age.
-    pub fn list(&self) -> Result<Arc<Vec<KeyEntry>>, KeyStoreError> {
-        let stamp = match std::fs::metadata(&self.dir) {
-            Ok(m) => m.modified().map_err(io(&self.dir))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
-            Err(e) => return Err(io(&self.dir)(e)),
-        };
-        let mut cache = self.cache.lock().expect("keystore cache lock");
-        if let Some((at, entries)) = cache.as_ref() {
-            if *at == stamp {
-                return Ok(entries.clone());
-            }
-        }
-        let entries = Arc::new(self.read_all()?);
-        *cache = Some((stamp, entries.clone()));
-        Ok(entries)
-    }
-
-    fn read_all(&self) -> Result<Vec<KeyEntry>, KeyStoreError> {
-        let mut out = Vec::new();
-        for item in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
-            let path = item.map_err(io(&self.dir))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let entry: KeyEntry =
-                serde_json::from_str(&text).map_err(|e| KeyStoreError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            out.push(entry);
-        }
-        out.sort_by(|a, b| {
+    /// Loads every record; `stamp` is the store's, read before.
+    async fn reload(&self, stamp: Option<Stamp>) -> Result<(), KeyStoreError> {
+        let mut entries = self.records.all().await?;
+        entries.sort_by(|a, b| {
             (a.addresses.first(), a.added_at).cmp(&(b.addresses.first(), b.added_at))
         });
-        Ok(out)
+        *self.loaded.write().expect("keystore records lock") = Some((stamp, Arc::new(entries)));
+        Ok(())
+    }
+
+    /// Every entry as last loaded, sorted by first address then age.
+    pub fn list(&self) -> Result<Arc<Vec<KeyEntry>>, KeyStoreError> {
+        Ok(self
+            .loaded
+            .read()
+            .expect("keystore records lock")
+            .as_ref()
+            .map(|(_, entries)| entries.clone())
+            .unwrap_or_default())
     }
 
     /// The one entry whose id is `id` or starts with it (at least 8 characters).
@@ -157,7 +151,7 @@ impl Keystore {
     }
 
     /// Imports every OpenPGP certificate or X.509 certificate in `bytes`.
-    pub fn import(
+    pub async fn import(
         &self,
         bytes: &[u8],
         source: KeySource,
@@ -171,7 +165,7 @@ impl Keystore {
         };
         let mut reports = Vec::new();
         for entry in entries_from(bytes, source, now, bind)? {
-            reports.push(self.store(entry, None)?);
+            reports.push(self.store(entry, None).await?);
         }
         Ok(reports)
     }
@@ -185,7 +179,7 @@ impl Keystore {
     /// joins its addresses only if no other active key of its kind is filed
     /// under it, so pinning cannot be bypassed that way (the key then stays
     /// unused for `address`, and no pending entry records it).
-    pub fn import_for(
+    pub async fn import_for(
         &self,
         bytes: &[u8],
         source: KeySource,
@@ -199,19 +193,21 @@ impl Keystore {
                 continue;
             }
             entry.addresses = vec![address.clone()];
-            reports.push(self.store(entry, Some(&address))?);
+            reports.push(self.store(entry, Some(&address)).await?);
         }
         Ok(reports)
     }
 
     /// Stores one entry, applying pinning; `only`: filed under that one
     /// address ([`Keystore::import_for`]).
-    fn store(
+    async fn store(
         &self,
         mut entry: KeyEntry,
         only: Option<&str>,
     ) -> Result<ImportReport, KeyStoreError> {
-        let _storing = self.storing.lock().expect("keystore store lock");
+        let _storing = self.storing.lock().await;
+        // Pinning decides on what is stored now, not on what was loaded.
+        self.refresh().await?;
         let existing = self.list()?;
         let outcome = if let Some(old) = existing.iter().find(|e| e.id == entry.id) {
             // The same key again (new expiry, new subkeys): keep its standing.
@@ -262,52 +258,36 @@ impl Keystore {
         // its user IDs name, in the order bound.
         entry.addresses.retain(|a| !entry.bound.contains(a));
         entry.addresses.extend(entry.bound.iter().cloned());
-        self.write(&entry)?;
+        self.write(&entry).await?;
         Ok(ImportReport { entry, outcome })
     }
 
     /// Removes the entry `id` (or unique prefix); returns it.
-    pub fn remove(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+    pub async fn remove(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+        self.refresh().await?;
         let entry = self.get(id)?;
-        let path = self.path_of(&entry);
-        std::fs::remove_file(&path).map_err(io(&path))?;
-        self.forget_cache();
-        crate::durable_file::sync_dir(&self.dir).map_err(io(&self.dir))?;
+        self.records.delete(entry.kind, &entry.id).await?;
+        self.reload(self.records.stamp().await?).await?;
         Ok(entry)
     }
 
     /// Makes a pending entry active.
-    pub fn approve(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+    pub async fn approve(&self, id: &str) -> Result<KeyEntry, KeyStoreError> {
+        self.refresh().await?;
         let mut entry = self.get(id)?;
         entry.state = KeyState::Active;
-        self.write(&entry)?;
+        self.write(&entry).await?;
         Ok(entry)
     }
 
-    fn path_of(&self, e: &KeyEntry) -> PathBuf {
-        self.dir.join(format!(
-            "{}-{}.json",
-            e.kind.as_str(),
-            e.id.to_ascii_lowercase()
-        ))
-    }
-
-    fn write(&self, entry: &KeyEntry) -> Result<(), KeyStoreError> {
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let path = self.path_of(entry);
-        let text = serde_json::to_vec_pretty(entry).map_err(|e| KeyStoreError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let written = crate::durable_file::replace(&path, &text, 0o644).map_err(io(&path));
-        self.forget_cache();
-        written
-    }
-
-    /// Drops the cached entries: the directory's modification time may not
-    /// change between two writes close together (coarse timestamps).
-    fn forget_cache(&self) {
-        *self.cache.lock().expect("keystore cache lock") = None;
+    /// Stores `entry` and reloads: the stamp may not move between two
+    /// writes close together (coarse clocks), so a writer never trusts it
+    /// for its own change.
+    async fn write(&self, entry: &KeyEntry) -> Result<(), KeyStoreError> {
+        let written = self.records.put(entry).await;
+        let stamp = self.records.stamp().await?;
+        self.reload(stamp).await?;
+        Ok(written?)
     }
 }
 
@@ -455,6 +435,16 @@ fn cert_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    /// A keystore over key files in `dir`.
+    fn store_at(dir: &std::path::Path) -> Keystore {
+        Keystore::new(Arc::new(crate::store::rocksdb::key_files::KeyFiles::new(
+            dir,
+        )))
+    }
     use crate::keys::KeyStoreError;
     use openpgp::cert::CertBuilder;
     use openpgp::serialize::SerializeInto;
@@ -486,16 +476,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn import_list_find_update_and_remove() {
+    #[tokio::test]
+    async fn import_list_find_update_and_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(&dir.path().join("ks"));
+        let ks = store_at(&dir.path().join("ks"));
         assert!(
             ks.list().unwrap().is_empty(),
             "a missing directory is an empty store"
         );
         let key = pgp_key("Alice <Alice@Example.TEST>");
-        let r = ks.import(&key, KeySource::Imported).unwrap();
+        let r = ks.import(&key, KeySource::Imported).await.unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].outcome, "added");
         assert_eq!(r[0].entry.addresses, ["alice@example.test"]);
@@ -513,30 +503,35 @@ mod tests {
         assert!(e.contains("no S/MIME certificate is known"), "{e}");
         // The same key again is an update, not a second entry.
         assert_eq!(
-            ks.import(&key, KeySource::Imported).unwrap()[0].outcome,
+            ks.import(&key, KeySource::Imported).await.unwrap()[0].outcome,
             "updated"
         );
         assert_eq!(ks.list().unwrap().len(), 1);
         // A short prefix is refused, a long one works.
         assert!(matches!(ks.get(&id[..4]), Err(KeyStoreError::NotFound(_))));
         assert_eq!(ks.get(&id[..10].to_lowercase()).unwrap().id, id);
-        ks.remove(&id).unwrap();
+        ks.remove(&id).await.unwrap();
         assert!(ks.list().unwrap().is_empty());
-        assert!(matches!(ks.remove(&id), Err(KeyStoreError::NotFound(_))));
+        assert!(matches!(
+            ks.remove(&id).await,
+            Err(KeyStoreError::NotFound(_))
+        ));
     }
 
-    #[test]
-    fn a_changed_key_from_mail_waits_for_approval() {
+    #[tokio::test]
+    async fn a_changed_key_from_mail_waits_for_approval() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         let first = ks
             .import(&pgp_key("<bob@example.test>"), KeySource::Imported)
+            .await
             .unwrap()[0]
             .entry
             .id
             .clone();
         let second = ks
             .import(&pgp_key("<bob@example.test>"), KeySource::Wkd)
+            .await
             .unwrap();
         assert_eq!(second[0].outcome, "pending");
         let second = second[0].entry.id.clone();
@@ -546,12 +541,12 @@ mod tests {
             .usable("bob@example.test", KeyKind::Pgp, now, trust())
             .unwrap();
         assert_eq!(f.entry.id, first);
-        ks.remove(&first).unwrap();
+        ks.remove(&first).await.unwrap();
         let e = ks
             .usable("bob@example.test", KeyKind::Pgp, now, trust())
             .unwrap_err();
         assert!(e.contains("waits for approval"), "{e}");
-        ks.approve(&second).unwrap();
+        ks.approve(&second).await.unwrap();
         let f = ks
             .usable("bob@example.test", KeyKind::Pgp, now, trust())
             .unwrap();
@@ -559,6 +554,7 @@ mod tests {
         // Harvested keys are not used unless allowed.
         let h = ks
             .import(&pgp_key("<carol@example.test>"), KeySource::Harvested)
+            .await
             .unwrap();
         assert_eq!(h[0].outcome, "added");
         let e = ks
@@ -567,13 +563,13 @@ mod tests {
         assert!(e.contains("harvested"), "{e}");
     }
 
-    #[test]
-    fn certificates_are_filed_by_address_with_serial_and_issuer() {
+    #[tokio::test]
+    async fn certificates_are_filed_by_address_with_serial_and_issuer() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         let mut bundle = smime_cert("dana@example.test");
         bundle.extend(smime_cert("erin@example.test"));
-        let r = ks.import(&bundle, KeySource::Imported).unwrap();
+        let r = ks.import(&bundle, KeySource::Imported).await.unwrap();
         assert_eq!(r.len(), 2, "both certificates of a PEM bundle");
         let e = &r[0].entry;
         assert_eq!(e.kind, KeyKind::Smime);
@@ -600,10 +596,10 @@ mod tests {
         assert!(why.contains("expired"), "{why}");
     }
 
-    #[test]
-    fn keys_from_mail_are_filed_under_one_address_and_never_weaken_a_stored_one() {
+    #[tokio::test]
+    async fn keys_from_mail_are_filed_under_one_address_and_never_weaken_a_stored_one() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         let now = SystemTime::now();
         let allow = super::super::lookup::Trust {
             roots: &[],
@@ -617,16 +613,19 @@ mod tests {
         let two = two.armored().to_vec().unwrap();
         let r = ks
             .import_for(&two, KeySource::Harvested, "FAY@example.test")
+            .await
             .unwrap();
         assert_eq!(r[0].outcome, "added");
         assert_eq!(r[0].entry.addresses, ["fay@example.test"]);
         assert!(ks
             .import_for(&two, KeySource::Harvested, "hal@example.test")
+            .await
             .unwrap()
             .is_empty());
         // Seen from the other address too, with no key there yet: added to it.
         let r = ks
             .import_for(&two, KeySource::Harvested, "gus@example.test")
+            .await
             .unwrap();
         assert_eq!(r[0].outcome, "updated");
         assert_eq!(
@@ -636,6 +635,7 @@ mod tests {
         // But not where another active key is pinned: no bypass through an update.
         let ivy = ks
             .import(&pgp_key("<ivy@example.test>"), KeySource::Imported)
+            .await
             .unwrap()[0]
             .entry
             .id
@@ -646,9 +646,11 @@ mod tests {
             .unwrap();
         let jo = jo.armored().to_vec().unwrap();
         ks.import_for(&jo, KeySource::Harvested, "jo@example.test")
+            .await
             .unwrap();
         let r = ks
             .import_for(&jo, KeySource::Harvested, "ivy@example.test")
+            .await
             .unwrap();
         assert_eq!(r[0].entry.addresses, ["jo@example.test"]);
         let f = ks
@@ -663,9 +665,11 @@ mod tests {
         let stale = kim.armored().to_vec().unwrap();
         let revoked = kim.insert_packets(revocation).unwrap().0;
         ks.import(&revoked.armored().to_vec().unwrap(), KeySource::Imported)
+            .await
             .unwrap();
         let r = ks
             .import_for(&stale, KeySource::Harvested, "kim@example.test")
+            .await
             .unwrap();
         assert_eq!(r[0].outcome, "updated");
         assert_eq!(r[0].entry.source, KeySource::Imported);
@@ -674,19 +678,21 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("revoked"), "{e}");
         let lee = pgp_key("<lee@example.test>");
-        ks.import(&lee, KeySource::Wkd).unwrap();
+        ks.import(&lee, KeySource::Wkd).await.unwrap();
         let r = ks
             .import_for(&lee, KeySource::Harvested, "lee@example.test")
+            .await
             .unwrap();
         assert_eq!(r[0].entry.source, KeySource::Wkd);
     }
 
-    #[test]
-    fn unreadable_input_and_keys_without_address_are_refused() {
+    #[tokio::test]
+    async fn unreadable_input_and_keys_without_address_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         let e = ks
             .import(b"not a key at all", KeySource::Imported)
+            .await
             .unwrap_err();
         assert!(matches!(e, KeyStoreError::Unreadable(_)), "{e}");
         assert!(
@@ -695,11 +701,13 @@ mod tests {
         );
         let e = ks
             .import(&pgp_key("Just A Name"), KeySource::Imported)
+            .await
             .unwrap_err();
         assert!(matches!(e, KeyStoreError::Unbound(_)), "{e}");
         assert!(e.to_string().contains("--address"), "{e}");
         let e = ks
             .import(&pgp_key("Just A Name"), KeySource::Wkd)
+            .await
             .unwrap_err();
         assert!(matches!(e, KeyStoreError::NoAddress(_)), "{e}");
         assert!(ks.list().unwrap().is_empty());
@@ -709,16 +717,22 @@ mod tests {
     // fixture), which has no user ID at all.
     const RFC9580_V6_CERT: &[u8] = include_bytes!("../seal/testdata/rfc9580-a3-v6-cert.asc");
 
-    #[test]
-    fn an_admin_binds_a_key_without_an_email_user_id_to_an_address() {
+    #[tokio::test]
+    async fn an_admin_binds_a_key_without_an_email_user_id_to_an_address() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         let now = SystemTime::now();
-        let e = ks.import(RFC9580_V6_CERT, KeySource::Imported).unwrap_err();
+        let e = ks
+            .import(RFC9580_V6_CERT, KeySource::Imported)
+            .await
+            .unwrap_err();
         assert!(matches!(e, KeyStoreError::Unbound(_)), "{e}");
 
         let bound = ks.binding(&["<V6@Example.TEST>".to_string()]).unwrap();
-        let r = bound.import(RFC9580_V6_CERT, KeySource::Imported).unwrap();
+        let r = bound
+            .import(RFC9580_V6_CERT, KeySource::Imported)
+            .await
+            .unwrap();
         assert_eq!(r[0].outcome, "added");
         let id = r[0].entry.id.clone();
         assert!(id.starts_with("CB186C4F0609A697"), "{id}");
@@ -738,6 +752,7 @@ mod tests {
         // Pinned like any admin import: a different key from WKD waits.
         let r = ks
             .import(&pgp_key("<v6@example.test>"), KeySource::Wkd)
+            .await
             .unwrap();
         assert_eq!(r[0].outcome, "pending");
         let f = ks
@@ -748,11 +763,15 @@ mod tests {
         // Mail and WKD cannot bring it: it names no address of its own.
         let e = ks
             .import_for(RFC9580_V6_CERT, KeySource::Harvested, "v6@example.test")
+            .await
             .unwrap_err();
         assert!(matches!(e, KeyStoreError::NoAddress(_)), "{e}");
         // Bound again to another address: an update that keeps the first binding.
         let again = ks.binding(&["w6@example.test".to_string()]).unwrap();
-        let r = again.import(RFC9580_V6_CERT, KeySource::Imported).unwrap();
+        let r = again
+            .import(RFC9580_V6_CERT, KeySource::Imported)
+            .await
+            .unwrap();
         assert_eq!(r[0].outcome, "updated");
         assert_eq!(r[0].entry.bound, ["v6@example.test", "w6@example.test"]);
         assert_eq!(r[0].entry.addresses, ["v6@example.test", "w6@example.test"]);
@@ -766,6 +785,7 @@ mod tests {
         // A key with e-mail user IDs is filed under those and the bound one.
         let r = bound
             .import(&pgp_key("Zed <zed@example.test>"), KeySource::Imported)
+            .await
             .unwrap();
         assert_eq!(
             r[0].entry.addresses,
@@ -774,10 +794,10 @@ mod tests {
         assert_eq!(r[0].entry.bound, ["v6@example.test"]);
     }
 
-    #[test]
-    fn binding_is_refused_for_bad_addresses_certificates_and_several_keys() {
+    #[tokio::test]
+    async fn binding_is_refused_for_bad_addresses_certificates_and_several_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = Keystore::open(dir.path());
+        let ks = store_at(dir.path());
         for bad in ["not an address", "a@", "@b.test", ""] {
             let e = ks.binding(&[bad.to_string()]).unwrap_err();
             assert!(matches!(e, KeyStoreError::BadAddress { .. }), "{bad}: {e}");
@@ -785,16 +805,17 @@ mod tests {
         let bound = ks.binding(&["a@example.test".to_string()]).unwrap();
         let e = bound
             .import(&smime_cert("a@example.test"), KeySource::Imported)
+            .await
             .unwrap_err();
         assert!(matches!(e, KeyStoreError::BindNotPgp), "{e}");
         let mut two = pgp_key("<b@example.test>");
         two.extend(pgp_key("<c@example.test>"));
-        let e = bound.import(&two, KeySource::Imported).unwrap_err();
+        let e = bound.import(&two, KeySource::Imported).await.unwrap_err();
         assert!(matches!(e, KeyStoreError::BindMany(2)), "{e}");
         assert!(ks.list().unwrap().is_empty());
         // No addresses: an ordinary import.
         let plain = ks.binding(&[]).unwrap();
-        let r = plain.import(&two, KeySource::Imported).unwrap();
+        let r = plain.import(&two, KeySource::Imported).await.unwrap();
         assert_eq!(r.len(), 2);
         assert!(r.iter().all(|r| r.entry.bound.is_empty()));
     }

@@ -286,6 +286,7 @@ impl Stage {
                     .keys
                     .store
                     .import(&bytes, crate::model::key::KeySource::Wkd)
+                    .await
                 {
                     Ok(reports) => {
                         for r in &reports {
@@ -311,6 +312,11 @@ impl Stage {
             return Ok(());
         };
         if !msg.decided {
+            // A key imported since the last message (by the CLI, or on
+            // another node) counts for this one.
+            if let Err(e) = self.keys.store.refresh().await {
+                tracing::error!(id = %id, error = %e, "cannot reload the keystore; deciding with the keys loaded before");
+            }
             let head = self.spool.read_head(&msg)?;
             let facts = header_facts(&head, &self.config.policy.header_trigger);
             let dlp = self.spool.inspection(id)?;
@@ -366,12 +372,15 @@ impl Stage {
             tracing::debug!(id = %msg.id, "no key harvest from mail claiming a local domain");
             return;
         }
-        let (spool, store, id) = (self.spool.clone(), self.keys.store.clone(), msg.id);
+        let (spool, id) = (self.spool.clone(), msg.id);
         let job = tokio::task::spawn_blocking(move || {
-            crate::keys::harvest::harvest(&store, id, &head, msg.size, || spool.read_body(&msg));
+            crate::keys::harvest::offered(id, &head, msg.size, || spool.read_body(&msg))
         });
-        if let Err(e) = job.await {
-            tracing::error!(id = %id, error = %e, "key harvesting failed");
+        match job.await {
+            Ok(offers) => {
+                crate::keys::harvest::keep(&self.keys.store, id, offers).await;
+            }
+            Err(e) => tracing::error!(id = %id, error = %e, "key harvesting failed"),
         }
     }
 }
@@ -462,7 +471,7 @@ mod tests {
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_path_buf();
         config.policy.inbound_dlp = crate::config::InboundDlp::Enforce;
-        let keys = Keys::from_config(&config).unwrap();
+        let keys = Keys::from_config(&config, crate::store::Stores::open(&config).keys).unwrap();
         let dlp = crate::spool::InspectionRecord {
             inspected_at: chrono::Utc::now(),
             findings: vec![],

@@ -43,6 +43,11 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// Reloads the keystore when it changed, so the key policy chose is there.
+    pub async fn refresh_keys(&self) -> Result<(), crate::keys::KeyStoreError> {
+        self.keys.store.refresh().await
+    }
+
     /// The sealer `config` describes.
     pub fn from_config(config: &Config, keys: Keys) -> Result<Self, SealSetupError> {
         let signer = match &config.seal.pgp_signing_key {
@@ -258,6 +263,9 @@ impl Stage {
             return Ok(());
         };
         if msg.awaits_seal() {
+            if let Err(e) = self.sealer.refresh_keys().await {
+                tracing::error!(id = %id, error = %e, "cannot reload the keystore; sealing with the keys loaded before");
+            }
             let body = self.spool.read_body(&msg)?;
             let sealer = self.sealer.clone();
             let portal = self.portal.clone();

@@ -59,6 +59,8 @@ pub struct Stores {
     pub holds: std::sync::Arc<dyn holds::LegalHolds>,
     /// The audit log.
     pub audit: std::sync::Arc<dyn audit_log::AuditLog>,
+    /// Recipients' key records.
+    pub keys: std::sync::Arc<dyn keys::KeyRecords>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -76,6 +78,7 @@ impl Stores {
             tokens: std::sync::Arc::new(rocksdb::tokens::TokenFile::new(data)),
             holds: std::sync::Arc::new(rocksdb::holds::HoldFile::new(data)),
             audit: std::sync::Arc::new(rocksdb::audit_file::AuditFile::new(data)),
+            keys: std::sync::Arc::new(rocksdb::key_files::KeyFiles::new(&config.keystore_dir())),
         }
     }
 }
