@@ -247,7 +247,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         // A message without verdicts or sealed copies reaches delivery
         // through the policy and seal stages, never straight from the queue scan.
         let skip_spool = spool.clone();
-        tokio::spawn(deliver::worker::run(
+        tokio::spawn(deliver::scheduler::run(
             stage,
             ready,
             rx,
