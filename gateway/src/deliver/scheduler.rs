@@ -1,11 +1,12 @@
 //! The deliver stage's scheduler: keeps, per queued message, the time of
 //! its next attempt and starts the attempt (`worker.rs`) when it falls due.
-//! Messages arrive once the earlier stages are done with them; on start the
-//! queue is scanned for what a previous run left; an operator's retry comes
-//! over the command channel; housekeeping closes idle connections, sets the
-//! queue gauges and prunes finished records.
+//! Messages arrive on the stage's pipe once sealed; on start the queue is
+//! scanned for what a previous run left; an operator's retry comes over the
+//! command channel; housekeeping closes idle connections, sets the queue
+//! gauges and prunes finished records.
 
 use super::worker::{next_due, Stage};
+use crate::spool::pipe::{Pipe, Readiness};
 use crate::spool::{QueueId, RecipientState};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -24,15 +25,10 @@ pub enum Command {
 /// Handle for sending [`Command`]s to the running stage.
 pub type Commands = UnboundedSender<Command>;
 
-/// Runs until `ready` closes. `ready` brings ids of messages the earlier
+/// Runs until `pipe` closes. The pipe brings ids of messages the earlier
 /// stages are done with; on start the queue is scanned for messages a
-/// previous run left (those `skip` says are not ready are left to `ready`).
-pub async fn run(
-    stage: Arc<Stage>,
-    mut ready: UnboundedReceiver<QueueId>,
-    mut commands: UnboundedReceiver<Command>,
-    skip: impl Fn(QueueId) -> bool,
-) {
+/// previous run left (those not ready yet come down the pipe later).
+pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedReceiver<Command>) {
     let mut due: BTreeSet<(DateTime<Utc>, QueueId)> = BTreeSet::new();
     let mut when: HashMap<QueueId, DateTime<Utc>> = HashMap::new();
     let mut running: std::collections::HashSet<QueueId> = Default::default();
@@ -52,13 +48,10 @@ pub async fn run(
         due.insert((at, id));
     }
 
-    match stage.spool.list() {
+    match pipe.backlog(|_| true) {
         Ok(list) => {
             let mut n = 0;
             for m in list {
-                if skip(m.id) {
-                    continue;
-                }
                 if let Some(at) = next_due(&m) {
                     schedule(&mut due, &mut when, m.id, at);
                     n += 1;
@@ -84,7 +77,7 @@ pub async fn run(
             None => std::time::Duration::from_secs(3600),
         };
         tokio::select! {
-            id = ready.recv() => match id {
+            id = pipe.input.recv() => match id {
                 Some(id) => schedule(&mut due, &mut when, id, Utc::now()),
                 None => break,
             },
@@ -94,7 +87,7 @@ pub async fn run(
                     Command::Retry(id) => vec![id],
                     Command::RetryAll => stage.spool.list().map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
                 };
-                for id in ids.into_iter().filter(|id| !skip(*id)) {
+                for id in ids.into_iter().filter(|id| pipe.ready(*id) == Readiness::Ready) {
                     forced.insert(id);
                     if !running.contains(&id) {
                         schedule(&mut due, &mut when, id, now);
