@@ -8,11 +8,13 @@ use crate::inspect::worker::{self, SharedRules};
 use crate::smtp::recipients::{RecipientList, SharedRecipients};
 use crate::smtp::server::Gateway;
 use crate::smtp::tls;
-use crate::spool::{KeyError, Keyring, Spool, SpoolError};
+use crate::spool::pipe::{Pipe, Progress};
+use crate::spool::{KeyError, Keyring, QueueId, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
 /// Why the gateway could not start or stopped.
@@ -171,118 +173,38 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
     let keys = crate::keys::Keys::from_config(&config, stores.keys.clone())?;
     keys.store.refresh().await?;
-    let sealer = crate::seal::worker::Sealer::from_config(&config, keys.clone())?;
     let net = Net::new(&config, &spool)?;
-    let wkd = if config.seal.wkd {
-        Some(Arc::new(
-            crate::keys::wkd::Wkd::new(net.dns.clone(), net.roots.clone(), config.seal.wkd_port)
-                .map_err(ServeError::Delivery)?,
-        ))
-    } else {
-        None
+    let common = Common {
+        config: config.clone(),
+        spool: spool.clone(),
+        stores: stores.clone(),
+        metrics: metrics.clone(),
     };
-    // smtp → spool → inspect → policy → seal → deliver: each stage hands ids to the next.
-    let (to_policy, policy_ready) = tokio::sync::mpsc::unbounded_channel();
-    let (to_seal, seal_ready) = tokio::sync::mpsc::unbounded_channel();
-    let (to_deliver, ready) = tokio::sync::mpsc::unbounded_channel();
-    if config.dlp.enabled {
-        tokio::spawn(worker::run(
-            spool.clone(),
-            rules.clone(),
-            config.dlp.limits.clone(),
-            metrics.clone(),
-            to_policy,
-        ));
+
+    // The stages in the order mail flows, smtp → spool → inspect → policy →
+    // seal → deliver → archive. Each takes a Pipe: the ids the stage before
+    // hands on, and on start the spool's messages that stage is done with.
+    let accepted = Pipe::accepted(&spool);
+    let (to_policy, inspected) = Pipe::new(&spool, Progress::Inspected);
+    let (to_seal, decided) = Pipe::new(&spool, Progress::Decided);
+    let (to_deliver, sealed) = Pipe::new(&spool, Progress::Sealed);
+    let for_policy = if config.dlp.enabled {
+        start_inspect(&common, &rules, accepted, to_policy);
+        inspected
     } else {
-        let mut accepted = spool.subscribe();
-        tokio::spawn(async move {
-            while let Some(id) = accepted.recv().await {
-                let _ = to_policy.send(id);
-            }
-        });
-    }
-    {
-        // With DLP on, a message reaches policy only once inspected.
-        let (s, dlp) = (spool.clone(), config.dlp.enabled);
-        tokio::spawn(crate::policy::worker::run(
-            spool.clone(),
-            config.clone(),
-            keys.clone(),
-            crate::policy::worker::Lookups {
-                wkd,
-                mta_sts: net
-                    .mta_sts
-                    .clone()
-                    .map(|s| s as Arc<dyn crate::policy::worker::StsLookup>),
-            },
-            policy_ready,
-            to_seal.clone(),
-            move |id| !dlp || matches!(s.inspection(id), Ok(Some(_))),
-        ));
-    }
+        // Without DLP, policy takes each message as the spool commits it.
+        accepted
+    };
+    start_policy(&common, &keys, &net, for_policy, to_seal.clone())?;
     let escrow = open_escrow(&config)?;
-    let portal_seal = match &escrow {
-        Some(e) => Some(
-            crate::seal::portal::PortalSeal::new(config.clone(), e.clone(), metrics.clone())
-                .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
-        ),
-        None => None,
-    };
-    tokio::spawn(crate::seal::worker::run(
-        spool.clone(),
-        sealer,
-        portal_seal,
-        stores.audit.clone(),
-        config.server.hostname.clone(),
-        seal_ready,
-        to_deliver,
-    ));
+    start_seal(&common, &keys, &escrow, decided, to_deliver)?;
     // The archive is the last stage: deliver hands finished messages to it.
     let journal = open_journal(&config, &metrics)?;
-    let deliver_commands = if config.delivery.enabled {
-        let stage = deliver::worker::Stage::new(
-            deliverer(&config, &spool, &stores, &metrics, &net).await?,
-            journal
-                .clone()
-                .map(|j| j as Arc<dyn deliver::worker::Journaler>),
-        );
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // A message without verdicts or sealed copies reaches delivery
-        // through the policy and seal stages, never straight from the queue scan.
-        let skip_spool = spool.clone();
-        tokio::spawn(deliver::worker::run(
-            stage,
-            ready,
-            rx,
-            move |id| !matches!(skip_spool.get(id), Ok(Some(m)) if m.decided && !m.awaits_seal()),
-        ));
-        Some(tx)
-    } else {
-        tracing::warn!("delivery is disabled ([delivery] enabled = false): mail stays queued");
-        None
-    };
-    let server_tls = tls::ServerTls::new(&config)?;
-    let recipients: SharedRecipients = Arc::new(RwLock::new(load_recipients(&config)?));
-    let gateway = Gateway::new(
-        config.clone(),
-        spool.clone(),
-        metrics.clone(),
-        server_tls,
-        recipients.clone(),
-    );
-    tokio::spawn(reload_on_hup(config.clone(), rules.clone(), recipients));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let deliver_commands = start_deliver(&common, &net, &journal, sealed).await?;
 
-    let mut tasks = Vec::new();
-    for l in &config.listener {
-        let tcp = bind(l.address, &format!("listener {}", l.name)).await?;
-        tracing::info!(listener = %l.name, address = %l.address, tls = ?l.tls, "SMTP listener ready");
-        tasks.push(tokio::spawn(gateway.clone().run_listener(
-            Arc::new(l.clone()),
-            tcp,
-            stop_rx.clone(),
-        )));
-    }
+    // Mail comes in last, once every stage runs.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = start_smtp(&common, &rules, &stop_rx).await?;
 
     if let Some(escrow) = &escrow {
         let tcp = bind(config.portal.address, "portal").await?;
@@ -391,6 +313,166 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What every stage is started with.
+struct Common {
+    config: Arc<Config>,
+    spool: Spool,
+    stores: crate::store::Stores,
+    metrics: Arc<Metrics>,
+}
+
+/// Starts the inspect stage: DLP findings stored for every accepted message.
+fn start_inspect(c: &Common, rules: &SharedRules, pipe: Pipe, next: UnboundedSender<QueueId>) {
+    let Common {
+        config,
+        spool,
+        metrics,
+        ..
+    } = c;
+    tokio::spawn(worker::run(
+        spool.clone(),
+        rules.clone(),
+        config.dlp.limits.clone(),
+        metrics.clone(),
+        pipe,
+        next,
+    ));
+}
+
+/// Starts the policy stage: a verdict stored for every recipient.
+fn start_policy(
+    c: &Common,
+    keys: &crate::keys::Keys,
+    net: &Net,
+    pipe: Pipe,
+    next: UnboundedSender<QueueId>,
+) -> Result<(), ServeError> {
+    let Common { config, spool, .. } = c;
+    let wkd = if config.seal.wkd {
+        Some(Arc::new(
+            crate::keys::wkd::Wkd::new(net.dns.clone(), net.roots.clone(), config.seal.wkd_port)
+                .map_err(ServeError::Delivery)?,
+        ))
+    } else {
+        None
+    };
+    tokio::spawn(crate::policy::worker::run(
+        spool.clone(),
+        config.clone(),
+        keys.clone(),
+        crate::policy::worker::Lookups {
+            wkd,
+            mta_sts: net
+                .mta_sts
+                .clone()
+                .map(|s| s as Arc<dyn crate::policy::worker::StsLookup>),
+        },
+        pipe,
+        next,
+    ));
+    Ok(())
+}
+
+/// Starts the seal stage: the sealed copies and portal deposits the
+/// verdicts ask for, stored before delivery.
+fn start_seal(
+    c: &Common,
+    keys: &crate::keys::Keys,
+    escrow: &Option<Arc<crate::seal::escrow::Escrow>>,
+    pipe: Pipe,
+    next: UnboundedSender<QueueId>,
+) -> Result<(), ServeError> {
+    let Common {
+        config,
+        spool,
+        metrics,
+        ..
+    } = c;
+    let sealer = crate::seal::worker::Sealer::from_config(config, keys.clone())?;
+    let portal_seal = match escrow {
+        Some(e) => Some(
+            crate::seal::portal::PortalSeal::new(config.clone(), e.clone(), metrics.clone())
+                .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
+        ),
+        None => None,
+    };
+    tokio::spawn(crate::seal::worker::run(
+        spool.clone(),
+        sealer,
+        portal_seal,
+        c.stores.audit.clone(),
+        config.server.hostname.clone(),
+        pipe,
+        next,
+    ));
+    Ok(())
+}
+
+/// Starts the deliver stage, handing finished messages to `journal`; the
+/// handle for operators' retries, or `None` when delivery is off.
+async fn start_deliver(
+    c: &Common,
+    net: &Net,
+    journal: &Option<Arc<crate::archive::worker::Journal>>,
+    pipe: Pipe,
+) -> Result<Option<deliver::scheduler::Commands>, ServeError> {
+    let Common {
+        config,
+        spool,
+        metrics,
+        ..
+    } = c;
+    if !config.delivery.enabled {
+        tracing::warn!("delivery is disabled ([delivery] enabled = false): mail stays queued");
+        return Ok(None);
+    }
+    let stage = deliver::worker::Stage::new(
+        deliverer(config, spool, &c.stores, metrics, net).await?,
+        journal
+            .clone()
+            .map(|j| j as Arc<dyn deliver::worker::Journaler>),
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(deliver::scheduler::run(stage, pipe, rx));
+    Ok(Some(tx))
+}
+
+/// Starts the SMTP listeners (and SIGHUP's reloads of what they and
+/// inspect read); their tasks end once `stop` turns true.
+async fn start_smtp(
+    c: &Common,
+    rules: &SharedRules,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
+    let Common {
+        config,
+        spool,
+        metrics,
+        ..
+    } = c;
+    let server_tls = tls::ServerTls::new(config)?;
+    let recipients: SharedRecipients = Arc::new(RwLock::new(load_recipients(config)?));
+    let gateway = Gateway::new(
+        config.clone(),
+        spool.clone(),
+        metrics.clone(),
+        server_tls,
+        recipients.clone(),
+    );
+    tokio::spawn(reload_on_hup(config.clone(), rules.clone(), recipients));
+    let mut tasks = Vec::new();
+    for l in &config.listener {
+        let tcp = bind(l.address, &format!("listener {}", l.name)).await?;
+        tracing::info!(listener = %l.name, address = %l.address, tls = ?l.tls, "SMTP listener ready");
+        tasks.push(tokio::spawn(gateway.clone().run_listener(
+            Arc::new(l.clone()),
+            tcp,
+            stop.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 /// What policy, seal discovery and delivery share of the network: one

@@ -27,7 +27,7 @@ pub struct AdminState {
     /// Bearer token required by `/api/v1/...` (the admin token file's).
     pub token: Arc<str>,
     /// The running deliver stage, if delivery is enabled.
-    pub deliver: Option<crate::deliver::worker::Commands>,
+    pub deliver: Option<crate::deliver::scheduler::Commands>,
     /// The seal stage's input: a released message goes there next.
     pub seal: tokio::sync::mpsc::UnboundedSender<QueueId>,
     /// The configuration (policy, for releases).
@@ -248,7 +248,7 @@ impl From<SpoolError> for ApiError {
     }
 }
 
-fn commands(s: &AdminState) -> Result<&crate::deliver::worker::Commands, ApiError> {
+fn commands(s: &AdminState) -> Result<&crate::deliver::scheduler::Commands, ApiError> {
     s.deliver.as_ref().ok_or_else(|| {
         ApiError(
             StatusCode::CONFLICT,
@@ -264,7 +264,7 @@ async fn retry(
     let msg = find(&s, &id)?;
     let commands = commands(&s)?;
     audit(&s, AdminAction::Retry, &msg.id.to_string(), 0).await?;
-    let _ = commands.send(crate::deliver::worker::Command::Retry(msg.id));
+    let _ = commands.send(crate::deliver::scheduler::Command::Retry(msg.id));
     tracing::info!(id = %msg.id, "retry requested by an admin");
     Ok(Json(
         serde_json::json!({ "retrying": [msg.id.to_string()] }),
@@ -372,7 +372,7 @@ async fn quarantine_delete(
     s.spool.update(&msg).await?;
     // Delivery sends the sender's DSN now.
     if let Some(c) = &s.deliver {
-        let _ = c.send(crate::deliver::worker::Command::Retry(msg.id));
+        let _ = c.send(crate::deliver::scheduler::Command::Retry(msg.id));
     }
     Ok(Json(
         serde_json::json!({ "deleted": msg.id.to_string(), "recipients": n }),
@@ -383,7 +383,7 @@ async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value
     let ids: Vec<String> = s.spool.list()?.iter().map(|m| m.id.to_string()).collect();
     let commands = commands(&s)?;
     audit(&s, AdminAction::RetryAll, "*", ids.len()).await?;
-    let _ = commands.send(crate::deliver::worker::Command::RetryAll);
+    let _ = commands.send(crate::deliver::scheduler::Command::RetryAll);
     tracing::info!(
         messages = ids.len(),
         "retry of the whole queue requested by an admin"

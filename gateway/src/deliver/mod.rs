@@ -14,5 +14,6 @@ pub mod mta_sts;
 pub mod pool;
 pub mod retry;
 pub mod route;
+pub mod scheduler;
 pub use crate::model::tls as tls_policy;
 pub mod worker;

@@ -4,6 +4,7 @@
 //! first catches up on messages a previous run accepted but never inspected.
 
 use super::{inspect, InspectLimits, Inspection};
+use crate::spool::pipe::{Pipe, Readiness};
 use crate::spool::{FindingRecord, InspectionRecord, QueueId, Spool};
 use crate::telemetry::metrics::Metrics;
 use sealgate_dlp::RuleSet;
@@ -53,16 +54,16 @@ struct Stage {
     next: tokio::sync::mpsc::UnboundedSender<QueueId>,
 }
 
-/// Runs until the spool's announcements end (the gateway stops). Messages
-/// are inspected concurrently, one per core.
+/// Runs until `pipe` closes (the gateway stops). Messages are inspected
+/// concurrently, one per core.
 pub async fn run(
     spool: Spool,
     rules: SharedRules,
     limits: InspectLimits,
     metrics: Arc<Metrics>,
+    mut pipe: Pipe,
     next: tokio::sync::mpsc::UnboundedSender<QueueId>,
 ) {
-    let mut accepted = spool.subscribe();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = Arc::new(Semaphore::new(cores));
     let stage = Arc::new(Stage {
@@ -72,7 +73,14 @@ pub async fn run(
         metrics,
         next,
     });
-    match stage.spool.uninspected() {
+    // The catch-up scan: the spool lists uninspected ids without
+    // decrypting every envelope, as `Pipe::backlog` would.
+    let backlog = stage.spool.uninspected().map(|ids| {
+        ids.into_iter()
+            .filter(|&id| pipe.ready(id) == Readiness::Ready)
+            .collect::<Vec<_>>()
+    });
+    match backlog {
         Ok(backlog) => {
             if !backlog.is_empty() {
                 tracing::info!(
@@ -86,7 +94,7 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "cannot list uninspected messages"),
     }
-    while let Some(id) = accepted.recv().await {
+    while let Some(id) = pipe.input.recv().await {
         dispatch(&stage, &permits, id).await;
     }
 }

@@ -9,11 +9,12 @@ use crate::keys::Keys;
 use crate::model::address::Mailbox;
 use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
+use crate::spool::pipe::Pipe;
 use crate::spool::Direction;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// What policy reads from a message's header block.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -385,16 +386,15 @@ impl Stage {
     }
 }
 
-/// Runs until `ready` closes; first decides messages a previous run left
-/// undecided (those `ready_now` says the earlier stages are done with).
+/// Runs until `pipe` closes; first decides messages a previous run left
+/// undecided (those the pipe says the earlier stages are done with).
 pub async fn run(
     spool: Spool,
     config: Arc<Config>,
     keys: Keys,
     lookups: Lookups,
-    mut ready: UnboundedReceiver<QueueId>,
+    mut pipe: Pipe,
     next: UnboundedSender<QueueId>,
-    ready_now: impl Fn(QueueId) -> bool,
 ) {
     let stage = Arc::new(Stage {
         spool,
@@ -407,9 +407,9 @@ pub async fn run(
     // A WKD lookup can take seconds: messages are decided concurrently so
     // one slow key server does not hold up the rest.
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
-    match stage.spool.list() {
+    match pipe.backlog(|m| !m.decided) {
         Ok(list) => {
-            for m in list.iter().filter(|m| !m.decided && ready_now(m.id)) {
+            for m in &list {
                 if let Err(e) = stage.decide_one(m.id).await {
                     tracing::error!(id = %m.id, error = %e, "policy decision failed");
                 }
@@ -417,7 +417,7 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "cannot list the queue for policy"),
     }
-    while let Some(id) = ready.recv().await {
+    while let Some(id) = pipe.input.recv().await {
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };

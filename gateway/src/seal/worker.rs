@@ -11,12 +11,13 @@ use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
 use crate::model::verdict::{Seal, Verdict};
+use crate::spool::pipe::Pipe;
 use crate::spool::{
     QueueId, QueuedMessage, SealRecord, Spool, SpoolError, Submission, PORTAL_ORIGIN,
 };
 use chrono::Utc;
 use std::sync::Arc;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Why the seal stage cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -324,7 +325,7 @@ impl Stage {
     }
 }
 
-/// Runs until `ready` closes; first seals what a previous run left decided
+/// Runs until `pipe` closes; first seals what a previous run left decided
 /// but unsealed.
 pub async fn run(
     spool: Spool,
@@ -332,7 +333,7 @@ pub async fn run(
     portal: Option<PortalSeal>,
     audit: Arc<dyn crate::store::audit_log::AuditLog>,
     hostname: String,
-    mut ready: UnboundedReceiver<QueueId>,
+    mut pipe: Pipe,
     next: UnboundedSender<QueueId>,
 ) {
     let stage = Arc::new(Stage {
@@ -343,9 +344,9 @@ pub async fn run(
         hostname,
         next,
     });
-    match stage.spool.list() {
+    match pipe.backlog(QueuedMessage::awaits_seal) {
         Ok(list) => {
-            for m in list.iter().filter(|m| m.awaits_seal()) {
+            for m in &list {
                 if let Err(e) = stage.seal_one(m.id).await {
                     tracing::error!(id = %m.id, error = %e, "sealing failed");
                 }
@@ -357,7 +358,7 @@ pub async fn run(
     // message does not hold up the small ones behind it.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let limit = Arc::new(tokio::sync::Semaphore::new(cores));
-    while let Some(id) = ready.recv().await {
+    while let Some(id) = pipe.input.recv().await {
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };

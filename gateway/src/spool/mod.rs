@@ -7,6 +7,7 @@
 mod commit;
 pub mod keyring;
 mod meta;
+pub mod pipe;
 mod submit;
 
 pub use crate::model::id::QueueId;
