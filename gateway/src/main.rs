@@ -495,18 +495,52 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("sealgate: {e:#}");
-            ExitCode::FAILURE
+/// How a command ended, as the exit code: 0 done and nothing wrong found;
+/// 1 the command ran and found a problem, or failed; 2 the command line is
+/// wrong (clap's usage errors, a search query that does not parse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Done, and nothing wrong found: 0.
+    Done,
+    /// The command ran and found a problem: 1.
+    Problem,
+    /// The command line is wrong: 2, as for clap's usage errors.
+    Usage,
+}
+
+impl Outcome {
+    /// `Done` when `ok`, else `Problem`: for commands that check something.
+    fn problem_unless(ok: bool) -> Self {
+        if ok {
+            Outcome::Done
+        } else {
+            Outcome::Problem
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+impl From<Outcome> for ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::Problem => ExitCode::FAILURE,
+            Outcome::Usage => ExitCode::from(2),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(outcome) => outcome.into(),
+        Err(e) => {
+            eprintln!("sealgate: {e:#}");
+            Outcome::Problem.into()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Cmd::Serve { config } => {
             let config = load(config.as_ref())?;
@@ -529,13 +563,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{}: dlp.rules_dir: the rule set does not load: {e}",
                         file.display()
                     );
-                    return Ok(ExitCode::FAILURE);
+                    return Ok(Outcome::Problem);
                 }
             },
             Err(errors) => {
                 eprint!("{errors}");
                 eprintln!("{} error(s)", errors.0.len());
-                return Ok(ExitCode::FAILURE);
+                return Ok(Outcome::Problem);
             }
         },
         Cmd::Queue { at, action } => {
@@ -558,7 +592,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let (text, clean) = queue::verify(&loc, json)?;
                     out.write_all(text.as_bytes())?;
                     if !clean {
-                        return Ok(ExitCode::FAILURE);
+                        return Ok(Outcome::Problem);
                     }
                 }
             }
@@ -672,7 +706,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if r.first_broken.is_some() {
-                        std::process::exit(1);
+                        return Ok(Outcome::Problem);
                     }
                 }
             }
@@ -697,21 +731,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         HoldCmd::Rm { name } => sealgate::admin::archive::hold_rm(&config, name)?,
                     };
                     print!("{text}");
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(Outcome::Done);
                 }
                 ArchiveCmd::Checkpoint { token_file } => {
                     print!(
                         "{}",
                         sealgate::admin::archive::checkpoint(&config, token_file.as_deref())?
                     );
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(Outcome::Done);
                 }
                 ArchiveCmd::Purge { dry_run, json } => {
                     print!(
                         "{}",
                         sealgate::admin::archive::purge(&config, *dry_run, *json)?
                     );
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(Outcome::Done);
                 }
                 _ => {}
             }
@@ -748,7 +782,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             sealgate::archive::SearchError::Query(e),
                         )) => {
                             eprintln!("{}", e.pointed(&q));
-                            std::process::exit(2);
+                            return Ok(Outcome::Usage);
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -774,7 +808,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let (text, ok) = sealgate::admin::archive::verify(&archive, from, json, key)?;
                     print!("{text}");
                     if !ok {
-                        std::process::exit(1);
+                        return Ok(Outcome::Problem);
                     }
                 }
             }
@@ -894,20 +928,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Dlp { action } => return dlp(action),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
-fn dlp(action: DlpCmd) -> anyhow::Result<ExitCode> {
+fn dlp(action: DlpCmd) -> anyhow::Result<Outcome> {
     match action {
         DlpCmd::Check { rules } => {
             let set = rules.load()?;
             let (text, ok) = report::check_examples(&set);
             print!("{text}");
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(Outcome::problem_unless(ok))
         }
         DlpCmd::Scan {
             files,
@@ -940,11 +970,7 @@ fn dlp(action: DlpCmd) -> anyhow::Result<ExitCode> {
                     out.write_all(report::to_text(&name, &found).as_bytes())?;
                 }
             }
-            Ok(if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(Outcome::problem_unless(!failed))
         }
     }
 }
