@@ -171,8 +171,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         _ => ServeError::Spool(e),
     })?;
-    let keys = crate::keys::Keys::from_config(&config, stores.keys.clone())?;
-    keys.store.refresh().await?;
+    let keys = crate::keys::Keys::open(&config, stores.keys.clone()).await?;
     let net = Net::new(&config, &spool)?;
     let common = Common {
         config: config.clone(),

@@ -526,10 +526,7 @@ impl Change {
         match self {
             Change::Release(id, seal) => {
                 let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
-                let keys = crate::keys::Keys::from_config(&loc.config, loc.stores.keys.clone())
-                    .map_err(|e| QueueError::Refused(e.to_string()))?;
-                keys.store
-                    .refresh()
+                let keys = crate::keys::Keys::open(&loc.config, loc.stores.keys.clone())
                     .await
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 let n = super::quarantine::release(&mut m, &loc.config, &keys, *seal)

@@ -55,8 +55,7 @@ pub async fn run(args: ExplainArgs) -> super::Result {
         None
     };
     let keys =
-        sealgate::keys::Keys::from_config(&config, sealgate::store::Stores::open(&config).keys)?;
-    keys.store.refresh().await?;
+        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).keys).await?;
     let direction = if inbound {
         sealgate::spool::Direction::Inbound
     } else {

@@ -57,8 +57,7 @@ pub enum KeysCmd {
 pub async fn run(at: Where, action: KeysCmd) -> super::Result {
     let config = at.load()?;
     let keys =
-        sealgate::keys::Keys::from_config(&config, sealgate::store::Stores::open(&config).keys)?;
-    keys.store.refresh().await?;
+        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).keys).await?;
     let text = match action {
         KeysCmd::Import {
             file,

@@ -161,6 +161,16 @@ impl Keys {
         })
     }
 
+    /// [`Keys::from_config`] with the records loaded: ready for look-ups.
+    pub async fn open(
+        config: &crate::config::Config,
+        records: std::sync::Arc<dyn crate::store::keys::KeyRecords>,
+    ) -> Result<Self, super::KeyStoreError> {
+        let keys = Self::from_config(config, records)?;
+        keys.store.refresh().await?;
+        Ok(keys)
+    }
+
     /// These keys, with admin imports binding their OpenPGP key to
     /// `addresses` (see [`Keystore::binding`]).
     pub fn binding(&self, addresses: &[String]) -> Result<Self, super::KeyStoreError> {

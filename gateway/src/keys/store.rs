@@ -109,6 +109,12 @@ impl Keystore {
         Ok(())
     }
 
+    /// Loads the records after a change made here, whatever the stamp says.
+    async fn reload_now(&self) -> Result<(), KeyStoreError> {
+        let stamp = self.records.stamp().await?;
+        self.reload(stamp).await
+    }
+
     /// Every entry as last loaded, sorted by first address then age.
     pub fn list(&self) -> Result<Arc<Vec<KeyEntry>>, KeyStoreError> {
         Ok(self
@@ -267,7 +273,7 @@ impl Keystore {
         self.refresh().await?;
         let entry = self.get(id)?;
         self.records.delete(entry.kind, &entry.id).await?;
-        self.reload(self.records.stamp().await?).await?;
+        self.reload_now().await?;
         Ok(entry)
     }
 
@@ -285,8 +291,7 @@ impl Keystore {
     /// for its own change.
     async fn write(&self, entry: &KeyEntry) -> Result<(), KeyStoreError> {
         let written = self.records.put(entry).await;
-        let stamp = self.records.stamp().await?;
-        self.reload(stamp).await?;
+        self.reload_now().await?;
         Ok(written?)
     }
 }

@@ -15,27 +15,16 @@ impl TokenFile {
     pub fn new(data_dir: &Path) -> Self {
         TokenFile(JsonFile::new(data_dir, "tokens.json", 0o600, "tokens file"))
     }
-
-    fn read(&self) -> Result<Vec<TokenEntry>, TokenError> {
-        Ok(self.0.read()?)
-    }
-
-    fn change<T>(
-        &self,
-        f: impl FnOnce(&mut Vec<TokenEntry>) -> Result<T, TokenError>,
-    ) -> Result<T, TokenError> {
-        self.0.change(f)
-    }
 }
 
 #[async_trait]
 impl ApiTokens for TokenFile {
     async fn list(&self) -> Result<Vec<TokenEntry>, TokenError> {
-        self.read()
+        Ok(self.0.read()?)
     }
 
     async fn insert(&self, entry: TokenEntry) -> Result<(), TokenError> {
-        self.change(|entries| {
+        self.0.change(|entries: &mut Vec<TokenEntry>| {
             if entries.iter().any(|e| e.name == entry.name) {
                 return Err(TokenError::Exists(entry.name.clone()));
             }
@@ -45,7 +34,7 @@ impl ApiTokens for TokenFile {
     }
 
     async fn remove(&self, name: &str) -> Result<TokenEntry, TokenError> {
-        self.change(|entries| {
+        self.0.change(|entries: &mut Vec<TokenEntry>| {
             let at = entries
                 .iter()
                 .position(|e| e.name == name)
@@ -55,7 +44,11 @@ impl ApiTokens for TokenFile {
     }
 
     async fn find_hash(&self, sha256: &str) -> Result<Option<TokenEntry>, TokenError> {
-        Ok(self.read()?.into_iter().find(|e| e.sha256 == sha256))
+        Ok(self
+            .0
+            .read::<TokenEntry>()?
+            .into_iter()
+            .find(|e| e.sha256 == sha256))
     }
 }
 
