@@ -92,7 +92,7 @@ impl Wkd {
     pub fn new(dns: Dns, roots: Arc<rustls::RootCertStore>, port: u16) -> Result<Self, String> {
         Ok(Wkd {
             dns,
-            config: https_get::client_config(roots)?,
+            config: https_get::client_config(roots).map_err(|e| e.to_string())?,
             port,
             misses: Mutex::default(),
         })
