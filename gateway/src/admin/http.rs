@@ -3,6 +3,7 @@
 
 use super::queue::AdminAction;
 use super::queue::QueueSummary;
+use crate::model::id::BadQueueId;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use axum::extract::{Path, Request, State};
@@ -424,7 +425,7 @@ async fn portal_revoke(
 
 fn parse_id(id: &str) -> Result<QueueId, ApiError> {
     id.parse()
-        .map_err(|e: String| ApiError(StatusCode::BAD_REQUEST, e))
+        .map_err(|e: BadQueueId| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn find(s: &AdminState, id: &str) -> Result<QueuedMessage, ApiError> {

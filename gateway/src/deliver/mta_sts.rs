@@ -120,7 +120,7 @@ impl StsPolicy {
                 "max_age" => {
                     max_age.get_or_insert(value);
                 }
-                "mx" => mx.push(parse_mx_pattern(value).map_err(syntax)?),
+                "mx" => mx.push(parse_mx_pattern(value)?),
                 _ => {}
             }
         }
@@ -169,7 +169,7 @@ impl StsPolicy {
 }
 
 /// Validates one `mx:` value: an optional `*.` and a domain of LDH labels.
-fn parse_mx_pattern(value: &str) -> Result<String, String> {
+fn parse_mx_pattern(value: &str) -> Result<String, StsError> {
     let v = value.trim_end_matches('.').to_ascii_lowercase();
     let domain = v.strip_prefix("*.").unwrap_or(&v);
     let ok = !domain.is_empty()
@@ -182,7 +182,7 @@ fn parse_mx_pattern(value: &str) -> Result<String, String> {
     if ok {
         Ok(v)
     } else {
-        Err(format!("bad mx pattern {value:.80}"))
+        Err(StsError::Syntax(format!("bad mx pattern {value:.80}")))
     }
 }
 

@@ -21,7 +21,7 @@ pub mod wkd;
 use sealgate_parse::ber;
 
 pub use entry::{KeyEntry, KeyKind, KeySource, KeyState};
-pub use lookup::{Found, Keys, Parsed};
+pub use lookup::{Found, Keys, Parsed, Unusable};
 pub use store::{ImportReport, Keystore};
 
 /// The form of an address keys are filed under: lower case, the domain

@@ -79,6 +79,39 @@ pub fn locations(local: &str, domain: &str) -> [(String, String); 2] {
     ]
 }
 
+/// Why WKD gave no key for an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WkdError {
+    /// A lookup for the address found nothing a short while ago.
+    #[error("a recent WKD lookup found no key")]
+    Remembered,
+    /// The address has no `@`.
+    #[error("not an address")]
+    NotAnAddress,
+    /// Neither the advanced nor the direct method's host resolves, or DNS failed.
+    #[error("WKD: {0}")]
+    Dns(#[from] DnsError),
+    /// The server answered, but not with a key (a 404, a redirect...).
+    #[error("WKD {host}: {error}")]
+    NotPublished {
+        /// The host asked.
+        host: String,
+        /// Its answer.
+        error: https_get::GetError,
+    },
+    /// No server could be asked: connection, TLS, timeout.
+    #[error("WKD {host}: {error}")]
+    Unreachable {
+        /// The host tried.
+        host: String,
+        /// The last failure.
+        error: https_get::GetError,
+    },
+    /// The host resolved to no address at all.
+    #[error("WKD {0}: no address")]
+    NoAddress(String),
+}
+
 /// WKD lookups with a memory of recent misses.
 pub struct Wkd {
     dns: Dns,
@@ -100,11 +133,11 @@ impl Wkd {
 
     /// The key bytes published for `address` (lower-case, ASCII domain), or
     /// why there are none. A recent miss answers at once.
-    pub async fn lookup(&self, address: &str) -> Result<Vec<u8>, String> {
+    pub async fn lookup(&self, address: &str) -> Result<Vec<u8>, WkdError> {
         let now = Instant::now();
         if let Some(until) = self.misses.lock().expect("wkd lock").get(address) {
             if *until > now {
-                return Err("a recent WKD lookup found no key".into());
+                return Err(WkdError::Remembered);
             }
         }
         let result = self.fetch(address).await;
@@ -121,34 +154,43 @@ impl Wkd {
         result.map_err(|(why, _)| why)
     }
 
-    async fn fetch(&self, address: &str) -> Result<Vec<u8>, (String, Duration)> {
+    async fn fetch(&self, address: &str) -> Result<Vec<u8>, (WkdError, Duration)> {
         let (local, domain) = address
             .rsplit_once('@')
-            .ok_or_else(|| ("not an address".to_string(), MISS_TTL))?;
+            .ok_or((WkdError::NotAnAddress, MISS_TTL))?;
         let [advanced, direct] = locations(local, domain);
+        let miss = |e: DnsError| {
+            let ttl = match e {
+                DnsError::NoSuchDomain(_) | DnsError::NoAddress(_) => MISS_TTL,
+                _ => FAIL_TTL,
+            };
+            (WkdError::Dns(e), ttl)
+        };
         // The advanced method when its host exists (draft §3.1), else direct.
         let (host, path, addrs) = match self.dns.addrs(&advanced.0).await {
             Ok(a) => (advanced.0, advanced.1, a),
             Err(DnsError::NoSuchDomain(_) | DnsError::NoAddress(_)) => {
                 match self.dns.addrs(&direct.0).await {
                     Ok(a) => (direct.0, direct.1, a),
-                    Err(e @ (DnsError::NoSuchDomain(_) | DnsError::NoAddress(_))) => {
-                        return Err((format!("WKD: {e}"), MISS_TTL))
-                    }
-                    Err(e) => return Err((format!("WKD: {e}"), FAIL_TTL)),
+                    Err(e) => return Err(miss(e)),
                 }
             }
-            Err(e) => return Err((format!("WKD: {e}"), FAIL_TTL)),
+            Err(e) => return Err((WkdError::Dns(e), FAIL_TTL)),
         };
-        let mut last = String::new();
+        let mut last = WkdError::NoAddress(host.clone());
         for ip in addrs.into_iter().take(3) {
             let addr = SocketAddr::new(ip, self.port);
             match https_get::get(addr, &host, &path, self.config.clone(), &KEY).await {
                 Ok(body) => return Ok(body),
-                Err(e @ https_get::GetError::Status { .. }) => {
-                    return Err((format!("WKD {host}: {e}"), MISS_TTL))
+                Err(error @ https_get::GetError::Status { .. }) => {
+                    return Err((WkdError::NotPublished { host, error }, MISS_TTL))
                 }
-                Err(e) => last = format!("WKD {host}: {e}"),
+                Err(error) => {
+                    last = WkdError::Unreachable {
+                        host: host.clone(),
+                        error,
+                    }
+                }
             }
         }
         Err((last, FAIL_TTL))
