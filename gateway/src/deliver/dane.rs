@@ -836,24 +836,9 @@ fn common_ancestor(a: &Name, b: &Name) -> Name {
     n
 }
 
-/// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels).
+/// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels, RFC 5155).
 fn base32hex(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    data_encoding::BASE32_DNSSEC.encode(bytes)
 }
 
 /// Checks a presented chain against TLSA records and returns the record that

@@ -8,11 +8,13 @@
 
 use crate::net::dns::{Dns, DnsError};
 use crate::net::https_get::{self, Want};
+use data_encoding::{Encoding, Specification};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rustls::ClientConfig;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a key fetch accepts: any media type (servers send
@@ -29,38 +31,28 @@ const FAIL_TTL: Duration = Duration::from_secs(900);
 /// Remembered misses at most (oldest dropped first).
 const MAX_REMEMBERED: usize = 10_000;
 
-/// The z-base-32 alphabet (RFC 6189 §5.1.6), as WKD uses it.
-const ZBASE32: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+/// z-base-32 (RFC 6189 §5.1.6), as WKD uses it: no padding.
+static ZBASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("ybndrfg8ejkmcpqxot1uwisza345h769");
+    spec.encoding().expect("32 distinct symbols")
+});
 
 /// z-base-32 of the SHA-1 of the lower-cased local part: the file name WKD uses.
 pub fn hashed_local(local: &str) -> String {
-    let digest = Sha1::digest(local.to_lowercase().as_bytes());
-    let mut out = String::with_capacity(32);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in digest.iter() {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ZBASE32[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ZBASE32[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    ZBASE32.encode(&Sha1::digest(local.to_lowercase().as_bytes()))
 }
+
+/// What stays as it is in the `l=` query value: RFC 3986's unreserved characters.
+const QUERY_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes a local part for the `l=` query parameter.
 fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(s, QUERY_KEEPS).to_string()
 }
 
 /// Host and path of the advanced and the direct method for `local@domain`

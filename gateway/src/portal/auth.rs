@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
 
 /// Shortest password a recipient may set.
 pub const MIN_PASSWORD: usize = 12;
@@ -289,7 +290,8 @@ fn code_attempt(
         return Ok(Attempt::NoCode);
     };
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    if !constant_time_eq(&code_hash(&key(address), &code), &pending.hash) {
+    let given = code_hash(&key(address), &code);
+    if !bool::from(given.as_bytes().ct_eq(pending.hash.as_bytes())) {
         return wrong(escrow, address, a, rules);
     }
     a.code = None;
@@ -506,14 +508,6 @@ pub fn csrf_ok(key: &ring::hmac::Key, bound: &str, token: &str) -> bool {
         Ok(tag) => ring::hmac::verify(key, bound.as_bytes(), &tag).is_ok(),
         Err(_) => false,
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 #[cfg(test)]
