@@ -284,10 +284,7 @@ async fn explain(
             crate::model::address::Mailbox::parse(t.trim()).map_err(|e| bad(format!("to {t}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rules = s
-        .rules
-        .as_ref()
-        .map(|r| r.read().expect("rules lock").clone());
+    let rules = s.rules.as_ref().map(|r| crate::locks::read(r).clone());
     let direction = if q.inbound {
         crate::spool::Direction::Inbound
     } else {

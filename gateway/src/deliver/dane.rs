@@ -335,8 +335,7 @@ impl Dane {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        // The map stays consistent even if a holder panicked.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.cache)
     }
 
     fn cached(&self, key: &(String, u16)) -> Option<DaneLookup> {

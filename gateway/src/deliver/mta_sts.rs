@@ -386,9 +386,7 @@ impl MtaSts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StsPolicy>> {
-        // A panic elsewhere while holding the lock leaves a plain map behind;
-        // it is still consistent, so keep using it.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.cache)
     }
 
     /// The cached policy if it has not expired; expired ones are dropped.

@@ -127,14 +127,14 @@ impl Wkd {
     /// why there are none. A recent miss answers at once.
     pub async fn lookup(&self, address: &str) -> Result<Vec<u8>, WkdError> {
         let now = Instant::now();
-        if let Some(until) = self.misses.lock().expect("wkd lock").get(address) {
+        if let Some(until) = crate::locks::lock(&self.misses).get(address) {
             if *until > now {
                 return Err(WkdError::Remembered);
             }
         }
         let result = self.fetch(address).await;
         if let Err((_, ttl)) = &result {
-            let mut m = self.misses.lock().expect("wkd lock");
+            let mut m = crate::locks::lock(&self.misses);
             if m.len() >= MAX_REMEMBERED {
                 m.retain(|_, until| *until > now);
                 if m.len() >= MAX_REMEMBERED {

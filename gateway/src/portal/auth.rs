@@ -139,18 +139,15 @@ impl AccountLocks {
     /// Runs `f` holding `address`'s lock.
     fn with<T>(&self, address: &str, f: impl FnOnce() -> T) -> T {
         let k = key(address);
-        let lock = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let lock = crate::locks::lock(&self.0)
             .entry(k.clone())
             .or_default()
             .clone();
         let out = {
-            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _held = crate::locks::lock(&lock);
             f()
         };
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::locks::lock(&self.0);
         // Ours and the map's: no one else holds or waits for it.
         if Arc::strong_count(&lock) == 2 {
             map.remove(&k);
