@@ -2,9 +2,9 @@
 //! smtp → spool → inspect → policy → seal → deliver → archive; the spool
 //! is the only thing the stages share, and the keystore (`keys`) is read
 //! by policy and seal. The stages stand on a ground floor (`model`,
-//! `config`, `telemetry`, `net`, the file helpers, `audit`) and under the
-//! surfaces (`portal`, `admin`, `serve`); each module imports only floors
-//! below its own, which `tests/layers.rs` checks.
+//! `locks`, `config`, `telemetry`, `net`, the file helpers, `audit`) and
+//! under the surfaces (`portal`, `admin`, `serve`); each module imports
+//! only floors below its own, which `tests/layers.rs` checks.
 
 pub mod admin;
 pub mod archive;
@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod durable_file;
 pub mod inspect;
 pub mod keys;
+pub mod locks;
 pub mod model;
 pub mod net;
 pub mod policy;

@@ -21,7 +21,7 @@ pub fn files(c: &Config) -> Vec<(String, String)> {
     }
     if let Some(f) = &c.tls.extra_roots_file {
         if let Err(e) = crate::net::tls::trust_roots(Some(f)) {
-            out.push(("tls.extra_roots_file".into(), e));
+            out.push(("tls.extra_roots_file".into(), e.to_string()));
         }
     }
     out

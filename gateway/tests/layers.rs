@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// Floors, lowest first. A module may import modules of lower floors only.
 const FLOORS: &[&[&str]] = &[
+    // The lock helper: std only, usable from anywhere.
+    &["locks"],
     // Ground: plain types; files written whole and secret files (the
     // store's file helpers); settings; then what every stage stands on.
     &["model"],

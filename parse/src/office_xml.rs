@@ -38,6 +38,22 @@ pub enum Token<'a> {
     CData(&'a [u8]),
 }
 
+/// Why a part is not well-formed enough to read on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Markup (a tag, comment, CDATA section...) that never ends.
+    #[error("{what} at byte {at} never ends")]
+    Unterminated {
+        /// What kind of markup.
+        what: &'static str,
+        /// Where it starts.
+        at: usize,
+    },
+    /// Character data that is not UTF-8.
+    #[error("text is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+}
+
 /// The tokens of `data`, in order; the first error ends the stream.
 pub struct Tokens<'a> {
     data: &'a [u8],
@@ -50,15 +66,15 @@ impl<'a> Tokens<'a> {
         Tokens { data, pos: 0 }
     }
 
-    fn unterminated(&mut self, what: &str) -> Option<Result<Token<'a>, String>> {
+    fn unterminated(&mut self, what: &'static str) -> Option<Result<Token<'a>, XmlError>> {
         let at = self.pos;
         self.pos = self.data.len();
-        Some(Err(format!("{what} at byte {at} never ends")))
+        Some(Err(XmlError::Unterminated { what, at }))
     }
 }
 
 impl<'a> Iterator for Tokens<'a> {
-    type Item = Result<Token<'a>, String>;
+    type Item = Result<Token<'a>, XmlError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -186,8 +202,8 @@ pub fn attr<'a>(attrs: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 /// Appends character data with its entity and character references resolved; an
 /// unknown entity becomes a space. Text that is not UTF-8 is an error.
-pub fn push_text(raw: &[u8], out: &mut String) -> Result<(), String> {
-    let text = std::str::from_utf8(raw).map_err(|e| format!("text is not UTF-8: {e}"))?;
+pub fn push_text(raw: &[u8], out: &mut String) -> Result<(), XmlError> {
+    let text = std::str::from_utf8(raw)?;
     let mut rest = text;
     while let Some(amp) = memchr(b'&', rest.as_bytes()) {
         out.push_str(&rest[..amp]);
@@ -228,7 +244,7 @@ fn reference(r: &str) -> char {
 mod tests {
     use super::*;
 
-    fn tokens(s: &str) -> Vec<Result<Token<'_>, String>> {
+    fn tokens(s: &str) -> Vec<Result<Token<'_>, XmlError>> {
         Tokens::new(s.as_bytes()).collect()
     }
 
@@ -286,7 +302,7 @@ mod tests {
             "<!DOCTYPE [",
         ] {
             let last = tokens(s).pop().unwrap();
-            assert!(last.unwrap_err().contains("never ends"), "{s}");
+            assert!(last.unwrap_err().to_string().contains("never ends"), "{s}");
         }
         assert!(push_text(b"\xff", &mut String::new()).is_err());
     }

@@ -236,6 +236,20 @@ struct ExportRequest {
     format: Option<String>,
 }
 
+/// Why an export the API was asked for was not written.
+#[derive(Debug, thiserror::Error)]
+enum ExportFailed {
+    /// The query does not parse, or the index cannot be searched.
+    #[error(transparent)]
+    Query(#[from] crate::archive::SearchError),
+    /// The archive's signing key cannot be loaded.
+    #[error(transparent)]
+    Key(#[from] crate::archive::ArchiveError),
+    /// Writing the export failed.
+    #[error(transparent)]
+    Write(#[from] crate::archive::export::ExportError),
+}
+
 async fn export(
     State(s): State<ArchiveApi>,
     headers: HeaderMap,
@@ -255,13 +269,20 @@ async fn export(
     let (name, out, seal) = s.exports.reserve();
     let (j, config, query) = (s.journal.clone(), s.config.clone(), req.query.clone());
     let (out2, seal2) = (out.clone(), seal.clone());
-    let done = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let mut ids = j.index().search_all(&query).map_err(|e| e.to_string())?;
+    let done = tokio::task::spawn_blocking(move || -> Result<_, ExportFailed> {
+        let mut ids = j.index().search_all(&query)?;
         ids.reverse();
-        let key = crate::archive::signer(&config).map_err(|e| e.to_string())?;
+        let key = crate::archive::signer(&config)?;
         let dest = crate::archive::export::Destination::Sealed(&out2, &seal2);
-        crate::archive::export::export(j.archive(), &ids, &query, format, dest, &key, |_, _| {})
-            .map_err(|e| e.to_string())
+        Ok(crate::archive::export::export(
+            j.archive(),
+            &ids,
+            &query,
+            format,
+            dest,
+            &key,
+            |_, _| {},
+        )?)
     })
     .await
     .map_err(internal)?;
@@ -269,7 +290,7 @@ async fn export(
         Ok(done) => done,
         Err(e) => {
             s.exports.discard(&out);
-            return Err(ApiError(StatusCode::BAD_REQUEST, e));
+            return Err(ApiError(StatusCode::BAD_REQUEST, e.to_string()));
         }
     };
     record(

@@ -4,13 +4,13 @@
 //! whatever DNS says of the certificate's name.
 
 use crate::config::Config;
+use crate::net::fixed_address::FixedAddress;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::DefaultConnector;
 
 /// Why no client could be made.
 #[derive(Debug, thiserror::Error)]
@@ -133,24 +133,6 @@ fn connect_address(bound: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, bound.port())
-}
-
-/// Resolves every name to the admin listener's address, so the URL can
-/// carry the certificate's name for TLS without DNS deciding the peer.
-#[derive(Debug)]
-struct FixedAddress(SocketAddr);
-
-impl Resolver for FixedAddress {
-    fn resolve(
-        &self,
-        _uri: &ureq::http::Uri,
-        _config: &ureq::config::Config,
-        _timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let mut addrs = self.empty();
-        addrs.push(self.0);
-        Ok(addrs)
-    }
 }
 
 #[cfg(test)]

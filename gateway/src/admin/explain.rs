@@ -12,8 +12,8 @@ use crate::model::address::Mailbox;
 use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
 use crate::model::verdict::{Seal, Verdict};
-use crate::policy::chain;
 use crate::policy::worker::{decide_all, destination_level, header_facts, mta_sts_raised, Raised};
+use crate::policy::{chain, Unfit};
 use crate::spool::{Direction, InspectionRecord};
 use serde::Serialize;
 use std::fmt::Write;
@@ -117,13 +117,13 @@ pub fn explain(
     let facts = header_facts(message, &config.policy.header_trigger);
     let refs: Vec<&Mailbox> = recipients.iter().collect();
     let decision = decide_all(config, keys, direction, &refs, dlp.as_ref(), &facts, raised);
-    let label = |address: &str, seal: Seal| -> Result<String, String> {
+    let label = |address: &str, seal: Seal| -> Result<String, Unfit> {
         let kind = match seal {
             Seal::Pgp => KeyKind::Pgp,
             _ => KeyKind::Smime,
         };
-        keys.usable(address, kind)
-            .map(|f| format!("{} ({})", f.entry.label(), f.entry.source.as_str()))
+        let f = keys.usable(address, kind)?;
+        Ok(format!("{} ({})", f.entry.label(), f.entry.source.as_str()))
     };
     let out = recipients
         .iter()
@@ -162,7 +162,7 @@ pub fn explain(
                                 format!("verified TLS (level {tls_level})")
                             }
                             Ok(None) => "available".into(),
-                            Err(why) => why,
+                            Err(why) => why.to_string(),
                         },
                     })
                     .collect(),

@@ -75,7 +75,7 @@ impl ExportShelf {
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect();
         let list = files.iter().cloned().collect();
-        self.held.lock().expect("not poisoned").insert(
+        crate::locks::lock(&self.held).insert(
             name.to_string(),
             Held {
                 key,
@@ -95,7 +95,7 @@ impl ExportShelf {
     /// and the export with its last file.
     pub fn take(&self, name: &str, file: &str) -> Result<Vec<u8>, ShelfError> {
         self.sweep();
-        let mut held = self.held.lock().expect("not poisoned");
+        let mut held = crate::locks::lock(&self.held);
         let h = held.get_mut(name).ok_or(ShelfError::NotFound)?;
         if !h.files.contains(file) {
             return Err(ShelfError::NotFound);
@@ -116,7 +116,7 @@ impl ExportShelf {
     /// Deletes exports past their time.
     fn sweep(&self) {
         let now = Instant::now();
-        let mut held = self.held.lock().expect("not poisoned");
+        let mut held = crate::locks::lock(&self.held);
         held.retain(|name, h| {
             let keep = h.expires > now;
             if !keep {

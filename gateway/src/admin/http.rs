@@ -3,6 +3,7 @@
 
 use super::queue::AdminAction;
 use super::queue::QueueSummary;
+use crate::model::id::BadQueueId;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use axum::extract::{Path, Request, State};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete as delete_route, get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -122,7 +124,8 @@ async fn require_token(State(s): State<AdminState>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+    // Compared without an early exit, so timing does not reveal the token.
+    if !bool::from(given.as_bytes().ct_eq(s.token.as_bytes())) {
         tracing::warn!("admin API request with a missing or wrong token");
         return ApiError(
             StatusCode::UNAUTHORIZED,
@@ -176,14 +179,6 @@ async fn audit(
     )
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-/// Compares without an early exit, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -297,10 +292,7 @@ async fn explain(
             crate::model::address::Mailbox::parse(t.trim()).map_err(|e| bad(format!("to {t}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rules = s
-        .rules
-        .as_ref()
-        .map(|r| r.read().expect("rules lock").clone());
+    let rules = s.rules.as_ref().map(|r| crate::locks::read(r).clone());
     let direction = if q.inbound {
         crate::spool::Direction::Inbound
     } else {
@@ -450,7 +442,7 @@ async fn portal_revoke(
 
 fn parse_id(id: &str) -> Result<QueueId, ApiError> {
     id.parse()
-        .map_err(|e: String| ApiError(StatusCode::BAD_REQUEST, e))
+        .map_err(|e: BadQueueId| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn find(s: &AdminState, id: &str) -> Result<QueuedMessage, ApiError> {

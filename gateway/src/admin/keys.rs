@@ -2,7 +2,7 @@
 //! a directory the gateway re-reads when it changes, so these work whether
 //! or not the gateway runs.
 
-use crate::keys::{KeyStoreError, Keys};
+use crate::keys::{KeyStoreError, Keys, Unusable};
 use crate::model::key::{KeyEntry, KeyKind, KeySource};
 use std::fmt::Write;
 
@@ -104,15 +104,12 @@ pub fn ls(keys: &Keys, json: bool) -> Result<String, KeyStoreError> {
 pub fn show(keys: &Keys, address: &str, json: bool) -> Result<String, KeyStoreError> {
     let address = address.trim().to_ascii_lowercase();
     let entries = keys.store.for_address(&address)?;
-    let verdict = |kind: KeyKind| match keys.usable(&address, kind) {
-        Ok(f) => Ok(f.entry.label()),
-        Err(why) => Err(why),
-    };
+    let verdict = |kind: KeyKind| keys.usable(&address, kind).map(|f| f.entry.label());
     let (pgp, smime) = (verdict(KeyKind::Pgp), verdict(KeyKind::Smime));
     if json {
-        let use_of = |r: &Result<String, String>| match r {
+        let use_of = |r: &Result<String, Unusable>| match r {
             Ok(label) => serde_json::json!({"usable": true, "key": label}),
-            Err(why) => serde_json::json!({"usable": false, "reason": why}),
+            Err(why) => serde_json::json!({"usable": false, "reason": why.to_string()}),
         };
         let v = serde_json::json!({
             "address": address,

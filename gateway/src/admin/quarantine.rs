@@ -10,7 +10,7 @@ use crate::deliver::dsn::{wanted, DsnAction};
 use crate::keys::Keys;
 use crate::model::key::KeyKind;
 use crate::model::verdict::{Seal, Verdict};
-use crate::policy::chain;
+use crate::policy::{chain, Unfit};
 use crate::spool::{DeliveryEvidence, Direction, DsnState, QueuedMessage, RecipientState};
 use serde::Serialize;
 
@@ -132,18 +132,18 @@ pub fn release(
         }
         let address = crate::keys::filed_as(&r.address);
         let (level, _) = config.tls_level_for(&r.address.domain_ascii().to_ascii_lowercase());
-        let key_for = |s: Seal| {
+        let key_for = |s: Seal| -> Result<String, Unfit> {
             let kind = if s == Seal::Pgp {
                 KeyKind::Pgp
             } else {
                 KeyKind::Smime
             };
-            keys.usable(&address, kind).map(|f| f.entry.id)
+            Ok(keys.usable(&address, kind)?.entry.id)
         };
         let steps = chain(&config.policy, level, &key_for, &methods);
         let why: Vec<String> = steps
             .iter()
-            .filter_map(|(_, r)| r.as_ref().err().cloned())
+            .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
             .collect();
         let mut possible = steps
             .into_iter()

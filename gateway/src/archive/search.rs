@@ -170,7 +170,7 @@ impl SearchIndex {
     pub fn add(&self, item: &Item, raw: &[u8]) -> Result<(), SearchError> {
         let doc = self.document(item, raw);
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-        let w = writer.lock().expect("index writer lock");
+        let w = crate::locks::lock(writer);
         w.delete_term(Term::from_field_u64(self.fields.id, item.id));
         w.add_document(doc)?;
         Ok(())
@@ -179,7 +179,7 @@ impl SearchIndex {
     /// Drops item `id` from the index (it was purged).
     pub fn remove(&self, id: u64) -> Result<(), SearchError> {
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-        let w = writer.lock().expect("index writer lock");
+        let w = crate::locks::lock(writer);
         w.delete_term(Term::from_field_u64(self.fields.id, id));
         Ok(())
     }
@@ -188,7 +188,7 @@ impl SearchIndex {
     /// the last sequence number covered.
     pub fn commit(&self, through: u64) -> Result<(), SearchError> {
         let writer = self.writer.as_ref().ok_or(SearchError::ReadOnly)?;
-        let mut w = writer.lock().expect("index writer lock");
+        let mut w = crate::locks::lock(writer);
         let mut prepared = w.prepare_commit()?;
         prepared.set_payload(&through.to_string());
         prepared.commit()?;

@@ -51,14 +51,14 @@ impl Journal {
 
     /// Keeps the index's recorded progress below `seq`.
     fn index_failed(&self, seq: u64) {
-        let mut p = self.pending.lock().expect("index pending lock");
+        let mut p = crate::locks::lock(&self.pending);
         p.2 = Some(p.2.map_or(seq, |f| f.min(seq)));
         p.0 += 1;
     }
 
     /// Commits the search index if items wait (called every second).
     pub fn flush_index(&self) {
-        let mut p = self.pending.lock().expect("index pending lock");
+        let mut p = crate::locks::lock(&self.pending);
         if p.0 == 0 {
             return;
         }
@@ -177,7 +177,7 @@ impl Journal {
         match indexed {
             Ok(Ok(())) => {
                 let due = {
-                    let mut p = self.pending.lock().expect("index pending lock");
+                    let mut p = crate::locks::lock(&self.pending);
                     p.0 += 1;
                     p.0 >= COMMIT_EVERY || p.1.elapsed() >= COMMIT_AFTER
                 };

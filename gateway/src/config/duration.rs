@@ -15,27 +15,44 @@ impl Span {
     }
 
     /// Parses `"90s"`, `"5m"` etc.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SpanError> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-            format!("`{s}` has no unit; write e.g. \"30s\", \"5m\", \"2h\" or \"5d\"")
-        })?;
+        let split = s
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| SpanError::NoUnit(s.to_string()))?;
         let (num, unit) = s.split_at(split);
         let n: u64 = num
             .parse()
-            .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+            .map_err(|_| SpanError::NoNumber(s.to_string()))?;
         let mult = match unit {
             "ms" => return Ok(Span(Duration::from_millis(n))),
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86400,
-            _ => return Err(format!("`{unit}` is not a unit; use ms, s, m, h or d")),
+            _ => return Err(SpanError::Unit(unit.to_string())),
         };
         n.checked_mul(mult)
             .map(|s| Span(Duration::from_secs(s)))
-            .ok_or_else(|| format!("`{s}` is too long"))
+            .ok_or_else(|| SpanError::TooLong(s.to_string()))
     }
+}
+
+/// Why a duration does not parse; the text says how to write one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpanError {
+    /// Digits only.
+    #[error("`{0}` has no unit; write e.g. \"30s\", \"5m\", \"2h\" or \"5d\"")]
+    NoUnit(String),
+    /// No leading number.
+    #[error("`{0}` does not start with a whole number")]
+    NoNumber(String),
+    /// A unit other than ms, s, m, h, d.
+    #[error("`{0}` is not a unit; use ms, s, m, h or d")]
+    Unit(String),
+    /// More seconds than fit in 64 bits.
+    #[error("`{0}` is too long")]
+    TooLong(String),
 }
 
 impl fmt::Display for Span {

@@ -15,7 +15,7 @@ pub use archive::{ArchiveConfig, RetentionRule};
 pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileCheck};
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
-pub use duration::Span;
+pub use duration::{Span, SpanError};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};

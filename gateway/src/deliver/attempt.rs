@@ -18,6 +18,25 @@ use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+/// Why DANE holds a host back for now (a temporary failure, never a downgrade).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum DaneHold {
+    /// The level asks for DANE, which is switched off.
+    #[error("TLS level dane but DANE is disabled ([tls] dane = false)")]
+    Disabled,
+    /// The level asks for DANE; the host publishes no validated TLSA records.
+    #[error("TLS level dane but {0} has no DNSSEC-validated TLSA records")]
+    NoRecords(String),
+    /// The lookup failed or was bogus.
+    #[error("DANE TLSA lookup for {host}: {error}")]
+    Lookup {
+        /// The MX host.
+        host: String,
+        /// What the lookup said.
+        error: dane::DaneError,
+    },
+}
+
 /// What became of one recipient on this attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -262,7 +281,7 @@ impl Deliverer {
                 Ok(x) => x,
                 Err(reason) => {
                     let f = HostFailure {
-                        reply: Reply::local(451, "4.7.5", &reason),
+                        reply: Reply::local(451, "4.7.5", reason),
                         no_tls: false,
                         permanent: false,
                         ip: None,
@@ -353,10 +372,10 @@ impl Deliverer {
         host: &str,
         port: u16,
         req: &Requirement,
-    ) -> Result<(Requirement, Option<Vec<dane::Tlsa>>), String> {
+    ) -> Result<(Requirement, Option<Vec<dane::Tlsa>>), DaneHold> {
         let Some(d) = &self.dane else {
             if req.level == TlsLevel::Dane {
-                return Err("TLS level dane but DANE is disabled ([tls] dane = false)".into());
+                return Err(DaneHold::Disabled);
             }
             return Ok((req.clone(), None));
         };
@@ -375,11 +394,12 @@ impl Deliverer {
                 },
                 Some(recs),
             )),
-            Ok(_) if req.level == TlsLevel::Dane => Err(format!(
-                "TLS level dane but {host} has no DNSSEC-validated TLSA records"
-            )),
+            Ok(_) if req.level == TlsLevel::Dane => Err(DaneHold::NoRecords(host.to_string())),
             Ok(_) => Ok((req.clone(), None)),
-            Err(e) => Err(format!("DANE TLSA lookup for {host}: {e}")),
+            Err(error) => Err(DaneHold::Lookup {
+                host: host.to_string(),
+                error,
+            }),
         }
     }
 

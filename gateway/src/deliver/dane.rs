@@ -88,6 +88,50 @@ pub enum DaneError {
     Mismatch(String),
 }
 
+/// Why an answer without TLSA records does not prove that there are none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum DenialError {
+    /// A record of the denial is bogus.
+    #[error("denial of existence failed DNSSEC validation ({name} {rtype})")]
+    Bogus {
+        /// The record's owner.
+        name: String,
+        /// The record's type.
+        rtype: String,
+    },
+    /// Validated NSEC/NSEC3 records that do not cover the name.
+    #[error("the NSEC/NSEC3 records do not prove that there are no TLSA records")]
+    Unproven,
+    /// Nothing validated says the name is absent or insecure.
+    #[error("denial of existence is not validated")]
+    NotValidated,
+    /// The insecure delegation it points to could not be proven.
+    #[error(transparent)]
+    Insecure(#[from] DaneError),
+}
+
+/// Why a DANE-TA trust anchor does not validate the presented chain.
+#[derive(Debug, thiserror::Error)]
+enum AnchorError {
+    /// rustls cannot use the matching certificate as an anchor.
+    #[error("trust anchor certificate: {0}")]
+    Anchor(rustls::Error),
+    /// The path validator could not be built.
+    #[error("verifier: {0}")]
+    Verifier(rustls::client::VerifierBuilderError),
+    /// None of the names is a valid server name.
+    #[error("no usable host name to check")]
+    NoName,
+    /// The chain does not validate for `name`.
+    #[error("{name}: {error}")]
+    Invalid {
+        /// The host name checked.
+        name: String,
+        /// What path validation said.
+        error: rustls::Error,
+    },
+}
+
 /// One TLSA record (RFC 6698 §2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tlsa {
@@ -291,8 +335,7 @@ impl Dane {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        // The map stays consistent even if a holder panicked.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.cache)
     }
 
     fn cached(&self, key: &(String, u16)) -> Option<DaneLookup> {
@@ -382,20 +425,24 @@ impl Dane {
                 let at = insecure_at.unwrap_or(owner);
                 Ok((self.prove_insecure(&at, None).await?, ttl))
             }
-            Status::Absent => Ok((self.denial(&owner, &resp).await.map_err(tmp)?, ttl)),
+            Status::Absent => Ok((
+                self.denial(&owner, &resp)
+                    .await
+                    .map_err(|e| tmp(e.to_string()))?,
+                ttl,
+            )),
         }
     }
 
     /// No TLSA records at `owner`: a validated denial, an insecure one, or neither.
-    async fn denial(&self, owner: &Name, resp: &DnsResponse) -> Result<DaneLookup, String> {
+    async fn denial(&self, owner: &Name, resp: &DnsResponse) -> Result<DaneLookup, DenialError> {
         let auth = &resp.authorities;
         let relevant = || auth.iter().filter(|r| r.record_type() != RecordType::RRSIG);
         if let Some(r) = relevant().find(|r| matches!(r.proof, Proof::Bogus)) {
-            return Err(format!(
-                "denial of existence failed DNSSEC validation ({} {})",
-                r.name,
-                r.record_type()
-            ));
+            return Err(DenialError::Bogus {
+                name: r.name.to_string(),
+                rtype: r.record_type().to_string(),
+            });
         }
         // The SOA must be that of a zone holding `owner`: an insecure SOA of
         // an unrelated zone proves nothing about this one.
@@ -430,24 +477,18 @@ impl Dane {
                     .collect();
                 return match denial_proof(owner, &nsecs, &nsec3s) {
                     Denial::Proven => Ok(DaneLookup::NoRecords),
-                    Denial::OptOut(next_closer) => self
-                        .prove_insecure(owner, Some(&next_closer))
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Denial::Unproven => Err(
-                        "the NSEC/NSEC3 records do not prove that there are no TLSA records".into(),
-                    ),
+                    Denial::OptOut(next_closer) => {
+                        Ok(self.prove_insecure(owner, Some(&next_closer)).await?)
+                    }
+                    Denial::Unproven => Err(DenialError::Unproven),
                 };
             }
         }
         if relevant().any(|r| r.proof == Proof::Insecure) {
             let hint = soa.map(|s| s.name.clone());
-            return self
-                .prove_insecure(owner, hint.as_ref())
-                .await
-                .map_err(|e| e.to_string());
+            return Ok(self.prove_insecure(owner, hint.as_ref()).await?);
         }
-        Err("denial of existence is not validated".into())
+        Err(DenialError::NotValidated)
     }
 
     /// `Insecure` only if a validated proof of an unsigned delegation at or
@@ -794,24 +835,9 @@ fn common_ancestor(a: &Name, b: &Name) -> Name {
     n
 }
 
-/// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels).
+/// RFC 4648 §7 base32hex, lower case, without padding (NSEC3 owner labels, RFC 5155).
 fn base32hex(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    data_encoding::BASE32_DNSSEC.encode(bytes)
 }
 
 /// Checks a presented chain against TLSA records and returns the record that
@@ -833,7 +859,7 @@ pub fn verify_chain(
     if let Some(t) = usable().find(|t| t.usage == 3 && t.matches_cert(end_entity.as_ref())) {
         return Ok(t.clone());
     }
-    let mut failures: Vec<String> = Vec::new();
+    let mut failures: Vec<AnchorError> = Vec::new();
     for t in usable().filter(|t| t.usage == 2) {
         for anchor in std::iter::once(end_entity).chain(intermediates) {
             if !t.matches_cert(anchor.as_ref()) {
@@ -848,6 +874,7 @@ pub fn verify_chain(
     Err(DaneError::Mismatch(if failures.is_empty() {
         "no TLSA record matches the presented certificates".into()
     } else {
+        let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
         format!(
             "a DANE-TA record matches but the chain does not verify: {}",
             failures.join("; ")
@@ -863,22 +890,27 @@ fn chains_to(
     intermediates: &[CertificateDer<'_>],
     now: UnixTime,
     provider: &Arc<CryptoProvider>,
-) -> Result<(), String> {
+) -> Result<(), AnchorError> {
     let mut roots = RootCertStore::empty();
     roots
         .add(anchor.clone().into_owned())
-        .map_err(|e| format!("trust anchor certificate: {e}"))?;
+        .map_err(AnchorError::Anchor)?;
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("verifier: {e}"))?;
-    let mut last = "no usable host name to check".to_string();
+        .map_err(AnchorError::Verifier)?;
+    let mut last = AnchorError::NoName;
     for n in names {
         let Ok(server_name) = ServerName::try_from(n.trim_end_matches('.').to_string()) else {
             continue;
         };
         match verifier.verify_server_cert(end_entity, intermediates, &server_name, &[], now) {
             Ok(_) => return Ok(()),
-            Err(e) => last = format!("{n}: {e}"),
+            Err(error) => {
+                last = AnchorError::Invalid {
+                    name: n.clone(),
+                    error,
+                }
+            }
         }
     }
     Err(last)

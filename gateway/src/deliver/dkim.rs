@@ -305,7 +305,7 @@ mod tests {
             Box<str>: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.0.lock().unwrap().get(name).cloned()
+            crate::locks::lock(&self.0).get(name).cloned()
         }
 
         fn remove<Q>(&self, name: &Q) -> Option<Txt>
@@ -313,11 +313,11 @@ mod tests {
             Box<str>: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.0.lock().unwrap().remove(name)
+            crate::locks::lock(&self.0).remove(name)
         }
 
         fn insert(&self, key: Box<str>, value: Txt, _: std::time::Instant) {
-            self.0.lock().unwrap().insert(key, value);
+            crate::locks::lock(&self.0).insert(key, value);
         }
     }
 

@@ -120,7 +120,7 @@ impl StsPolicy {
                 "max_age" => {
                     max_age.get_or_insert(value);
                 }
-                "mx" => mx.push(parse_mx_pattern(value).map_err(syntax)?),
+                "mx" => mx.push(parse_mx_pattern(value)?),
                 _ => {}
             }
         }
@@ -169,7 +169,7 @@ impl StsPolicy {
 }
 
 /// Validates one `mx:` value: an optional `*.` and a domain of LDH labels.
-fn parse_mx_pattern(value: &str) -> Result<String, String> {
+fn parse_mx_pattern(value: &str) -> Result<String, StsError> {
     let v = value.trim_end_matches('.').to_ascii_lowercase();
     let domain = v.strip_prefix("*.").unwrap_or(&v);
     let ok = !domain.is_empty()
@@ -182,7 +182,7 @@ fn parse_mx_pattern(value: &str) -> Result<String, String> {
     if ok {
         Ok(v)
     } else {
-        Err(format!("bad mx pattern {value:.80}"))
+        Err(StsError::Syntax(format!("bad mx pattern {value:.80}")))
     }
 }
 
@@ -262,9 +262,9 @@ pub(crate) const POLICY: Want = Want {
 };
 
 fn https_config(roots: Arc<RootCertStore>) -> Result<Arc<ClientConfig>, StsError> {
-    client_config(roots).map_err(|reason| StsError::Fetch {
+    client_config(roots).map_err(|e| StsError::Fetch {
         host: String::new(),
-        reason,
+        reason: e.to_string(),
     })
 }
 
@@ -386,9 +386,7 @@ impl MtaSts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StsPolicy>> {
-        // A panic elsewhere while holding the lock leaves a plain map behind;
-        // it is still consistent, so keep using it.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.cache)
     }
 
     /// The cached policy if it has not expired; expired ones are dropped.
@@ -639,12 +637,20 @@ mod tests {
         assert_eq!(id(&["V=STSv1; id=abc;"]), None);
     }
 
+    /// What a policy fetch makes of `raw` sent by the policy host (then a
+    /// TLS close): the text, or why not.
     async fn response(raw: &[u8]) -> Result<String, String> {
-        let mut r = raw;
-        let body = crate::net::https_get::read_response(&mut r, &POLICY)
+        let ca = Ca::new("Test CA");
+        let s = site("");
+        *s.response.lock().unwrap() = raw.to_vec();
+        let addr = https_server(&ca, ca.leaf(&["mta-sts.example.test"], false), s).await;
+        let config = https_config(roots(&ca)).map_err(|e| e.to_string())?;
+        fetch_with(addr, "example.test", config)
             .await
-            .map_err(|e| e.to_string())?;
-        String::from_utf8(body).map_err(|_| "policy is not UTF-8".to_string())
+            .map_err(|e| match e {
+                StsError::Fetch { reason, .. } => reason,
+                e => e.to_string(),
+            })
     }
 
     #[tokio::test]
@@ -730,33 +736,6 @@ mod tests {
             .contains("too large"));
     }
 
-    #[test]
-    fn chunked_decoding_waits_for_the_last_chunk() {
-        assert_eq!(
-            crate::net::https_get::decode_chunked(b"3\r\nabc\r\n", MAX_POLICY_BYTES),
-            Ok(None)
-        );
-        assert_eq!(
-            crate::net::https_get::decode_chunked(b"3\r\nab", MAX_POLICY_BYTES),
-            Ok(None)
-        );
-        assert_eq!(
-            crate::net::https_get::decode_chunked(b"3\r\nabc", MAX_POLICY_BYTES),
-            Ok(None)
-        );
-        assert_eq!(
-            crate::net::https_get::decode_chunked(b"3\r\nabc\r\n0\r\n", MAX_POLICY_BYTES),
-            Ok(Some(b"abc".to_vec()))
-        );
-        assert_eq!(
-            crate::net::https_get::decode_chunked(b"A\nabcdefghij\n0\n", MAX_POLICY_BYTES),
-            Ok(Some(b"abcdefghij".to_vec()))
-        );
-        assert!(crate::net::https_get::decode_chunked(b"x\r\n", MAX_POLICY_BYTES).is_err());
-        assert!(crate::net::https_get::decode_chunked(b"3\r\nabcX", MAX_POLICY_BYTES).is_err());
-        assert!(crate::net::https_get::decode_chunked(b"123456789\r\n", MAX_POLICY_BYTES).is_err());
-    }
-
     /// What the test HTTPS server answers, and how often it was asked.
     struct Site {
         response: Mutex<Vec<u8>>,
@@ -814,7 +793,12 @@ mod tests {
                         req.starts_with("GET /.well-known/mta-sts.txt HTTP/1.1\r\n"),
                         "{req}"
                     );
-                    if let Some(h) = req.lines().find_map(|l| l.strip_prefix("Host: ")) {
+                    // Header names are case-insensitive (ureq sends them lower-case).
+                    let host = req.lines().find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("host").then(|| value.trim())
+                    });
+                    if let Some(h) = host {
                         site.hosts.lock().unwrap().push(h.to_string());
                     }
                     site.hits.fetch_add(1, Ordering::SeqCst);

@@ -48,7 +48,7 @@ impl Pool {
 
     /// An idle connection for `key`, newest first, if one is still fresh.
     pub fn take(&self, key: &PoolKey) -> Option<(Connection, Option<OutboundTls>)> {
-        let mut map = self.idle.lock().expect("pool lock");
+        let mut map = crate::locks::lock(&self.idle);
         let list = map.get_mut(key)?;
         while let Some(i) = list.pop() {
             if i.since.elapsed() < self.timeout {
@@ -66,7 +66,7 @@ impl Pool {
             return;
         }
         let surplus = {
-            let mut map = self.idle.lock().expect("pool lock");
+            let mut map = crate::locks::lock(&self.idle);
             let list = map.entry(key).or_default();
             list.push(Idle {
                 conn,
@@ -83,7 +83,7 @@ impl Pool {
     /// Closes (QUIT) every connection idle longer than the timeout.
     pub async fn reap(&self) {
         let expired: Vec<Idle> = {
-            let mut map = self.idle.lock().expect("pool lock");
+            let mut map = crate::locks::lock(&self.idle);
             let mut out = Vec::new();
             for list in map.values_mut() {
                 let (old, fresh): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)

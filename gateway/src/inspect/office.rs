@@ -263,7 +263,7 @@ fn shared_strings(ctx: &mut Ctx<'_>, path: &PartPath, zip: &mut Zip<'_>) -> Opti
 }
 
 /// The `<si>` items of a shared-strings part, phonetic runs (`<rPh>`) left out.
-fn read_shared_strings(data: &[u8], out: &mut Vec<String>) -> Result<(), String> {
+fn read_shared_strings(data: &[u8], out: &mut Vec<String>) -> Result<(), xml::XmlError> {
     let (mut cur, mut in_t, mut in_phonetic) = (String::new(), false, false);
     for tok in Tokens::new(data) {
         match tok? {
@@ -287,7 +287,7 @@ fn read_shared_strings(data: &[u8], out: &mut Vec<String>) -> Result<(), String>
 
 /// A worksheet's cells row by row (tab between cells), shared strings resolved;
 /// formulas are skipped (their cached value is in `<v>`).
-fn sheet_text(data: &[u8], shared: &[String], out: &mut String) -> Result<(), String> {
+fn sheet_text(data: &[u8], shared: &[String], out: &mut String) -> Result<(), xml::XmlError> {
     let (mut shared_cell, mut in_value) = (false, false);
     for tok in Tokens::new(data) {
         match tok? {
@@ -325,7 +325,7 @@ const LINE_END: &[&[u8]] = &[
 const CELL_END: &[&[u8]] = &[b"tc", b"c", b"tab", b"is"];
 
 /// Character data of an XML part, with line breaks and tabs at structural boundaries.
-fn xml_text(data: &[u8], out: &mut String) -> Result<(), String> {
+fn xml_text(data: &[u8], out: &mut String) -> Result<(), xml::XmlError> {
     for tok in Tokens::new(data) {
         match tok? {
             Token::Text(t) => xml::push_text(t, out)?,

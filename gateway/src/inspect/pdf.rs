@@ -412,7 +412,7 @@ impl<'a> DocReader<'a> {
 
 /// The text values of an XFA data document, one per line after their element's
 /// name split into words. Markup (tags, namespaces) is not text.
-fn xfa_values(data: &[u8], out: &mut String) -> Result<(), String> {
+fn xfa_values(data: &[u8], out: &mut String) -> Result<(), xml::XmlError> {
     let mut element: &[u8] = b"";
     for tok in Tokens::new(data) {
         let tok = tok?;

@@ -149,15 +149,28 @@ fn raw_size(value: &[u8]) -> usize {
     u32::from_le_bytes([value[4], value[5], value[6], value[7]]) as usize
 }
 
+/// Why a compressed-RTF body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum RtfError {
+    /// An uncompressed ("MELA") value smaller than its declared size.
+    #[error("uncompressed RTF shorter than its header says")]
+    Short,
+    /// The decoder panicked (contained).
+    #[error("the decoder failed on this input")]
+    Panicked,
+    /// The decoder refused the value.
+    #[error(transparent)]
+    Decoder(#[from] compressed_rtf::Error),
+}
+
 /// Decompresses a compressed-RTF value (header checked by `compressed_rtf_values`).
-fn decompress_rtf(value: &[u8]) -> Result<Vec<u8>, String> {
+fn decompress_rtf(value: &[u8]) -> Result<Vec<u8>, RtfError> {
     if &value[8..12] == b"MELA" && raw_size(value).saturating_add(16) > value.len() {
-        return Err("uncompressed RTF shorter than its header says".to_string());
+        return Err(RtfError::Short);
     }
     // Contained like every third-party decoder fed hostile input.
     let text = std::panic::catch_unwind(|| compressed_rtf::decompress_rtf(value))
-        .map_err(|_| "the decoder failed on this input".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| RtfError::Panicked)??;
     // The crate widens each byte to a char; narrow it back for the RTF reader.
     Ok(text.chars().map(|c| c as u32 as u8).collect())
 }

@@ -131,7 +131,7 @@ impl Stage {
                 return;
             }
         };
-        let set = rules.read().expect("rules lock").clone();
+        let set = crate::locks::read(rules).clone();
         let limits = limits.clone();
         let started = std::time::Instant::now();
         // CPU-bound: off the async workers.

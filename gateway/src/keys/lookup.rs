@@ -33,6 +33,61 @@ pub(crate) struct Trust<'a> {
     pub(crate) allow_harvested: bool,
 }
 
+/// Why no stored key can seal for an address now. The text is what a
+/// blocked verdict and `keys show` give as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// The keystore could not be read.
+    #[error("the keystore cannot be read ({0})")]
+    Store(String),
+    /// The key policy chose is no longer stored.
+    #[error("the chosen key is gone ({0})")]
+    Gone(String),
+    /// No key of the kind is filed under the address.
+    #[error("no {} is known for {address}", kind_name(*kind))]
+    NoneKnown {
+        /// The kind asked for.
+        kind: KeyKind,
+        /// The address.
+        address: String,
+    },
+    /// The key replaced a known one and waits for an admin.
+    #[error("{} waits for approval (sealgate keys approve {id})", key_name(*kind, id))]
+    Pending {
+        /// The key's kind.
+        kind: KeyKind,
+        /// Its id, shortened.
+        id: String,
+    },
+    /// A harvested key, and harvested keys are not to be used.
+    #[error("{} was harvested from mail and [seal] use_harvested is off", key_name(*kind, id))]
+    Harvested {
+        /// The key's kind.
+        kind: KeyKind,
+        /// Its id, shortened.
+        id: String,
+    },
+    /// The key does not parse, or cannot seal for the address now
+    /// (expired, revoked, no encryption key, not for this address, untrusted).
+    #[error("{}: {reason}", key_name(*kind, id))]
+    Unfit {
+        /// The key's kind.
+        kind: KeyKind,
+        /// Its id, shortened.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Every key of the kind filed under the address, each with its reason.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Each(Vec<Unusable>),
+}
+
+/// `OpenPGP key 0123456789abcdef`: how a reason names a key.
+fn key_name(kind: KeyKind, id: &str) -> String {
+    format!("{} {id}", kind_name(kind))
+}
+
 fn kind_name(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Pgp => "OpenPGP key",
@@ -41,8 +96,9 @@ fn kind_name(kind: KeyKind) -> &'static str {
 }
 
 impl Keystore {
-    /// The newest usable key of `kind` for `address` at `now`, or every
-    /// reason the known ones cannot be used.
+    /// [`Keystore::usable_key`] with the reason as text, as the keystore's
+    /// own tests (`store.rs`) read it.
+    #[cfg(test)]
     pub(crate) fn usable(
         &self,
         address: &str,
@@ -50,9 +106,22 @@ impl Keystore {
         now: SystemTime,
         trust: Trust<'_>,
     ) -> Result<Found, String> {
+        self.usable_key(address, kind, now, trust)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The newest usable key of `kind` for `address` at `now`, or every
+    /// reason the known ones cannot be used.
+    pub(crate) fn usable_key(
+        &self,
+        address: &str,
+        kind: KeyKind,
+        now: SystemTime,
+        trust: Trust<'_>,
+    ) -> Result<Found, Unusable> {
         let entries = self
             .for_address(address)
-            .map_err(|e| format!("the keystore cannot be read ({e})"))?;
+            .map_err(|e| Unusable::Store(e.to_string()))?;
         let mut why = Vec::new();
         for e in entries.into_iter().filter(|e| e.kind == kind) {
             match check(&e, address, now, trust) {
@@ -60,10 +129,13 @@ impl Keystore {
                 Err(reason) => why.push(reason),
             }
         }
-        if why.is_empty() {
-            Err(format!("no {} is known for {address}", kind_name(kind)))
-        } else {
-            Err(why.join("; "))
+        match why.len() {
+            0 => Err(Unusable::NoneKnown {
+                kind,
+                address: address.to_string(),
+            }),
+            1 => Err(why.remove(0)),
+            _ => Err(Unusable::Each(why)),
         }
     }
 
@@ -75,45 +147,48 @@ impl Keystore {
         address: &str,
         now: SystemTime,
         trust: Trust<'_>,
-    ) -> Result<Found, String> {
-        let entry = self
-            .get(id)
-            .map_err(|e| format!("the chosen key is gone ({e})"))?;
+    ) -> Result<Found, Unusable> {
+        let entry = self.get(id).map_err(|e| Unusable::Gone(e.to_string()))?;
         let key = check(&entry, address, now, trust)?;
         Ok(Found { entry, key })
     }
 }
 
 /// Whether `e` can seal for `address` at `now`, and the parsed key if so.
-fn check(e: &KeyEntry, address: &str, now: SystemTime, trust: Trust<'_>) -> Result<Parsed, String> {
-    let name = format!("{} {}", kind_name(e.kind), short(&e.id));
+fn check(
+    e: &KeyEntry,
+    address: &str,
+    now: SystemTime,
+    trust: Trust<'_>,
+) -> Result<Parsed, Unusable> {
+    let (kind, id) = (e.kind, short(&e.id).to_string());
     if e.state == KeyState::Pending {
-        return Err(format!(
-            "{name} waits for approval (sealgate keys approve {})",
-            short(&e.id)
-        ));
+        return Err(Unusable::Pending { kind, id });
     }
     if e.source == KeySource::Harvested && !trust.allow_harvested {
-        return Err(format!(
-            "{name} was harvested from mail and [seal] use_harvested is off"
-        ));
+        return Err(Unusable::Harvested { kind, id });
     }
+    let unfit = |reason: &dyn std::fmt::Display| Unusable::Unfit {
+        kind,
+        id: id.clone(),
+        reason: reason.to_string(),
+    };
     match e.kind {
         KeyKind::Pgp => {
-            let k = RecipientKey::parse(e.data.as_bytes()).map_err(|x| format!("{name}: {x}"))?;
+            let k = RecipientKey::parse(e.data.as_bytes()).map_err(|x| unfit(&x))?;
             // An admin's binding stands in for a user ID naming the address.
             let usable = if e.binds(address) {
                 k.usable_at(now)
             } else {
                 k.usable_for(address, now)
             };
-            usable.map_err(|x| format!("{name}: {x}"))?;
+            usable.map_err(|x| unfit(&x))?;
             Ok(Parsed::Pgp(Box::new(k)))
         }
         KeyKind::Smime => {
-            let c = RecipientCert::parse(e.data.as_bytes()).map_err(|x| format!("{name}: {x}"))?;
+            let c = RecipientCert::parse(e.data.as_bytes()).map_err(|x| unfit(&x))?;
             c.usable_for(address, now, trust.roots)
-                .map_err(|x| format!("{name}: {x}"))?;
+                .map_err(|x| unfit(&x))?;
             Ok(Parsed::Smime(Box::new(c)))
         }
     }
@@ -188,13 +263,13 @@ impl Keys {
     }
 
     /// The newest key of `kind` usable for `address` now, or why there is none.
-    pub fn usable(&self, address: &str, kind: KeyKind) -> Result<Found, String> {
+    pub fn usable(&self, address: &str, kind: KeyKind) -> Result<Found, Unusable> {
         self.store
-            .usable(address, kind, SystemTime::now(), self.trust())
+            .usable_key(address, kind, SystemTime::now(), self.trust())
     }
 
     /// The key `id`, if it is still usable for `address` now.
-    pub fn load(&self, id: &str, address: &str) -> Result<Found, String> {
+    pub fn load(&self, id: &str, address: &str) -> Result<Found, Unusable> {
         self.store
             .load(id, address, SystemTime::now(), self.trust())
     }

@@ -19,7 +19,7 @@ pub mod wkd;
 // BER to DER for harvested CMS: pure, in sealgate-parse (fuzzed there).
 use sealgate_parse::ber;
 
-pub use lookup::{Found, Keys, Parsed};
+pub use lookup::{Found, Keys, Parsed, Unusable};
 pub use store::{ImportReport, Keystore};
 
 /// The form of an address keys are filed under: lower case, the domain

@@ -8,11 +8,13 @@
 
 use crate::net::dns::{Dns, DnsError};
 use crate::net::https_get::{self, Want};
+use data_encoding::{Encoding, Specification};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rustls::ClientConfig;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a key fetch accepts: any media type (servers send
@@ -29,38 +31,28 @@ const FAIL_TTL: Duration = Duration::from_secs(900);
 /// Remembered misses at most (oldest dropped first).
 const MAX_REMEMBERED: usize = 10_000;
 
-/// The z-base-32 alphabet (RFC 6189 §5.1.6), as WKD uses it.
-const ZBASE32: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+/// z-base-32 (RFC 6189 §5.1.6), as WKD uses it: no padding.
+static ZBASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("ybndrfg8ejkmcpqxot1uwisza345h769");
+    spec.encoding().expect("32 distinct symbols")
+});
 
 /// z-base-32 of the SHA-1 of the lower-cased local part: the file name WKD uses.
 pub fn hashed_local(local: &str) -> String {
-    let digest = Sha1::digest(local.to_lowercase().as_bytes());
-    let mut out = String::with_capacity(32);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in digest.iter() {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ZBASE32[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ZBASE32[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    ZBASE32.encode(&Sha1::digest(local.to_lowercase().as_bytes()))
 }
+
+/// What stays as it is in the `l=` query value: RFC 3986's unreserved characters.
+const QUERY_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes a local part for the `l=` query parameter.
 fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(s, QUERY_KEEPS).to_string()
 }
 
 /// Host and path of the advanced and the direct method for `local@domain`
@@ -79,6 +71,39 @@ pub fn locations(local: &str, domain: &str) -> [(String, String); 2] {
     ]
 }
 
+/// Why WKD gave no key for an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WkdError {
+    /// A lookup for the address found nothing a short while ago.
+    #[error("a recent WKD lookup found no key")]
+    Remembered,
+    /// The address has no `@`.
+    #[error("not an address")]
+    NotAnAddress,
+    /// Neither the advanced nor the direct method's host resolves, or DNS failed.
+    #[error("WKD: {0}")]
+    Dns(#[from] DnsError),
+    /// The server answered, but not with a key (a 404, a redirect...).
+    #[error("WKD {host}: {error}")]
+    NotPublished {
+        /// The host asked.
+        host: String,
+        /// Its answer.
+        error: https_get::GetError,
+    },
+    /// No server could be asked: connection, TLS, timeout.
+    #[error("WKD {host}: {error}")]
+    Unreachable {
+        /// The host tried.
+        host: String,
+        /// The last failure.
+        error: https_get::GetError,
+    },
+    /// The host resolved to no address at all.
+    #[error("WKD {0}: no address")]
+    NoAddress(String),
+}
+
 /// WKD lookups with a memory of recent misses.
 pub struct Wkd {
     dns: Dns,
@@ -92,7 +117,7 @@ impl Wkd {
     pub fn new(dns: Dns, roots: Arc<rustls::RootCertStore>, port: u16) -> Result<Self, String> {
         Ok(Wkd {
             dns,
-            config: https_get::client_config(roots)?,
+            config: https_get::client_config(roots).map_err(|e| e.to_string())?,
             port,
             misses: Mutex::default(),
         })
@@ -100,16 +125,16 @@ impl Wkd {
 
     /// The key bytes published for `address` (lower-case, ASCII domain), or
     /// why there are none. A recent miss answers at once.
-    pub async fn lookup(&self, address: &str) -> Result<Vec<u8>, String> {
+    pub async fn lookup(&self, address: &str) -> Result<Vec<u8>, WkdError> {
         let now = Instant::now();
-        if let Some(until) = self.misses.lock().expect("wkd lock").get(address) {
+        if let Some(until) = crate::locks::lock(&self.misses).get(address) {
             if *until > now {
-                return Err("a recent WKD lookup found no key".into());
+                return Err(WkdError::Remembered);
             }
         }
         let result = self.fetch(address).await;
         if let Err((_, ttl)) = &result {
-            let mut m = self.misses.lock().expect("wkd lock");
+            let mut m = crate::locks::lock(&self.misses);
             if m.len() >= MAX_REMEMBERED {
                 m.retain(|_, until| *until > now);
                 if m.len() >= MAX_REMEMBERED {
@@ -121,34 +146,43 @@ impl Wkd {
         result.map_err(|(why, _)| why)
     }
 
-    async fn fetch(&self, address: &str) -> Result<Vec<u8>, (String, Duration)> {
+    async fn fetch(&self, address: &str) -> Result<Vec<u8>, (WkdError, Duration)> {
         let (local, domain) = address
             .rsplit_once('@')
-            .ok_or_else(|| ("not an address".to_string(), MISS_TTL))?;
+            .ok_or((WkdError::NotAnAddress, MISS_TTL))?;
         let [advanced, direct] = locations(local, domain);
+        let miss = |e: DnsError| {
+            let ttl = match e {
+                DnsError::NoSuchDomain(_) | DnsError::NoAddress(_) => MISS_TTL,
+                _ => FAIL_TTL,
+            };
+            (WkdError::Dns(e), ttl)
+        };
         // The advanced method when its host exists (draft §3.1), else direct.
         let (host, path, addrs) = match self.dns.addrs(&advanced.0).await {
             Ok(a) => (advanced.0, advanced.1, a),
             Err(DnsError::NoSuchDomain(_) | DnsError::NoAddress(_)) => {
                 match self.dns.addrs(&direct.0).await {
                     Ok(a) => (direct.0, direct.1, a),
-                    Err(e @ (DnsError::NoSuchDomain(_) | DnsError::NoAddress(_))) => {
-                        return Err((format!("WKD: {e}"), MISS_TTL))
-                    }
-                    Err(e) => return Err((format!("WKD: {e}"), FAIL_TTL)),
+                    Err(e) => return Err(miss(e)),
                 }
             }
-            Err(e) => return Err((format!("WKD: {e}"), FAIL_TTL)),
+            Err(e) => return Err((WkdError::Dns(e), FAIL_TTL)),
         };
-        let mut last = String::new();
+        let mut last = WkdError::NoAddress(host.clone());
         for ip in addrs.into_iter().take(3) {
             let addr = SocketAddr::new(ip, self.port);
             match https_get::get(addr, &host, &path, self.config.clone(), &KEY).await {
                 Ok(body) => return Ok(body),
-                Err(e @ https_get::GetError::Status { .. }) => {
-                    return Err((format!("WKD {host}: {e}"), MISS_TTL))
+                Err(error @ https_get::GetError::Status { .. }) => {
+                    return Err((WkdError::NotPublished { host, error }, MISS_TTL))
                 }
-                Err(e) => last = format!("WKD {host}: {e}"),
+                Err(error) => {
+                    last = WkdError::Unreachable {
+                        host: host.clone(),
+                        error,
+                    }
+                }
             }
         }
         Err((last, FAIL_TTL))

@@ -49,15 +49,20 @@ impl fmt::Display for QueueId {
     }
 }
 
+/// A string that is not a queue id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a queue id (16 hex digits)")]
+pub struct BadQueueId(pub String);
+
 impl FromStr for QueueId {
-    type Err = String;
+    type Err = BadQueueId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() != 16 {
-            return Err(format!("`{s}` is not a queue id (16 hex digits)"));
+            return Err(BadQueueId(s.to_string()));
         }
         u64::from_str_radix(s, 16)
             .map(QueueId)
-            .map_err(|_| format!("`{s}` is not a queue id (16 hex digits)"))
+            .map_err(|_| BadQueueId(s.to_string()))
     }
 }
 
@@ -68,8 +73,8 @@ impl From<QueueId> for String {
 }
 
 impl TryFrom<String> for QueueId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = BadQueueId;
+    fn try_from(s: String) -> Result<Self, BadQueueId> {
         s.parse()
     }
 }

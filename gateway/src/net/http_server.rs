@@ -91,7 +91,7 @@ impl PerClient {
         limit: usize,
         global: OwnedSemaphorePermit,
     ) -> Option<ClientSlot> {
-        let mut t = table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::locks::lock(&table.0);
         let n = t.entry(key).or_default();
         if *n >= limit {
             return None;
@@ -107,7 +107,7 @@ impl PerClient {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut t = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::locks::lock(&self.table.0);
         if let Some(n) = t.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {

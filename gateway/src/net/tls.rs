@@ -27,6 +27,9 @@ pub enum TlsError {
     /// A private key file others may read, or not ours.
     #[error(transparent)]
     Unsafe(#[from] crate::secret_file::SecretFileError),
+    /// Neither the system store nor a configured file holds a trusted root.
+    #[error("no trusted root certificates (system store empty and no CA file)")]
+    NoRoots,
     /// The development certificate could not be generated.
     #[error("generating the development certificate: {0}")]
     Generate(String),
@@ -141,7 +144,7 @@ pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>,
 
 /// The system's trusted roots plus the certificates in `extra_pem`; an
 /// error when the file cannot be read or no root at all is available.
-pub fn trust_roots(extra_pem: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
+pub fn trust_roots(extra_pem: Option<&Path>) -> Result<Arc<RootCertStore>, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
@@ -150,22 +153,19 @@ pub fn trust_roots(extra_pem: Option<&Path>) -> Result<Arc<RootCertStore>, Strin
     // System stores carry the odd certificate webpki cannot use; skip those.
     let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
     if let Some(path) = extra_pem {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| file_err(path, e))?;
         let mut n = 0;
         for c in certs {
-            let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let c = c.map_err(|e| file_err(path, e))?;
+            roots.add(c).map_err(|e| file_err(path, e))?;
             n += 1;
         }
         if n == 0 {
-            return Err(format!("{}: no certificate in file", path.display()));
+            return Err(file_err(path, "no certificate in file"));
         }
     }
     if roots.is_empty() {
-        return Err("no trusted root certificates (system store empty and no CA file)".into());
+        return Err(TlsError::NoRoots);
     }
     Ok(Arc::new(roots))
 }
@@ -186,6 +186,7 @@ mod tests {
         std::fs::write(&empty, "").unwrap();
         assert!(trust_roots(Some(&empty))
             .unwrap_err()
+            .to_string()
             .contains("no certificate"));
         assert!(trust_roots(Some(&dir.path().join("missing.pem"))).is_err());
     }

@@ -2,9 +2,36 @@
 
 use super::verdict::{Fallback, Seal, Verdict};
 use crate::config::{InboundDlp, Mode, PolicyConfig};
+use crate::keys::Unusable;
 use crate::model::address::Mailbox;
 use crate::model::tls::TlsLevel;
 use crate::spool::{Direction, InspectionRecord};
+
+/// Why a method cannot protect a recipient; blocked verdicts and
+/// `sealgate explain` give this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unfit {
+    /// TLS protects only where the destination's certificate is verified.
+    #[error("the destination's TLS is not verified (level {0})")]
+    Unverified(TlsLevel),
+    /// The portal method is listed but the portal is off.
+    #[error("the escrow portal is off ([portal] enabled = false)")]
+    PortalOff,
+    /// A key was asked for a method that takes none.
+    #[error("{} needs no key", .0.as_str())]
+    NoKeyNeeded(Seal),
+    /// No stored key can seal for the recipient.
+    #[error(transparent)]
+    Key(#[from] Unusable),
+}
+
+/// `why` joined with "; ", as a blocked verdict lists them.
+fn joined(why: &[Unfit]) -> String {
+    why.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Everything the decision for one recipient depends on.
 pub struct Inputs<'a> {
@@ -22,7 +49,7 @@ pub struct Inputs<'a> {
     pub destination_tls: TlsLevel,
     /// The keystore id of a usable key of this kind for the recipient, or
     /// why there is none.
-    pub key_for: &'a dyn Fn(Seal) -> Result<String, String>,
+    pub key_for: &'a dyn Fn(Seal) -> Result<String, Unfit>,
 }
 
 /// The most specific `[policy.recipients]` mode for `rcpt`: address, then
@@ -105,7 +132,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
                 reason: format!(
                     "{tag} asks for {}, but {}; {NO_SEAL_HINT}",
                     seal.as_str(),
-                    missing.join("; ")
+                    joined(&missing)
                 ),
             },
         };
@@ -151,7 +178,7 @@ pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
                 "encryption required ({}) but no secure method for {}: {}; {NO_SEAL_HINT}",
                 why.join(", "),
                 i.recipient,
-                missing.join("; ")
+                joined(&missing)
             ),
         },
     }
@@ -176,13 +203,13 @@ fn fallback(cfg: &PolicyConfig, i: &Inputs) -> Option<Fallback> {
 
 /// One step of the method chain: the key it would use (for PGP and
 /// S/MIME), or why it cannot protect the recipient.
-pub type Step = (Seal, Result<Option<String>, String>);
+pub type Step = (Seal, Result<Option<String>, Unfit>);
 
 /// Every one of `methods`, in order, judged for one recipient.
 pub fn chain(
     cfg: &PolicyConfig,
     destination_tls: TlsLevel,
-    key_for: &dyn Fn(Seal) -> Result<String, String>,
+    key_for: &dyn Fn(Seal) -> Result<String, Unfit>,
     methods: &[Seal],
 ) -> Vec<Step> {
     methods
@@ -190,12 +217,10 @@ pub fn chain(
         .map(|&m| {
             let r = match m {
                 Seal::Tls if destination_tls.authenticates() => Ok(None),
-                Seal::Tls => Err(format!(
-                    "the destination's TLS is not verified (level {destination_tls})"
-                )),
+                Seal::Tls => Err(Unfit::Unverified(destination_tls)),
                 Seal::Pgp | Seal::Smime => key_for(m).map(Some),
                 Seal::Portal if cfg.portal_available => Ok(None),
-                Seal::Portal => Err("the escrow portal is off ([portal] enabled = false)".into()),
+                Seal::Portal => Err(Unfit::PortalOff),
             };
             (m, r)
         })
@@ -208,7 +233,7 @@ fn chosen(
     cfg: &PolicyConfig,
     i: &Inputs,
     methods: &[Seal],
-) -> Result<(Seal, Option<String>), Vec<String>> {
+) -> Result<(Seal, Option<String>), Vec<Unfit>> {
     let mut missing = Vec::new();
     for &m in methods {
         match chain(cfg, i.destination_tls, i.key_for, &[m]).pop() {
@@ -237,8 +262,20 @@ mod tests {
             header_trigger: false,
             recipient: rcpt,
             destination_tls: tls,
-            key_for: &|s| Err(format!("no {} key", s.as_str())),
+            key_for: &|s| Err(no_key(s)),
         }
+    }
+
+    /// What a keystore without keys answers for `seal`.
+    fn no_key(seal: Seal) -> Unfit {
+        let kind = match seal {
+            Seal::Pgp => crate::model::key::KeyKind::Pgp,
+            _ => crate::model::key::KeyKind::Smime,
+        };
+        Unfit::Key(Unusable::NoneKnown {
+            kind,
+            address: "a@b.test".into(),
+        })
     }
 
     fn dlp(action: &str) -> InspectionRecord {
@@ -297,7 +334,7 @@ mod tests {
         let mut i = inputs(&r, &[], Some(&d), TlsLevel::Encrypt);
         let pgp = |s: Seal| match s {
             Seal::Pgp => Ok("FPR".to_string()),
-            _ => Err("none".to_string()),
+            s => Err(no_key(s)),
         };
         i.key_for = &pgp;
         assert!(matches!(
@@ -317,7 +354,7 @@ mod tests {
         let r = Mailbox::parse("a@b.test").unwrap();
         let smime = |s: Seal| match s {
             Seal::Smime => Ok("CERT".to_string()),
-            _ => Err(format!("no {} key", s.as_str())),
+            s => Err(no_key(s)),
         };
         let fallback_of = |tags: &[String], level: TlsLevel| {
             let mut i = inputs(&r, tags, None, level);
@@ -397,7 +434,9 @@ mod tests {
         // [pgp] forces PGP even where verified TLS would do; without a key it blocks.
         let tags = vec!["[pgp]".to_string()];
         match decide(&cfg, &inputs(&r, &tags, None, TlsLevel::Verify)) {
-            Verdict::Block { reason } => assert!(reason.contains("no pgp key"), "{reason}"),
+            Verdict::Block { reason } => {
+                assert!(reason.contains("no OpenPGP key is known"), "{reason}")
+            }
             v => panic!("{v:?}"),
         }
     }

@@ -9,5 +9,5 @@ pub mod tags;
 pub use crate::model::verdict;
 pub mod worker;
 
-pub use decide::{chain, decide, Inputs, Step};
+pub use decide::{chain, decide, Inputs, Step, Unfit};
 pub use verdict::{Fallback, Seal, Verdict};

@@ -3,7 +3,7 @@
 //! the tag-free subject) in the spool with fsync, then hand the id on.
 
 use super::tags;
-use super::{decide, Inputs, Seal, Verdict};
+use super::{decide, Inputs, Seal, Unfit, Verdict};
 use crate::config::Config;
 use crate::keys::Keys;
 use crate::model::address::Mailbox;
@@ -55,13 +55,13 @@ pub fn header_facts(message: &[u8], trigger_name: &str) -> HeaderFacts {
 }
 
 /// The keystore id of a key of `seal`'s kind usable for `address`, or why none is.
-pub fn key_for(keys: &Keys, address: &str, seal: Seal) -> Result<String, String> {
+pub fn key_for(keys: &Keys, address: &str, seal: Seal) -> Result<String, Unfit> {
     let kind = match seal {
         Seal::Pgp => KeyKind::Pgp,
         Seal::Smime => KeyKind::Smime,
-        Seal::Tls | Seal::Portal => return Err(format!("{} needs no key", seal.as_str())),
+        Seal::Tls | Seal::Portal => return Err(Unfit::NoKeyNeeded(seal)),
     };
-    keys.usable(address, kind).map(|f| f.entry.id)
+    Ok(keys.usable(address, kind)?.entry.id)
 }
 
 /// What policy decides for a message: each recipient's verdict (in the

@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
 
 /// Shortest password a recipient may set.
 pub const MIN_PASSWORD: usize = 12;
@@ -138,18 +139,15 @@ impl AccountLocks {
     /// Runs `f` holding `address`'s lock.
     fn with<T>(&self, address: &str, f: impl FnOnce() -> T) -> T {
         let k = key(address);
-        let lock = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let lock = crate::locks::lock(&self.0)
             .entry(k.clone())
             .or_default()
             .clone();
         let out = {
-            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _held = crate::locks::lock(&lock);
             f()
         };
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::locks::lock(&self.0);
         // Ours and the map's: no one else holds or waits for it.
         if Arc::strong_count(&lock) == 2 {
             map.remove(&k);
@@ -289,7 +287,8 @@ fn code_attempt(
         return Ok(Attempt::NoCode);
     };
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    if !constant_time_eq(&code_hash(&key(address), &code), &pending.hash) {
+    let given = code_hash(&key(address), &code);
+    if !bool::from(given.as_bytes().ct_eq(pending.hash.as_bytes())) {
         return wrong(escrow, address, a, rules);
     }
     a.code = None;
@@ -506,14 +505,6 @@ pub fn csrf_ok(key: &ring::hmac::Key, bound: &str, token: &str) -> bool {
         Ok(tag) => ring::hmac::verify(key, bound.as_bytes(), &tag).is_ok(),
         Err(_) => false,
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ impl Limiter {
     pub fn allow(&self, ip: IpAddr) -> bool {
         let ip = crate::net::http_server::client_key(ip);
         let now = Instant::now();
-        let mut w = self.windows.lock().expect("limiter lock");
+        let mut w = crate::locks::lock(&self.windows);
         if w.len() > 100_000 {
             // Forget finished windows rather than grow without bound.
             w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));

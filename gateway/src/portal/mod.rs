@@ -179,7 +179,12 @@ impl Portal {
     }
 
     /// Sends mail the portal writes.
-    async fn send(&self, from: &str, to: &Mailbox, bytes: &[u8]) -> Result<(), String> {
+    async fn send(
+        &self,
+        from: &str,
+        to: &Mailbox,
+        bytes: &[u8],
+    ) -> Result<(), crate::spool::SpoolError> {
         self.spool
             .submit(Submission {
                 from,
@@ -191,7 +196,6 @@ impl Portal {
             })
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     /// The entry a link token opens, or the page to show instead.

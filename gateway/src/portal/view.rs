@@ -3,6 +3,7 @@
 //! images), and its attachments by position, with names made safe.
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// One attachment, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,17 +100,12 @@ pub fn safe_name(name: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// What stays as it is in a `filename*=` value: letters, digits and `-._`.
+const FILENAME_KEEPS: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+
 /// `name` as RFC 5987 / RFC 2231 percent-encoded UTF-8 (for `filename*=`).
 pub fn percent_encoded(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(name, FILENAME_KEEPS).to_string()
 }
 
 /// Parses a held message.

@@ -59,6 +59,17 @@ pub fn direction_to(config: &Config, to: &Mailbox) -> Direction {
     }
 }
 
+/// Why a recipient could not be held in the portal (it is then blocked).
+#[derive(Debug, thiserror::Error)]
+pub enum PortalHoldError {
+    /// The verdict says portal, but the portal is off.
+    #[error("the escrow portal is off ([portal] enabled = false)")]
+    Off,
+    /// The escrow store did not take the deposit.
+    #[error(transparent)]
+    Deposit(#[from] crate::seal::escrow::EscrowError),
+}
+
 impl PortalSeal {
     /// The portal step for `config`, depositing into `escrow`.
     pub fn new(
@@ -87,7 +98,7 @@ impl PortalSeal {
         index: usize,
         outgoing: &[u8],
         dlp_hits: &[String],
-    ) -> Result<(SealRecord, Vec<Outgoing>), String> {
+    ) -> Result<(SealRecord, Vec<Outgoing>), PortalHoldError> {
         let p = &self.config.portal;
         let rcpt = &msg.recipients[index].address;
         let recipient = crate::keys::filed_as(rcpt);
@@ -98,16 +109,13 @@ impl PortalSeal {
             entry,
             token,
             revoke_token,
-        } = self
-            .escrow
-            .deposit(
-                &msg.id.to_string(),
-                &msg.from,
-                &recipient,
-                outgoing,
-                expires_at,
-            )
-            .map_err(|e| e.to_string())?;
+        } = self.escrow.deposit(
+            &msg.id.to_string(),
+            &msg.from,
+            &recipient,
+            outgoing,
+            expires_at,
+        )?;
         let from = notice_from(&self.config, &msg.from);
         let subject = p
             .reveal_subject

@@ -6,7 +6,7 @@
 //! into plain delivery.
 
 use super::pgp::{self, PgpOptions, PgpSigner};
-use super::portal::{Outgoing, PortalSeal};
+use super::portal::{Outgoing, PortalHoldError, PortalSeal};
 use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
@@ -33,6 +33,32 @@ pub enum SealSetupError {
     /// The keystore or its roots do not load.
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyStoreError),
+}
+
+/// Why one recipient's sealed copy could not be made (the recipient is
+/// then blocked, or only its fallback copy is dropped).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The verdict names no key to seal with.
+    #[error("policy chose no key")]
+    NoKey,
+    /// The key policy chose cannot be used now.
+    #[error(transparent)]
+    Key(#[from] crate::keys::Unusable),
+    /// The key is of the other kind than the seal asks for.
+    #[error("key {key} is not a {} key", seal.as_str())]
+    WrongKind {
+        /// The key id.
+        key: String,
+        /// The seal asked for.
+        seal: Seal,
+    },
+    /// OpenPGP encryption failed.
+    #[error(transparent)]
+    Pgp(#[from] crate::keys::pgp_key::PgpError),
+    /// S/MIME encryption failed.
+    #[error(transparent)]
+    Smime(#[from] crate::keys::smime_cert::SmimeError),
 }
 
 /// Makes sealed copies with the keystore and `[seal]`'s options.
@@ -121,16 +147,17 @@ impl Sealer {
         address: &str,
         seal: Seal,
         key_id: &str,
-    ) -> Result<(Vec<u8>, SealRecord), String> {
+    ) -> Result<(Vec<u8>, SealRecord), SealError> {
         let Found { entry, key } = self.keys.load(key_id, address)?;
         let bytes = match (seal, &key) {
-            (Seal::Pgp, Parsed::Pgp(k)) => {
-                pgp::seal(message, &[&**k], &self.pgp).map_err(|e| e.to_string())?
+            (Seal::Pgp, Parsed::Pgp(k)) => pgp::seal(message, &[&**k], &self.pgp)?,
+            (Seal::Smime, Parsed::Smime(c)) => smime::seal(message, &[&**c], &self.smime)?,
+            _ => {
+                return Err(SealError::WrongKind {
+                    key: key_id.to_string(),
+                    seal,
+                })
             }
-            (Seal::Smime, Parsed::Smime(c)) => {
-                smime::seal(message, &[&**c], &self.smime).map_err(|e| e.to_string())?
-            }
-            _ => return Err(format!("key {key_id} is not a {} key", seal.as_str())),
         };
         let record = SealRecord {
             method: seal,
@@ -160,7 +187,7 @@ pub fn seal_message(sealer: &Sealer, msg: &mut QueuedMessage, body: &[u8]) -> Ve
         let address = crate::keys::filed_as(&r.address);
         let result = match key {
             Some(k) => sealer.seal_for(&outgoing, &address, seal, k),
-            None => Err("policy chose no key".to_string()),
+            None => Err(SealError::NoKey),
         };
         match result {
             Ok((bytes, record)) => {
@@ -224,7 +251,7 @@ pub fn hold_in_portal(
     for i in waiting {
         let result = match portal {
             Some(p) => p.hold(msg, i, &outgoing, dlp_hits),
-            None => Err("the escrow portal is off ([portal] enabled = false)".to_string()),
+            None => Err(PortalHoldError::Off),
         };
         let r = &mut msg.recipients[i];
         match result {

@@ -60,7 +60,7 @@ struct IpSlot<'a> {
 
 impl Drop for IpSlot<'_> {
     fn drop(&mut self) {
-        let mut map = self.gw.per_ip.lock().expect("per-ip lock");
+        let mut map = crate::locks::lock(&self.gw.per_ip);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -292,7 +292,7 @@ impl Gateway {
                 .inc();
             Reply::new(421, "4.3.2", "Too many connections, try again later")
         })?;
-        let mut map = self.per_ip.lock().expect("per-ip lock");
+        let mut map = crate::locks::lock(&self.per_ip);
         let n = map.entry(ip).or_insert(0);
         if *n >= self.config.limits.max_connections_per_ip {
             self.metrics

@@ -467,8 +467,7 @@ impl Session {
             // user%other@local, a!b@local, "x@other"@local: a backend that
             // honours these would relay for us (Postfix: allow_untrusted_routing = no).
             let known = self.recipients.as_ref().is_none_or(|r| {
-                r.read()
-                    .expect("recipients lock")
+                crate::locks::read(r)
                     .as_ref()
                     .is_none_or(|l| l.accepts(&to))
             });
