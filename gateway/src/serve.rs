@@ -352,7 +352,7 @@ fn start_policy(
     let wkd = if config.seal.wkd {
         Some(Arc::new(
             crate::keys::wkd::Wkd::new(net.dns.clone(), net.roots.clone(), config.seal.wkd_port)
-                .map_err(ServeError::Delivery)?,
+                .map_err(|e| ServeError::Delivery(format!("WKD client: {e}")))?,
         ))
     } else {
         None
@@ -590,7 +590,7 @@ async fn reload_on_hup(config: Arc<Config>, rules: SharedRules, recipients: Shar
     while hup.recv().await.is_some() {
         match load_recipients(&config) {
             Ok(list) => {
-                *recipients.write().expect("recipients lock") = list;
+                *crate::locks::write(&recipients) = list;
                 tracing::info!("recipients list reloaded");
             }
             Err(e) => {
@@ -600,7 +600,7 @@ async fn reload_on_hup(config: Arc<Config>, rules: SharedRules, recipients: Shar
         match config.dlp.load_rules() {
             Ok(set) => {
                 let detectors = set.detector_ids().len();
-                *rules.write().expect("rules lock") = Arc::new(set);
+                *crate::locks::write(&rules) = Arc::new(set);
                 tracing::info!(detectors, "DLP rules reloaded");
             }
             Err(e) => {

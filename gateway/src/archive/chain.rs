@@ -67,21 +67,44 @@ impl Checkpoint {
     }
 
     /// Checks the signature against the key it names, and that it covers `head`.
-    pub fn verify(&self, head: &Hash) -> Result<(), String> {
+    pub fn verify(&self, head: &Hash) -> Result<(), CheckpointError> {
         if self.head != hex::encode(head) {
-            return Err(format!(
-                "checkpoint at {} names head {}, the chain has {}",
-                self.covers,
-                self.head,
-                hex::encode(head)
-            ));
+            return Err(CheckpointError::OtherHead {
+                covers: self.covers,
+                named: self.head.clone(),
+                chain: hex::encode(head),
+            });
         }
-        let key = hex::decode(&self.public_key).map_err(|e| format!("public key: {e}"))?;
-        let sig = hex::decode(&self.signature).map_err(|e| format!("signature: {e}"))?;
+        let key = hex::decode(&self.public_key).map_err(CheckpointError::PublicKey)?;
+        let sig = hex::decode(&self.signature).map_err(CheckpointError::Signature)?;
         UnparsedPublicKey::new(&ED25519, key)
             .verify(&Self::message(self.covers, head), &sig)
-            .map_err(|_| format!("checkpoint at {}: bad signature", self.covers))
+            .map_err(|_| CheckpointError::BadSignature(self.covers))
     }
+}
+
+/// Why a checkpoint does not vouch for the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// It was signed over another head than the chain's at that point.
+    #[error("checkpoint at {covers} names head {named}, the chain has {chain}")]
+    OtherHead {
+        /// The sequence number it covers.
+        covers: u64,
+        /// The head it names.
+        named: String,
+        /// The chain's head there.
+        chain: String,
+    },
+    /// The public key is not hex.
+    #[error("public key: {0}")]
+    PublicKey(hex::FromHexError),
+    /// The signature is not hex.
+    #[error("signature: {0}")]
+    Signature(hex::FromHexError),
+    /// The signature does not verify.
+    #[error("checkpoint at {0}: bad signature")]
+    BadSignature(u64),
 }
 
 /// Loads the archive's Ed25519 signing key (PKCS#8), creating it (mode
@@ -137,7 +160,10 @@ mod tests {
         assert!(c.verify(&sha256(b"other")).is_err());
         let mut forged = c.clone();
         forged.covers = 8;
-        assert!(forged.verify(&head).unwrap_err().contains("bad signature"));
+        assert!(matches!(
+            forged.verify(&head),
+            Err(CheckpointError::BadSignature(_))
+        ));
         // The key file is reused, not replaced.
         let again = load_or_create_signer(&dir.path().join("k.pk8")).unwrap();
         assert_eq!(again.public_key().as_ref(), key.public_key().as_ref());

@@ -300,7 +300,7 @@ impl Archive {
 
     /// The last sequence number (0 when empty).
     pub fn head_seq(&self) -> u64 {
-        self.head.lock().expect("archive head lock").seq
+        crate::locks::lock(&self.head).seq
     }
 
     /// Journals one relayed message: its bytes (stored once per content)
@@ -324,7 +324,7 @@ impl Archive {
         // The content key is what was stored, whatever the caller computed.
         let mut capture = capture;
         capture.sha256 = hex::encode(sha);
-        let mut head = self.head.lock().expect("archive head lock");
+        let mut head = crate::locks::lock(&self.head);
         if let Some(v) = self
             .db
             .get_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes())?
@@ -392,7 +392,7 @@ impl Archive {
     /// already covered).
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, ArchiveError> {
         let signer = self.signer.as_ref().ok_or(ArchiveError::ReadOnly)?;
-        let mut head = self.head.lock().expect("archive head lock");
+        let mut head = crate::locks::lock(&self.head);
         if head.seq == 0 || head.since_checkpoint == 0 {
             return Ok(None);
         }
@@ -473,7 +473,7 @@ impl Archive {
         if report.items.is_empty() {
             return Ok(report);
         }
-        let mut head = self.head.lock().expect("archive head lock");
+        let mut head = crate::locks::lock(&self.head);
         let seq = head.seq + 1;
         for e in &events {
             batch.put_cf(self.cf(CF_PURGED), seq_key(*e), seq_key(seq));
@@ -719,7 +719,7 @@ impl Archive {
                             report.signers.push(cp.public_key.clone());
                         }
                     }
-                    Err(e) => report.damaged.push((seq, e)),
+                    Err(e) => report.damaged.push((seq, e.to_string())),
                 }
             }
         }

@@ -107,7 +107,7 @@ impl Stage {
             .delivery
             .max_connections_per_domain
             .max(1);
-        let mut map = self.domains.lock().expect("domain limits lock");
+        let mut map = crate::locks::lock(&self.domains);
         // Forget idle domains so the map does not grow without bound.
         map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < per);
         map.entry(domain.to_string())

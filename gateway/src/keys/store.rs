@@ -90,7 +90,7 @@ impl Keystore {
     pub async fn refresh(&self) -> Result<(), KeyStoreError> {
         let stamp = self.records.stamp().await?;
         let fresh = matches!(
-            &*self.loaded.read().expect("keystore records lock"),
+            &*crate::locks::read(&self.loaded),
             Some((at, _)) if *at == stamp
         );
         if !fresh {
@@ -105,7 +105,7 @@ impl Keystore {
         entries.sort_by(|a, b| {
             (a.addresses.first(), a.added_at).cmp(&(b.addresses.first(), b.added_at))
         });
-        *self.loaded.write().expect("keystore records lock") = Some((stamp, Arc::new(entries)));
+        *crate::locks::write(&self.loaded) = Some((stamp, Arc::new(entries)));
         Ok(())
     }
 
@@ -117,10 +117,7 @@ impl Keystore {
 
     /// Every entry as last loaded, sorted by first address then age.
     pub fn list(&self) -> Result<Arc<Vec<KeyEntry>>, KeyStoreError> {
-        Ok(self
-            .loaded
-            .read()
-            .expect("keystore records lock")
+        Ok(crate::locks::read(&self.loaded)
             .as_ref()
             .map(|(_, entries)| entries.clone())
             .unwrap_or_default())

@@ -114,10 +114,14 @@ pub struct Wkd {
 
 impl Wkd {
     /// Looks keys up through `dns`, verifying servers against `roots`, on `port` (443).
-    pub fn new(dns: Dns, roots: Arc<rustls::RootCertStore>, port: u16) -> Result<Self, String> {
+    pub fn new(
+        dns: Dns,
+        roots: Arc<rustls::RootCertStore>,
+        port: u16,
+    ) -> Result<Self, https_get::GetError> {
         Ok(Wkd {
             dns,
-            config: https_get::client_config(roots).map_err(|e| e.to_string())?,
+            config: https_get::client_config(roots)?,
             port,
             misses: Mutex::default(),
         })

@@ -220,7 +220,7 @@ impl Escrow {
     /// Finishes a rotation a crash cut short, and moves keys wrapped by
     /// the key file (stores made before shredding keys) under one.
     fn finish_rotation(&self) -> Result<(), EscrowError> {
-        let cut_short = self.shred.read().expect("not poisoned").mid_rotation();
+        let cut_short = crate::locks::read(&self.shred).mid_rotation();
         let legacy = || -> Result<bool, EscrowError> {
             Ok(self
                 .list()?
@@ -320,7 +320,7 @@ impl Escrow {
         let token = hex::encode(rand::random::<[u8; 32]>());
         let revoke_token = hex::encode(rand::random::<[u8; 32]>());
         let key: [u8; 32] = rand::random();
-        let shred = self.shred.read().expect("not poisoned");
+        let shred = crate::locks::read(&self.shred);
         let (wrap_key, wrapped_key) = shred.wrap(&key_label(&id), &key)?;
         let nonce: [u8; 12] = rand::random();
         let cipher = Aes256Gcm::new_from_slice(&key).expect("a 32-byte key");
@@ -389,7 +389,7 @@ impl Escrow {
     /// Records a reply from the recipient.
     pub fn mark_replied(&self, id: &str) -> Result<(), EscrowError> {
         // Held while the entry, wrapped key included, is written back.
-        let _shred = self.shred.read().expect("not poisoned");
+        let _shred = crate::locks::read(&self.shred);
         if let Some(mut e) = self.entry(id)? {
             if e.erased_at.is_none() {
                 e.state = EscrowState::Replied;
@@ -496,7 +496,7 @@ impl Escrow {
     }
 
     fn decrypt(&self, id: &str, mark_read: bool) -> Result<Vec<u8>, EscrowError> {
-        let shred = self.shred.read().expect("not poisoned");
+        let shred = crate::locks::read(&self.shred);
         let mut entry = self
             .entry(id)?
             .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "no such entry".into()))?;
@@ -564,7 +564,7 @@ impl Escrow {
         ids: &[String],
         state: EscrowState,
     ) -> Result<Vec<EscrowEntry>, EscrowError> {
-        let mut shred = self.shred.write().expect("not poisoned");
+        let mut shred = crate::locks::write(&self.shred);
         shred.begin_rotation()?;
         let mut batch = WriteBatch::default();
         let mut erased = Vec::new();

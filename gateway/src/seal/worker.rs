@@ -316,8 +316,7 @@ impl Stage {
                 let held = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits);
                 (msg, copies, held)
             })
-            .await
-            .map_err(|e| SpoolError::Commit(format!("seal task: {e}")))?;
+            .await?;
             msg = msg2;
             for (escrow_id, detail) in &held.deposits {
                 crate::audit::note(

@@ -14,6 +14,26 @@ use tokio::sync::oneshot;
 /// The most commits gathered into one sync.
 const MAX_GROUP: usize = 256;
 
+/// Why a commit was not made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The committer thread is gone (the gateway is stopping).
+    #[error("spool committer has stopped")]
+    Stopped,
+    /// An op named a column family the spool does not have.
+    #[error("spool has no column family {0}")]
+    NoColumnFamily(&'static str),
+    /// An envelope would overwrite one already accepted.
+    #[error("envelope {0} already exists")]
+    EnvelopeExists(String),
+    /// A replace found its record deleted meanwhile.
+    #[error("record {0} no longer exists")]
+    Gone(String),
+    /// The synced write itself failed.
+    #[error("{0}")]
+    Sync(#[from] rocksdb::Error),
+}
+
 /// One write the committer applies.
 pub enum Op {
     /// Put `value` at `key` in column family `cf`.
@@ -55,7 +75,7 @@ pub enum Op {
 
 struct Request {
     ops: Vec<Op>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), CommitError>>,
 }
 
 /// Handle to the committer thread.
@@ -76,13 +96,12 @@ impl Committer {
     }
 
     /// Applies `ops` durably; returns once they are synced to disk.
-    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), String> {
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), CommitError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Request { ops, done })
-            .map_err(|_| "spool committer has stopped".to_string())?;
-        wait.await
-            .map_err(|_| "spool committer has stopped".to_string())?
+            .map_err(|_| CommitError::Stopped)?;
+        wait.await.map_err(|_| CommitError::Stopped)?
     }
 }
 
@@ -104,7 +123,7 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
         // admin's delete) fails alone instead of failing its whole group,
         // and a delete and an update in one group cannot resurrect a record.
         let mut exists: HashMap<(&'static str, Vec<u8>), bool> = HashMap::new();
-        let mut verdicts: Vec<Result<(), String>> = Vec::with_capacity(group.len());
+        let mut verdicts: Vec<Result<(), CommitError>> = Vec::with_capacity(group.len());
         for r in group.iter_mut() {
             let ops = std::mem::take(&mut r.ops);
             let verdict = check(&db, &ops, &mut exists);
@@ -116,7 +135,7 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
             verdicts.push(verdict);
         }
         let started = Instant::now();
-        let result = db.write_opt(batch, &sync).map_err(|e| e.to_string());
+        let result = db.write_opt(batch, &sync).map_err(CommitError::Sync);
         metrics
             .fsync_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -145,12 +164,12 @@ fn check(
     db: &DB,
     ops: &[Op],
     exists: &mut HashMap<(&'static str, Vec<u8>), bool>,
-) -> Result<(), String> {
+) -> Result<(), CommitError> {
     let mut mine: HashMap<(&'static str, Vec<u8>), bool> = HashMap::new();
     for op in ops {
         let name = cf_of(op);
         let Some(cf) = db.cf_handle(name) else {
-            return Err(format!("spool has no column family {name}"));
+            return Err(CommitError::NoColumnFamily(name));
         };
         let present = |key: &Vec<u8>| -> bool {
             let k = (name, key.clone());
@@ -167,10 +186,10 @@ fn check(
                 key,
                 ..
             } if present(key) => {
-                return Err(format!("envelope {} already exists", hex::encode(key)));
+                return Err(CommitError::EnvelopeExists(hex::encode(key)));
             }
             Op::Replace { key, .. } if !present(key) => {
-                return Err(format!("record {} no longer exists", hex::encode(key)));
+                return Err(CommitError::Gone(hex::encode(key)));
             }
             Op::Put { key, .. } | Op::Replace { key, .. } => {
                 mine.insert((name, key.clone()), true);

@@ -67,7 +67,19 @@ pub enum SpoolError {
     Corrupt(String, String),
     /// The synced write failed.
     #[error("spool commit failed: {0}")]
-    Commit(String),
+    Commit(#[from] commit::CommitError),
+    /// A file beside the database (its directory, the writer's lock) could
+    /// not be made or locked.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A blocking task doing spool work panicked or was cancelled.
+    #[error("spool task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// The store is open read-only.
     #[error("the spool is open read-only")]
     ReadOnly,
@@ -186,13 +198,14 @@ fn writer_lock(dir: &Path) -> Result<std::fs::File, SpoolError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| SpoolError::Commit(format!("{}: {e}", path.display())))?;
+        .map_err(|source| SpoolError::File {
+            path: path.clone(),
+            source,
+        })?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(SpoolError::InUse(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(SpoolError::Commit(format!("{}: {e}", path.display())))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(SpoolError::File { path, source: e }),
     }
 }
 
@@ -206,8 +219,10 @@ impl Spool {
     /// Opens (creating if needed) the spool for the gateway, sweeps orphan
     /// chunks and starts the group committer.
     pub fn open(dir: &Path, keys: Keyring, metrics: Arc<Metrics>) -> Result<Self, SpoolError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SpoolError::Commit(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| SpoolError::File {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let writer = writer_lock(dir)?;
         let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
         let (committer, commit_thread) = Committer::start(db.clone(), metrics.clone());
@@ -275,7 +290,7 @@ impl Spool {
     /// receiver (one subscriber: the next stage).
     pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<QueueId> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *self.inner.accepted.lock().expect("subscriber lock") = Some(tx);
+        *crate::locks::lock(&self.inner.accepted) = Some(tx);
         rx
     }
 
@@ -297,8 +312,7 @@ impl Spool {
             }
             db.put_cf(spool.cf(CF_INSPECTION), key, value)
         })
-        .await
-        .map_err(|e| SpoolError::Commit(e.to_string()))?
+        .await?
         .map_err(SpoolError::Db)
     }
 
@@ -795,8 +809,7 @@ impl MessageWriter {
                 .db
                 .put_cf_opt(&spool.cf(CF_CHUNK), key, value, &o)
         })
-        .await
-        .map_err(|e| SpoolError::Commit(e.to_string()))??;
+        .await??;
         Ok(())
     }
 
@@ -831,14 +844,7 @@ impl MessageWriter {
             .await
             .map_err(SpoolError::Commit)?;
         self.committed = true;
-        if let Some(tx) = self
-            .spool
-            .inner
-            .accepted
-            .lock()
-            .expect("subscriber lock")
-            .as_ref()
-        {
+        if let Some(tx) = crate::locks::lock(&self.spool.inner.accepted).as_ref() {
             let _ = tx.send(self.id);
         }
         let m = &self.spool.inner.metrics;
