@@ -10,6 +10,8 @@ use crate::smtp::server::Gateway;
 use crate::smtp::tls;
 use crate::spool::pipe::{Pipe, Progress};
 use crate::spool::{KeyError, Keyring, QueueId, Spool, SpoolError};
+use crate::store::escrow::PortalStores;
+use crate::store::Stores;
 use crate::telemetry::metrics::Metrics;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -139,14 +141,13 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Ser
 }
 
 /// The escrow store, when `[portal] enabled`.
-fn open_escrow(config: &Config) -> Result<Option<Arc<crate::seal::escrow::Escrow>>, ServeError> {
+fn open_escrow(config: &Config) -> Result<Option<PortalStores>, ServeError> {
     if !config.portal.enabled {
         return Ok(None);
     }
-    let keys = Keyring::load_or_create(&config.escrow_key_file())?;
-    let escrow = crate::seal::escrow::Escrow::open(&config.escrow_dir(), keys)
-        .map_err(|e| ServeError::Portal(e.to_string()))?;
-    Ok(Some(Arc::new(escrow)))
+    Stores::open_portal(config)
+        .map(Some)
+        .map_err(|e| ServeError::Portal(e.to_string()))
 }
 
 /// Runs the gateway until a termination signal.
@@ -249,7 +250,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         keys,
         rules: config.dlp.enabled.then(|| rules.clone()),
         mta_sts: net.mta_sts.clone(),
-        escrow: escrow.clone(),
+        escrow: escrow.as_ref().map(|e| e.messages.clone()),
         stores: stores.clone(),
         archive: journal
             .clone()
@@ -379,7 +380,7 @@ fn start_policy(
 fn start_seal(
     c: &Common,
     keys: &crate::keys::Keys,
-    escrow: &Option<Arc<crate::seal::escrow::Escrow>>,
+    escrow: &Option<PortalStores>,
     pipe: Pipe,
     next: UnboundedSender<QueueId>,
 ) -> Result<(), ServeError> {
@@ -392,8 +393,12 @@ fn start_seal(
     let sealer = crate::seal::worker::Sealer::from_config(config, keys.clone())?;
     let portal_seal = match escrow {
         Some(e) => Some(
-            crate::seal::portal::PortalSeal::new(config.clone(), e.clone(), metrics.clone())
-                .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
+            crate::seal::portal::PortalSeal::new(
+                config.clone(),
+                e.messages.clone(),
+                metrics.clone(),
+            )
+            .map_err(|e| ServeError::Portal(format!("templates_dir: {e}")))?,
         ),
         None => None,
     };

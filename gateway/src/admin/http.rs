@@ -41,7 +41,7 @@ pub struct AdminState {
     /// The DLP rules in force, when DLP is on (for `explain`).
     pub rules: Option<crate::inspect::worker::SharedRules>,
     /// The escrow store, when the portal is on.
-    pub escrow: Option<Arc<crate::seal::escrow::Escrow>>,
+    pub escrow: Option<Arc<dyn crate::store::escrow::EscrowStore>>,
     /// The archive and audit API (role tokens of its own), when the archive is on.
     pub archive: Option<super::archive_api::ArchiveApi>,
     /// The node's stores (the audit log).
@@ -421,7 +421,7 @@ async fn portal_revoke(
         )
     })?;
     match crate::portal::revoke(
-        escrow,
+        escrow.as_ref(),
         s.stores.audit.as_ref(),
         &s.metrics,
         &id,

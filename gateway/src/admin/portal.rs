@@ -2,21 +2,17 @@
 //! message stands, read-only (works while the gateway runs).
 
 use crate::config::Config;
-use crate::seal::escrow::{Escrow, EscrowEntry, EscrowError};
-use crate::spool::Keyring;
+use crate::model::escrow::EscrowEntry;
+use crate::store::escrow::EscrowError;
+use crate::store::Stores;
 use std::fmt::Write as _;
 
 /// Every entry of the escrow store, oldest first.
-pub fn entries(config: &Config) -> Result<Vec<EscrowEntry>, EscrowError> {
-    let dir = config.escrow_dir();
-    if !dir.join("CURRENT").exists() {
+pub async fn entries(config: &Config) -> Result<Vec<EscrowEntry>, EscrowError> {
+    let Some(stores) = Stores::open_portal_read_only(config)? else {
         return Ok(Vec::new());
-    }
-    let keys = Keyring::load(&config.escrow_key_file()).map_err(|source| EscrowError::Key {
-        what: config.escrow_key_file().display().to_string(),
-        source,
-    })?;
-    let mut list = Escrow::open_read_only(&dir, keys)?.list()?;
+    };
+    let mut list = stores.messages.list().await?;
     list.sort_by_key(|e| e.created_at);
     Ok(list)
 }
@@ -26,11 +22,7 @@ pub fn list(entries: &[EscrowEntry], json: bool) -> String {
     let mut out = String::new();
     if json {
         for e in entries {
-            let mut v = serde_json::to_value(e).expect("an entry serialises");
-            // The wrapped key is useless without the key file, but it is no one's business.
-            if let Some(o) = v.as_object_mut() {
-                o.remove("wrapped_key");
-            }
+            let v = serde_json::to_value(e).expect("an entry serialises");
             let _ = writeln!(out, "{v}");
         }
         return out;

@@ -623,12 +623,10 @@ impl Change {
             Change::RevokePortal(id) => {
                 let c = &loc.config;
                 let refused = |e: &dyn std::fmt::Display| QueueError::Refused(e.to_string());
-                let keys = Keyring::load(&c.escrow_key_file())?;
-                let escrow = crate::seal::escrow::Escrow::open(&c.escrow_dir(), keys)
-                    .map_err(|e| refused(&e))?;
+                let escrow = crate::store::Stores::open_portal(c).map_err(|e| refused(&e))?;
                 let metrics = Metrics::new();
                 match crate::portal::revoke(
-                    &escrow,
+                    escrow.messages.as_ref(),
                     loc.stores.audit.as_ref(),
                     &metrics,
                     id,

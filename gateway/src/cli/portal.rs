@@ -25,7 +25,7 @@ pub async fn run(at: Where, action: PortalCmd) -> super::Result {
     let config = at.load()?;
     let text = match action {
         PortalCmd::Ls { json } => {
-            sealgate::admin::portal::list(&sealgate::admin::portal::entries(&config)?, json)
+            sealgate::admin::portal::list(&sealgate::admin::portal::entries(&config).await?, json)
         }
         PortalCmd::Revoke { id } => {
             let loc = Location::from_config(&config);

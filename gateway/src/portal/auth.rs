@@ -5,18 +5,18 @@
 //! session; forms carry a CSRF token bound to the session or, before
 //! sign-in, to a random cookie.
 //!
-//! Each address's account is read and written under its own lock
-//! ([`AccountLocks`]), and a password try is counted before the slow
+//! Each address's account is read and written under its own lock (the
+//! store's [`SignInRecords::lock`]), and a password try is counted before the slow
 //! argon2 check: parallel tries cannot get more than `max_failures`
 //! guesses per lockout, nor overwrite the lock.
 
-use crate::seal::escrow::{token_hash, Escrow, EscrowError, Record};
+use crate::model::escrow::SignInRecord;
+use crate::store::escrow::{token_hash, EscrowError, SignInRecords};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 
 /// Shortest password a recipient may set.
@@ -130,32 +130,6 @@ pub struct Rules {
     pub session_idle: Duration,
 }
 
-/// One lock per address whose account is being read and written; an
-/// address's entry goes when no one holds or waits for it.
-#[derive(Debug, Default)]
-pub struct AccountLocks(Mutex<HashMap<String, Arc<Mutex<()>>>>);
-
-impl AccountLocks {
-    /// Runs `f` holding `address`'s lock.
-    fn with<T>(&self, address: &str, f: impl FnOnce() -> T) -> T {
-        let k = key(address);
-        let lock = crate::locks::lock(&self.0)
-            .entry(k.clone())
-            .or_default()
-            .clone();
-        let out = {
-            let _held = crate::locks::lock(&lock);
-            f()
-        };
-        let mut map = crate::locks::lock(&self.0);
-        // Ours and the map's: no one else holds or waits for it.
-        if Arc::strong_count(&lock) == 2 {
-            map.remove(&k);
-        }
-        out
-    }
-}
-
 fn code_hash(address: &str, code: &str) -> String {
     token_hash(&format!("{address}\n{code}"))
 }
@@ -165,15 +139,33 @@ fn key(address: &str) -> String {
     address.to_ascii_lowercase()
 }
 
-/// Reads `address`'s account (a new one if none).
-pub fn account(escrow: &Escrow, address: &str) -> Result<Account, EscrowError> {
-    Ok(escrow
-        .get_record(Record::Account, &key(address))?
-        .unwrap_or_default())
+fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &[u8]) -> Result<T, EscrowError> {
+    serde_json::from_slice(json).map_err(|e| EscrowError::Corrupt(what.into(), e.to_string()))
 }
 
-fn save(escrow: &Escrow, address: &str, a: &Account) -> Result<(), EscrowError> {
-    escrow.put_record(Record::Account, &key(address), a)
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("a sign-in record serialises")
+}
+
+/// Reads `address`'s account (a new one if none).
+pub async fn account(records: &dyn SignInRecords, address: &str) -> Result<Account, EscrowError> {
+    match records.get(SignInRecord::Account, &key(address)).await? {
+        Some(json) => decode("account", &json),
+        None => Ok(Account::default()),
+    }
+}
+
+async fn save(records: &dyn SignInRecords, address: &str, a: &Account) -> Result<(), EscrowError> {
+    records
+        .put(SignInRecord::Account, &key(address), encode(a))
+        .await
+}
+
+async fn get_session(records: &dyn SignInRecords, k: &str) -> Result<Option<Session>, EscrowError> {
+    match records.get(SignInRecord::Session, k).await? {
+        Some(json) => decode("session", &json).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn locked(a: &Account, now: DateTime<Utc>) -> bool {
@@ -181,28 +173,24 @@ fn locked(a: &Account, now: DateTime<Utc>) -> bool {
 }
 
 /// `address`'s account, or `None` while it is locked.
-fn unlocked(
-    escrow: &Escrow,
+async fn unlocked(
+    records: &dyn SignInRecords,
     address: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Account>, EscrowError> {
-    let a = account(escrow, address)?;
+    let a = account(records, address).await?;
     Ok((!locked(&a, now)).then_some(a))
 }
 
 /// A new 8-digit code for `address`, unless it is locked or asked too often.
-pub fn request_code(
-    escrow: &Escrow,
-    locks: &AccountLocks,
+pub async fn request_code(
+    records: &dyn SignInRecords,
     address: &str,
     rules: &Rules,
 ) -> Result<CodeRequest, EscrowError> {
-    locks.with(address, || new_code(escrow, address, rules))
-}
-
-fn new_code(escrow: &Escrow, address: &str, rules: &Rules) -> Result<CodeRequest, EscrowError> {
+    let _held = records.lock(address).await?;
     let now = Utc::now();
-    let mut a = account(escrow, address)?;
+    let mut a = account(records, address).await?;
     if locked(&a, now) {
         return Ok(CodeRequest::Locked);
     }
@@ -222,13 +210,13 @@ fn new_code(escrow: &Escrow, address: &str, rules: &Rules) -> Result<CodeRequest
         expires_at: now + rules.code_ttl,
     });
     a.codes_sent.push(now);
-    save(escrow, address, &a)?;
+    save(records, address, &a).await?;
     Ok(CodeRequest::Send(code))
 }
 
 /// Counts a wrong try; returns the attempt's result.
-fn wrong(
-    escrow: &Escrow,
+async fn wrong(
+    records: &dyn SignInRecords,
     address: &str,
     mut a: Account,
     rules: &Rules,
@@ -238,49 +226,39 @@ fn wrong(
         a.failures = 0;
         a.code = None;
         a.locked_until = Some(Utc::now() + rules.lockout);
-        save(escrow, address, &a)?;
+        save(records, address, &a).await?;
         return Ok(Attempt::Locked);
     }
     let left = rules.max_failures - a.failures;
-    save(escrow, address, &a)?;
+    save(records, address, &a).await?;
     Ok(Attempt::Wrong { left })
 }
 
 /// A new session for `address`; returns its cookie value.
-fn start_session(escrow: &Escrow, address: &str) -> Result<String, EscrowError> {
+async fn start_session(records: &dyn SignInRecords, address: &str) -> Result<String, EscrowError> {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = Utc::now();
-    escrow.put_record(
-        Record::Session,
-        &token_hash(&token),
-        &Session {
-            address: key(address),
-            created_at: now,
-            last_seen: now,
-        },
-    )?;
+    let s = Session {
+        address: key(address),
+        created_at: now,
+        last_seen: now,
+    };
+    records
+        .put(SignInRecord::Session, &token_hash(&token), encode(&s))
+        .await?;
     Ok(token)
 }
 
 /// Checks a one-time code; the right one (once) starts a session.
-pub fn check_code(
-    escrow: &Escrow,
-    locks: &AccountLocks,
+pub async fn check_code(
+    records: &dyn SignInRecords,
     address: &str,
     code: &str,
     rules: &Rules,
 ) -> Result<Attempt, EscrowError> {
-    locks.with(address, || code_attempt(escrow, address, code, rules))
-}
-
-fn code_attempt(
-    escrow: &Escrow,
-    address: &str,
-    code: &str,
-    rules: &Rules,
-) -> Result<Attempt, EscrowError> {
+    let _held = records.lock(address).await?;
     let now = Utc::now();
-    let Some(mut a) = unlocked(escrow, address, now)? else {
+    let Some(mut a) = unlocked(records, address, now).await? else {
         return Ok(Attempt::Locked);
     };
     let Some(pending) = a.code.clone().filter(|c| c.expires_at > now) else {
@@ -289,55 +267,54 @@ fn code_attempt(
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
     let given = code_hash(&key(address), &code);
     if !bool::from(given.as_bytes().ct_eq(pending.hash.as_bytes())) {
-        return wrong(escrow, address, a, rules);
+        return wrong(records, address, a, rules).await;
     }
     a.code = None;
     a.failures = 0;
-    save(escrow, address, &a)?;
-    start_session(escrow, address).map(Attempt::Ok)
+    save(records, address, &a).await?;
+    start_session(records, address).await.map(Attempt::Ok)
 }
 
-/// Checks a password (argon2id; slow on purpose: call off the async
-/// workers). The try is counted first, so tries in parallel each use one of
+/// Checks a password (argon2id, slow on purpose: run on the blocking
+/// pool). The try is counted first, so tries in parallel each use one of
 /// the `max_failures`; the one that uses the last locks the address at once,
 /// and only a right password lifts that.
-pub fn check_password(
-    escrow: &Escrow,
-    locks: &AccountLocks,
+pub async fn check_password(
+    records: &dyn SignInRecords,
     address: &str,
     password: &str,
     rules: &Rules,
 ) -> Result<Attempt, EscrowError> {
-    let reserved = locks.with(
-        address,
-        || -> Result<Option<(Option<String>, u32)>, EscrowError> {
-            let now = Utc::now();
-            let Some(mut a) = unlocked(escrow, address, now)? else {
-                return Ok(None);
-            };
-            a.failures += 1;
-            let n = a.failures;
-            if n >= rules.max_failures {
-                a.failures = 0;
-                a.code = None;
-                a.locked_until = Some(now + rules.lockout);
-            }
-            save(escrow, address, &a)?;
-            Ok(Some((a.password, n)))
-        },
-    )?;
-    let Some((phc, n)) = reserved else {
-        return Ok(Attempt::Locked);
+    let (phc, n) = {
+        let _held = records.lock(address).await?;
+        let now = Utc::now();
+        let Some(mut a) = unlocked(records, address, now).await? else {
+            return Ok(Attempt::Locked);
+        };
+        a.failures += 1;
+        let n = a.failures;
+        if n >= rules.max_failures {
+            a.failures = 0;
+            a.code = None;
+            a.locked_until = Some(now + rules.lockout);
+        }
+        save(records, address, &a).await?;
+        (a.password, n)
     };
-    let good = phc.as_deref().is_some_and(|phc| {
-        PasswordHash::new(phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    });
+    let password = password.to_string();
+    let good = tokio::task::spawn_blocking(move || {
+        phc.as_deref().is_some_and(|phc| {
+            PasswordHash::new(phc)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+    })
+    .await
+    .map_err(|e| EscrowError::Corrupt("password check".into(), e.to_string()))?;
     if !good {
         return Ok(if n >= rules.max_failures {
             Attempt::Locked
@@ -347,41 +324,38 @@ pub fn check_password(
             }
         });
     }
-    locks.with(address, || {
-        let mut a = account(escrow, address)?;
-        a.failures = 0;
-        a.locked_until = None;
-        save(escrow, address, &a)?;
-        start_session(escrow, address).map(Attempt::Ok)
-    })
+    let _held = records.lock(address).await?;
+    let mut a = account(records, address).await?;
+    a.failures = 0;
+    a.locked_until = None;
+    save(records, address, &a).await?;
+    start_session(records, address).await.map(Attempt::Ok)
 }
 
 /// Counts one reply from `address` to `message` against `limits` (per
 /// 24 hours, per message); not counted when either is used up.
-pub fn take_reply(
-    escrow: &Escrow,
-    locks: &AccountLocks,
+pub async fn take_reply(
+    records: &dyn SignInRecords,
     address: &str,
     message: &str,
     limits: (u32, u32),
 ) -> Result<ReplyQuota, EscrowError> {
     let (per_day, per_message) = limits;
-    locks.with(address, || {
-        let now = Utc::now();
-        let mut a = account(escrow, address)?;
-        a.replies_sent.retain(|t| now - *t < Duration::hours(24));
-        if a.replies_sent.len() >= per_day as usize {
-            return Ok(ReplyQuota::DayUsed);
-        }
-        let to_this = a.replies_to.entry(message.to_string()).or_default();
-        if *to_this >= per_message {
-            return Ok(ReplyQuota::MessageUsed);
-        }
-        *to_this += 1;
-        a.replies_sent.push(now);
-        save(escrow, address, &a)?;
-        Ok(ReplyQuota::Granted)
-    })
+    let _held = records.lock(address).await?;
+    let now = Utc::now();
+    let mut a = account(records, address).await?;
+    a.replies_sent.retain(|t| now - *t < Duration::hours(24));
+    if a.replies_sent.len() >= per_day as usize {
+        return Ok(ReplyQuota::DayUsed);
+    }
+    let to_this = a.replies_to.entry(message.to_string()).or_default();
+    if *to_this >= per_message {
+        return Ok(ReplyQuota::MessageUsed);
+    }
+    *to_this += 1;
+    a.replies_sent.push(now);
+    save(records, address, &a).await?;
+    Ok(ReplyQuota::Granted)
 }
 
 /// Why a new password is refused.
@@ -397,72 +371,79 @@ pub fn password_problem(password: &str, confirm: &str) -> Option<String> {
     None
 }
 
-/// Sets `address`'s password (argon2id with a random salt).
-pub fn set_password(
-    escrow: &Escrow,
-    locks: &AccountLocks,
+/// Sets `address`'s password (argon2id with a random salt, hashed on the
+/// blocking pool).
+pub async fn set_password(
+    records: &dyn SignInRecords,
     address: &str,
     password: &str,
 ) -> Result<(), EscrowError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode");
-    let phc = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))?
-        .to_string();
-    locks.with(address, || {
-        let mut a = account(escrow, address)?;
-        a.password = Some(phc);
-        save(escrow, address, &a)
+    let password = password.to_string();
+    let phc = tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode");
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))
     })
+    .await
+    .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))??;
+    let _held = records.lock(address).await?;
+    let mut a = account(records, address).await?;
+    a.password = Some(phc);
+    save(records, address, &a).await
 }
 
 /// The session a cookie value names, if it is still valid; using it
 /// extends it.
-pub fn session(
-    escrow: &Escrow,
+pub async fn session(
+    records: &dyn SignInRecords,
     cookie: &str,
     rules: &Rules,
 ) -> Result<Option<Session>, EscrowError> {
     let k = token_hash(cookie);
-    let Some(mut s) = escrow.get_record::<Session>(Record::Session, &k)? else {
+    let Some(mut s) = get_session(records, &k).await? else {
         return Ok(None);
     };
     let now = Utc::now();
     if now - s.last_seen > rules.session_idle || now - s.created_at > SESSION_MAX {
-        escrow.delete_record(Record::Session, &k)?;
+        records.delete(SignInRecord::Session, &k).await?;
         return Ok(None);
     }
     if now - s.last_seen > Duration::seconds(60) {
         s.last_seen = now;
-        escrow.put_record(Record::Session, &k, &s)?;
+        records.put(SignInRecord::Session, &k, encode(&s)).await?;
     }
     Ok(Some(s))
 }
 
 /// Whether `s` may change its address's password now: an address without
 /// one may set it; changing one needs a sign-in within [`REAUTH_WINDOW`].
-pub fn may_change_password(escrow: &Escrow, s: &Session) -> Result<bool, EscrowError> {
-    let has = account(escrow, &s.address)?.has_password();
+pub async fn may_change_password(
+    records: &dyn SignInRecords,
+    s: &Session,
+) -> Result<bool, EscrowError> {
+    let has = account(records, &s.address).await?.has_password();
     Ok(!has || Utc::now() - s.created_at <= REAUTH_WINDOW)
 }
 
 /// Ends every session of `address` but the one `keep` names (after a
 /// password change, whoever else was signed in is signed out).
-pub fn end_other_sessions(
-    escrow: &Escrow,
+pub async fn end_other_sessions(
+    records: &dyn SignInRecords,
     address: &str,
     keep: &str,
 ) -> Result<usize, EscrowError> {
     let keep = token_hash(keep);
     let address = key(address);
     let mut n = 0;
-    for k in escrow.record_keys(Record::Session)? {
+    for k in records.keys(SignInRecord::Session).await? {
         if k == keep {
             continue;
         }
-        if let Ok(Some(s)) = escrow.get_record::<Session>(Record::Session, &k) {
+        if let Ok(Some(s)) = get_session(records, &k).await {
             if s.address == address {
-                escrow.delete_record(Record::Session, &k)?;
+                records.delete(SignInRecord::Session, &k).await?;
                 n += 1;
             }
         }
@@ -471,23 +452,28 @@ pub fn end_other_sessions(
 }
 
 /// Ends a session.
-pub fn end_session(escrow: &Escrow, cookie: &str) -> Result<(), EscrowError> {
-    escrow.delete_record(Record::Session, &token_hash(cookie))
+pub async fn end_session(records: &dyn SignInRecords, cookie: &str) -> Result<(), EscrowError> {
+    records
+        .delete(SignInRecord::Session, &token_hash(cookie))
+        .await
 }
 
 /// Removes sessions past their time; returns how many.
-pub fn sweep_sessions(escrow: &Escrow, rules: &Rules) -> Result<usize, EscrowError> {
+pub async fn sweep_sessions(
+    records: &dyn SignInRecords,
+    rules: &Rules,
+) -> Result<usize, EscrowError> {
     let now = Utc::now();
     let mut n = 0;
-    for k in escrow.record_keys(Record::Session)? {
-        let stale = match escrow.get_record::<Session>(Record::Session, &k) {
+    for k in records.keys(SignInRecord::Session).await? {
+        let stale = match get_session(records, &k).await {
             Ok(Some(s)) => {
                 now - s.last_seen > rules.session_idle || now - s.created_at > SESSION_MAX
             }
             _ => true,
         };
         if stale {
-            escrow.delete_record(Record::Session, &k)?;
+            records.delete(SignInRecord::Session, &k).await?;
             n += 1;
         }
     }
@@ -510,7 +496,8 @@ pub fn csrf_ok(key: &ring::hmac::Key, bound: &str, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::Keyring;
+    use crate::store::keyring::Keyring;
+    use crate::store::rocksdb::escrow::EscrowDb;
 
     fn rules() -> Rules {
         Rules {
@@ -521,34 +508,33 @@ mod tests {
         }
     }
 
-    fn store(dir: &std::path::Path) -> Escrow {
+    fn store(dir: &std::path::Path) -> EscrowDb {
         let keys = Keyring::load_or_create(&dir.join("k")).unwrap();
-        Escrow::open(&dir.join("e"), keys).unwrap()
+        EscrowDb::open(&dir.join("e"), keys).unwrap()
     }
 
-    #[test]
-    fn a_code_works_once_and_ten_wrong_tries_lock_even_the_right_one() {
+    #[tokio::test]
+    async fn a_code_works_once_and_ten_wrong_tries_lock_even_the_right_one() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
-        let l = AccountLocks::default();
         let r = rules();
-        let CodeRequest::Send(code) = request_code(&e, &l, "Pat@X.test", &r).unwrap() else {
+        let CodeRequest::Send(code) = request_code(&e, "Pat@X.test", &r).await.unwrap() else {
             panic!("no code")
         };
         assert_eq!(code.len(), 8);
-        let Attempt::Ok(cookie) = check_code(&e, &l, "pat@x.test", &code, &r).unwrap() else {
+        let Attempt::Ok(cookie) = check_code(&e, "pat@x.test", &code, &r).await.unwrap() else {
             panic!("right code refused")
         };
         assert_eq!(
-            session(&e, &cookie, &r).unwrap().unwrap().address,
+            session(&e, &cookie, &r).await.unwrap().unwrap().address,
             "pat@x.test"
         );
         assert_eq!(
-            check_code(&e, &l, "pat@x.test", &code, &r).unwrap(),
+            check_code(&e, "pat@x.test", &code, &r).await.unwrap(),
             Attempt::NoCode,
             "used once"
         );
-        let CodeRequest::Send(code) = request_code(&e, &l, "pat@x.test", &r).unwrap() else {
+        let CodeRequest::Send(code) = request_code(&e, "pat@x.test", &r).await.unwrap() else {
             panic!("no second code")
         };
         let wrong_code = if code == "00000000" {
@@ -558,68 +544,75 @@ mod tests {
         };
         for i in 1..10 {
             assert_eq!(
-                check_code(&e, &l, "pat@x.test", wrong_code, &r).unwrap(),
+                check_code(&e, "pat@x.test", wrong_code, &r).await.unwrap(),
                 Attempt::Wrong { left: 10 - i }
             );
         }
         assert_eq!(
-            check_code(&e, &l, "pat@x.test", wrong_code, &r).unwrap(),
+            check_code(&e, "pat@x.test", wrong_code, &r).await.unwrap(),
             Attempt::Locked
         );
         assert_eq!(
-            check_code(&e, &l, "pat@x.test", &code, &r).unwrap(),
+            check_code(&e, "pat@x.test", &code, &r).await.unwrap(),
             Attempt::Locked
         );
         assert_eq!(
-            request_code(&e, &l, "pat@x.test", &r).unwrap(),
+            request_code(&e, "pat@x.test", &r).await.unwrap(),
             CodeRequest::Locked
         );
         // Another address is not affected.
         assert!(matches!(
-            request_code(&e, &l, "other@x.test", &r).unwrap(),
+            request_code(&e, "other@x.test", &r).await.unwrap(),
             CodeRequest::Send(_)
         ));
     }
 
-    #[test]
-    fn passwords_are_argon2id_and_checked() {
+    #[tokio::test]
+    async fn passwords_are_argon2id_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
-        let l = AccountLocks::default();
         let r = rules();
         assert!(password_problem("short", "short").is_some());
         assert!(password_problem("long enough pass", "other").is_some());
-        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
-        let a = account(&e, "pat@x.test").unwrap();
+        set_password(&e, "pat@x.test", "correct horse battery")
+            .await
+            .unwrap();
+        let a = account(&e, "pat@x.test").await.unwrap();
         assert!(a.password.as_deref().unwrap().starts_with("$argon2id$"));
         assert!(matches!(
-            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap(),
+            check_password(&e, "pat@x.test", "correct horse battery", &r)
+                .await
+                .unwrap(),
             Attempt::Ok(_)
         ));
         assert_eq!(
-            check_password(&e, &l, "pat@x.test", "wrong", &r).unwrap(),
+            check_password(&e, "pat@x.test", "wrong", &r).await.unwrap(),
             Attempt::Wrong { left: 9 }
         );
     }
 
-    #[test]
-    fn parallel_password_tries_get_no_more_than_the_allowed_guesses() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_password_tries_get_no_more_than_the_allowed_guesses() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
-        let l = AccountLocks::default();
         let r = rules();
-        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
-        let results: Vec<Attempt> = std::thread::scope(|s| {
-            let tries: Vec<_> = (0..40)
-                .map(|i| {
-                    let (e, l, r) = (&e, &l, &r);
-                    s.spawn(move || {
-                        check_password(e, l, "pat@x.test", &format!("guess {i}"), r).unwrap()
-                    })
+        set_password(&e, "pat@x.test", "correct horse battery")
+            .await
+            .unwrap();
+        let tries: Vec<_> = (0..40)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    check_password(&e, "pat@x.test", &format!("guess {i}"), &rules())
+                        .await
+                        .unwrap()
                 })
-                .collect();
-            tries.into_iter().map(|t| t.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        let mut results: Vec<Attempt> = Vec::new();
+        for t in tries {
+            results.push(t.await.unwrap());
+        }
         let wrong = results
             .iter()
             .filter(|a| matches!(a, Attempt::Wrong { .. }))
@@ -628,64 +621,75 @@ mod tests {
             wrong, 9,
             "nine tries say wrong, the tenth locks: {results:?}"
         );
-        assert!(account(&e, "pat@x.test").unwrap().locked_until.is_some());
+        assert!(account(&e, "pat@x.test")
+            .await
+            .unwrap()
+            .locked_until
+            .is_some());
         assert_eq!(
-            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap(),
+            check_password(&e, "pat@x.test", "correct horse battery", &r)
+                .await
+                .unwrap(),
             Attempt::Locked,
             "the lock holds against the right password"
         );
-        assert!(
-            l.0.lock().unwrap().is_empty(),
-            "no lock entries left behind"
-        );
+        assert_eq!(e.account_locks(), 0, "no lock entries left behind");
     }
 
-    #[test]
-    fn a_password_change_needs_a_fresh_sign_in_and_ends_other_sessions() {
+    #[tokio::test]
+    async fn a_password_change_needs_a_fresh_sign_in_and_ends_other_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
-        let l = AccountLocks::default();
         let r = rules();
         let fresh = Session {
             address: "pat@x.test".into(),
             created_at: Utc::now(),
             last_seen: Utc::now(),
         };
-        assert!(may_change_password(&e, &fresh).unwrap(), "no password yet");
-        set_password(&e, &l, "pat@x.test", "correct horse battery").unwrap();
+        assert!(
+            may_change_password(&e, &fresh).await.unwrap(),
+            "no password yet"
+        );
+        set_password(&e, "pat@x.test", "correct horse battery")
+            .await
+            .unwrap();
         let old = Session {
             created_at: Utc::now() - Duration::minutes(11),
             ..fresh.clone()
         };
-        assert!(may_change_password(&e, &fresh).unwrap());
-        assert!(!may_change_password(&e, &old).unwrap());
-        let Attempt::Ok(a) =
-            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap()
+        assert!(may_change_password(&e, &fresh).await.unwrap());
+        assert!(!may_change_password(&e, &old).await.unwrap());
+        let Attempt::Ok(a) = check_password(&e, "pat@x.test", "correct horse battery", &r)
+            .await
+            .unwrap()
         else {
             panic!()
         };
-        let Attempt::Ok(b) =
-            check_password(&e, &l, "pat@x.test", "correct horse battery", &r).unwrap()
+        let Attempt::Ok(b) = check_password(&e, "pat@x.test", "correct horse battery", &r)
+            .await
+            .unwrap()
         else {
             panic!()
         };
-        assert_eq!(end_other_sessions(&e, "pat@x.test", &a).unwrap(), 1);
-        assert!(session(&e, &a, &r).unwrap().is_some());
-        assert!(session(&e, &b, &r).unwrap().is_none());
+        assert_eq!(end_other_sessions(&e, "pat@x.test", &a).await.unwrap(), 1);
+        assert!(session(&e, &a, &r).await.unwrap().is_some());
+        assert!(session(&e, &b, &r).await.unwrap().is_none());
     }
 
-    #[test]
-    fn replies_are_counted_per_day_and_per_message() {
+    #[tokio::test]
+    async fn replies_are_counted_per_day_and_per_message() {
         let dir = tempfile::tempdir().unwrap();
         let e = store(dir.path());
-        let l = AccountLocks::default();
-        let take = |who: &str, msg: &str| take_reply(&e, &l, who, msg, (3, 2)).unwrap();
-        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::Granted);
-        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::Granted);
-        assert_eq!(take("pat@x.test", "m1"), ReplyQuota::MessageUsed);
-        assert_eq!(take("pat@x.test", "m2"), ReplyQuota::Granted);
-        assert_eq!(take("PAT@x.test", "m3"), ReplyQuota::DayUsed);
-        assert_eq!(take("other@x.test", "m1"), ReplyQuota::Granted);
+        let take = |who: &'static str, msg: &'static str| {
+            let e = e.clone();
+            async move { take_reply(&e, who, msg, (3, 2)).await.unwrap() }
+        };
+        assert_eq!(take("pat@x.test", "m1").await, ReplyQuota::Granted);
+        assert_eq!(take("pat@x.test", "m1").await, ReplyQuota::Granted);
+        assert_eq!(take("pat@x.test", "m1").await, ReplyQuota::MessageUsed);
+        assert_eq!(take("pat@x.test", "m2").await, ReplyQuota::Granted);
+        assert_eq!(take("PAT@x.test", "m3").await, ReplyQuota::DayUsed);
+        assert_eq!(take("other@x.test", "m1").await, ReplyQuota::Granted);
     }
 
     #[test]

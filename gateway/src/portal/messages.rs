@@ -4,7 +4,7 @@
 use super::signin::{expired_form, require_session};
 use super::{auth, pages, reply, see_other, view, Portal, Refusal, Shared};
 use crate::model::address::Mailbox;
-use crate::seal::escrow::{EscrowEntry, EscrowState};
+use crate::model::escrow::{EscrowEntry, EscrowState};
 use crate::seal::notice::{self, Mail};
 use crate::seal::portal::direction_to;
 use crate::spool::{Submission, PORTAL_ORIGIN};
@@ -14,29 +14,30 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 pub(super) async fn inbox(State(p): State<Shared>, headers: HeaderMap) -> Response {
-    let (cookie, s) = match require_session(&p, &headers) {
+    let (cookie, s) = match require_session(&p, &headers).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let entries = match p.escrow.entries_for(&s.address) {
+    let entries = match p.escrow.entries_for(&s.address).await {
         Ok(l) => l,
         Err(e) => return p.failed(e),
     };
     let now = chrono::Utc::now();
     // Nothing of an expired message shows, even before the sweep erases it.
-    let mut mine: Vec<(EscrowEntry, String)> = entries
+    let mut mine: Vec<(EscrowEntry, String)> = Vec::new();
+    for e in entries
         .into_iter()
         .filter(|e| e.recipient == s.address && e.erased_at.is_none() && e.expires_at > now)
-        .map(|e| {
-            let subject = p
-                .escrow
-                .peek(&e.id)
-                .ok()
-                .and_then(|raw| crate::model::header_fields::subject(&raw))
-                .unwrap_or_default();
-            (e, subject)
-        })
-        .collect();
+    {
+        let subject = p
+            .escrow
+            .peek(&e.id)
+            .await
+            .ok()
+            .and_then(|raw| crate::model::header_fields::subject(&raw))
+            .unwrap_or_default();
+        mine.push((e, subject));
+    }
     mine.sort_by_key(|e| std::cmp::Reverse(e.0.created_at));
     p.signed_in_page(StatusCode::OK, "Your messages", &cookie, &s.address, |_| {
         pages::inbox(&mine)
@@ -54,17 +55,17 @@ enum Open {
 
 /// The session, the entry `id` and its content, if it is the signed-in
 /// recipient's (else the sign-in, not-found or failure page).
-fn own_message(
+async fn own_message(
     p: &Portal,
     headers: &HeaderMap,
     id: &str,
     open: Open,
 ) -> Result<(String, auth::Session, EscrowEntry, Vec<u8>), Refusal> {
-    let (cookie, s) = require_session(p, headers)?;
-    let entry = own_entry(p, &s, id)?;
+    let (cookie, s) = require_session(p, headers).await?;
+    let entry = own_entry(p, &s, id).await?;
     let content = match open {
-        Open::Read => p.escrow.read(&entry.id),
-        Open::Peek => p.escrow.peek(&entry.id),
+        Open::Read => p.escrow.read(&entry.id).await,
+        Open::Peek => p.escrow.peek(&entry.id).await,
     };
     let raw = content.map_err(|e| Box::new(p.failed(e)))?;
     Ok((cookie, s, entry, raw))
@@ -72,7 +73,11 @@ fn own_message(
 
 /// The entry `id` if the signed-in recipient may open it (else a 404 that
 /// does not say whether it exists).
-pub(super) fn own_entry(p: &Portal, s: &auth::Session, id: &str) -> Result<EscrowEntry, Refusal> {
+pub(super) async fn own_entry(
+    p: &Portal,
+    s: &auth::Session,
+    id: &str,
+) -> Result<EscrowEntry, Refusal> {
     let nothing = || {
         p.say(
             StatusCode::NOT_FOUND,
@@ -83,7 +88,7 @@ pub(super) fn own_entry(p: &Portal, s: &auth::Session, id: &str) -> Result<Escro
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Box::new(nothing()));
     }
-    match p.escrow.entry(id) {
+    match p.escrow.entry(id).await {
         Ok(Some(e)) if e.recipient == s.address => p.available(e),
         Ok(_) => Err(Box::new(nothing())),
         Err(e) => Err(Box::new(p.failed(e))),
@@ -102,7 +107,7 @@ pub(super) async fn read(
     headers: HeaderMap,
     Query(q): Query<ReadQuery>,
 ) -> Response {
-    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Read) {
+    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Read).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -166,7 +171,7 @@ pub(super) async fn download(
     Path((id, n)): Path<(String, usize)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, _, entry, raw) = match own_message(&p, &headers, &id, Open::Peek) {
+    let (_, _, entry, raw) = match own_message(&p, &headers, &id, Open::Peek).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -209,7 +214,7 @@ pub(super) async fn reply(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Response {
-    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Peek) {
+    let (cookie, s, entry, raw) = match own_message(&p, &headers, &id, Open::Peek).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -229,7 +234,7 @@ pub(super) async fn reply(
         p.config.portal.max_replies_per_day,
         p.config.portal.max_replies_per_message,
     );
-    match auth::take_reply(&p.escrow, &p.accounts, &s.address, &entry.id, limits) {
+    match auth::take_reply(p.sign_in.as_ref(), &s.address, &entry.id, limits).await {
         Ok(auth::ReplyQuota::Granted) => {}
         Ok(auth::ReplyQuota::DayUsed) => {
             return p.say(
@@ -363,7 +368,7 @@ pub(super) async fn reply(
         .await;
     match queued {
         Ok(qid) => {
-            if let Err(e) = p.escrow.mark_replied(&entry.id) {
+            if let Err(e) = p.escrow.mark_replied(&entry.id).await {
                 tracing::warn!(error = %e, "portal: cannot record a reply");
             }
             p.event(

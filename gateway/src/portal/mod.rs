@@ -21,11 +21,12 @@ mod withdraw;
 use crate::audit::{self, Actor};
 use crate::config::Config;
 use crate::model::address::Mailbox;
+use crate::model::escrow::{EscrowEntry, EscrowState};
 use crate::net::http_server::Peer;
-use crate::seal::escrow::{Escrow, EscrowEntry, EscrowError, EscrowState};
 use crate::seal::portal::direction_to;
 use crate::spool::{Spool, Submission, PORTAL_ORIGIN};
 use crate::store::audit_log::AuditLog;
+use crate::store::escrow::{EscrowError, EscrowStore, PortalStores, SignInRecords};
 use crate::telemetry::metrics::Metrics;
 use auth::Rules;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -46,7 +47,9 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; f
 
 /// What the portal's handlers share.
 pub struct Portal {
-    escrow: Arc<Escrow>,
+    escrow: Arc<dyn EscrowStore>,
+    /// Accounts and sessions.
+    sign_in: Arc<dyn SignInRecords>,
     audit: Arc<dyn AuditLog>,
     config: Arc<Config>,
     spool: Spool,
@@ -54,8 +57,6 @@ pub struct Portal {
     limiter: limiter::Limiter,
     csrf_key: ring::hmac::Key,
     rules: Rules,
-    /// Each address's sign-in state is read and written under its lock.
-    accounts: auth::AccountLocks,
     /// argon2 runs at most this many at once (each takes ~19 MiB); more
     /// sign-ins get 429 rather than exhaust memory.
     argon2: Arc<tokio::sync::Semaphore>,
@@ -74,10 +75,10 @@ fn span(s: crate::config::Span) -> chrono::Duration {
 }
 
 impl Portal {
-    /// The portal over `escrow`, sending its mail through `spool`.
+    /// The portal over `stores`, sending its mail through `spool`.
     pub fn new(
         config: Arc<Config>,
-        escrow: Arc<Escrow>,
+        stores: PortalStores,
         spool: Spool,
         audit: Arc<dyn AuditLog>,
         metrics: Arc<Metrics>,
@@ -93,9 +94,9 @@ impl Portal {
             limiter: limiter::Limiter::new(p.requests_per_minute),
             csrf_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             rules,
-            accounts: auth::AccountLocks::default(),
             argon2: Arc::new(tokio::sync::Semaphore::new(ARGON2_AT_ONCE)),
-            escrow,
+            escrow: stores.messages,
+            sign_in: stores.sign_in,
             audit,
             config,
             spool,
@@ -199,7 +200,7 @@ impl Portal {
     }
 
     /// The entry a link token opens, or the page to show instead.
-    fn by_token(&self, token: &str) -> Result<EscrowEntry, Refusal> {
+    async fn by_token(&self, token: &str) -> Result<EscrowEntry, Refusal> {
         let unknown = || {
             self.say(
                 StatusCode::NOT_FOUND,
@@ -210,7 +211,7 @@ impl Portal {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Box::new(unknown()));
         }
-        match self.escrow.by_token(token) {
+        match self.escrow.by_token(token).await {
             Ok(Some(e)) => self.available(e),
             Ok(None) => Err(Box::new(unknown())),
             Err(e) => Err(Box::new(self.failed(e))),
@@ -238,9 +239,9 @@ impl Portal {
     }
 
     /// The signed-in session of this request, if any.
-    fn session(&self, headers: &HeaderMap) -> Option<(String, auth::Session)> {
+    async fn session(&self, headers: &HeaderMap) -> Option<(String, auth::Session)> {
         let cookie = cookie(headers, SESSION_COOKIE)?;
-        match auth::session(&self.escrow, &cookie, &self.rules) {
+        match auth::session(self.sign_in.as_ref(), &cookie, &self.rules).await {
             Ok(Some(s)) => Some((cookie, s)),
             Ok(None) => None,
             Err(e) => {
@@ -411,20 +412,20 @@ pub enum RevokeError {
 
 /// Withdraws held message `id` (content and key erased), audited first and counted.
 pub async fn revoke(
-    escrow: &Escrow,
+    escrow: &dyn EscrowStore,
     audit_log: &dyn AuditLog,
     metrics: &Metrics,
     id: &str,
     actor: Actor,
 ) -> Result<Option<EscrowEntry>, RevokeError> {
-    let Some(before) = escrow.entry(id)? else {
+    let Some(before) = escrow.entry(id).await? else {
         return Ok(None);
     };
     let fresh = before.erased_at.is_none();
     if fresh {
         audit::record(audit_log, actor, "portal.revoke", id, &before.recipient).await?;
     }
-    let after = escrow.revoke(id)?;
+    let after = escrow.revoke(id).await?;
     if fresh && after.is_some() {
         metrics.portal_events.with_label_values(&["revoke"]).inc();
     }
@@ -436,21 +437,19 @@ pub async fn sweep(portal: Shared) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let p = portal.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<_, EscrowError> {
-            let expired = p.escrow.sweep(chrono::Utc::now())?;
-            auth::sweep_sessions(&p.escrow, &p.rules)?;
+        let r: Result<_, EscrowError> = async {
+            let expired = portal.escrow.sweep(chrono::Utc::now()).await?;
+            auth::sweep_sessions(portal.sign_in.as_ref(), &portal.rules).await?;
             Ok(expired)
-        })
+        }
         .await;
         match r {
-            Ok(Ok(expired)) => {
+            Ok(expired) => {
                 for e in expired {
                     portal.event("expire", &e.id, &e.recipient).await;
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "portal: sweep failed"),
-            Err(_) => {}
+            Err(e) => tracing::error!(error = %e, "portal: sweep failed"),
         }
     }
 }

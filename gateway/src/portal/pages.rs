@@ -2,7 +2,7 @@
 //! is escaped; forms carry their CSRF token; inputs have labels.
 
 use super::view::Rendered;
-use crate::seal::escrow::{EscrowEntry, EscrowState};
+use crate::model::escrow::{EscrowEntry, EscrowState};
 use crate::seal::notice::html_escape as esc;
 
 /// The stylesheet (served at `/portal.css`; the CSP allows no inline styles).

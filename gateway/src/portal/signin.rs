@@ -9,9 +9,10 @@ use super::{
 };
 use crate::config::PortalLogin;
 use crate::model::address::Mailbox;
-use crate::seal::escrow::{EscrowEntry, EscrowError};
+use crate::model::escrow::EscrowEntry;
 use crate::seal::notice::{self, Mail};
 use crate::seal::portal::notice_from;
+use crate::store::escrow::EscrowError;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 
 /// The sign-in page for `entry`, with an optional message and status.
-pub(super) fn sign_in_page(
+pub(super) async fn sign_in_page(
     p: &Portal,
     token: &str,
     entry: &EscrowEntry,
@@ -29,7 +30,9 @@ pub(super) fn sign_in_page(
 ) -> Response {
     let (form, set) = form_cookie(headers);
     let password = p.config.portal.login == PortalLogin::Password
-        && auth::account(&p.escrow, &entry.recipient).is_ok_and(|a| a.has_password());
+        && auth::account(p.sign_in.as_ref(), &entry.recipient)
+            .await
+            .is_ok_and(|a| a.has_password());
     let body = pages::sign_in(token, &entry.recipient, &p.csrf(&form), password, message);
     with_cookie(p.page(status, "Secure message", None, &body), set)
 }
@@ -39,16 +42,16 @@ pub(super) async fn landing(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let entry = match p.by_token(&token) {
+    let entry = match p.by_token(&token).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
-    if let Some((_, s)) = p.session(&headers) {
+    if let Some((_, s)) = p.session(&headers).await {
         if s.address == entry.recipient {
             return see_other(&format!("/msg/{}", entry.id));
         }
     }
-    sign_in_page(&p, &token, &entry, &headers, StatusCode::OK, None)
+    sign_in_page(&p, &token, &entry, &headers, StatusCode::OK, None).await
 }
 
 #[derive(Deserialize)]
@@ -71,13 +74,13 @@ pub(super) fn expired_form(p: &Portal) -> Response {
 }
 
 /// The entry a link token opens, once the form's CSRF token checks out.
-pub(super) fn token_form(
+pub(super) async fn token_form(
     p: &Portal,
     token: &str,
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<EscrowEntry, Refusal> {
-    let entry = p.by_token(token)?;
+    let entry = p.by_token(token).await?;
     if !form_ok(p, headers, csrf) {
         return Err(Box::new(expired_form(p)));
     }
@@ -91,12 +94,12 @@ pub(super) async fn send_code(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let entry = match token_form(&p, &token, &headers, &f.csrf) {
+    let entry = match token_form(&p, &token, &headers, &f.csrf).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
     let ttl_min = p.config.portal.code_ttl.0.as_secs() / 60;
-    match auth::request_code(&p.escrow, &p.accounts, &entry.recipient, &p.rules) {
+    match auth::request_code(p.sign_in.as_ref(), &entry.recipient, &p.rules).await {
         Ok(CodeRequest::Send(code)) => {
             let from = notice_from(&p.config, &entry.sender);
             let text = format!(
@@ -130,7 +133,7 @@ pub(super) async fn send_code(
                 "We sent a code to {}. It is valid for {ttl_min} minutes.",
                 pages::masked(&entry.recipient)
             );
-            sign_in_page(&p, &token, &entry, &headers, StatusCode::OK, Some(&msg))
+            sign_in_page(&p, &token, &entry, &headers, StatusCode::OK, Some(&msg)).await
         }
         Ok(CodeRequest::TooMany) => sign_in_page(
             &p,
@@ -141,7 +144,8 @@ pub(super) async fn send_code(
             Some(
                 "Several codes were sent in the last hour. Use the latest one, or try again later.",
             ),
-        ),
+        )
+        .await,
         Ok(CodeRequest::Locked) => locked(&p),
         Err(e) => p.failed(e),
     }
@@ -174,7 +178,9 @@ pub(super) async fn signed_in(
             )
             .await;
             let wants_password = p.config.portal.login == PortalLogin::Password
-                && !auth::account(&p.escrow, &entry.recipient).is_ok_and(|a| a.has_password());
+                && !auth::account(p.sign_in.as_ref(), &entry.recipient)
+                    .await
+                    .is_ok_and(|a| a.has_password());
             let next = format!("/msg/{}", entry.id);
             let to = if wants_password {
                 format!("/password?next={next}")
@@ -201,6 +207,7 @@ pub(super) async fn signed_in(
                 StatusCode::UNAUTHORIZED,
                 Some(&msg),
             )
+            .await
         }
         Ok(Attempt::Locked) => {
             p.event(
@@ -211,14 +218,17 @@ pub(super) async fn signed_in(
             .await;
             locked(p)
         }
-        Ok(Attempt::NoCode) => sign_in_page(
-            p,
-            token,
-            entry,
-            headers,
-            StatusCode::UNAUTHORIZED,
-            Some("There is no valid code. Ask for a new one."),
-        ),
+        Ok(Attempt::NoCode) => {
+            sign_in_page(
+                p,
+                token,
+                entry,
+                headers,
+                StatusCode::UNAUTHORIZED,
+                Some("There is no valid code. Ask for a new one."),
+            )
+            .await
+        }
         Err(e) => p.failed(e),
     }
 }
@@ -238,11 +248,11 @@ pub(super) async fn verify_code(
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
-    let entry = match token_form(&p, &token, &headers, &f.csrf) {
+    let entry = match token_form(&p, &token, &headers, &f.csrf).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
-    let a = auth::check_code(&p.escrow, &p.accounts, &entry.recipient, &f.code, &p.rules);
+    let a = auth::check_code(p.sign_in.as_ref(), &entry.recipient, &f.code, &p.rules).await;
     signed_in(&p, &token, &entry, &headers, a, "code", ip).await
 }
 
@@ -261,7 +271,7 @@ pub(super) async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let entry = match token_form(&p, &token, &headers, &f.csrf) {
+    let entry = match token_form(&p, &token, &headers, &f.csrf).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
@@ -273,29 +283,24 @@ pub(super) async fn login(
             &headers,
             StatusCode::BAD_REQUEST,
             Some("Sign in with a code."),
-        );
+        )
+        .await;
     }
     let permit = match p.argon2_permit() {
         Ok(permit) => permit,
         Err(r) => return *r,
     };
-    let (p2, address) = (p.clone(), entry.recipient.clone());
-    // argon2id is slow on purpose: off the async workers.
-    let a = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        auth::check_password(&p2.escrow, &p2.accounts, &address, &f.password, &p2.rules)
-    })
-    .await
-    .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
+    let a = auth::check_password(p.sign_in.as_ref(), &entry.recipient, &f.password, &p.rules).await;
+    drop(permit);
     signed_in(&p, &token, &entry, &headers, a, "password", ip).await
 }
 
 /// The signed-in session, or the page saying to sign in.
-pub(super) fn require_session(
+pub(super) async fn require_session(
     p: &Portal,
     headers: &HeaderMap,
 ) -> Result<(String, auth::Session), Refusal> {
-    p.session(headers).ok_or_else(|| {
+    p.session(headers).await.ok_or_else(|| {
         Box::new(p.say(
             StatusCode::UNAUTHORIZED,
             "Please sign in",
@@ -327,7 +332,7 @@ pub(super) async fn password_page(
     headers: HeaderMap,
     Query(q): Query<Next_>,
 ) -> Response {
-    let (cookie, s) = match require_session(&p, &headers) {
+    let (cookie, s) = match require_session(&p, &headers).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -358,7 +363,7 @@ pub(super) async fn password_set(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let (cookie, s) = match require_session(&p, &headers) {
+    let (cookie, s) = match require_session(&p, &headers).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -369,7 +374,7 @@ pub(super) async fn password_set(
     if p.config.portal.login != PortalLogin::Password {
         return see_other(&next);
     }
-    match auth::may_change_password(&p.escrow, &s) {
+    match auth::may_change_password(p.sign_in.as_ref(), &s).await {
         Ok(true) => {}
         Ok(false) => {
             return p.say(
@@ -393,16 +398,12 @@ pub(super) async fn password_set(
         Ok(permit) => permit,
         Err(r) => return *r,
     };
-    let (p2, address) = (p.clone(), s.address.clone());
-    let r = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        auth::set_password(&p2.escrow, &p2.accounts, &address, &f.password)
-    })
-    .await
-    .unwrap_or_else(|e| Err(EscrowError::Corrupt("password".into(), e.to_string())));
+    let r = auth::set_password(p.sign_in.as_ref(), &s.address, &f.password).await;
+    drop(permit);
     match r {
         Ok(()) => {
-            if let Err(e) = auth::end_other_sessions(&p.escrow, &s.address, &cookie) {
+            if let Err(e) = auth::end_other_sessions(p.sign_in.as_ref(), &s.address, &cookie).await
+            {
                 tracing::warn!(error = %e, "portal: cannot end other sessions");
             }
             p.event("password_set", "-", &s.address).await;
@@ -419,7 +420,7 @@ pub(super) async fn logout(
 ) -> Response {
     if let Some(cookie) = cookie(&headers, SESSION_COOKIE) {
         if auth::csrf_ok(&p.csrf_key, &cookie, &f.csrf) {
-            let _ = auth::end_session(&p.escrow, &cookie);
+            let _ = auth::end_session(p.sign_in.as_ref(), &cookie).await;
         } else {
             return expired_form(&p);
         }

@@ -4,13 +4,13 @@ use super::revoke;
 use super::signin::{expired_form, form_ok, CsrfForm};
 use super::{form_cookie, pages, with_cookie, Portal, Refusal, Shared};
 use crate::audit::Actor;
-use crate::seal::escrow::EscrowEntry;
+use crate::model::escrow::EscrowEntry;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 /// The entry a withdraw link names, or the page to show instead.
-pub(super) fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Refusal> {
+pub(super) async fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Refusal> {
     let unknown = || {
         p.say(
             StatusCode::NOT_FOUND,
@@ -21,7 +21,7 @@ pub(super) fn by_revoke_token(p: &Portal, token: &str) -> Result<EscrowEntry, Re
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Box::new(unknown()));
     }
-    match p.escrow.by_revoke_token(token) {
+    match p.escrow.by_revoke_token(token).await {
         Ok(Some(e)) if e.erased_at.is_some() => Err(Box::new(p.say(
             StatusCode::GONE,
             "Already erased",
@@ -38,7 +38,7 @@ pub(super) async fn revoke_page(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let entry = match by_revoke_token(&p, &token) {
+    let entry = match by_revoke_token(&p, &token).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
@@ -56,7 +56,7 @@ pub(super) async fn revoke_confirm(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let entry = match by_revoke_token(&p, &token) {
+    let entry = match by_revoke_token(&p, &token).await {
         Ok(e) => e,
         Err(r) => return *r,
     };
@@ -64,7 +64,7 @@ pub(super) async fn revoke_confirm(
         return expired_form(&p);
     }
     match revoke(
-        &p.escrow,
+        p.escrow.as_ref(),
         p.audit.as_ref(),
         &p.metrics,
         &entry.id,

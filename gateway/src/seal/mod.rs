@@ -3,10 +3,8 @@
 //! fields. Which seal a recipient gets is the policy stage's verdict.
 
 pub mod entity;
-pub mod escrow;
 pub mod notice;
 pub mod pgp;
 pub mod portal;
-pub mod shred;
 pub mod smime;
 pub mod worker;

@@ -3,12 +3,13 @@
 //! tells people about it is composed — the notice with the link for the
 //! recipient, and for the sender a confirmation with a withdraw link.
 
-use super::escrow::{Deposit, Escrow};
 use super::notice::{self, Mail, NoticeOptions, Templates};
 use crate::config::Config;
 use crate::model::address::Mailbox;
+use crate::model::escrow::{Deposit, NewDeposit};
 use crate::model::verdict::Seal;
 use crate::spool::{Direction, QueuedMessage, SealRecord};
+use crate::store::escrow::{EscrowError, EscrowStore};
 use crate::telemetry::metrics::Metrics;
 use chrono::Utc;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub struct Outgoing {
 /// Holds messages in the escrow store and writes the notices.
 #[derive(Clone)]
 pub struct PortalSeal {
-    escrow: Arc<Escrow>,
+    escrow: Arc<dyn EscrowStore>,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     templates: Templates,
@@ -67,14 +68,14 @@ pub enum PortalHoldError {
     Off,
     /// The escrow store did not take the deposit.
     #[error(transparent)]
-    Deposit(#[from] crate::seal::escrow::EscrowError),
+    Deposit(#[from] EscrowError),
 }
 
 impl PortalSeal {
     /// The portal step for `config`, depositing into `escrow`.
     pub fn new(
         config: Arc<Config>,
-        escrow: Arc<Escrow>,
+        escrow: Arc<dyn EscrowStore>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let templates = match &config.portal.templates_dir {
@@ -92,7 +93,7 @@ impl PortalSeal {
     /// Deposits `outgoing` (recipient `index` of `msg`, as it would leave)
     /// for as long as the DLP rules that fired on it (`dlp_hits`) allow, and
     /// composes the notice and, if configured, the sender's confirmation.
-    pub fn hold(
+    pub async fn hold(
         &self,
         msg: &QueuedMessage,
         index: usize,
@@ -109,13 +110,16 @@ impl PortalSeal {
             entry,
             token,
             revoke_token,
-        } = self.escrow.deposit(
-            &msg.id.to_string(),
-            &msg.from,
-            &recipient,
-            outgoing,
-            expires_at,
-        )?;
+        } = self
+            .escrow
+            .deposit(NewDeposit {
+                queue_id: &msg.id.to_string(),
+                sender: &msg.from,
+                recipient: &recipient,
+                message: outgoing,
+                expires_at,
+            })
+            .await?;
         let from = notice_from(&self.config, &msg.from);
         let subject = p
             .reveal_subject

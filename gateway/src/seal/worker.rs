@@ -228,7 +228,7 @@ pub struct Held {
 /// Holds every portal recipient of `msg` that waits for it: deposits the
 /// message and returns the mail to send about it. Without a portal (or
 /// when a deposit fails) the recipient is blocked, never sent in plain.
-pub fn hold_in_portal(
+pub async fn hold_in_portal(
     portal: Option<&PortalSeal>,
     msg: &mut QueuedMessage,
     body: &[u8],
@@ -250,7 +250,7 @@ pub fn hold_in_portal(
     let mut held = Held::default();
     for i in waiting {
         let result = match portal {
-            Some(p) => p.hold(msg, i, &outgoing, dlp_hits),
+            Some(p) => p.hold(msg, i, &outgoing, dlp_hits).await,
             None => Err(PortalHoldError::Off),
         };
         let r = &mut msg.recipients[i];
@@ -311,13 +311,13 @@ impl Stage {
                 false => Vec::new(),
             };
             // Sealing a large message takes CPU time; keep it off the async workers.
-            let (msg2, copies, held) = tokio::task::spawn_blocking(move || {
+            let (msg2, copies, body) = tokio::task::spawn_blocking(move || {
                 let copies = seal_message(&sealer, &mut msg, &body);
-                let held = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits);
-                (msg, copies, held)
+                (msg, copies, body)
             })
             .await?;
             msg = msg2;
+            let held = hold_in_portal(portal.as_ref(), &mut msg, &body, &hits).await;
             for (escrow_id, detail) in &held.deposits {
                 crate::audit::note(
                     self.audit.as_ref(),

@@ -5,7 +5,6 @@
 //! are swept on open.
 
 mod commit;
-pub mod keyring;
 mod meta;
 pub mod pipe;
 mod submit;
@@ -16,7 +15,7 @@ pub use crate::model::record::{
     OutboundTls, QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts, DSN_ORIGIN,
     PORTAL_ORIGIN,
 };
-pub use keyring::{KeyError, Keyring};
+pub use crate::store::keyring::{KeyError, Keyring};
 pub use submit::Submission;
 
 use crate::telemetry::metrics::Metrics;

@@ -247,3 +247,186 @@ pub async fn key_records(open: &dyn Fn() -> Box<dyn super::keys::KeyRecords>) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].kind, KeyKind::Smime);
 }
+
+/// [`super::escrow::EscrowStore`]: a deposit is found by id, by its two
+/// tokens and by its recipient in any case, and durably; `peek` leaves it
+/// unread, `read` marks it; a withdrawn or expired message stays as a
+/// tombstone whose content no longer reads; `sweep` takes only what expired.
+/// `open` is called again only after the previous handle is dropped.
+pub async fn escrow_store(open: &dyn Fn() -> super::escrow::PortalStores) {
+    use super::escrow::EscrowError;
+    use crate::model::escrow::{EscrowState, NewDeposit};
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    let deposit = |recipient: &'static str, message: &'static [u8], expires_at| NewDeposit {
+        queue_id: "q1",
+        sender: "s@h.test",
+        recipient,
+        message,
+        expires_at,
+    };
+    let a = open().messages;
+    let kept = a
+        .deposit(deposit(
+            "pat@x.test",
+            b"Message-ID: <m1@h>\r\n\r\none",
+            later,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(kept.entry.state, EscrowState::Unread);
+    assert_eq!(
+        kept.entry.message_id, "m1@h",
+        "the Message-ID is kept to thread replies"
+    );
+    assert_ne!(kept.token, kept.revoke_token);
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let due = a
+        .deposit(deposit("other@x.test", b"two", soon))
+        .await
+        .unwrap();
+    drop(a);
+
+    let b = open().messages;
+    let id = &kept.entry.id;
+    assert_eq!(
+        b.entry(id).await.unwrap().unwrap(),
+        kept.entry,
+        "durable at return"
+    );
+    assert_eq!(b.by_token(&kept.token).await.unwrap().unwrap().id, *id);
+    assert_eq!(
+        b.by_revoke_token(&kept.revoke_token)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        *id
+    );
+    assert!(
+        b.by_token(&kept.revoke_token).await.unwrap().is_none(),
+        "the links differ"
+    );
+    assert!(b.by_revoke_token(&kept.token).await.unwrap().is_none());
+    assert!(b.by_token(&"0".repeat(64)).await.unwrap().is_none());
+    let mine = b.entries_for("PAT@X.test").await.unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert_eq!(b.list().await.unwrap().len(), 2);
+    assert_eq!(b.peek(id).await.unwrap(), b"Message-ID: <m1@h>\r\n\r\none");
+    assert_eq!(
+        b.entry(id).await.unwrap().unwrap().state,
+        EscrowState::Unread,
+        "peek does not mark"
+    );
+    b.read(id).await.unwrap();
+    let read = b.entry(id).await.unwrap().unwrap();
+    assert_eq!(read.state, EscrowState::Read);
+    assert!(read.read_at.is_some());
+    b.mark_replied(id).await.unwrap();
+    assert_eq!(
+        b.entry(id).await.unwrap().unwrap().state,
+        EscrowState::Replied
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = b.sweep(chrono::Utc::now()).await.unwrap();
+    assert_eq!(
+        swept.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [due.entry.id.as_str()]
+    );
+    assert!(matches!(
+        b.read(&due.entry.id).await,
+        Err(EscrowError::Gone(_, EscrowState::Expired))
+    ));
+    assert!(
+        b.sweep(chrono::Utc::now()).await.unwrap().is_empty(),
+        "once"
+    );
+    assert_eq!(
+        b.peek(id).await.unwrap(),
+        b"Message-ID: <m1@h>\r\n\r\none",
+        "the other stays"
+    );
+
+    let revoked = b.revoke(id).await.unwrap().unwrap();
+    assert_eq!(revoked.state, EscrowState::Revoked);
+    assert!(revoked.erased_at.is_some());
+    assert!(matches!(
+        b.peek(id).await,
+        Err(EscrowError::Gone(_, EscrowState::Revoked))
+    ));
+    assert_eq!(
+        b.revoke(id).await.unwrap().unwrap(),
+        revoked,
+        "a second withdraw changes nothing"
+    );
+    assert!(b.revoke("no-such-id").await.unwrap().is_none());
+    b.mark_replied(id).await.unwrap();
+    assert_eq!(
+        b.entry(id).await.unwrap().unwrap().state,
+        EscrowState::Revoked,
+        "a tombstone stays one"
+    );
+    drop(b);
+    let c = open().messages;
+    assert_eq!(
+        c.by_token(&kept.token).await.unwrap().unwrap().state,
+        EscrowState::Revoked
+    );
+    assert!(c.read(id).await.is_err(), "erased for good");
+}
+
+/// [`super::escrow::SignInRecords`]: records by kind and key, durable at
+/// return, deleted for good; one address's lock keeps a second caller out
+/// until dropped, and other addresses are not held up.
+pub async fn sign_in_records(open: &dyn Fn() -> super::escrow::PortalStores) {
+    use crate::model::escrow::SignInRecord::{Account, Session};
+    use std::time::Duration;
+    let a = open().sign_in;
+    assert!(a.get(Account, "pat@x.test").await.unwrap().is_none());
+    a.put(Account, "pat@x.test", b"{\"a\":1}".to_vec())
+        .await
+        .unwrap();
+    a.put(Session, "s1", b"{}".to_vec()).await.unwrap();
+    a.put(Session, "s2", b"{}".to_vec()).await.unwrap();
+    drop(a);
+    let b = open().sign_in;
+    assert_eq!(
+        b.get(Account, "pat@x.test").await.unwrap().unwrap(),
+        b"{\"a\":1}"
+    );
+    assert!(
+        b.get(Session, "pat@x.test").await.unwrap().is_none(),
+        "kinds are apart"
+    );
+    let mut keys = b.keys(Session).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["s1", "s2"]);
+    b.delete(Session, "s1").await.unwrap();
+    b.delete(Session, "never").await.unwrap();
+    assert_eq!(b.keys(Session).await.unwrap(), ["s2"]);
+
+    let held = b.lock("pat@x.test").await.unwrap();
+    let b2 = b.clone();
+    let waiter = tokio::spawn(async move { b2.lock("PAT@x.test").await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "the same address waits");
+    tokio::time::timeout(Duration::from_secs(5), b.lock("other@x.test"))
+        .await
+        .expect("another address is not held up")
+        .unwrap();
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the lock is given back on drop")
+        .unwrap()
+        .unwrap();
+    drop(b);
+    let c = open().sign_in;
+    assert!(
+        c.get(Session, "s1").await.unwrap().is_none(),
+        "deleted for good"
+    );
+}

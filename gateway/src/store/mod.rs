@@ -9,19 +9,22 @@
 //! new backend is tested by the same suite.
 //!
 //! Behind a trait so far: API tokens (`tokens`), legal holds (`holds`),
-//! the audit log (`audit_log`), TLS memory (`tls_memory`) and the cache of
-//! derived records (`cache`). Still opened directly by the stage that owns
-//! them, to be moved behind traits in the next slices: the spool's
-//! messages and records, the escrow store and the portal's accounts, the
-//! archive, the keystore.
+//! the audit log (`audit_log`), TLS memory (`tls_memory`), the cache of
+//! derived records (`cache`), the keystore's records (`keys`), the escrow
+//! portal's messages and sign-in state (`escrow`). Still opened directly by
+//! the stage that owns them, to be moved behind traits in the next slices:
+//! the archive, and the spool's messages and records.
 
 pub mod audit_log;
 pub mod cache;
 #[cfg(test)]
 pub mod conformance;
+pub mod escrow;
 pub mod holds;
+pub mod keyring;
 pub mod keys;
 pub mod rocksdb;
+pub mod shred;
 pub mod tls_memory;
 pub mod tokens;
 
@@ -80,5 +83,41 @@ impl Stores {
             audit: std::sync::Arc::new(rocksdb::audit_file::AuditFile::new(data)),
             keys: std::sync::Arc::new(rocksdb::key_files::KeyFiles::new(&config.keystore_dir())),
         }
+    }
+
+    /// The escrow portal's stores of `config`'s node, for the gateway
+    /// (made, with their key file, on first use).
+    pub fn open_portal(
+        config: &crate::config::Config,
+    ) -> Result<escrow::PortalStores, escrow::EscrowError> {
+        let keys = keyring::Keyring::load_or_create(&config.escrow_key_file())
+            .map_err(|source| escrow_key_error(config, source))?;
+        Ok(rocksdb::escrow::EscrowDb::open(&config.escrow_dir(), keys)?.stores())
+    }
+
+    /// The escrow portal's stores read-only (while the gateway may run),
+    /// or `None` when the portal never held anything.
+    pub fn open_portal_read_only(
+        config: &crate::config::Config,
+    ) -> Result<Option<escrow::PortalStores>, escrow::EscrowError> {
+        let dir = config.escrow_dir();
+        if !dir.join("CURRENT").exists() {
+            return Ok(None);
+        }
+        let keys = keyring::Keyring::load(&config.escrow_key_file())
+            .map_err(|source| escrow_key_error(config, source))?;
+        Ok(Some(
+            rocksdb::escrow::EscrowDb::open_read_only(&dir, keys)?.stores(),
+        ))
+    }
+}
+
+fn escrow_key_error(
+    config: &crate::config::Config,
+    source: keyring::KeyError,
+) -> escrow::EscrowError {
+    escrow::EscrowError::Key {
+        what: config.escrow_key_file().display().to_string(),
+        source,
     }
 }

@@ -4,6 +4,7 @@
 //! synced (`durable_file`), secrets kept 0600.
 
 pub mod audit_file;
+pub mod escrow;
 pub mod holds;
 pub mod json_file;
 pub mod key_files;

@@ -16,14 +16,20 @@
 //! the portal's sign-in state, encrypted: `accounts` (address → account)
 //! and `sessions` (session SHA-256 → session).
 
-use super::shred::{ShredError, ShredKeys};
-use crate::spool::{KeyError, Keyring};
+use crate::model::escrow::{Deposit, EscrowEntry, EscrowState, NewDeposit, SignInRecord};
+use crate::store::escrow::{
+    token_hash, AccountGuard, EscrowError, EscrowStore, PortalStores, SignInRecords,
+};
+use crate::store::keyring::Keyring;
+use crate::store::shred::ShredKeys;
+use crate::store::BackendError;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -49,80 +55,18 @@ fn recipient_prefix(recipient: &str) -> String {
     format!("{}:", token_hash(&recipient.to_ascii_lowercase()))
 }
 
-/// Portal sign-in state kept beside the messages.
-#[derive(Debug, Clone, Copy)]
-pub enum Record {
-    /// Per recipient address: password hash, failures, pending code.
-    Account,
-    /// Per signed-in session (keyed by the SHA-256 of its cookie).
-    Session,
-}
-
-impl Record {
-    fn cf(self) -> &'static str {
-        match self {
-            Record::Account => CF_ACCOUNTS,
-            Record::Session => CF_SESSIONS,
-        }
+fn record_cf(kind: SignInRecord) -> &'static str {
+    match kind {
+        SignInRecord::Account => CF_ACCOUNTS,
+        SignInRecord::Session => CF_SESSIONS,
     }
 }
 
-/// What a deposit hands back: the entry and the two links' tokens, each
-/// shown once (in the notice and in the sender's confirmation).
-pub struct Deposit {
-    /// The new entry.
-    pub entry: EscrowEntry,
-    /// Opens the message (the recipient's link).
-    pub token: String,
-    /// Withdraws the message (the sender's link).
-    pub revoke_token: String,
-}
-
-/// Where a deposited message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EscrowState {
-    /// Waiting for its recipient.
-    Unread,
-    /// Opened at least once.
-    Read,
-    /// The recipient replied.
-    Replied,
-    /// The sender or an admin withdrew it (content erased).
-    Revoked,
-    /// Past its expiry (content erased).
-    Expired,
-}
-
-/// One deposited message (never its content).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EscrowEntry {
-    /// Random id (hex).
-    pub id: String,
-    /// The spool's queue id of the message it came from.
-    pub queue_id: String,
-    /// The original sender (envelope).
-    pub sender: String,
-    /// The original Message-ID, to thread replies.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message_id: String,
-    /// The one recipient it is for.
-    pub recipient: String,
-    /// When it was deposited.
-    pub created_at: DateTime<Utc>,
-    /// When it is erased unless revoked before.
-    pub expires_at: DateTime<Utc>,
-    /// Where it stands.
-    pub state: EscrowState,
-    /// When it was first opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_at: Option<DateTime<Utc>>,
-    /// When the recipient last replied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replied_at: Option<DateTime<Utc>>,
-    /// When its content and key were erased.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub erased_at: Option<DateTime<Utc>>,
+/// An entry as stored: the entry and its wrapped message key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    entry: EscrowEntry,
     /// The message key, wrapped by a shredding key (gone once erased).
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_bytes")]
     wrapped_key: Vec<u8>,
@@ -147,36 +91,18 @@ mod hex_bytes {
     }
 }
 
-/// Errors of the escrow store.
-#[derive(Debug, thiserror::Error)]
-pub enum EscrowError {
-    /// RocksDB reported an error.
-    #[error("escrow database: {0}")]
-    Db(#[from] rocksdb::Error),
-    /// A record did not decrypt.
-    #[error("escrow record {what}: {source}")]
-    Key {
-        /// Which record.
-        what: String,
-        /// Why.
-        source: KeyError,
-    },
-    /// A record decrypted but is not what it should be.
-    #[error("escrow record {0} is damaged: {1}")]
-    Corrupt(String, String),
-    /// The message was erased (expired or revoked).
-    #[error("message {0} is no longer available ({1:?})")]
-    Gone(String, EscrowState),
-    /// Creating the directory failed.
-    #[error("escrow {0}: {1}")]
-    Io(String, std::io::Error),
-    /// The shredding keys.
-    #[error(transparent)]
-    Shred(#[from] ShredError),
+fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EscrowError {
+    EscrowError::Backend(BackendError::new("escrow", e))
+}
+
+impl From<rocksdb::Error> for EscrowError {
+    fn from(e: rocksdb::Error) -> Self {
+        backend(e)
+    }
 }
 
 /// The escrow store.
-pub struct Escrow {
+struct Escrow {
     db: DB,
     keys: Keyring,
     /// Writers of wrapped keys hold it shared; a rotation holds it alone,
@@ -197,15 +123,10 @@ fn options() -> Options {
     o
 }
 
-/// The SHA-256 (hex) of a link token: what the store keeps instead of it.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 impl Escrow {
     /// Opens (creating if needed) the store at `dir`.
     pub fn open(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
-        std::fs::create_dir_all(dir).map_err(|e| EscrowError::Io(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, options()));
@@ -223,7 +144,7 @@ impl Escrow {
         let cut_short = crate::locks::read(&self.shred).mid_rotation();
         let legacy = || -> Result<bool, EscrowError> {
             Ok(self
-                .list()?
+                .list_stored()?
                 .iter()
                 .any(|e| e.wrap_key == 0 && !e.wrapped_key.is_empty()))
         };
@@ -298,12 +219,12 @@ impl Escrow {
         Ok(())
     }
 
-    fn put_entry(&self, batch: &mut WriteBatch, e: &EscrowEntry) {
+    fn put_entry(&self, batch: &mut WriteBatch, e: &Stored) {
         let json = serde_json::to_vec(e).expect("an entry serialises");
         batch.put_cf(
             self.cf(CF_ENTRIES),
-            e.id.as_bytes(),
-            self.keys.seal(e.id.as_bytes(), &json),
+            e.entry.id.as_bytes(),
+            self.keys.seal(e.entry.id.as_bytes(), &json),
         );
     }
 
@@ -352,11 +273,16 @@ impl Escrow {
             read_at: None,
             replied_at: None,
             erased_at: None,
-            wrapped_key,
-            wrap_key,
         };
         let mut batch = WriteBatch::default();
-        self.put_entry(&mut batch, &entry);
+        self.put_entry(
+            &mut batch,
+            &Stored {
+                entry: entry.clone(),
+                wrapped_key,
+                wrap_key,
+            },
+        );
         batch.put_cf(self.cf(CF_CONTENT), id.as_bytes(), content);
         batch.put_cf(
             self.cf(CF_RECIPIENTS),
@@ -390,10 +316,10 @@ impl Escrow {
     pub fn mark_replied(&self, id: &str) -> Result<(), EscrowError> {
         // Held while the entry, wrapped key included, is written back.
         let _shred = crate::locks::read(&self.shred);
-        if let Some(mut e) = self.entry(id)? {
-            if e.erased_at.is_none() {
-                e.state = EscrowState::Replied;
-                e.replied_at = Some(Utc::now());
+        if let Some(mut e) = self.stored(id)? {
+            if e.entry.erased_at.is_none() {
+                e.entry.state = EscrowState::Replied;
+                e.entry.replied_at = Some(Utc::now());
                 let mut batch = WriteBatch::default();
                 self.put_entry(&mut batch, &e);
                 self.write(batch)?;
@@ -403,56 +329,55 @@ impl Escrow {
     }
 
     /// A sign-in record, decrypted.
-    pub fn get_record<T: serde::de::DeserializeOwned>(
+    pub fn get_record(
         &self,
-        kind: Record,
+        kind: SignInRecord,
         key: &str,
-    ) -> Result<Option<T>, EscrowError> {
-        let Some(sealed) = self.db.get_cf(self.cf(kind.cf()), key.as_bytes())? else {
+    ) -> Result<Option<Vec<u8>>, EscrowError> {
+        let Some(sealed) = self.db.get_cf(self.cf(record_cf(kind)), key.as_bytes())? else {
             return Ok(None);
         };
-        let aad = format!("{}:{key}", kind.cf());
-        let json = self
-            .keys
+        let aad = format!("{}:{key}", record_cf(kind));
+        self.keys
             .open(aad.as_bytes(), &sealed)
-            .map_err(|source| EscrowError::Key {
-                what: format!("{} record", kind.cf()),
-                source,
-            })?;
-        serde_json::from_slice(&json)
             .map(Some)
-            .map_err(|e| EscrowError::Corrupt(kind.cf().into(), e.to_string()))
+            .map_err(|source| EscrowError::Key {
+                what: format!("{} record", record_cf(kind)),
+                source,
+            })
     }
 
     /// Stores a sign-in record, encrypted, with fsync.
-    pub fn put_record<T: Serialize>(
+    pub fn put_record(
         &self,
-        kind: Record,
+        kind: SignInRecord,
         key: &str,
-        value: &T,
+        value: &[u8],
     ) -> Result<(), EscrowError> {
-        let json = serde_json::to_vec(value).expect("a record serialises");
-        let aad = format!("{}:{key}", kind.cf());
+        let aad = format!("{}:{key}", record_cf(kind));
         let mut batch = WriteBatch::default();
         batch.put_cf(
-            self.cf(kind.cf()),
+            self.cf(record_cf(kind)),
             key.as_bytes(),
-            self.keys.seal(aad.as_bytes(), &json),
+            self.keys.seal(aad.as_bytes(), value),
         );
         self.write(batch)
     }
 
     /// Removes a sign-in record.
-    pub fn delete_record(&self, kind: Record, key: &str) -> Result<(), EscrowError> {
+    pub fn delete_record(&self, kind: SignInRecord, key: &str) -> Result<(), EscrowError> {
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.cf(kind.cf()), key.as_bytes());
+        batch.delete_cf(self.cf(record_cf(kind)), key.as_bytes());
         self.write(batch)
     }
 
     /// Every key of one kind of sign-in record (for the sweeper).
-    pub fn record_keys(&self, kind: Record) -> Result<Vec<String>, EscrowError> {
+    pub fn record_keys(&self, kind: SignInRecord) -> Result<Vec<String>, EscrowError> {
         let mut out = Vec::new();
-        for kv in self.db.iterator_cf(self.cf(kind.cf()), IteratorMode::Start) {
+        for kv in self
+            .db
+            .iterator_cf(self.cf(record_cf(kind)), IteratorMode::Start)
+        {
             let (k, _) = kv?;
             out.push(String::from_utf8_lossy(&k).into_owned());
         }
@@ -461,6 +386,11 @@ impl Escrow {
 
     /// The entry `id`.
     pub fn entry(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        Ok(self.stored(id)?.map(|s| s.entry))
+    }
+
+    /// The entry `id` with its wrapped key.
+    fn stored(&self, id: &str) -> Result<Option<Stored>, EscrowError> {
         let Some(sealed) = self.db.get_cf(self.cf(CF_ENTRIES), id.as_bytes())? else {
             return Ok(None);
         };
@@ -497,13 +427,16 @@ impl Escrow {
 
     fn decrypt(&self, id: &str, mark_read: bool) -> Result<Vec<u8>, EscrowError> {
         let shred = crate::locks::read(&self.shred);
-        let mut entry = self
-            .entry(id)?
+        let mut stored = self
+            .stored(id)?
             .ok_or_else(|| EscrowError::Corrupt(id.to_string(), "no such entry".into()))?;
-        if matches!(entry.state, EscrowState::Revoked | EscrowState::Expired) {
-            return Err(EscrowError::Gone(id.to_string(), entry.state));
+        if matches!(
+            stored.entry.state,
+            EscrowState::Revoked | EscrowState::Expired
+        ) {
+            return Err(EscrowError::Gone(id.to_string(), stored.entry.state));
         }
-        let key = self.message_key(&shred, &entry)?;
+        let key = self.message_key(&shred, &stored)?;
         let content = self
             .db
             .get_cf(self.cf(CF_CONTENT), id.as_bytes())?
@@ -527,31 +460,32 @@ impl Escrow {
             .map_err(|_| {
                 EscrowError::Corrupt(id.to_string(), "content failed authentication".into())
             })?;
-        if mark_read && entry.state == EscrowState::Unread {
-            entry.state = EscrowState::Read;
-            entry.read_at = Some(Utc::now());
+        if mark_read && stored.entry.state == EscrowState::Unread {
+            stored.entry.state = EscrowState::Read;
+            stored.entry.read_at = Some(Utc::now());
             let mut batch = WriteBatch::default();
-            self.put_entry(&mut batch, &entry);
+            self.put_entry(&mut batch, &stored);
             self.write(batch)?;
         }
         Ok(plain)
     }
 
     /// The message key of `entry`, unwrapped.
-    fn message_key(&self, shred: &ShredKeys, entry: &EscrowEntry) -> Result<[u8; 32], EscrowError> {
-        let label = key_label(&entry.id);
-        if entry.wrap_key != 0 {
-            return Ok(shred.unwrap(entry.wrap_key, &label, &entry.wrapped_key)?);
+    fn message_key(&self, shred: &ShredKeys, stored: &Stored) -> Result<[u8; 32], EscrowError> {
+        let id = &stored.entry.id;
+        let label = key_label(id);
+        if stored.wrap_key != 0 {
+            return Ok(shred.unwrap(stored.wrap_key, &label, &stored.wrapped_key)?);
         }
         let key = self
             .keys
-            .open(label.as_bytes(), &entry.wrapped_key)
+            .open(label.as_bytes(), &stored.wrapped_key)
             .map_err(|source| EscrowError::Key {
-                what: format!("key {}", entry.id),
+                what: format!("key {id}"),
                 source,
             })?;
         key.try_into()
-            .map_err(|_| EscrowError::Corrupt(entry.id.clone(), "key of the wrong size".into()))
+            .map_err(|_| EscrowError::Corrupt(id.clone(), "key of the wrong size".into()))
     }
 
     /// Erases the entries `ids` (content and key, leaving tombstones in
@@ -568,25 +502,25 @@ impl Escrow {
         shred.begin_rotation()?;
         let mut batch = WriteBatch::default();
         let mut erased = Vec::new();
-        for mut e in self.list()? {
-            if e.erased_at.is_none() && ids.contains(&e.id) {
-                e.state = state;
-                e.erased_at = Some(Utc::now());
+        for mut e in self.list_stored()? {
+            if e.entry.erased_at.is_none() && ids.contains(&e.entry.id) {
+                e.entry.state = state;
+                e.entry.erased_at = Some(Utc::now());
                 e.wrapped_key.clear();
                 e.wrap_key = 0;
-                batch.delete_cf(self.cf(CF_CONTENT), e.id.as_bytes());
+                batch.delete_cf(self.cf(CF_CONTENT), e.entry.id.as_bytes());
                 self.put_entry(&mut batch, &e);
-                erased.push(e);
+                erased.push(e.entry);
             } else if !e.wrapped_key.is_empty() {
                 match self.message_key(&shred, &e) {
                     Ok(key) => {
-                        (e.wrap_key, e.wrapped_key) = shred.wrap(&key_label(&e.id), &key)?;
+                        (e.wrap_key, e.wrapped_key) = shred.wrap(&key_label(&e.entry.id), &key)?;
                         self.put_entry(&mut batch, &e);
                     }
                     // Already unreadable; left as it is rather than block
                     // every later erasure.
                     Err(err) => {
-                        tracing::warn!(entry = %e.id, error = %err, "escrow entry's key does not open")
+                        tracing::warn!(entry = %e.entry.id, error = %err, "escrow entry's key does not open")
                     }
                 }
             }
@@ -646,13 +580,18 @@ impl Escrow {
 
     /// Every entry.
     pub fn list(&self) -> Result<Vec<EscrowEntry>, EscrowError> {
+        Ok(self.list_stored()?.into_iter().map(|s| s.entry).collect())
+    }
+
+    /// Every entry with its wrapped key.
+    fn list_stored(&self) -> Result<Vec<Stored>, EscrowError> {
         let mut out = Vec::new();
         for kv in self
             .db
             .iterator_cf(self.cf(CF_ENTRIES), IteratorMode::Start)
         {
             let (k, _) = kv?;
-            if let Some(e) = self.entry(&String::from_utf8_lossy(&k))? {
+            if let Some(e) = self.stored(&String::from_utf8_lossy(&k))? {
                 out.push(e);
             }
         }
@@ -660,9 +599,207 @@ impl Escrow {
     }
 }
 
+/// The escrow store of one node, as the traits see it: RocksDB work runs
+/// on the blocking pool, and an address's sign-in lock is held in this
+/// process (one node writes this store).
+#[derive(Clone)]
+pub struct EscrowDb {
+    db: std::sync::Arc<Escrow>,
+    locks: std::sync::Arc<AccountLocks>,
+}
+
+impl EscrowDb {
+    /// Opens (creating if needed) the store at `dir`, for the gateway.
+    pub fn open(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
+        Ok(Self::over(Escrow::open(dir, keys)?))
+    }
+
+    /// Opens the store read-only (works while the gateway has it open).
+    pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
+        Ok(Self::over(Escrow::open_read_only(dir, keys)?))
+    }
+
+    /// Both traits over this one store.
+    pub fn stores(self) -> PortalStores {
+        let both = std::sync::Arc::new(self);
+        PortalStores {
+            messages: both.clone(),
+            sign_in: both,
+        }
+    }
+
+    /// How many addresses have a lock entry now (held or waited for).
+    #[cfg(test)]
+    pub fn account_locks(&self) -> usize {
+        crate::locks::lock(&self.locks.0).len()
+    }
+
+    fn over(escrow: Escrow) -> Self {
+        EscrowDb {
+            db: std::sync::Arc::new(escrow),
+            locks: std::sync::Arc::default(),
+        }
+    }
+
+    /// Runs `f` on the database off the async workers.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Escrow) -> Result<T, EscrowError> + Send + 'static,
+    ) -> Result<T, EscrowError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(backend)?
+    }
+}
+
+#[async_trait]
+impl EscrowStore for EscrowDb {
+    async fn deposit(&self, new: NewDeposit<'_>) -> Result<Deposit, EscrowError> {
+        let (queue_id, sender, recipient) = (
+            new.queue_id.to_string(),
+            new.sender.to_string(),
+            new.recipient.to_string(),
+        );
+        let (message, expires_at) = (new.message.to_vec(), new.expires_at);
+        self.run(move |db| db.deposit(&queue_id, &sender, &recipient, &message, expires_at))
+            .await
+    }
+
+    async fn entry(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let id = id.to_string();
+        self.run(move |db| db.entry(&id)).await
+    }
+
+    async fn by_token(&self, token: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let token = token.to_string();
+        self.run(move |db| db.by_token(&token)).await
+    }
+
+    async fn by_revoke_token(&self, token: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let token = token.to_string();
+        self.run(move |db| db.by_revoke_token(&token)).await
+    }
+
+    async fn entries_for(&self, recipient: &str) -> Result<Vec<EscrowEntry>, EscrowError> {
+        let recipient = recipient.to_string();
+        self.run(move |db| db.entries_for(&recipient)).await
+    }
+
+    async fn list(&self) -> Result<Vec<EscrowEntry>, EscrowError> {
+        self.run(|db| db.list()).await
+    }
+
+    async fn read(&self, id: &str) -> Result<Vec<u8>, EscrowError> {
+        let id = id.to_string();
+        self.run(move |db| db.read(&id)).await
+    }
+
+    async fn peek(&self, id: &str) -> Result<Vec<u8>, EscrowError> {
+        let id = id.to_string();
+        self.run(move |db| db.peek(&id)).await
+    }
+
+    async fn mark_replied(&self, id: &str) -> Result<(), EscrowError> {
+        let id = id.to_string();
+        self.run(move |db| db.mark_replied(&id)).await
+    }
+
+    async fn revoke(&self, id: &str) -> Result<Option<EscrowEntry>, EscrowError> {
+        let id = id.to_string();
+        self.run(move |db| db.revoke(&id)).await
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>) -> Result<Vec<EscrowEntry>, EscrowError> {
+        self.run(move |db| db.sweep(now)).await
+    }
+}
+
+#[async_trait]
+impl SignInRecords for EscrowDb {
+    async fn get(&self, kind: SignInRecord, key: &str) -> Result<Option<Vec<u8>>, EscrowError> {
+        let key = key.to_string();
+        self.run(move |db| db.get_record(kind, &key)).await
+    }
+
+    async fn put(&self, kind: SignInRecord, key: &str, value: Vec<u8>) -> Result<(), EscrowError> {
+        let key = key.to_string();
+        self.run(move |db| db.put_record(kind, &key, &value)).await
+    }
+
+    async fn delete(&self, kind: SignInRecord, key: &str) -> Result<(), EscrowError> {
+        let key = key.to_string();
+        self.run(move |db| db.delete_record(kind, &key)).await
+    }
+
+    async fn keys(&self, kind: SignInRecord) -> Result<Vec<String>, EscrowError> {
+        self.run(move |db| db.record_keys(kind)).await
+    }
+
+    async fn lock(&self, address: &str) -> Result<AccountGuard, EscrowError> {
+        Ok(Box::new(self.locks.hold(address).await))
+    }
+}
+
+/// One lock per address whose account is being read and written; an
+/// address's entry goes when no one holds or waits for it.
+#[derive(Debug, Default)]
+struct AccountLocks(std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>);
+
+/// `address`'s lock, held; gives its map entry back when dropped last.
+struct HeldAccount {
+    locks: std::sync::Arc<AccountLocks>,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl AccountLocks {
+    async fn hold(self: &std::sync::Arc<Self>, address: &str) -> HeldAccount {
+        let key = address.to_ascii_lowercase();
+        let lock = crate::locks::lock(&self.0)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        HeldAccount {
+            locks: self.clone(),
+            key,
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for HeldAccount {
+    fn drop(&mut self) {
+        let guard = self.guard.take();
+        let mut map = crate::locks::lock(&self.locks.0);
+        drop(guard);
+        // The map's is the only handle left: no one holds or waits for it.
+        if map
+            .get(&self.key)
+            .is_some_and(|l| std::sync::Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_escrow_database_keeps_the_store_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("escrow.keys");
+        Keyring::load_or_create(&key_file).unwrap();
+        let path = dir.path().join("escrow");
+        let open = || {
+            let keys = Keyring::load(&key_file).unwrap();
+            EscrowDb::open(&path, keys).unwrap().stores()
+        };
+        crate::store::conformance::escrow_store(&open).await;
+        crate::store::conformance::sign_in_records(&open).await;
+    }
 
     fn open(dir: &Path) -> Escrow {
         let keys = Keyring::load_or_create(&dir.join("escrow.keys")).unwrap();
@@ -828,7 +965,7 @@ mod tests {
             .unwrap()
             .entry;
         // A key wrapped by the key file, as stores before shredding keys did.
-        let mut legacy = e.entry(&a.id).unwrap().unwrap();
+        let mut legacy = e.stored(&a.id).unwrap().unwrap();
         let key = e.message_key(&e.shred.read().unwrap(), &legacy).unwrap();
         legacy.wrapped_key = e.keys.seal(key_label(&a.id).as_bytes(), &key);
         legacy.wrap_key = 0;
@@ -840,7 +977,7 @@ mod tests {
         drop(e);
         let e = open(dir.path());
         assert!(!e.shred.read().unwrap().mid_rotation());
-        assert_ne!(e.entry(&a.id).unwrap().unwrap().wrap_key, 0);
+        assert_ne!(e.stored(&a.id).unwrap().unwrap().wrap_key, 0);
         assert_eq!(e.read(&a.id).unwrap(), b"a");
     }
 
