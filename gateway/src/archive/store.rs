@@ -742,7 +742,7 @@ impl Archive {
         // above did not read (an index, a purged range) is found too. Listed
         // after the sequence numbers, so the first break stays the first
         // damaged event where there is one.
-        for (table, why) in crate::store_scan::scan(&self.db, &ALL_CFS) {
+        for (table, why) in crate::store::rocksdb::scan::scan(&self.db, &ALL_CFS) {
             report.damaged.push((0, format!("table {table}: {why}")));
         }
         report.head = hex::encode(prev);
@@ -1056,9 +1056,9 @@ mod tests {
                     .unwrap();
             }
             a.flush().unwrap();
-            crate::store_scan::table_file(a.db(), CF_ITEMS)
+            crate::store::rocksdb::scan::table_file(a.db(), CF_ITEMS)
         };
-        crate::store_scan::flip_byte(&table);
+        crate::store::rocksdb::scan::flip_byte(&table);
         let keys = crate::spool::Keyring::load_or_create(&dir.path().join("archive.keys")).unwrap();
         let a = Archive::open_read_only(&dir.path().join("db"), keys).unwrap();
         let r = a.verify(1).unwrap();

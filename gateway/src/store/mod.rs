@@ -20,6 +20,7 @@ pub mod cache;
 #[cfg(test)]
 pub mod conformance;
 pub mod holds;
+pub mod keyring;
 pub mod keys;
 pub mod rocksdb;
 pub mod tls_memory;

@@ -7,4 +7,5 @@ pub mod audit_file;
 pub mod holds;
 pub mod json_file;
 pub mod key_files;
+pub mod scan;
 pub mod tokens;
