@@ -15,6 +15,7 @@
 //! messages and records, the escrow store and the portal's accounts, the
 //! archive, the keystore.
 
+pub mod archive;
 pub mod audit_log;
 pub mod cache;
 #[cfg(test)]

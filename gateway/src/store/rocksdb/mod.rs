@@ -3,6 +3,7 @@
 //! nothing (a handful of API tokens). Files are replaced atomically and
 //! synced (`durable_file`), secrets kept 0600.
 
+pub mod archive;
 pub mod audit_file;
 pub mod holds;
 pub mod json_file;
