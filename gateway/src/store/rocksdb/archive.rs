@@ -709,6 +709,27 @@ mod tests {
     use super::*;
     use crate::store::archive::testing::capture;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rocksdb_archive_keeps_the_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let tamper = |seq: u64| {
+            let a = open(&path, 100);
+            let mut v = a
+                .db()
+                .get_cf(a.cf(CF_EVENTS), seq_key(seq))
+                .unwrap()
+                .unwrap();
+            v[20] ^= 1;
+            a.db().put_cf(a.cf(CF_EVENTS), seq_key(seq), v).unwrap();
+        };
+        crate::store::conformance::archive_store(
+            &|| Box::new(super::testing::open(&path, 100)),
+            Some(&tamper),
+        )
+        .await;
+    }
+
     #[test]
     fn journal_dedups_merges_and_verifies() {
         let dir = tempfile::tempdir().unwrap();
