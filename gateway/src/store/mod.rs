@@ -9,11 +9,14 @@
 //! new backend is tested by the same suite.
 //!
 //! Behind a trait so far: API tokens (`tokens`), legal holds (`holds`),
-//! the audit log (`audit_log`), TLS memory (`tls_memory`) and the cache of
-//! derived records (`cache`). Still opened directly by the stage that owns
-//! them, to be moved behind traits in the next slices: the spool's
-//! messages and records, the escrow store and the portal's accounts, the
-//! archive, the keystore.
+//! the audit log (`audit_log`), TLS memory (`tls_memory`), the cache of
+//! derived records (`cache`), recipients' key records (`keys`) and the
+//! archive (`archive`; opened by `rocksdb::archive::open_writable` and
+//! `open_read_only`, not `Stores`, since it needs its key file and signing
+//! key and is opened read-only or for writing). Still opened directly by
+//! the stage that owns them, to be moved behind traits in the next slices:
+//! the spool's messages and records, the escrow store and the portal's
+//! accounts. `keyring` seals records at rest for those stores and the archive.
 
 pub mod archive;
 pub mod audit_log;
