@@ -45,7 +45,7 @@ fn open_writable(
     what: &'static str,
 ) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
     crate::store::rocksdb::archive::open_writable(config, false).map_err(|e| match e {
-        ArchiveError::Db(e) => ArchiveCmdError::InUse(what, e.source.to_string()),
+        ArchiveError::Db(e) => ArchiveCmdError::InUse(what, e.to_string()),
         other => other.into(),
     })
 }
@@ -401,7 +401,7 @@ pub async fn checkpoint(
             let Some(file) = token_file else {
                 return Err(ArchiveCmdError::InUse(
                     "sign a checkpoint directly; or pass --token-file with an admin or auditor token",
-                    open_err.source.to_string(),
+                    open_err.to_string(),
                 ));
             };
             let token = std::fs::read_to_string(file)

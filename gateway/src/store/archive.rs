@@ -7,7 +7,6 @@
 pub mod chain;
 
 use super::keyring::KeyError;
-use super::BackendError;
 use crate::config::RetentionRule;
 use crate::model::archive::{Capture, Event};
 use async_trait::async_trait;
@@ -20,8 +19,8 @@ use std::sync::Arc;
 pub enum ArchiveError {
     /// The database reported an error (including a checksum mismatch on
     /// disk, or the store held by another process).
-    #[error("archive database: {}", .0.source)]
-    Db(#[source] BackendError),
+    #[error("archive database: {0}")]
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A record did not decrypt.
     #[error("archive record {what}: {source}")]
     Key {

@@ -28,7 +28,6 @@ use crate::store::archive::{
     ArchiveError, ArchiveStore, Item, Journaled, PurgeReport, VerifyReport,
 };
 use crate::store::keyring::Keyring;
-use crate::store::BackendError;
 use async_trait::async_trait;
 use ring::signature::Ed25519KeyPair;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -58,7 +57,7 @@ const ALL_CFS: [&str; 9] = [
 
 impl From<rocksdb::Error> for ArchiveError {
     fn from(e: rocksdb::Error) -> Self {
-        ArchiveError::Db(BackendError::new("archive", e))
+        ArchiveError::Db(Box::new(e))
     }
 }
 
