@@ -7,9 +7,12 @@
 //!
 //! Usage: archive_bench WORK N DUP_PERCENT
 
-use sealgate::archive::{chain, Archive, Capture, HeaderFacts, Journaled, Outcome, SearchIndex};
+use sealgate::archive::{
+    chain, ArchiveStore, Capture, HeaderFacts, Journaled, Outcome, SearchIndex,
+};
 use sealgate::inspect::InspectLimits;
 use sealgate::spool::{Direction, Keyring};
+use sealgate::store::rocksdb::archive::RocksArchive;
 use std::path::Path;
 use std::time::Instant;
 
@@ -121,7 +124,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let work = Path::new(&args[1]);
     let n: u64 = args[2].parse().expect("N");
@@ -129,7 +133,7 @@ fn main() {
     std::fs::create_dir_all(work.join("eml")).unwrap();
     let keys = Keyring::load_or_create(&work.join("archive.keys")).unwrap();
     let signer = chain::load_or_create_signer(&work.join("archive.pk8")).unwrap();
-    let archive = Archive::open(&work.join("archive"), keys, signer, 1000).unwrap();
+    let archive = RocksArchive::open(&work.join("archive"), keys, signer, 1000).unwrap();
     let index = SearchIndex::open(&work.join("index"), InspectLimits::default()).unwrap();
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut distinct: Vec<(Vec<u8>, Vec<String>)> = Vec::new();
@@ -154,21 +158,22 @@ fn main() {
         let received = base + chrono::Duration::seconds((i * 300) as i64);
         let item = match archive
             .journal(capture(i, &raw, &rcpts, received), &raw)
+            .await
             .unwrap()
         {
             Journaled::New(s) => s,
             Journaled::Merged { item, .. } => item,
             Journaled::Already(s) => s,
         };
-        let it = archive.item(item).unwrap().unwrap();
+        let it = archive.item(item).await.unwrap().unwrap();
         index.add(&it, &raw).unwrap();
         pending += 1;
         if pending == 256 {
-            index.commit(archive.head_seq()).unwrap();
+            index.commit(archive.head_seq().await).unwrap();
             pending = 0;
         }
     }
-    index.commit(archive.head_seq()).unwrap();
+    index.commit(archive.head_seq().await).unwrap();
     let secs = started.elapsed().as_secs_f64();
     let (store, idx) = (du(&work.join("archive")), du(&work.join("index")));
     println!("ingest: {n} messages ({dups} duplicates, {} distinct) in {secs:.1} s = {:.0} messages/s (synced write per message, indexed)", distinct.len(), n as f64 / secs);
@@ -229,14 +234,14 @@ fn main() {
     std::fs::remove_dir_all(work.join("index")).unwrap();
     let t = Instant::now();
     let index = SearchIndex::open(&work.join("index"), InspectLimits::default()).unwrap();
-    let k = index.catch_up(&archive).unwrap();
+    let k = index.catch_up(&archive).await.unwrap();
     let rs = t.elapsed().as_secs_f64();
     println!(
         "reindex: {k} item updates in {rs:.1} s = {:.0} items/s",
         k as f64 / rs
     );
     let t = Instant::now();
-    let report = archive.verify(1).unwrap();
+    let report = archive.verify(1).await.unwrap();
     println!(
         "verify: {} events, {} contents, {} checkpoints in {:.1} s, {} damaged",
         report.events_ok,

@@ -26,5 +26,4 @@ pub mod serve;
 pub mod smtp;
 pub mod spool;
 pub mod store;
-pub mod store_scan;
 pub mod telemetry;

@@ -86,7 +86,7 @@ pub enum ServeError {
 }
 
 /// The archive journal, when `[archive] enabled`.
-fn open_journal(
+async fn open_journal(
     config: &Config,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<Arc<crate::archive::worker::Journal>>, ServeError> {
@@ -96,34 +96,38 @@ fn open_journal(
         );
         return Ok(None);
     }
-    let archive = crate::archive::open_writable(config, true)?;
+    let archive = crate::store::rocksdb::archive::open_writable(config, true)?;
     // A locked retention rule shortened, unlocked or removed stops the start.
-    archive.enforce_locks(&config.archive.retention)?;
+    archive.enforce_locks(&config.archive.retention).await?;
     let index =
         crate::archive::SearchIndex::open(&config.archive_index_dir(), config.dlp.limits.clone())
             .map_err(|e| ServeError::Delivery(format!("archive search index: {e}")))?;
     // Whatever a crash kept out of the index is indexed now.
-    match index.catch_up(&archive) {
+    match index.catch_up(archive.as_ref()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(items = n, "archive search index caught up"),
         Err(e) => {
             tracing::error!(error = %e, "archive search index catch-up failed; run `sealgate archive reindex`")
         }
     }
-    tracing::info!(head = archive.head_seq(), "archive open");
-    let journal = Arc::new(crate::archive::worker::Journal::new(
-        Arc::new(archive),
-        Arc::new(index),
-        config.archive.clone(),
-        metrics.clone(),
-    ));
+    tracing::info!(head = archive.head_seq().await, "archive open");
+    let journal = Arc::new(
+        crate::archive::worker::Journal::new(
+            archive,
+            Arc::new(index),
+            config.archive.clone(),
+            metrics.clone(),
+        )
+        .await,
+    );
     let j = journal.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let j = j.clone();
-            let _ = tokio::task::spawn_blocking(move || j.flush_index()).await;
+            let head = j.archive().head_seq().await;
+            let _ = tokio::task::spawn_blocking(move || j.flush_index(head)).await;
         }
     });
     Ok(Some(journal))
@@ -199,7 +203,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let escrow = open_escrow(&config)?;
     start_seal(&common, &keys, &escrow, decided, to_deliver)?;
     // The archive is the last stage: deliver hands finished messages to it.
-    let journal = open_journal(&config, &metrics)?;
+    let journal = open_journal(&config, &metrics).await?;
     let deliver_commands = start_deliver(&common, &net, &journal, sealed).await?;
 
     // Mail comes in last, once every stage runs.
@@ -306,8 +310,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(j) = &journal {
         // Index what waits, and move the archive's log into its tables, so
         // the next start (or an offline `archive verify`) reads tables only.
-        j.flush_index();
-        if let Err(e) = j.archive().flush() {
+        j.flush_index(j.archive().head_seq().await);
+        if let Err(e) = j.archive().flush().await {
             tracing::warn!(error = %e, "cannot flush the archive");
         }
     }

@@ -22,7 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["durable_file"],
     &["secret_file"],
     &["config"],
-    &["telemetry", "net", "store", "store_scan"],
+    &["telemetry", "net", "store"],
     &["audit"],
     // The stages, in the order mail flows.
     &["spool"],

@@ -1,10 +1,10 @@
 //! `sealgate archive ...`: the archivist's view of the journal. Reads open
 //! the archive read-only, so they work while the gateway runs.
 
-use crate::archive::{Archive, ArchiveError, Item, VerifyReport};
+use crate::archive::{ArchiveError, ArchiveStore, Item, VerifyReport};
 use crate::config::Config;
-use crate::spool::Keyring;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// Errors of the archive commands.
 #[derive(Debug, thiserror::Error)]
@@ -12,9 +12,6 @@ pub enum ArchiveCmdError {
     /// The archive store.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
-    /// The archive key file.
-    #[error("archive key file: {0}")]
-    Keys(#[from] crate::spool::KeyError),
     /// No such item.
     #[error("no archived item {0}")]
     NoItem(u64),
@@ -43,21 +40,20 @@ pub enum ArchiveCmdError {
 
 /// Opens the archive of `config` for writing; `what` names the command
 /// when the running gateway holds it.
-fn open_writable(config: &Config, what: &'static str) -> Result<Archive, ArchiveCmdError> {
-    crate::archive::open_writable(config, false).map_err(|e| match e {
+fn open_writable(
+    config: &Config,
+    what: &'static str,
+) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
+    crate::store::rocksdb::archive::open_writable(config, false).map_err(|e| match e {
         ArchiveError::Db(e) => ArchiveCmdError::InUse(what, e.to_string()),
         other => other.into(),
     })
 }
 
 /// Opens the archive of `config` read-only.
-pub fn open_read_only(config: &Config) -> Result<Archive, ArchiveCmdError> {
-    let dir = config.archive_dir();
-    if !dir.join("CURRENT").exists() {
-        return Err(ArchiveCmdError::Missing(dir.display().to_string()));
-    }
-    let keys = Keyring::load(&config.archive_key_file())?;
-    Ok(Archive::open_read_only(&dir, keys)?)
+pub fn open_read_only(config: &Config) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
+    crate::store::rocksdb::archive::open_read_only(config)?
+        .ok_or_else(|| ArchiveCmdError::Missing(config.archive_dir().display().to_string()))
 }
 
 /// Every recipient of an item over all its relays (the envelope: Bcc included).
@@ -78,7 +74,7 @@ fn recipients(item: &Item) -> Vec<&str> {
 pub async fn search(
     config: &Config,
     stores: &crate::store::Stores,
-    archive: &Archive,
+    archive: &dyn ArchiveStore,
     query: &str,
     limit: usize,
     json: bool,
@@ -97,7 +93,7 @@ pub async fn search(
     .await?;
     let mut items = Vec::with_capacity(hits.ids.len());
     for id in &hits.ids {
-        if let Some(item) = archive.item(*id)? {
+        if let Some(item) = archive.item(*id).await? {
             items.push(item);
         }
     }
@@ -132,7 +128,7 @@ pub async fn search(
 pub async fn export(
     config: &Config,
     stores: &crate::store::Stores,
-    archive: &Archive,
+    archive: &dyn ArchiveStore,
     query: &str,
     format: crate::archive::export::Format,
     out: &std::path::Path,
@@ -166,7 +162,8 @@ pub async fn export(
                 }
             }
         },
-    )?;
+    )
+    .await?;
     crate::audit::record(
         stores.audit.as_ref(),
         crate::audit::Actor::Cli,
@@ -266,7 +263,7 @@ pub async fn purge(
     } else {
         open_writable(config, "purge")?
     };
-    let items = archive.items()?;
+    let items = archive.items().await?;
     let index_dir = config.archive_index_dir();
     let index = if dry_run {
         crate::archive::SearchIndex::open_read_only(&index_dir).ok()
@@ -281,15 +278,16 @@ pub async fn purge(
     let mut lag_note = String::new();
     if let Some(i) = &index {
         if dry_run {
-            if i.indexed_through() < archive.head_seq() {
+            let head = archive.head_seq().await;
+            if i.indexed_through() < head {
                 lag_note = format!(
                     "note: the search index covers sequence {} of {}; query holds may miss newer items until the gateway indexes them\n",
                     i.indexed_through(),
-                    archive.head_seq()
+                    head
                 );
             }
         } else {
-            i.catch_up(&archive)?;
+            i.catch_up(archive.as_ref()).await?;
         }
     }
     let holds = stores
@@ -321,9 +319,11 @@ pub async fn purge(
             ..Default::default()
         }
     } else {
-        let r = archive.purge(&go, "retention period over, no legal hold")?;
+        let r = archive
+            .purge(&go, "retention period over, no legal hold")
+            .await?;
         if let Some(i) = &index {
-            i.catch_up(&archive)?;
+            i.catch_up(archive.as_ref()).await?;
         }
         crate::audit::record(
             stores.audit.as_ref(),
@@ -383,9 +383,9 @@ pub async fn checkpoint(
     stores: &crate::store::Stores,
     token_file: Option<&std::path::Path>,
 ) -> Result<String, ArchiveCmdError> {
-    let cp = match crate::archive::open_writable(config, false) {
+    let cp = match crate::store::rocksdb::archive::open_writable(config, false) {
         Ok(archive) => {
-            let cp = archive.checkpoint()?;
+            let cp = archive.checkpoint().await?;
             crate::audit::record(
                 stores.audit.as_ref(),
                 crate::audit::Actor::Cli,
@@ -439,7 +439,10 @@ pub async fn checkpoint(
 
 /// `archive reindex`: rebuilds the search index from the store (the
 /// gateway must be stopped: it holds the index for writing).
-pub fn reindex(config: &Config, archive: &Archive) -> Result<String, ArchiveCmdError> {
+pub async fn reindex(
+    config: &Config,
+    archive: &dyn ArchiveStore,
+) -> Result<String, ArchiveCmdError> {
     let dir = config.archive_index_dir();
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
@@ -447,11 +450,11 @@ pub fn reindex(config: &Config, archive: &Archive) -> Result<String, ArchiveCmdE
     }
     let started = std::time::Instant::now();
     let index = crate::archive::SearchIndex::open(&dir, config.dlp.limits.clone())?;
-    let n = index.catch_up(archive)?;
+    let n = index.catch_up(archive).await?;
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
         "reindexed {n} item updates through sequence {} in {secs:.1} s ({:.0} items/s)\n",
-        archive.head_seq(),
+        archive.head_seq().await,
         n as f64 / secs.max(1e-9)
     ))
 }
@@ -477,8 +480,8 @@ fn line(item: &Item) -> String {
 
 /// `archive ls`: one line per item: id, received, direction, sender,
 /// recipients, size, subject.
-pub fn ls(archive: &Archive, json: bool) -> Result<String, ArchiveCmdError> {
-    let items = archive.items()?;
+pub async fn ls(archive: &dyn ArchiveStore, json: bool) -> Result<String, ArchiveCmdError> {
+    let items = archive.items().await?;
     if json {
         let v: Vec<serde_json::Value> = items.iter().map(summary).collect();
         return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
@@ -506,17 +509,17 @@ pub fn summary(item: &Item) -> serde_json::Value {
 /// `archive show ID`: the envelope and header facts of every relay; with
 /// `evidence`, per recipient the verdict, seal and delivery evidence; with
 /// `raw`, the message bytes exactly as received instead.
-pub fn show(
-    archive: &Archive,
+pub async fn show(
+    archive: &dyn ArchiveStore,
     id: u64,
     raw: bool,
     evidence: bool,
     json: bool,
 ) -> Result<Vec<u8>, ArchiveCmdError> {
-    let item = archive.item(id)?.ok_or(ArchiveCmdError::NoItem(id))?;
+    let item = archive.item(id).await?.ok_or(ArchiveCmdError::NoItem(id))?;
     if raw {
         let sha = &item.captures[0].1.sha256;
-        return archive.raw(sha)?.ok_or(ArchiveCmdError::NoItem(id));
+        return archive.raw(sha).await?.ok_or(ArchiveCmdError::NoItem(id));
     }
     if json {
         return Ok((serde_json::to_string_pretty(&item).unwrap_or_default() + "\n").into_bytes());
@@ -653,13 +656,13 @@ pub fn show(
 }
 
 /// `archive verify`: the report as text or JSON, and whether all is intact.
-pub fn verify(
-    archive: &Archive,
+pub async fn verify(
+    archive: &dyn ArchiveStore,
     from: u64,
     json: bool,
     local_key: Option<String>,
 ) -> Result<(String, bool), ArchiveCmdError> {
-    let r: VerifyReport = archive.verify_signed_by(from, local_key.as_deref())?;
+    let r: VerifyReport = archive.verify_signed_by(from, local_key.as_deref()).await?;
     let ok = r.damaged.is_empty();
     if json {
         let v = serde_json::json!({

@@ -140,23 +140,26 @@ async fn search(
     let who = caller(&s, &headers, &[Role::Archivist]).await?;
     let j = s.journal.clone();
     let query = q.q.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::SearchError> {
+    let limit = q.limit;
+    let hits = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         // Each hit is read and decrypted: keep a page small.
-        let hits = j.index().search(&query, q.limit.min(1000))?;
-        j.metrics()
-            .archive_search_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let mut items = Vec::new();
-        for id in &hits.ids {
-            if let Some(item) = j.archive().item(*id)? {
-                items.push(super::archive::summary(&item));
-            }
+        let hits = j.index().search(&query, limit.min(1000));
+        if hits.is_ok() {
+            j.metrics()
+                .archive_search_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
-        Ok((hits.total, items))
+        hits
     })
     .await
     .map_err(internal)?;
+    let found = match hits {
+        Ok(hits) => summaries(s.journal.archive().as_ref(), &hits.ids)
+            .await
+            .map(|items| (hits.total, items)),
+        Err(e) => Err(e),
+    };
     let (total, items) = match found {
         Ok(x) => x,
         Err(crate::archive::SearchError::Query(e)) => {
@@ -177,6 +180,20 @@ async fn search(
     ))
 }
 
+/// The summaries of the items `ids` that are there.
+async fn summaries(
+    archive: &dyn crate::archive::ArchiveStore,
+    ids: &[u64],
+) -> Result<Vec<serde_json::Value>, crate::archive::SearchError> {
+    let mut items = Vec::new();
+    for id in ids {
+        if let Some(item) = archive.item(*id).await? {
+            items.push(super::archive::summary(&item));
+        }
+    }
+    Ok(items)
+}
+
 #[derive(Deserialize)]
 struct ItemQuery {
     #[serde(default)]
@@ -191,19 +208,18 @@ async fn item(
 ) -> Result<Response, ApiError> {
     let who = caller(&s, &headers, &[Role::Archivist]).await?;
     let archive = s.journal.archive().clone();
-    let item = tokio::task::spawn_blocking(move || -> Result<_, crate::archive::ArchiveError> {
-        let Some(item) = archive.item(id)? else {
+    let item = async {
+        let Some(item) = archive.item(id).await? else {
             return Ok(None);
         };
         let raw = if q.raw {
-            archive.raw(&item.captures[0].1.sha256)?
+            archive.raw(&item.captures[0].1.sha256).await?
         } else {
             None
         };
-        Ok(Some((item, raw)))
-    })
+        Ok::<_, crate::archive::ArchiveError>(Some((item, raw)))
+    }
     .await
-    .map_err(internal)?
     .map_err(internal)?;
     let Some((item, raw)) = item else {
         return Err(ApiError(
@@ -269,20 +285,23 @@ async fn export(
     let (name, out, seal) = s.exports.reserve();
     let (j, config, query) = (s.journal.clone(), s.config.clone(), req.query.clone());
     let (out2, seal2) = (out.clone(), seal.clone());
+    // The export writes its files as it goes: all of it off the async
+    // workers, the store's reads driven from there.
+    let runtime = tokio::runtime::Handle::current();
     let done = tokio::task::spawn_blocking(move || -> Result<_, ExportFailed> {
         let mut ids = j.index().search_all(&query)?;
         ids.reverse();
         let key = crate::archive::signer(&config)?;
         let dest = crate::archive::export::Destination::Sealed(&out2, &seal2);
-        Ok(crate::archive::export::export(
-            j.archive(),
+        Ok(runtime.block_on(crate::archive::export::export(
+            j.archive().as_ref(),
             &ids,
             &query,
             format,
             dest,
             &key,
             |_, _| {},
-        )?)
+        ))?)
     })
     .await
     .map_err(internal)?;
@@ -355,14 +374,12 @@ async fn verify(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&s, &headers, &[Role::Archivist, Role::Auditor]).await?;
-    let archive = s.journal.archive().clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let key = archive.signer_public_key();
-        archive.verify_signed_by(1, key.as_deref())
-    })
-    .await
-    .map_err(internal)?
-    .map_err(internal)?;
+    let archive = s.journal.archive();
+    let key = archive.signer_public_key();
+    let r = archive
+        .verify_signed_by(1, key.as_deref())
+        .await
+        .map_err(internal)?;
     if r.damaged.is_empty() {
         s.journal.metrics().archive_verified.set(r.head_seq as i64);
     }
@@ -384,11 +401,7 @@ async fn checkpoint(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&s, &headers, &[Role::Admin, Role::Auditor]).await?;
-    let archive = s.journal.archive().clone();
-    let cp = tokio::task::spawn_blocking(move || archive.checkpoint())
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+    let cp = s.journal.archive().checkpoint().await.map_err(internal)?;
     let what = cp.as_ref().map_or("head already covered".to_string(), |c| {
         format!("head {} at {}", c.head, c.covers)
     });

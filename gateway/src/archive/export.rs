@@ -6,7 +6,7 @@
 //! manifest.json -sigfile manifest.json.sig`.
 
 use super::sealed_file::{SealKey, SealWriter};
-use super::{Archive, ArchiveError, Item};
+use super::{ArchiveError, ArchiveStore, Item};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::Serialize;
 use std::io::Write;
@@ -132,13 +132,14 @@ pub struct Exported {
 }
 
 /// Writes `ids` from `archive` to `dest` in `format`, signs the manifest
-/// with `key`; `progress` is called after each item.
-pub fn export(
-    archive: &Archive,
+/// with `key`; `progress` is called after each item. The files are written
+/// in the calling thread (the API runs it off the async workers).
+pub async fn export(
+    archive: &dyn ArchiveStore,
     ids: &[u64],
     query: &str,
     format: Format,
-    dest: Destination,
+    dest: Destination<'_>,
     key: &Ed25519KeyPair,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Exported, ExportError> {
@@ -159,9 +160,10 @@ pub fn export(
     let mut items: Vec<Item> = Vec::with_capacity(ids.len());
     let mut bytes = 0u64;
     for (n, &id) in ids.iter().enumerate() {
-        let item = archive.item(id)?.ok_or(ExportError::Missing(id))?;
+        let item = archive.item(id).await?.ok_or(ExportError::Missing(id))?;
         let raw = archive
-            .raw(&item.captures[0].1.sha256)?
+            .raw(&item.captures[0].1.sha256)
+            .await?
             .ok_or(ExportError::Missing(id))?;
         bytes += raw.len() as u64;
         match &mut mbox {
@@ -213,7 +215,7 @@ pub fn export(
         "format": format,
         "query": query,
         "exported_at": chrono::Utc::now(),
-        "archive_head": archive.head_seq(),
+        "archive_head": archive.head_seq().await,
         "count": entries.len(),
         "signing_key": hex::encode(key.public_key().as_ref()),
         "items": entries,
@@ -285,8 +287,9 @@ fn public_key_pem(key: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::testing::{capture, open};
     use super::*;
+    use crate::store::archive::testing::capture;
+    use crate::store::rocksdb::archive::testing::open;
 
     /// `openssl pkeyutl -verify` of the export's manifest signature.
     fn openssl_verifies(out: &Path) -> bool {
@@ -303,17 +306,19 @@ mod tests {
             .success()
     }
 
-    #[test]
-    fn mbox_quotes_from_lines_and_the_manifest_signature_verifies_with_openssl() {
+    #[tokio::test]
+    async fn mbox_quotes_from_lines_and_the_manifest_signature_verifies_with_openssl() {
         let dir = tempfile::tempdir().unwrap();
         let archive = open(dir.path(), 100);
         let m1 = b"Subject: a\r\n\r\nFrom here on\r\n>From quoted\r\nend\r\n".to_vec();
         let m2 = b"Subject: b\r\n\r\nsecond\r\n".to_vec();
         archive
             .journal(capture("q1", &m1, &["x@y.test"]), &m1)
+            .await
             .unwrap();
         archive
             .journal(capture("q2", &m2, &["x@y.test"]), &m2)
+            .await
             .unwrap();
         let key =
             super::super::chain::load_or_create_signer(&dir.path().join("archive.pk8")).unwrap();
@@ -328,6 +333,7 @@ mod tests {
             &key,
             |n, _| seen = n,
         )
+        .await
         .unwrap();
         assert_eq!((done.items, seen), (2, 2));
         let mbox = std::fs::read(out.join("messages.mbox")).unwrap();
@@ -356,7 +362,8 @@ mod tests {
                 Destination::Plain(&out),
                 &key,
                 |_, _| {}
-            ),
+            )
+            .await,
             Err(ExportError::NotEmpty(_))
         ));
         let eml = dir.path().join("eml");
@@ -369,6 +376,7 @@ mod tests {
             &key,
             |_, _| {},
         )
+        .await
         .unwrap();
         assert_eq!(std::fs::read(eml.join("1.eml")).unwrap(), m1);
     }

@@ -122,8 +122,8 @@ pub fn held_items(
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::testing::{capture, dlp_found};
     use super::*;
+    use crate::store::archive::testing::{capture, dlp_found};
 
     #[test]
     fn the_longest_matching_rule_sets_the_date() {

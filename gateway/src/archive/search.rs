@@ -4,7 +4,7 @@
 //! number indexed, so the gateway catches up on what a crash left out.
 
 use super::query::{self, AddressField, Condition, KeywordField, Query, TextField, TextMatch};
-use super::{Archive, ArchiveError, Item};
+use super::{ArchiveError, ArchiveStore, Item};
 use crate::inspect::{InspectLimits, PartKind};
 use crate::model::verdict::Verdict;
 use std::collections::BTreeSet;
@@ -199,14 +199,14 @@ impl SearchIndex {
 
     /// Indexes every event after [`Self::indexed_through`] up to the
     /// archive's head, then commits; returns how many items were indexed.
-    pub fn catch_up(&self, archive: &Archive) -> Result<u64, SearchError> {
+    pub async fn catch_up(&self, archive: &dyn ArchiveStore) -> Result<u64, SearchError> {
         let from = self.indexed_through() + 1;
-        let head = archive.head_seq();
+        let head = archive.head_seq().await;
         let mut n = 0;
         for seq in from..=head {
             // One damaged record (which `verify` names) must not keep the
             // rest of the archive out of the index.
-            let event = match archive.event(seq) {
+            let event = match archive.event(seq).await {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(seq, error = %e, "archive event unreadable; not indexed");
@@ -224,15 +224,16 @@ impl SearchIndex {
                 }
                 None => continue,
             };
-            let read = (|| -> Result<Option<(Item, Vec<u8>)>, ArchiveError> {
-                let Some(it) = archive.item(item)? else {
+            let read = async {
+                let Some(it) = archive.item(item).await? else {
                     return Ok(None);
                 };
-                let Some(raw) = archive.raw(&it.captures[0].1.sha256)? else {
+                let Some(raw) = archive.raw(&it.captures[0].1.sha256).await? else {
                     return Ok(None);
                 };
-                Ok(Some((it, raw)))
-            })();
+                Ok::<_, ArchiveError>(Some((it, raw)))
+            }
+            .await;
             match read {
                 Ok(Some((it, raw))) => {
                     self.add(&it, &raw)?;
@@ -594,9 +595,10 @@ fn regex_syntax_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::testing::{capture, dlp_found, open};
     use super::super::Journaled;
     use super::*;
+    use crate::store::archive::testing::{capture, dlp_found};
+    use crate::store::rocksdb::archive::testing::open;
 
     /// A multipart message with a text body and a CSV attachment.
     fn message(subject: &str, to: &str, body: &str, attachment: Option<(&str, &str)>) -> Vec<u8> {
@@ -615,8 +617,8 @@ mod tests {
         m.into_bytes()
     }
 
-    #[test]
-    fn malformed_mail_is_archived_byte_exact_and_indexed_as_far_as_it_goes() {
+    #[tokio::test]
+    async fn malformed_mail_is_archived_byte_exact_and_indexed_as_far_as_it_goes() {
         let dir = tempfile::tempdir().unwrap();
         let archive = open(dir.path(), 100);
         let index = SearchIndex::open(&dir.path().join("index"), InspectLimits::default()).unwrap();
@@ -628,26 +630,31 @@ mod tests {
         for (i, raw) in bad.iter().enumerate() {
             let j = archive
                 .journal(capture(&format!("q{i}"), raw, &["a@b.test"]), raw)
+                .await
                 .unwrap();
             let Journaled::New(id) = j else {
                 panic!("{j:?}")
             };
-            let item = archive.item(id).unwrap().unwrap();
+            let item = archive.item(id).await.unwrap().unwrap();
             index.add(&item, raw).unwrap();
             assert_eq!(
-                archive.raw(&item.captures[0].1.sha256).unwrap().as_ref(),
+                archive
+                    .raw(&item.captures[0].1.sha256)
+                    .await
+                    .unwrap()
+                    .as_ref(),
                 Some(raw)
             );
         }
-        index.commit(archive.head_seq()).unwrap();
+        index.commit(archive.head_seq().await).unwrap();
         assert_eq!(index.search("", 10).unwrap().total, 3);
         assert_eq!(index.search("strawberry", 10).unwrap().ids, vec![3]);
         assert_eq!(index.search("subject:truncated", 10).unwrap().ids, vec![2]);
-        assert!(archive.verify(1).unwrap().damaged.is_empty());
+        assert!(archive.verify(1).await.unwrap().damaged.is_empty());
     }
 
-    #[test]
-    fn every_field_finds_its_item_and_only_it() {
+    #[tokio::test]
+    async fn every_field_finds_its_item_and_only_it() {
         let dir = tempfile::tempdir().unwrap();
         let archive = open(dir.path(), 100);
         let index = SearchIndex::open(&dir.path().join("index"), InspectLimits::default()).unwrap();
@@ -669,9 +676,9 @@ mod tests {
         let mut c2 = capture("q2", &m2, &["billing@other.org"]);
         c2.received_at = "2026-03-02T10:00:00Z".parse().unwrap();
         c2.direction = crate::spool::Direction::Inbound;
-        archive.journal(c1, &m1).unwrap();
-        archive.journal(c2, &m2).unwrap();
-        assert_eq!(index.catch_up(&archive).unwrap(), 2);
+        archive.journal(c1, &m1).await.unwrap();
+        archive.journal(c2, &m2).await.unwrap();
+        assert_eq!(index.catch_up(&archive).await.unwrap(), 2);
         assert_eq!(index.indexed_through(), 2);
         let ids = |q: &str| {
             index
@@ -716,8 +723,8 @@ mod tests {
         }
         // A merge adds its recipients to the item's document.
         let again = capture("q3", &m2, &["late@other.org"]);
-        archive.journal(again, &m2).unwrap();
-        index.catch_up(&archive).unwrap();
+        archive.journal(again, &m2).await.unwrap();
+        index.catch_up(&archive).await.unwrap();
         assert_eq!(ids("rcpt:late@other.org"), vec![2]);
         assert_eq!(
             index.search("", 10).unwrap().total,

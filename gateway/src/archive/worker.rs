@@ -3,7 +3,7 @@
 //! journaled. Delivery retires the message from the spool only after this
 //! returned, so a crash in between journals it again (idempotently).
 
-use super::{Archive, ArchiveError, Capture, Journaled, SearchIndex};
+use super::{ArchiveError, ArchiveStore, Capture, Journaled, SearchIndex};
 use crate::config::ArchiveConfig;
 use crate::spool::{InspectionRecord, QueuedMessage};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ const COMMIT_AFTER: Duration = Duration::from_secs(1);
 
 /// The journal the delivery stage hands finished messages to.
 pub struct Journal {
-    archive: Arc<Archive>,
+    archive: Arc<dyn ArchiveStore>,
     index: Arc<SearchIndex>,
     config: ArchiveConfig,
     /// Items indexed but not committed, when the index was last committed,
@@ -28,13 +28,13 @@ pub struct Journal {
 
 impl Journal {
     /// A journal into `archive` and its search `index` under `config`'s rules.
-    pub fn new(
-        archive: Arc<Archive>,
+    pub async fn new(
+        archive: Arc<dyn ArchiveStore>,
         index: Arc<SearchIndex>,
         config: ArchiveConfig,
         metrics: Arc<crate::telemetry::metrics::Metrics>,
     ) -> Self {
-        metrics.archive_head.set(archive.head_seq() as i64);
+        metrics.archive_head.set(archive.head_seq().await as i64);
         Journal {
             archive,
             index,
@@ -56,15 +56,17 @@ impl Journal {
         p.0 += 1;
     }
 
-    /// Commits the search index if items wait (called every second).
-    pub fn flush_index(&self) {
+    /// Commits the search index if items wait (called every second),
+    /// recording it indexed through `head` (the archive's head, read
+    /// before) unless an update failed below it. Blocking.
+    pub fn flush_index(&self, head: u64) {
         let mut p = crate::locks::lock(&self.pending);
         if p.0 == 0 {
             return;
         }
         let through = match p.2 {
             Some(failed) => failed - 1,
-            None => self.archive.head_seq(),
+            None => head,
         };
         match self.index.commit(through) {
             Ok(()) => {
@@ -76,7 +78,7 @@ impl Journal {
     }
 
     /// The store, for the admin API.
-    pub fn archive(&self) -> &Arc<Archive> {
+    pub fn archive(&self) -> &Arc<dyn ArchiveStore> {
         &self.archive
     }
 
@@ -140,18 +142,14 @@ impl Journal {
         let (rule, until) = super::retention::retain_until(&self.config, &capture);
         capture.retain_until = Some(until);
         capture.retention_rule = rule;
-        let archive = self.archive.clone();
-        // Compression, encryption and the synced write are blocking work.
         let started = Instant::now();
-        let ((journaled, stored), raw) = tokio::task::spawn_blocking(move || {
-            archive.journal_sized(capture, &raw).map(|j| (j, raw))
-        })
-        .await
-        .map_err(|e| ArchiveError::Corrupt("journal task".into(), e.to_string()))??;
+        let raw = Arc::new(raw);
+        let (journaled, stored) = self.archive.journal_sized(capture, raw.clone()).await?;
         let m = &self.metrics;
         m.archive_journal_seconds
             .observe(started.elapsed().as_secs_f64());
-        m.archive_head.set(self.archive.head_seq() as i64);
+        let head = self.archive.head_seq().await;
+        m.archive_head.set(head as i64);
         if !matches!(journaled, Journaled::Already(_)) {
             m.archive_raw_bytes.inc_by(raw.len() as u64);
             m.archive_stored_bytes.inc_by(stored);
@@ -166,14 +164,18 @@ impl Journal {
         };
         // The index is derived: a failure here is logged, and the next
         // start's catch-up (or `archive reindex`) fills the gap.
-        let (archive, index) = (self.archive.clone(), self.index.clone());
-        let indexed = tokio::task::spawn_blocking(move || -> Result<(), super::SearchError> {
-            if let Some(it) = archive.item(item)? {
-                index.add(&it, &raw)?;
+        let indexed = match self.archive.item(item).await {
+            Ok(Some(it)) => {
+                let index = self.index.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), super::SearchError> {
+                    index.add(&it, &raw)?;
+                    Ok(())
+                })
+                .await
             }
-            Ok(())
-        })
-        .await;
+            Ok(None) => Ok(Ok(())),
+            Err(e) => Ok(Err(e.into())),
+        };
         match indexed {
             Ok(Ok(())) => {
                 let due = {
@@ -182,7 +184,7 @@ impl Journal {
                     p.0 >= COMMIT_EVERY || p.1.elapsed() >= COMMIT_AFTER
                 };
                 if due {
-                    self.flush_index();
+                    self.flush_index(head);
                 }
             }
             Ok(Err(e)) => {

@@ -172,14 +172,14 @@ async fn read_store(
         ArchiveCmd::Hold { .. } | ArchiveCmd::Purge { .. } | ArchiveCmd::Checkpoint { .. } => {
             unreachable!("handled by run")
         }
-        ArchiveCmd::Ls { json } => print!("{}", admin_archive::ls(&archive, json)?),
+        ArchiveCmd::Ls { json } => print!("{}", admin_archive::ls(archive.as_ref(), json).await?),
         ArchiveCmd::Show {
             id,
             raw,
             evidence,
             json,
         } => {
-            let out = admin_archive::show(&archive, id, raw, evidence, json)?;
+            let out = admin_archive::show(archive.as_ref(), id, raw, evidence, json).await?;
             audit::record(
                 stores.audit.as_ref(),
                 Actor::Cli,
@@ -191,7 +191,8 @@ async fn read_store(
             std::io::stdout().write_all(&out)?;
         }
         ArchiveCmd::Search { query, limit, json } => {
-            match admin_archive::search(config, stores, &archive, &query, limit, json).await {
+            match admin_archive::search(config, stores, archive.as_ref(), &query, limit, json).await
+            {
                 Ok(text) => print!("{text}"),
                 Err(ArchiveCmdError::Search(SearchError::Query(e))) => {
                     eprintln!("{}", e.pointed(&query));
@@ -208,13 +209,17 @@ async fn read_store(
             };
             print!(
                 "{}",
-                admin_archive::export(config, stores, &archive, &query, format, &out).await?
+                admin_archive::export(config, stores, archive.as_ref(), &query, format, &out)
+                    .await?
             );
         }
-        ArchiveCmd::Reindex => print!("{}", admin_archive::reindex(config, &archive)?),
+        ArchiveCmd::Reindex => print!(
+            "{}",
+            admin_archive::reindex(config, archive.as_ref()).await?
+        ),
         ArchiveCmd::Verify { from, json } => {
             let key = sealgate::archive::chain::public_key_of(&config.archive_signing_key_file());
-            let (text, ok) = admin_archive::verify(&archive, from, json, key)?;
+            let (text, ok) = admin_archive::verify(archive.as_ref(), from, json, key).await?;
             print!("{text}");
             return Ok(Outcome::problem_unless(ok));
         }

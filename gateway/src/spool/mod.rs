@@ -719,7 +719,7 @@ impl Spool {
     /// decryptable, and matching the recorded SHA-256; counts orphan chunks.
     pub fn verify(&self) -> Result<VerifyReport, SpoolError> {
         let mut report = VerifyReport::default();
-        for (table, why) in crate::store_scan::scan(&self.inner.db, &ALL_CFS) {
+        for (table, why) in crate::store::rocksdb::scan::scan(&self.inner.db, &ALL_CFS) {
             report.damaged.push((format!("table {table}"), why));
         }
         let list = match self.list() {
@@ -947,9 +947,9 @@ mod tests {
                 w.write(b"Subject: x\r\n\r\nhello\r\n").await.unwrap();
                 w.commit(message()).await.unwrap();
             }
-            crate::store_scan::table_file(&spool.inner.db, CF_ENVELOPE)
+            crate::store::rocksdb::scan::table_file(&spool.inner.db, CF_ENVELOPE)
         };
-        crate::store_scan::flip_byte(&table);
+        crate::store::rocksdb::scan::flip_byte(&table);
         let keys = Keyring::load_or_create(&dir.path().join("keys")).unwrap();
         let spool = Spool::open_read_only(&dir.path().join("spool"), keys).unwrap();
         let report = spool.verify().unwrap();

@@ -430,3 +430,199 @@ pub async fn sign_in_records(open: &dyn Fn() -> super::escrow::PortalStores) {
         "deleted for good"
     );
 }
+
+/// [`ArchiveStore`](super::archive::ArchiveStore): appends take head + 1
+/// and link to the entry before; a queue id is journaled once; the same
+/// bytes merge into their item; a checkpoint signs the head; a purge
+/// removes content and records and leaves its own event in the chain;
+/// concurrent appends get one order; everything is there through a
+/// handle opened after the first is dropped (a backend may allow one
+/// writer at a time). With `tamper` (a backend that can damage event
+/// `seq`'s record behind the store's back), verify names the damage.
+pub async fn archive_store(
+    open: &dyn Fn() -> Box<dyn super::archive::ArchiveStore>,
+    tamper: Option<&dyn Fn(u64)>,
+) {
+    use super::archive::chain::{self, GENESIS};
+    use super::archive::testing::capture;
+    use super::archive::Journaled;
+    use crate::model::archive::Event;
+    let a = open();
+    assert_eq!(a.head_seq().await, 0, "a new store is empty");
+    assert!(a.items().await.unwrap().is_empty());
+    assert!(a.signer_public_key().is_some(), "opened for writing");
+    let m1 = b"Subject: one\r\nMessage-ID: <1@x.test>\r\n\r\nbody one\r\n".to_vec();
+    let m2 = b"Subject: two\r\n\r\nbody two\r\n".to_vec();
+    let sha1 = hex::encode(chain::sha256(&m1));
+    let mut c1 = capture("q1", &m1, &["b@x.test"]);
+    c1.sha256 = "not the content's".into();
+    assert_eq!(a.journal(c1, &m1).await.unwrap(), Journaled::New(1));
+    let (j, stored) = a
+        .journal_sized(capture("q2", &m2, &["c@x.test"]), m2.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(j, Journaled::New(2));
+    assert!(stored > 0, "new content is stored");
+    // The same bytes again (another relay, a Bcc copy): merged, not stored again.
+    let (j, stored) = a
+        .journal_sized(capture("q3", &m1, &["d@x.test"]), m1.clone().into())
+        .await
+        .unwrap();
+    assert_eq!((j, stored), (Journaled::Merged { item: 1, seq: 3 }, 0));
+    // A queue id journaled before (a crash before the spool let go): nothing new.
+    assert_eq!(
+        a.journal(capture("q3", &m1, &["d@x.test"]), &m1)
+            .await
+            .unwrap(),
+        Journaled::Already(3)
+    );
+    assert_eq!(
+        a.journal(capture("q1", &m2, &["e@x.test"]), &m2)
+            .await
+            .unwrap(),
+        Journaled::Already(1),
+        "by queue id, whatever the bytes"
+    );
+    assert_eq!(a.head_seq().await, 3);
+    let item = a.item(1).await.unwrap().unwrap();
+    let relays: Vec<(u64, &str)> = item
+        .captures
+        .iter()
+        .map(|(s, c)| (*s, c.queue_id.as_str()))
+        .collect();
+    assert_eq!(relays, [(1, "q1"), (3, "q3")]);
+    assert_eq!(
+        item.captures[0].1.sha256, sha1,
+        "the content key is the store's"
+    );
+    assert_eq!(a.raw(&sha1).await.unwrap().as_deref(), Some(&m1[..]));
+    assert!(a.raw("not hex").await.unwrap().is_none());
+    let ids: Vec<u64> = a.items().await.unwrap().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [1, 2], "oldest first");
+    assert!(matches!(a.event(2).await.unwrap(), Some(Event::Ingest(_))));
+    assert!(matches!(
+        a.event(3).await.unwrap(),
+        Some(Event::Merge { item: 1, .. })
+    ));
+    assert!(a.event(4).await.unwrap().is_none());
+    // Each event is linked to the one before: the chain's head follows
+    // from the events read back.
+    let mut link = GENESIS;
+    for seq in 1..=3 {
+        let event = a.event(seq).await.unwrap().unwrap();
+        let plain = serde_json::to_vec(&event).unwrap();
+        link = chain::link(&link, seq, &chain::sha256(&plain));
+    }
+    let r = a.verify(1).await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+    assert_eq!((r.head_seq, r.events_ok, r.blobs_ok), (3, 3, 2));
+    assert_eq!(r.head, hex::encode(link));
+    // A checkpoint signs the head (unless one already covers it), once.
+    if let Some(cp) = a.checkpoint().await.unwrap() {
+        assert_eq!(cp.covers, 3);
+        cp.verify(&link).unwrap();
+        assert_eq!(Some(cp.public_key), a.signer_public_key());
+    }
+    assert!(
+        a.checkpoint().await.unwrap().is_none(),
+        "the head is covered"
+    );
+    let key = a.signer_public_key();
+    assert!(a
+        .verify_signed_by(1, key.as_deref())
+        .await
+        .unwrap()
+        .damaged
+        .is_empty());
+    assert!(
+        !a.verify_signed_by(1, Some("another key"))
+            .await
+            .unwrap()
+            .damaged
+            .is_empty(),
+        "a checkpoint by another key is damage"
+    );
+    // A purge: content and records go, its event stays in the chain.
+    let p = a.purge(&[1, 99], "conformance").await.unwrap();
+    assert_eq!(
+        (p.seq, p.items.clone(), p.bytes),
+        (4, vec![1], m1.len() as u64)
+    );
+    assert!(a.item(1).await.unwrap().is_none());
+    assert!(a.raw(&sha1).await.unwrap().is_none(), "the content is gone");
+    assert!(a.event(1).await.unwrap().is_none());
+    assert!(matches!(
+        a.event(4).await.unwrap(),
+        Some(Event::Purge { ref items, ref events, .. }) if items == &[1] && events == &[1, 3]
+    ));
+    assert_eq!(
+        a.purge(&[1], "again").await.unwrap().seq,
+        0,
+        "nothing to purge"
+    );
+    assert_eq!(a.head_seq().await, 4, "an empty purge appends nothing");
+    // A purged queue id may come again.
+    assert_eq!(
+        a.journal(capture("q1", &m1, &["b@x.test"]), &m1)
+            .await
+            .unwrap(),
+        Journaled::New(5)
+    );
+    // Appends at once still get one order.
+    let ms: Vec<Vec<u8>> = (0..4)
+        .map(|i| format!("Subject: {i}\r\n\r\nat once {i}\r\n").into_bytes())
+        .collect();
+    let (a, ms) = (
+        std::sync::Arc::<dyn super::archive::ArchiveStore>::from(a),
+        ms,
+    );
+    let tasks: Vec<_> = ms
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (a, m) = (a.clone(), m.clone());
+            tokio::spawn(async move {
+                a.journal(capture(&format!("c{i}"), &m, &["f@x.test"]), &m)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Journaled::New(s) => seqs.push(s),
+            other => panic!("{other:?}"),
+        }
+    }
+    seqs.sort();
+    assert_eq!(seqs, [6, 7, 8, 9]);
+    let r = a.verify(1).await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+    assert_eq!((r.events_ok, r.events_purged), (9, 2));
+    let head = r.head;
+    // Durable at return: a handle opened afterwards sees it all.
+    drop(a);
+    let b = open();
+    assert_eq!(b.head_seq().await, 9);
+    let ids: Vec<u64> = b.items().await.unwrap().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [2, 5, 6, 7, 8, 9]);
+    assert_eq!(b.raw(&sha1).await.unwrap().as_deref(), Some(&m1[..]));
+    let r = b.verify(1).await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+    assert_eq!((r.head_seq, r.head.as_str()), (9, head.as_str()));
+    assert!(r.checkpoints_ok >= 1);
+    assert!(matches!(
+        b.event(4).await.unwrap(),
+        Some(Event::Purge { .. })
+    ));
+    let Some(tamper) = tamper else {
+        return;
+    };
+    drop(b);
+    tamper(7);
+    let c = open();
+    let r = c.verify(1).await.unwrap();
+    assert!(r.damaged.iter().any(|(s, _)| *s == 7), "{:?}", r.damaged);
+    assert_eq!(r.first_broken().map(|(s, _)| *s), Some(7));
+}

@@ -1,4 +1,5 @@
-//! Encryption at rest: AES-256-GCM under keys from a key file. Each record
+//! Encryption at rest: AES-256-GCM under keys from a key file (the spool,
+//! the escrow store and the archive seal their records with it). Each record
 //! carries the id of the key that sealed it, so keys can be rotated: add a new
 //! line to the file and new records use it while old ones still open.
 //!

@@ -10,11 +10,16 @@
 //!
 //! Behind a trait so far: API tokens (`tokens`), legal holds (`holds`),
 //! the audit log (`audit_log`), TLS memory (`tls_memory`), the cache of
-//! derived records (`cache`), the keystore's records (`keys`), the escrow
-//! portal's messages and sign-in state (`escrow`). Still opened directly by
-//! the stage that owns them, to be moved behind traits in the next slices:
-//! the archive, and the spool's messages and records.
+//! derived records (`cache`), recipients' key records (`keys`), the escrow
+//! portal's messages and sign-in state (`escrow`; opened together by
+//! `Stores::open_portal`) and the archive (`archive`; opened by
+//! `rocksdb::archive::open_writable` and `open_read_only`, not `Stores`,
+//! since it needs its key file and signing key and is opened read-only or
+//! for writing). Still opened directly by the stage that owns them, to be
+//! moved behind traits in the next slices: the spool's messages and
+//! records. `keyring` seals records at rest for every store.
 
+pub mod archive;
 pub mod audit_log;
 pub mod cache;
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The archive store: RocksDB under `<data_dir>/archive`, separate from the
-//! spool. Column families:
+//! The archive's store ([`ArchiveStore`]) in RocksDB under
+//! `<data_dir>/archive`, separate from the spool. Column families:
 //!
 //! - `events`: sequence number → the event (JSON), encrypted;
 //! - `chain`: sequence number → SHA-256 of the event's plaintext ‖ its link;
@@ -14,15 +14,25 @@
 //!
 //! Every journal is one synced write batch, appended under one lock so the
 //! chain has one order.
+//!
+//! `ArchiveDb` does the work, blocking; `RocksArchive`, the trait's
+//! implementation, runs it off the async workers. `verify` (the chain walk)
+//! is in `archive/verify.rs`.
 
-use super::chain::{self, Checkpoint, Hash, GENESIS};
-use super::event::{Capture, Event};
-use crate::spool::{KeyError, Keyring};
+mod verify;
+
+use crate::config::{Config, RetentionRule};
+use crate::model::archive::{Capture, Event};
+use crate::store::archive::chain::{self, Checkpoint, Hash, GENESIS};
+use crate::store::archive::{
+    ArchiveError, ArchiveStore, Item, Journaled, PurgeReport, VerifyReport,
+};
+use crate::store::keyring::Keyring;
+use async_trait::async_trait;
 use ring::signature::Ed25519KeyPair;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
-use serde::Serialize;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const CF_EVENTS: &str = "events";
 const CF_CHAIN: &str = "chain";
@@ -45,103 +55,9 @@ const ALL_CFS: [&str; 9] = [
     CF_META,
 ];
 
-/// Errors from the archive store.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    /// RocksDB reported an error (including a checksum mismatch on disk).
-    #[error("archive database: {0}")]
-    Db(#[from] rocksdb::Error),
-    /// A record did not decrypt.
-    #[error("archive record {what}: {source}")]
-    Key {
-        /// Which record.
-        what: String,
-        /// Why.
-        source: KeyError,
-    },
-    /// A record decrypted but is not what it should be.
-    #[error("archive record {0} is damaged: {1}")]
-    Corrupt(String, String),
-    /// The store is open read-only.
-    #[error("the archive is open read-only (the gateway writes it)")]
-    ReadOnly,
-    /// The archive's key file does not load.
-    #[error("archive key file: {0}")]
-    Keys(#[from] KeyError),
-    /// A locked retention rule was shortened, unlocked or removed.
-    #[error("retention rule {0:?} is locked at {1} days: it can be lengthened, never shortened, unlocked or removed")]
-    Locked(String, u32),
-    /// Creating the directory or the signing key failed.
-    #[error("archive {path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
-
-/// What [`Archive::journal`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Journaled {
-    /// A new item, at this sequence number.
-    New(u64),
-    /// Bytes already archived: this relay's envelope merged into `item`.
-    Merged {
-        /// The item.
-        item: u64,
-        /// The merge event's sequence number.
-        seq: u64,
-    },
-    /// This queue id was journaled before (a crash before the spool let go).
-    Already(u64),
-}
-
-/// One archived item: the message and every relay of it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    /// Its id: the sequence number of its ingest.
-    pub id: u64,
-    /// The first relay, then each later one, with their sequence numbers.
-    pub captures: Vec<(u64, Capture)>,
-}
-
-/// What [`Archive::purge`] removed.
-#[derive(Debug, Default, Serialize)]
-pub struct PurgeReport {
-    /// The purge event's sequence number (0 when nothing was removed).
-    pub seq: u64,
-    /// Items removed.
-    pub items: Vec<u64>,
-    /// Octets of message content removed (as received).
-    pub bytes: u64,
-}
-
-/// What [`Archive::verify`] found.
-#[derive(Debug, Default, Serialize)]
-pub struct VerifyReport {
-    /// Events whose record and link checked out.
-    pub events_ok: u64,
-    /// Events whose record a purge removed (their links still check out).
-    pub events_purged: u64,
-    /// Message contents decrypted, decompressed and matched their SHA-256.
-    pub blobs_ok: u64,
-    /// Checkpoints whose signature and head checked out.
-    pub checkpoints_ok: u64,
-    /// The last sequence number.
-    pub head_seq: u64,
-    /// Its link (hex).
-    pub head: String,
-    /// Problems, in chain order: (sequence number or item, what is wrong).
-    pub damaged: Vec<(u64, String)>,
-    /// Public keys (hex) that signed checkpoints.
-    pub signers: Vec<String>,
-}
-
-impl VerifyReport {
-    /// The first broken link, if any.
-    pub fn first_broken(&self) -> Option<&(u64, String)> {
-        self.damaged.first()
+impl From<rocksdb::Error> for ArchiveError {
+    fn from(e: rocksdb::Error) -> Self {
+        ArchiveError::Db(Box::new(e))
     }
 }
 
@@ -151,8 +67,8 @@ struct Head {
     since_checkpoint: u64,
 }
 
-/// The archive store.
-pub struct Archive {
+/// The archive database, opened: every operation, blocking.
+struct ArchiveDb {
     db: DB,
     keys: Keyring,
     signer: Option<Ed25519KeyPair>,
@@ -180,7 +96,7 @@ fn seq_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
-impl Archive {
+impl ArchiveDb {
     /// Opens (creating if needed) the archive for writing; `signer` signs a
     /// checkpoint every `checkpoint_every` events.
     pub fn open(
@@ -265,7 +181,7 @@ impl Archive {
             None => 0,
         };
         head.since_checkpoint = head.seq.saturating_sub(last_cp);
-        Ok(Archive {
+        Ok(ArchiveDb {
             db,
             keys,
             signer,
@@ -306,11 +222,12 @@ impl Archive {
     /// Journals one relayed message: its bytes (stored once per content)
     /// and its capture, as one new event linked into the chain, in one
     /// synced write. Idempotent per queue id.
+    #[cfg(test)]
     pub fn journal(&self, capture: Capture, raw: &[u8]) -> Result<Journaled, ArchiveError> {
         self.journal_sized(capture, raw).map(|(j, _)| j)
     }
 
-    /// As [`Archive::journal`], with the octets of content written (0 for
+    /// As [`ArchiveDb::journal`], with the octets of content written (0 for
     /// a merge), for the metrics.
     pub fn journal_sized(
         &self,
@@ -613,242 +530,6 @@ impl Archive {
         Ok(Some(raw))
     }
 
-    /// Walks the chain from `from` (1 = all): every event decrypts and
-    /// hashes to its chain entry, every link follows from the one before,
-    /// every item's content decrypts and matches its SHA-256, every
-    /// checkpoint is signed and names the link the chain has.
-    pub fn verify(&self, from: u64) -> Result<VerifyReport, ArchiveError> {
-        self.verify_signed_by(from, None)
-    }
-
-    /// As [`Archive::verify`]; a checkpoint signed by any key but
-    /// `expected_signer` (hex) is damage: a chain rewritten with the
-    /// records' key alone cannot carry the archive's signatures.
-    pub fn verify_signed_by(
-        &self,
-        from: u64,
-        expected_signer: Option<&str>,
-    ) -> Result<VerifyReport, ArchiveError> {
-        let head_seq = self.head_seq();
-        let mut report = VerifyReport {
-            head_seq,
-            ..Default::default()
-        };
-        let from = from.max(1);
-        // The link before `from` is trusted as stored (a partial walk).
-        let mut prev = if from == 1 {
-            GENESIS
-        } else {
-            self.chain_entry(from - 1)
-                .ok()
-                .flatten()
-                .map(|(_, l)| l)
-                .unwrap_or(GENESIS)
-        };
-        // A checkpoint that does not read or parse is damage too.
-        let mut checkpoints: std::collections::BTreeMap<u64, Checkpoint> = Default::default();
-        for kv in self
-            .db
-            .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
-        {
-            match kv {
-                Ok((k, v)) => {
-                    let seq = seq_of(&k).unwrap_or(0);
-                    match serde_json::from_slice(&v) {
-                        Ok(cp) => {
-                            checkpoints.insert(seq, cp);
-                        }
-                        Err(e) => report
-                            .damaged
-                            .push((seq, format!("checkpoint does not parse: {e}"))),
-                    }
-                }
-                Err(e) => {
-                    report
-                        .damaged
-                        .push((0, format!("checkpoints unreadable: {e}")));
-                    break;
-                }
-            }
-        }
-        // Removed event records: each must be named by the purge event
-        // the `purged` family points at, checked when the walk reaches it.
-        let mut unconfirmed: std::collections::BTreeMap<u64, u64> = self
-            .db
-            .iterator_cf(self.cf(CF_PURGED), IteratorMode::Start)
-            .filter_map(|kv| kv.ok())
-            .filter_map(|(k, v)| Some((seq_of(&k)?, seq_of(&v)?)))
-            .collect();
-        for seq in from..=head_seq {
-            let purged = unconfirmed.contains_key(&seq);
-            match self.check_event(seq, &prev, purged) {
-                Ok((link, checked)) => {
-                    match checked {
-                        Checked::Content => report.blobs_ok += 1,
-                        Checked::Purged => report.events_purged += 1,
-                        Checked::PurgeOf(events) => {
-                            for e in events {
-                                if unconfirmed.get(&e) == Some(&seq) {
-                                    unconfirmed.remove(&e);
-                                }
-                            }
-                        }
-                        Checked::Plain => {}
-                    }
-                    report.events_ok += 1;
-                    prev = link;
-                }
-                Err((problem, link)) => {
-                    report.damaged.push((seq, problem));
-                    // Carry on from the stored link, so one damaged event
-                    // is reported once, not as every later link.
-                    prev = link.unwrap_or(prev);
-                    continue;
-                }
-            }
-            if let Some(cp) = checkpoints.get(&seq) {
-                let signer_ok = expected_signer.is_none_or(|k| k == cp.public_key);
-                match cp.verify(&prev) {
-                    Ok(()) if !signer_ok => report.damaged.push((
-                        seq,
-                        format!("checkpoint signed by another key ({})", cp.public_key),
-                    )),
-                    Ok(()) => {
-                        report.checkpoints_ok += 1;
-                        if !report.signers.contains(&cp.public_key) {
-                            report.signers.push(cp.public_key.clone());
-                        }
-                    }
-                    Err(e) => report.damaged.push((seq, e.to_string())),
-                }
-            }
-        }
-        for (e, by) in unconfirmed {
-            if e >= from {
-                report.damaged.push((
-                    e,
-                    format!("event record removed, but purge event {by} does not name it"),
-                ));
-            }
-        }
-        if let Some(e) = &self.head_error {
-            report
-                .damaged
-                .push((head_seq, format!("chain head unreadable: {e}")));
-        }
-        self.verify_items(&mut report);
-        report.damaged.sort_by_key(|(s, _)| *s);
-        // Every table read whole with its block checksums: damage the walk
-        // above did not read (an index, a purged range) is found too. Listed
-        // after the sequence numbers, so the first break stays the first
-        // damaged event where there is one.
-        for (table, why) in crate::store_scan::scan(&self.db, &ALL_CFS) {
-            report.damaged.push((0, format!("table {table}: {why}")));
-        }
-        report.head = hex::encode(prev);
-        Ok(report)
-    }
-
-    /// Checks the content index: each entry names an item that holds that
-    /// content (a wrong entry would merge new mail into the wrong item).
-    fn verify_items(&self, report: &mut VerifyReport) {
-        let known: std::collections::HashSet<u64> =
-            report.damaged.iter().map(|(s, _)| *s).collect();
-        for kv in self.db.iterator_cf(self.cf(CF_ITEMS), IteratorMode::Start) {
-            // An unreadable table is reported by the scan.
-            let Ok((sha, v)) = kv else { break };
-            let seq = seq_of(&v);
-            let holds = seq.is_some_and(|seq| {
-                matches!(self.item(seq), Ok(Some(it)) if it.captures.iter().any(|(_, c)| {
-                    hex::decode(&c.sha256).is_ok_and(|h| h[..] == sha[..])
-                }))
-            });
-            let seq = seq.unwrap_or(0);
-            if !holds && !known.contains(&seq) {
-                report.damaged.push((
-                    seq,
-                    format!(
-                        "items index: content {} is not in item {seq}",
-                        hex::encode(&sha)
-                    ),
-                ));
-            }
-        }
-    }
-
-    fn chain_entry(&self, seq: u64) -> Result<Option<(Hash, Hash)>, ArchiveError> {
-        let Some(v) = self.db.get_cf(self.cf(CF_CHAIN), seq_key(seq))? else {
-            return Ok(None);
-        };
-        let ev: Option<Hash> = v.get(..32).and_then(|b| b.try_into().ok());
-        let link: Option<Hash> = v.get(32..64).and_then(|b| b.try_into().ok());
-        match (ev, link, v.len()) {
-            (Some(e), Some(l), 64) => Ok(Some((e, l))),
-            _ => Err(ArchiveError::Corrupt(
-                format!("chain {seq}"),
-                format!("{} bytes, not 64", v.len()),
-            )),
-        }
-    }
-
-    /// Checks event `seq` against the chain; returns its link and whether
-    /// it brought content that was checked, or the problem and the stored
-    /// link (to go on from).
-    fn check_event(
-        &self,
-        seq: u64,
-        prev: &Hash,
-        purged: bool,
-    ) -> Result<(Hash, Checked), (String, Option<Hash>)> {
-        let (ev_hash, stored_link) = match self.chain_entry(seq) {
-            Ok(Some(e)) => e,
-            Ok(None) => return Err(("chain entry missing (event removed)".into(), None)),
-            Err(e) => return Err((e.to_string(), None)),
-        };
-        let broken = |why: String| Err((why, Some(stored_link)));
-        let expected = chain::link(prev, seq, &ev_hash);
-        if expected != stored_link {
-            // If the event still hashes to its entry, only the link bytes
-            // changed: go on from the link they should hold, so the next
-            // event is not blamed too. Else the entry's hash changed: the
-            // stored link is the original.
-            let intact =
-                matches!(self.event_plain(seq), Ok(Some(p)) if chain::sha256(&p) == ev_hash);
-            return Err((
-                "chain link does not follow from the previous one".into(),
-                Some(if intact { expected } else { stored_link }),
-            ));
-        }
-        let plain = match self.event_plain(seq) {
-            Ok(Some(p)) => p,
-            Ok(None) if purged => return Ok((stored_link, Checked::Purged)),
-            Ok(None) => return broken("event record missing".into()),
-            Err(e) => return broken(e.to_string()),
-        };
-        if chain::sha256(&plain) != ev_hash {
-            return broken("event record does not match its chain entry".into());
-        }
-        let event: Event = match serde_json::from_slice(&plain) {
-            Ok(e) => e,
-            Err(e) => return broken(format!("event does not parse: {e}")),
-        };
-        match event {
-            Event::Ingest(c) => {
-                let sha: Option<Hash> = hex::decode(&c.sha256).ok().and_then(|b| b.try_into().ok());
-                let Some(sha) = sha else {
-                    return broken(format!("item {seq}: bad content hash {}", c.sha256));
-                };
-                match self.blob(&sha) {
-                    Ok(Some(_)) => Ok((stored_link, Checked::Content)),
-                    Ok(None) => broken(format!("item {seq}: content missing")),
-                    Err(e) => broken(format!("item {seq}: {e}")),
-                }
-            }
-            Event::Merge { .. } => Ok((stored_link, Checked::Plain)),
-            Event::Purge { events, .. } => Ok((stored_link, Checked::PurgeOf(events))),
-        }
-    }
-
     /// Test and repair access: the raw database.
     #[cfg(test)]
     fn db(&self) -> &DB {
@@ -856,76 +537,197 @@ impl Archive {
     }
 }
 
-/// What checking one event covered.
-enum Checked {
-    /// An ingest whose content was checked too.
-    Content,
-    /// A merge.
-    Plain,
-    /// A record a purge removed (confirmed when its purge event is reached).
-    Purged,
-    /// A purge event naming these removed records.
-    PurgeOf(Vec<u64>),
+/// The archive in RocksDB: the embedded backend of [`ArchiveStore`].
+pub struct RocksArchive(Arc<ArchiveDb>);
+
+impl RocksArchive {
+    /// Opens (creating if needed) the archive in `dir` for writing;
+    /// `signer` signs a checkpoint every `checkpoint_every` events.
+    pub fn open(
+        dir: &Path,
+        keys: Keyring,
+        signer: Ed25519KeyPair,
+        checkpoint_every: u64,
+    ) -> Result<Self, ArchiveError> {
+        ArchiveDb::open(dir, keys, signer, checkpoint_every).map(|db| RocksArchive(Arc::new(db)))
+    }
+
+    /// Opens the archive in `dir` read-only; works while the gateway has it open.
+    pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, ArchiveError> {
+        ArchiveDb::open_read_only(dir, keys).map(|db| RocksArchive(Arc::new(db)))
+    }
+
+    /// Runs `f` on the database off the async workers (`what` names it
+    /// if the task dies).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&ArchiveDb) -> Result<T, ArchiveError> + Send + 'static,
+    ) -> Result<T, ArchiveError> {
+        let db = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| ArchiveError::Corrupt(format!("{what} task"), e.to_string()))?
+    }
 }
 
-/// Builders for tests of the archive and its index.
+#[async_trait]
+impl ArchiveStore for RocksArchive {
+    async fn journal_sized(
+        &self,
+        capture: Capture,
+        raw: Arc<Vec<u8>>,
+    ) -> Result<(Journaled, u64), ArchiveError> {
+        // Compression, encryption and the synced write are blocking work.
+        self.blocking("journal", move |db| db.journal_sized(capture, &raw))
+            .await
+    }
+
+    async fn event(&self, seq: u64) -> Result<Option<Event>, ArchiveError> {
+        self.blocking("event", move |db| db.event(seq)).await
+    }
+
+    async fn item(&self, id: u64) -> Result<Option<Item>, ArchiveError> {
+        self.blocking("item", move |db| db.item(id)).await
+    }
+
+    async fn items(&self) -> Result<Vec<Item>, ArchiveError> {
+        self.blocking("items", |db| db.items()).await
+    }
+
+    async fn raw(&self, sha_hex: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let sha = sha_hex.to_string();
+        self.blocking("raw", move |db| db.raw(&sha)).await
+    }
+
+    async fn purge(&self, items: &[u64], reason: &str) -> Result<PurgeReport, ArchiveError> {
+        let (items, reason) = (items.to_vec(), reason.to_string());
+        self.blocking("purge", move |db| db.purge(&items, &reason))
+            .await
+    }
+
+    async fn checkpoint(&self) -> Result<Option<Checkpoint>, ArchiveError> {
+        self.blocking("checkpoint", |db| db.checkpoint()).await
+    }
+
+    async fn head_seq(&self) -> u64 {
+        self.0.head_seq()
+    }
+
+    fn signer_public_key(&self) -> Option<String> {
+        self.0.signer_public_key()
+    }
+
+    async fn verify_signed_by(
+        &self,
+        from: u64,
+        expected_signer: Option<&str>,
+    ) -> Result<VerifyReport, ArchiveError> {
+        let signer = expected_signer.map(str::to_string);
+        self.blocking("verify", move |db| {
+            db.verify_signed_by(from, signer.as_deref())
+        })
+        .await
+    }
+
+    async fn enforce_locks(&self, rules: &[RetentionRule]) -> Result<(), ArchiveError> {
+        let rules = rules.to_vec();
+        self.blocking("retention locks", move |db| db.enforce_locks(&rules))
+            .await
+    }
+
+    async fn flush(&self) -> Result<(), ArchiveError> {
+        self.blocking("flush", |db| db.flush()).await
+    }
+}
+
+/// The archive's Ed25519 signing key named by `config`, created (mode
+/// 0600) on first use.
+pub fn signer(config: &Config) -> Result<Ed25519KeyPair, ArchiveError> {
+    let path = config.archive_signing_key_file();
+    chain::load_or_create_signer(&path).map_err(|source| ArchiveError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Opens `config`'s archive for writing, with its key file (made on first
+/// use when `create_keys`, as the gateway does; the CLI only reads one).
+/// A `Db` error is most often the running gateway holding it.
+pub fn open_writable(
+    config: &Config,
+    create_keys: bool,
+) -> Result<Arc<dyn ArchiveStore>, ArchiveError> {
+    let key_file = config.archive_key_file();
+    let keys = if create_keys {
+        Keyring::load_or_create(&key_file)?
+    } else {
+        Keyring::load(&key_file)?
+    };
+    let archive = RocksArchive::open(
+        &config.archive_dir(),
+        keys,
+        signer(config)?,
+        config.archive.checkpoint_every,
+    )?;
+    Ok(Arc::new(archive))
+}
+
+/// Opens `config`'s archive read-only (it works while the gateway runs);
+/// `None` when there is none yet (nothing journaled).
+pub fn open_read_only(config: &Config) -> Result<Option<Arc<dyn ArchiveStore>>, ArchiveError> {
+    let dir = config.archive_dir();
+    if !dir.join("CURRENT").exists() {
+        return Ok(None);
+    }
+    let keys = Keyring::load(&config.archive_key_file())?;
+    Ok(Some(Arc::new(RocksArchive::open_read_only(&dir, keys)?)))
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::super::event::{Capture, HeaderFacts, Outcome};
-    use super::chain;
-    use crate::spool::Direction;
-
-    /// A delivered outbound capture of `raw` to `to`.
-    pub(crate) fn capture(qid: &str, raw: &[u8], to: &[&str]) -> Capture {
-        Capture {
-            queue_id: qid.into(),
-            sha256: hex::encode(chain::sha256(raw)),
-            size: raw.len() as u64,
-            received_at: chrono::Utc::now(),
-            journaled_at: chrono::Utc::now(),
-            direction: Direction::Outbound,
-            connector: Some("tenant".into()),
-            listener: "default".into(),
-            peer: "127.0.0.1:2525".into(),
-            helo: "tenant.test".into(),
-            tls: None,
-            mail_from: "a@hospital.test".into(),
-            recipients: to.iter().map(|a| Outcome::delivered(a)).collect(),
-            dlp: None,
-            headers: HeaderFacts::of(raw),
-            from_journal_report: false,
-            retain_until: None,
-            retention_rule: None,
-        }
-    }
-
-    /// DLP findings of one detector (as the inspect stage records them).
-    pub(crate) fn dlp_found(detector: &str) -> crate::spool::InspectionRecord {
-        crate::spool::InspectionRecord {
-            inspected_at: chrono::Utc::now(),
-            findings: vec![crate::spool::FindingRecord {
-                detector: detector.into(),
-                confidence: "high".into(),
-                count: 1,
-            }],
-            unscannable: vec![],
-            action: None,
-            policy_hits: vec![],
-        }
-    }
+    use super::{chain, ArchiveDb, RocksArchive};
+    use crate::store::keyring::Keyring;
 
     /// A fresh archive under `dir`, a checkpoint every `every` events.
-    pub(crate) fn open(dir: &std::path::Path, every: u64) -> super::Archive {
-        let keys = crate::spool::Keyring::load_or_create(&dir.join("archive.keys")).unwrap();
+    pub(crate) fn open(dir: &std::path::Path, every: u64) -> RocksArchive {
+        RocksArchive(std::sync::Arc::new(open_db(dir, every)))
+    }
+
+    /// As [`open`], the database itself (blocking, and its tables at hand).
+    pub(super) fn open_db(dir: &std::path::Path, every: u64) -> ArchiveDb {
+        let keys = Keyring::load_or_create(&dir.join("archive.keys")).unwrap();
         let signer = chain::load_or_create_signer(&dir.join("archive.pk8")).unwrap();
-        super::Archive::open(&dir.join("db"), keys, signer, every).unwrap()
+        ArchiveDb::open(&dir.join("db"), keys, signer, every).unwrap()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{capture, open};
+    use super::testing::open_db as open;
     use super::*;
+    use crate::store::archive::testing::capture;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rocksdb_archive_keeps_the_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let tamper = |seq: u64| {
+            let a = open(&path, 100);
+            let mut v = a
+                .db()
+                .get_cf(a.cf(CF_EVENTS), seq_key(seq))
+                .unwrap()
+                .unwrap();
+            v[20] ^= 1;
+            a.db().put_cf(a.cf(CF_EVENTS), seq_key(seq), v).unwrap();
+        };
+        crate::store::conformance::archive_store(
+            &|| Box::new(super::testing::open(&path, 100)),
+            Some(&tamper),
+        )
+        .await;
+    }
 
     #[test]
     fn journal_dedups_merges_and_verifies() {
@@ -1056,11 +858,11 @@ mod tests {
                     .unwrap();
             }
             a.flush().unwrap();
-            crate::store_scan::table_file(a.db(), CF_ITEMS)
+            crate::store::rocksdb::scan::table_file(a.db(), CF_ITEMS)
         };
-        crate::store_scan::flip_byte(&table);
-        let keys = crate::spool::Keyring::load_or_create(&dir.path().join("archive.keys")).unwrap();
-        let a = Archive::open_read_only(&dir.path().join("db"), keys).unwrap();
+        crate::store::rocksdb::scan::flip_byte(&table);
+        let keys = Keyring::load_or_create(&dir.path().join("archive.keys")).unwrap();
+        let a = ArchiveDb::open_read_only(&dir.path().join("db"), keys).unwrap();
         let r = a.verify(1).unwrap();
         assert!(
             r.damaged.iter().any(|(_, w)| w.starts_with("table items:")),

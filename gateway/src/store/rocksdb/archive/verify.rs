@@ -1,0 +1,256 @@
+//! The chain walk of [`ArchiveDb::verify`]: events, links, contents,
+//! checkpoints, purge records, the content index, and every table's
+//! block checksums.
+
+use super::*;
+
+impl ArchiveDb {
+    /// Walks the chain from `from` (1 = all): every event decrypts and
+    /// hashes to its chain entry, every link follows from the one before,
+    /// every item's content decrypts and matches its SHA-256, every
+    /// checkpoint is signed and names the link the chain has.
+    #[cfg(test)]
+    pub fn verify(&self, from: u64) -> Result<VerifyReport, ArchiveError> {
+        self.verify_signed_by(from, None)
+    }
+
+    /// As [`ArchiveDb::verify`]; a checkpoint signed by any key but
+    /// `expected_signer` (hex) is damage: a chain rewritten with the
+    /// records' key alone cannot carry the archive's signatures.
+    pub fn verify_signed_by(
+        &self,
+        from: u64,
+        expected_signer: Option<&str>,
+    ) -> Result<VerifyReport, ArchiveError> {
+        let head_seq = self.head_seq();
+        let mut report = VerifyReport {
+            head_seq,
+            ..Default::default()
+        };
+        let from = from.max(1);
+        // The link before `from` is trusted as stored (a partial walk).
+        let mut prev = if from == 1 {
+            GENESIS
+        } else {
+            self.chain_entry(from - 1)
+                .ok()
+                .flatten()
+                .map(|(_, l)| l)
+                .unwrap_or(GENESIS)
+        };
+        // A checkpoint that does not read or parse is damage too.
+        let mut checkpoints: std::collections::BTreeMap<u64, Checkpoint> = Default::default();
+        for kv in self
+            .db
+            .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
+        {
+            match kv {
+                Ok((k, v)) => {
+                    let seq = seq_of(&k).unwrap_or(0);
+                    match serde_json::from_slice(&v) {
+                        Ok(cp) => {
+                            checkpoints.insert(seq, cp);
+                        }
+                        Err(e) => report
+                            .damaged
+                            .push((seq, format!("checkpoint does not parse: {e}"))),
+                    }
+                }
+                Err(e) => {
+                    report
+                        .damaged
+                        .push((0, format!("checkpoints unreadable: {e}")));
+                    break;
+                }
+            }
+        }
+        // Removed event records: each must be named by the purge event
+        // the `purged` family points at, checked when the walk reaches it.
+        let mut unconfirmed: std::collections::BTreeMap<u64, u64> = self
+            .db
+            .iterator_cf(self.cf(CF_PURGED), IteratorMode::Start)
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(k, v)| Some((seq_of(&k)?, seq_of(&v)?)))
+            .collect();
+        for seq in from..=head_seq {
+            let purged = unconfirmed.contains_key(&seq);
+            match self.check_event(seq, &prev, purged) {
+                Ok((link, checked)) => {
+                    match checked {
+                        Checked::Content => report.blobs_ok += 1,
+                        Checked::Purged => report.events_purged += 1,
+                        Checked::PurgeOf(events) => {
+                            for e in events {
+                                if unconfirmed.get(&e) == Some(&seq) {
+                                    unconfirmed.remove(&e);
+                                }
+                            }
+                        }
+                        Checked::Plain => {}
+                    }
+                    report.events_ok += 1;
+                    prev = link;
+                }
+                Err((problem, link)) => {
+                    report.damaged.push((seq, problem));
+                    // Carry on from the stored link, so one damaged event
+                    // is reported once, not as every later link.
+                    prev = link.unwrap_or(prev);
+                    continue;
+                }
+            }
+            if let Some(cp) = checkpoints.get(&seq) {
+                let signer_ok = expected_signer.is_none_or(|k| k == cp.public_key);
+                match cp.verify(&prev) {
+                    Ok(()) if !signer_ok => report.damaged.push((
+                        seq,
+                        format!("checkpoint signed by another key ({})", cp.public_key),
+                    )),
+                    Ok(()) => {
+                        report.checkpoints_ok += 1;
+                        if !report.signers.contains(&cp.public_key) {
+                            report.signers.push(cp.public_key.clone());
+                        }
+                    }
+                    Err(e) => report.damaged.push((seq, e.to_string())),
+                }
+            }
+        }
+        for (e, by) in unconfirmed {
+            if e >= from {
+                report.damaged.push((
+                    e,
+                    format!("event record removed, but purge event {by} does not name it"),
+                ));
+            }
+        }
+        if let Some(e) = &self.head_error {
+            report
+                .damaged
+                .push((head_seq, format!("chain head unreadable: {e}")));
+        }
+        self.verify_items(&mut report);
+        report.damaged.sort_by_key(|(s, _)| *s);
+        // Every table read whole with its block checksums: damage the walk
+        // above did not read (an index, a purged range) is found too. Listed
+        // after the sequence numbers, so the first break stays the first
+        // damaged event where there is one.
+        for (table, why) in crate::store::rocksdb::scan::scan(&self.db, &ALL_CFS) {
+            report.damaged.push((0, format!("table {table}: {why}")));
+        }
+        report.head = hex::encode(prev);
+        Ok(report)
+    }
+
+    /// Checks the content index: each entry names an item that holds that
+    /// content (a wrong entry would merge new mail into the wrong item).
+    fn verify_items(&self, report: &mut VerifyReport) {
+        let known: std::collections::HashSet<u64> =
+            report.damaged.iter().map(|(s, _)| *s).collect();
+        for kv in self.db.iterator_cf(self.cf(CF_ITEMS), IteratorMode::Start) {
+            // An unreadable table is reported by the scan.
+            let Ok((sha, v)) = kv else { break };
+            let seq = seq_of(&v);
+            let holds = seq.is_some_and(|seq| {
+                matches!(self.item(seq), Ok(Some(it)) if it.captures.iter().any(|(_, c)| {
+                    hex::decode(&c.sha256).is_ok_and(|h| h[..] == sha[..])
+                }))
+            });
+            let seq = seq.unwrap_or(0);
+            if !holds && !known.contains(&seq) {
+                report.damaged.push((
+                    seq,
+                    format!(
+                        "items index: content {} is not in item {seq}",
+                        hex::encode(&sha)
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn chain_entry(&self, seq: u64) -> Result<Option<(Hash, Hash)>, ArchiveError> {
+        let Some(v) = self.db.get_cf(self.cf(CF_CHAIN), seq_key(seq))? else {
+            return Ok(None);
+        };
+        let ev: Option<Hash> = v.get(..32).and_then(|b| b.try_into().ok());
+        let link: Option<Hash> = v.get(32..64).and_then(|b| b.try_into().ok());
+        match (ev, link, v.len()) {
+            (Some(e), Some(l), 64) => Ok(Some((e, l))),
+            _ => Err(ArchiveError::Corrupt(
+                format!("chain {seq}"),
+                format!("{} bytes, not 64", v.len()),
+            )),
+        }
+    }
+
+    /// Checks event `seq` against the chain; returns its link and whether
+    /// it brought content that was checked, or the problem and the stored
+    /// link (to go on from).
+    fn check_event(
+        &self,
+        seq: u64,
+        prev: &Hash,
+        purged: bool,
+    ) -> Result<(Hash, Checked), (String, Option<Hash>)> {
+        let (ev_hash, stored_link) = match self.chain_entry(seq) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err(("chain entry missing (event removed)".into(), None)),
+            Err(e) => return Err((e.to_string(), None)),
+        };
+        let broken = |why: String| Err((why, Some(stored_link)));
+        let expected = chain::link(prev, seq, &ev_hash);
+        if expected != stored_link {
+            // If the event still hashes to its entry, only the link bytes
+            // changed: go on from the link they should hold, so the next
+            // event is not blamed too. Else the entry's hash changed: the
+            // stored link is the original.
+            let intact =
+                matches!(self.event_plain(seq), Ok(Some(p)) if chain::sha256(&p) == ev_hash);
+            return Err((
+                "chain link does not follow from the previous one".into(),
+                Some(if intact { expected } else { stored_link }),
+            ));
+        }
+        let plain = match self.event_plain(seq) {
+            Ok(Some(p)) => p,
+            Ok(None) if purged => return Ok((stored_link, Checked::Purged)),
+            Ok(None) => return broken("event record missing".into()),
+            Err(e) => return broken(e.to_string()),
+        };
+        if chain::sha256(&plain) != ev_hash {
+            return broken("event record does not match its chain entry".into());
+        }
+        let event: Event = match serde_json::from_slice(&plain) {
+            Ok(e) => e,
+            Err(e) => return broken(format!("event does not parse: {e}")),
+        };
+        match event {
+            Event::Ingest(c) => {
+                let sha: Option<Hash> = hex::decode(&c.sha256).ok().and_then(|b| b.try_into().ok());
+                let Some(sha) = sha else {
+                    return broken(format!("item {seq}: bad content hash {}", c.sha256));
+                };
+                match self.blob(&sha) {
+                    Ok(Some(_)) => Ok((stored_link, Checked::Content)),
+                    Ok(None) => broken(format!("item {seq}: content missing")),
+                    Err(e) => broken(format!("item {seq}: {e}")),
+                }
+            }
+            Event::Merge { .. } => Ok((stored_link, Checked::Plain)),
+            Event::Purge { events, .. } => Ok((stored_link, Checked::PurgeOf(events))),
+        }
+    }
+}
+
+/// What checking one event covered.
+enum Checked {
+    /// An ingest whose content was checked too.
+    Content,
+    /// A merge.
+    Plain,
+    /// A record a purge removed (confirmed when its purge event is reached).
+    Purged,
+    /// A purge event naming these removed records.
+    PurgeOf(Vec<u64>),
+}
