@@ -1020,20 +1020,16 @@ pub fn dane_config(tlsa: Vec<Tlsa>, names: Vec<String>) -> Arc<ClientConfig> {
 #[cfg(test)]
 pub(crate) mod test_dns;
 
-/// Certificates for tests: a CA and leaves it signs (`dane/test_pki.rs`).
-#[cfg(test)]
-pub(crate) mod test_pki;
-
 #[cfg(test)]
 mod tests {
     use super::test_dns::{name, rec, serve, soa, Signer, TestZone};
-    use super::test_pki::{self_signed, Ca, Leaf};
     use super::*;
+    use crate::net::test_pki::{self_signed, tls_listener, Ca, Leaf};
     use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, NSEC3, RRSIG};
     use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
     use hickory_resolver::proto::rr::rdata::{NS, TLSA};
     use std::sync::Mutex;
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpStream;
 
     fn sha256(b: &[u8]) -> Vec<u8> {
         Sha256::digest(b).to_vec()
@@ -1200,15 +1196,7 @@ mod tests {
         key: rustls::pki_types::PrivateKeyDer<'static>,
         client: Arc<ClientConfig>,
     ) -> std::io::Result<()> {
-        let server = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, acceptor, addr) = tls_listener(chain, key).await;
         tokio::spawn(async move {
             if let Ok((s, _)) = listener.accept().await {
                 let _ = acceptor.accept(s).await;

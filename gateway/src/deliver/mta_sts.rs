@@ -487,12 +487,10 @@ impl crate::policy::worker::StsLookup for MtaSts {
 mod tests {
     use super::*;
     use crate::deliver::dane::test_dns::{rec, serve, soa, TestZone};
-    use crate::deliver::dane::test_pki::{Ca, Leaf};
-    use crate::net::tls::provider;
+    use crate::net::test_pki::{tls_listener, Ca, Leaf};
     use hickory_resolver::proto::rr::rdata::{A, TXT};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     const ENFORCE: &str =
         "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 86400\n";
@@ -764,15 +762,8 @@ mod tests {
 
     /// An HTTPS server on loopback presenting `leaf` (and its CA).
     async fn https_server(ca: &Ca, leaf: Leaf, site: Arc<Site>) -> SocketAddr {
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.cert, ca.cert()], leaf.key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (chain, key) = leaf.with(ca);
+        let (listener, acceptor, addr) = tls_listener(chain, key).await;
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, site) = (acceptor.clone(), site.clone());

@@ -392,7 +392,7 @@ impl Transport for TlsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::dane::test_pki::Ca;
+    use crate::net::test_pki::{tls_listener, Ca};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -406,16 +406,8 @@ mod tests {
     /// with `raw`, then ends with a TLS close (`close_notify`) or drops the
     /// TCP connection without one.
     async fn server(ca: &Ca, name: &str, raw: Vec<u8>, close_notify: bool) -> SocketAddr {
-        let leaf = ca.leaf(&[name], false);
-        let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.cert, ca.cert()], leaf.key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (chain, key) = ca.leaf(&[name], false).with(ca);
+        let (listener, acceptor, addr) = tls_listener(chain, key).await;
         tokio::spawn(async move {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;

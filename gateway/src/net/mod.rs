@@ -9,4 +9,6 @@ pub mod dns;
 pub mod fixed_address;
 pub mod http_server;
 pub mod https_get;
+#[cfg(test)]
+pub(crate) mod test_pki;
 pub mod tls;

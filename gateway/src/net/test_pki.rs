@@ -1,4 +1,5 @@
-//! Certificates for tests: a CA and leaves it signs.
+//! Certificates for tests: a CA and leaves it signs, and a TLS listener on
+//! loopback presenting one (DANE, MTA-STS and HTTPS GET tests).
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -12,6 +13,13 @@ pub(crate) struct Ca {
 pub(crate) struct Leaf {
     pub cert: CertificateDer<'static>,
     pub key: PrivateKeyDer<'static>,
+}
+
+impl Leaf {
+    /// The leaf's chain up to `ca` and its key, as a server presents them.
+    pub(crate) fn with(self, ca: &Ca) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (vec![self.cert, ca.cert()], self.key)
+    }
 }
 
 impl Ca {
@@ -43,6 +51,28 @@ impl Ca {
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         }
     }
+}
+
+/// A listener on a free loopback port and a TLS acceptor presenting
+/// `chain` with `key`; the address it listens on.
+pub(crate) async fn tls_listener(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> (
+    tokio::net::TcpListener,
+    tokio_rustls::TlsAcceptor,
+    std::net::SocketAddr,
+) {
+    let config = rustls::ServerConfig::builder_with_provider(crate::net::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, acceptor, addr)
 }
 
 /// A self-signed leaf for `name`.
