@@ -14,8 +14,16 @@
 # Both legs are plain SMTP for both relays: neither smtp-source nor
 # smtp-sink speaks STARTTLS, so TLS cannot be put on either leg for both.
 #
+# Bytes written to the disk per message are read from the block device's
+# own counters (/sys/class/block/DEV/stat) around each leg, from the start
+# of the load until the relay has stopped: everything the relay, its
+# database's compactions and the kernel wrote for it, the same way for both.
+#
 # Usage: bench/relay.sh [MESSAGES]   (default 5000)
-# Environment: SEALGATE_LOG_LEVEL (default "info": Postfix logs every
+# Environment: RELAY_BASELINE (path to another sealgate binary, e.g. a
+# release build of an earlier commit: it runs as a fourth leg, DLP on, so a
+# change is compared with what came before in the same run),
+# SEALGATE_LOG_LEVEL (default "info": Postfix logs every
 # message too), RELAY_STALL_SECONDS (default 60: give up when the sink has
 # received nothing new for this long), RELAY_KEEP=1 (keep the work directory:
 # configs, logs, metrics), CARGO_TARGET_DIR (honoured).
@@ -49,9 +57,19 @@ for line in sys.stdin:
 print(exe or "")')
 [ -x "$BIN" ] || { echo "cargo did not report a sealgate executable" >&2; exit 1; }
 
+BASELINE=${RELAY_BASELINE:-}
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+  echo "RELAY_BASELINE=$BASELINE is not an executable" >&2; exit 2
+fi
+
 # On the project disk, not /tmp: fsync must reach a real device.
 mkdir -p target
 WORK=$(mktemp -d "$PWD/target/bench-relay.XXXXXX")
+# The block device under the work directory, for its write counter.
+DEV=$(basename "$(df --output=source "$WORK" | tail -1)")
+DEV_STAT=/sys/class/block/$DEV/stat
+[ -r "$DEV_STAT" ] || DEV_STAT=
+sectors_written() { if [ -n "$DEV_STAT" ]; then awk '{ print $7 }' "$DEV_STAT"; else echo 0; fi; }
 chmod 755 "$WORK"   # Postfix runs as its own user and must reach its directories
 PF_LOG=/var/log/sealgate-bench-relay-postfix.log
 SG_PID= SINK_PID= WATCH_PID= PF_UP=
@@ -159,7 +177,8 @@ CF
   PF_UP=1
   wait_port "$PF"
   sync
-  local t0 t1
+  local t0 t1 w0
+  w0=$(sectors_written)
   t0=$(now); load "$PF"; t1=$(now)
   wait_sink $name
   # The queue should be empty by now; anything left is a delivery problem.
@@ -169,13 +188,15 @@ CF
   done
   postqueue -c "$WORK/pf/etc" -p 2>/dev/null | tail -1 > "$WORK/$name.queue"
   postfix -c "$WORK/pf/etc" stop >/dev/null 2>&1 || true; PF_UP=
+  sync
+  echo $(( $(sectors_written) - w0 )) > "$WORK/$name.sectors"
   stop_sink $name
   echo "$t0 $t1" > "$WORK/$name.times"
 }
 
 # --- Sealgate -> smtp-sink --------------------------------------------------
-run_sealgate() { # NAME DLP(true|false)
-  local name=$1 SG ADMIN
+run_sealgate() { # NAME DLP(true|false) [BINARY]
+  local name=$1 bin=${3:-$BIN} SG ADMIN
   start_sink "$name"
   SG=$(port); ADMIN=$(port)
   cat > "$WORK/$name.toml" <<TOML
@@ -208,11 +229,12 @@ tls = "none"
 [dlp]
 enabled = $2
 TOML
-  "$BIN" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" &
+  "$bin" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" &
   SG_PID=$!
   wait_port "$SG"; wait_port "$ADMIN"
   sync
-  local t0 t1
+  local t0 t1 w0
+  w0=$(sectors_written)
   t0=$(now); load "$SG"; t1=$(now)
   wait_sink "$name"
   # Wait for the last completions to be recorded (the histogram is observed
@@ -224,20 +246,23 @@ TOML
   done
   metrics "$ADMIN" > "$WORK/$name.metrics"
   kill "$SG_PID"; wait "$SG_PID" 2>/dev/null || true; SG_PID=
+  sync
+  echo $(( $(sectors_written) - w0 )) > "$WORK/$name.sectors"
   stop_sink "$name"
   echo "$t0 $t1" > "$WORK/$name.times"
 }
 
-echo "relay benchmark: $N messages, running postfix, sealgate (DLP on), sealgate (DLP off) ..." >&2
+echo "relay benchmark: $N messages, running postfix, sealgate (DLP on), sealgate (DLP off)${BASELINE:+, the baseline (DLP on)} ..." >&2
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_postfix
 run_sealgate sealgate-dlp true
 run_sealgate sealgate-nodlp false
+[ -n "$BASELINE" ] && run_sealgate baseline-dlp true "$BASELINE"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$N" "$WORK" "$SESSIONS" "$SIZE" "$CONCURRENCY" "$LOG_LEVEL" "$(postconf -d -h mail_version)" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
+python3 - "$N" "$WORK" "$SESSIONS" "$SIZE" "$CONCURRENCY" "$LOG_LEVEL" "$(postconf -d -h mail_version)" "$LOAD_BEFORE" "$LOAD_AFTER" "$BASELINE" "$DEV_STAT" <<'PY'
 import calendar, json, math, os, re, sys, time
-n, work, sessions, size, conc, loglevel, pfver, load0, load1 = int(sys.argv[1]), sys.argv[2], *sys.argv[3:10]
+n, work, sessions, size, conc, loglevel, pfver, load0, load1, baseline, devstat = int(sys.argv[1]), sys.argv[2], *sys.argv[3:12]
 def read(path, default=""):
     try: return open(path).read()
     except OSError: return default
@@ -307,7 +332,11 @@ def rank(xs, p):
     return xs[max(math.ceil(p * len(xs)) - 1, 0)]
 
 pf, on, off = run("postfix"), run("sealgate-dlp"), run("sealgate-nodlp")
+base = run("baseline-dlp") if baseline else None
 ok = True
+def written(name):
+    s = read(f"{work}/{name}.sectors").strip()
+    return int(s) * 512 / n if s and devstat else None
 def rate(r):
     return f"{r['rate']:8.1f} msg/s" if r["rate"] else "     n/a msg/s"
 def detail(r):
@@ -321,16 +350,29 @@ print(f"  TLS: none on either leg, for both relays: smtp-source and smtp-sink (P
 print(f"  delivery to the sink: at most {conc} connections for both (Postfix default_destination_concurrency_limit = 20;")
 print(f"  Sealgate [delivery] max_connections_per_domain = {conc}); both reuse connections; Sealgate log level {loglevel}")
 print(f"  msg/s = N / (start of load -> the sink has received the Nth message)")
-print(f"  load average before / after the runs: {load0} / {load1} (other work on the machine skews the figures)")
+print(f"  load average before / after the runs: {load0} / {load1} (other work on the machine skews the figures,")
+print(f"  and its writes count in the disk's bytes written)")
 print()
 print(f"postfix relay:   {rate(pf)}            {detail(pf)}")
 print(f"sealgate relay:  {rate(on)} (DLP on)   {detail(on)}")
 print(f"sealgate relay:  {rate(off)} (DLP off)  {detail(off)}")
+if base:
+    print(f"baseline relay:  {rate(base)} (DLP on)   {detail(base)}  [{baseline}]")
 if pf["rate"] and on["rate"]:
     line = f"ratio sealgate/postfix: {on['rate']/pf['rate']:.2f} (DLP on)"
     if off["rate"]: line += f", {off['rate']/pf['rate']:.2f} (DLP off)"
     print(line)
-for name, label in (("sealgate-dlp", "DLP on"), ("sealgate-nodlp", "DLP off")):
+if base and base["rate"] and on["rate"]:
+    print(f"ratio sealgate/baseline (DLP on): {on['rate']/base['rate']:.2f}")
+legs = [("postfix", "postfix"), ("sealgate-dlp", "sealgate DLP on"), ("sealgate-nodlp", "sealgate DLP off")]
+if base: legs.append(("baseline-dlp", "baseline DLP on"))
+w = [(label, written(name)) for name, label in legs]
+if all(b is not None for _, b in w):
+    print("disk written per message (" + os.path.basename(os.path.dirname(devstat)) + ", load to stop): " +
+          ", ".join(f"{label} {b/1024:.1f} KiB" for label, b in w))
+sealgate_legs = [("sealgate-dlp", "DLP on"), ("sealgate-nodlp", "DLP off")]
+if base: sealgate_legs.append(("baseline-dlp", "baseline, DLP on"))
+for name, label in sealgate_legs:
     b, c, s, text = hist(name, "sealgate_delivery_completed_seconds")
     if c == 0:
         print(f"sealgate accept->delivered p50/p99 ({label}): no samples"); ok = False; continue
@@ -347,9 +389,10 @@ for name, label in (("sealgate-dlp", "DLP on"), ("sealgate-nodlp", "DLP off")):
     if delivered != n or other or spool != 0: ok = False
 print()
 queue = read(f"{work}/postfix.queue").strip()
-print(f"sink received: postfix {pf['count']}, sealgate (DLP on) {on['count']}, sealgate (DLP off) {off['count']}  (expected {n} each)")
+print(f"sink received: postfix {pf['count']}, sealgate (DLP on) {on['count']}, sealgate (DLP off) {off['count']}"
+      + (f", baseline {base['count']}" if base else "") + f"  (expected {n} each)")
 print(f"postfix queue after the run: {queue or 'unknown'}")
-for r in (pf, on, off):
+for r in (pf, on, off) + ((base,) if base else ()):
     if r["count"] != n or not r["done"]: ok = False
 if "Mail queue is empty" not in queue: ok = False
 print("check: " + ("OK, every sink received exactly N" if ok else "FAILED, see the counts above"))
