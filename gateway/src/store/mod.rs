@@ -30,6 +30,7 @@ pub mod keyring;
 pub mod keys;
 pub mod rocksdb;
 pub mod shred;
+pub mod spool;
 pub mod tls_memory;
 pub mod tokens;
 
