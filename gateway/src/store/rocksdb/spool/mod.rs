@@ -364,10 +364,13 @@ impl SpoolStore for RocksSpool {
     async fn put_chunk(&self, id: QueueId, n: u32, bytes: &[u8]) -> Result<(), SpoolError> {
         let key = chunk_key(id, n);
         let value = self.0.keys.seal(&aad(CF_CHUNK, &key), bytes);
-        let db = self.0.db.clone();
+        // The task holds the whole handle, so the writer's lock outlives
+        // the write even if the caller lets go meanwhile.
+        let spool = self.clone();
         // Not synced here: the envelope's synced write later syncs the WAL,
         // and with it every chunk written before it.
         tokio::task::spawn_blocking(move || {
+            let db = &spool.0.db;
             let mut o = WriteOptions::default();
             o.set_sync(false);
             let cf = db
@@ -380,9 +383,12 @@ impl SpoolStore for RocksSpool {
     }
 
     async fn discard(&self, id: QueueId, chunks: u32) {
-        let db = self.0.db.clone();
+        // The task holds the whole handle, so the writer's lock outlives
+        // the write even if the caller lets go meanwhile.
+        let spool = self.clone();
         // Off the async worker; anything left is swept on the next open.
         let _ = tokio::task::spawn_blocking(move || {
+            let db = &spool.0.db;
             if let Some(cf) = db.cf_handle(CF_CHUNK) {
                 for n in 0..chunks {
                     let _ = db.delete_cf(cf, chunk_key(id, n));
@@ -596,10 +602,13 @@ impl SpoolStore for RocksSpool {
     ) -> Result<(), SpoolError> {
         let key = id.to_key().to_vec();
         let value = self.seal_json(CF_INSPECTION, &key, record)?;
-        let db = self.0.db.clone();
+        // The task holds the whole handle, so the writer's lock outlives
+        // the write even if the caller lets go meanwhile.
+        let spool = self.clone();
         // Not synced: an inspection is derived data. One lost in a crash is
         // simply redone, because the message then shows up as uninspected.
         tokio::task::spawn_blocking(move || {
+            let db = &spool.0.db;
             let envelopes = db
                 .cf_handle(CF_ENVELOPE)
                 .expect("column family created on open");
