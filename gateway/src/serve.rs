@@ -168,14 +168,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // A broken rule set stops the start: better no gateway than one that
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
-    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone()).map_err(|e| match &e {
-        SpoolError::Db(db) if db.to_string().contains("Corruption") => ServeError::Damaged {
-            store: config.spool_dir().display().to_string(),
-            reason: db.to_string(),
-            verify: "sealgate queue verify",
-        },
-        _ => ServeError::Spool(e),
-    })?;
+    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())
+        .await
+        .map_err(|e| match &e {
+            SpoolError::Db(db) if db.to_string().contains("Corruption") => ServeError::Damaged {
+                store: config.spool_dir().display().to_string(),
+                reason: db.to_string(),
+                verify: "sealgate queue verify",
+            },
+            _ => ServeError::Spool(e),
+        })?;
     let keys = crate::keys::Keys::open(&config, stores.keys.clone()).await?;
     let net = Net::new(&config, &spool)?;
     let common = Common {
@@ -244,7 +246,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .into();
     let app = router(AdminState {
         deliver: deliver_commands,
-        tls_memory: Arc::new(spool.clone()),
+        tls_memory: spool.tls_memory(),
         spool,
         metrics: metrics.clone(),
         data_dir: canonical.to_string_lossy().into_owned(),
@@ -500,7 +502,7 @@ impl Net {
         let mta_sts = config.tls.mta_sts.then(|| {
             Arc::new(
                 deliver::mta_sts::MtaSts::new(dns.clone(), roots.clone(), config.tls.mta_sts_port)
-                    .with_store(Arc::new(spool.clone())),
+                    .with_store(spool.cache()),
             )
         });
         Ok(Net {
@@ -565,7 +567,7 @@ async fn deliverer(
         mta_sts,
         dane,
         spool: spool.clone(),
-        tls_memory: Arc::new(spool.clone()),
+        tls_memory: spool.tls_memory(),
         audit: stores.audit.clone(),
         metrics: metrics.clone(),
         dkim: Arc::new(dkim),

@@ -256,7 +256,7 @@ async fn retry(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let msg = find(&s, &id)?;
+    let msg = find(&s, &id).await?;
     let commands = commands(&s)?;
     audit(&s, AdminAction::Retry, &msg.id.to_string(), 0).await?;
     let _ = commands.send(crate::deliver::scheduler::Command::Retry(msg.id));
@@ -336,7 +336,7 @@ async fn quarantine_release(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<ReleaseQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut msg = find(&s, &id)?;
+    let mut msg = find(&s, &id).await?;
     s.keys
         .store
         .refresh()
@@ -357,7 +357,7 @@ async fn quarantine_delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut msg = find(&s, &id)?;
+    let mut msg = find(&s, &id).await?;
     let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n).await?;
@@ -372,7 +372,13 @@ async fn quarantine_delete(
 }
 
 async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let ids: Vec<String> = s.spool.list()?.iter().map(|m| m.id.to_string()).collect();
+    let ids: Vec<String> = s
+        .spool
+        .list()
+        .await?
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect();
     let commands = commands(&s)?;
     audit(&s, AdminAction::RetryAll, "*", ids.len()).await?;
     let _ = commands.send(crate::deliver::scheduler::Command::RetryAll);
@@ -445,9 +451,9 @@ fn parse_id(id: &str) -> Result<QueueId, ApiError> {
         .map_err(|e: BadQueueId| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-fn find(s: &AdminState, id: &str) -> Result<QueuedMessage, ApiError> {
+async fn find(s: &AdminState, id: &str) -> Result<QueuedMessage, ApiError> {
     let id = parse_id(id)?;
-    s.spool.get(id)?.ok_or_else(|| {
+    s.spool.get(id).await?.ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
             format!("no message {id} in the queue"),
@@ -468,7 +474,12 @@ async fn instance(State(s): State<AdminState>) -> Json<serde_json::Value> {
 
 async fn list(State(s): State<AdminState>) -> Result<Json<Vec<QueueSummary>>, ApiError> {
     Ok(Json(
-        s.spool.list()?.iter().map(QueueSummary::from).collect(),
+        s.spool
+            .list()
+            .await?
+            .iter()
+            .map(QueueSummary::from)
+            .collect(),
     ))
 }
 
@@ -477,10 +488,11 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<QueuedMessage>, ApiError> {
     // A finished message's record (with its delivery evidence) is kept a while.
-    match find(&s, &id) {
+    match find(&s, &id).await {
         Err(ApiError(StatusCode::NOT_FOUND, why)) => s
             .spool
-            .done(parse_id(&id)?)?
+            .done(parse_id(&id)?)
+            .await?
             .map(Json)
             .ok_or(ApiError(StatusCode::NOT_FOUND, why)),
         other => other.map(Json),
@@ -491,9 +503,9 @@ async fn message(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let msg = find(&s, &id)?;
+    let msg = find(&s, &id).await?;
     audit(&s, AdminAction::Read, &msg.id.to_string(), 0).await?;
-    let body = s.spool.read_body(&msg)?;
+    let body = s.spool.read_body(&msg).await?;
     tracing::info!(id = %msg.id, "message read through the admin API");
     let mut full = msg.received_header.into_bytes();
     full.extend_from_slice(&body);
@@ -504,7 +516,7 @@ async fn delete(
     State(s): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let msg = find(&s, &id)?;
+    let msg = find(&s, &id).await?;
     super::queue::refuse_quarantined_delete(&msg)
         .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
     let id = msg.id;

@@ -4,7 +4,6 @@
 
 use crate::config::Config;
 use crate::spool::{Keyring, QueueId, QueuedMessage, Spool, SpoolError};
-use crate::store::tls_memory::TlsMemory;
 use crate::telemetry::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -229,18 +228,21 @@ impl Location {
 }
 
 /// A queued message, or the kept record of a finished one (`true`).
-fn get_or_done(loc: &Location, id: QueueId) -> Result<(Spool, QueuedMessage, bool), QueueError> {
+async fn get_or_done(
+    loc: &Location,
+    id: QueueId,
+) -> Result<(Spool, QueuedMessage, bool), QueueError> {
     let spool = loc.read_only()?;
-    if let Some(m) = spool.get(id)? {
+    if let Some(m) = spool.get(id).await? {
         return Ok((spool, m, false));
     }
-    let m = spool.done(id)?.ok_or(QueueError::NotFound(id))?;
+    let m = spool.done(id).await?.ok_or(QueueError::NotFound(id))?;
     Ok((spool, m, true))
 }
 
 /// `queue ls`: a table, or a JSON array of [`QueueSummary`].
-pub fn ls(loc: &Location, json: bool) -> Result<String, QueueError> {
-    let list = loc.read_only()?.list()?;
+pub async fn ls(loc: &Location, json: bool) -> Result<String, QueueError> {
+    let list = loc.read_only()?.list().await?;
     let rows: Vec<QueueSummary> = list.iter().map(QueueSummary::from).collect();
     if json {
         return Ok(serde_json::to_string_pretty(&rows).expect("serialisable") + "\n");
@@ -301,7 +303,7 @@ pub async fn show(
     json: bool,
     body: bool,
 ) -> Result<Vec<u8>, QueueError> {
-    let (spool, msg, finished) = get_or_done(loc, id)?;
+    let (spool, msg, finished) = get_or_done(loc, id).await?;
     if body && finished {
         return Err(QueueError::Finished(id));
     }
@@ -315,12 +317,13 @@ pub async fn show(
         )
         .await?;
         let mut full = msg.received_header.clone().into_bytes();
-        full.extend_from_slice(&spool.read_body(&msg)?);
+        full.extend_from_slice(&spool.read_body(&msg).await?);
         return Ok(full);
     }
     if json {
         let mut v = serde_json::to_value(&msg).expect("serialisable");
-        v["inspection"] = serde_json::to_value(spool.inspection(msg.id)?).expect("serialisable");
+        v["inspection"] =
+            serde_json::to_value(spool.inspection(msg.id).await?).expect("serialisable");
         return Ok((serde_json::to_string_pretty(&v).expect("serialisable") + "\n").into_bytes());
     }
     let mut out = String::new();
@@ -367,7 +370,7 @@ pub async fn show(
         msg.size, msg.chunks
     );
     let _ = writeln!(out, "sha256:       {}", msg.body_sha256);
-    match spool.inspection(msg.id)? {
+    match spool.inspection(msg.id).await? {
         Some(i) => {
             let found: Vec<String> = i
                 .findings
@@ -478,8 +481,8 @@ fn write_recipient(out: &mut String, r: &crate::spool::QueuedRecipient) {
 }
 
 /// `queue verify`: every message intact, and no orphan chunks.
-pub fn verify(loc: &Location, json: bool) -> Result<(String, bool), QueueError> {
-    let report = loc.read_only()?.verify()?;
+pub async fn verify(loc: &Location, json: bool) -> Result<(String, bool), QueueError> {
+    let report = loc.read_only()?.verify().await?;
     let clean = report.damaged.is_empty() && report.orphan_chunks == 0;
     if json {
         return Ok((
@@ -525,7 +528,7 @@ impl Change {
         use crate::audit::Actor::Cli;
         match self {
             Change::Release(id, seal) => {
-                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let mut m = spool.get(*id).await?.ok_or(QueueError::NotFound(*id))?;
                 let keys = crate::keys::Keys::open(&loc.config, loc.stores.keys.clone())
                     .await
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
@@ -545,7 +548,7 @@ impl Change {
                 ))
             }
             Change::DeleteQuarantined(id) => {
-                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let mut m = spool.get(*id).await?.ok_or(QueueError::NotFound(*id))?;
                 let n = super::quarantine::delete(&mut m, &loc.config)
                     .map_err(|e| QueueError::Refused(e.to_string()))?;
                 audit(
@@ -562,7 +565,7 @@ impl Change {
                 ))
             }
             Change::Delete(id) => {
-                let m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let m = spool.get(*id).await?.ok_or(QueueError::NotFound(*id))?;
                 refuse_quarantined_delete(&m)?;
                 audit(
                     loc.stores.audit.as_ref(),
@@ -578,7 +581,7 @@ impl Change {
                 }
             }
             Change::Retry(id) => {
-                let mut m = spool.get(*id)?.ok_or(QueueError::NotFound(*id))?;
+                let mut m = spool.get(*id).await?.ok_or(QueueError::NotFound(*id))?;
                 audit(
                     loc.stores.audit.as_ref(),
                     Cli,
@@ -592,7 +595,7 @@ impl Change {
                 Ok(format!("{id} will be retried when the gateway starts\n"))
             }
             Change::RetryAll => {
-                let list = spool.list()?;
+                let list = spool.list().await?;
                 audit(
                     loc.stores.audit.as_ref(),
                     Cli,
@@ -611,11 +614,11 @@ impl Change {
                 ))
             }
             Change::ForgetTls(d) => {
-                if TlsMemory::remembered(spool, d).await?.is_none() {
+                if spool.tls_memory().remembered(d).await?.is_none() {
                     return Err(QueueError::NotRemembered(d.clone()));
                 }
                 audit(loc.stores.audit.as_ref(), Cli, AdminAction::ForgetTls, d, 0).await?;
-                match TlsMemory::forget(spool, d).await? {
+                match spool.tls_memory().forget(d).await? {
                     true => Ok(format!("forgot TLS memory of {d}\n")),
                     false => Err(QueueError::NotRemembered(d.clone())),
                 }
@@ -706,7 +709,7 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
         return Err(QueueError::NoSpool(loc.spool_dir.clone()));
     }
     let keys = Keyring::load(&loc.key_file)?;
-    match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())) {
+    match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())).await {
         Ok(spool) => change.direct(&spool, loc).await,
         Err(SpoolError::InUse(_)) => {
             let loc = loc.clone();
@@ -722,15 +725,18 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
 }
 
 /// `quarantine ls`, read-only (works while the gateway runs).
-pub fn quarantined(loc: &Location, json: bool) -> Result<String, QueueError> {
-    Ok(super::quarantine::list(&loc.read_only()?.list()?, json))
+pub async fn quarantined(loc: &Location, json: bool) -> Result<String, QueueError> {
+    Ok(super::quarantine::list(
+        &loc.read_only()?.list().await?,
+        json,
+    ))
 }
 
 /// Remembered TLS domains, read-only (works while the gateway runs).
 pub async fn tls_memory(
     loc: &Location,
 ) -> Result<Vec<crate::store::tls_memory::Remembered>, QueueError> {
-    Ok(TlsMemory::list(&loc.read_only()?).await?)
+    Ok(loc.read_only()?.tls_memory().list().await?)
 }
 
 fn via_api(loc: &Location, change: &Change) -> Result<String, QueueError> {

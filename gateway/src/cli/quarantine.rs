@@ -50,7 +50,7 @@ pub async fn run(at: Where, action: QuarantineCmd) -> super::Result {
     let config = at.load()?;
     let loc = Location::from_config(&config);
     let text = match action {
-        QuarantineCmd::Ls { json } => queue::quarantined(&loc, json)?,
+        QuarantineCmd::Ls { json } => queue::quarantined(&loc, json).await?,
         QuarantineCmd::Show { id, json } => {
             String::from_utf8_lossy(&queue::show(&loc, id, json, false).await?).into_owned()
         }

@@ -54,7 +54,7 @@ pub async fn run(at: Where, action: QueueCmd) -> super::Result {
     let loc = Location::from_config(&config);
     let mut out = std::io::stdout().lock();
     match action {
-        QueueCmd::Ls { json } => out.write_all(queue::ls(&loc, json)?.as_bytes())?,
+        QueueCmd::Ls { json } => out.write_all(queue::ls(&loc, json).await?.as_bytes())?,
         QueueCmd::Show { id, json, body } => {
             out.write_all(&queue::show(&loc, id, json, body).await?)?
         }
@@ -66,7 +66,7 @@ pub async fn run(at: Where, action: QueueCmd) -> super::Result {
             out.write_all(queue::apply(&loc, change).await?.as_bytes())?
         }
         QueueCmd::Verify { json } => {
-            let (text, clean) = queue::verify(&loc, json)?;
+            let (text, clean) = queue::verify(&loc, json).await?;
             out.write_all(text.as_bytes())?;
             return Ok(Outcome::problem_unless(clean));
         }

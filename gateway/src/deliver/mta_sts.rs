@@ -884,16 +884,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = crate::spool::Keyring::load_or_create(&dir.path().join("keys")).unwrap();
         let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
-        let spool = crate::spool::Spool::open(&dir.path().join("spool"), keys, metrics).unwrap();
-        let first =
-            MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(Arc::new(spool.clone()));
+        let spool = crate::spool::Spool::open(&dir.path().join("spool"), keys, metrics)
+            .await
+            .unwrap();
+        let first = MtaSts::new(dns.clone(), roots(&ca), https.port()).with_store(spool.cache());
         let p = first.policy("example.test").await.unwrap().unwrap();
         drop(first);
 
         // "Restarted", and an attacker now strips the TXT record and blocks
         // the policy host: the stored policy still applies.
         *zones.lock().unwrap() = sts_zone(None);
-        let again = MtaSts::new(dns, roots(&ca), 1).with_store(Arc::new(spool));
+        let again = MtaSts::new(dns, roots(&ca), 1).with_store(spool.cache());
         assert_eq!(again.policy("example.test").await.unwrap(), Some(p));
     }
 

@@ -48,7 +48,7 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
         due.insert((at, id));
     }
 
-    match pipe.backlog(|_| true) {
+    match pipe.backlog(|_| true).await {
         Ok(list) => {
             let mut n = 0;
             for m in list {
@@ -85,9 +85,12 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
                 let now = Utc::now();
                 let ids: Vec<QueueId> = match cmd {
                     Command::Retry(id) => vec![id],
-                    Command::RetryAll => stage.spool.list().map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
+                    Command::RetryAll => stage.spool.list().await.map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
                 };
-                for id in ids.into_iter().filter(|id| pipe.ready(*id) == Readiness::Ready) {
+                for id in ids {
+                    if pipe.ready(id).await != Readiness::Ready {
+                        continue;
+                    }
                     forced.insert(id);
                     if !running.contains(&id) {
                         schedule(&mut due, &mut when, id, now);
@@ -150,15 +153,17 @@ fn housekeep(stage: &Arc<Stage>, scheduled: usize, full: bool) {
     tokio::spawn(async move { s.deliverer.pool.reap().await });
     if full {
         let s = stage.clone();
-        tokio::task::spawn_blocking(move || scan(&s, scheduled));
+        // A scan of the whole queue: on the blocking pool.
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || rt.block_on(scan(&s, scheduled)));
     }
 }
 
 /// Queue gauges and pruning of finished records.
-fn scan(stage: &Stage, scheduled: usize) {
+async fn scan(stage: &Stage, scheduled: usize) {
     let spool = &stage.spool;
     let metrics = &stage.deliverer.metrics;
-    if let Ok(list) = spool.list() {
+    if let Ok(list) = spool.list().await {
         let now = Utc::now();
         let oldest = list.iter().map(|m| m.received_at).min();
         metrics
@@ -174,7 +179,7 @@ fn scan(stage: &Stage, scheduled: usize) {
     let keep = chrono::Duration::from_std(stage.deliverer.config.delivery.keep_finished.0)
         .unwrap_or(chrono::Duration::days(7));
     let cutoff = QueueId::at(Utc::now() - keep);
-    match spool.prune_done(cutoff) {
+    match spool.prune_done(cutoff).await {
         Ok(n) if n > 0 => tracing::info!(records = n, "finished message records pruned"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot prune finished message records"),

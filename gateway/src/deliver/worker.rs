@@ -72,7 +72,7 @@ impl Stage {
         let Some(journal) = &self.journal else {
             return true;
         };
-        let raw = match self.spool.read_body(msg) {
+        let raw = match self.spool.read_body(msg).await {
             Ok(b) => b,
             Err(e) => {
                 // The content is gone (its recipients were bounced for it)
@@ -82,7 +82,7 @@ impl Stage {
                 return true;
             }
         };
-        let dlp = self.spool.inspection(msg.id).ok().flatten();
+        let dlp = self.spool.inspection(msg.id).await.ok().flatten();
         let report = self
             .deliverer
             .config
@@ -175,7 +175,7 @@ impl Stage {
     /// else those due); returns when it next needs work.
     pub async fn attempt(self: &Arc<Self>, id: QueueId, force: bool) -> Option<DateTime<Utc>> {
         let _slot = self.attempts.clone().acquire_owned().await;
-        let mut msg = match self.spool.get(id) {
+        let mut msg = match self.spool.get(id).await {
             Ok(Some(m)) => m,
             Ok(None) => return None, // deleted or finished meanwhile
             Err(e) => {
@@ -211,7 +211,7 @@ impl Stage {
             // Deleted meanwhile (queue delete) or the spool failed; either
             // way nothing more is done now.
             tracing::warn!(id = %id, error = %e, "cannot record delivery results");
-            return match self.spool.get(id) {
+            return match self.spool.get(id).await {
                 Ok(None) => None,
                 _ => Some(now + chrono::Duration::minutes(1)),
             };
@@ -405,7 +405,7 @@ impl Stage {
         msg: &mut QueuedMessage,
         due: &[usize],
     ) -> Result<(), crate::spool::SpoolError> {
-        let mut body = self.spool.read_body(msg)?;
+        let mut body = self.spool.read_body(msg).await?;
         if msg.origin.direction == Direction::Inbound {
             let (clean, removed) = super::headers::strip_forgeable(&body);
             if removed > 0 {
@@ -413,11 +413,11 @@ impl Stage {
                 body = clean;
             }
             let tag = self.deliverer.config.policy.inbound_dlp != crate::config::InboundDlp::Off;
-            if let Some(field) = tag
-                .then(|| self.spool.inspection(msg.id).ok().flatten())
-                .flatten()
-                .and_then(|found| super::headers::dlp_field(&found))
-            {
+            let found = match tag {
+                true => self.spool.inspection(msg.id).await.ok().flatten(),
+                false => None,
+            };
+            if let Some(field) = found.and_then(|found| super::headers::dlp_field(&found)) {
                 let mut tagged = field.into_bytes();
                 tagged.extend_from_slice(&body);
                 body = tagged;
@@ -502,7 +502,7 @@ impl Stage {
         let mut tasks = tokio::task::JoinSet::new();
         for ((domain, need, sealed), idx) in groups {
             let bytes = match sealed {
-                Some(i) => Arc::new(dkim(self.spool.read_sealed(msg, i as u32)?)),
+                Some(i) => Arc::new(dkim(self.spool.read_sealed(msg, i as u32).await?)),
                 None => plain.clone(),
             };
             let rcpts: Vec<RcptTo> = idx
@@ -630,7 +630,7 @@ impl Stage {
         if owed.is_empty() {
             return;
         }
-        let original = match self.spool.read_body(msg) {
+        let original = match self.spool.read_body(msg).await {
             Ok(b) => b,
             Err(e) => {
                 // The sender is still told; only the returned headers are missing.

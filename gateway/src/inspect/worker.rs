@@ -75,11 +75,18 @@ pub async fn run(
     });
     // The catch-up scan: the spool lists uninspected ids without
     // decrypting every envelope, as `Pipe::backlog` would.
-    let backlog = stage.spool.uninspected().map(|ids| {
-        ids.into_iter()
-            .filter(|&id| pipe.ready(id) == Readiness::Ready)
-            .collect::<Vec<_>>()
-    });
+    let backlog = match stage.spool.uninspected().await {
+        Ok(ids) => {
+            let mut ready = Vec::with_capacity(ids.len());
+            for id in ids {
+                if pipe.ready(id).await == Readiness::Ready {
+                    ready.push(id);
+                }
+            }
+            Ok(ready)
+        }
+        Err(e) => Err(e),
+    };
     match backlog {
         Ok(backlog) => {
             if !backlog.is_empty() {
@@ -120,9 +127,11 @@ impl Stage {
             metrics,
             next,
         } = self;
-        let read = spool
-            .get(id)
-            .and_then(|m| m.map(|m| spool.read_body(&m)).transpose());
+        let read = match spool.get(id).await {
+            Ok(Some(m)) => spool.read_body(&m).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
         let body = match read {
             Ok(Some(b)) => b,
             Ok(None) => return, // deleted meanwhile

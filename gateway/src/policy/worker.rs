@@ -309,7 +309,7 @@ impl Stage {
     }
 
     async fn decide_one(&self, id: QueueId) -> Result<(), SpoolError> {
-        let Some(mut msg) = self.spool.get(id)? else {
+        let Some(mut msg) = self.spool.get(id).await? else {
             return Ok(());
         };
         if !msg.decided {
@@ -318,9 +318,9 @@ impl Stage {
             if let Err(e) = self.keys.store.refresh().await {
                 tracing::error!(id = %id, error = %e, "cannot reload the keystore; deciding with the keys loaded before");
             }
-            let head = self.spool.read_head(&msg)?;
+            let head = self.spool.read_head(&msg).await?;
             let facts = header_facts(&head, &self.config.policy.header_trigger);
-            let dlp = self.spool.inspection(id)?;
+            let dlp = self.spool.inspection(id).await?;
             let decide = |msg: &mut QueuedMessage, raised: &Raised| {
                 apply(&self.config, &self.keys, msg, dlp.as_ref(), &facts, raised)
             };
@@ -374,8 +374,12 @@ impl Stage {
             return;
         }
         let (spool, id) = (self.spool.clone(), msg.id);
+        // The body is read, when it is, from the blocking thread.
+        let rt = tokio::runtime::Handle::current();
         let job = tokio::task::spawn_blocking(move || {
-            crate::keys::harvest::offered(id, &head, msg.size, || spool.read_body(&msg))
+            crate::keys::harvest::offered(id, &head, msg.size, || {
+                rt.block_on(spool.read_body(&msg))
+            })
         });
         match job.await {
             Ok(offers) => {
@@ -407,7 +411,7 @@ pub async fn run(
     // A WKD lookup can take seconds: messages are decided concurrently so
     // one slow key server does not hold up the rest.
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
-    match pipe.backlog(|m| !m.decided) {
+    match pipe.backlog(|m| !m.decided).await {
         Ok(list) => {
             for m in &list {
                 if let Err(e) = stage.decide_one(m.id).await {

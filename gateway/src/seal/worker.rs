@@ -287,14 +287,14 @@ struct Stage {
 
 impl Stage {
     async fn seal_one(&self, id: QueueId) -> Result<(), SpoolError> {
-        let Some(mut msg) = self.spool.get(id)? else {
+        let Some(mut msg) = self.spool.get(id).await? else {
             return Ok(());
         };
         if msg.awaits_seal() {
             if let Err(e) = self.sealer.refresh_keys().await {
                 tracing::error!(id = %id, error = %e, "cannot reload the keystore; sealing with the keys loaded before");
             }
-            let body = self.spool.read_body(&msg)?;
+            let body = self.spool.read_body(&msg).await?;
             let sealer = self.sealer.clone();
             let portal = self.portal.clone();
             // The DLP rules that fired decide how long a portal copy stays;
@@ -305,7 +305,8 @@ impl Stage {
             let hits = match for_portal {
                 true => self
                     .spool
-                    .inspection(id)?
+                    .inspection(id)
+                    .await?
                     .map(|found| found.policy_hits)
                     .unwrap_or_default(),
                 false => Vec::new(),
@@ -370,7 +371,7 @@ pub async fn run(
         hostname,
         next,
     });
-    match pipe.backlog(QueuedMessage::awaits_seal) {
+    match pipe.backlog(QueuedMessage::awaits_seal).await {
         Ok(list) => {
             for m in &list {
                 if let Err(e) = stage.seal_one(m.id).await {

@@ -67,23 +67,28 @@ impl Pipe {
     }
 
     /// Whether queued message `id` is ready for the stage this pipe feeds.
-    pub fn ready(&self, id: QueueId) -> Readiness {
+    pub async fn ready(&self, id: QueueId) -> Readiness {
         match self.after {
             // No message read: the first stage's catch-up asks for every id.
             Progress::Accepted => Readiness::Ready,
-            Progress::Inspected => ready_if(matches!(self.spool.inspection(id), Ok(Some(_)))),
-            Progress::Decided | Progress::Sealed => match self.spool.get(id) {
-                Ok(Some(msg)) => self.ready_message(&msg),
+            Progress::Inspected => self.inspected(id).await,
+            Progress::Decided | Progress::Sealed => match self.spool.get(id).await {
+                Ok(Some(msg)) => self.ready_message(&msg).await,
                 _ => Readiness::Waiting,
             },
         }
     }
 
+    /// Whether message `id`'s inspection record is stored.
+    async fn inspected(&self, id: QueueId) -> Readiness {
+        ready_if(matches!(self.spool.inspection(id).await, Ok(Some(_))))
+    }
+
     /// Whether `msg`, as read from the spool, is ready for the stage.
-    fn ready_message(&self, msg: &QueuedMessage) -> Readiness {
+    async fn ready_message(&self, msg: &QueuedMessage) -> Readiness {
         match self.after {
             Progress::Accepted => Readiness::Ready,
-            Progress::Inspected => self.ready(msg.id),
+            Progress::Inspected => self.inspected(msg.id).await,
             Progress::Decided => ready_if(msg.decided),
             Progress::Sealed => ready_if(msg.decided && !msg.awaits_seal()),
         }
@@ -92,13 +97,17 @@ impl Pipe {
     /// The catch-up scan a stage makes on start, before it reads
     /// [`Pipe::input`]: the queued messages ready for it for which `todo`
     /// (the stage's own "not done yet") holds, in queue order.
-    pub fn backlog(
+    pub async fn backlog(
         &self,
         todo: impl Fn(&QueuedMessage) -> bool,
     ) -> Result<Vec<QueuedMessage>, SpoolError> {
-        let mut list = self.spool.list()?;
-        list.retain(|m| todo(m) && self.ready_message(m) == Readiness::Ready);
-        Ok(list)
+        let mut out = Vec::new();
+        for m in self.spool.list().await? {
+            if todo(&m) && self.ready_message(&m).await == Readiness::Ready {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -122,7 +131,9 @@ mod tests {
     async fn a_message_is_ready_once_the_stage_before_stored_its_work() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keyring::load_or_create(&dir.path().join("keys")).unwrap();
-        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new())).unwrap();
+        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
         let id = spool
             .submit(Submission {
                 from: "",
@@ -135,10 +146,10 @@ mod tests {
             .await
             .unwrap();
         let pipe = |after| Pipe::new(&spool, after).1;
-        let ready = |after| pipe(after).ready(id);
-        assert_eq!(ready(Progress::Accepted), Readiness::Ready);
+        let ready = |after| async move { pipe(after).ready(id).await };
+        assert_eq!(ready(Progress::Accepted).await, Readiness::Ready);
         for after in [Progress::Inspected, Progress::Decided, Progress::Sealed] {
-            assert_eq!(ready(after), Readiness::Waiting, "{after:?}");
+            assert_eq!(ready(after).await, Readiness::Waiting, "{after:?}");
         }
         let record = InspectionRecord {
             inspected_at: chrono::Utc::now(),
@@ -148,9 +159,9 @@ mod tests {
             policy_hits: Vec::new(),
         };
         spool.put_inspection(id, &record).await.unwrap();
-        assert_eq!(ready(Progress::Inspected), Readiness::Ready);
+        assert_eq!(ready(Progress::Inspected).await, Readiness::Ready);
         // Decided with a PGP copy still to make: ready for seal, not for delivery.
-        let mut msg = spool.get(id).unwrap().unwrap();
+        let mut msg = spool.get(id).await.unwrap().unwrap();
         msg.decided = true;
         msg.recipients[0].verdict = Some(Verdict::Deliver {
             seal: Seal::Pgp,
@@ -160,19 +171,31 @@ mod tests {
             fallback: None,
         });
         spool.update(&msg).await.unwrap();
-        assert_eq!(ready(Progress::Decided), Readiness::Ready);
-        assert_eq!(ready(Progress::Sealed), Readiness::Waiting);
+        assert_eq!(ready(Progress::Decided).await, Readiness::Ready);
+        assert_eq!(ready(Progress::Sealed).await, Readiness::Waiting);
         let undecided = |m: &QueuedMessage| !m.decided;
         assert!(pipe(Progress::Decided)
             .backlog(undecided)
+            .await
             .unwrap()
             .is_empty());
-        assert_eq!(pipe(Progress::Decided).backlog(|_| true).unwrap().len(), 1);
-        assert!(pipe(Progress::Sealed).backlog(|_| true).unwrap().is_empty());
+        assert_eq!(
+            pipe(Progress::Decided)
+                .backlog(|_| true)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(pipe(Progress::Sealed)
+            .backlog(|_| true)
+            .await
+            .unwrap()
+            .is_empty());
         msg.recipients[0].verdict = Some(Verdict::Block { reason: "r".into() });
         spool.update(&msg).await.unwrap();
-        assert_eq!(ready(Progress::Sealed), Readiness::Ready);
+        assert_eq!(ready(Progress::Sealed).await, Readiness::Ready);
         spool.delete(id).await.unwrap();
-        assert_eq!(ready(Progress::Sealed), Readiness::Waiting);
+        assert_eq!(ready(Progress::Sealed).await, Readiness::Waiting);
     }
 }

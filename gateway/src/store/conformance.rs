@@ -626,3 +626,202 @@ pub async fn archive_store(
     assert!(r.damaged.iter().any(|(s, _)| *s == 7), "{:?}", r.damaged);
     assert_eq!(r.first_broken().map(|(s, _)| *s), Some(7));
 }
+
+/// [`SpoolStore`](super::spool::SpoolStore): chunks stored while a message
+/// is received read back with its envelope; an accepted envelope is never
+/// overwritten; updates, sealed copies and completion are refused once a
+/// message is deleted, and do not bring it back; completion moves the
+/// record to the done set, prune forgets it; inspections are put, read
+/// and leave the uninspected list; totals and the highest id follow what
+/// is stored; everything committed is there through a handle opened after
+/// the first is dropped (a backend may allow one writer at a time), and
+/// chunks never committed are not.
+pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
+    use super::spool::testing::message;
+    use super::spool::{CommitError, SpoolError, SpoolStore, CHUNK_SIZE};
+    use crate::model::id::QueueId;
+    use crate::model::record::{InspectionRecord, QueuedMessage};
+    use sha2::{Digest, Sha256};
+    use std::sync::Arc;
+
+    /// `message()` as the writer completes it for `body` under `id`.
+    fn received(id: u64, body: &[u8]) -> QueuedMessage {
+        let mut m = message();
+        m.id = QueueId(id);
+        m.size = body.len() as u64;
+        m.chunks = body.chunks(CHUNK_SIZE).count().max(1) as u32;
+        m.body_sha256 = hex::encode(Sha256::digest(body));
+        m
+    }
+    fn gone<T: std::fmt::Debug>(r: Result<T, SpoolError>) -> bool {
+        matches!(r, Err(SpoolError::Commit(CommitError::Gone(_))))
+    }
+    let ids = |list: Vec<QueuedMessage>| list.iter().map(|m| m.id.0).collect::<Vec<_>>();
+    let inspection = InspectionRecord {
+        inspected_at: chrono::Utc::now(),
+        findings: Vec::new(),
+        unscannable: Vec::new(),
+        action: None,
+        policy_hits: Vec::new(),
+    };
+
+    let a = open();
+    assert!(
+        a.envelopes().await.unwrap().is_empty(),
+        "a new store is empty"
+    );
+    assert_eq!(a.totals().await.unwrap(), (0, 0));
+    assert_eq!(a.highest_id().await.unwrap(), 0);
+    // Three chunks: two stored while received, the last with the envelope.
+    let body: Vec<u8> = (0..CHUNK_SIZE * 2 + 17).map(|i| (i % 251) as u8).collect();
+    let parts: Vec<&[u8]> = body.chunks(CHUNK_SIZE).collect();
+    let m1 = received(100, &body);
+    a.put_chunk(m1.id, 0, parts[0]).await.unwrap();
+    a.put_chunk(m1.id, 1, parts[1]).await.unwrap();
+    assert!(
+        a.envelope(m1.id).await.unwrap().is_none(),
+        "not queued before its envelope"
+    );
+    a.commit(&m1, Some(parts[2])).await.unwrap();
+    assert_eq!(a.read_body(&m1).await.unwrap(), body);
+    assert_eq!(a.read_head(&m1).await.unwrap(), parts[0]);
+    assert_eq!(a.read_chunks(&m1, 2).await.unwrap(), body[..2 * CHUNK_SIZE]);
+    // An empty message: one empty chunk, with its envelope.
+    let m2 = received(200, b"");
+    a.commit(&m2, Some(b"")).await.unwrap();
+    assert_eq!(a.read_body(&m2).await.unwrap(), b"");
+    // Every chunk stored before the envelope.
+    let small = b"Subject: x\r\n\r\nhi\r\n";
+    let m3 = received(300, small);
+    a.put_chunk(m3.id, 0, small).await.unwrap();
+    a.commit(&m3, None).await.unwrap();
+    assert_eq!(a.read_body(&m3).await.unwrap(), small);
+    assert_eq!(ids(a.envelopes().await.unwrap()), [100, 200, 300]);
+    assert_eq!(
+        a.envelope(m3.id).await.unwrap().map(|m| m.body_sha256),
+        Some(m3.body_sha256.clone())
+    );
+    assert_eq!(
+        a.totals().await.unwrap(),
+        (3, body.len() as u64 + small.len() as u64)
+    );
+    assert!(a.highest_id().await.unwrap() >= 300);
+    // An accepted envelope is never overwritten.
+    let mut other = m1.clone();
+    other.from = "x@y.test".into();
+    assert!(matches!(
+        a.commit(&other, Some(b"other")).await,
+        Err(SpoolError::Commit(CommitError::EnvelopeExists(_)))
+    ));
+    assert_eq!(a.envelope(m1.id).await.unwrap().unwrap().from, m1.from);
+    assert_eq!(a.read_body(&m1).await.unwrap(), body);
+    // Inspections.
+    assert_eq!(a.uninspected().await.unwrap(), [m1.id, m2.id, m3.id]);
+    assert!(a.inspection(m1.id).await.unwrap().is_none());
+    a.put_inspection(m1.id, &inspection).await.unwrap();
+    assert!(a.inspection(m1.id).await.unwrap().is_some());
+    assert_eq!(a.uninspected().await.unwrap(), [m2.id, m3.id]);
+    a.put_inspection(QueueId(999), &inspection).await.unwrap();
+    assert!(
+        a.inspection(QueueId(999)).await.unwrap().is_none(),
+        "not kept for a message not queued"
+    );
+    // Updates and sealed copies.
+    let mut m3u = m3.clone();
+    m3u.decided = true;
+    a.update(&m3u).await.unwrap();
+    assert!(a.envelope(m3.id).await.unwrap().unwrap().decided);
+    m3u.new_subject = Some("sealed".into());
+    a.put_sealed(&m3u, vec![(0, b"sealed copy".to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(a.read_sealed(&m3u, 0).await.unwrap(), b"sealed copy");
+    assert!(a.read_sealed(&m3u, 1).await.is_err(), "no copy for 1");
+    assert_eq!(
+        a.envelope(m3.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .new_subject
+            .as_deref(),
+        Some("sealed"),
+        "the record is stored with its copies"
+    );
+    // Delete; nothing brings a deleted message back.
+    let removed = a.delete(m2.id).await.unwrap();
+    assert_eq!(removed.map(|m| m.id), Some(m2.id));
+    assert!(a.delete(m2.id).await.unwrap().is_none(), "already gone");
+    assert!(gone(a.update(&m2).await), "update after delete refused");
+    assert!(gone(a.put_sealed(&m2, vec![(0, b"x".to_vec())]).await));
+    assert!(gone(a.complete(&m2).await));
+    assert!(
+        a.envelope(m2.id).await.unwrap().is_none(),
+        "not resurrected"
+    );
+    assert!(a.done(m2.id).await.unwrap().is_none());
+    a.put_inspection(m2.id, &inspection).await.unwrap();
+    assert!(a.inspection(m2.id).await.unwrap().is_none());
+    assert_eq!(ids(a.envelopes().await.unwrap()), [100, 300]);
+    // Complete: the record moves to the done set, the rest goes.
+    a.complete(&m3u).await.unwrap();
+    assert!(a.envelope(m3.id).await.unwrap().is_none());
+    assert!(a.done(m3.id).await.unwrap().unwrap().decided);
+    assert!(a.read_sealed(&m3u, 0).await.is_err(), "sealed copies go");
+    assert!(gone(a.update(&m3u).await), "no update once done");
+    assert!(a.done(m1.id).await.unwrap().is_none(), "still queued");
+    assert_eq!(a.totals().await.unwrap(), (1, body.len() as u64));
+    // Writes at once are all kept.
+    let a: Arc<dyn SpoolStore> = Arc::from(a);
+    let tasks: Vec<_> = (0..8u64)
+        .map(|i| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let m = received(1000 + i, b"at once");
+                a.commit(&m, Some(b"at once")).await.unwrap();
+                a.delete(m.id).await.unwrap().unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = a.verify().await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+    assert_eq!((r.ok, r.orphan_chunks), (1, 0));
+    // A message never committed: its chunks count for ids, not for the queue.
+    a.put_chunk(QueueId(400), 0, b"partial").await.unwrap();
+    assert!(a.highest_id().await.unwrap() >= 400);
+    assert_eq!(ids(a.envelopes().await.unwrap()), [100]);
+    a.discard(QueueId(400), 1).await;
+    assert_eq!(a.verify().await.unwrap().orphan_chunks, 0);
+    a.put_chunk(QueueId(500), 0, b"cut off").await.unwrap();
+
+    // Durable at return: a handle opened afterwards sees it all.
+    drop(a);
+    let b = open();
+    assert_eq!(ids(b.envelopes().await.unwrap()), [100]);
+    let m1b = b.envelope(m1.id).await.unwrap().unwrap();
+    assert_eq!(b.read_body(&m1b).await.unwrap(), body);
+    assert!(b.inspection(m1.id).await.unwrap().is_some());
+    assert_eq!(b.uninspected().await.unwrap(), Vec::<QueueId>::new());
+    assert!(b.done(m3.id).await.unwrap().is_some());
+    assert!(b.envelope(m2.id).await.unwrap().is_none());
+    assert_eq!(b.totals().await.unwrap(), (1, body.len() as u64));
+    assert!(
+        b.highest_id().await.unwrap() >= 500,
+        "ids on disk when opened count, a message cut off too"
+    );
+    let r = b.verify().await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+    assert_eq!(
+        (r.ok, r.orphan_chunks),
+        (1, 0),
+        "chunks never committed are not kept"
+    );
+    // Prune: finished messages before the cutoff go.
+    assert_eq!(b.prune_done(QueueId(300)).await.unwrap(), 0);
+    assert_eq!(b.prune_done(QueueId(301)).await.unwrap(), 1);
+    assert!(b.done(m3.id).await.unwrap().is_none());
+    assert_eq!(b.prune_done(QueueId(u64::MAX)).await.unwrap(), 0);
+    assert!(b.free_bytes().unwrap() > 0);
+}

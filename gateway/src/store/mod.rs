@@ -15,9 +15,11 @@
 //! `Stores::open_portal`) and the archive (`archive`; opened by
 //! `rocksdb::archive::open_writable` and `open_read_only`, not `Stores`,
 //! since it needs its key file and signing key and is opened read-only or
-//! for writing). Still opened directly by the stage that owns them, to be
-//! moved behind traits in the next slices: the spool's messages and
-//! records. `keyring` seals records at rest for every store.
+//! for writing) and the spool (`spool`: queued messages, the stages'
+//! records about them, finished records; opened by the spool stage's
+//! `Spool::open` with the TLS memory and cache kept beside it). Nothing
+//! durable is opened by a stage directly any more. `keyring` seals
+//! records at rest for every store.
 
 pub mod archive;
 pub mod audit_log;
@@ -30,6 +32,7 @@ pub mod keyring;
 pub mod keys;
 pub mod rocksdb;
 pub mod shred;
+pub mod spool;
 pub mod tls_memory;
 pub mod tokens;
 

@@ -10,4 +10,5 @@ pub mod holds;
 pub mod json_file;
 pub mod key_files;
 pub mod scan;
+pub mod spool;
 pub mod tokens;

@@ -3,7 +3,7 @@
 //! with `sync = true` (one fsync of the WAL), and only then answers every
 //! waiting session. Nobody is answered before the sync that covers them.
 
-use crate::telemetry::metrics::Metrics;
+use crate::store::spool::{CommitError, CommitStats};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -13,26 +13,6 @@ use tokio::sync::oneshot;
 
 /// The most commits gathered into one sync.
 const MAX_GROUP: usize = 256;
-
-/// Why a commit was not made durable.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CommitError {
-    /// The committer thread is gone (the gateway is stopping).
-    #[error("spool committer has stopped")]
-    Stopped,
-    /// An op named a column family the spool does not have.
-    #[error("spool has no column family {0}")]
-    NoColumnFamily(&'static str),
-    /// An envelope would overwrite one already accepted.
-    #[error("envelope {0} already exists")]
-    EnvelopeExists(String),
-    /// A replace found its record deleted meanwhile.
-    #[error("record {0} no longer exists")]
-    Gone(String),
-    /// The synced write itself failed.
-    #[error("{0}")]
-    Sync(#[from] rocksdb::Error),
-}
 
 /// One write the committer applies.
 pub enum Op {
@@ -86,11 +66,11 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the committer thread for `db`.
-    pub fn start(db: Arc<DB>, metrics: Arc<Metrics>) -> (Self, std::thread::JoinHandle<()>) {
+    pub fn start(db: Arc<DB>, stats: Arc<dyn CommitStats>) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("spool-commit".into())
-            .spawn(move || run(db, rx, metrics))
+            .spawn(move || run(db, rx, stats))
             .expect("spawn spool committer");
         (Committer { tx }, thread)
     }
@@ -105,7 +85,7 @@ impl Committer {
     }
 }
 
-fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
+fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, stats: Arc<dyn CommitStats>) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     while let Ok(first) = rx.recv() {
@@ -135,16 +115,17 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, metrics: Arc<Metrics>) {
             verdicts.push(verdict);
         }
         let started = Instant::now();
-        let result = db.write_opt(batch, &sync).map_err(CommitError::Sync);
-        metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        metrics.commit_batch.observe(group.len() as f64);
+        let result = db.write_opt(batch, &sync);
+        stats.synced(started.elapsed().as_secs_f64(), group.len());
         if let Err(e) = &result {
             tracing::error!(error = %e, "spool sync failed");
         }
         for (r, verdict) in group.into_iter().zip(verdicts) {
-            let _ = r.done.send(result.clone().and(verdict));
+            let answer = match &result {
+                Ok(()) => verdict,
+                Err(e) => Err(CommitError::Sync(Box::new(e.clone()))),
+            };
+            let _ = r.done.send(answer);
         }
     }
 }
@@ -169,7 +150,9 @@ fn check(
     for op in ops {
         let name = cf_of(op);
         let Some(cf) = db.cf_handle(name) else {
-            return Err(CommitError::NoColumnFamily(name));
+            return Err(CommitError::Sync(
+                format!("spool has no column family {name}").into(),
+            ));
         };
         let present = |key: &Vec<u8>| -> bool {
             let k = (name, key.clone());

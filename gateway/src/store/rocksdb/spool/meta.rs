@@ -1,11 +1,10 @@
 //! The embedded backend's stores in the spool database's `meta` table:
 //! TLS memory (`tls-memory/<domain>` → RFC 3339 time, written through the
 //! spool's group commit so it is synced when `remember` returns) and the
-//! cache of derived records (`cache/<key>`, encrypted, not synced). They
-//! move under `store/rocksdb/` with the spool's database.
+//! cache of derived records (`cache/<key>`, encrypted, not synced).
 
 use super::commit::Op;
-use super::{tls_memory_key, Spool, CF_META, TLS_MEMORY_PREFIX};
+use super::{tls_memory_key, RocksSpool, CF_META, TLS_MEMORY_PREFIX};
 use crate::store::cache::Cache;
 use crate::store::tls_memory::{Remembered, TlsMemory};
 use crate::store::BackendError;
@@ -24,11 +23,11 @@ fn parse_time(domain: &str, v: &[u8]) -> Result<DateTime<Utc>, BackendError> {
 }
 
 #[async_trait]
-impl TlsMemory for Spool {
+impl TlsMemory for RocksSpool {
     async fn remember(&self, domain: &str) -> Result<(), BackendError> {
         let key = tls_memory_key(domain);
         let known = self
-            .inner
+            .0
             .db
             .get_pinned_cf(self.cf(CF_META), &key)
             .map_err(backend)?;
@@ -48,7 +47,7 @@ impl TlsMemory for Spool {
     }
 
     async fn remembered(&self, domain: &str) -> Result<Option<DateTime<Utc>>, BackendError> {
-        self.inner
+        self.0
             .db
             .get_cf(self.cf(CF_META), tls_memory_key(domain))
             .map_err(backend)?
@@ -73,7 +72,7 @@ impl TlsMemory for Spool {
 
     async fn list(&self) -> Result<Vec<Remembered>, BackendError> {
         let mut out = Vec::new();
-        let it = self.inner.db.iterator_cf(
+        let it = self.0.db.iterator_cf(
             self.cf(CF_META),
             IteratorMode::From(TLS_MEMORY_PREFIX, rocksdb::Direction::Forward),
         );
@@ -91,7 +90,7 @@ impl TlsMemory for Spool {
 }
 
 #[async_trait]
-impl Cache for Spool {
+impl Cache for RocksSpool {
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), BackendError> {
         self.put_meta(key, value)
             .map_err(|e| BackendError::new("cache", e))
@@ -106,7 +105,7 @@ impl Cache for Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::Keyring;
+    use crate::store::keyring::Keyring;
     use crate::telemetry::metrics::Metrics;
     use std::sync::Arc;
 
@@ -114,7 +113,8 @@ mod tests {
     async fn the_spools_meta_stores_keep_the_promises() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keyring::load_or_create(&dir.path().join("spool.keys")).unwrap();
-        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new())).unwrap();
+        let spool =
+            RocksSpool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new())).unwrap();
         // One database, so "a fresh handle" is another handle on it.
         crate::store::conformance::tls_memory(&|| Box::new(spool.clone())).await;
         crate::store::conformance::cache(&|| Box::new(spool.clone())).await;
