@@ -214,9 +214,9 @@ pub trait SpoolStore: Send + Sync {
     /// decrypted, matching its size and SHA-256); counts orphan chunks.
     async fn verify(&self) -> Result<VerifyReport, SpoolError>;
 
-    /// The highest queue id with an envelope or a chunk stored, or found
-    /// when the store was opened (0 when none), so new ids can be kept
-    /// above every id on disk.
+    /// The highest queue id with an envelope, a chunk or a finished
+    /// message's record stored, or found when the store was opened (0 when
+    /// none), so new ids can be kept above every id on disk.
     async fn highest_id(&self) -> Result<u64, SpoolError>;
 
     /// Bytes free for new messages where the store keeps them.

@@ -116,10 +116,10 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
-/// The highest queue id that has an envelope or a chunk on disk.
+/// The highest queue id that has an envelope, a chunk or a done record on disk.
 fn highest_id(db: &DB) -> Result<u64, SpoolError> {
     let mut high = 0;
-    for cf in [CF_ENVELOPE, CF_CHUNK] {
+    for cf in [CF_ENVELOPE, CF_CHUNK, CF_DONE] {
         let Some(handle) = db.cf_handle(cf) else {
             continue;
         };
