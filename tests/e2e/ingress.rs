@@ -424,10 +424,21 @@ fn metrics_and_queue_admin_while_running() {
 
 #[test]
 fn every_stage_counts_and_times_each_relayed_message() {
+    stages_count_and_time(true);
+}
+
+#[test]
+fn without_dlp_policy_takes_the_spools_counted_announcements() {
+    stages_count_and_time(false);
+}
+
+/// Relays N messages to a well-behaved MX; then each running stage's wait
+/// and work histograms counted N and nothing waits for any of them.
+fn stages_count_and_time(dlp: bool) {
     const N: usize = 5;
     let mx = FaultServer::start(Fault::Accept);
     let g = Gateway::start(&format!(
-        "[delivery]\nretry_schedule = [\"1s\"]\n\n\
+        "[dlp]\nenabled = {dlp}\n\n[delivery]\nretry_schedule = [\"1s\"]\n\n\
          [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
          [[route]]\ndomains = [\"dest.test\"]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"may\"\n",
         mx.port
@@ -444,7 +455,10 @@ fn every_stage_counts_and_times_each_relayed_message() {
     c.cmd("QUIT").unwrap();
     assert_eq!(mx.wait_accepted(N, 30).len(), N, "{}", g.log());
     // Delivery's timing ends with the attempt, just after the MX's 250.
-    let stages = ["inspect", "policy", "seal", "deliver"];
+    let stages: &[&str] = match dlp {
+        true => &["inspect", "policy", "seal", "deliver"],
+        false => &["policy", "seal", "deliver"],
+    };
     wait_for(10, "every stage's timings", || {
         stages
             .iter()
@@ -456,6 +470,11 @@ fn every_stage_counts_and_times_each_relayed_message() {
             .then_some(())
     });
     let m = g.http_get("/metrics");
+    assert_eq!(
+        m.contains("stage=\"inspect\""),
+        dlp,
+        "inspect's series exist exactly when it runs"
+    );
     for s in stages {
         let sample = |name: &str| {
             let prefix = format!("{name}{{stage=\"{s}\"}} ");
