@@ -8,15 +8,14 @@ use crate::inspect::worker::{self, SharedRules};
 use crate::smtp::recipients::{RecipientList, SharedRecipients};
 use crate::smtp::server::Gateway;
 use crate::smtp::tls;
-use crate::spool::pipe::{Pipe, Progress};
-use crate::spool::{KeyError, Keyring, QueueId, Spool, SpoolError};
+use crate::spool::pipe::{Handoff, Pipe, Progress, Stage};
+use crate::spool::{KeyError, Keyring, Spool, SpoolError};
 use crate::store::escrow::PortalStores;
 use crate::store::Stores;
 use crate::telemetry::metrics::Metrics;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
 /// Why the gateway could not start or stopped.
@@ -190,16 +189,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The stages in the order mail flows, smtp → spool → inspect → policy →
     // seal → deliver → archive. Each takes a Pipe: the ids the stage before
     // hands on, and on start the spool's messages that stage is done with.
-    let accepted = Pipe::accepted(&spool);
-    let (to_policy, inspected) = Pipe::new(&spool, Progress::Inspected);
-    let (to_seal, decided) = Pipe::new(&spool, Progress::Decided);
-    let (to_deliver, sealed) = Pipe::new(&spool, Progress::Sealed);
+    let (to_seal, decided) = Pipe::new(&spool, Progress::Decided, Stage::Seal);
+    let (to_deliver, sealed) = Pipe::new(&spool, Progress::Sealed, Stage::Deliver);
     let for_policy = if config.dlp.enabled {
-        start_inspect(&common, &rules, accepted, to_policy);
+        let (to_policy, inspected) = Pipe::new(&spool, Progress::Inspected, Stage::Policy);
+        start_inspect(
+            &common,
+            &rules,
+            Pipe::accepted(&spool, Stage::Inspect),
+            to_policy,
+        );
         inspected
     } else {
         // Without DLP, policy takes each message as the spool commits it.
-        accepted
+        Pipe::accepted(&spool, Stage::Policy)
     };
     start_policy(&common, &keys, &net, for_policy, to_seal.clone())?;
     let escrow = open_escrow(&config)?;
@@ -330,7 +333,7 @@ struct Common {
 }
 
 /// Starts the inspect stage: DLP findings stored for every accepted message.
-fn start_inspect(c: &Common, rules: &SharedRules, pipe: Pipe, next: UnboundedSender<QueueId>) {
+fn start_inspect(c: &Common, rules: &SharedRules, pipe: Pipe, next: Handoff) {
     let Common {
         config,
         spool,
@@ -353,7 +356,7 @@ fn start_policy(
     keys: &crate::keys::Keys,
     net: &Net,
     pipe: Pipe,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 ) -> Result<(), ServeError> {
     let Common { config, spool, .. } = c;
     let wkd = if config.seal.wkd {
@@ -388,7 +391,7 @@ fn start_seal(
     keys: &crate::keys::Keys,
     escrow: &Option<PortalStores>,
     pipe: Pipe,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 ) -> Result<(), ServeError> {
     let Common {
         config,

@@ -2,7 +2,8 @@
 //! STARTTLS, implicit TLS, pipelining, limits, relay control, smuggling and
 //! bad input. Each test runs its own gateway on free loopback ports.
 
-use sealgate_e2e::{queued_id, sha256_hex, swaks, Gateway, Smtp};
+use sealgate_e2e::fault::{Fault, FaultServer};
+use sealgate_e2e::{queued_id, sha256_hex, swaks, wait_for, Gateway, Smtp};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -419,6 +420,74 @@ fn metrics_and_queue_admin_while_running() {
             && !log.contains("Subject"),
         "{log}"
     );
+}
+
+#[test]
+fn every_stage_counts_and_times_each_relayed_message() {
+    stages_count_and_time(true);
+}
+
+#[test]
+fn without_dlp_policy_takes_the_spools_counted_announcements() {
+    stages_count_and_time(false);
+}
+
+/// Relays N messages to a well-behaved MX; then each running stage's wait
+/// and work histograms counted N and nothing waits for any of them.
+fn stages_count_and_time(dlp: bool) {
+    const N: usize = 5;
+    let mx = FaultServer::start(Fault::Accept);
+    let g = Gateway::start(&format!(
+        "[dlp]\nenabled = {dlp}\n\n[delivery]\nretry_schedule = [\"1s\"]\n\n\
+         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
+         [[route]]\ndomains = [\"dest.test\"]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"may\"\n",
+        mx.port
+    ));
+    let mut c = Smtp::connect(g.smtp).unwrap();
+    c.cmd("EHLO t").unwrap();
+    for i in 0..N {
+        let body = format!("Subject: m{i}\r\n\r\nhi\r\n");
+        let (code, text) = c
+            .message("a@tenant.test", &["x@dest.test"], body.as_bytes())
+            .unwrap();
+        assert_eq!(code, 250, "{text}");
+    }
+    c.cmd("QUIT").unwrap();
+    assert_eq!(mx.wait_accepted(N, 30).len(), N, "{}", g.log());
+    // Delivery's timing ends with the attempt, just after the MX's 250.
+    let stages: &[&str] = match dlp {
+        true => &["inspect", "policy", "seal", "deliver"],
+        false => &["policy", "seal", "deliver"],
+    };
+    wait_for(10, "every stage's timings", || {
+        stages
+            .iter()
+            .all(|s| {
+                g.metric(&format!(
+                    "sealgate_stage_work_seconds_count{{stage=\"{s}\"}}"
+                )) == N as f64
+            })
+            .then_some(())
+    });
+    let m = g.http_get("/metrics");
+    assert_eq!(
+        m.contains("stage=\"inspect\""),
+        dlp,
+        "inspect's series exist exactly when it runs"
+    );
+    for s in stages {
+        let sample = |name: &str| {
+            let prefix = format!("{name}{{stage=\"{s}\"}} ");
+            m.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix}in\n{m}"))
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert_eq!(sample("sealgate_stage_waiting_messages"), 0.0, "{s}");
+        assert_eq!(sample("sealgate_stage_wait_seconds_count"), N as f64, "{s}");
+        assert_eq!(sample("sealgate_stage_work_seconds_count"), N as f64, "{s}");
+    }
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub struct AdminState {
     /// The running deliver stage, if delivery is enabled.
     pub deliver: Option<crate::deliver::scheduler::Commands>,
     /// The seal stage's input: a released message goes there next.
-    pub seal: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    pub seal: crate::spool::pipe::Handoff,
     /// The configuration (policy, for releases).
     pub config: Arc<crate::config::Config>,
     /// The keystore.
@@ -347,7 +347,7 @@ async fn quarantine_release(
     audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n).await?;
     s.spool.update(&msg).await?;
     // Through the seal stage, which hands it on to delivery.
-    let _ = s.seal.send(msg.id);
+    s.seal.send(msg.id);
     Ok(Json(
         serde_json::json!({ "released": msg.id.to_string(), "recipients": n }),
     ))

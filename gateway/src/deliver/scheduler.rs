@@ -6,7 +6,7 @@
 //! gauges and prunes finished records.
 
 use super::worker::{next_due, Stage};
-use crate::spool::pipe::{Pipe, Readiness};
+use crate::spool::pipe::{Pipe, Readiness, Taken};
 use crate::spool::{QueueId, RecipientState};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -35,6 +35,10 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
     // Ids an operator asked to retry now: their recipients' waits are ignored once.
     let mut forced: std::collections::HashSet<QueueId> = Default::default();
     let (done_tx, mut done_rx) = unbounded_channel::<(QueueId, Option<DateTime<Utc>>)>();
+    // Ids taken from the pipe whose first attempt has not ended: the
+    // stage's work on an id is timed from the take to the end of that
+    // attempt (delivered, deferred or bounced; journaled if finished).
+    let mut taken: HashMap<QueueId, Taken> = HashMap::new();
 
     fn schedule(
         due: &mut BTreeSet<(DateTime<Utc>, QueueId)>,
@@ -77,8 +81,13 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
             None => std::time::Duration::from_secs(3600),
         };
         tokio::select! {
-            id = pipe.input.recv() => match id {
-                Some(id) => schedule(&mut due, &mut when, id, Utc::now()),
+            t = pipe.next() => match t {
+                Some(t) => {
+                    let id = t.id();
+                    schedule(&mut due, &mut when, id, Utc::now());
+                    // Handed on twice: the earlier take's timing ends here.
+                    taken.insert(id, t);
+                }
                 None => break,
             },
             Some(cmd) = commands.recv() => {
@@ -99,6 +108,8 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
             }
             Some((id, next)) = done_rx.recv() => {
                 running.remove(&id);
+                // Taken while this attempt ran: the attempt covered it.
+                taken.remove(&id);
                 // Asked to retry while it ran: once more, now.
                 let next = match (next, forced.contains(&id)) {
                     (Some(_), true) => Some(Utc::now()),
@@ -128,6 +139,7 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
                     }
                     let (stage, done) = (stage.clone(), done_tx.clone());
                     let force = forced.remove(&id);
+                    let timing = taken.remove(&id);
                     tokio::spawn(async move {
                         // A panic inside an attempt must not leave the id
                         // marked running (and so never scheduled again).
@@ -137,6 +149,7 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
                                 tracing::error!(id = %id, error = %e, "delivery attempt failed; retrying later");
                                 Some(Utc::now() + chrono::Duration::minutes(5))
                             });
+                        drop(timing);
                         let _ = done.send((id, next));
                     });
                 }

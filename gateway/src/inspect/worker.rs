@@ -4,7 +4,7 @@
 //! first catches up on messages a previous run accepted but never inspected.
 
 use super::{inspect, InspectLimits, Inspection};
-use crate::spool::pipe::{Pipe, Readiness};
+use crate::spool::pipe::{Handoff, Pipe, Readiness, Taken};
 use crate::spool::{FindingRecord, InspectionRecord, QueueId, Spool};
 use crate::telemetry::metrics::Metrics;
 use sealgate_dlp::RuleSet;
@@ -51,7 +51,7 @@ struct Stage {
     rules: SharedRules,
     limits: InspectLimits,
     metrics: Arc<Metrics>,
-    next: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    next: Handoff,
 }
 
 /// Runs until `pipe` closes (the gateway stops). Messages are inspected
@@ -62,7 +62,7 @@ pub async fn run(
     limits: InspectLimits,
     metrics: Arc<Metrics>,
     mut pipe: Pipe,
-    next: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    next: Handoff,
 ) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = Arc::new(Semaphore::new(cores));
@@ -96,23 +96,36 @@ pub async fn run(
                 );
             }
             for id in backlog {
-                dispatch(&stage, &permits, id).await;
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    continue;
+                };
+                dispatch(&stage, permit, id, None);
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot list uninspected messages"),
     }
-    while let Some(id) = pipe.input.recv().await {
-        dispatch(&stage, &permits, id).await;
+    // A core free first, then the next id: ids wait in the pipe (counted)
+    // rather than taken and held.
+    while let Ok(permit) = permits.clone().acquire_owned().await {
+        let Some(taken) = pipe.next().await else {
+            break;
+        };
+        dispatch(&stage, permit, taken.id(), Some(taken));
     }
 }
 
-async fn dispatch(stage: &Arc<Stage>, permits: &Arc<Semaphore>, id: QueueId) {
-    let Ok(permit) = permits.clone().acquire_owned().await else {
-        return;
-    };
+/// Inspects `id` on a task of its own, holding `permit` (and `taken`, the
+/// stage's timing of it, when it came down the pipe) until done.
+fn dispatch(
+    stage: &Arc<Stage>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    id: QueueId,
+    taken: Option<Taken>,
+) {
     let stage = stage.clone();
     tokio::spawn(async move {
         stage.inspect_one(id).await;
+        drop(taken);
         drop(permit);
     });
 }
@@ -163,7 +176,9 @@ impl Stage {
                     policy_hits: Vec::new(),
                 };
                 match spool.put_inspection(id, &rec).await {
-                    Ok(()) => drop(next.send(id)),
+                    Ok(()) => {
+                        next.send(id);
+                    }
                     Err(e) => tracing::error!(id = %id, error = %e, "cannot store inspection"),
                 }
                 return;
@@ -195,7 +210,9 @@ impl Stage {
         );
         match spool.put_inspection(id, &rec).await {
             // The next stage may be off (delivery disabled); then nobody listens.
-            Ok(()) => drop(next.send(id)),
+            Ok(()) => {
+                next.send(id);
+            }
             Err(e) => tracing::error!(id = %id, error = %e, "cannot store inspection"),
         }
     }

@@ -9,12 +9,11 @@ use crate::keys::Keys;
 use crate::model::address::Mailbox;
 use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
-use crate::spool::pipe::Pipe;
+use crate::spool::pipe::{Handoff, Pipe};
 use crate::spool::Direction;
 use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// What policy reads from a message's header block.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -267,7 +266,7 @@ struct Stage {
     keys: Keys,
     wkd: Option<Arc<crate::keys::wkd::Wkd>>,
     mta_sts: Option<Arc<dyn StsLookup>>,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 }
 
 impl Stage {
@@ -355,7 +354,7 @@ impl Stage {
                 self.harvest(msg, head).await;
             }
         }
-        let _ = self.next.send(id);
+        self.next.send(id);
         Ok(())
     }
 
@@ -398,7 +397,7 @@ pub async fn run(
     keys: Keys,
     lookups: Lookups,
     mut pipe: Pipe,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 ) {
     let stage = Arc::new(Stage {
         spool,
@@ -421,16 +420,20 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "cannot list the queue for policy"),
     }
-    while let Some(id) = pipe.input.recv().await {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+    // A permit first, then the next id: ids wait in the pipe (counted)
+    // rather than taken and held.
+    while let Ok(permit) = limit.clone().acquire_owned().await {
+        let Some(taken) = pipe.next().await else {
             break;
         };
         let stage = stage.clone();
         tokio::spawn(async move {
+            let id = taken.id();
             if let Err(e) = stage.decide_one(id).await {
                 // Left undecided: delivery waits, and the next start retries.
                 tracing::error!(id = %id, error = %e, "policy decision failed");
             }
+            taken.done();
             drop(permit);
         });
     }

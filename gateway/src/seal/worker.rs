@@ -11,13 +11,12 @@ use super::smime::{self, SmimeOptions, SmimeSigner};
 use crate::config::Config;
 use crate::keys::{Found, Keys, Parsed};
 use crate::model::verdict::{Seal, Verdict};
-use crate::spool::pipe::Pipe;
+use crate::spool::pipe::{Handoff, Pipe};
 use crate::spool::{
     QueueId, QueuedMessage, SealRecord, Spool, SpoolError, Submission, PORTAL_ORIGIN,
 };
 use chrono::Utc;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Why the seal stage cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +281,7 @@ struct Stage {
     portal: Option<PortalSeal>,
     audit: Arc<dyn crate::store::audit_log::AuditLog>,
     hostname: String,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 }
 
 impl Stage {
@@ -347,7 +346,7 @@ impl Stage {
             }
             self.spool.put_sealed(&msg, copies).await?;
         }
-        let _ = self.next.send(id);
+        self.next.send(id);
         Ok(())
     }
 }
@@ -361,7 +360,7 @@ pub async fn run(
     audit: Arc<dyn crate::store::audit_log::AuditLog>,
     hostname: String,
     mut pipe: Pipe,
-    next: UnboundedSender<QueueId>,
+    next: Handoff,
 ) {
     let stage = Arc::new(Stage {
         spool,
@@ -385,16 +384,20 @@ pub async fn run(
     // message does not hold up the small ones behind it.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let limit = Arc::new(tokio::sync::Semaphore::new(cores));
-    while let Some(id) = pipe.input.recv().await {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+    // A permit first, then the next id: ids wait in the pipe (counted)
+    // rather than taken and held.
+    while let Ok(permit) = limit.clone().acquire_owned().await {
+        let Some(taken) = pipe.next().await else {
             break;
         };
         let stage = stage.clone();
         tokio::spawn(async move {
+            let id = taken.id();
             if let Err(e) = stage.seal_one(id).await {
                 // Left unsealed: delivery waits, and the next start retries.
                 tracing::error!(id = %id, error = %e, "sealing failed");
             }
+            taken.done();
             drop(permit);
         });
     }

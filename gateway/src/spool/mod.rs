@@ -1,8 +1,8 @@
 //! The durable queue, as the stages use it: [`Spool`] hands out queue
 //! ids (always above every id on disk), streams a message's bytes into the
 //! store in chunks ([`MessageWriter`]), announces each accepted message to
-//! the first stage (`subscribe`) and keeps the queue gauges; the bytes and
-//! records themselves are kept by a [`SpoolStore`] (`store::spool`; the
+//! the first stage (`subscribe`, through a counted `pipe::Handoff`) and
+//! keeps the queue gauges; the bytes and records themselves are kept by a [`SpoolStore`] (`store::spool`; the
 //! embedded one is `store::rocksdb::spool`), where what survives a crash
 //! is promised.
 
@@ -48,7 +48,7 @@ struct Shared {
     /// stepping back can never reuse the id of a queued message.
     last_id: AtomicU64,
     /// Where accepted ids are announced, once a later stage subscribes.
-    accepted: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<QueueId>>>,
+    accepted: std::sync::Mutex<Option<pipe::Handoff>>,
 }
 
 /// A handle to the spool; cheap to clone.
@@ -132,12 +132,10 @@ impl Spool {
         self.store.free_bytes()
     }
 
-    /// Announces every message accepted from now on to the returned
-    /// receiver (one subscriber: the next stage).
-    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<QueueId> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *crate::locks::lock(&self.shared.accepted) = Some(tx);
-        rx
+    /// Announces every message accepted from now on to `to` (one
+    /// subscriber, the first stage: `pipe::Pipe::accepted`).
+    pub fn subscribe(&self, to: pipe::Handoff) {
+        *crate::locks::lock(&self.shared.accepted) = Some(to);
     }
 
     /// Stores what the inspect stage found (not synced: derived data).
@@ -341,8 +339,8 @@ impl MessageWriter {
         let tail = last.then_some(&self.buf[..]);
         self.spool.store.commit(&msg, tail).await?;
         self.committed = true;
-        if let Some(tx) = crate::locks::lock(&self.spool.shared.accepted).as_ref() {
-            let _ = tx.send(self.id);
+        if let Some(to) = crate::locks::lock(&self.spool.shared.accepted).as_ref() {
+            to.send(self.id);
         }
         let m = &self.spool.shared.metrics;
         m.spool_messages.inc();

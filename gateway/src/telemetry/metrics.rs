@@ -2,8 +2,8 @@
 //! addresses, subjects or content.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric Sealgate exports, on its own registry.
@@ -67,6 +67,12 @@ pub struct Metrics {
     pub archive_head: IntGauge,
     /// The last sequence number a verify found intact.
     pub archive_verified: IntGauge,
+    /// Ids handed on to a stage and not yet taken by it, by stage.
+    pub stage_waiting: IntGaugeVec,
+    /// Time an id waited between being handed on and its stage taking it, by stage.
+    pub stage_wait_seconds: HistogramVec,
+    /// Time a stage worked on an id, from taking it to handing it on or dropping it, by stage.
+    pub stage_work_seconds: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -78,6 +84,11 @@ impl Default for Metrics {
 fn latency_buckets() -> Vec<f64> {
     // 50 µs .. ~3.3 s, fine enough for percentiles in the benchmark.
     prometheus::exponential_buckets(0.000_05, 1.25, 50).expect("valid buckets")
+}
+
+fn stage_buckets() -> Vec<f64> {
+    // 0.5 ms .. ~43 s: a stage's turn is milliseconds, a stage behind is seconds.
+    prometheus::exponential_buckets(0.000_5, 1.5, 29).expect("valid buckets")
 }
 
 impl Metrics {
@@ -255,8 +266,41 @@ impl Metrics {
             "sealgate_archive_verified_sequence",
             "The last sequence number an archive verify found intact (0: none yet)",
         );
+        let stage_waiting = IntGaugeVec::new(
+            Opts::new(
+                "sealgate_stage_waiting_messages",
+                "Messages handed on to a stage and not yet taken by it, by stage",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(stage_waiting.clone()))
+            .expect("unique metric");
+        let stage_histogram = |name: &str, help: &str| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(stage_buckets()),
+                &["stage"],
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let stage_wait_seconds = stage_histogram(
+            "sealgate_stage_wait_seconds",
+            "Time a message waited between being handed on and its stage taking it, by stage",
+        );
+        let stage_work_seconds = stage_histogram(
+            "sealgate_stage_work_seconds",
+            "Time a stage worked on a message, from taking it to handing it on or dropping it, by stage",
+        );
         Metrics {
             registry,
+            stage_waiting,
+            stage_wait_seconds,
+            stage_work_seconds,
             archive_journaled,
             archive_raw_bytes,
             archive_stored_bytes,
