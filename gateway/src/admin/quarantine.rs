@@ -237,7 +237,7 @@ mod tests {
     use super::*;
     use crate::model::address::Mailbox;
     use crate::model::tls::TlsLevel;
-    use crate::spool::{Direction, Origin, QueueId, QueuedRecipient};
+    use crate::spool::{Origin, QueueId, QueuedRecipient};
 
     fn held_message() -> QueuedMessage {
         let mut r = QueuedRecipient::new(Mailbox::parse("pat@bank.test").unwrap(), None, None);
@@ -252,14 +252,7 @@ mod tests {
             from: "nurse@hospital.test".into(),
             mail_params: Default::default(),
             recipients: vec![r],
-            origin: Origin {
-                listener: "smtp".into(),
-                peer: "127.0.0.1:1".parse().unwrap(),
-                helo: "h".into(),
-                tls: None,
-                connector: None,
-                direction: Direction::Outbound,
-            },
+            origin: Origin::test_outbound(),
             size: 10,
             body_sha256: String::new(),
             chunks: 1,

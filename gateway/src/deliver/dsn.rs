@@ -630,7 +630,7 @@ mod tests {
     use super::*;
     use crate::model::address::Mailbox;
     use crate::model::envelope::{MailParams, Notify};
-    use crate::spool::record::{Direction, Origin};
+    use crate::spool::record::Origin;
     use crate::spool::QueueId;
     use chrono::TimeZone;
     use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -659,14 +659,7 @@ mod tests {
                 None,
                 Some("rfc822;bob+40rcpt.test".into()),
             )],
-            origin: Origin {
-                listener: "smtp".into(),
-                peer: "127.0.0.1:1".parse().unwrap(),
-                helo: "h".into(),
-                tls: None,
-                connector: None,
-                direction: Direction::Outbound,
-            },
+            origin: Origin::test_outbound(),
             size: ORIGINAL.len() as u64,
             body_sha256: String::new(),
             chunks: 1,

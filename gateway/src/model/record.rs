@@ -65,6 +65,21 @@ pub struct Origin {
     pub direction: Direction,
 }
 
+#[cfg(test)]
+impl Origin {
+    /// (tests) A plain outbound session from 127.0.0.1:1 on listener `smtp`.
+    pub fn test_outbound() -> Self {
+        Origin {
+            listener: "smtp".into(),
+            peer: "127.0.0.1:1".parse().expect("a socket address"),
+            helo: "h".into(),
+            tls: None,
+            connector: None,
+            direction: Direction::Outbound,
+        }
+    }
+}
+
 /// Where a recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

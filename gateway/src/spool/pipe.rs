@@ -312,17 +312,7 @@ mod tests {
 
         // The spool's announcements are counted for the first stage.
         let mut first = Pipe::accepted(&spool, Stage::Inspect);
-        let id = spool
-            .submit(Submission {
-                from: "",
-                to: vec![Mailbox::parse("c@d.test").unwrap()],
-                origin: DSN_ORIGIN,
-                direction: Direction::Outbound,
-                hostname: "h",
-                bytes: b"Subject: x\r\n\r\nhi\r\n",
-            })
-            .await
-            .unwrap();
+        let id = submit_one(&spool).await;
         assert_eq!(waiting("inspect"), 1);
         // Catch-up is neither counted nor timed.
         assert_eq!(first.backlog(|_| true).await.unwrap().len(), 1);
@@ -333,14 +323,9 @@ mod tests {
         assert_eq!(counts("inspect"), (1, 1));
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_message_is_ready_once_the_stage_before_stored_its_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = Keyring::load_or_create(&dir.path().join("keys")).unwrap();
-        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new()))
-            .await
-            .unwrap();
-        let id = spool
+    /// Queues one small message from Sealgate itself; its id.
+    async fn submit_one(spool: &Spool) -> QueueId {
+        spool
             .submit(Submission {
                 from: "",
                 to: vec![Mailbox::parse("c@d.test").unwrap()],
@@ -350,7 +335,17 @@ mod tests {
                 bytes: b"Subject: x\r\n\r\nhi\r\n",
             })
             .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_message_is_ready_once_the_stage_before_stored_its_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::load_or_create(&dir.path().join("keys")).unwrap();
+        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new()))
+            .await
             .unwrap();
+        let id = submit_one(&spool).await;
         let pipe = |after| Pipe::new(&spool, after, Stage::Seal).1;
         let ready = |after| async move { pipe(after).ready(id).await };
         assert_eq!(ready(Progress::Accepted).await, Readiness::Ready);

@@ -229,7 +229,7 @@ pub(crate) mod testing {
     use crate::model::address::Mailbox;
     use crate::model::envelope::MailParams;
     use crate::model::id::QueueId;
-    use crate::model::record::{Direction, Origin, QueuedMessage, QueuedRecipient};
+    use crate::model::record::{Origin, QueuedMessage, QueuedRecipient};
 
     /// An outbound message to c@d.test, not yet stored (id, size, hash
     /// and chunks are the writer's to set).
@@ -244,14 +244,7 @@ pub(crate) mod testing {
                 None,
                 None,
             )],
-            origin: Origin {
-                listener: "smtp".into(),
-                peer: "127.0.0.1:1".parse().unwrap(),
-                helo: "h".into(),
-                tls: None,
-                connector: None,
-                direction: Direction::Outbound,
-            },
+            origin: Origin::test_outbound(),
             size: 0,
             body_sha256: String::new(),
             chunks: 0,
