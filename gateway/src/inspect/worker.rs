@@ -54,8 +54,13 @@ struct Stage {
     next: Handoff,
 }
 
+/// Messages inspected at once per core: a message's spool read, decryption
+/// and record write wait on the disk and the blocking pool, so with one per
+/// core the cores idle between scans while mail queues for inspect.
+const PER_CORE: usize = 4;
+
 /// Runs until `pipe` closes (the gateway stops). Messages are inspected
-/// concurrently, one per core.
+/// concurrently, [`PER_CORE`] per core.
 pub async fn run(
     spool: Spool,
     rules: SharedRules,
@@ -65,7 +70,7 @@ pub async fn run(
     next: Handoff,
 ) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let permits = Arc::new(Semaphore::new(cores));
+    let permits = Arc::new(Semaphore::new(cores * PER_CORE));
     let stage = Arc::new(Stage {
         spool,
         rules,
