@@ -7,11 +7,10 @@
 //!
 //! Usage: archive_bench WORK N DUP_PERCENT
 
-use sealgate::archive::{
-    chain, ArchiveStore, Capture, HeaderFacts, Journaled, Outcome, SearchIndex,
-};
+use sealgate::archive::{ArchiveStore, Capture, HeaderFacts, Journaled, Outcome, SearchIndex};
 use sealgate::inspect::InspectLimits;
 use sealgate::spool::{Direction, Keyring};
+use sealgate::store::archive::chain;
 use sealgate::store::rocksdb::archive::RocksArchive;
 use std::path::Path;
 use std::time::Instant;

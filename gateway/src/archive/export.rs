@@ -321,7 +321,8 @@ mod tests {
             .await
             .unwrap();
         let key =
-            super::super::chain::load_or_create_signer(&dir.path().join("archive.pk8")).unwrap();
+            crate::store::archive::chain::load_or_create_signer(&dir.path().join("archive.pk8"))
+                .unwrap();
         let out = dir.path().join("export");
         let mut seen = 0;
         let done = export(

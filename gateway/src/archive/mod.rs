@@ -11,7 +11,6 @@
 //! and openers in `store::rocksdb::archive`); this stage decides what is
 //! journaled, indexes, searches, exports and applies retention.
 
-pub mod chain;
 pub mod event;
 pub mod export;
 pub mod journal_report;

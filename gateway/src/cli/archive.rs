@@ -218,7 +218,8 @@ async fn read_store(
             admin_archive::reindex(config, archive.as_ref()).await?
         ),
         ArchiveCmd::Verify { from, json } => {
-            let key = sealgate::archive::chain::public_key_of(&config.archive_signing_key_file());
+            let key =
+                sealgate::store::archive::chain::public_key_of(&config.archive_signing_key_file());
             let (text, ok) = admin_archive::verify(archive.as_ref(), from, json, key).await?;
             print!("{text}");
             return Ok(Outcome::problem_unless(ok));

@@ -30,7 +30,7 @@ use crate::store::archive::{
 use crate::store::keyring::Keyring;
 use async_trait::async_trait;
 use ring::signature::Ed25519KeyPair;
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -79,15 +79,6 @@ struct ArchiveDb {
     head_error: Option<String>,
 }
 
-fn options() -> Options {
-    let mut o = Options::default();
-    o.create_if_missing(true);
-    o.create_missing_column_families(true);
-    // Values are compressed before they are encrypted; RocksDB cannot do better.
-    o.set_compression_type(rocksdb::DBCompressionType::None);
-    o
-}
-
 fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
@@ -109,16 +100,13 @@ impl ArchiveDb {
             path: dir.display().to_string(),
             source,
         })?;
-        let cfs = ALL_CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, options()));
-        let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
+        let db = super::open_writable(dir, &ALL_CFS)?;
         Self::with_db(db, keys, Some(signer), checkpoint_every.max(1))
     }
 
     /// Opens the archive read-only; works while the gateway has it open.
     pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, ArchiveError> {
-        let db = DB::open_cf_for_read_only(&options(), dir, ALL_CFS, false)?;
+        let db = DB::open_cf_for_read_only(&super::db_options(), dir, ALL_CFS, false)?;
         Self::with_db(db, keys, None, u64::MAX)
     }
 

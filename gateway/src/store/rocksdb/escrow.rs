@@ -27,7 +27,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -115,22 +115,11 @@ fn shred_path(dir: &Path) -> PathBuf {
     dir.join("shred.keys")
 }
 
-fn options() -> Options {
-    let mut o = Options::default();
-    o.create_if_missing(true);
-    o.create_missing_column_families(true);
-    o.set_compression_type(rocksdb::DBCompressionType::None);
-    o
-}
-
 impl Escrow {
     /// Opens (creating if needed) the store at `dir`.
     pub fn open(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
         std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
-        let cfs = ALL_CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, options()));
-        let db = DB::open_cf_descriptors(&options(), dir, cfs)?;
+        let db = super::open_writable(dir, &ALL_CFS)?;
         let shred = RwLock::new(ShredKeys::load_or_create(&shred_path(dir))?);
         let escrow = Escrow { db, keys, shred };
         escrow.index_recipients()?;
@@ -197,11 +186,7 @@ impl Escrow {
 
     /// Opens the store read-only (works while the gateway has it open).
     pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, EscrowError> {
-        let existing = DB::list_cf(&options(), dir)?;
-        let cfs = ALL_CFS
-            .into_iter()
-            .filter(|c| existing.iter().any(|e| e == c));
-        let db = DB::open_cf_for_read_only(&options(), dir, cfs, false)?;
+        let db = super::open_existing_read_only(dir, &ALL_CFS)?;
         let shred = RwLock::new(ShredKeys::load_read_only(&shred_path(dir))?);
         Ok(Escrow { db, keys, shred })
     }

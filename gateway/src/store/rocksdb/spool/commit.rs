@@ -206,12 +206,7 @@ mod tests {
     #[test]
     fn requests_are_checked_against_the_group_so_far() {
         let dir = tempfile::tempdir().unwrap();
-        let db = DB::open_cf_descriptors(
-            &super::super::db_options(),
-            dir.path(),
-            super::super::descriptors(),
-        )
-        .unwrap();
+        let db = crate::store::rocksdb::open_writable(dir.path(), &super::super::ALL_CFS).unwrap();
         let env = super::super::CF_ENVELOPE;
         db.put_cf(db.cf_handle(env).unwrap(), b"k1", b"v").unwrap();
         let mut exists = HashMap::new();

@@ -15,7 +15,7 @@ use crate::store::keyring::Keyring;
 use crate::store::spool::{CommitStats, SpoolError, SpoolStore, VerifyReport, CHUNK_SIZE};
 use async_trait::async_trait;
 use commit::{Committer, Op};
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteOptions, DB};
+use rocksdb::{IteratorMode, WriteOptions, DB};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,22 +100,6 @@ fn aad(cf: &str, key: &[u8]) -> Vec<u8> {
     a
 }
 
-fn db_options() -> Options {
-    let mut o = Options::default();
-    o.create_if_missing(true);
-    o.create_missing_column_families(true);
-    // Message data is encrypted and so incompressible.
-    o.set_compression_type(rocksdb::DBCompressionType::None);
-    o
-}
-
-fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    ALL_CFS
-        .into_iter()
-        .map(|n| ColumnFamilyDescriptor::new(n, db_options()))
-        .collect()
-}
-
 /// The highest queue id that has an envelope, a chunk or a done record on disk.
 fn highest_id(db: &DB) -> Result<u64, SpoolError> {
     let mut high = 0;
@@ -167,7 +151,7 @@ impl RocksSpool {
             source,
         })?;
         let writer = writer_lock(dir)?;
-        let db = Arc::new(DB::open_cf_descriptors(&db_options(), dir, descriptors())?);
+        let db = Arc::new(super::open_writable(dir, &ALL_CFS)?);
         let (committer, commit_thread) = Committer::start(db.clone(), stats);
         let highest_at_open = highest_id(&db)?;
         let spool = RocksSpool(Arc::new(Inner {
@@ -191,13 +175,8 @@ impl RocksSpool {
     /// Opens the spool at `dir` read-only; works while the gateway has it
     /// open.
     pub fn open_read_only(dir: &Path, keys: Keyring) -> Result<Self, SpoolError> {
-        // A spool written before the `done` family existed lacks it; a
-        // read-only open cannot create it.
-        let existing = DB::list_cf(&db_options(), dir)?;
-        let cfs = ALL_CFS
-            .into_iter()
-            .filter(|c| existing.iter().any(|e| e == c));
-        let db = DB::open_cf_for_read_only(&db_options(), dir, cfs, false)?;
+        // A spool written before the `done` family existed lacks it.
+        let db = super::open_existing_read_only(dir, &ALL_CFS)?;
         Ok(RocksSpool(Arc::new(Inner {
             db: Arc::new(db),
             keys,

@@ -1,4 +1,0 @@
-//! The hash chain and its signed checkpoints: kept with the store
-//! (`store::archive::chain`), named here too.
-
-pub use crate::store::archive::chain::*;
