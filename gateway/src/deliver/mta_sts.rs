@@ -487,10 +487,10 @@ impl crate::policy::worker::StsLookup for MtaSts {
 mod tests {
     use super::*;
     use crate::deliver::dane::test_dns::{rec, serve, soa, TestZone};
-    use crate::net::test_pki::{tls_listener, Ca, Leaf};
+    use crate::net::test_pki::{read_request_head, tls_listener, Ca, Leaf};
     use hickory_resolver::proto::rr::rdata::{A, TXT};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     const ENFORCE: &str =
         "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 86400\n";
@@ -771,14 +771,9 @@ mod tests {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let mut req = Vec::new();
-                    while !req.ends_with(b"\r\n\r\n") {
-                        let mut b = [0u8; 1];
-                        if tls.read(&mut b).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        req.extend_from_slice(&b);
-                    }
+                    let Some(req) = read_request_head(&mut tls).await else {
+                        return;
+                    };
                     let req = String::from_utf8_lossy(&req).to_string();
                     assert!(
                         req.starts_with("GET /.well-known/mta-sts.txt HTTP/1.1\r\n"),

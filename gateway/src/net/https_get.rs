@@ -392,8 +392,8 @@ impl Transport for TlsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::test_pki::{tls_listener, Ca};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use crate::net::test_pki::{read_request_head, tls_listener, Ca};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
     const ANY: Want = Want {
@@ -415,13 +415,8 @@ mod tests {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let mut req = Vec::new();
-            while !req.ends_with(b"\r\n\r\n") {
-                let mut b = [0u8; 1];
-                if tls.read(&mut b).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                req.extend_from_slice(&b);
+            if read_request_head(&mut tls).await.is_none() {
+                return;
             }
             let _ = tls.write_all(&raw).await;
             let _ = tls.flush().await;

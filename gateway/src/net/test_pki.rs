@@ -75,6 +75,23 @@ pub(crate) async fn tls_listener(
     (listener, acceptor, addr)
 }
 
+/// Reads an HTTP request's head (through the blank line) byte by byte, so
+/// nothing after it is consumed; `None` when the peer closes first.
+pub(crate) async fn read_request_head<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut req = Vec::new();
+    while !req.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        req.extend_from_slice(&b);
+    }
+    Some(req)
+}
+
 /// A self-signed leaf for `name`.
 pub(crate) fn self_signed(name: &str) -> Leaf {
     let made = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
