@@ -26,7 +26,11 @@
 # SEALGATE_LOG_LEVEL (default "info": Postfix logs every
 # message too), RELAY_STALL_SECONDS (default 60: give up when the sink has
 # received nothing new for this long), RELAY_KEEP=1 (keep the work directory:
-# configs, logs, metrics), CARGO_TARGET_DIR (honoured).
+# configs, logs, metrics), RELAY_PROFILE=DIR (record the DLP-on leg with
+# perf at 199 Hz with DWARF call graphs, and write DIR/relay.folded, the
+# flame graph DIR/relay.svg (inferno) and DIR/top.txt, the functions most
+# often on the CPU by self time; needs linux-perf and inferno, which
+# `scripts/install-deps bench` installs), CARGO_TARGET_DIR (honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5000}
@@ -58,6 +62,13 @@ print(exe or "")')
 [ -x "$BIN" ] || { echo "cargo did not report a sealgate executable" >&2; exit 1; }
 
 BASELINE=${RELAY_BASELINE:-}
+PROFILE=${RELAY_PROFILE:-}
+if [ -n "$PROFILE" ]; then
+  for tool in perf inferno-collapse-perf inferno-flamegraph; do
+    command -v "$tool" >/dev/null || { echo "RELAY_PROFILE needs $tool: run scripts/install-deps bench" >&2; exit 2; }
+  done
+  mkdir -p "$PROFILE"; PROFILE=$(cd "$PROFILE" && pwd)
+fi
 if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
   echo "RELAY_BASELINE=$BASELINE is not an executable" >&2; exit 2
 fi
@@ -232,6 +243,12 @@ TOML
   "$bin" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" &
   SG_PID=$!
   wait_port "$SG"; wait_port "$ADMIN"
+  local PERF_PID=
+  if [ -n "$PROFILE" ] && [ "$name" = sealgate-dlp ]; then
+    perf record -q -F 199 -g --call-graph dwarf,16384 -p "$SG_PID" -o "$WORK/perf.data" 2>"$WORK/perf.err" &
+    PERF_PID=$!
+    sleep 0.5
+  fi
   sync
   local t0 t1 w0
   w0=$(sectors_written)
@@ -245,6 +262,7 @@ TOML
     sleep 0.1
   done
   metrics "$ADMIN" > "$WORK/$name.metrics"
+  if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
   kill "$SG_PID"; wait "$SG_PID" 2>/dev/null || true; SG_PID=
   sync
   echo $(( $(sectors_written) - w0 )) > "$WORK/$name.sectors"
@@ -259,6 +277,15 @@ run_sealgate sealgate-dlp true
 run_sealgate sealgate-nodlp false
 [ -n "$BASELINE" ] && run_sealgate baseline-dlp true "$BASELINE"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -n "$PROFILE" ] && [ -s "$WORK/perf.data" ]; then
+  echo "rendering the profile of the DLP-on leg into $PROFILE ..." >&2
+  perf script -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf > "$PROFILE/relay.folded"
+  inferno-flamegraph --title "sealgate relay, DLP on, $N messages" < "$PROFILE/relay.folded" > "$PROFILE/relay.svg"
+  perf report -i "$WORK/perf.data" -g none --no-children --sort comm,symbol --percent-limit 0.5 --stdio 2>/dev/null |
+    grep -v '^$' | grep -E '^ +[0-9]' | head -40 > "$PROFILE/top.txt"
+  perf report -i "$WORK/perf.data" -g none --no-children --sort comm --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | head -20 > "$PROFILE/threads.txt"
+fi
 
 python3 - "$N" "$WORK" "$SESSIONS" "$SIZE" "$CONCURRENCY" "$LOG_LEVEL" "$(postconf -d -h mail_version)" "$LOAD_BEFORE" "$LOAD_AFTER" "$BASELINE" "$DEV_STAT" <<'PY'
 import calendar, json, math, os, re, sys, time

@@ -144,6 +144,7 @@ impl Journal {
         capture.retention_rule = rule;
         let started = Instant::now();
         let raw = Arc::new(raw);
+        let indexed_as = capture.clone();
         let (journaled, stored) = self.archive.journal_sized(capture, raw.clone()).await?;
         let m = &self.metrics;
         m.archive_journal_seconds
@@ -157,14 +158,25 @@ impl Journal {
                 .with_label_values(&[if stored > 0 { "new" } else { "merged" }])
                 .inc();
         }
-        let item = match journaled {
-            Journaled::New(seq) => seq,
-            Journaled::Merged { item, .. } => item,
+        let (item, known) = match journaled {
+            // A new item is just this capture: no need to read it back.
+            Journaled::New(seq) => (
+                seq,
+                Some(crate::store::archive::Item {
+                    id: seq,
+                    captures: vec![(seq, indexed_as)],
+                }),
+            ),
+            Journaled::Merged { item, .. } => (item, None),
             Journaled::Already(_) => return Ok(Some(journaled)),
+        };
+        let found = match known {
+            Some(it) => Ok(Some(it)),
+            None => self.archive.item(item).await,
         };
         // The index is derived: a failure here is logged, and the next
         // start's catch-up (or `archive reindex`) fills the gap.
-        let indexed = match self.archive.item(item).await {
+        let indexed = match found {
             Ok(Some(it)) => {
                 let index = self.index.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), super::SearchError> {

@@ -66,13 +66,18 @@ impl Stage {
         })
     }
 
-    /// Journals finished `msg` into the archive; false when that failed
-    /// and the message must stay in the spool to be journaled later.
-    async fn journal(&self, msg: &QueuedMessage) -> bool {
+    /// Journals finished `msg` into the archive (its bytes `read` by this
+    /// attempt, if it read them); false when that failed and the message
+    /// must stay in the spool to be journaled later.
+    async fn journal(&self, msg: &QueuedMessage, read: Option<Vec<u8>>) -> bool {
         let Some(journal) = &self.journal else {
             return true;
         };
-        let raw = match self.spool.read_body(msg).await {
+        let body = match read {
+            Some(b) => Ok(b),
+            None => self.spool.read_body(msg).await,
+        };
+        let raw = match body {
             Ok(b) => b,
             Err(e) => {
                 // The content is gone (its recipients were bounced for it)
@@ -195,15 +200,19 @@ impl Stage {
                 pending(r) && (force || r.next_attempt.is_none_or(|t| t <= now))
             })
             .collect();
+        let mut raw = None;
         if !due.is_empty() {
-            if let Err(e) = self.deliver_due(&mut msg, &due).await {
-                tracing::error!(id = %id, error = %e, "cannot read message to deliver");
-                let lifetime = self.deliverer.config.delivery.max_lifetime;
-                if !retry::expired(msg.received_at, lifetime, now) {
-                    return Some(now + chrono::Duration::minutes(5));
+            match self.deliver_due(&mut msg, &due).await {
+                Ok(bytes) => raw = Some(bytes),
+                Err(e) => {
+                    tracing::error!(id = %id, error = %e, "cannot read message to deliver");
+                    let lifetime = self.deliverer.config.delivery.max_lifetime;
+                    if !retry::expired(msg.received_at, lifetime, now) {
+                        return Some(now + chrono::Duration::minutes(5));
+                    }
+                    // Unreadable until it expired: the sender is told, not left waiting.
+                    self.bounce_unreadable(&mut msg, &due, &e.to_string());
                 }
-                // Unreadable until it expired: the sender is told, not left waiting.
-                self.bounce_unreadable(&mut msg, &due, &e.to_string());
             }
         }
         self.note_delays(&mut msg);
@@ -223,7 +232,7 @@ impl Stage {
                 .iter()
                 .any(|r| r.dsn == Some(DsnState::Pending))
         {
-            if !self.journal(&msg).await {
+            if !self.journal(&msg, raw).await {
                 return Some(Utc::now() + chrono::Duration::minutes(1));
             }
             match self.spool.complete(&msg).await {
@@ -399,18 +408,20 @@ impl Stage {
     }
 
     /// Delivers the recipients at `due`, concurrently per domain, and
-    /// records each outcome in `msg`.
+    /// records each outcome in `msg`; returns the message as received, for
+    /// the journal.
     async fn deliver_due(
         self: &Arc<Self>,
         msg: &mut QueuedMessage,
         due: &[usize],
-    ) -> Result<(), crate::spool::SpoolError> {
-        let mut body = self.spool.read_body(msg).await?;
+    ) -> Result<Vec<u8>, crate::spool::SpoolError> {
+        let raw = self.spool.read_body(msg).await?;
+        let mut body = std::borrow::Cow::Borrowed(&raw[..]);
         if msg.origin.direction == Direction::Inbound {
             let (clean, removed) = super::headers::strip_forgeable(&body);
             if removed > 0 {
                 tracing::warn!(id = %msg.id, headers = removed, "removed forged X-MS-Exchange-Organization / X-Sealgate-DLP headers from inbound mail");
-                body = clean;
+                body = clean.into();
             }
             let tag = self.deliverer.config.policy.inbound_dlp != crate::config::InboundDlp::Off;
             let found = match tag {
@@ -420,7 +431,7 @@ impl Stage {
             if let Some(field) = found.and_then(|found| super::headers::dlp_field(&found)) {
                 let mut tagged = field.into_bytes();
                 tagged.extend_from_slice(&body);
-                body = tagged;
+                body = tagged.into();
             }
         }
         let plain = msg.outgoing(&body);
@@ -599,7 +610,7 @@ impl Stage {
                 }
             }
         }
-        Ok(())
+        Ok(raw)
     }
 
     /// Marks deferred recipients owed a delay notice.

@@ -12,13 +12,14 @@
 //! - `purged`: sequence number of a removed event record → the purge event's;
 //! - `meta`: locked retention rules (`lock:<name>` → days).
 //!
-//! Every journal is one synced write batch, appended under one lock so the
-//! chain has one order.
+//! Journals are appended under one lock so the chain has one order; those
+//! that arrive together are written as one synced batch (`journal.rs`).
 //!
 //! `ArchiveDb` does the work, blocking; `RocksArchive`, the trait's
 //! implementation, runs it off the async workers. `verify` (the chain walk)
 //! is in `archive/verify.rs`.
 
+mod journal;
 mod verify;
 
 use crate::config::{Config, RetentionRule};
@@ -74,6 +75,10 @@ struct ArchiveDb {
     signer: Option<Ed25519KeyPair>,
     checkpoint_every: u64,
     head: Mutex<Head>,
+    /// Journals waiting for the head (`journal.rs`).
+    queue: journal::Queue,
+    /// `head.seq`, readable without waiting for a group's fsync.
+    head_seq: std::sync::atomic::AtomicU64,
     /// Why the chain's head could not be read (read-only opens go on, so
     /// `verify` can say where the damage is).
     head_error: Option<String>,
@@ -174,7 +179,9 @@ impl ArchiveDb {
             keys,
             signer,
             checkpoint_every,
+            head_seq: head.seq.into(),
             head: Mutex::new(head),
+            queue: Default::default(),
             head_error,
         })
     }
@@ -204,7 +211,14 @@ impl ArchiveDb {
 
     /// The last sequence number (0 when empty).
     pub fn head_seq(&self) -> u64 {
-        crate::locks::lock(&self.head).seq
+        self.head_seq.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves the head on to `next`, once its events are durable.
+    fn advance(&self, head: &mut Head, next: Head) {
+        self.head_seq
+            .store(next.seq, std::sync::atomic::Ordering::Release);
+        *head = next;
     }
 
     /// Journals one relayed message: its bytes (stored once per content)
@@ -212,85 +226,8 @@ impl ArchiveDb {
     /// synced write. Idempotent per queue id.
     #[cfg(test)]
     pub fn journal(&self, capture: Capture, raw: &[u8]) -> Result<Journaled, ArchiveError> {
-        self.journal_sized(capture, raw).map(|(j, _)| j)
-    }
-
-    /// As [`ArchiveDb::journal`], with the octets of content written (0 for
-    /// a merge), for the metrics.
-    pub fn journal_sized(
-        &self,
-        capture: Capture,
-        raw: &[u8],
-    ) -> Result<(Journaled, u64), ArchiveError> {
-        if self.signer.is_none() {
-            return Err(ArchiveError::ReadOnly);
-        }
-        let sha = chain::sha256(raw);
-        // The content key is what was stored, whatever the caller computed.
-        let mut capture = capture;
-        capture.sha256 = hex::encode(sha);
-        let mut head = crate::locks::lock(&self.head);
-        if let Some(v) = self
-            .db
-            .get_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes())?
-        {
-            return Ok((Journaled::Already(seq_of(&v).unwrap_or(0)), 0));
-        }
-        let seq = head.seq + 1;
-        let mut batch = WriteBatch::default();
-        let mut stored = 0u64;
-        let existing = self
-            .db
-            .get_cf(self.cf(CF_ITEMS), sha)?
-            .and_then(|v| seq_of(&v));
-        let (event, outcome) = match existing {
-            Some(item) => {
-                let mut k = seq_key(item).to_vec();
-                k.extend_from_slice(&seq_key(seq));
-                batch.put_cf(self.cf(CF_MERGES), k, []);
-                let ev = Event::Merge {
-                    item,
-                    capture: Box::new(capture.clone()),
-                };
-                (ev, Journaled::Merged { item, seq })
-            }
-            None => {
-                let packed = zstd::bulk::compress(raw, 3).map_err(|e| ArchiveError::Io {
-                    path: "zstd".into(),
-                    source: e,
-                })?;
-                let sealed = self.keys.seal(&sha, &packed);
-                stored = sealed.len() as u64;
-                batch.put_cf(self.cf(CF_BLOBS), sha, sealed);
-                batch.put_cf(self.cf(CF_ITEMS), sha, seq_key(seq));
-                (
-                    Event::Ingest(Box::new(capture.clone())),
-                    Journaled::New(seq),
-                )
-            }
-        };
-        let link = self.put_event(&mut batch, &head.link, seq, &event)?;
-        batch.put_cf(self.cf(CF_QUEUE), capture.queue_id.as_bytes(), seq_key(seq));
-        let checkpoint = (head.since_checkpoint + 1 >= self.checkpoint_every)
-            .then(|| {
-                self.signer
-                    .as_ref()
-                    .map(|k| Checkpoint::sign(k, seq, &link))
-            })
-            .flatten();
-        if let Some(cp) = &checkpoint {
-            let json = serde_json::to_vec(cp).expect("a checkpoint serialises");
-            batch.put_cf(self.cf(CF_CHECKPOINTS), seq_key(seq), json);
-        }
-        self.write_synced(batch)?;
-        head.seq = seq;
-        head.link = link;
-        head.since_checkpoint = if checkpoint.is_some() {
-            0
-        } else {
-            head.since_checkpoint + 1
-        };
-        Ok((outcome, stored))
+        self.journal_sized(capture, Arc::new(raw.to_vec()))
+            .map(|(j, _)| j)
     }
 
     /// Signs a checkpoint of the current head now (nothing when empty or
@@ -391,9 +328,15 @@ impl ArchiveDb {
         };
         let link = self.put_event(&mut batch, &head.link, seq, &event)?;
         self.write_synced(batch)?;
-        head.seq = seq;
-        head.link = link;
-        head.since_checkpoint += 1;
+        let since_checkpoint = head.since_checkpoint + 1;
+        self.advance(
+            &mut head,
+            Head {
+                seq,
+                link,
+                since_checkpoint,
+            },
+        );
         report.seq = seq;
         Ok(report)
     }
@@ -567,7 +510,7 @@ impl ArchiveStore for RocksArchive {
         raw: Arc<Vec<u8>>,
     ) -> Result<(Journaled, u64), ArchiveError> {
         // Compression, encryption and the synced write are blocking work.
-        self.blocking("journal", move |db| db.journal_sized(capture, &raw))
+        self.blocking("journal", move |db| db.journal_sized(capture, raw))
             .await
     }
 

@@ -42,15 +42,6 @@ pub enum Op {
         /// Key.
         key: Vec<u8>,
     },
-    /// Delete keys in `[from, to)` in `cf`.
-    DeleteRange {
-        /// Column family name.
-        cf: &'static str,
-        /// First key.
-        from: Vec<u8>,
-        /// Key after the last.
-        to: Vec<u8>,
-    },
 }
 
 struct Request {
@@ -132,10 +123,7 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, stats: Arc<dyn CommitStats>) {
 
 fn cf_of(op: &Op) -> &'static str {
     match op {
-        Op::Put { cf, .. }
-        | Op::Replace { cf, .. }
-        | Op::Delete { cf, .. }
-        | Op::DeleteRange { cf, .. } => cf,
+        Op::Put { cf, .. } | Op::Replace { cf, .. } | Op::Delete { cf, .. } => cf,
     }
 }
 
@@ -180,8 +168,6 @@ fn check(
             Op::Delete { key, .. } => {
                 mine.insert((name, key.clone()), false);
             }
-            // Ranges only ever cover chunks, which no check looks at.
-            Op::DeleteRange { .. } => {}
         }
     }
     exists.extend(mine);
@@ -195,7 +181,6 @@ fn apply(db: &DB, batch: &mut WriteBatch, op: Op) {
             batch.put_cf(&cf, key, value)
         }
         Op::Delete { key, .. } => batch.delete_cf(&cf, key),
-        Op::DeleteRange { from, to, .. } => batch.delete_range_cf(&cf, from, to),
     }
 }
 
