@@ -30,6 +30,7 @@ pub mod escrow;
 pub mod holds;
 pub mod keyring;
 pub mod keys;
+pub mod postgres;
 pub mod rocksdb;
 pub mod shred;
 pub mod spool;
