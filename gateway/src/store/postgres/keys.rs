@@ -35,7 +35,7 @@ impl KeyRecords for PgKeyRecords {
             .await
             .map_err(error)?
             .get(0);
-        Ok((changes > 0).then(|| Stamp(changes as u128)))
+        Ok((changes > 0).then_some(Stamp(changes as u128)))
     }
 
     async fn all(&self) -> Result<Vec<KeyEntry>, BackendError> {
