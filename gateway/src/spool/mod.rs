@@ -116,6 +116,26 @@ impl Spool {
         })
     }
 
+    /// This spool with the TLS memory and cache of `meta` in place of
+    /// its own, where the backend keeps them apart (`Stores::meta`);
+    /// unchanged for `None`. Call it before the handle is cloned.
+    pub fn with_meta(self, meta: Option<&crate::store::SpoolMeta>) -> Spool {
+        let Some(meta) = meta else {
+            return self;
+        };
+        let shared = &self.shared;
+        Spool {
+            shared: Arc::new(Shared {
+                tls_memory: meta.tls_memory.clone(),
+                cache: meta.cache.clone(),
+                metrics: shared.metrics.clone(),
+                last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
+                accepted: std::sync::Mutex::new(None),
+            }),
+            store: self.store,
+        }
+    }
+
     /// The remembered TLS domains, kept beside the queue.
     pub fn tls_memory(&self) -> Arc<dyn TlsMemory> {
         self.shared.tls_memory.clone()

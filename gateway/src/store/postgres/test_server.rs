@@ -30,6 +30,17 @@ static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// A fresh, empty database on the test server (no schema).
 pub async fn database() -> Database {
+    Database::new(&crate::config::StoreConfig {
+        backend: crate::config::StoreBackend::Postgres,
+        url: Some(database_url().await),
+        pool_size: 4,
+        ..Default::default()
+    })
+    .expect("a pool on the test database")
+}
+
+/// The URL of a fresh, empty database on the test server.
+pub async fn database_url() -> String {
     let port = server().port;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!(
@@ -48,13 +59,7 @@ pub async fn database() -> Database {
         .expect("create a test database");
     drop(client);
     let _ = task.await;
-    Database::new(&crate::config::StoreConfig {
-        backend: crate::config::StoreBackend::Postgres,
-        url: Some(format!("postgres://postgres@127.0.0.1:{port}/{name}")),
-        pool_size: 4,
-        ..Default::default()
-    })
-    .expect("a pool on the test database")
+    format!("postgres://postgres@127.0.0.1:{port}/{name}")
 }
 
 /// A fresh database with the schema applied (`store init`).
