@@ -81,8 +81,7 @@ pub enum PgError {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
-    /// What the pool was made from, for a second handle in tests.
-    #[cfg(test)]
+    /// What the pool was made from, for another handle.
     settings: crate::config::StoreConfig,
 }
 
@@ -98,13 +97,12 @@ impl Database {
     pub fn new(store: &crate::config::StoreConfig) -> Result<Database, PgError> {
         Ok(Database {
             pool: pool::build(store)?,
-            #[cfg(test)]
             settings: store.clone(),
         })
     }
 
-    /// (tests) A second handle with a pool of its own, as another node has.
-    #[cfg(test)]
+    /// Another handle on the same database with a pool of its own, as
+    /// another node has.
     pub fn reopen(&self) -> Database {
         Database::new(&self.settings).expect("the settings built a pool before")
     }
