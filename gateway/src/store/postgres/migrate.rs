@@ -10,7 +10,10 @@ use tokio_postgres::error::SqlState;
 
 /// The migrations, version `n` at index `n - 1`. Append only: an applied
 /// migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ground.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_ground.sql"),
+    include_str!("migrations/0002_spool.sql"),
+];
 
 /// The schema version this binary is built for.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -132,6 +135,44 @@ mod tests {
             migrate(&mut client).await,
             Err(PgError::SchemaNewer { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_older_schema_is_refused_until_init_brings_it_up() {
+        let db = test_server::database().await;
+        let mut client = db.client().await.unwrap();
+        // The database as the first release's `store init` left it.
+        client
+            .batch_execute(
+                "CREATE TABLE sealgate_schema (version integer PRIMARY KEY, \
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await
+            .unwrap();
+        client.batch_execute(MIGRATIONS[0]).await.unwrap();
+        client
+            .batch_execute("INSERT INTO sealgate_schema (version) VALUES (1)")
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO api_tokens (name, role, sha256, created_at) \
+                            VALUES ('kept', 'admin', 'aa', now())",
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            check(&client).await,
+            Err(PgError::SchemaOlder { found: 1, known }) if known == SCHEMA_VERSION
+        ));
+        assert_eq!(migrate(&mut client).await.unwrap(), SCHEMA_VERSION);
+        check(&client).await.unwrap();
+        let kept: i64 = client
+            .query_one("SELECT count(*) FROM api_tokens", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 1, "an upgrade keeps what was stored");
     }
 
     #[tokio::test]

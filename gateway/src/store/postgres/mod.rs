@@ -11,6 +11,7 @@ pub mod holds;
 pub mod keys;
 pub mod migrate;
 pub mod pool;
+pub mod spool;
 #[cfg(test)]
 pub mod test_server;
 pub mod tls_memory;
