@@ -746,6 +746,37 @@ mod tests {
     }
 
     #[test]
+    fn store_and_cluster_settings_are_checked() {
+        let errs =
+            load("[store]\nbackend = \"postgres\"\npool_size = 0\n\n[cluster]\nnode = \"a b\"\n")
+                .unwrap_err()
+                .0;
+        let line = |f: &str| {
+            errs.iter()
+                .find(|e| e.field == f)
+                .unwrap_or_else(|| panic!("no error for {f}: {errs:#?}"))
+                .line
+        };
+        assert_eq!(
+            line("store.url"),
+            Some(1),
+            "the section names the missing url"
+        );
+        assert_eq!(line("store.pool_size"), Some(3));
+        assert_eq!(line("cluster.node"), Some(6));
+        let c = load("[store]\nbackend = \"postgres\"\nurl = \"postgres://sealgate@127.0.0.1/sealgate\"\ncommit_timeout = \"3s\"\n\n[cluster]\nnode = \"mx1\"\nlease = \"2m\"\n")
+            .unwrap();
+        assert_eq!(c.store.commit_timeout, super::super::Span::secs(3));
+        assert_eq!(c.cluster.lease, super::super::Span::secs(120));
+        let embedded = load("[cluster]\nnode = \"a b\"\n").unwrap();
+        assert_eq!(
+            embedded.store.backend,
+            super::super::StoreBackend::Rocksdb,
+            "the default; the node name matters only with postgres"
+        );
+    }
+
+    #[test]
     fn dkim_entries_are_checked() {
         let errs = load(
             "[[dkim]]\ndomain = \"hospital.test\"\nselector = \"sel\"\nkey_file = \"/nonexistent/dkim.pem\"\n\n\
