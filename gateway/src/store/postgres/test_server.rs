@@ -83,7 +83,12 @@ fn server() -> &'static Server {
 /// The directory of PostgreSQL's programs (`/usr/lib/postgresql/<ver>/bin`),
 /// the newest version installed.
 fn bin_dir() -> Result<PathBuf, String> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    bin_dir_under(Path::new("/usr/lib/postgresql"))
+}
+
+/// The newest `<root>/<version>/bin` that has initdb, or what to install.
+fn bin_dir_under(root: &Path) -> Result<PathBuf, String> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -95,9 +100,11 @@ fn bin_dir() -> Result<PathBuf, String> {
         .collect();
     found.sort();
     found.pop().map(|(_, bin)| bin).ok_or_else(|| {
-        "no /usr/lib/postgresql/<version>/bin/initdb: install Debian's `postgresql` package \
-         (scripts/install-deps test)"
-            .to_string()
+        format!(
+            "no {}/<version>/bin/initdb: install Debian's `postgresql` package \
+             (scripts/install-deps test)",
+            root.display()
+        )
     })
 }
 
@@ -243,4 +250,27 @@ fn start() -> Result<Server, String> {
 
 fn server_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_version_is_taken_and_a_missing_one_names_the_package() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = bin_dir_under(root.path()).unwrap_err();
+        assert!(missing.contains("`postgresql` package"), "{missing}");
+        for v in ["9", "15", "13"] {
+            let bin = root.path().join(v).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("initdb"), "").unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("16/bin")).unwrap();
+        assert_eq!(
+            bin_dir_under(root.path()).unwrap(),
+            root.path().join("15/bin"),
+            "by number, and only with initdb"
+        );
+    }
 }
