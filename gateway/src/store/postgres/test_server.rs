@@ -131,14 +131,21 @@ fn run_as() -> Result<Option<(u32, u32)>, String> {
         })
 }
 
-/// Removes the directories of earlier runs whose process is gone.
+/// Removes the directories of earlier runs whose test process is gone and
+/// whose server has finished stopping (its shutdown checkpoint may outlast
+/// the test process by seconds).
 fn sweep_old_runs() {
+    let alive = |pid: &str| !pid.is_empty() && Path::new("/proc").join(pid).exists();
     for e in std::fs::read_dir(BASE).into_iter().flatten().flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("run-")) else {
             continue;
         };
-        if !Path::new("/proc").join(pid).exists() {
+        let server = std::fs::read_to_string(e.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .unwrap_or_default();
+        if !alive(pid) && !alive(&server) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
