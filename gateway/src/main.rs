@@ -7,8 +7,8 @@ mod cli;
 use clap::{Parser, Subcommand};
 use cli::{
     archive::ArchiveCmd, audit::AuditCmd, dlp::DlpCmd, explain::ExplainArgs, keys::KeysCmd,
-    portal::PortalCmd, quarantine::QuarantineCmd, queue::QueueCmd, tls::TlsCmd, token::TokenCmd,
-    Where,
+    portal::PortalCmd, quarantine::QuarantineCmd, queue::QueueCmd, store::StoreCmd, tls::TlsCmd,
+    token::TokenCmd, Where,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +97,12 @@ enum Cmd {
     /// recipient, the verdict and why (DLP rules, tags, TLS level, the key
     /// that would seal it, the method chain, what happens if it fails).
     Explain(ExplainArgs),
+    /// The stores' PostgreSQL database: `store init` creates or upgrades
+    /// its schema.
+    Store {
+        #[command(subcommand)]
+        action: StoreCmd,
+    },
     /// Data loss prevention: scan messages with the DLP rules, check the rules.
     Dlp {
         #[command(subcommand)]
@@ -122,6 +128,7 @@ async fn run(cli: Cli) -> cli::Result {
         Cmd::Audit { at, action } => cli::audit::run(at, action).await,
         Cmd::Keys { at, action } => cli::keys::run(at, action).await,
         Cmd::Explain(args) => cli::explain::run(args).await,
+        Cmd::Store { action } => cli::store::run(action).await,
         Cmd::Dlp { action } => cli::dlp::run(action),
     }
 }

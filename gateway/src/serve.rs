@@ -48,6 +48,9 @@ pub enum ServeError {
     /// The spool.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The stores (the PostgreSQL database) could not be opened.
+    #[error(transparent)]
+    Stores(#[from] crate::store::OpenError),
     /// TLS set-up.
     #[error(transparent)]
     Tls(#[from] crate::net::tls::TlsError),
@@ -162,7 +165,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let stores = crate::store::Stores::open(&config);
+    let stores = crate::store::Stores::open(&config).await?;
     let keys = Keyring::load_or_create(&config.spool_key_file())?;
     // A broken rule set stops the start: better no gateway than one that
     // lets protected data through unseen.
@@ -176,7 +179,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 verify: "sealgate queue verify",
             },
             _ => ServeError::Spool(e),
-        })?;
+        })?
+        .with_meta(stores.meta.as_ref());
     let keys = crate::keys::Keys::open(&config, stores.keys.clone()).await?;
     let net = Net::new(&config, &spool)?;
     let common = Common {

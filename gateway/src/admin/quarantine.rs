@@ -270,7 +270,8 @@ mod tests {
             .tls
             .domains
             .insert("bank.test".into(), TlsLevel::Verify);
-        let keys = Keys::from_config(&config, crate::store::Stores::open(&config).keys).unwrap();
+        let keys =
+            Keys::from_config(&config, crate::store::Stores::embedded(&config).keys).unwrap();
         (config, keys, dir)
     }
 

@@ -205,17 +205,17 @@ pub struct Location {
 }
 
 impl Location {
-    /// From a loaded config.
-    pub fn from_config(c: &Config) -> Self {
-        Location {
+    /// From a loaded config, with its stores opened.
+    pub async fn from_config(c: &Config) -> Result<Self, crate::store::OpenError> {
+        Ok(Location {
             data_dir: c.server.data_dir.clone(),
             spool_dir: c.spool_dir(),
             key_file: c.spool_key_file(),
             admin: c.admin.address,
             token_file: c.admin_token_file(),
             config: Arc::new(c.clone()),
-            stores: crate::store::Stores::open(c),
-        }
+            stores: crate::store::Stores::open(c).await?,
+        })
     }
 
     fn read_only(&self) -> Result<Spool, QueueError> {
@@ -223,7 +223,7 @@ impl Location {
             return Err(QueueError::NoSpool(self.spool_dir.clone()));
         }
         let keys = Keyring::load(&self.key_file)?;
-        Ok(Spool::open_read_only(&self.spool_dir, keys)?)
+        Ok(Spool::open_read_only(&self.spool_dir, keys)?.with_meta(self.stores.meta.as_ref()))
     }
 }
 
@@ -710,7 +710,11 @@ pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError>
     }
     let keys = Keyring::load(&loc.key_file)?;
     match Spool::open(&loc.spool_dir, keys, Arc::new(Metrics::new())).await {
-        Ok(spool) => change.direct(&spool, loc).await,
+        Ok(spool) => {
+            change
+                .direct(&spool.with_meta(loc.stores.meta.as_ref()), loc)
+                .await
+        }
         Err(SpoolError::InUse(_)) => {
             let loc = loc.clone();
             tokio::task::spawn_blocking(move || via_api(&loc, &change))

@@ -127,7 +127,7 @@ pub enum HoldCmd {
 /// Run an archive subcommand (a damaged chain is a problem, a bad query a usage error).
 pub async fn run(at: Where, action: ArchiveCmd) -> super::Result {
     let config = at.load()?;
-    let stores = sealgate::store::Stores::open(&config);
+    let stores = sealgate::store::Stores::open(&config).await?;
     // Commands that do not read the store (or open it for writing).
     match action {
         ArchiveCmd::Hold { action } => {

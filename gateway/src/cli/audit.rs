@@ -21,6 +21,7 @@ pub async fn run(at: Where, action: AuditCmd) -> super::Result {
     match action {
         AuditCmd::Verify { json } => {
             let r = sealgate::store::Stores::open(&config)
+                .await?
                 .audit
                 .verify()
                 .await?;

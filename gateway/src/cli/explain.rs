@@ -55,7 +55,8 @@ pub async fn run(args: ExplainArgs) -> super::Result {
         None
     };
     let keys =
-        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).keys).await?;
+        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).await?.keys)
+            .await?;
     let direction = if inbound {
         sealgate::spool::Direction::Inbound
     } else {

@@ -57,7 +57,8 @@ pub enum KeysCmd {
 pub async fn run(at: Where, action: KeysCmd) -> super::Result {
     let config = at.load()?;
     let keys =
-        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).keys).await?;
+        sealgate::keys::Keys::open(&config, sealgate::store::Stores::open(&config).await?.keys)
+            .await?;
     let text = match action {
         KeysCmd::Import {
             file,

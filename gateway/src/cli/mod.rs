@@ -20,6 +20,7 @@ pub mod portal;
 pub mod quarantine;
 pub mod queue;
 pub mod serve;
+pub mod store;
 pub mod tls;
 pub mod token;
 

@@ -28,7 +28,7 @@ pub async fn run(at: Where, action: PortalCmd) -> super::Result {
             sealgate::admin::portal::list(&sealgate::admin::portal::entries(&config).await?, json)
         }
         PortalCmd::Revoke { id } => {
-            let loc = Location::from_config(&config);
+            let loc = Location::from_config(&config).await?;
             queue::apply(&loc, Change::RevokePortal(id)).await?
         }
     };

@@ -48,7 +48,7 @@ fn parse_seal(s: &str) -> Result<Seal, String> {
 /// Run a quarantine subcommand.
 pub async fn run(at: Where, action: QuarantineCmd) -> super::Result {
     let config = at.load()?;
-    let loc = Location::from_config(&config);
+    let loc = Location::from_config(&config).await?;
     let text = match action {
         QuarantineCmd::Ls { json } => queue::quarantined(&loc, json).await?,
         QuarantineCmd::Show { id, json } => {

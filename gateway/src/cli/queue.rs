@@ -51,7 +51,7 @@ pub enum QueueCmd {
 /// Run a queue subcommand; `verify` is a problem when it finds damage.
 pub async fn run(at: Where, action: QueueCmd) -> super::Result {
     let config = at.load()?;
-    let loc = Location::from_config(&config);
+    let loc = Location::from_config(&config).await?;
     let mut out = std::io::stdout().lock();
     match action {
         QueueCmd::Ls { json } => out.write_all(queue::ls(&loc, json).await?.as_bytes())?,

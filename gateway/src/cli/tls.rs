@@ -19,7 +19,7 @@ pub enum TlsCmd {
 /// Run a TLS memory subcommand.
 pub async fn run(at: Where, action: TlsCmd) -> super::Result {
     let config = at.load()?;
-    let loc = Location::from_config(&config);
+    let loc = Location::from_config(&config).await?;
     match action {
         TlsCmd::Ls => {
             for r in queue::tls_memory(&loc).await? {

@@ -33,7 +33,7 @@ pub enum TokenCmd {
 /// Run a token subcommand; making and revoking are audited.
 pub async fn run(at: Where, action: TokenCmd) -> super::Result {
     let config = at.load()?;
-    let stores = sealgate::store::Stores::open(&config);
+    let stores = sealgate::store::Stores::open(&config).await?;
     let store = stores.tokens.as_ref();
     match action {
         TokenCmd::Create { role, name } => {

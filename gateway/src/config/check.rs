@@ -530,6 +530,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     for (f, r) in c.portal.problems() {
         bad(f, &r);
     }
+    for (f, r) in c.store.problems() {
+        bad(f, &r);
+    }
+    // The node's name matters only where nodes share a database.
+    if c.store.backend == super::StoreBackend::Postgres {
+        for (f, r) in c.cluster.problems() {
+            bad(f, &r);
+        }
+    }
     out
 }
 
@@ -734,6 +743,37 @@ mod tests {
             .0;
         assert_eq!(bad_level[0].field, "tls.default_level");
         assert_eq!(bad_level[0].line, Some(2));
+    }
+
+    #[test]
+    fn store_and_cluster_settings_are_checked() {
+        let errs =
+            load("[store]\nbackend = \"postgres\"\npool_size = 0\n\n[cluster]\nnode = \"a b\"\n")
+                .unwrap_err()
+                .0;
+        let line = |f: &str| {
+            errs.iter()
+                .find(|e| e.field == f)
+                .unwrap_or_else(|| panic!("no error for {f}: {errs:#?}"))
+                .line
+        };
+        assert_eq!(
+            line("store.url"),
+            Some(1),
+            "the section names the missing url"
+        );
+        assert_eq!(line("store.pool_size"), Some(3));
+        assert_eq!(line("cluster.node"), Some(6));
+        let c = load("[store]\nbackend = \"postgres\"\nurl = \"postgres://sealgate@127.0.0.1/sealgate\"\ncommit_timeout = \"3s\"\n\n[cluster]\nnode = \"mx1\"\nlease = \"2m\"\n")
+            .unwrap();
+        assert_eq!(c.store.commit_timeout, super::super::Span::secs(3));
+        assert_eq!(c.cluster.lease, super::super::Span::secs(120));
+        let embedded = load("[cluster]\nnode = \"a b\"\n").unwrap();
+        assert_eq!(
+            embedded.store.backend,
+            super::super::StoreBackend::Rocksdb,
+            "the default; the node name matters only with postgres"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod duration;
 mod policy;
 mod portal;
 mod seal;
+mod store;
 
 pub use archive::{ArchiveConfig, RetentionRule};
 pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileCheck};
@@ -19,6 +20,7 @@ pub use duration::{Span, SpanError};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};
+pub use store::{ClusterConfig, StoreBackend, StoreConfig};
 
 use crate::model::envelope::BareLineEnding;
 use crate::model::envelope::EnvelopeSyntax;
@@ -65,6 +67,10 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// The escrow portal for recipients no key or verified TLS can reach.
     pub portal: PortalConfig,
+    /// Where the stores are kept: the embedded backend or PostgreSQL.
+    pub store: StoreConfig,
+    /// This node among the nodes sharing a PostgreSQL store.
+    pub cluster: ClusterConfig,
 }
 
 /// `[dlp]`

@@ -478,7 +478,8 @@ mod tests {
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_path_buf();
         config.policy.inbound_dlp = crate::config::InboundDlp::Enforce;
-        let keys = Keys::from_config(&config, crate::store::Stores::open(&config).keys).unwrap();
+        let keys =
+            Keys::from_config(&config, crate::store::Stores::embedded(&config).keys).unwrap();
         let dlp = crate::spool::InspectionRecord {
             inspected_at: chrono::Utc::now(),
             findings: vec![],

@@ -116,6 +116,27 @@ impl Spool {
         })
     }
 
+    /// This spool with the TLS memory and cache of `meta` in place of
+    /// its own, where the backend keeps them apart (`Stores::meta`);
+    /// unchanged for `None`. Call it right after opening, before the
+    /// handle is cloned or subscribed to.
+    pub fn with_meta(self, meta: Option<&crate::store::SpoolMeta>) -> Spool {
+        let Some(meta) = meta else {
+            return self;
+        };
+        let shared = &self.shared;
+        Spool {
+            shared: Arc::new(Shared {
+                tls_memory: meta.tls_memory.clone(),
+                cache: meta.cache.clone(),
+                metrics: shared.metrics.clone(),
+                last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
+                accepted: std::sync::Mutex::new(None),
+            }),
+            store: self.store,
+        }
+    }
+
     /// The remembered TLS domains, kept beside the queue.
     pub fn tls_memory(&self) -> Arc<dyn TlsMemory> {
         self.shared.tls_memory.clone()
@@ -372,6 +393,34 @@ mod tests {
         Spool::open(&dir.join("spool"), keys, Arc::new(Metrics::new()))
             .await
             .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn with_meta_hands_out_the_stores_tls_memory_and_cache() {
+        let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let elsewhere = open(there.path()).await;
+        let meta = crate::store::SpoolMeta {
+            tls_memory: elsewhere.tls_memory(),
+            cache: elsewhere.cache(),
+        };
+        let spool = open(here.path()).await.with_meta(Some(&meta));
+        spool.tls_memory().remember("a.test").await.unwrap();
+        spool.cache().put("k", b"v").await.unwrap();
+        assert!(elsewhere
+            .tls_memory()
+            .remembered("a.test")
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            elsewhere.cache().get("k").await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        let id = spool.next_id();
+        assert!(id > QueueId(0), "still the spool's ids");
+        let third = tempfile::tempdir().unwrap();
+        let unchanged = open(third.path()).await.with_meta(None);
+        assert!(unchanged.tls_memory().list().await.unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,7 @@
 use super::BackendError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Who did it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,4 +83,45 @@ pub trait AuditLog: Send + Sync {
     async fn read(&self, tail: Option<usize>) -> Result<Vec<AuditRecord>, BackendError>;
     /// Checks that every entry names the hash of the one before.
     async fn verify(&self) -> Result<AuditReport, BackendError>;
+}
+
+/// Walks the lines of an audit log, one entry per line as stored (either
+/// backend): each must name the SHA-256 of the line before it.
+pub fn verify_lines(text: &[u8]) -> AuditReport {
+    let mut report = AuditReport::default();
+    let mut prev: Option<&[u8]> = None;
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let broken = |why: &str| Some((n + 1, why.to_string()));
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            report.first_broken = broken("not a JSON line (edited?)");
+            return report;
+        };
+        match v["prev"].as_str() {
+            // Every line is chained: one without `prev` was inserted, or
+            // the chain was stripped.
+            None => {
+                report.unchained += 1;
+                report.first_broken = broken("no prev field (inserted, or the chain was stripped)");
+                return report;
+            }
+            Some(claimed) => {
+                let want = match prev {
+                    Some(p) => hex::encode(Sha256::digest(p)),
+                    None => "genesis".to_string(),
+                };
+                if claimed != want {
+                    report.first_broken = broken(
+                        "prev does not match the line before (edited, removed or reordered)",
+                    );
+                    return report;
+                }
+                report.lines_ok += 1;
+            }
+        }
+        prev = Some(line);
+    }
+    report
 }

@@ -19,7 +19,9 @@
 //! records about them, finished records; opened by the spool stage's
 //! `Spool::open` with the TLS memory and cache kept beside it). Nothing
 //! durable is opened by a stage directly any more. `keyring` seals
-//! records at rest for every store.
+//! records at rest for every store. `postgres/` keeps the tokens, holds,
+//! audit log, key records, TLS memory and cache in a shared database so
+//! far (`[store] backend = "postgres"`).
 
 pub mod archive;
 pub mod audit_log;
@@ -30,6 +32,7 @@ pub mod escrow;
 pub mod holds;
 pub mod keyring;
 pub mod keys;
+pub mod postgres;
 pub mod rocksdb;
 pub mod shred;
 pub mod spool;
@@ -72,6 +75,31 @@ pub struct Stores {
     pub audit: std::sync::Arc<dyn audit_log::AuditLog>,
     /// Recipients' key records.
     pub keys: std::sync::Arc<dyn keys::KeyRecords>,
+    /// The TLS memory and cache where the backend keeps them itself
+    /// (PostgreSQL); `None` where they live in the spool's own database
+    /// (embedded), which hands them out.
+    pub meta: Option<SpoolMeta>,
+}
+
+/// The TLS memory and cache, kept beside the queue.
+#[derive(Clone)]
+pub struct SpoolMeta {
+    /// Destinations that once took mail over TLS.
+    pub tls_memory: std::sync::Arc<dyn tls_memory::TlsMemory>,
+    /// Derived records (fetched MTA-STS policies).
+    pub cache: std::sync::Arc<dyn cache::Cache>,
+}
+
+/// Why a node's stores could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The PostgreSQL database cannot be used (unreachable, or its schema
+    /// is not this binary's: the error says what to run).
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
+    /// The spool's key file, which seals the cache, could not be read.
+    #[error("spool key file: {0}")]
+    Key(#[from] keyring::KeyError),
 }
 
 impl std::fmt::Debug for Stores {
@@ -81,15 +109,41 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
-    /// The stores of `config`'s node: the embedded backend under its data
-    /// directory (the only backend so far).
-    pub fn open(config: &crate::config::Config) -> Stores {
+    /// The stores of `config`'s node, in the backend `[store]` names; for
+    /// PostgreSQL, once the database is reachable and its schema is this
+    /// binary's.
+    pub async fn open(config: &crate::config::Config) -> Result<Stores, OpenError> {
+        use crate::config::StoreBackend;
+        use std::sync::Arc;
+        match config.store.backend {
+            StoreBackend::Rocksdb => Ok(Stores::embedded(config)),
+            StoreBackend::Postgres => {
+                let db = postgres::Database::open(&config.store).await?;
+                let keys = Arc::new(keyring::Keyring::load_or_create(&config.spool_key_file())?);
+                Ok(Stores {
+                    tokens: Arc::new(postgres::tokens::PgTokens::new(db.clone())),
+                    holds: Arc::new(postgres::holds::PgHolds::new(db.clone())),
+                    audit: Arc::new(postgres::audit::PgAudit::new(db.clone())),
+                    keys: Arc::new(postgres::keys::PgKeyRecords::new(db.clone())),
+                    meta: Some(SpoolMeta {
+                        tls_memory: Arc::new(postgres::tls_memory::PgTlsMemory::new(db.clone())),
+                        cache: Arc::new(postgres::cache::PgCache::new(db, keys)),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// The embedded backend's stores under `config`'s data directory
+    /// (whatever `[store]` says).
+    pub fn embedded(config: &crate::config::Config) -> Stores {
         let data = &config.server.data_dir;
         Stores {
             tokens: std::sync::Arc::new(rocksdb::tokens::TokenFile::new(data)),
             holds: std::sync::Arc::new(rocksdb::holds::HoldFile::new(data)),
             audit: std::sync::Arc::new(rocksdb::audit_file::AuditFile::new(data)),
             keys: std::sync::Arc::new(rocksdb::key_files::KeyFiles::new(&config.keystore_dir())),
+            meta: None,
         }
     }
 
@@ -127,5 +181,66 @@ fn escrow_key_error(
     escrow::EscrowError::Key {
         what: config.escrow_key_file().display().to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, StoreBackend};
+
+    #[tokio::test]
+    async fn open_takes_the_configured_backend_and_refuses_a_schema_it_was_not_built_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url = Some(postgres::test_server::database_url().await);
+        let refused = Stores::open(&config).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                OpenError::Postgres(postgres::PgError::SchemaOlder { found: 0, .. })
+            ),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("sealgate store init"));
+
+        let db = postgres::Database::new(&config.store).unwrap();
+        postgres::migrate::migrate(&mut db.client().await.unwrap())
+            .await
+            .unwrap();
+        let stores = Stores::open(&config).await.unwrap();
+        assert!(
+            stores.meta.is_some(),
+            "TLS memory and cache in the database"
+        );
+        stores
+            .holds
+            .place(holds::Hold {
+                name: "matter".into(),
+                query: None,
+                addresses: vec!["a@x.test".into()],
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        let rows: i64 = db
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(*) FROM legal_holds", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "the hold went to PostgreSQL");
+
+        config.store.backend = StoreBackend::Rocksdb;
+        let embedded = Stores::open(&config).await.unwrap();
+        assert!(embedded.meta.is_none(), "kept in the spool's database");
+        assert!(
+            embedded.holds.list().await.unwrap().is_empty(),
+            "the embedded backend is another store"
+        );
     }
 }

@@ -108,47 +108,6 @@ fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<(Vec<u8>, bool)>> 
     }
 }
 
-/// Walks the lines of an audit file: each must name the SHA-256 of the
-/// line before it.
-fn verify_lines(text: &[u8]) -> AuditReport {
-    let mut report = AuditReport::default();
-    let mut prev: Option<&[u8]> = None;
-    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let broken = |why: &str| Some((n + 1, why.to_string()));
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-            report.first_broken = broken("not a JSON line (edited?)");
-            return report;
-        };
-        match v["prev"].as_str() {
-            // Every line is chained: one without `prev` was inserted, or
-            // the chain was stripped.
-            None => {
-                report.unchained += 1;
-                report.first_broken = broken("no prev field (inserted, or the chain was stripped)");
-                return report;
-            }
-            Some(claimed) => {
-                let want = match prev {
-                    Some(p) => hex::encode(Sha256::digest(p)),
-                    None => "genesis".to_string(),
-                };
-                if claimed != want {
-                    report.first_broken = broken(
-                        "prev does not match the line before (edited, removed or reordered)",
-                    );
-                    return report;
-                }
-                report.lines_ok += 1;
-            }
-        }
-        prev = Some(line);
-    }
-    report
-}
-
 #[async_trait]
 impl AuditLog for AuditFile {
     async fn append(
@@ -173,7 +132,9 @@ impl AuditLog for AuditFile {
     }
 
     async fn verify(&self) -> Result<AuditReport, BackendError> {
-        Ok(verify_lines(&self.contents().map_err(|e| self.error(e))?))
+        Ok(crate::store::audit_log::verify_lines(
+            &self.contents().map_err(|e| self.error(e))?,
+        ))
     }
 }
 
