@@ -122,16 +122,7 @@ async fn open_journal(
         )
         .await,
     );
-    let j = journal.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let j = j.clone();
-            let head = j.archive().head_seq().await;
-            let _ = tokio::task::spawn_blocking(move || j.flush_index(head)).await;
-        }
-    });
+    tokio::spawn(journal.clone().follow());
     Ok(Some(journal))
 }
 
@@ -319,7 +310,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(j) = &journal {
         // Index what waits, and move the archive's log into its tables, so
         // the next start (or an offline `archive verify`) reads tables only.
-        j.flush_index(j.archive().head_seq().await);
+        j.index_step(true).await;
         if let Err(e) = j.archive().flush().await {
             tracing::warn!(error = %e, "cannot flush the archive");
         }

@@ -199,54 +199,33 @@ impl SearchIndex {
 
     /// Indexes every event after [`Self::indexed_through`] up to the
     /// archive's head, then commits; returns how many items were indexed.
+    /// Blocks its thread while it indexes (for the command line and the
+    /// gateway's start; the running gateway follows the archive with
+    /// [`Changes`] instead).
     pub async fn catch_up(&self, archive: &dyn ArchiveStore) -> Result<u64, SearchError> {
         let from = self.indexed_through() + 1;
         let head = archive.head_seq().await;
+        if head < from {
+            return Ok(0);
+        }
+        let changes = Changes::read(archive, from, head).await;
+        let n = self.apply(changes)?;
+        self.commit(head)?;
+        Ok(n)
+    }
+
+    /// Makes `changes` in the index (not committed); returns how many
+    /// items were (re-)indexed. Blocking: this is where text is extracted.
+    pub fn apply(&self, changes: Changes) -> Result<u64, SearchError> {
         let mut n = 0;
-        for seq in from..=head {
-            // One damaged record (which `verify` names) must not keep the
-            // rest of the archive out of the index.
-            let event = match archive.event(seq).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "archive event unreadable; not indexed");
-                    continue;
-                }
-            };
-            let item = match event {
-                Some(super::Event::Ingest(_)) => seq,
-                Some(super::Event::Merge { item, .. }) => item,
-                Some(super::Event::Purge { items, .. }) => {
-                    for id in items {
-                        self.remove(id)?;
-                    }
-                    continue;
-                }
-                None => continue,
-            };
-            let read = async {
-                let Some(it) = archive.item(item).await? else {
-                    return Ok(None);
-                };
-                let Some(raw) = archive.raw(&it.captures[0].1.sha256).await? else {
-                    return Ok(None);
-                };
-                Ok::<_, ArchiveError>(Some((it, raw)))
-            }
-            .await;
-            match read {
-                Ok(Some((it, raw))) => {
-                    self.add(&it, &raw)?;
+        for change in changes.0 {
+            match change {
+                Change::Add(item, raw) => {
+                    self.add(&item, &raw)?;
                     n += 1;
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(item, error = %e, "archived item unreadable; not indexed")
-                }
+                Change::Remove(id) => self.remove(id)?,
             }
-        }
-        if head >= from {
-            self.commit(head)?;
         }
         Ok(n)
     }
@@ -537,6 +516,65 @@ impl SearchIndex {
                 }
             }
         })
+    }
+}
+
+/// What archive events ask of the index, read from the archive (async)
+/// so that [`SearchIndex::apply`] does only the blocking part.
+#[derive(Default)]
+pub struct Changes(Vec<Change>);
+
+/// One change to the index.
+enum Change {
+    /// (Re-)index an item, with its message bytes.
+    Add(Item, Vec<u8>),
+    /// Drop a purged item.
+    Remove(u64),
+}
+
+impl Changes {
+    /// What events `from..=to` ask: an ingest or a merge (re-)indexes its
+    /// item, a purge removes its items.
+    pub async fn read(archive: &dyn ArchiveStore, from: u64, to: u64) -> Changes {
+        let mut out = Vec::new();
+        for seq in from..=to {
+            // One damaged record (which `verify` names) must not keep the
+            // rest of the archive out of the index.
+            let event = match archive.event(seq).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "archive event unreadable; not indexed");
+                    continue;
+                }
+            };
+            let item = match event {
+                Some(super::Event::Ingest(_)) => seq,
+                Some(super::Event::Merge { item, .. }) => item,
+                Some(super::Event::Purge { items, .. }) => {
+                    out.extend(items.into_iter().map(Change::Remove));
+                    continue;
+                }
+                None => continue,
+            };
+            let read = async {
+                let Some(it) = archive.item(item).await? else {
+                    return Ok(None);
+                };
+                let Some(raw) = archive.raw(&it.captures[0].1.sha256).await? else {
+                    return Ok(None);
+                };
+                Ok::<_, ArchiveError>(Some((it, raw)))
+            }
+            .await;
+            match read {
+                Ok(Some((it, raw))) => out.push(Change::Add(it, raw)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(item, error = %e, "archived item unreadable; not indexed")
+                }
+            }
+        }
+        Changes(out)
     }
 }
 

@@ -6,23 +6,26 @@
 use super::{ArchiveError, ArchiveStore, Capture, Journaled, SearchIndex};
 use crate::config::ArchiveConfig;
 use crate::spool::{InspectionRecord, QueuedMessage};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Index commits are batched: at most this many items, or this long, wait.
-const COMMIT_EVERY: u64 = 256;
+/// The search index follows the archive: it is committed at most this
+/// often (each commit writes and syncs index files), or once this many
+/// events wait, and reads at most this many events at a time.
 const COMMIT_AFTER: Duration = Duration::from_secs(1);
+const COMMIT_EVERY: u64 = 256;
 
 /// The journal the delivery stage hands finished messages to.
 pub struct Journal {
     archive: Arc<dyn ArchiveStore>,
     index: Arc<SearchIndex>,
     config: ArchiveConfig,
-    /// Items indexed but not committed, when the index was last committed,
-    /// and the first sequence number an index update failed for (the
-    /// index's recorded progress stays below it, so the next start's
-    /// catch-up retries it).
-    pending: Mutex<(u64, Instant, Option<u64>)>,
+    /// Woken when something was journaled, for the index's follower.
+    journaled: tokio::sync::Notify,
+    /// The follower's place: the last sequence number in the index (maybe
+    /// not committed yet), events applied since the last commit, and when
+    /// that was.
+    follower: tokio::sync::Mutex<(u64, u64, Instant)>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
@@ -35,11 +38,14 @@ impl Journal {
         metrics: Arc<crate::telemetry::metrics::Metrics>,
     ) -> Self {
         metrics.archive_head.set(archive.head_seq().await as i64);
+        let through = index.indexed_through();
+        metrics.archive_indexed.set(through as i64);
         Journal {
             archive,
             index,
             config,
-            pending: Mutex::new((0, Instant::now(), None)),
+            journaled: tokio::sync::Notify::new(),
+            follower: tokio::sync::Mutex::new((through, 0, Instant::now())),
             metrics,
         }
     }
@@ -49,31 +55,66 @@ impl Journal {
         &self.metrics
     }
 
-    /// Keeps the index's recorded progress below `seq`.
-    fn index_failed(&self, seq: u64) {
-        let mut p = crate::locks::lock(&self.pending);
-        p.2 = Some(p.2.map_or(seq, |f| f.min(seq)));
-        p.0 += 1;
+    /// Keeps the search index following the archive's sequence, off the
+    /// delivery path: woken by each journal (and every second), it indexes
+    /// what was journaled since, and commits at most every second. Runs
+    /// until the gateway stops.
+    pub async fn follow(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.journaled.notified() => {}
+                _ = tokio::time::sleep(COMMIT_AFTER) => {}
+            }
+            self.index_step(false).await;
+        }
     }
 
-    /// Commits the search index if items wait (called every second),
-    /// recording it indexed through `head` (the archive's head, read
-    /// before) unless an update failed below it. Blocking.
-    pub fn flush_index(&self, head: u64) {
-        let mut p = crate::locks::lock(&self.pending);
-        if p.0 == 0 {
-            return;
-        }
-        let through = match p.2 {
-            Some(failed) => failed - 1,
-            None => head,
-        };
-        match self.index.commit(through) {
-            Ok(()) => {
-                p.0 = 0;
-                p.1 = Instant::now();
+    /// Indexes what the archive holds beyond the index (everything, when
+    /// `flush`, and then commits whatever waits: at shutdown).
+    pub async fn index_step(&self, flush: bool) {
+        let mut f = self.follower.lock().await;
+        loop {
+            let head = self.archive.head_seq().await;
+            let to = head.min(f.0 + COMMIT_EVERY);
+            if to > f.0 {
+                let changes =
+                    super::search::Changes::read(self.archive.as_ref(), f.0 + 1, to).await;
+                let index = self.index.clone();
+                match tokio::task::spawn_blocking(move || index.apply(changes)).await {
+                    Ok(Ok(_)) => {
+                        f.1 += to - f.0;
+                        f.0 = to;
+                    }
+                    Ok(Err(e)) => {
+                        // Tried again on the next wake-up; the committed
+                        // progress stays below it meanwhile.
+                        tracing::error!(from = f.0 + 1, to, error = %e, "cannot index archived items");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "index task failed");
+                        return;
+                    }
+                }
             }
-            Err(e) => tracing::error!(error = %e, "cannot commit the archive search index"),
+            let due = f.1 > 0 && (flush || f.1 >= COMMIT_EVERY || f.2.elapsed() >= COMMIT_AFTER);
+            if due {
+                let (index, through) = (self.index.clone(), f.0);
+                match tokio::task::spawn_blocking(move || index.commit(through)).await {
+                    Ok(Ok(())) => {
+                        f.1 = 0;
+                        f.2 = Instant::now();
+                        self.metrics.archive_indexed.set(through as i64);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot commit the archive search index")
+                    }
+                    Err(e) => tracing::error!(error = %e, "index commit task failed"),
+                }
+            }
+            if !flush || to >= head {
+                return;
+            }
         }
     }
 
@@ -144,69 +185,18 @@ impl Journal {
         capture.retention_rule = rule;
         let started = Instant::now();
         let raw = Arc::new(raw);
-        let indexed_as = capture.clone();
         let (journaled, stored) = self.archive.journal_sized(capture, raw.clone()).await?;
         let m = &self.metrics;
         m.archive_journal_seconds
             .observe(started.elapsed().as_secs_f64());
-        let head = self.archive.head_seq().await;
-        m.archive_head.set(head as i64);
+        m.archive_head.set(self.archive.head_seq().await as i64);
         if !matches!(journaled, Journaled::Already(_)) {
             m.archive_raw_bytes.inc_by(raw.len() as u64);
             m.archive_stored_bytes.inc_by(stored);
             m.archive_journaled
                 .with_label_values(&[if stored > 0 { "new" } else { "merged" }])
                 .inc();
-        }
-        let (item, known) = match journaled {
-            // A new item is just this capture: no need to read it back.
-            Journaled::New(seq) => (
-                seq,
-                Some(crate::store::archive::Item {
-                    id: seq,
-                    captures: vec![(seq, indexed_as)],
-                }),
-            ),
-            Journaled::Merged { item, .. } => (item, None),
-            Journaled::Already(_) => return Ok(Some(journaled)),
-        };
-        let found = match known {
-            Some(it) => Ok(Some(it)),
-            None => self.archive.item(item).await,
-        };
-        // The index is derived: a failure here is logged, and the next
-        // start's catch-up (or `archive reindex`) fills the gap.
-        let indexed = match found {
-            Ok(Some(it)) => {
-                let index = self.index.clone();
-                tokio::task::spawn_blocking(move || -> Result<(), super::SearchError> {
-                    index.add(&it, &raw)?;
-                    Ok(())
-                })
-                .await
-            }
-            Ok(None) => Ok(Ok(())),
-            Err(e) => Ok(Err(e.into())),
-        };
-        match indexed {
-            Ok(Ok(())) => {
-                let due = {
-                    let mut p = crate::locks::lock(&self.pending);
-                    p.0 += 1;
-                    p.0 >= COMMIT_EVERY || p.1.elapsed() >= COMMIT_AFTER
-                };
-                if due {
-                    self.flush_index(head);
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::error!(item, error = %e, "cannot index archived item; the next start retries");
-                self.index_failed(item);
-            }
-            Err(e) => {
-                tracing::error!(item, error = %e, "index task failed; the next start retries");
-                self.index_failed(item);
-            }
+            self.journaled.notify_one();
         }
         Ok(Some(journaled))
     }
@@ -266,6 +256,74 @@ impl crate::deliver::worker::Journaler for Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal over a fresh archive and index in `dir`.
+    async fn journal(dir: &std::path::Path) -> Arc<Journal> {
+        let archive = crate::store::rocksdb::archive::testing::open(dir, 100);
+        let index = SearchIndex::open(&dir.join("index"), Default::default()).unwrap();
+        let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+        Arc::new(
+            Journal::new(
+                Arc::new(archive),
+                Arc::new(index),
+                ArchiveConfig::default(),
+                metrics,
+            )
+            .await,
+        )
+    }
+
+    fn finished(id: u64, subject: &str) -> (QueuedMessage, Vec<u8>) {
+        let mut msg = crate::store::spool::testing::message();
+        msg.id = crate::spool::QueueId(id);
+        let raw =
+            format!("Subject: {subject}\r\nTo: c@d.test\r\n\r\nbody of {subject}\r\n").into_bytes();
+        msg.size = raw.len() as u64;
+        (msg, raw)
+    }
+
+    /// Delivery does not wait for the index: a journal returns before its
+    /// message is searchable, the follower indexes it (a merge re-indexes
+    /// its item) and commits with the sequence it covers, which a restart
+    /// starts from.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_search_index_follows_the_archive_off_the_delivery_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path()).await;
+        for (id, subject) in [(1, "strawberry"), (2, "raspberry")] {
+            let (msg, raw) = finished(id, subject);
+            assert!(j.journal(&msg, raw, None, false).await.unwrap().is_some());
+        }
+        assert_eq!(
+            j.index().search("", 10).unwrap().total,
+            0,
+            "not indexed inline"
+        );
+        j.index_step(true).await;
+        assert_eq!(j.index().search("strawberry", 10).unwrap().ids, [1]);
+        assert_eq!(j.index().indexed_through(), 2);
+        assert_eq!(j.metrics().archive_indexed.get(), 2);
+        // Running, the follower picks up new journals by itself.
+        let follower = tokio::spawn(j.clone().follow());
+        let (mut msg, raw) = finished(3, "raspberry");
+        msg.recipients[0].address = crate::model::address::Mailbox::parse("late@d.test").unwrap();
+        let merged = j.journal(&msg, raw, None, false).await.unwrap();
+        assert!(
+            matches!(merged, Some(Journaled::Merged { item: 2, seq: 3 })),
+            "{merged:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while j.index().search("rcpt:late@d.test", 10).unwrap().ids != [2] {
+            assert!(
+                Instant::now() < deadline,
+                "the follower never indexed the merge"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        follower.abort();
+        assert_eq!(j.index().indexed_through(), 3);
+        assert_eq!(j.index().search("", 10).unwrap().total, 2);
+    }
 
     #[test]
     fn portal_links_and_codes_are_redacted_and_the_rest_kept() {

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub archive_search_seconds: Histogram,
     /// The archive chain's last sequence number.
     pub archive_head: IntGauge,
+    /// The last sequence number the committed search index covers.
+    pub archive_indexed: IntGauge,
     /// The last sequence number a verify found intact.
     pub archive_verified: IntGauge,
     /// Ids handed on to a stage and not yet taken by it, by stage.
@@ -262,6 +264,10 @@ impl Metrics {
             "sealgate_archive_head_sequence",
             "The archive chain's last sequence number",
         );
+        let archive_indexed = gauge(
+            "sealgate_archive_indexed_sequence",
+            "The last archive sequence number the committed search index covers (head minus this: what search cannot find yet)",
+        );
         let archive_verified = gauge(
             "sealgate_archive_verified_sequence",
             "The last sequence number an archive verify found intact (0: none yet)",
@@ -307,6 +313,7 @@ impl Metrics {
             archive_journal_seconds,
             archive_search_seconds,
             archive_head,
+            archive_indexed,
             archive_verified,
             deliveries,
             tls_failures,
