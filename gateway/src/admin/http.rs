@@ -4,7 +4,7 @@
 use super::queue::AdminAction;
 use super::queue::QueueSummary;
 use crate::model::id::BadQueueId;
-use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
+use crate::spool::{Durability, QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -345,7 +345,7 @@ async fn quarantine_release(
     let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n).await?;
-    s.spool.update(&msg).await?;
+    s.spool.update(&msg, Durability::Synced).await?;
     // Through the seal stage, which hands it on to delivery.
     s.seal.send(msg.id);
     Ok(Json(
@@ -361,7 +361,7 @@ async fn quarantine_delete(
     let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n).await?;
-    s.spool.update(&msg).await?;
+    s.spool.update(&msg, Durability::Synced).await?;
     // Delivery sends the sender's DSN now.
     if let Some(c) = &s.deliver {
         let _ = c.send(crate::deliver::scheduler::Command::Retry(msg.id));

@@ -3,7 +3,7 @@
 //! access, so while the gateway holds the spool it goes through the admin API.
 
 use crate::config::Config;
-use crate::spool::{Keyring, QueueId, QueuedMessage, Spool, SpoolError};
+use crate::spool::{Durability, Keyring, QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -542,7 +542,7 @@ impl Change {
                     n,
                 )
                 .await?;
-                spool.update(&m).await?;
+                spool.update(&m, Durability::Synced).await?;
                 Ok(format!(
                     "released {n} recipient(s) of {id}; they are sealed and delivered when the gateway starts\n"
                 ))
@@ -559,7 +559,7 @@ impl Change {
                     n,
                 )
                 .await?;
-                spool.update(&m).await?;
+                spool.update(&m, Durability::Synced).await?;
                 Ok(format!(
                     "deleted {n} quarantined recipient(s) of {id}; the sender is told when the gateway starts\n"
                 ))
@@ -591,7 +591,7 @@ impl Change {
                 )
                 .await?;
                 retry_now(&mut m);
-                spool.update(&m).await?;
+                spool.update(&m, Durability::Synced).await?;
                 Ok(format!("{id} will be retried when the gateway starts\n"))
             }
             Change::RetryAll => {
@@ -606,7 +606,7 @@ impl Change {
                 .await?;
                 for mut m in list.clone() {
                     retry_now(&mut m);
-                    spool.update(&m).await?;
+                    spool.update(&m, Durability::Synced).await?;
                 }
                 Ok(format!(
                     "{} message(s) will be retried when the gateway starts\n",

@@ -10,8 +10,8 @@ use super::client::RcptTo;
 use super::dsn::{self, DsnAction, DsnInput, DsnRecipient};
 use super::retry;
 use crate::spool::{
-    DeliveryEvidence, Direction, DsnState, QueueId, QueuedMessage, QueuedRecipient, RecipientState,
-    Spool,
+    DeliveryEvidence, Direction, DsnState, Durability, QueueId, QueuedMessage, QueuedRecipient,
+    RecipientState, Spool,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -216,7 +216,7 @@ impl Stage {
             }
         }
         self.note_delays(&mut msg);
-        if let Err(e) = self.spool.update(&msg).await {
+        if let Err(e) = self.spool.update(&msg, Durability::Synced).await {
             // Deleted meanwhile (queue delete) or the spool failed; either
             // way nothing more is done now.
             tracing::warn!(id = %id, error = %e, "cannot record delivery results");
@@ -235,7 +235,9 @@ impl Stage {
             if !self.journal(&msg, raw).await {
                 return Some(Utc::now() + chrono::Duration::minutes(1));
             }
-            match self.spool.complete(&msg).await {
+            // Not waiting for the disk: a finished message that comes back
+            // after a crash is journaled again (idempotently) and retired again.
+            match self.spool.complete(&msg, Durability::Ordered).await {
                 Ok(()) => {
                     let secs = (Utc::now() - msg.received_at).num_milliseconds() as f64 / 1000.0;
                     self.deliverer
@@ -605,7 +607,7 @@ impl Stage {
             // Record each domain as it finishes rather than after the
             // slowest one, so a crash meanwhile re-sends as little as possible.
             if !tasks.is_empty() {
-                if let Err(e) = self.spool.update(msg).await {
+                if let Err(e) = self.spool.update(msg, Durability::Synced).await {
                     tracing::warn!(id = %msg.id, error = %e, "cannot record delivery results");
                 }
             }
@@ -729,7 +731,7 @@ impl Stage {
                 }
             }
         }
-        if let Err(e) = self.spool.update(msg).await {
+        if let Err(e) = self.spool.update(msg, Durability::Synced).await {
             tracing::warn!(id = %msg.id, error = %e, "cannot record queued DSNs");
         }
     }

@@ -1,6 +1,7 @@
 //! The policy stage as a running task: for each message the earlier stages
 //! are done with, decide every recipient's verdict, store the verdicts (and
-//! the tag-free subject) in the spool with fsync, then hand the id on.
+//! the tag-free subject) in the spool (ordered, not waited for: see
+//! `Durability::Ordered`), then hand the id on.
 
 use super::tags;
 use super::{decide, Inputs, Seal, Unfit, Verdict};
@@ -11,7 +12,7 @@ use crate::model::key::KeyKind;
 use crate::model::tls::TlsLevel;
 use crate::spool::pipe::{Handoff, Pipe};
 use crate::spool::Direction;
-use crate::spool::{QueueId, QueuedMessage, Spool, SpoolError};
+use crate::spool::{Durability, QueueId, QueuedMessage, Spool, SpoolError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -343,7 +344,10 @@ impl Stage {
                 // A key was found: decide again, with it.
                 decide(&mut msg, &raised);
             }
-            self.spool.update(&msg).await?;
+            // Not waiting for the disk: verdicts lost in a crash are decided
+            // again, and whatever acts on them (a sealed copy, a delivery)
+            // writes synced after them, which makes them durable too.
+            self.spool.update(&msg, Durability::Ordered).await?;
             for r in &msg.recipients {
                 if let Some(v) = &r.verdict {
                     // The verdict names rule ids and tags, never content.

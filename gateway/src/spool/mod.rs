@@ -17,7 +17,7 @@ pub use crate::model::record::{
 };
 pub use crate::store::keyring::{KeyError, Keyring};
 pub use crate::store::spool::{
-    CommitError, CommitStats, SpoolError, SpoolStore, VerifyReport, CHUNK_SIZE,
+    CommitError, CommitStats, Durability, SpoolError, SpoolStore, VerifyReport, CHUNK_SIZE,
 };
 pub use submit::Submission;
 
@@ -236,10 +236,15 @@ impl Spool {
         Ok(true)
     }
 
-    /// Durably replaces a queued message's record (recipient states,
-    /// evidence). Fails if the message was deleted meanwhile.
-    pub async fn update(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
-        self.store.update(msg).await
+    /// Replaces a queued message's record (recipient states, evidence),
+    /// durable as `durability` says. Fails if the message was deleted
+    /// meanwhile.
+    pub async fn update(
+        &self,
+        msg: &QueuedMessage,
+        durability: Durability,
+    ) -> Result<(), SpoolError> {
+        self.store.update(msg, durability).await
     }
 
     /// Durably stores the sealed copies (recipient index, bytes as sent)
@@ -261,11 +266,15 @@ impl Spool {
         self.store.read_sealed(msg, index).await
     }
 
-    /// Durably retires a message whose every recipient is final: its record
-    /// moves to the done set (for `queue show` and the journal) and its
-    /// bytes are deleted, in one synced batch.
-    pub async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
-        self.store.complete(msg).await?;
+    /// Retires a message whose every recipient is final: its record moves
+    /// to the done set (for `queue show` and the journal) and its bytes are
+    /// deleted, in one batch, durable as `durability` says.
+    pub async fn complete(
+        &self,
+        msg: &QueuedMessage,
+        durability: Durability,
+    ) -> Result<(), SpoolError> {
+        self.store.complete(msg, durability).await?;
         self.shared.metrics.spool_messages.dec();
         self.shared.metrics.spool_bytes.sub(msg.size as i64);
         Ok(())

@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::model::address::Mailbox;
     use crate::model::verdict::{Seal, Verdict};
-    use crate::spool::{Direction, InspectionRecord, Keyring, Submission, DSN_ORIGIN};
+    use crate::spool::{Direction, Durability, InspectionRecord, Keyring, Submission, DSN_ORIGIN};
     use crate::telemetry::metrics::Metrics;
     use std::sync::Arc;
 
@@ -371,7 +371,7 @@ mod tests {
             key: Some("k".into()),
             fallback: None,
         });
-        spool.update(&msg).await.unwrap();
+        spool.update(&msg, Durability::Synced).await.unwrap();
         assert_eq!(ready(Progress::Decided).await, Readiness::Ready);
         assert_eq!(ready(Progress::Sealed).await, Readiness::Waiting);
         let undecided = |m: &QueuedMessage| !m.decided;
@@ -394,7 +394,7 @@ mod tests {
             .unwrap()
             .is_empty());
         msg.recipients[0].verdict = Some(Verdict::Block { reason: "r".into() });
-        spool.update(&msg).await.unwrap();
+        spool.update(&msg, Durability::Synced).await.unwrap();
         assert_eq!(ready(Progress::Sealed).await, Readiness::Ready);
         spool.delete(id).await.unwrap();
         assert_eq!(ready(Progress::Sealed).await, Readiness::Waiting);

@@ -638,7 +638,7 @@ pub async fn archive_store(
 /// chunks never committed are not.
 pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     use super::spool::testing::message;
-    use super::spool::{CommitError, SpoolError, SpoolStore, CHUNK_SIZE};
+    use super::spool::{CommitError, Durability, SpoolError, SpoolStore, CHUNK_SIZE};
     use crate::model::id::QueueId;
     use crate::model::record::{InspectionRecord, QueuedMessage};
     use sha2::{Digest, Sha256};
@@ -729,7 +729,9 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     // Updates and sealed copies.
     let mut m3u = m3.clone();
     m3u.decided = true;
-    a.update(&m3u).await.unwrap();
+    // An ordered update is seen at once (and durable with the next synced
+    // write: the handle opened below sees it).
+    a.update(&m3u, Durability::Ordered).await.unwrap();
     assert!(a.envelope(m3.id).await.unwrap().unwrap().decided);
     m3u.new_subject = Some("sealed".into());
     a.put_sealed(&m3u, vec![(0, b"sealed copy".to_vec())])
@@ -751,9 +753,14 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     let removed = a.delete(m2.id).await.unwrap();
     assert_eq!(removed.map(|m| m.id), Some(m2.id));
     assert!(a.delete(m2.id).await.unwrap().is_none(), "already gone");
-    assert!(gone(a.update(&m2).await), "update after delete refused");
+    assert!(
+        gone(a.update(&m2, Durability::Synced).await),
+        "update after delete refused"
+    );
+    assert!(gone(a.update(&m2, Durability::Ordered).await));
     assert!(gone(a.put_sealed(&m2, vec![(0, b"x".to_vec())]).await));
-    assert!(gone(a.complete(&m2).await));
+    assert!(gone(a.complete(&m2, Durability::Synced).await));
+    assert!(gone(a.complete(&m2, Durability::Ordered).await));
     assert!(
         a.envelope(m2.id).await.unwrap().is_none(),
         "not resurrected"
@@ -762,12 +769,16 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     a.put_inspection(m2.id, &inspection).await.unwrap();
     assert!(a.inspection(m2.id).await.unwrap().is_none());
     assert_eq!(ids(a.envelopes().await.unwrap()), [100, 300]);
-    // Complete: the record moves to the done set, the rest goes.
-    a.complete(&m3u).await.unwrap();
+    // Complete: the record moves to the done set, the rest goes (ordered:
+    // the synced writes after it make it durable).
+    a.complete(&m3u, Durability::Ordered).await.unwrap();
     assert!(a.envelope(m3.id).await.unwrap().is_none());
     assert!(a.done(m3.id).await.unwrap().unwrap().decided);
     assert!(a.read_sealed(&m3u, 0).await.is_err(), "sealed copies go");
-    assert!(gone(a.update(&m3u).await), "no update once done");
+    assert!(
+        gone(a.update(&m3u, Durability::Synced).await),
+        "no update once done"
+    );
     assert!(a.done(m1.id).await.unwrap().is_none(), "still queued");
     assert_eq!(a.totals().await.unwrap(), (1, body.len() as u64));
     // Writes at once are all kept.
@@ -828,7 +839,7 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     // hand it out again and overwrite its record.
     let m9 = received(900, small);
     b.commit(&m9, Some(small)).await.unwrap();
-    b.complete(&m9).await.unwrap();
+    b.complete(&m9, Durability::Synced).await.unwrap();
     drop(b);
     let c = open();
     assert!(c.envelope(m9.id).await.unwrap().is_none());

@@ -72,6 +72,20 @@ pub enum CommitError {
     Sync(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// How durable a write is when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk: synced (RocksDB's log fsynced, PostgreSQL's commit
+    /// flushed).
+    Synced,
+    /// Ordered before every later synced write of the store, so on disk
+    /// once any later write is; lost in a crash before that. For records a
+    /// stage makes again when they are missing (a verdict decided again, a
+    /// finished message journaled again, idempotently, and retired again),
+    /// so the writer need not wait for the disk.
+    Ordered,
+}
+
 /// Where a backend reports its synced writes (the gateway's metrics:
 /// `spool` implements it for them).
 pub trait CommitStats: Send + Sync {
@@ -104,7 +118,10 @@ pub struct VerifyReport {
 ///   return: synced to disk (a backend may sync many callers' writes at
 ///   once, but answers none before the sync that covers it), so they
 ///   survive a crash and a handle opened afterwards sees them. `commit`
-///   makes durable the message's chunks stored before it too.
+///   makes durable the message's chunks stored before it too. `update`
+///   and `complete` with [`Durability::Ordered`] return before the sync:
+///   they are seen by every read at once, and durable with the next
+///   synced write (or lost, in a crash before it, with nothing after them).
 /// - An accepted envelope is never overwritten: `commit` of an id already
 ///   queued fails with [`CommitError::EnvelopeExists`].
 /// - `update`, `put_sealed` and `complete` fail with [`CommitError::Gone`]
@@ -157,9 +174,9 @@ pub trait SpoolStore: Send + Sync {
         self.read_chunks(msg, msg.chunks.min(1)).await
     }
 
-    /// Replaces a queued message's record, durably; refused with
-    /// [`CommitError::Gone`] when it was deleted meanwhile.
-    async fn update(&self, msg: &QueuedMessage) -> Result<(), SpoolError>;
+    /// Replaces a queued message's record (durable as `durability` says);
+    /// refused with [`CommitError::Gone`] when it was deleted meanwhile.
+    async fn update(&self, msg: &QueuedMessage, durability: Durability) -> Result<(), SpoolError>;
 
     /// Removes message `id` with its chunks, inspection and sealed copies,
     /// durably; its record as it was, or `None` when it was not queued.
@@ -178,10 +195,11 @@ pub trait SpoolStore: Send + Sync {
     async fn read_sealed(&self, msg: &QueuedMessage, index: u32) -> Result<Vec<u8>, SpoolError>;
 
     /// Retires `msg`, whose every recipient is final: its record moves to
-    /// the done set and its bytes, inspection and sealed copies go, durably
-    /// and atomically; refused with [`CommitError::Gone`] when it was
-    /// deleted meanwhile.
-    async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError>;
+    /// the done set and its bytes, inspection and sealed copies go,
+    /// atomically (durable as `durability` says); refused with
+    /// [`CommitError::Gone`] when it was deleted meanwhile.
+    async fn complete(&self, msg: &QueuedMessage, durability: Durability)
+        -> Result<(), SpoolError>;
 
     /// A finished message's record, if it is still kept.
     async fn done(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError>;

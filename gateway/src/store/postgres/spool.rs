@@ -18,7 +18,7 @@ use super::{Database, PgError};
 use crate::model::id::QueueId;
 use crate::model::record::{InspectionRecord, QueuedMessage};
 use crate::store::keyring::Keyring;
-use crate::store::spool::{CommitError, SpoolError, SpoolStore, VerifyReport};
+use crate::store::spool::{CommitError, Durability, SpoolError, SpoolStore, VerifyReport};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -157,6 +157,21 @@ fn gone(id: QueueId) -> SpoolError {
     SpoolError::Commit(CommitError::Gone(id.to_string()))
 }
 
+/// For [`Durability::Ordered`], commits `tx` without waiting for its WAL
+/// flush (PostgreSQL's asynchronous commit: in order, and flushed with the
+/// next synchronous commit at the latest).
+async fn relax(
+    tx: &tokio_postgres::Transaction<'_>,
+    durability: Durability,
+) -> Result<(), SpoolError> {
+    if durability == Durability::Ordered {
+        tx.batch_execute("SET LOCAL synchronous_commit TO off")
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SpoolStore for PgSpool {
     async fn put_chunk(&self, id: QueueId, n: u32, bytes: &[u8]) -> Result<(), SpoolError> {
@@ -257,10 +272,12 @@ impl SpoolStore for PgSpool {
         self.chunks(msg.id, count).await
     }
 
-    async fn update(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+    async fn update(&self, msg: &QueuedMessage, durability: Durability) -> Result<(), SpoolError> {
         let record = self.seal_record("message", msg)?;
-        let client = self.client().await?;
-        let changed = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        relax(&tx, durability).await?;
+        let changed = tx
             .execute(
                 "UPDATE spool_message SET record = $2, size = $3 WHERE id = $1",
                 &[&key(msg.id)?, &record, &(msg.size as i64)],
@@ -270,7 +287,7 @@ impl SpoolStore for PgSpool {
         if changed == 0 {
             return Err(gone(msg.id));
         }
-        Ok(())
+        tx.commit().await.map_err(db)
     }
 
     async fn delete(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
@@ -344,11 +361,16 @@ impl SpoolStore for PgSpool {
         self.open("sealed", msg.id, index, row.get(0))
     }
 
-    async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+    async fn complete(
+        &self,
+        msg: &QueuedMessage,
+        durability: Durability,
+    ) -> Result<(), SpoolError> {
         let id = key(msg.id)?;
         let record = self.seal_record("done", msg)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
+        relax(&tx, durability).await?;
         let gone_now = tx
             .execute("DELETE FROM spool_message WHERE id = $1", &[&id])
             .await

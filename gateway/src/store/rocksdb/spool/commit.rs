@@ -1,9 +1,11 @@
 //! Group commit: one thread owns the synced writes. Sessions hand it their
-//! batches; it gathers whatever is waiting, writes it as one RocksDB batch
-//! with `sync = true` (one fsync of the WAL), and only then answers every
-//! waiting session. Nobody is answered before the sync that covers them.
+//! batches; it gathers whatever is waiting, writes it as one RocksDB batch,
+//! answers the writers that asked only for order ([`Durability::Ordered`]),
+//! then syncs the log once (one fsync of the WAL) and answers the rest.
+//! Nobody who asked for a synced write is answered before the sync that
+//! covers them.
 
-use crate::store::spool::{CommitError, CommitStats};
+use crate::store::spool::{CommitError, CommitStats, Durability};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -46,6 +48,7 @@ pub enum Op {
 
 struct Request {
     ops: Vec<Op>,
+    durability: Durability,
     done: oneshot::Sender<Result<(), CommitError>>,
 }
 
@@ -66,19 +69,27 @@ impl Committer {
         (Committer { tx }, thread)
     }
 
-    /// Applies `ops` durably; returns once they are synced to disk.
-    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), CommitError> {
+    /// Applies `ops` atomically; returns once they are as durable as
+    /// `durability` asks (synced to disk, or written in order before the
+    /// next sync).
+    pub async fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<(), CommitError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request { ops, done })
+            .send(Request {
+                ops,
+                durability,
+                done,
+            })
             .map_err(|_| CommitError::Stopped)?;
         wait.await.map_err(|_| CommitError::Stopped)?
     }
 }
 
 fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, stats: Arc<dyn CommitStats>) {
-    let mut sync = WriteOptions::default();
-    sync.set_sync(true);
+    // The log is synced by `flush_wal` below, once the writers that need
+    // no sync have been answered.
+    let mut unsynced = WriteOptions::default();
+    unsynced.set_sync(false);
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -106,18 +117,32 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<Request>, stats: Arc<dyn CommitStats>) {
             verdicts.push(verdict);
         }
         let started = Instant::now();
-        let result = db.write_opt(batch, &sync);
-        stats.synced(started.elapsed().as_secs_f64(), group.len());
+        let written = db.write_opt(batch, &unsynced);
+        let (ordered, synced): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .zip(verdicts)
+            .partition(|(r, _)| r.durability == Durability::Ordered);
+        answer(ordered, &written);
+        if synced.is_empty() {
+            continue;
+        }
+        let result = written.and_then(|()| db.flush_wal(true));
+        stats.synced(started.elapsed().as_secs_f64(), synced.len());
         if let Err(e) = &result {
             tracing::error!(error = %e, "spool sync failed");
         }
-        for (r, verdict) in group.into_iter().zip(verdicts) {
-            let answer = match &result {
-                Ok(()) => verdict,
-                Err(e) => Err(CommitError::Sync(Box::new(e.clone()))),
-            };
-            let _ = r.done.send(answer);
-        }
+        answer(synced, &result);
+    }
+}
+
+/// Answers each request with its own check's verdict, or the write's error.
+fn answer(requests: Vec<(Request, Result<(), CommitError>)>, written: &Result<(), rocksdb::Error>) {
+    for (r, verdict) in requests {
+        let answer = match written {
+            Ok(()) => verdict,
+            Err(e) => Err(CommitError::Sync(Box::new(e.clone()))),
+        };
+        let _ = r.done.send(answer);
     }
 }
 

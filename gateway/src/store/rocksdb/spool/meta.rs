@@ -6,6 +6,7 @@
 use super::commit::Op;
 use super::{tls_memory_key, RocksSpool, CF_META, TLS_MEMORY_PREFIX};
 use crate::store::cache::Cache;
+use crate::store::spool::Durability;
 use crate::store::tls_memory::{Remembered, TlsMemory};
 use crate::store::BackendError;
 use async_trait::async_trait;
@@ -37,11 +38,14 @@ impl TlsMemory for RocksSpool {
         let value = Utc::now().to_rfc3339().into_bytes();
         self.committer()
             .map_err(backend)?
-            .commit(vec![Op::Put {
-                cf: CF_META,
-                key,
-                value,
-            }])
+            .commit(
+                vec![Op::Put {
+                    cf: CF_META,
+                    key,
+                    value,
+                }],
+                Durability::Synced,
+            )
             .await
             .map_err(backend)
     }
@@ -61,10 +65,13 @@ impl TlsMemory for RocksSpool {
         }
         self.committer()
             .map_err(backend)?
-            .commit(vec![Op::Delete {
-                cf: CF_META,
-                key: tls_memory_key(domain),
-            }])
+            .commit(
+                vec![Op::Delete {
+                    cf: CF_META,
+                    key: tls_memory_key(domain),
+                }],
+                Durability::Synced,
+            )
             .await
             .map_err(backend)?;
         Ok(true)

@@ -12,7 +12,9 @@ mod meta;
 use crate::model::id::QueueId;
 use crate::model::record::{InspectionRecord, QueuedMessage};
 use crate::store::keyring::Keyring;
-use crate::store::spool::{CommitStats, SpoolError, SpoolStore, VerifyReport, CHUNK_SIZE};
+use crate::store::spool::{
+    CommitStats, Durability, SpoolError, SpoolStore, VerifyReport, CHUNK_SIZE,
+};
 use async_trait::async_trait;
 use commit::{Committer, Op};
 use rocksdb::{IteratorMode, WriteOptions, DB};
@@ -418,7 +420,7 @@ impl SpoolStore for RocksSpool {
             key,
             value,
         });
-        Ok(self.committer()?.commit(ops).await?)
+        Ok(self.committer()?.commit(ops, Durability::Synced).await?)
     }
 
     async fn envelope(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
@@ -433,16 +435,19 @@ impl SpoolStore for RocksSpool {
         self.read(msg, count)
     }
 
-    async fn update(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+    async fn update(&self, msg: &QueuedMessage, durability: Durability) -> Result<(), SpoolError> {
         let key = msg.id.to_key().to_vec();
         let value = self.seal_json(CF_ENVELOPE, &key, msg)?;
         Ok(self
             .committer()?
-            .commit(vec![Op::Replace {
-                cf: CF_ENVELOPE,
-                key,
-                value,
-            }])
+            .commit(
+                vec![Op::Replace {
+                    cf: CF_ENVELOPE,
+                    key,
+                    value,
+                }],
+                durability,
+            )
             .await?)
     }
 
@@ -465,6 +470,7 @@ impl SpoolStore for RocksSpool {
                 .into_iter()
                 .chain(content_deletes(&msg))
                 .collect(),
+                Durability::Synced,
             )
             .await?;
         Ok(Some(msg))
@@ -492,7 +498,7 @@ impl SpoolStore for RocksSpool {
             value: self.seal_json(CF_ENVELOPE, &key, msg)?,
             key,
         });
-        Ok(self.committer()?.commit(ops).await?)
+        Ok(self.committer()?.commit(ops, Durability::Synced).await?)
     }
 
     async fn read_sealed(&self, msg: &QueuedMessage, index: u32) -> Result<Vec<u8>, SpoolError> {
@@ -516,7 +522,11 @@ impl SpoolStore for RocksSpool {
             })
     }
 
-    async fn complete(&self, msg: &QueuedMessage) -> Result<(), SpoolError> {
+    async fn complete(
+        &self,
+        msg: &QueuedMessage,
+        durability: Durability,
+    ) -> Result<(), SpoolError> {
         let key = msg.id.to_key().to_vec();
         let value = self.seal_json(CF_DONE, &key, msg)?;
         let envelope = self.seal_json(CF_ENVELOPE, &key, msg)?;
@@ -547,6 +557,7 @@ impl SpoolStore for RocksSpool {
                 .into_iter()
                 .chain(content_deletes(msg))
                 .collect(),
+                durability,
             )
             .await?;
         Ok(())
