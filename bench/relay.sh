@@ -20,6 +20,9 @@
 # database's compactions and the kernel wrote for it, the same way for both.
 #
 # Usage: bench/relay.sh [MESSAGES]   (default 5000)
+# A fifth leg sends RELAY_LIGHT_MESSAGES (default 2000; 0: no such leg) at
+# a light, evenly paced RELAY_LIGHT_RATE (default 100 msg/s) through
+# Sealgate with DLP on, for its latency when it is not saturated.
 # Environment: RELAY_BASELINE (path to another sealgate binary, e.g. a
 # release build of an earlier commit: it runs as a fourth leg, DLP on, so a
 # change is compared with what came before in the same run),
@@ -63,6 +66,9 @@ print(exe or "")')
 
 BASELINE=${RELAY_BASELINE:-}
 PROFILE=${RELAY_PROFILE:-}
+# The light-load leg: evenly paced messages (bench/paced_source.py), DLP on.
+LIGHT_N=${RELAY_LIGHT_MESSAGES:-2000}
+LIGHT_RATE=${RELAY_LIGHT_RATE:-100}
 if [ -n "$PROFILE" ]; then
   for tool in perf inferno-collapse-perf inferno-flamegraph; do
     command -v "$tool" >/dev/null || { echo "RELAY_PROFILE needs $tool: run scripts/install-deps bench" >&2; exit 2; }
@@ -132,10 +138,10 @@ while True:
 put(".count", f"{count} {last:.6f}\n")
 PY
 
-start_sink() { # NAME: a fresh smtp-sink on port $SINK, its counter watched
+start_sink() { # NAME [COUNT]: a fresh smtp-sink on port $SINK, its counter watched
   SINK=$(port)
   mkfifo "$WORK/$1.fifo"
-  python3 "$WORK/watch.py" "$N" "$STALL" "$WORK/$1" <"$WORK/$1.fifo" &
+  python3 "$WORK/watch.py" "${2:-$N}" "$STALL" "$WORK/$1" <"$WORK/$1.fifo" &
   WATCH_PID=$!
   smtp-sink -u postfix -c "127.0.0.1:$SINK" 1000 >"$WORK/$1.fifo" 2>"$WORK/$1.sink.err" &
   SINK_PID=$!
@@ -154,6 +160,9 @@ stop_sink() { # NAME: after a pause for stray duplicates; leaves NAME.count
 }
 load() { # PORT: the client side, timed by the caller
   smtp-source -s $SESSIONS -l $SIZE -m "$N" -c -f "$FROM" -t "$RCPT" "127.0.0.1:$1" >/dev/null
+}
+paced() { # PORT: the light load, evenly paced
+  python3 bench/paced_source.py "127.0.0.1:$1" "$LIGHT_N" "$LIGHT_RATE" 10 $SIZE "$FROM" "$RCPT" > "$WORK/light.paced"
 }
 
 # --- Postfix -> smtp-sink ---------------------------------------------------
@@ -206,9 +215,9 @@ CF
 }
 
 # --- Sealgate -> smtp-sink --------------------------------------------------
-run_sealgate() { # NAME DLP(true|false) [BINARY]
-  local name=$1 bin=${3:-$BIN} SG ADMIN
-  start_sink "$name"
+run_sealgate() { # NAME DLP(true|false) [BINARY [LOADER COUNT]]
+  local name=$1 bin=${3:-$BIN} loader=${4:-load} count=${5:-$N} SG ADMIN
+  start_sink "$name" "$count"
   SG=$(port); ADMIN=$(port)
   cat > "$WORK/$name.toml" <<TOML
 [server]
@@ -252,13 +261,13 @@ TOML
   sync
   local t0 t1 w0
   w0=$(sectors_written)
-  t0=$(now); load "$SG"; t1=$(now)
+  t0=$(now); $loader "$SG"; t1=$(now)
   wait_sink "$name"
   # Wait for the last completions to be recorded (the histogram is observed
   # just after the sink's reply), then read the metrics.
   for _ in $(seq 100); do
     metrics "$ADMIN" > "$WORK/$name.metrics"
-    [ "$(metric "$WORK/$name.metrics" sealgate_delivery_completed_seconds_count)" -ge "$N" ] && break
+    [ "$(metric "$WORK/$name.metrics" sealgate_delivery_completed_seconds_count)" -ge "$count" ] && break
     sleep 0.1
   done
   metrics "$ADMIN" > "$WORK/$name.metrics"
@@ -276,6 +285,10 @@ run_postfix
 run_sealgate sealgate-dlp true
 run_sealgate sealgate-nodlp false
 [ -n "$BASELINE" ] && run_sealgate baseline-dlp true "$BASELINE"
+if [ "$LIGHT_N" -gt 0 ]; then
+  echo "light load: $LIGHT_N messages at $LIGHT_RATE msg/s, sealgate DLP on ..." >&2
+  run_sealgate sealgate-light true "$BIN" paced "$LIGHT_N"
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ -n "$PROFILE" ] && [ -s "$WORK/perf.data" ]; then
   echo "rendering the profile of the DLP-on leg into $PROFILE ..." >&2
@@ -287,9 +300,10 @@ if [ -n "$PROFILE" ] && [ -s "$WORK/perf.data" ]; then
     grep -E '^ +[0-9]' | head -20 > "$PROFILE/threads.txt"
 fi
 
-python3 - "$N" "$WORK" "$SESSIONS" "$SIZE" "$CONCURRENCY" "$LOG_LEVEL" "$(postconf -d -h mail_version)" "$LOAD_BEFORE" "$LOAD_AFTER" "$BASELINE" "$DEV_STAT" <<'PY'
+python3 - "$N" "$WORK" "$SESSIONS" "$SIZE" "$CONCURRENCY" "$LOG_LEVEL" "$(postconf -d -h mail_version)" "$LOAD_BEFORE" "$LOAD_AFTER" "$BASELINE" "$DEV_STAT" "$LIGHT_N" "$LIGHT_RATE" <<'PY'
 import calendar, json, math, os, re, sys, time
-n, work, sessions, size, conc, loglevel, pfver, load0, load1, baseline, devstat = int(sys.argv[1]), sys.argv[2], *sys.argv[3:12]
+n, work, sessions, size, conc, loglevel, pfver, load0, load1, baseline, devstat, light_n, light_rate = int(sys.argv[1]), sys.argv[2], *sys.argv[3:14]
+light_n = int(light_n)
 def read(path, default=""):
     try: return open(path).read()
     except OSError: return default
@@ -414,6 +428,17 @@ for name, label in sealgate_legs:
     spool = gauge(text, "sealgate_spool_messages")
     print(f"  {label}: deliveries delivered={delivered} other={other}, spool left={spool}")
     if delivered != n or other or spool != 0: ok = False
+if light_n:
+    lat = log_latencies("sealgate-light")
+    paced = read(f"{work}/light.paced").strip()
+    got = read(f"{work}/sealgate-light.count", "0 0").split()[0]
+    if lat:
+        print(f"sealgate at a light load ({light_rate} msg/s, DLP on), accepted -> finished: p50 {rank(lat, 0.5)*1000:.1f} ms / "
+              f"p99 {rank(lat, 0.99)*1000:.1f} ms, max {lat[-1]*1000:.1f} ms ({len(lat)} messages; sink received {got})")
+    else:
+        print("sealgate at a light load: no samples"); ok = False
+    print(f"  {paced or 'paced source printed nothing'}")
+    if int(got) != light_n: ok = False
 print()
 queue = read(f"{work}/postfix.queue").strip()
 print(f"sink received: postfix {pf['count']}, sealgate (DLP on) {on['count']}, sealgate (DLP off) {off['count']}"

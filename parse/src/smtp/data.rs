@@ -132,62 +132,87 @@ impl DataReader {
 
     /// Decodes `input`, appending message bytes to `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Fed {
-        for (i, &b) in input.iter().enumerate() {
-            match (self.state, b) {
-                (State::Done, _) => {
-                    return Fed {
-                        consumed: i,
-                        done: true,
+        let mut i = 0;
+        while i < input.len() {
+            if self.state == State::Done {
+                return Fed {
+                    consumed: i,
+                    done: true,
+                };
+            }
+            let b = input[i];
+            // Plain content (no CR, LF or NUL) inside a line, or starting
+            // one that is not a dot at a real line start, is copied as one
+            // run: what the byte-by-byte states below would do to each.
+            let plain = match self.state {
+                State::Mid | State::SoftLineStart => true,
+                State::LineStart => b != b'.',
+                _ => false,
+            };
+            if plain {
+                let run = memchr::memchr3(b'\r', b'\n', 0, &input[i..]).unwrap_or(input.len() - i);
+                if run > 0 {
+                    out.extend_from_slice(&input[i..i + run]);
+                    self.line_len += run;
+                    if self.line_len > self.max_line {
+                        self.violation.get_or_insert(DataViolation::LineTooLong);
                     }
-                }
-                (State::LineStart | State::SoftLineStart | State::Mid | State::Dot, 0) => {
-                    self.nul()
-                }
-                (State::LineStart, b'.') => self.state = State::Dot,
-                (State::LineStart | State::SoftLineStart | State::Mid, b'\r') => {
-                    self.state = State::Cr
-                }
-                (State::LineStart | State::SoftLineStart | State::Mid, b'\n') => {
-                    self.bare(out, true)
-                }
-                (State::LineStart | State::SoftLineStart | State::Mid, _) => self.push(out, b),
-                (State::Dot, b'\r') => self.state = State::DotCr,
-                (State::Dot, b'\n') => {
-                    // `CRLF . LF`: a smuggling attempt; the dot is content.
-                    out.push(b'.');
-                    self.content_byte();
-                    self.bare(out, true);
-                }
-                // Transparency (RFC 5321 §4.5.2): drop the leading dot.
-                (State::Dot, _) => self.push(out, b),
-                (State::DotCr, b'\n') => {
-                    self.state = State::Done;
-                    return Fed {
-                        consumed: i + 1,
-                        done: true,
-                    };
-                }
-                (State::DotCr, _) => {
-                    // `CRLF . CR x`: the dot was content and the CR is bare.
-                    out.push(b'.');
-                    self.content_byte();
-                    self.bare(out, false);
-                    self.reprocess(b, out);
-                }
-                (State::Cr, b'\n') => {
-                    out.extend_from_slice(b"\r\n");
-                    self.line_len = 0;
-                    self.state = State::LineStart;
-                }
-                (State::Cr, _) => {
-                    self.bare(out, false);
-                    self.reprocess(b, out);
+                    self.state = State::Mid;
+                    i += run;
+                    continue;
                 }
             }
+            self.step(b, out);
+            if self.state == State::Done {
+                return Fed {
+                    consumed: i + 1,
+                    done: true,
+                };
+            }
+            i += 1;
         }
         Fed {
             consumed: input.len(),
             done: self.state == State::Done,
+        }
+    }
+
+    /// One byte the run above does not take: CR, LF, NUL, a dot at a real
+    /// line start, or whatever follows such a dot or a CR.
+    fn step(&mut self, b: u8, out: &mut Vec<u8>) {
+        match (self.state, b) {
+            (State::Done, _) => {}
+            (State::LineStart | State::SoftLineStart | State::Mid | State::Dot, 0) => self.nul(),
+            (State::LineStart, b'.') => self.state = State::Dot,
+            (State::LineStart | State::SoftLineStart | State::Mid, b'\r') => self.state = State::Cr,
+            (State::LineStart | State::SoftLineStart | State::Mid, b'\n') => self.bare(out, true),
+            (State::LineStart | State::SoftLineStart | State::Mid, _) => self.push(out, b),
+            (State::Dot, b'\r') => self.state = State::DotCr,
+            (State::Dot, b'\n') => {
+                // `CRLF . LF`: a smuggling attempt; the dot is content.
+                out.push(b'.');
+                self.content_byte();
+                self.bare(out, true);
+            }
+            // Transparency (RFC 5321 §4.5.2): drop the leading dot.
+            (State::Dot, _) => self.push(out, b),
+            (State::DotCr, b'\n') => self.state = State::Done,
+            (State::DotCr, _) => {
+                // `CRLF . CR x`: the dot was content and the CR is bare.
+                out.push(b'.');
+                self.content_byte();
+                self.bare(out, false);
+                self.reprocess(b, out);
+            }
+            (State::Cr, b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                self.line_len = 0;
+                self.state = State::LineStart;
+            }
+            (State::Cr, _) => {
+                self.bare(out, false);
+                self.reprocess(b, out);
+            }
         }
     }
 

@@ -63,10 +63,7 @@ impl DotStuffer {
                     }
                     self.line_start = false;
                     // Copy the rest of the line in one go.
-                    let n = input
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(input.len());
+                    let n = memchr::memchr2(b'\r', b'\n', input).unwrap_or(input.len());
                     out.extend_from_slice(&input[..n]);
                     input = &input[n..];
                 }

@@ -37,6 +37,14 @@ pub enum Op {
         /// Value.
         value: Vec<u8>,
     },
+    /// Write nothing, but fail the batch when `key` is absent from `cf`
+    /// (a record deleted meanwhile).
+    Expect {
+        /// Column family name.
+        cf: &'static str,
+        /// Key.
+        key: Vec<u8>,
+    },
     /// Delete `key` in `cf`.
     Delete {
         /// Column family name.
@@ -148,7 +156,10 @@ fn answer(requests: Vec<(Request, Result<(), CommitError>)>, written: &Result<()
 
 fn cf_of(op: &Op) -> &'static str {
     match op {
-        Op::Put { cf, .. } | Op::Replace { cf, .. } | Op::Delete { cf, .. } => cf,
+        Op::Put { cf, .. }
+        | Op::Replace { cf, .. }
+        | Op::Expect { cf, .. }
+        | Op::Delete { cf, .. } => cf,
     }
 }
 
@@ -184,9 +195,10 @@ fn check(
             } if present(key) => {
                 return Err(CommitError::EnvelopeExists(hex::encode(key)));
             }
-            Op::Replace { key, .. } if !present(key) => {
+            Op::Replace { key, .. } | Op::Expect { key, .. } if !present(key) => {
                 return Err(CommitError::Gone(hex::encode(key)));
             }
+            Op::Expect { .. } => {}
             Op::Put { key, .. } | Op::Replace { key, .. } => {
                 mine.insert((name, key.clone()), true);
             }
@@ -206,6 +218,7 @@ fn apply(db: &DB, batch: &mut WriteBatch, op: Op) {
             batch.put_cf(&cf, key, value)
         }
         Op::Delete { key, .. } => batch.delete_cf(&cf, key),
+        Op::Expect { .. } => {}
     }
 }
 
@@ -229,9 +242,16 @@ mod tests {
             key: b"k1".to_vec(),
             value: b"v2".to_vec(),
         }];
-        // An update after a delete in the same group fails alone...
+        let expect = [Op::Expect {
+            cf: env,
+            key: b"k1".to_vec(),
+        }];
+        assert!(check(&db, &expect, &mut HashMap::new()).is_ok());
+        // An update (or an expectation) after a delete in the same group
+        // fails alone...
         assert!(check(&db, &delete, &mut exists).is_ok());
         assert!(check(&db, &update, &mut exists).is_err());
+        assert!(check(&db, &expect, &mut exists).is_err());
         // ...and a new envelope under a key deleted earlier in the group is fine,
         // while one that already exists is refused.
         let put = |k: &[u8]| {

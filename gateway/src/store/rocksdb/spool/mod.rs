@@ -529,16 +529,14 @@ impl SpoolStore for RocksSpool {
     ) -> Result<(), SpoolError> {
         let key = msg.id.to_key().to_vec();
         let value = self.seal_json(CF_DONE, &key, msg)?;
-        let envelope = self.seal_json(CF_ENVELOPE, &key, msg)?;
         self.committer()?
             .commit(
                 vec![
                     // Fails the commit if an admin deleted the message meanwhile,
                     // so a deleted message does not come back as finished.
-                    Op::Replace {
+                    Op::Expect {
                         cf: CF_ENVELOPE,
                         key: key.clone(),
-                        value: envelope,
                     },
                     Op::Put {
                         cf: CF_DONE,
