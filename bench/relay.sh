@@ -108,7 +108,9 @@ metric() { awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$1"; }
 # QUIT arrives or a message's final "." arrives. This watcher reads that
 # stream and writes PREFIX.done with the wall-clock time at which mesg first
 # reached N, PREFIX.stalled if nothing new arrived for STALL seconds first,
-# and PREFIX.count (final mesg count and time of the last message) at EOF.
+# PREFIX.count (final mesg count and time of the last message) at EOF, and
+# PREFIX.fifths: the time mesg reached each fifth of N, for the rate of
+# each fifth of a long run (flat when nothing backs up).
 cat > "$WORK/watch.py" <<'PY'
 import os, re, select, sys, time
 n, stall, prefix = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -117,6 +119,7 @@ def put(name, text):
     os.rename(prefix + name + ".tmp", prefix + name)
 pat = re.compile(rb"mesg=(\d+)")
 count, last, hit, stalled, tail = 0, time.time(), False, False, b""
+fifths = []
 while True:
     ready, _, _ = select.select([0], [], [], 0.2)
     t = time.time()
@@ -129,6 +132,8 @@ while True:
             m = pat.search(rec)
             if m and int(m.group(1)) > count:
                 count, last = int(m.group(1)), t
+                while len(fifths) < 5 and count >= n * (len(fifths) + 1) // 5:
+                    fifths.append(t)
         if count >= n and not hit:
             hit = True
             put(".done", f"{t:.6f}\n")
@@ -136,6 +141,7 @@ while True:
         stalled = True
         put(".stalled", f"{count}\n")
 put(".count", f"{count} {last:.6f}\n")
+put(".fifths", " ".join(f"{x:.6f}" for x in fifths) + "\n")
 PY
 
 start_sink() { # NAME [COUNT]: a fresh smtp-sink on port $SINK, its counter watched
@@ -272,6 +278,11 @@ TOML
   done
   metrics "$ADMIN" > "$WORK/$name.metrics"
   if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+  # Peak resident memory, bytes the process itself had written to storage,
+  # and its CPU time (user + system, clock ticks), before it stops.
+  { grep VmHWM /proc/$SG_PID/status | awk '{ print $2 * 1024 }'
+    awk '$1 == "write_bytes:" { print $2 }' /proc/$SG_PID/io
+    awk '{ print $14 + $15 }' /proc/$SG_PID/stat; } > "$WORK/$name.proc" 2>/dev/null || true
   kill "$SG_PID"; wait "$SG_PID" 2>/dev/null || true; SG_PID=
   sync
   echo $(( $(sectors_written) - w0 )) > "$WORK/$name.sectors"
@@ -411,6 +422,22 @@ w = [(label, written(name)) for name, label in legs]
 if all(b is not None for _, b in w):
     print("disk written per message (" + os.path.basename(os.path.dirname(devstat)) + ", load to stop): " +
           ", ".join(f"{label} {b/1024:.1f} KiB" for label, b in w))
+def fifths(name, t0):
+    marks = [float(x) for x in read(f"{work}/{name}.fifths").split()]
+    if len(marks) < 5: return None
+    edges = [t0] + marks
+    return [(n / 5) / (b - a) for a, b in zip(edges, edges[1:])]
+print("rate over each fifth of the run (msg/s; flat when nothing backs up):")
+for name, label in legs:
+    r = fifths(name, run(name)["t0"])
+    print(f"  {label}: " + (" ".join(f"{x:.0f}" for x in r) if r else "n/a"))
+tick = os.sysconf("SC_CLK_TCK")
+for name, label in legs[1:]:
+    proc = read(f"{work}/{name}.proc").split()
+    if len(proc) == 3:
+        rss, wrote, cpu = int(proc[0]), int(proc[1]), int(proc[2])
+        print(f"{label}: peak RSS {rss/2**20:.0f} MiB, the process wrote {wrote/n/1024:.1f} KiB per message "
+              f"(/proc/PID/io write_bytes), CPU {cpu/tick/n*1000:.2f} ms per message (user + system)")
 sealgate_legs = [("sealgate-dlp", "DLP on"), ("sealgate-nodlp", "DLP off")]
 if base: sealgate_legs.append(("baseline-dlp", "baseline, DLP on"))
 for name, label in sealgate_legs:
