@@ -576,6 +576,41 @@ impl Changes {
         }
         Changes(out)
     }
+
+    /// As [`Changes::read`], the range split in `parts` read at once: each
+    /// read waits its turn on the store's blocking pool, and under load the
+    /// one-at-a-time walk fell behind the journal (the index covered 33,000
+    /// of 50,000 messages when a benchmark's load ended, where `archive
+    /// reindex` reads 3,400 a second).
+    pub async fn read_parallel(
+        archive: std::sync::Arc<dyn ArchiveStore>,
+        from: u64,
+        to: u64,
+        parts: u64,
+    ) -> Changes {
+        let span = (to.saturating_sub(from) + 1).div_ceil(parts.max(1));
+        let mut ranges = Vec::new();
+        let mut a = from;
+        while a <= to {
+            let b = (a + span - 1).min(to);
+            let store = archive.clone();
+            let task = tokio::spawn(async move { Changes::read(store.as_ref(), a, b).await });
+            ranges.push((a, b, task));
+            a = b + 1;
+        }
+        let mut out = Vec::new();
+        for (a, b, task) in ranges {
+            match task.await {
+                Ok(c) => out.extend(c.0),
+                // Never a gap in the index: that range is read again here.
+                Err(e) => {
+                    tracing::error!(from = a, to = b, error = %e, "index read task failed; reading again");
+                    out.extend(Changes::read(archive.as_ref(), a, b).await.0);
+                }
+            }
+        }
+        Changes(out)
+    }
 }
 
 fn term(field: Field, v: &str) -> Box<dyn TQuery> {

@@ -78,7 +78,8 @@ impl Journal {
             let to = head.min(f.0 + COMMIT_EVERY);
             if to > f.0 {
                 let changes =
-                    super::search::Changes::read(self.archive.as_ref(), f.0 + 1, to).await;
+                    super::search::Changes::read_parallel(self.archive.clone(), f.0 + 1, to, 8)
+                        .await;
                 let index = self.index.clone();
                 match tokio::task::spawn_blocking(move || index.apply(changes)).await {
                     Ok(Ok(_)) => {
