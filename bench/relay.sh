@@ -454,6 +454,8 @@ for name, label in sealgate_legs:
     other = counter(text, "sealgate_deliveries_total") - delivered
     spool = gauge(text, "sealgate_spool_messages")
     print(f"  {label}: deliveries delivered={delivered} other={other}, spool left={spool}")
+    head, indexed = gauge(text, "sealgate_archive_head_sequence"), gauge(text, "sealgate_archive_indexed_sequence")
+    print(f"  {label}: archive search index at the end of the load: {indexed} of {head} journaled (the rest follows)")
     if delivered != n or other or spool != 0: ok = False
 if light_n:
     lat = log_latencies("sealgate-light")
