@@ -58,7 +58,16 @@ async fn two_nodes_journaling_at_once_make_one_chain() {
         Arc::new(open(&db, dir.path(), 7)),
     ];
     let mut tasks = Vec::new();
+    // Each node also relays the same bytes once (a Bcc copy through both).
+    let same = b"Subject: to both\r\n\r\nthe same bytes\r\n".to_vec();
     for (n, node) in nodes.iter().enumerate() {
+        let (both, same) = (node.clone(), same.clone());
+        tasks.push(tokio::spawn(async move {
+            let q = format!("n{n}-same");
+            both.journal(capture(&q, &same, &["c@x.test"]), &same)
+                .await
+                .unwrap()
+        }));
         for i in 0..20 {
             let node = node.clone();
             tasks.push(tokio::spawn(async move {
@@ -70,26 +79,31 @@ async fn two_nodes_journaling_at_once_make_one_chain() {
             }));
         }
     }
-    let mut seqs = Vec::new();
+    let (mut seqs, mut merged) = (Vec::new(), 0);
     for t in tasks {
         match t.await.unwrap() {
             Journaled::New(s) => seqs.push(s),
+            Journaled::Merged { seq, .. } => {
+                merged += 1;
+                seqs.push(seq);
+            }
             other => panic!("{other:?}"),
         }
     }
     seqs.sort();
-    assert_eq!(seqs, (1..=40).collect::<Vec<u64>>(), "one sequence, no gap");
+    assert_eq!(seqs, (1..=42).collect::<Vec<u64>>(), "one sequence, no gap");
+    assert_eq!(merged, 1, "the same bytes through two nodes are one item");
     for node in &nodes {
         assert_eq!(
             node.head_seq().await,
-            40,
+            42,
             "each node sees the cluster's head"
         );
     }
     let r = nodes[1].verify(1).await.unwrap();
     assert!(r.damaged.is_empty(), "{:?}", r.damaged);
-    assert_eq!((r.events_ok, r.blobs_ok, r.head_seq), (40, 40, 40));
-    assert_eq!(r.checkpoints_ok, 5, "every 7 events, whichever node");
+    assert_eq!((r.events_ok, r.blobs_ok, r.head_seq), (42, 41, 42));
+    assert_eq!(r.checkpoints_ok, 6, "every 7 events, whichever node");
     let mut qids: Vec<String> = nodes[0]
         .items()
         .await
@@ -100,17 +114,24 @@ async fn two_nodes_journaling_at_once_make_one_chain() {
     qids.sort();
     let mut expected: Vec<String> = (0..2)
         .flat_map(|n| (0..20).map(move |i| format!("n{n}-{i}")))
+        .chain(["n0-same".to_string(), "n1-same".to_string()])
         .collect();
     expected.sort();
     assert_eq!(qids, expected, "every journal once");
-    // No two events link to the same predecessor (no fork).
+    // One link per event (the walk above found them in one line).
     let client = db.client().await.unwrap();
     let links: i64 = client
         .query_one("SELECT count(DISTINCT link) FROM archive_chain", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(links, 40);
+    assert_eq!(links, 42);
+    let blobs: i64 = client
+        .query_one("SELECT count(*) FROM archive_blob", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(blobs, 41, "content stored once per SHA-256");
     // The same journals again from the other node: nothing new.
     let m = b"Subject: 0-3\r\n\r\nbody 0 3\r\n".to_vec();
     let again = nodes[1]
