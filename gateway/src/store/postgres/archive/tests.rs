@@ -285,6 +285,26 @@ async fn verify_names_damaged_content_links_and_a_cut_tail() {
         "{:?}",
         r.damaged
     );
+    // The head set back over events the chain still has.
+    client
+        .batch_execute("UPDATE archive_head SET seq = 2")
+        .await
+        .unwrap();
+    let r = a.verify(1).await.unwrap();
+    assert!(
+        r.damaged
+            .iter()
+            .any(|(s, w)| *s == 2 && w.contains("the head names link")),
+        "{:?}",
+        r.damaged
+    );
+    assert!(
+        r.damaged
+            .iter()
+            .any(|(s, w)| *s == 4 && w.contains("after the head")),
+        "{:?}",
+        r.damaged
+    );
 }
 
 #[tokio::test]
