@@ -350,3 +350,38 @@ async fn locks_hold_for_every_node_and_a_read_only_handle_refuses_appends() {
     ));
     assert!(ro.verify(1).await.unwrap().damaged.is_empty());
 }
+
+/// Contents go wherever the blob store keeps them (here a second database,
+/// as object storage would be another place).
+#[tokio::test]
+async fn contents_go_to_the_blob_store_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, elsewhere) = (test_server::migrated().await, test_server::migrated().await);
+    let a = open(&db, dir.path(), 100).with_blobs(Arc::new(PgBlobs::new(elsewhere.clone())));
+    let m = b"Subject: kept elsewhere\r\n\r\nbody\r\n".to_vec();
+    assert_eq!(
+        a.journal(capture("q1", &m, &["b@x.test"]), &m)
+            .await
+            .unwrap(),
+        Journaled::New(1)
+    );
+    let count = |db: Database| async move {
+        let n: i64 = db
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(*) FROM archive_blob", &[])
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    assert_eq!(count(db.clone()).await, 0, "not in the chain's database");
+    assert_eq!(count(elsewhere.clone()).await, 1);
+    let sha = hex::encode(chain::sha256(&m));
+    assert_eq!(a.raw(&sha).await.unwrap().as_deref(), Some(&m[..]));
+    let r = a.verify(1).await.unwrap();
+    assert_eq!((r.blobs_ok, r.damaged.len()), (1, 0), "{:?}", r.damaged);
+    a.purge(&[1], "retention").await.unwrap();
+    assert_eq!(count(elsewhere).await, 0, "a purge removes it there");
+}
