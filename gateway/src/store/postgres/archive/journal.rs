@@ -33,6 +33,14 @@ type Answer = Result<(Journaled, u64), ArchiveError>;
 #[derive(Default)]
 pub(super) struct Queue(std::sync::Mutex<Vec<(Prepared, oneshot::Sender<Answer>)>>);
 
+impl Queue {
+    /// How many journals wait (for tests that make a group).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        crate::locks::lock(&self.0).len()
+    }
+}
+
 /// Rows a group adds, one column per vector (written with `unnest`).
 #[derive(Default)]
 struct Rows {

@@ -385,3 +385,87 @@ async fn contents_go_to_the_blob_store_given() {
     a.purge(&[1], "retention").await.unwrap();
     assert_eq!(count(elsewhere).await, 0, "a purge removes it there");
 }
+
+/// Journals that wait together are linked in one transaction; when it
+/// fails, every one of them is told and nothing of the group is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journals_waiting_together_commit_as_one_group_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_server::migrated().await;
+    let a = Arc::new(open(&db, dir.path(), 100));
+    let client = db.client().await.unwrap();
+    // A group of `n` journals: the leader's place is held until all queue.
+    let group = |tag: &'static str, n: usize| {
+        let a = a.clone();
+        async move {
+            let held = a.leader.lock().await;
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let a = a.clone();
+                    tokio::spawn(async move {
+                        let m = format!("Subject: {tag}{i}\r\n\r\n{tag} {i}\r\n").into_bytes();
+                        a.journal(capture(&format!("{tag}{i}"), &m, &["b@x.test"]), &m)
+                            .await
+                    })
+                })
+                .collect();
+            while a.queue.len() < n {
+                tokio::task::yield_now().await;
+            }
+            drop(held);
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        }
+    };
+    let done = group("g", 5).await;
+    assert!(
+        done.iter().all(|r| matches!(r, Ok(Journaled::New(_)))),
+        "{done:?}"
+    );
+    let xacts: i64 = client
+        .query_one("SELECT count(DISTINCT xmin::text) FROM archive_chain", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(xacts, 1, "five journals, one transaction");
+    // The next sequence number taken (as damage would): the group fails whole.
+    client
+        .execute(
+            "INSERT INTO archive_chain (seq, event_hash, link) VALUES (6, '\\x00', '\\x00')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let failed = group("f", 3).await;
+    assert!(
+        failed.iter().all(|r| matches!(r, Err(ArchiveError::Db(_)))),
+        "{failed:?}"
+    );
+    assert_eq!(a.head_seq().await, 5, "the head did not move");
+    let queued: i64 = client
+        .query_one("SELECT count(*) FROM archive_queue", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 5, "no journal of the failed group is kept");
+    client
+        .execute("DELETE FROM archive_chain WHERE seq = 6", &[])
+        .await
+        .unwrap();
+    // Journaled again (as the spool retries them): now they go in.
+    let again = group("f", 3).await;
+    let mut seqs: Vec<u64> = again
+        .into_iter()
+        .map(|r| match r.unwrap() {
+            Journaled::New(s) => s,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, [6, 7, 8]);
+    let r = a.verify(1).await.unwrap();
+    assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+}
