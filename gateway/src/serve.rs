@@ -98,7 +98,7 @@ async fn open_journal(
         );
         return Ok(None);
     }
-    let archive = crate::store::rocksdb::archive::open_writable(config, true)?;
+    let archive = crate::store::Stores::open_archive(config, true).await?;
     // A locked retention rule shortened, unlocked or removed stops the start.
     archive.enforce_locks(&config.archive.retention).await?;
     let index =

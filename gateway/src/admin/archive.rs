@@ -40,19 +40,31 @@ pub enum ArchiveCmdError {
 
 /// Opens the archive of `config` for writing; `what` names the command
 /// when the running gateway holds it.
-fn open_writable(
+async fn open_writable(
     config: &Config,
     what: &'static str,
 ) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
-    crate::store::rocksdb::archive::open_writable(config, false).map_err(|e| match e {
-        ArchiveError::Db(e) => ArchiveCmdError::InUse(what, e.to_string()),
-        other => other.into(),
-    })
+    crate::store::Stores::open_archive(config, false)
+        .await
+        .map_err(|e| match e {
+            ArchiveError::Db(e) if held_by_the_gateway(config) => {
+                ArchiveCmdError::InUse(what, e.to_string())
+            }
+            other => other.into(),
+        })
+}
+
+/// Whether a database error opening the archive for writing means the
+/// running gateway holds it: so with RocksDB (one writer); PostgreSQL
+/// takes writers from every node, and its errors say what is wrong.
+fn held_by_the_gateway(config: &Config) -> bool {
+    config.store.backend == crate::config::StoreBackend::Rocksdb
 }
 
 /// Opens the archive of `config` read-only.
-pub fn open_read_only(config: &Config) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
-    crate::store::rocksdb::archive::open_read_only(config)?
+pub async fn open_read_only(config: &Config) -> Result<Arc<dyn ArchiveStore>, ArchiveCmdError> {
+    crate::store::Stores::open_archive_read_only(config)
+        .await?
         .ok_or_else(|| ArchiveCmdError::Missing(config.archive_dir().display().to_string()))
 }
 
@@ -259,9 +271,9 @@ pub async fn purge(
     json: bool,
 ) -> Result<String, ArchiveCmdError> {
     let archive = if dry_run {
-        open_read_only(config)?
+        open_read_only(config).await?
     } else {
-        open_writable(config, "purge")?
+        open_writable(config, "purge").await?
     };
     let items = archive.items().await?;
     let index_dir = config.archive_index_dir();
@@ -383,7 +395,7 @@ pub async fn checkpoint(
     stores: &crate::store::Stores,
     token_file: Option<&std::path::Path>,
 ) -> Result<String, ArchiveCmdError> {
-    let cp = match crate::store::rocksdb::archive::open_writable(config, false) {
+    let cp = match crate::store::Stores::open_archive(config, false).await {
         Ok(archive) => {
             let cp = archive.checkpoint().await?;
             crate::audit::record(
@@ -397,7 +409,7 @@ pub async fn checkpoint(
             .await?;
             serde_json::to_value(cp).unwrap_or_default()
         }
-        Err(ArchiveError::Db(open_err)) => {
+        Err(ArchiveError::Db(open_err)) if held_by_the_gateway(config) => {
             let Some(file) = token_file else {
                 return Err(ArchiveCmdError::InUse(
                     "sign a checkpoint directly; or pass --token-file with an admin or auditor token",

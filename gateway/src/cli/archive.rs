@@ -167,7 +167,7 @@ async fn read_store(
     stores: &sealgate::store::Stores,
     action: ArchiveCmd,
 ) -> super::Result {
-    let archive = admin_archive::open_read_only(config)?;
+    let archive = admin_archive::open_read_only(config).await?;
     match action {
         ArchiveCmd::Hold { .. } | ArchiveCmd::Purge { .. } | ArchiveCmd::Checkpoint { .. } => {
             unreachable!("handled by run")

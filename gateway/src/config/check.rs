@@ -748,7 +748,7 @@ mod tests {
     #[test]
     fn store_and_cluster_settings_are_checked() {
         let errs =
-            load("[store]\nbackend = \"postgres\"\npool_size = 0\n\n[cluster]\nnode = \"a b\"\n")
+            load("[store]\nbackend = \"postgres\"\npool_size = 1\n\n[cluster]\nnode = \"a b\"\n")
                 .unwrap_err()
                 .0;
         let line = |f: &str| {

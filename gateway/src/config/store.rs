@@ -74,8 +74,10 @@ impl StoreConfig {
         if self.commit_timeout.0.is_zero() {
             bad("commit_timeout", "must be longer than zero");
         }
-        if self.pool_size < 1 {
-            bad("pool_size", "must be at least 1");
+        // The archive stores or removes content on a second connection
+        // while its transaction holds the chain's head on the first.
+        if self.pool_size < 2 {
+            bad("pool_size", "must be at least 2");
         }
         out
     }

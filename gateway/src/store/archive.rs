@@ -211,6 +211,24 @@ pub trait ArchiveStore: Send + Sync {
     async fn flush(&self) -> Result<(), ArchiveError>;
 }
 
+/// Where an archive keeps message contents, by the SHA-256 of their bytes
+/// (a PostgreSQL table first; object storage may follow). It holds what
+/// it is given (already compressed and sealed by the archive) and
+/// decides nothing: the archive store says which contents exist.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `sealed` under `sha` unless something is there already;
+    /// durable at return.
+    async fn put(&self, sha: &chain::Hash, sealed: &[u8]) -> Result<(), ArchiveError>;
+
+    /// What is stored under `sha`, if anything.
+    async fn get(&self, sha: &chain::Hash) -> Result<Option<Vec<u8>>, ArchiveError>;
+
+    /// Removes what is stored under `sha` (nothing there is no error);
+    /// durable at return.
+    async fn delete(&self, sha: &chain::Hash) -> Result<(), ArchiveError>;
+}
+
 /// Builders for tests of the archive, its store and its index.
 #[cfg(test)]
 pub(crate) mod testing {

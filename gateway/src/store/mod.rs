@@ -12,16 +12,17 @@
 //! the audit log (`audit_log`), TLS memory (`tls_memory`), the cache of
 //! derived records (`cache`), recipients' key records (`keys`), the escrow
 //! portal's messages and sign-in state (`escrow`; opened together by
-//! `Stores::open_portal`) and the archive (`archive`; opened by
-//! `rocksdb::archive::open_writable` and `open_read_only`, not `Stores`,
-//! since it needs its key file and signing key and is opened read-only or
-//! for writing) and the spool (`spool`: queued messages, the stages'
+//! `Stores::open_portal`) and the archive (`archive`; opened in the
+//! configured backend by `Stores::open_archive` and
+//! `open_archive_read_only`, not as part of `Stores`, since it needs its
+//! key file and signing key and is opened read-only or for writing) and
+//! the spool (`spool`: queued messages, the stages'
 //! records about them, finished records; opened by the spool stage's
 //! `Spool::open` with the TLS memory and cache kept beside it). Nothing
 //! durable is opened by a stage directly any more. `keyring` seals
 //! records at rest for every store. `postgres/` keeps the tokens, holds,
-//! audit log, key records, TLS memory and cache in a shared database so
-//! far (`[store] backend = "postgres"`).
+//! audit log, key records, TLS memory, cache and archive in a shared
+//! database so far (`[store] backend = "postgres"`).
 
 pub mod archive;
 pub mod audit_log;
@@ -174,6 +175,58 @@ impl Stores {
     }
 }
 
+impl Stores {
+    /// `config`'s archive for writing, in the backend `[store]` names,
+    /// with its key file (made on first use when `create_keys`, as the
+    /// gateway does; the CLI only reads one) and signing key. With
+    /// RocksDB a `Db` error is most often the running gateway holding it;
+    /// with PostgreSQL, the database unreachable or its schema not this
+    /// binary's (the error says which).
+    pub async fn open_archive(
+        config: &crate::config::Config,
+        create_keys: bool,
+    ) -> Result<std::sync::Arc<dyn archive::ArchiveStore>, archive::ArchiveError> {
+        use crate::config::StoreBackend;
+        match config.store.backend {
+            StoreBackend::Rocksdb => rocksdb::archive::open_writable(config, create_keys),
+            StoreBackend::Postgres => {
+                // The database first: a refused open makes no key file.
+                let db = postgres::Database::open(&config.store).await?;
+                let key_file = config.archive_key_file();
+                let keys = if create_keys {
+                    keyring::Keyring::load_or_create(&key_file)?
+                } else {
+                    keyring::Keyring::load(&key_file)?
+                };
+                Ok(std::sync::Arc::new(postgres::archive::PgArchive::new(
+                    db,
+                    std::sync::Arc::new(keys),
+                    rocksdb::archive::signer(config)?,
+                    config.archive.checkpoint_every,
+                )))
+            }
+        }
+    }
+
+    /// `config`'s archive read-only (beside a running gateway); `None`
+    /// when the embedded one was never made (nothing journaled).
+    pub async fn open_archive_read_only(
+        config: &crate::config::Config,
+    ) -> Result<Option<std::sync::Arc<dyn archive::ArchiveStore>>, archive::ArchiveError> {
+        use crate::config::StoreBackend;
+        match config.store.backend {
+            StoreBackend::Rocksdb => rocksdb::archive::open_read_only(config),
+            StoreBackend::Postgres => {
+                let keys = keyring::Keyring::load(&config.archive_key_file())?;
+                let db = postgres::Database::open(&config.store).await?;
+                Ok(Some(std::sync::Arc::new(
+                    postgres::archive::PgArchive::read_only(db, std::sync::Arc::new(keys)),
+                )))
+            }
+        }
+    }
+}
+
 fn escrow_key_error(
     config: &crate::config::Config,
     source: keyring::KeyError,
@@ -242,5 +295,64 @@ mod tests {
             embedded.holds.list().await.unwrap().is_empty(),
             "the embedded backend is another store"
         );
+    }
+
+    #[tokio::test]
+    async fn the_archive_opens_in_the_configured_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        assert!(
+            Stores::open_archive_read_only(&config)
+                .await
+                .unwrap()
+                .is_none(),
+            "nothing journaled in the embedded archive yet"
+        );
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url = Some(postgres::test_server::database_url().await);
+        let refused = Stores::open_archive(&config, true).await.err().unwrap();
+        assert!(
+            refused.to_string().contains("sealgate store init"),
+            "{refused}"
+        );
+        assert!(
+            !config.archive_key_file().exists(),
+            "a refused open makes no key"
+        );
+        let db = postgres::Database::new(&config.store).unwrap();
+        postgres::migrate::migrate(&mut db.client().await.unwrap())
+            .await
+            .unwrap();
+        let raw = b"Subject: x\r\n\r\nbody\r\n".to_vec();
+        let a = Stores::open_archive(&config, true).await.unwrap();
+        a.journal(archive::testing::capture("q1", &raw, &["b@x.test"]), &raw)
+            .await
+            .unwrap();
+        let rows: i64 = db
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(*) FROM archive_event", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "journaled into PostgreSQL");
+        let ro = Stores::open_archive_read_only(&config)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ro.signer_public_key().is_none(), "read-only");
+        assert_eq!(ro.head_seq().await, 1);
+        assert!(ro.verify(1).await.unwrap().damaged.is_empty());
+        assert!(
+            !config.archive_dir().exists(),
+            "nothing written to the embedded archive"
+        );
+
+        config.store.backend = StoreBackend::Rocksdb;
+        let embedded = Stores::open_archive(&config, true).await.unwrap();
+        assert_eq!(embedded.head_seq().await, 0, "another store");
+        assert!(config.archive_dir().exists());
     }
 }

@@ -13,6 +13,7 @@ use tokio_postgres::error::SqlState;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ground.sql"),
     include_str!("migrations/0002_spool.sql"),
+    include_str!("migrations/0003_archive.sql"),
 ];
 
 /// The schema version this binary is built for.

@@ -5,6 +5,7 @@
 //! What the database holds in clear and what is sealed by Sealgate first
 //! is in ARCHITECTURE.md ("The PostgreSQL backend").
 
+pub mod archive;
 pub mod audit;
 pub mod cache;
 pub mod holds;
