@@ -3,22 +3,11 @@
 //! and the head row against the chain, all read in one snapshot.
 
 use super::*;
+use crate::store::archive::walk::{Checked, EventCheck, Walk};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Chain entries read per query.
 const PAGE: i64 = 1000;
-
-/// What checking one event covered.
-enum Checked {
-    /// An ingest whose content was checked too.
-    Content,
-    /// A merge.
-    Plain,
-    /// A record a purge removed (confirmed when its purge event is reached).
-    Purged,
-    /// A purge event naming these removed records.
-    PurgeOf(Vec<u64>),
-}
 
 /// One sequence number as stored: its chain entry and its record.
 struct Stored {
@@ -82,7 +71,7 @@ impl PgArchive {
         }
         // Removed event records: each must be named by the purge event
         // that `archive_purged` points at, checked when the walk reaches it.
-        let mut unconfirmed: BTreeMap<u64, u64> = tx
+        let unconfirmed: BTreeMap<u64, u64> = tx
             .query("SELECT seq, purge FROM archive_purged", &[])
             .await?
             .iter()
@@ -91,6 +80,7 @@ impl PgArchive {
         // The contents each item holds, for the content index's check.
         let mut holds: HashMap<u64, HashSet<String>> = HashMap::new();
         let mut head_stored: Option<Vec<u8>> = None;
+        let mut walk = Walk::new(report, prev, unconfirmed, checkpoints, expected_signer);
         let mut lo = from;
         while lo <= head_seq {
             let hi = head_seq.min(lo.saturating_add(PAGE as u64 - 1));
@@ -115,59 +105,14 @@ impl PgArchive {
                 if seq == head_seq {
                     head_stored = stored.chain.as_ref().map(|(_, l)| l.clone());
                 }
-                let purged = unconfirmed.contains_key(&seq);
-                match self.check_event(&stored, &prev, purged, &mut holds).await {
-                    Ok((link, checked)) => {
-                        match checked {
-                            Checked::Content => report.blobs_ok += 1,
-                            Checked::Purged => report.events_purged += 1,
-                            Checked::PurgeOf(events) => {
-                                for e in events {
-                                    if unconfirmed.get(&e) == Some(&seq) {
-                                        unconfirmed.remove(&e);
-                                    }
-                                }
-                            }
-                            Checked::Plain => {}
-                        }
-                        report.events_ok += 1;
-                        prev = link;
-                    }
-                    Err((problem, link)) => {
-                        report.damaged.push((seq, problem));
-                        // Carry on from the stored link, so one damaged
-                        // event is reported once, not as every later link.
-                        prev = link.unwrap_or(prev);
-                        continue;
-                    }
-                }
-                if let Some(cp) = checkpoints.get(&seq) {
-                    let signer_ok = expected_signer.is_none_or(|k| k == cp.public_key);
-                    match cp.verify(&prev) {
-                        Ok(()) if !signer_ok => report.damaged.push((
-                            seq,
-                            format!("checkpoint signed by another key ({})", cp.public_key),
-                        )),
-                        Ok(()) => {
-                            report.checkpoints_ok += 1;
-                            if !report.signers.contains(&cp.public_key) {
-                                report.signers.push(cp.public_key.clone());
-                            }
-                        }
-                        Err(e) => report.damaged.push((seq, e.to_string())),
-                    }
-                }
+                let check = self
+                    .check_event(&stored, &walk.prev, walk.purged(seq), &mut holds)
+                    .await;
+                walk.event(seq, check);
             }
             lo = hi + 1;
         }
-        for (e, by) in unconfirmed {
-            if e >= from {
-                report.damaged.push((
-                    e,
-                    format!("event record removed, but purge event {by} does not name it"),
-                ));
-            }
-        }
+        let (mut report, head) = walk.finish(from);
         // The head row against the chain: events cut from the end (with
         // the head left alone) or appended past it show.
         if head_seq > 0 && head_seq >= from {
@@ -195,7 +140,7 @@ impl PgArchive {
             .await?;
         tx.commit().await?;
         report.damaged.sort_by_key(|(s, _)| *s);
-        report.head = hex::encode(prev);
+        report.head = hex::encode(head);
         Ok(report)
     }
 
@@ -242,7 +187,7 @@ impl PgArchive {
         prev: &Hash,
         purged: bool,
         holds: &mut HashMap<u64, HashSet<String>>,
-    ) -> Result<(Hash, Checked), (String, Option<Hash>)> {
+    ) -> EventCheck {
         let seq = stored.seq;
         let Some((ev_hash, link)) = &stored.chain else {
             return Err(("chain entry missing (event removed)".into(), None));

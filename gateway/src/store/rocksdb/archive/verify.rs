@@ -3,6 +3,7 @@
 //! block checksums.
 
 use super::*;
+use crate::store::archive::walk::{Checked, EventCheck, Walk};
 
 impl ArchiveDb {
     /// Walks the chain from `from` (1 = all): every event decrypts and
@@ -29,7 +30,7 @@ impl ArchiveDb {
         };
         let from = from.max(1);
         // The link before `from` is trusted as stored (a partial walk).
-        let mut prev = if from == 1 {
+        let prev = if from == 1 {
             GENESIS
         } else {
             self.chain_entry(from - 1)
@@ -66,64 +67,18 @@ impl ArchiveDb {
         }
         // Removed event records: each must be named by the purge event
         // the `purged` family points at, checked when the walk reaches it.
-        let mut unconfirmed: std::collections::BTreeMap<u64, u64> = self
+        let unconfirmed: std::collections::BTreeMap<u64, u64> = self
             .db
             .iterator_cf(self.cf(CF_PURGED), IteratorMode::Start)
             .filter_map(|kv| kv.ok())
             .filter_map(|(k, v)| Some((seq_of(&k)?, seq_of(&v)?)))
             .collect();
+        let mut walk = Walk::new(report, prev, unconfirmed, checkpoints, expected_signer);
         for seq in from..=head_seq {
-            let purged = unconfirmed.contains_key(&seq);
-            match self.check_event(seq, &prev, purged) {
-                Ok((link, checked)) => {
-                    match checked {
-                        Checked::Content => report.blobs_ok += 1,
-                        Checked::Purged => report.events_purged += 1,
-                        Checked::PurgeOf(events) => {
-                            for e in events {
-                                if unconfirmed.get(&e) == Some(&seq) {
-                                    unconfirmed.remove(&e);
-                                }
-                            }
-                        }
-                        Checked::Plain => {}
-                    }
-                    report.events_ok += 1;
-                    prev = link;
-                }
-                Err((problem, link)) => {
-                    report.damaged.push((seq, problem));
-                    // Carry on from the stored link, so one damaged event
-                    // is reported once, not as every later link.
-                    prev = link.unwrap_or(prev);
-                    continue;
-                }
-            }
-            if let Some(cp) = checkpoints.get(&seq) {
-                let signer_ok = expected_signer.is_none_or(|k| k == cp.public_key);
-                match cp.verify(&prev) {
-                    Ok(()) if !signer_ok => report.damaged.push((
-                        seq,
-                        format!("checkpoint signed by another key ({})", cp.public_key),
-                    )),
-                    Ok(()) => {
-                        report.checkpoints_ok += 1;
-                        if !report.signers.contains(&cp.public_key) {
-                            report.signers.push(cp.public_key.clone());
-                        }
-                    }
-                    Err(e) => report.damaged.push((seq, e.to_string())),
-                }
-            }
+            let check = self.check_event(seq, &walk.prev, walk.purged(seq));
+            walk.event(seq, check);
         }
-        for (e, by) in unconfirmed {
-            if e >= from {
-                report.damaged.push((
-                    e,
-                    format!("event record removed, but purge event {by} does not name it"),
-                ));
-            }
-        }
+        let (mut report, head) = walk.finish(from);
         if let Some(e) = &self.head_error {
             report
                 .damaged
@@ -138,7 +93,7 @@ impl ArchiveDb {
         for (table, why) in crate::store::rocksdb::scan::scan(&self.db, &ALL_CFS) {
             report.damaged.push((0, format!("table {table}: {why}")));
         }
-        report.head = hex::encode(prev);
+        report.head = hex::encode(head);
         Ok(report)
     }
 
@@ -187,12 +142,7 @@ impl ArchiveDb {
     /// Checks event `seq` against the chain; returns its link and whether
     /// it brought content that was checked, or the problem and the stored
     /// link (to go on from).
-    fn check_event(
-        &self,
-        seq: u64,
-        prev: &Hash,
-        purged: bool,
-    ) -> Result<(Hash, Checked), (String, Option<Hash>)> {
+    fn check_event(&self, seq: u64, prev: &Hash, purged: bool) -> EventCheck {
         let (ev_hash, stored_link) = match self.chain_entry(seq) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(("chain entry missing (event removed)".into(), None)),
@@ -241,16 +191,4 @@ impl ArchiveDb {
             Event::Purge { events, .. } => Ok((stored_link, Checked::PurgeOf(events))),
         }
     }
-}
-
-/// What checking one event covered.
-enum Checked {
-    /// An ingest whose content was checked too.
-    Content,
-    /// A merge.
-    Plain,
-    /// A record a purge removed (confirmed when its purge event is reached).
-    Purged,
-    /// A purge event naming these removed records.
-    PurgeOf(Vec<u64>),
 }
