@@ -5,6 +5,7 @@
 //! archive stage decides what is journaled, kept and purged.
 
 pub mod chain;
+pub mod content;
 pub mod walk;
 
 use super::keyring::KeyError;

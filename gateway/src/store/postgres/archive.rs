@@ -22,6 +22,7 @@ use super::{Database, PgError};
 use crate::config::RetentionRule;
 use crate::model::archive::{Capture, Event};
 use crate::store::archive::chain::{self, Checkpoint, Hash};
+use crate::store::archive::content;
 use crate::store::archive::{
     ArchiveError, ArchiveStore, BlobStore, Item, Journaled, PurgeReport, VerifyReport,
 };
@@ -230,15 +231,9 @@ impl PgArchive {
     /// the async workers: it may be megabytes).
     async fn pack(&self, sha: Hash, raw: Arc<Vec<u8>>) -> Result<Vec<u8>, ArchiveError> {
         let keys = self.keys.clone();
-        tokio::task::spawn_blocking(move || {
-            let packed = zstd::bulk::compress(&raw, 3).map_err(|e| ArchiveError::Io {
-                path: "zstd".into(),
-                source: e,
-            })?;
-            Ok(keys.seal(&sha, &packed))
-        })
-        .await
-        .map_err(|e| ArchiveError::Corrupt("compression task".into(), e.to_string()))?
+        tokio::task::spawn_blocking(move || content::pack(&keys, &sha, &raw))
+            .await
+            .map_err(|e| ArchiveError::Corrupt("compression task".into(), e.to_string()))?
     }
 
     /// The content stored under `sha`, opened, decompressed and checked
@@ -248,26 +243,9 @@ impl PgArchive {
             return Ok(None);
         };
         let (keys, sha) = (self.keys.clone(), *sha);
-        tokio::task::spawn_blocking(move || {
-            let what = || format!("content {}", hex::encode(sha));
-            let packed = keys
-                .open(&sha, &sealed)
-                .map_err(|source| ArchiveError::Key {
-                    what: what(),
-                    source,
-                })?;
-            let raw = zstd::stream::decode_all(&packed[..])
-                .map_err(|e| ArchiveError::Corrupt(what(), format!("does not decompress: {e}")))?;
-            if chain::sha256(&raw) != sha {
-                return Err(ArchiveError::Corrupt(
-                    what(),
-                    "SHA-256 does not match".into(),
-                ));
-            }
-            Ok(Some(raw))
-        })
-        .await
-        .map_err(|e| ArchiveError::Corrupt("decompression task".into(), e.to_string()))?
+        tokio::task::spawn_blocking(move || content::unpack(&keys, &sha, &sealed).map(Some))
+            .await
+            .map_err(|e| ArchiveError::Corrupt("decompression task".into(), e.to_string()))?
     }
 
     /// The plaintext of event `seq`, if its record is there.

@@ -25,6 +25,7 @@ mod verify;
 use crate::config::{Config, RetentionRule};
 use crate::model::archive::{Capture, Event};
 use crate::store::archive::chain::{self, Checkpoint, Hash, GENESIS};
+use crate::store::archive::content;
 use crate::store::archive::{
     ArchiveError, ArchiveStore, Item, Journaled, PurgeReport, VerifyReport,
 };
@@ -439,26 +440,10 @@ impl ArchiveDb {
     }
 
     fn blob(&self, sha: &Hash) -> Result<Option<Vec<u8>>, ArchiveError> {
-        let what = || format!("content {}", hex::encode(sha));
         let Some(sealed) = self.db.get_cf(self.cf(CF_BLOBS), sha)? else {
             return Ok(None);
         };
-        let packed = self
-            .keys
-            .open(sha, &sealed)
-            .map_err(|source| ArchiveError::Key {
-                what: what(),
-                source,
-            })?;
-        let raw = zstd::stream::decode_all(&packed[..])
-            .map_err(|e| ArchiveError::Corrupt(what(), format!("does not decompress: {e}")))?;
-        if chain::sha256(&raw) != *sha {
-            return Err(ArchiveError::Corrupt(
-                what(),
-                "SHA-256 does not match".into(),
-            ));
-        }
-        Ok(Some(raw))
+        content::unpack(&self.keys, sha, &sealed).map(Some)
     }
 
     /// Test and repair access: the raw database.

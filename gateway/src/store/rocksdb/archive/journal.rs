@@ -62,7 +62,7 @@ impl ArchiveDb {
         capture.sha256 = hex::encode(sha);
         let blob = match self.db.get_cf(self.cf(CF_ITEMS), sha)? {
             Some(_) => None,
-            None => Some(self.pack(&sha, &raw)?),
+            None => Some(content::pack(&self.keys, &sha, &raw)?),
         };
         Ok(Prepared {
             capture,
@@ -70,30 +70,6 @@ impl ArchiveDb {
             blob,
             raw,
         })
-    }
-
-    /// `raw` compressed with zstd, then sealed under its content key.
-    fn pack(&self, sha: &Hash, raw: &[u8]) -> Result<Vec<u8>, ArchiveError> {
-        thread_local! {
-            // A compression context is about a megabyte, zeroed when made:
-            // made once per thread, not once per message (the relay
-            // benchmark's profile had it at a fifth of journaling).
-            static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-                const { std::cell::RefCell::new(None) };
-        }
-        let zstd_error = |e| ArchiveError::Io {
-            path: "zstd".into(),
-            source: e,
-        };
-        let packed = ZSTD.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let compressor = match slot.as_mut() {
-                Some(c) => c,
-                None => slot.insert(zstd::bulk::Compressor::new(3)?),
-            };
-            compressor.compress(raw)
-        });
-        Ok(self.keys.seal(sha, &packed.map_err(zstd_error)?))
     }
 
     /// Links `group` into the chain after `head` and writes it as one
@@ -188,7 +164,7 @@ impl ArchiveDb {
                 // ours: packed now.
                 let sealed = match blob {
                     Some(b) => b,
-                    None => self.pack(&sha, &raw)?,
+                    None => content::pack(&self.keys, &sha, &raw)?,
                 };
                 stored = sealed.len() as u64;
                 entries.push((CF_BLOBS, sha.to_vec(), sealed));
