@@ -5,6 +5,7 @@
 
 use super::chain::{Checkpoint, Hash};
 use super::VerifyReport;
+use crate::model::archive::Event;
 use std::collections::BTreeMap;
 
 /// What checking one event found, when it was intact.
@@ -119,4 +120,51 @@ impl<'a> Walk<'a> {
         }
         (self.report, self.prev)
     }
+}
+
+/// Checks event `seq`'s chain entry (`ev_hash`, `stored_link`) against the
+/// link before it and its record's plaintext `plain`, read once: the event
+/// when it is intact, `None` when a purge removed its record, or the
+/// problem and the link to go on from.
+pub fn check_record(
+    seq: u64,
+    prev: &Hash,
+    (ev_hash, stored_link): (Hash, Hash),
+    plain: Result<Option<Vec<u8>>, String>,
+    purged: bool,
+) -> Result<Option<Event>, (String, Option<Hash>)> {
+    let broken = |why: String| Err((why, Some(stored_link)));
+    let expected = super::chain::link(prev, seq, &ev_hash);
+    if expected != stored_link {
+        // If the event still hashes to its entry, only the link bytes
+        // changed: go on from the link they should hold, so the next event
+        // is not blamed too. Else the entry's hash changed: the stored link
+        // is the original.
+        let intact = matches!(&plain, Ok(Some(p)) if super::chain::sha256(p) == ev_hash);
+        return Err((
+            "chain link does not follow from the previous one".into(),
+            Some(if intact { expected } else { stored_link }),
+        ));
+    }
+    let plain = match plain {
+        Ok(Some(p)) => p,
+        Ok(None) if purged => return Ok(None),
+        Ok(None) => return broken("event record missing".into()),
+        Err(e) => return broken(e),
+    };
+    if super::chain::sha256(&plain) != ev_hash {
+        return broken("event record does not match its chain entry".into());
+    }
+    match serde_json::from_slice(&plain) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) => broken(format!("event does not parse: {e}")),
+    }
+}
+
+/// The content key an ingest of item `seq` names, or why it is unusable.
+pub fn content_key(seq: u64, sha256: &str) -> Result<Hash, String> {
+    hex::decode(sha256)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("item {seq}: bad content hash {sha256}"))
 }

@@ -3,7 +3,7 @@
 //! block checksums.
 
 use super::*;
-use crate::store::archive::walk::{Checked, EventCheck, Walk};
+use crate::store::archive::walk::{check_record, content_key, Checked, EventCheck, Walk};
 
 impl ArchiveDb {
     /// Walks the chain from `from` (1 = all): every event decrypts and
@@ -149,37 +149,16 @@ impl ArchiveDb {
             Err(e) => return Err((e.to_string(), None)),
         };
         let broken = |why: String| Err((why, Some(stored_link)));
-        let expected = chain::link(prev, seq, &ev_hash);
-        if expected != stored_link {
-            // If the event still hashes to its entry, only the link bytes
-            // changed: go on from the link they should hold, so the next
-            // event is not blamed too. Else the entry's hash changed: the
-            // stored link is the original.
-            let intact =
-                matches!(self.event_plain(seq), Ok(Some(p)) if chain::sha256(&p) == ev_hash);
-            return Err((
-                "chain link does not follow from the previous one".into(),
-                Some(if intact { expected } else { stored_link }),
-            ));
-        }
-        let plain = match self.event_plain(seq) {
-            Ok(Some(p)) => p,
-            Ok(None) if purged => return Ok((stored_link, Checked::Purged)),
-            Ok(None) => return broken("event record missing".into()),
-            Err(e) => return broken(e.to_string()),
-        };
-        if chain::sha256(&plain) != ev_hash {
-            return broken("event record does not match its chain entry".into());
-        }
-        let event: Event = match serde_json::from_slice(&plain) {
-            Ok(e) => e,
-            Err(e) => return broken(format!("event does not parse: {e}")),
+        let plain = self.event_plain(seq).map_err(|e| e.to_string());
+        let event = match check_record(seq, prev, (ev_hash, stored_link), plain, purged)? {
+            Some(e) => e,
+            None => return Ok((stored_link, Checked::Purged)),
         };
         match event {
             Event::Ingest(c) => {
-                let sha: Option<Hash> = hex::decode(&c.sha256).ok().and_then(|b| b.try_into().ok());
-                let Some(sha) = sha else {
-                    return broken(format!("item {seq}: bad content hash {}", c.sha256));
+                let sha = match content_key(seq, &c.sha256) {
+                    Ok(sha) => sha,
+                    Err(why) => return broken(why),
                 };
                 match self.blob(&sha) {
                     Ok(Some(_)) => Ok((stored_link, Checked::Content)),
