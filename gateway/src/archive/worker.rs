@@ -15,6 +15,16 @@ use std::time::{Duration, Instant};
 const COMMIT_AFTER: Duration = Duration::from_secs(1);
 const COMMIT_EVERY: u64 = 256;
 
+/// The search index's follower's place in the archive.
+struct Follower {
+    /// The last sequence number in the index (maybe not committed yet).
+    through: u64,
+    /// Events applied since the last commit.
+    uncommitted: u64,
+    /// When the index was last committed.
+    committed_at: Instant,
+}
+
 /// The journal the delivery stage hands finished messages to.
 pub struct Journal {
     archive: Arc<dyn ArchiveStore>,
@@ -22,10 +32,8 @@ pub struct Journal {
     config: ArchiveConfig,
     /// Woken when something was journaled, for the index's follower.
     journaled: tokio::sync::Notify,
-    /// The follower's place: the last sequence number in the index (maybe
-    /// not committed yet), events applied since the last commit, and when
-    /// that was.
-    follower: tokio::sync::Mutex<(u64, u64, Instant)>,
+    /// Where the index's follower is.
+    follower: tokio::sync::Mutex<Follower>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
@@ -45,7 +53,11 @@ impl Journal {
             index,
             config,
             journaled: tokio::sync::Notify::new(),
-            follower: tokio::sync::Mutex::new((through, 0, Instant::now())),
+            follower: tokio::sync::Mutex::new(Follower {
+                through,
+                uncommitted: 0,
+                committed_at: Instant::now(),
+            }),
             metrics,
         }
     }
@@ -75,21 +87,25 @@ impl Journal {
         let mut f = self.follower.lock().await;
         loop {
             let head = self.archive.head_seq().await;
-            let to = head.min(f.0 + COMMIT_EVERY);
-            if to > f.0 {
-                let changes =
-                    super::search::Changes::read_parallel(self.archive.clone(), f.0 + 1, to, 8)
-                        .await;
+            let to = head.min(f.through + COMMIT_EVERY);
+            if to > f.through {
+                let changes = super::search::Changes::read_parallel(
+                    self.archive.clone(),
+                    f.through + 1,
+                    to,
+                    8,
+                )
+                .await;
                 let index = self.index.clone();
                 match tokio::task::spawn_blocking(move || index.apply(changes)).await {
                     Ok(Ok(_)) => {
-                        f.1 += to - f.0;
-                        f.0 = to;
+                        f.uncommitted += to - f.through;
+                        f.through = to;
                     }
                     Ok(Err(e)) => {
                         // Tried again on the next wake-up; the committed
                         // progress stays below it meanwhile.
-                        tracing::error!(from = f.0 + 1, to, error = %e, "cannot index archived items");
+                        tracing::error!(from = f.through + 1, to, error = %e, "cannot index archived items");
                         return;
                     }
                     Err(e) => {
@@ -98,13 +114,16 @@ impl Journal {
                     }
                 }
             }
-            let due = f.1 > 0 && (flush || f.1 >= COMMIT_EVERY || f.2.elapsed() >= COMMIT_AFTER);
+            let due = f.uncommitted > 0
+                && (flush
+                    || f.uncommitted >= COMMIT_EVERY
+                    || f.committed_at.elapsed() >= COMMIT_AFTER);
             if due {
-                let (index, through) = (self.index.clone(), f.0);
+                let (index, through) = (self.index.clone(), f.through);
                 match tokio::task::spawn_blocking(move || index.commit(through)).await {
                     Ok(Ok(())) => {
-                        f.1 = 0;
-                        f.2 = Instant::now();
+                        f.uncommitted = 0;
+                        f.committed_at = Instant::now();
                         self.metrics.archive_indexed.set(through as i64);
                     }
                     Ok(Err(e)) => {
