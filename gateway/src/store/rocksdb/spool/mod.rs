@@ -84,13 +84,18 @@ fn chunk_key(id: QueueId, n: u32) -> Vec<u8> {
 
 const TLS_MEMORY_PREFIX: &[u8] = b"tls-memory/";
 
-/// Keys of [`RocksSpool::put_meta`] records, apart from the TLS memory's.
-/// Point deletes of `msg`'s chunks and sealed copies. Not one range
-/// delete: every read of a column family then rebuilds the memtable's list
-/// of range tombstones, which made each spool read cost more the more
-/// messages had finished since the last flush (the relay benchmark's
-/// profile: a third of the spool's reads).
-fn content_deletes(msg: &QueuedMessage) -> impl Iterator<Item = Op> + '_ {
+/// Deletes of everything `msg` has in the spool: its envelope, inspection,
+/// chunks and sealed copies. Point deletes, not range deletes: every read of
+/// a column family then rebuilt the memtable's list of range tombstones,
+/// which made each spool read cost more the more messages had finished
+/// since the last flush (the relay benchmark's profile: a third of the
+/// spool's reads).
+fn message_deletes(msg: &QueuedMessage) -> impl Iterator<Item = Op> + '_ {
+    let key = msg.id.to_key().to_vec();
+    let records = [CF_ENVELOPE, CF_INSPECTION].map(move |cf| Op::Delete {
+        cf,
+        key: key.clone(),
+    });
     let chunks = (0..msg.chunks).map(move |n| Op::Delete {
         cf: CF_CHUNK,
         key: chunk_key(msg.id, n),
@@ -99,9 +104,10 @@ fn content_deletes(msg: &QueuedMessage) -> impl Iterator<Item = Op> + '_ {
         cf: CF_SEALED,
         key: chunk_key(msg.id, i),
     });
-    chunks.chain(sealed)
+    records.into_iter().chain(chunks).chain(sealed)
 }
 
+/// Keys of [`RocksSpool::put_meta`] records, apart from the TLS memory's.
 fn meta_key(key: &str) -> Vec<u8> {
     format!("cache/{key}").into_bytes()
 }
@@ -456,22 +462,7 @@ impl SpoolStore for RocksSpool {
             return Ok(None);
         };
         self.committer()?
-            .commit(
-                vec![
-                    Op::Delete {
-                        cf: CF_ENVELOPE,
-                        key: id.to_key().to_vec(),
-                    },
-                    Op::Delete {
-                        cf: CF_INSPECTION,
-                        key: id.to_key().to_vec(),
-                    },
-                ]
-                .into_iter()
-                .chain(content_deletes(&msg))
-                .collect(),
-                Durability::Synced,
-            )
+            .commit(message_deletes(&msg).collect(), Durability::Synced)
             .await?;
         Ok(Some(msg))
     }
@@ -540,20 +531,12 @@ impl SpoolStore for RocksSpool {
                     },
                     Op::Put {
                         cf: CF_DONE,
-                        key: key.clone(),
-                        value,
-                    },
-                    Op::Delete {
-                        cf: CF_ENVELOPE,
-                        key: key.clone(),
-                    },
-                    Op::Delete {
-                        cf: CF_INSPECTION,
                         key,
+                        value,
                     },
                 ]
                 .into_iter()
-                .chain(content_deletes(msg))
+                .chain(message_deletes(msg))
                 .collect(),
                 durability,
             )
