@@ -24,24 +24,54 @@ fn is_mime_version(line: &[u8]) -> bool {
     line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"mime-version:")
 }
 
-/// Lines of `bytes`, each with its line ending normalised to CRLF.
-fn crlf_lines(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let mut rest = bytes;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
+/// Header lines of a message, each with its line ending normalised to CRLF;
+/// `rest` is what follows the last line taken (the body, once the blank
+/// line has been read).
+struct CrlfLines<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for CrlfLines<'_> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.rest.is_empty() {
             return None;
         }
-        let (mut line, tail) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (rest[..i].to_vec(), &rest[i + 1..]),
-            None => (rest.to_vec(), &rest[rest.len()..]),
+        let (line, tail) = match memchr::memchr(b'\n', self.rest) {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, &self.rest[self.rest.len()..]),
         };
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut out = Vec::with_capacity(line.len() + 2);
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+        self.rest = tail;
+        Some(out)
+    }
+}
+
+/// Appends `bytes` to `out` with every line ending as CRLF (one CR dropped
+/// before an LF, then CRLF; a last line without LF gets one). Runs that are
+/// CRLF already, which is how the spool holds a body, are copied whole.
+fn push_crlf(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        if i > 0 && bytes[i - 1] == b'\r' {
+            continue;
         }
-        line.extend_from_slice(b"\r\n");
-        rest = tail;
-        Some(line)
-    })
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(b"\r\n");
+        start = i + 1;
+    }
+    let tail = &bytes[start..];
+    if tail.last() == Some(&b'\n') || tail.is_empty() {
+        out.extend_from_slice(tail);
+    } else {
+        out.extend_from_slice(tail.strip_suffix(b"\r").unwrap_or(tail));
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Splits `message` into its outside fields and its MIME entity. A message
@@ -50,9 +80,8 @@ fn crlf_lines(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 pub fn split(message: &[u8]) -> Split {
     let mut outer: Vec<Vec<u8>> = Vec::new();
     let mut content: Vec<Vec<u8>> = Vec::new();
-    let mut lines = crlf_lines(message);
+    let mut lines = CrlfLines { rest: message };
     let mut in_content = false;
-    let mut body: Vec<u8> = Vec::new();
     for line in lines.by_ref() {
         if line == b"\r\n" {
             break;
@@ -84,9 +113,6 @@ pub fn split(message: &[u8]) -> Split {
         }
     }
     outer.retain(|f| !f.is_empty());
-    for line in lines {
-        body.extend_from_slice(&line);
-    }
     if !content
         .iter()
         .any(|f| f.len() >= 13 && f[..13].eq_ignore_ascii_case(b"content-type:"))
@@ -96,30 +122,66 @@ pub fn split(message: &[u8]) -> Split {
             b"Content-Type: text/plain; charset=us-ascii\r\n".to_vec(),
         );
     }
-    let mut entity = content.concat();
+    let head: usize = content.iter().map(Vec::len).sum();
+    let mut entity = Vec::with_capacity(head + lines.rest.len() + 4);
+    for f in &content {
+        entity.extend_from_slice(f);
+    }
     entity.extend_from_slice(b"\r\n");
-    entity.extend_from_slice(&body);
+    push_crlf(&mut entity, lines.rest);
     Split { outer, entity }
 }
 
 /// Base64 (RFC 2045) in lines of 76 characters, each ending in CRLF: how
 /// sealed bodies are written.
 pub fn base64_lines(data: &[u8]) -> Vec<u8> {
-    use base64::Engine as _;
-    let flat = base64::engine::general_purpose::STANDARD.encode(data);
-    let mut out = Vec::with_capacity(flat.len() + flat.len() / 76 * 2 + 2);
-    for line in flat.as_bytes().chunks(76) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut out = Vec::new();
+    push_base64_lines(&mut out, data);
     out
+}
+
+/// `base64_lines` appended to `out`.
+pub fn push_base64_lines(out: &mut Vec<u8>, data: &[u8]) {
+    push_base64_crlf(out, data, 57);
+}
+
+/// Appends `data` to `out` as base64 in CRLF-ended lines of `per_line`
+/// input bytes each (a multiple of 3, at most 57). Whole blocks of lines are
+/// encoded at once: one call per line spent more time starting up than
+/// encoding.
+pub fn push_base64_crlf(out: &mut Vec<u8>, data: &[u8], per_line: usize) {
+    use base64::Engine as _;
+    const BLOCK_LINES: usize = 64;
+    debug_assert!(per_line % 3 == 0 && (3..=57).contains(&per_line));
+    let chars = per_line / 3 * 4;
+    let mut scratch = [0u8; 76 * BLOCK_LINES];
+    out.reserve(data.len().div_ceil(per_line) * (chars + 2));
+    for block in data.chunks(per_line * BLOCK_LINES) {
+        // The scratch holds a block's padded encoding, so this cannot fail.
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(block, &mut scratch)
+            .unwrap_or_default();
+        for line in scratch[..n].chunks(chars) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 impl Split {
     /// The outside fields followed by `mime_fields` (each a full field with
     /// CRLF), a blank line and `body`: the sealed message.
     pub fn wrap(&self, mime_fields: &[String], body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(body.len() + 1024);
+        let mut out = self.head(mime_fields, body.len());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The sealed message up to its body: the outside fields, `mime_fields`
+    /// and the blank line, with room for `body_len` more bytes, so a sealer
+    /// can write its body straight after.
+    pub fn head(&self, mime_fields: &[String], body_len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body_len + 1024);
         for f in &self.outer {
             out.extend_from_slice(f);
         }
@@ -128,7 +190,6 @@ impl Split {
             out.extend_from_slice(f.as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
         out
     }
 
@@ -179,5 +240,54 @@ mod tests {
             s.entity,
             b"Content-Type: text/plain; charset=us-ascii\r\n\r\nline\r\nlast\r\n"
         );
+    }
+
+    #[test]
+    fn bodies_get_crlf_line_endings_whatever_they_had() {
+        // The rule, line by line: drop one CR before the LF, end with CRLF.
+        fn by_lines(bytes: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                let line = piece.strip_suffix(b"\n").unwrap_or(piece);
+                out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        }
+        for body in [
+            &b""[..],
+            b"a",
+            b"a\r",
+            b"a\n",
+            b"a\r\n",
+            b"\n\n",
+            b"\r\n\r\n",
+            b"a\nb\r\nc",
+            b"a\r\r\nb\rc\n",
+            b"one\r\ntwo\r\nthree",
+            b"\r\n\nx\r",
+        ] {
+            let mut got = b"H".to_vec();
+            push_crlf(&mut got, body);
+            let mut want = b"H".to_vec();
+            want.extend_from_slice(&by_lines(body));
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn base64_lines_are_76_characters_and_decode_back() {
+        use base64::Engine as _;
+        for len in [0, 1, 56, 57, 58, 114, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 256) as u8).collect();
+            let lines = base64_lines(&data);
+            let text = String::from_utf8(lines).unwrap();
+            assert!(text.split("\r\n").all(|l| l.len() <= 76));
+            let flat = text.replace("\r\n", "");
+            let back = base64::engine::general_purpose::STANDARD
+                .decode(flat)
+                .unwrap();
+            assert_eq!(back, data, "len {len}");
+        }
     }
 }

@@ -27,14 +27,14 @@ use std::time::SystemTime;
 
 use sequoia_openpgp as openpgp;
 
-use openpgp::armor;
 use openpgp::cert::prelude::*;
 use openpgp::cert::Preferences;
 use openpgp::policy::{Policy, StandardPolicy};
-use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Recipient, Signer};
 use openpgp::types::{AEADAlgorithm, DataFormat, Features, RevocationStatus, SymmetricAlgorithm};
 use openpgp::KeyHandle;
 
+use super::armour::ArmourWriter;
 use super::entity::{split, Split};
 use crate::keys::pgp_key::{crypto, parse_cert, transport_keys};
 pub use crate::keys::pgp_key::{KeyProblem, PgpError, RecipientKey};
@@ -284,13 +284,14 @@ fn suite_ok(cipher: SymmetricAlgorithm, aead: AEADAlgorithm, policy: &dyn Policy
 }
 
 /// Encrypts (and optionally signs) `entity` for `recipients` at `now`,
-/// returning the ASCII-armoured OpenPGP message with CRLF line endings.
+/// appending the ASCII-armoured OpenPGP message, CRLF lines, to `out`.
 fn encrypt(
     entity: &[u8],
     recipients: &[&RecipientKey],
     signer: Option<&PgpSigner>,
     now: SystemTime,
-) -> Result<Vec<u8>, PgpError> {
+    out: &mut Vec<u8>,
+) -> Result<(), PgpError> {
     let policy = StandardPolicy::new();
     let mut valid = Vec::with_capacity(recipients.len());
     for r in recipients {
@@ -327,13 +328,9 @@ fn encrypt(
         .collect();
     let keypair = signer.map(|s| s.keypair(now)).transpose()?;
 
-    let mut armoured = Vec::with_capacity(entity.len() * 4 / 3 + 1024);
+    let mut armour = ArmourWriter::new(out);
     {
-        let message = Message::new(&mut armoured);
-        let message = Armorer::new(message)
-            .kind(armor::Kind::Message)
-            .build()
-            .map_err(crypto)?;
+        let message = Message::new(&mut armour);
         let encryptor = match mode {
             Mode::V1(cipher) => Encryptor::for_recipients(message, keys).symmetric_algo(cipher),
             Mode::V2(cipher, aead) => Encryptor::for_recipients(message, keys)
@@ -359,19 +356,8 @@ fn encrypt(
         w.write_all(entity).map_err(crypto)?;
         w.finalize().map_err(crypto)?;
     }
-    Ok(to_crlf(&armoured))
-}
-
-/// `bytes` with every line ending (LF or CRLF) as CRLF.
-fn to_crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
+    armour.finish();
+    Ok(())
 }
 
 /// A fresh boundary; "=_" cannot occur in armour (base64 lines, "=" only
@@ -412,27 +398,27 @@ fn seal_at(
     } else {
         std::mem::take(&mut parts.entity)
     };
-    let armoured = encrypt(&entity, recipients, opts.signer.as_deref(), now)?;
-
     let b = boundary();
-    let mut body = Vec::with_capacity(armoured.len() + 512);
-    body.extend_from_slice(b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n");
-    body.extend_from_slice(format!("--{b}\r\n").as_bytes());
-    body.extend_from_slice(b"Content-Type: application/pgp-encrypted\r\n");
-    body.extend_from_slice(b"Content-Description: PGP/MIME version identification\r\n\r\n");
-    body.extend_from_slice(b"Version: 1\r\n\r\n");
-    body.extend_from_slice(format!("--{b}\r\n").as_bytes());
-    body.extend_from_slice(b"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n");
-    body.extend_from_slice(b"Content-Description: OpenPGP encrypted message\r\n");
-    body.extend_from_slice(b"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n");
-    body.extend_from_slice(b"Content-Transfer-Encoding: 7bit\r\n\r\n");
-    body.extend_from_slice(&armoured);
-    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-
     let fields = [format!(
         "Content-Type: multipart/encrypted;\r\n protocol=\"application/pgp-encrypted\";\r\n boundary=\"{b}\"\r\n"
     )];
-    Ok(parts.wrap(&fields, &body))
+    // Room for the armour (4/3 of the entity and some packets, 66 bytes a
+    // line for 48 in) and the MIME parts around it: the message is built in
+    // one buffer, with no copy of the armour.
+    let mut out = parts.head(&fields, entity.len() / 48 * 66 + 2048);
+    out.extend_from_slice(b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n");
+    out.extend_from_slice(format!("--{b}\r\n").as_bytes());
+    out.extend_from_slice(b"Content-Type: application/pgp-encrypted\r\n");
+    out.extend_from_slice(b"Content-Description: PGP/MIME version identification\r\n\r\n");
+    out.extend_from_slice(b"Version: 1\r\n\r\n");
+    out.extend_from_slice(format!("--{b}\r\n").as_bytes());
+    out.extend_from_slice(b"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n");
+    out.extend_from_slice(b"Content-Description: OpenPGP encrypted message\r\n");
+    out.extend_from_slice(b"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n");
+    out.extend_from_slice(b"Content-Transfer-Encoding: 7bit\r\n\r\n");
+    encrypt(&entity, recipients, opts.signer.as_deref(), now, &mut out)?;
+    out.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256, Sha384};
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
-use super::entity::{base64_lines, split};
+use super::entity::{base64_lines, push_base64_lines, split};
 use crate::keys::smime_cert::{oid, EcKey, EncKey, PublicKey};
 pub use crate::keys::smime_cert::{CertProblem, RecipientCert, SmimeError};
 
@@ -268,7 +268,9 @@ pub fn seal(
         "Content-Disposition: attachment; filename=\"smime.p7m\"\r\n".to_string(),
         "Content-Transfer-Encoding: base64\r\n".to_string(),
     ];
-    Ok(parts.wrap(&fields, &base64_lines(&der)))
+    let mut out = parts.head(&fields, der.len().div_ceil(57) * 78);
+    push_base64_lines(&mut out, &der);
+    Ok(out)
 }
 
 /// AuthEnvelopedData (RFC 5083) with AES-256-GCM (RFC 5084): a fresh key
