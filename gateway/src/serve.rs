@@ -208,7 +208,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     // Mail comes in last, once every stage runs.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let tasks = start_smtp(&common, &rules, &stop_rx).await?;
+    let tasks = start_smtp(&common, &rules, &net, &stop_rx).await?;
 
     if let Some(escrow) = &escrow {
         let tcp = bind(config.portal.address, "portal").await?;
@@ -452,6 +452,7 @@ async fn start_deliver(
 async fn start_smtp(
     c: &Common,
     rules: &SharedRules,
+    net: &Net,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let Common {
@@ -462,12 +463,23 @@ async fn start_smtp(
     } = c;
     let server_tls = tls::ServerTls::new(config)?;
     let recipients: SharedRecipients = Arc::new(RwLock::new(load_recipients(config)?));
+    let sender_auth = if config.inbound.authenticate {
+        let auth = crate::smtp::sender_auth::SenderAuth::new(config, &net.dns)
+            .map_err(|e| ServeError::Delivery(format!("sender authentication resolver: {e}")))?;
+        Some(auth)
+    } else {
+        tracing::warn!(
+            "sender authentication of inbound mail is off ([inbound] authenticate = false)"
+        );
+        None
+    };
     let gateway = Gateway::new(
         config.clone(),
         spool.clone(),
         metrics.clone(),
         server_tls,
         recipients.clone(),
+        sender_auth,
     );
     tokio::spawn(reload_on_hup(config.clone(), rules.clone(), recipients));
     let mut tasks = Vec::new();

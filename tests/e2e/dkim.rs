@@ -7,80 +7,12 @@
 //! PGP-sealed copy (RSA key for hospital.test) and a message from a
 //! subdomain with its own Ed25519 key are all verified; a tampered copy is not.
 
-use sealgate_e2e::{postfix_mailbox, swaks, Dns, Gateway, Gpg, Postfix};
+use sealgate_e2e::{dkim_key, postfix_mailbox, swaks, txt_record, Dns, Gateway, Gpg, Postfix};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
-    out.stdout
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    run(Command::new("openssl").current_dir(dir).args(args))
-}
-
-/// A DKIM key made with openssl: the PEM private key in `dir` and the TXT
-/// record's value. RSA keys publish the DER SubjectPublicKeyInfo, Ed25519
-/// keys the raw 32-byte public key (RFC 8463).
-fn dkim_key(dir: &Path, name: &str, ed25519: bool) -> (std::path::PathBuf, String) {
-    let pem = format!("{name}.pem");
-    let der = format!("{name}.pub.der");
-    if ed25519 {
-        openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", &pem]);
-    } else {
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                &pem,
-            ],
-        );
-    }
-    openssl(
-        dir,
-        &[
-            "pkey", "-in", &pem, "-pubout", "-outform", "DER", "-out", &der,
-        ],
-    );
-    let raw = dir.join(format!("{name}.pub.raw"));
-    let spki = std::fs::read(dir.join(&der)).unwrap();
-    std::fs::write(
-        &raw,
-        if ed25519 {
-            &spki[spki.len() - 32..]
-        } else {
-            &spki[..]
-        },
-    )
-    .unwrap();
-    let b64 = text(&openssl(
-        dir,
-        &["base64", "-A", "-in", raw.to_str().unwrap()],
-    ));
-    let k = if ed25519 { "ed25519" } else { "rsa" };
-    (dir.join(pem), format!("v=DKIM1; k={k}; p={}", b64.trim()))
-}
-
-/// dnsmasq's `--txt-record` for `value`, cut into character-strings of at
-/// most 255 octets (an RSA key record is longer); verifiers join them.
-fn txt_option(name: &str, value: &str) -> String {
-    let parts: Vec<&str> = value
-        .as_bytes()
-        .chunks(250)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!("--txt-record={name},{}", parts.join(","))
 }
 
 /// Checks every DKIM-Signature of `message` with dkimpy, keys from the DNS
@@ -180,8 +112,8 @@ fn outbound_mail_is_dkim_signed_after_sealing_and_verifies_independently() {
     let (rsa_pem, rsa_txt) = dkim_key(dir.path(), "rsa", false);
     let (ed_pem, ed_txt) = dkim_key(dir.path(), "ed", true);
     let dns = Dns::start(&[
-        txt_option("sel._domainkey.hospital.test", &rsa_txt),
-        txt_option("ed._domainkey.lab.hospital.test", &ed_txt),
+        txt_record("sel._domainkey.hospital.test", &rsa_txt),
+        txt_record("ed._domainkey.lab.hospital.test", &ed_txt),
     ]);
     let home = postfix_mailbox(
         "dkim",

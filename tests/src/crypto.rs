@@ -101,3 +101,51 @@ pub fn base64_lines(data: &[u8]) -> String {
         .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
         .collect()
 }
+
+/// A DKIM key made with openssl: the PEM private key in `dir` and the TXT
+/// record's value. RSA keys publish the DER SubjectPublicKeyInfo, Ed25519
+/// keys the raw 32-byte public key (RFC 8463).
+pub fn dkim_key(dir: &Path, name: &str, ed25519: bool) -> (std::path::PathBuf, String) {
+    let pem = format!("{name}.pem");
+    let der = format!("{name}.pub.der");
+    if ed25519 {
+        openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", &pem]);
+    } else {
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &pem,
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "pkey", "-in", &pem, "-pubout", "-outform", "DER", "-out", &der,
+        ],
+    );
+    let raw = dir.join(format!("{name}.pub.raw"));
+    let spki = std::fs::read(dir.join(&der)).unwrap();
+    std::fs::write(
+        &raw,
+        if ed25519 {
+            &spki[spki.len() - 32..]
+        } else {
+            &spki[..]
+        },
+    )
+    .unwrap();
+    let b64 = String::from_utf8_lossy(&openssl(
+        dir,
+        &["base64", "-A", "-in", raw.to_str().unwrap()],
+    ))
+    .into_owned();
+    let k = if ed25519 { "ed25519" } else { "rsa" };
+    (dir.join(pem), format!("v=DKIM1; k={k}; p={}", b64.trim()))
+}

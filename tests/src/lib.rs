@@ -5,7 +5,7 @@
 pub mod crypto;
 pub mod fault;
 pub mod webdriver;
-pub use crypto::{base64, base64_lines, openssl, Gpg};
+pub use crypto::{base64, base64_lines, dkim_key, openssl, Gpg};
 pub use webdriver::Browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -120,6 +120,11 @@ impl Gateway {
         // at it; delivery tests configure `[delivery]` themselves.
         if !extra.contains("[delivery]") {
             text.push_str("[delivery]\nenabled = false\n\n");
+        }
+        // Sender authentication asks DNS about every inbound message; tests
+        // that check it configure `[inbound]` (and a resolver) themselves.
+        if !extra.contains("[inbound]") {
+            text.push_str("[inbound]\nauthenticate = false\n\n");
         }
         text.push_str(&extra.replace("{smtp}", &smtp.to_string()));
         std::fs::write(&config, text).unwrap();
@@ -621,6 +626,17 @@ impl Dns {
         }
         Dns { port, child }
     }
+}
+
+/// dnsmasq's `--txt-record` for `value`, cut into character-strings of at
+/// most 255 octets (an RSA key record is longer); verifiers join them.
+pub fn txt_record(name: &str, value: &str) -> String {
+    let parts: Vec<&str> = value
+        .as_bytes()
+        .chunks(250)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!("--txt-record={name},{}", parts.join(","))
 }
 
 impl Drop for Dns {

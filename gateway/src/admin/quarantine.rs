@@ -259,6 +259,7 @@ mod tests {
             received_header: String::new(),
             new_subject: None,
             decided: true,
+            auth: None,
         }
     }
 

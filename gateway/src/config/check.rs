@@ -533,6 +533,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     for (f, r) in c.store.problems() {
         bad(f, &r);
     }
+    for (f, r) in c.inbound.problems() {
+        bad(f, &r);
+    }
     // The node's name matters only where nodes share a database.
     if c.store.backend == super::StoreBackend::Postgres {
         for (f, r) in c.cluster.problems() {

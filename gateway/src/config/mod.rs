@@ -7,6 +7,7 @@ mod check;
 mod delivery;
 mod dkim;
 mod duration;
+mod inbound;
 mod policy;
 mod portal;
 mod seal;
@@ -17,6 +18,7 @@ pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileChe
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::{Span, SpanError};
+pub use inbound::{DmarcAction, InboundConfig};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};
@@ -71,6 +73,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// This node among the nodes sharing a PostgreSQL store.
     pub cluster: ClusterConfig,
+    /// Checks on mail from the internet: sender authentication.
+    pub inbound: InboundConfig,
 }
 
 /// `[dlp]`

@@ -666,6 +666,7 @@ mod tests {
             received_header: "Received: x\r\n".into(),
             new_subject: None,
             decided: false,
+            auth: None,
         }
     }
 

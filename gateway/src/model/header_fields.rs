@@ -62,6 +62,35 @@ pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
     out
 }
 
+/// `message` without the Authentication-Results fields whose authserv-id is
+/// `authserv_id` (RFC 8601 §5: a border MTA removes those claiming to be its
+/// own, which only a forger could have added). Other bytes stay as they were.
+pub fn drop_auth_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+    let (fields, rest) = split(message);
+    let mut out = Vec::with_capacity(message.len());
+    for f in fields {
+        let ours = name_starts_with(f, "authentication-results:")
+            && auth_results_id(f).is_some_and(|id| id.eq_ignore_ascii_case(authserv_id));
+        if !ours {
+            out.extend_from_slice(f);
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The authserv-id of an Authentication-Results field: its value's first
+/// token, before any `;`, CFWS or version number.
+fn auth_results_id(field: &[u8]) -> Option<&str> {
+    let colon = field.iter().position(|&b| b == b':')?;
+    let value = std::str::from_utf8(&field[colon + 1..]).ok()?;
+    let value = value.trim_start_matches(|c: char| c.is_whitespace());
+    let end = value
+        .find(|c: char| c == ';' || c == '(' || c.is_whitespace())
+        .unwrap_or(value.len());
+    Some(&value[..end]).filter(|id| !id.is_empty())
+}
+
 /// `name: text` as a whole header field, CRLF-ended: ASCII as it is,
 /// anything else as RFC 2047 encoded words (so a subject with accents needs
 /// no SMTPUTF8), split on character boundaries and folded so that no line
@@ -152,5 +181,16 @@ mod tests {
             f.starts_with("Subject: =?utf-8?") || f.starts_with("Subject: =?UTF-8?"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn only_authentication_results_claiming_our_id_are_dropped() {
+        let m = b"Authentication-Results: MX.Example.org;\r\n dkim=pass\r\nAuthentication-Results: other.example; spf=pass\r\nAuthentication-Results:mx.example.org(comment); x=y\r\nSubject: mx.example.org\r\n\r\nAuthentication-Results: mx.example.org; body\r\n";
+        let out = drop_auth_results(m, "mx.example.org");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Authentication-Results: other.example; spf=pass\r\nSubject: mx.example.org\r\n\r\nAuthentication-Results: mx.example.org; body\r\n"
+        );
+        assert_eq!(auth_results_id(b"Authentication-Results: ;x"), None);
     }
 }

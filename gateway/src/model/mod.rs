@@ -10,6 +10,7 @@
 //! and `mail-parser` for an archived message's header facts).
 
 pub mod archive;
+pub mod auth;
 pub mod envelope;
 pub mod escrow;
 pub mod header_fields;

@@ -285,7 +285,8 @@ pub struct QueuedMessage {
     pub body_sha256: String,
     /// Number of stored chunks.
     pub chunks: u32,
-    /// The `Received:` header Sealgate adds in front of the message (CRLF-terminated).
+    /// The trace fields Sealgate adds in front of the message, CRLF-terminated:
+    /// `Authentication-Results:` for checked inbound mail, then `Received:`.
     pub received_header: String,
     /// The subject to deliver with, when policy removed tags from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +294,9 @@ pub struct QueuedMessage {
     /// True once the policy stage has decided every recipient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decided: bool,
+    /// Sender authentication's results, for inbound mail that was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::auth::AuthVerdict>,
 }
 
 impl QueuedMessage {
@@ -314,9 +318,18 @@ impl QueuedMessage {
         self.decided && self.unsealed().next().is_some()
     }
 
-    /// The message as it leaves: our `Received:` header in front, and the
-    /// subject policy freed of its tags.
+    /// The message as it leaves: our trace fields in front, the subject
+    /// policy freed of its tags, and Authentication-Results fields that
+    /// claimed to be ours before we checked it removed.
     pub fn outgoing(&self, body: &[u8]) -> Vec<u8> {
+        let unforged;
+        let body = match &self.auth {
+            Some(a) => {
+                unforged = super::header_fields::drop_auth_results(body, &a.authserv_id);
+                &unforged[..]
+            }
+            None => body,
+        };
         let rewritten;
         let body = match &self.new_subject {
             Some(subject) => {

@@ -4,6 +4,7 @@ use super::verdict::{Fallback, Seal, Verdict};
 use crate::config::{InboundDlp, Mode, PolicyConfig};
 use crate::keys::Unusable;
 use crate::model::address::Mailbox;
+use crate::model::auth::{AuthAction, AuthVerdict};
 use crate::model::tls::TlsLevel;
 use crate::spool::{Direction, InspectionRecord};
 
@@ -73,6 +74,21 @@ fn mode_for(cfg: &PolicyConfig, rcpt: &Mailbox) -> Option<(Mode, String)> {
 
 /// What the sender can do when no seal is possible (it ends the DSN's reason).
 const NO_SEAL_HINT: &str = "nothing was sent; ask the recipient for an OpenPGP key or S/MIME certificate for your administrator to import, or send it without protected data";
+
+/// The verdict for every recipient of an inbound message that sender
+/// authentication held: DMARC failed under a policy `[inbound]` maps to the
+/// quarantine.
+pub fn auth_hold(auth: &AuthVerdict) -> Option<Verdict> {
+    (auth.action == AuthAction::Quarantine).then(|| Verdict::Quarantine {
+        reason: format!(
+            "inbound mail held: it fails DMARC and {} publishes p={}",
+            auth.dmarc_domain
+                .as_deref()
+                .unwrap_or("the sender's domain"),
+            auth.dmarc_policy.as_deref().unwrap_or("quarantine")
+        ),
+    })
+}
 
 /// Decides one recipient's verdict.
 pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
@@ -472,5 +488,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_dmarc_failure_configured_to_quarantine_holds_the_message() {
+        use crate::model::auth::AuthResult;
+        let mut auth = AuthVerdict {
+            spf: AuthResult::Fail,
+            dkim: AuthResult::None,
+            arc: AuthResult::None,
+            dmarc: AuthResult::Fail,
+            dmarc_domain: Some("bank.example".into()),
+            dmarc_policy: Some("quarantine".into()),
+            action: AuthAction::Quarantine,
+            authserv_id: "mx.example".into(),
+        };
+        match auth_hold(&auth) {
+            Some(Verdict::Quarantine { reason }) => {
+                assert!(
+                    reason.contains("bank.example") && reason.contains("p=quarantine"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        auth.action = AuthAction::Deliver;
+        assert_eq!(auth_hold(&auth), None);
     }
 }

@@ -225,8 +225,9 @@ pub fn apply(
         facts,
         raised,
     );
+    let held = msg.auth.as_ref().and_then(crate::policy::decide::auth_hold);
     for (r, v) in msg.recipients.iter_mut().zip(d.verdicts) {
-        r.verdict = Some(v);
+        r.verdict = Some(held.clone().unwrap_or(v));
     }
     msg.new_subject = d.new_subject;
     msg.decided = true;
@@ -473,6 +474,7 @@ mod tests {
             received_header: String::new(),
             new_subject: None,
             decided: false,
+            auth: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod received;
 pub mod recipients;
+pub mod sender_auth;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -7,10 +7,11 @@ use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
 use super::recipients::SharedRecipients;
 use super::reply::Reply;
+use super::sender_auth::{Identities, Outcome as AuthOutcome, SenderAuth};
 use super::session::{header_from_within, Session, Step, Transaction};
 use super::tls;
 use crate::config::{Config, ListenerConfig, ListenerTls};
-use crate::spool::{Origin, QueueId, QueuedMessage, Spool};
+use crate::spool::{Direction, Origin, QueueId, QueuedMessage, Spool};
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::io;
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub server_tls: tls::ServerTls,
     /// Known local recipients, if configured.
     pub recipients: SharedRecipients,
+    /// Sender authentication of inbound mail, unless `[inbound]` turned it off.
+    sender_auth: Option<SenderAuth>,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -223,6 +226,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         server_tls: tls::ServerTls,
         recipients: SharedRecipients,
+        sender_auth: Option<SenderAuth>,
     ) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         Arc::new(Gateway {
@@ -231,6 +235,7 @@ impl Gateway {
             metrics,
             server_tls,
             recipients,
+            sender_auth,
             connections,
             per_ip: Mutex::new(HashMap::new()),
         })
@@ -575,6 +580,12 @@ impl Gateway {
         let mut too_big = false;
         let mut received = 0u64;
         let mut spool_error = None;
+        // Inbound mail is authenticated before "250", which needs it whole.
+        let auth = self
+            .sender_auth
+            .as_ref()
+            .filter(|_| txn.direction == Direction::Inbound);
+        let mut whole = Vec::new();
         loop {
             let fed = reader.feed(conn.unread(), &mut out);
             conn.pos += fed.consumed;
@@ -588,6 +599,9 @@ impl Gateway {
                 && reader.violation().is_none()
             {
                 scan.feed(&out);
+                if auth.is_some() {
+                    whole.extend_from_slice(&out);
+                }
                 if let Err(e) = writer.write(&out).await {
                     spool_error = Some(e);
                 }
@@ -707,7 +721,57 @@ impl Gateway {
                 ),
             ));
         }
-        let msg = self.envelope(session, txn, id);
+        let checked = match auth {
+            Some(auth) => {
+                let (helo, _) = session.helo.clone().unwrap_or_default();
+                let mail_from = txn.from.to_string();
+                let who = Identities {
+                    ip: session.peer.ip().to_canonical(),
+                    helo: &helo,
+                    mail_from: &mail_from,
+                };
+                match auth.check(&whole, &who).await {
+                    AuthOutcome::Reject { domain } => {
+                        self.metrics
+                            .inbound_auth
+                            .with_label_values(&["dmarc", "fail", "reject"])
+                            .inc();
+                        tracing::info!(id = %id, domain = %domain, "refused: DMARC policy reject");
+                        return Ok(refuse(
+                            "dmarc",
+                            Reply::new(
+                                550,
+                                "5.7.1",
+                                format!("Message refused: it fails DMARC and {domain} asks that such mail be rejected"),
+                            ),
+                        ));
+                    }
+                    AuthOutcome::Accept { field, verdict } => Some((field, verdict)),
+                }
+            }
+            None => None,
+        };
+        drop(whole);
+        let mut msg = self.envelope(session, txn, id);
+        if let Some((field, verdict)) = checked {
+            for (check, result) in [
+                ("spf", verdict.spf),
+                ("dkim", verdict.dkim),
+                ("arc", verdict.arc),
+                ("dmarc", verdict.dmarc),
+            ] {
+                let action = match (check, verdict.action) {
+                    ("dmarc", crate::model::auth::AuthAction::Quarantine) => "quarantine",
+                    _ => "deliver",
+                };
+                self.metrics
+                    .inbound_auth
+                    .with_label_values(&[check, result.as_str(), action])
+                    .inc();
+            }
+            msg.received_header.insert_str(0, &field);
+            msg.auth = Some(verdict);
+        }
         let direction = msg.origin.direction;
         let rcpts = msg.recipients.len();
         match writer.commit(msg).await {
@@ -789,6 +853,7 @@ impl Gateway {
             received_header,
             new_subject: None,
             decided: false,
+            auth: None,
         }
     }
 }

@@ -65,6 +65,7 @@ impl Spool {
             received_header,
             new_subject: None,
             decided: false,
+            auth: None,
         };
         w.commit(record).await.map(|m| m.id)
     }

@@ -269,6 +269,7 @@ pub(crate) mod testing {
             received_header: "Received: x\r\n".into(),
             new_subject: None,
             decided: false,
+            auth: None,
         }
     }
 }

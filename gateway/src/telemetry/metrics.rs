@@ -21,6 +21,8 @@ pub struct Metrics {
     pub messages_accepted: IntCounterVec,
     /// Messages or transactions refused, by reason.
     pub messages_refused: IntCounterVec,
+    /// Inbound sender authentication results, by check, result and action.
+    pub inbound_auth: IntCounterVec,
     /// Message octets accepted.
     pub bytes_accepted: IntCounter,
     /// Messages in the spool.
@@ -147,6 +149,11 @@ impl Metrics {
             "sealgate_messages_refused_total",
             "Messages, recipients or commands refused",
             &["reason"],
+        );
+        let inbound_auth = counter_vec(
+            "sealgate_inbound_auth_total",
+            "Inbound messages' sender authentication results (check: spf, dkim, arc, dmarc)",
+            &["check", "result", "action"],
         );
         let bytes_accepted = IntCounter::new(
             "sealgate_message_bytes_accepted_total",
@@ -331,6 +338,7 @@ impl Metrics {
             sessions,
             messages_accepted,
             messages_refused,
+            inbound_auth,
             bytes_accepted,
             spool_messages,
             spool_bytes,
