@@ -12,8 +12,9 @@
 //! other addresses it names.
 //!
 //! What is *not* checked: the S/MIME signature is not verified (nor its
-//! chain), and the From address is taken as the message gives it (no DKIM
-//! or DMARC here). A verified signature would prove only that the sender
+//! chain), and the From address is taken as the message gives it (the
+//! policy stage skips mail whose DMARC check failed, when inbound sender
+//! authentication is on, but DMARC "none" still harvests). A verified signature would prove only that the sender
 //! holds the certificate's key, not that the address is theirs: anyone can
 //! make a self-signed certificate for any address and sign with it. What
 //! protects recipients is that harvested keys are low trust and unused

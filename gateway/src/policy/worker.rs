@@ -377,6 +377,16 @@ impl Stage {
             tracing::debug!(id = %msg.id, "no key harvest from mail claiming a local domain");
             return;
         }
+        // Nor from mail whose From domain's DMARC check failed: its From is
+        // not the sender's to claim.
+        let forged = msg
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.dmarc == crate::model::auth::AuthResult::Fail);
+        if forged {
+            tracing::debug!(id = %msg.id, "no key harvest from mail that failed DMARC");
+            return;
+        }
         let (spool, id) = (self.spool.clone(), msg.id);
         // The body is read, when it is, from the blocking thread.
         let rt = tokio::runtime::Handle::current();

@@ -152,7 +152,7 @@ pub fn push_base64_lines(out: &mut Vec<u8>, data: &[u8]) {
 pub fn push_base64_crlf(out: &mut Vec<u8>, data: &[u8], per_line: usize) {
     use base64::Engine as _;
     const BLOCK_LINES: usize = 64;
-    debug_assert!(per_line % 3 == 0 && (3..=57).contains(&per_line));
+    debug_assert!(per_line.is_multiple_of(3) && (3..=57).contains(&per_line));
     let chars = per_line / 3 * 4;
     let mut scratch = [0u8; 76 * BLOCK_LINES];
     out.reserve(data.len().div_ceil(per_line) * (chars + 2));
