@@ -480,6 +480,7 @@ async fn start_smtp(
         server_tls,
         recipients.clone(),
         sender_auth,
+        crate::smtp::content_filter::ContentFilter::new(config),
     );
     tokio::spawn(reload_on_hup(config.clone(), rules.clone(), recipients));
     let mut tasks = Vec::new();

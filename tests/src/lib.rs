@@ -3,9 +3,11 @@
 //! runs private Postfix instances as real peers.
 
 pub mod crypto;
+pub mod engines;
 pub mod fault;
 pub mod webdriver;
 pub use crypto::{base64, base64_lines, dkim_key, openssl, Gpg};
+pub use engines::{Clamd, Rspamd, EICAR, GTUBE};
 pub use webdriver::Browser;
 
 use std::io::{BufRead, BufReader, Read, Write};

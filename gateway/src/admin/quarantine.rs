@@ -260,6 +260,7 @@ mod tests {
             new_subject: None,
             decided: true,
             auth: None,
+            scan: None,
         }
     }
 

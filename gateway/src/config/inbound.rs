@@ -1,15 +1,27 @@
 //! `[inbound]`: what Sealgate checks on mail from the internet before it
-//! answers "250" — sender authentication (SPF, DKIM, ARC, DMARC) and what a
-//! DMARC failure leads to.
+//! answers "250" — sender authentication (SPF, DKIM, ARC, DMARC), spam
+//! scoring by rspamd and malware scanning by clamd — and what each finding
+//! leads to.
 
 use super::Span;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
-/// What happens to a message that fails DMARC for a domain whose policy asks
-/// for rejection or quarantine.
+/// What happens when a scanner cannot be reached or does not answer in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DmarcAction {
+pub enum ScannerFailure {
+    /// 451 4.7.0 at the end of DATA: the sender tries again later (fail closed).
+    Tempfail,
+    /// Accept unscanned, saying so in a header field (fail open).
+    Accept,
+}
+
+/// What happens to a message a check condemns (a DMARC failure under a
+/// reject or quarantine policy, spam, malware).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterAction {
     /// Refused in the SMTP dialogue with 550 5.7.1: nothing is accepted, so
     /// nothing needs a bounce.
     Reject,
@@ -19,13 +31,13 @@ pub enum DmarcAction {
     Tag,
 }
 
-impl DmarcAction {
+impl FilterAction {
     /// Lower-case name, for metrics labels and the trace.
     pub fn as_str(self) -> &'static str {
         match self {
-            DmarcAction::Reject => "reject",
-            DmarcAction::Quarantine => "quarantine",
-            DmarcAction::Tag => "tag",
+            FilterAction::Reject => "reject",
+            FilterAction::Quarantine => "quarantine",
+            FilterAction::Tag => "tag",
         }
     }
 }
@@ -38,9 +50,9 @@ pub struct InboundConfig {
     /// Authentication-Results field.
     pub authenticate: bool,
     /// For a DMARC failure where the sender's domain publishes `p=reject`.
-    pub on_dmarc_reject: DmarcAction,
+    pub on_dmarc_reject: FilterAction,
     /// For a DMARC failure where the sender's domain publishes `p=quarantine`.
-    pub on_dmarc_quarantine: DmarcAction,
+    pub on_dmarc_quarantine: FilterAction,
     /// How long the DNS lookups of one message's checks may take in all;
     /// past it the checks that have not finished count as temporary errors.
     pub auth_timeout: Span,
@@ -48,16 +60,35 @@ pub struct InboundConfig {
     /// and of those it removes from arriving mail as forged. Default: the
     /// server's hostname.
     pub authserv_id: Option<String>,
+    /// rspamd's normal worker (`http://127.0.0.1:11333`); unset: no spam scoring.
+    pub rspamd_url: Option<String>,
+    /// clamd's TCP socket (INSTREAM); unset: no malware scanning.
+    pub clamd_address: Option<SocketAddr>,
+    /// How long the scanners may take for one message, together.
+    pub scan_timeout: Span,
+    /// What rspamd's "reject" action leads to ("add header" and "rewrite
+    /// subject" always tag; "soft reject" always answers 451).
+    pub on_spam: FilterAction,
+    /// What malware found by clamd leads to (reject or quarantine).
+    pub on_malware: FilterAction,
+    /// A scanner down or too slow: tempfail (fail closed) or accept.
+    pub on_scanner_failure: ScannerFailure,
 }
 
 impl Default for InboundConfig {
     fn default() -> Self {
         InboundConfig {
             authenticate: true,
-            on_dmarc_reject: DmarcAction::Reject,
-            on_dmarc_quarantine: DmarcAction::Quarantine,
+            on_dmarc_reject: FilterAction::Reject,
+            on_dmarc_quarantine: FilterAction::Quarantine,
             auth_timeout: Span::secs(10),
             authserv_id: None,
+            rspamd_url: None,
+            clamd_address: None,
+            scan_timeout: Span::secs(20),
+            on_spam: FilterAction::Reject,
+            on_malware: FilterAction::Reject,
+            on_scanner_failure: ScannerFailure::Tempfail,
         }
     }
 }
@@ -71,6 +102,27 @@ impl InboundConfig {
                 "inbound.auth_timeout".into(),
                 "must be more than zero".into(),
             ));
+        }
+        if self.scan_timeout.0.is_zero() {
+            out.push((
+                "inbound.scan_timeout".into(),
+                "must be more than zero".into(),
+            ));
+        }
+        if self.on_malware == FilterAction::Tag {
+            out.push((
+                "inbound.on_malware".into(),
+                "must be \"reject\" or \"quarantine\": malware is never delivered".into(),
+            ));
+        }
+        if let Some(url) = &self.rspamd_url {
+            let rest = url.strip_prefix("http://").unwrap_or("");
+            if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+                out.push((
+                    "inbound.rspamd_url".into(),
+                    "must be http://HOST:PORT (rspamd's normal worker; no path)".into(),
+                ));
+            }
         }
         if let Some(id) = &self.authserv_id {
             let ok = !id.is_empty()

@@ -18,7 +18,7 @@ pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileChe
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::{Span, SpanError};
-pub use inbound::{DmarcAction, InboundConfig};
+pub use inbound::{FilterAction, InboundConfig, ScannerFailure};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};

@@ -667,6 +667,7 @@ mod tests {
             new_subject: None,
             decided: false,
             auth: None,
+            scan: None,
         }
     }
 

@@ -62,15 +62,19 @@ pub fn rewrite_subject(message: &[u8], new: &str) -> Vec<u8> {
     out
 }
 
-/// `message` without the Authentication-Results fields whose authserv-id is
-/// `authserv_id` (RFC 8601 §5: a border MTA removes those claiming to be its
-/// own, which only a forger could have added). Other bytes stay as they were.
-pub fn drop_auth_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+/// `message` without the fields that claim to be verdicts Sealgate gives:
+/// Authentication-Results whose authserv-id is `authserv_id` (RFC 8601 §5:
+/// a border MTA removes those claiming to be its own, which only a forger
+/// could have added) and any `X-Sealgate-Spam-*`. Other bytes stay as they were.
+pub fn drop_forged_verdicts(message: &[u8], authserv_id: Option<&str>) -> Vec<u8> {
     let (fields, rest) = split(message);
     let mut out = Vec::with_capacity(message.len());
     for f in fields {
-        let ours = name_starts_with(f, "authentication-results:")
-            && auth_results_id(f).is_some_and(|id| id.eq_ignore_ascii_case(authserv_id));
+        let ours = (name_starts_with(f, "authentication-results:")
+            && authserv_id.is_some_and(|ours| {
+                auth_results_id(f).is_some_and(|id| id.eq_ignore_ascii_case(ours))
+            }))
+            || name_starts_with(f, "x-sealgate-spam-");
         if !ours {
             out.extend_from_slice(f);
         }
@@ -184,9 +188,9 @@ mod tests {
     }
 
     #[test]
-    fn only_authentication_results_claiming_our_id_are_dropped() {
-        let m = b"Authentication-Results: MX.Example.org;\r\n dkim=pass\r\nAuthentication-Results: other.example; spf=pass\r\nAuthentication-Results:mx.example.org(comment); x=y\r\nSubject: mx.example.org\r\n\r\nAuthentication-Results: mx.example.org; body\r\n";
-        let out = drop_auth_results(m, "mx.example.org");
+    fn only_fields_claiming_our_verdicts_are_dropped() {
+        let m = b"Authentication-Results: MX.Example.org;\r\n dkim=pass\r\nAuthentication-Results: other.example; spf=pass\r\nX-Sealgate-Spam-Flag: NO\r\nAuthentication-Results:mx.example.org(comment); x=y\r\nSubject: mx.example.org\r\n\r\nAuthentication-Results: mx.example.org; body\r\n";
+        let out = drop_forged_verdicts(m, Some("mx.example.org"));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Authentication-Results: other.example; spf=pass\r\nSubject: mx.example.org\r\n\r\nAuthentication-Results: mx.example.org; body\r\n"

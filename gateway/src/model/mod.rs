@@ -10,11 +10,11 @@
 //! and `mail-parser` for an archived message's header facts).
 
 pub mod archive;
-pub mod auth;
 pub mod envelope;
 pub mod escrow;
 pub mod header_fields;
 pub mod id;
+pub mod inbound;
 pub mod key;
 pub mod record;
 pub mod tls;

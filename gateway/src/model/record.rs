@@ -296,7 +296,10 @@ pub struct QueuedMessage {
     pub decided: bool,
     /// Sender authentication's results, for inbound mail that was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<super::auth::AuthVerdict>,
+    pub auth: Option<super::inbound::AuthVerdict>,
+    /// The content scanners' verdict, for inbound mail that was scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<super::inbound::ScanVerdict>,
 }
 
 impl QueuedMessage {
@@ -319,16 +322,17 @@ impl QueuedMessage {
     }
 
     /// The message as it leaves: our trace fields in front, the subject
-    /// policy freed of its tags, and Authentication-Results fields that
-    /// claimed to be ours before we checked it removed.
+    /// policy freed of its tags, and fields that claimed to be our verdicts
+    /// before we gave any (Authentication-Results with our authserv-id,
+    /// X-Sealgate-Spam-*) removed.
     pub fn outgoing(&self, body: &[u8]) -> Vec<u8> {
         let unforged;
-        let body = match &self.auth {
-            Some(a) => {
-                unforged = super::header_fields::drop_auth_results(body, &a.authserv_id);
-                &unforged[..]
-            }
-            None => body,
+        let body = if self.auth.is_some() || self.scan.is_some() {
+            let id = self.auth.as_ref().map(|a| a.authserv_id.as_str());
+            unforged = super::header_fields::drop_forged_verdicts(body, id);
+            &unforged[..]
+        } else {
+            body
         };
         let rewritten;
         let body = match &self.new_subject {

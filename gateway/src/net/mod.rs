@@ -5,10 +5,12 @@
 //! the HTTP server under the portal and admin listeners. It names `config`
 //! and nothing above.
 
+pub mod clamd;
 pub mod dns;
 pub mod fixed_address;
 pub mod http_server;
 pub mod https_get;
+pub mod rspamd;
 #[cfg(test)]
 pub(crate) mod test_pki;
 pub mod tls;

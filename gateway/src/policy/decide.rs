@@ -4,7 +4,7 @@ use super::verdict::{Fallback, Seal, Verdict};
 use crate::config::{InboundDlp, Mode, PolicyConfig};
 use crate::keys::Unusable;
 use crate::model::address::Mailbox;
-use crate::model::auth::{AuthAction, AuthVerdict};
+use crate::model::inbound::{AuthVerdict, InboundAction, ScanVerdict};
 use crate::model::tls::TlsLevel;
 use crate::spool::{Direction, InspectionRecord};
 
@@ -79,7 +79,7 @@ const NO_SEAL_HINT: &str = "nothing was sent; ask the recipient for an OpenPGP k
 /// authentication held: DMARC failed under a policy `[inbound]` maps to the
 /// quarantine.
 pub fn auth_hold(auth: &AuthVerdict) -> Option<Verdict> {
-    (auth.action == AuthAction::Quarantine).then(|| Verdict::Quarantine {
+    (auth.action == InboundAction::Quarantine).then(|| Verdict::Quarantine {
         reason: format!(
             "inbound mail held: it fails DMARC and {} publishes p={}",
             auth.dmarc_domain
@@ -88,6 +88,20 @@ pub fn auth_hold(auth: &AuthVerdict) -> Option<Verdict> {
             auth.dmarc_policy.as_deref().unwrap_or("quarantine")
         ),
     })
+}
+
+/// The verdict for every recipient of an inbound message the content
+/// scanners held: malware (by signature name) or spam (by score).
+pub fn scan_hold(scan: &ScanVerdict) -> Option<Verdict> {
+    if scan.action != InboundAction::Quarantine {
+        return None;
+    }
+    let reason = match (&scan.malware, scan.spam_score) {
+        (Some(name), _) => format!("inbound mail held: malware found ({name})"),
+        (None, Some(score)) => format!("inbound mail held as spam (score {score:.1})"),
+        (None, None) => "inbound mail held by the content scan".to_string(),
+    };
+    Some(Verdict::Quarantine { reason })
 }
 
 /// Decides one recipient's verdict.
@@ -492,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_dmarc_failure_configured_to_quarantine_holds_the_message() {
-        use crate::model::auth::AuthResult;
+        use crate::model::inbound::AuthResult;
         let mut auth = AuthVerdict {
             spf: AuthResult::Fail,
             dkim: AuthResult::None,
@@ -500,7 +514,7 @@ mod tests {
             dmarc: AuthResult::Fail,
             dmarc_domain: Some("bank.example".into()),
             dmarc_policy: Some("quarantine".into()),
-            action: AuthAction::Quarantine,
+            action: InboundAction::Quarantine,
             authserv_id: "mx.example".into(),
         };
         match auth_hold(&auth) {
@@ -512,7 +526,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        auth.action = AuthAction::Deliver;
+        auth.action = InboundAction::Deliver;
         assert_eq!(auth_hold(&auth), None);
     }
 }

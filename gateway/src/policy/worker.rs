@@ -225,7 +225,11 @@ pub fn apply(
         facts,
         raised,
     );
-    let held = msg.auth.as_ref().and_then(crate::policy::decide::auth_hold);
+    let held = msg
+        .scan
+        .as_ref()
+        .and_then(crate::policy::decide::scan_hold)
+        .or_else(|| msg.auth.as_ref().and_then(crate::policy::decide::auth_hold));
     for (r, v) in msg.recipients.iter_mut().zip(d.verdicts) {
         r.verdict = Some(held.clone().unwrap_or(v));
     }
@@ -382,7 +386,7 @@ impl Stage {
         let forged = msg
             .auth
             .as_ref()
-            .is_some_and(|a| a.dmarc == crate::model::auth::AuthResult::Fail);
+            .is_some_and(|a| a.dmarc == crate::model::inbound::AuthResult::Fail);
         if forged {
             tracing::debug!(id = %msg.id, "no key harvest from mail that failed DMARC");
             return;
@@ -485,6 +489,7 @@ mod tests {
             new_subject: None,
             decided: false,
             auth: None,
+            scan: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! SMTP: the pure command and DATA parsers, the session state machine, and
 //! the server that drives sessions over TCP and TLS.
 
+pub mod content_filter;
 pub mod received;
 pub mod recipients;
 pub mod sender_auth;

@@ -19,8 +19,8 @@ use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfResult};
 use tokio::time::{timeout_at, Instant};
 
-use crate::config::{Config, DmarcAction};
-use crate::model::auth::{AuthAction, AuthResult, AuthVerdict};
+use crate::config::{Config, FilterAction};
+use crate::model::inbound::{AuthResult, AuthVerdict, InboundAction};
 use crate::net::dns::{Dns, DnsError};
 
 /// Checks inbound messages' senders.
@@ -28,8 +28,8 @@ pub struct SenderAuth {
     checker: MessageAuthenticator,
     authserv_id: String,
     host_domain: String,
-    on_reject: DmarcAction,
-    on_quarantine: DmarcAction,
+    on_reject: FilterAction,
+    on_quarantine: FilterAction,
     budget: Duration,
 }
 
@@ -143,17 +143,17 @@ impl SenderAuth {
             let (name, action) = match policy {
                 Some(Policy::Reject) => ("reject", self.on_reject),
                 Some(Policy::Quarantine) => ("quarantine", self.on_quarantine),
-                _ => ("none", DmarcAction::Tag),
+                _ => ("none", FilterAction::Tag),
             };
             verdict.dmarc_policy = Some(name.into());
             match action {
-                DmarcAction::Reject => {
+                FilterAction::Reject => {
                     return Outcome::Reject {
                         domain: from_domain.unwrap_or_default(),
                     }
                 }
-                DmarcAction::Quarantine => verdict.action = AuthAction::Quarantine,
-                DmarcAction::Tag => {}
+                FilterAction::Quarantine => verdict.action = InboundAction::Quarantine,
+                FilterAction::Tag => {}
             }
         }
         self.accept(verdict, mail_from_domain, signer)
@@ -173,7 +173,7 @@ impl SenderAuth {
             dmarc: AuthResult::None,
             dmarc_domain,
             dmarc_policy: None,
-            action: AuthAction::Deliver,
+            action: InboundAction::Deliver,
             authserv_id: self.authserv_id.clone(),
         }
     }
@@ -293,7 +293,7 @@ mod tests {
             dmarc: AuthResult::Fail,
             dmarc_domain: Some("bank.example".into()),
             dmarc_policy: Some("quarantine".into()),
-            action: AuthAction::Quarantine,
+            action: InboundAction::Quarantine,
             authserv_id: "mx.hospital.example".into(),
         }
     }

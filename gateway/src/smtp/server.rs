@@ -3,6 +3,7 @@
 //! spool and replies 250 only after the spool has synced the message.
 
 use super::command::{parse_command, Command};
+use super::content_filter::{ContentFilter, Scanned};
 use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
 use super::recipients::SharedRecipients;
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub recipients: SharedRecipients,
     /// Sender authentication of inbound mail, unless `[inbound]` turned it off.
     sender_auth: Option<SenderAuth>,
+    /// rspamd and clamd for inbound mail, when `[inbound]` names them.
+    content_filter: Option<ContentFilter>,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -227,6 +230,7 @@ impl Gateway {
         server_tls: tls::ServerTls,
         recipients: SharedRecipients,
         sender_auth: Option<SenderAuth>,
+        content_filter: Option<ContentFilter>,
     ) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         Arc::new(Gateway {
@@ -236,6 +240,7 @@ impl Gateway {
             server_tls,
             recipients,
             sender_auth,
+            content_filter,
             connections,
             per_ip: Mutex::new(HashMap::new()),
         })
@@ -580,11 +585,12 @@ impl Gateway {
         let mut too_big = false;
         let mut received = 0u64;
         let mut spool_error = None;
-        // Inbound mail is authenticated before "250", which needs it whole.
-        let auth = self
-            .sender_auth
-            .as_ref()
-            .filter(|_| txn.direction == Direction::Inbound);
+        // Inbound mail is authenticated and scanned before "250", which
+        // needs it whole.
+        let inbound = txn.direction == Direction::Inbound;
+        let auth = self.sender_auth.as_ref().filter(|_| inbound);
+        let filter = self.content_filter.as_ref().filter(|_| inbound);
+        let keep_whole = auth.is_some() || filter.is_some();
         let mut whole = Vec::new();
         loop {
             let fed = reader.feed(conn.unread(), &mut out);
@@ -599,7 +605,7 @@ impl Gateway {
                 && reader.violation().is_none()
             {
                 scan.feed(&out);
-                if auth.is_some() {
+                if keep_whole {
                     whole.extend_from_slice(&out);
                 }
                 if let Err(e) = writer.write(&out).await {
@@ -721,6 +727,7 @@ impl Gateway {
                 ),
             ));
         }
+        let whole = Arc::new(whole);
         let checked = match auth {
             Some(auth) => {
                 let (helo, _) = session.helo.clone().unwrap_or_default();
@@ -751,8 +758,40 @@ impl Gateway {
             }
             None => None,
         };
+        let scanned = match filter {
+            Some(filter) => {
+                let (helo, _) = session.helo.clone().unwrap_or_default();
+                let mail_from = txn.from.to_string();
+                let env = crate::net::rspamd::Envelope {
+                    ip: session.peer.ip().to_canonical(),
+                    helo: &helo,
+                    mail_from: &mail_from,
+                    rcpts: txn
+                        .recipients
+                        .iter()
+                        .map(|r| r.address.to_string())
+                        .collect(),
+                    queue_id: id.to_string(),
+                };
+                match filter.scan(whole.clone(), env).await {
+                    Scanned::Refuse { reply, reason } => {
+                        tracing::info!(id = %id, reason, "refused by content scan");
+                        return Ok(refuse(reason, reply));
+                    }
+                    Scanned::Accept { fields, verdict } => Some((fields, verdict)),
+                }
+            }
+            None => None,
+        };
         drop(whole);
         let mut msg = self.envelope(session, txn, id);
+        if let Some((fields, verdict)) = scanned {
+            if let Some(name) = &verdict.malware {
+                tracing::info!(id = %id, signature = %name, "malware found; held");
+            }
+            msg.received_header.insert_str(0, &fields);
+            msg.scan = Some(verdict);
+        }
         if let Some((field, verdict)) = checked {
             for (check, result) in [
                 ("spf", verdict.spf),
@@ -761,7 +800,7 @@ impl Gateway {
                 ("dmarc", verdict.dmarc),
             ] {
                 let action = match (check, verdict.action) {
-                    ("dmarc", crate::model::auth::AuthAction::Quarantine) => "quarantine",
+                    ("dmarc", crate::model::inbound::InboundAction::Quarantine) => "quarantine",
                     _ => "deliver",
                 };
                 self.metrics
@@ -854,6 +893,7 @@ impl Gateway {
             new_subject: None,
             decided: false,
             auth: None,
+            scan: None,
         }
     }
 }

@@ -66,6 +66,7 @@ impl Spool {
             new_subject: None,
             decided: false,
             auth: None,
+            scan: None,
         };
         w.commit(record).await.map(|m| m.id)
     }

@@ -270,6 +270,7 @@ pub(crate) mod testing {
             new_subject: None,
             decided: false,
             auth: None,
+            scan: None,
         }
     }
 }

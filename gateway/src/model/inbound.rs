@@ -42,7 +42,7 @@ impl AuthResult {
 /// What the gateway does with the message because of its authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AuthAction {
+pub enum InboundAction {
     /// Deliver (the Authentication-Results field tells the tenant the rest).
     Deliver,
     /// Hold in the quarantine: DMARC failed under a policy configured so.
@@ -67,8 +67,33 @@ pub struct AuthVerdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_policy: Option<String>,
     /// What follows from it.
-    pub action: AuthAction,
+    pub action: InboundAction,
     /// The authserv-id of the Authentication-Results field added; fields
     /// with the same id that came with the message are removed as forged.
     pub authserv_id: String,
 }
+
+/// What the content scanners said about an inbound message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanVerdict {
+    /// rspamd's score, when it scored the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam_score: Option<f64>,
+    /// rspamd's action ("no action", "add header", "reject"...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam_action: Option<String>,
+    /// The rspamd symbols that fired (rule names, never content).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symbols: Vec<String>,
+    /// The malware signature clamd found, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malware: Option<String>,
+    /// Scanners that could not be asked, when `[inbound]` accepts anyway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unscanned: Vec<String>,
+    /// What follows from it.
+    pub action: InboundAction,
+}
+
+// The score is never NaN (JSON has none), so equality is total.
+impl Eq for ScanVerdict {}
