@@ -148,3 +148,74 @@ fn spam_and_malware_are_stopped_before_250_and_a_dead_scanner_tempfails() {
         "refused mail was delivered"
     );
 }
+
+#[test]
+fn dangerous_attachment_types_are_held_even_inside_archives() {
+    let home = postfix_mailbox(
+        "attach",
+        "hospital.test",
+        "smtpd_tls_security_level = none\n",
+    );
+    let g = Gateway::start(&format!(
+        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"hospital.test\"]\n\n\
+         [inbound]\nauthenticate = false\n\n\
+         [delivery]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
+         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
+         [seal]\nwkd = false\n",
+        home = home.port,
+    ));
+    // An executable inside a zip inside a zip, and a macro workbook: held.
+    let nested = zip("docs.zip", &zip("invoice.exe", b"MZ\x90\x00 not really"));
+    let (code, reply) = send(
+        &g,
+        "x@outside.test",
+        &with_attachment("Nested exe", "papers.zip", "application/zip", &nested),
+    );
+    assert_eq!(code, 250, "{reply}");
+    let (code, _) = send(
+        &g,
+        "x@outside.test",
+        &with_attachment(
+            "Budget",
+            "budget.xlsm",
+            "application/vnd.ms-excel.sheet.macroEnabled.12",
+            b"PK\x03\x04",
+        ),
+    );
+    assert_eq!(code, 250);
+    // A PDF passes.
+    let (code, _) = send(
+        &g,
+        "x@outside.test",
+        &with_attachment(
+            "Report",
+            "report.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n%%EOF\n",
+        ),
+    );
+    assert_eq!(code, 250);
+    delivered(&home, "Report");
+    let held = wait_for(60, "two held messages", || {
+        let o = g.cli(&["quarantine", "ls", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v.as_array().filter(|a| a.len() == 2).cloned()
+    });
+    let reasons: Vec<String> = held
+        .iter()
+        .map(|h| h["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains(".exe")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains(".xlsm")), "{reasons:?}");
+    // The reason names types, never the file names.
+    assert!(
+        !reasons
+            .iter()
+            .any(|r| r.contains("invoice") || r.contains("budget")),
+        "{reasons:?}"
+    );
+    let all: Vec<String> = home.mailbox().into_iter().map(|m| text(&m)).collect();
+    assert!(!all
+        .iter()
+        .any(|m| m.contains("Nested exe") || m.contains("Subject: Budget")));
+}

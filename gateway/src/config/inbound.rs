@@ -73,7 +73,25 @@ pub struct InboundConfig {
     pub on_malware: FilterAction,
     /// A scanner down or too slow: tempfail (fail closed) or accept.
     pub on_scanner_failure: ScannerFailure,
+    /// File name extensions (lower case, no dot) whose attachments, also
+    /// inside archives, hold inbound mail in the quarantine.
+    pub blocked_extensions: Vec<String>,
+    /// Hold inbound mail carrying an archive or document that is
+    /// password-protected (its content cannot be scanned).
+    pub hold_encrypted: bool,
 }
+
+/// Attachment types that hold inbound mail by default: executables and
+/// installers, scripts, shortcuts, disk images and macro-enabled Office
+/// files — the common attachment filters of Microsoft 365 and Google
+/// Workspace, plus the Office macro formats.
+pub const DANGEROUS_EXTENSIONS: &[&str] = &[
+    "ace", "ani", "apk", "app", "appx", "arj", "bat", "cab", "chm", "cmd", "com", "cpl", "dll",
+    "dmg", "docm", "dotm", "exe", "hta", "img", "inf", "ins", "iso", "isp", "jar", "jnlp", "js",
+    "jse", "lib", "lnk", "mde", "msc", "msi", "msix", "msp", "mst", "nsh", "pif", "potm", "ppam",
+    "ppsm", "pptm", "ps1", "psc1", "reg", "scf", "scr", "sct", "shb", "shs", "sldm", "sys", "vb",
+    "vbe", "vbs", "vhd", "vhdx", "vxd", "wsc", "wsf", "wsh", "xlam", "xll", "xlsb", "xlsm", "xltm",
+];
 
 impl Default for InboundConfig {
     fn default() -> Self {
@@ -89,6 +107,8 @@ impl Default for InboundConfig {
             on_spam: FilterAction::Reject,
             on_malware: FilterAction::Reject,
             on_scanner_failure: ScannerFailure::Tempfail,
+            blocked_extensions: DANGEROUS_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            hold_encrypted: true,
         }
     }
 }
@@ -114,6 +134,18 @@ impl InboundConfig {
                 "inbound.on_malware".into(),
                 "must be \"reject\" or \"quarantine\": malware is never delivered".into(),
             ));
+        }
+        for e in &self.blocked_extensions {
+            let ok = !e.is_empty()
+                && e.len() <= 10
+                && e.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                out.push((
+                    "inbound.blocked_extensions".into(),
+                    format!("{e:?}: an extension is 1 to 10 lower-case letters or digits, without the dot"),
+                ));
+            }
         }
         if let Some(url) = &self.rspamd_url {
             let rest = url.strip_prefix("http://").unwrap_or("");

@@ -90,6 +90,7 @@ mod tests {
             unscannable: vec![],
             action: Some("encrypt".into()),
             policy_hits: vec!["ssn".into()],
+            extensions: Vec::new(),
         };
         assert_eq!(
             dlp_field(&found).unwrap(),

@@ -483,6 +483,9 @@ pub struct Inspection {
     pub action: Option<Action>,
     /// Number of texts scanned.
     pub texts_scanned: usize,
+    /// File name extensions of attachments and archive entries (lower case,
+    /// distinct, sorted): what an attachment policy judges, without the names.
+    pub extensions: Vec<String>,
 }
 
 fn ser_hits<S: serde::Serializer>(hits: &[PolicyHit], s: S) -> Result<S::Ok, S::Error> {
@@ -574,7 +577,27 @@ pub fn inspect_extraction(ex: &Extraction, rules: &RuleSet) -> Inspection {
         policy_hits,
         action,
         texts_scanned: ex.texts.len(),
+        extensions: extensions(ex),
     }
+}
+
+/// The extensions of every attachment and archive-entry name in `ex`: the
+/// text after the last dot when it is 1 to 10 letters or digits.
+fn extensions(ex: &Extraction) -> Vec<String> {
+    let mut out: Vec<String> = ex
+        .texts
+        .iter()
+        .filter(|t| t.kind == PartKind::FileName)
+        .filter_map(|t| {
+            let (_, ext) = t.text.trim().rsplit_once('.')?;
+            let ok =
+                (1..=10).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+            ok.then(|| ext.to_ascii_lowercase())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Scans one plain text as if it were a message body (for `sealgate dlp scan --text`).

@@ -42,6 +42,7 @@ pub fn record(found: &Inspection) -> InspectionRecord {
             .iter()
             .map(|h| format!("{}:{}", h.policy, h.rule))
             .collect(),
+        extensions: found.extensions.clone(),
     }
 }
 
@@ -179,6 +180,7 @@ impl Stage {
                     unscannable: vec![("inspection_failed".into(), 1)],
                     action: None,
                     policy_hits: Vec::new(),
+                    extensions: Vec::new(),
                 };
                 match spool.put_inspection(id, &rec).await {
                     Ok(()) => {

@@ -363,6 +363,9 @@ pub struct InspectionRecord {
     pub action: Option<String>,
     /// Policy rule ids that fired.
     pub policy_hits: Vec<String>,
+    /// Attachment and archive-entry file extensions found (never the names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
 }
 
 /// One detector's result for a message.

@@ -104,6 +104,39 @@ pub fn scan_hold(scan: &ScanVerdict) -> Option<Verdict> {
     Some(Verdict::Quarantine { reason })
 }
 
+/// The verdict for every recipient of an inbound message whose attachments
+/// (also inside archives) include a blocked type, or a password-protected
+/// archive or document when `hold_encrypted` is on. The reason names the
+/// extensions, never the file names.
+pub fn attachment_hold(
+    cfg: &crate::config::InboundConfig,
+    dlp: &InspectionRecord,
+) -> Option<Verdict> {
+    let blocked: Vec<&str> = dlp
+        .extensions
+        .iter()
+        .filter(|e| cfg.blocked_extensions.contains(e))
+        .map(String::as_str)
+        .collect();
+    let encrypted =
+        cfg.hold_encrypted && dlp.unscannable.iter().any(|(code, _)| code == "encrypted");
+    let reason = match (blocked.is_empty(), encrypted) {
+        (true, false) => return None,
+        (false, false) => format!(
+            "inbound mail held: blocked attachment type (.{})",
+            blocked.join(", .")
+        ),
+        (true, true) => {
+            "inbound mail held: password-protected attachment (cannot be scanned)".to_string()
+        }
+        (false, true) => format!(
+            "inbound mail held: blocked attachment type (.{}) and a password-protected attachment",
+            blocked.join(", .")
+        ),
+    };
+    Some(Verdict::Quarantine { reason })
+}
+
 /// Decides one recipient's verdict.
 pub fn decide(cfg: &PolicyConfig, i: &Inputs) -> Verdict {
     if i.direction == Direction::Inbound {
@@ -315,6 +348,7 @@ mod tests {
             unscannable: vec![],
             action: Some(action.into()),
             policy_hits: vec!["hipaa_pci:ssn".into()],
+            extensions: Vec::new(),
         }
     }
 
@@ -528,5 +562,29 @@ mod tests {
         }
         auth.action = InboundAction::Deliver;
         assert_eq!(auth_hold(&auth), None);
+    }
+
+    #[test]
+    fn dangerous_attachments_hold_inbound_mail_by_extension_never_name() {
+        let cfg = crate::config::InboundConfig::default();
+        let mut rec = dlp("none");
+        rec.action = None;
+        rec.extensions = vec!["pdf".into(), "txt".into()];
+        assert_eq!(attachment_hold(&cfg, &rec), None);
+        rec.extensions = vec!["exe".into(), "pdf".into(), "xlsm".into()];
+        match attachment_hold(&cfg, &rec) {
+            Some(Verdict::Quarantine { reason }) => {
+                assert!(reason.contains(".exe, .xlsm"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        rec.extensions = vec!["zip".into()];
+        rec.unscannable = vec![("encrypted".into(), 1)];
+        assert!(attachment_hold(&cfg, &rec).is_some());
+        let lax = crate::config::InboundConfig {
+            hold_encrypted: false,
+            ..Default::default()
+        };
+        assert_eq!(attachment_hold(&lax, &rec), None);
     }
 }

@@ -225,11 +225,16 @@ pub fn apply(
         facts,
         raised,
     );
+    let inbound = msg.origin.direction == Direction::Inbound;
     let held = msg
         .scan
         .as_ref()
         .and_then(crate::policy::decide::scan_hold)
-        .or_else(|| msg.auth.as_ref().and_then(crate::policy::decide::auth_hold));
+        .or_else(|| msg.auth.as_ref().and_then(crate::policy::decide::auth_hold))
+        .or_else(|| {
+            dlp.filter(|_| inbound)
+                .and_then(|d| crate::policy::decide::attachment_hold(&config.inbound, d))
+        });
     for (r, v) in msg.recipients.iter_mut().zip(d.verdicts) {
         r.verdict = Some(held.clone().unwrap_or(v));
     }
@@ -507,6 +512,7 @@ mod tests {
             unscannable: vec![],
             action: Some("quarantine".into()),
             policy_hits: vec!["hipaa_pci:ssn".into()],
+            extensions: Vec::new(),
         };
         let reply = header_facts(
             format!("{PORTAL_REPLY_HEADER}: abc\r\nSubject: re\r\n\r\n").as_bytes(),

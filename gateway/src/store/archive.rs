@@ -274,6 +274,7 @@ pub(crate) mod testing {
             unscannable: vec![],
             action: None,
             policy_hits: vec![],
+            extensions: Vec::new(),
         }
     }
 }

@@ -663,6 +663,7 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         unscannable: Vec::new(),
         action: None,
         policy_hits: Vec::new(),
+        extensions: Vec::new(),
     };
 
     let a = open();
