@@ -10,6 +10,7 @@ pub mod admin;
 pub mod archive;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod durable_file;
 pub mod inspect;

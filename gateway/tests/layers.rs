@@ -36,6 +36,7 @@ const FLOORS: &[&[&str]] = &[
     // Surfaces.
     &["portal"],
     &["admin"],
+    &["console"],
     &["preflight", "serve"],
     // The binary's commands (`mod cli` of main.rs): on top of everything,
     // reaching the library as `sealgate::`: its `crate::` paths name only itself.

@@ -8,6 +8,7 @@ mod delivery;
 mod dkim;
 mod duration;
 mod policy;
+mod console;
 mod portal;
 mod seal;
 mod store;
@@ -18,6 +19,7 @@ pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::{Span, SpanError};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
+pub use console::ConsoleConfig;
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};
 pub use store::{ClusterConfig, StoreBackend, StoreConfig};
@@ -67,6 +69,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// The escrow portal for recipients no key or verified TLS can reach.
     pub portal: PortalConfig,
+    /// The web console on the admin listener.
+    pub console: ConsoleConfig,
     /// Where the stores are kept: the embedded backend or PostgreSQL.
     pub store: StoreConfig,
     /// This node among the nodes sharing a PostgreSQL store.
@@ -578,6 +582,14 @@ impl Config {
     /// The escrow portal's store.
     pub fn escrow_dir(&self) -> PathBuf {
         self.server.data_dir.join("escrow")
+    }
+
+    /// The console's key file (seals users' TOTP secrets).
+    pub fn console_key_file(&self) -> PathBuf {
+        self.console
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("keys").join("console.keys"))
     }
 
     /// The escrow store's key file (wraps every held message's own key).

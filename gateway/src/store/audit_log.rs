@@ -19,6 +19,8 @@ pub enum Actor {
     Gateway,
     /// Someone using the escrow portal: a recipient, or a sender's withdraw link.
     Portal,
+    /// A user of the web console (named in the entry's detail).
+    Console,
 }
 
 impl Actor {
@@ -29,6 +31,7 @@ impl Actor {
             Actor::Api => "api",
             Actor::Gateway => "gateway",
             Actor::Portal => "portal",
+            Actor::Console => "console",
         }
     }
 }
