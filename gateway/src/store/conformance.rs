@@ -829,6 +829,11 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         (1, 0),
         "chunks never committed are not kept"
     );
+    // Finished records by id range (the trace's time window).
+    assert_eq!(ids(b.done_between(QueueId(300), QueueId(301), 10).await.unwrap()), [300]);
+    assert!(b.done_between(QueueId(301), QueueId(u64::MAX), 10).await.unwrap().is_empty());
+    assert!(b.done_between(QueueId(0), QueueId(300), 10).await.unwrap().is_empty());
+    assert!(b.done_between(QueueId(0), QueueId(u64::MAX), 0).await.unwrap().is_empty());
     // Prune: finished messages before the cutoff go.
     assert_eq!(b.prune_done(QueueId(300)).await.unwrap(), 0);
     assert_eq!(b.prune_done(QueueId(301)).await.unwrap(), 1);
