@@ -143,6 +143,16 @@ fn same_host(headers: &axum::http::HeaderMap, tls_name: Option<&str>) -> Result<
     if headers.contains_key(header::ORIGIN) {
         return Err("requests from web pages (with an Origin header) are refused");
     }
+    host_allowed(headers, tls_name)
+}
+
+/// `Ok` when the `Host` header names an IP address, `localhost` or
+/// `tls_name`: a DNS-rebinding page names a foreign host. The API's check
+/// and the console's (which takes its own pages' `Origin`) share it.
+pub fn host_allowed(
+    headers: &axum::http::HeaderMap,
+    tls_name: Option<&str>,
+) -> Result<(), &'static str> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

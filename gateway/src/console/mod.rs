@@ -1,9 +1,325 @@
 //! The web console admins, archivists and auditors work in, served at
-//! `/console/` on the admin listener: server-rendered HTML, no scripts,
-//! a strict Content-Security-Policy, sign-in with password and TOTP.
+//! `/console/` on the admin listener: server-rendered HTML (maud), no
+//! scripts, a strict Content-Security-Policy, sign-in with password and
+//! TOTP, roles checked on the server for every request, every sign-in,
+//! failure, trace query and view written to the audit log.
 //!
 //! `users` adds users and signs them in (shared with `sealgate user`),
-//! `totp` is RFC 6238.
+//! `totp` is RFC 6238, `session` the cookies and sessions, `access` the
+//! roles' areas and domain scope, `trace` the message trace over the
+//! spool, `pages` the HTML; `signin` and `views` are the handlers.
+//!
+//! The API's refusal of requests with an `Origin` header stays on
+//! `/api/v1/...`; the console's routes take their own pages' `Origin`
+//! and refuse others, refuse foreign `Host` names the same way, and
+//! check a CSRF token on every form.
 
+pub mod access;
+mod pages;
+pub mod session;
+mod signin;
 pub mod totp;
+pub mod trace;
 pub mod users;
+mod views;
+
+use crate::audit::{self, Actor};
+use crate::config::Config;
+use crate::net::http_server::Peer;
+use crate::portal::auth::{csrf_ok, csrf_token};
+use crate::portal::limiter::Limiter;
+use crate::spool::Spool;
+use crate::store::audit_log::AuditLog;
+use crate::store::console::ConsoleUsers;
+use crate::store::keyring::Keyring;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Every console page's Content-Security-Policy: no scripts at all.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// argon2 checks at once, at most (each takes ~19 MiB).
+const ARGON2_AT_ONCE: usize = 2;
+
+/// What the console's handlers share.
+pub struct Console {
+    users: Arc<dyn ConsoleUsers>,
+    audit: Arc<dyn AuditLog>,
+    keys: Keyring,
+    spool: Spool,
+    config: Arc<Config>,
+    limiter: Limiter,
+    csrf_key: ring::hmac::Key,
+    argon2: Arc<tokio::sync::Semaphore>,
+    rules: users::Rules,
+    idle: chrono::Duration,
+}
+
+type Shared = Arc<Console>;
+
+fn span(s: crate::config::Span) -> chrono::Duration {
+    chrono::Duration::from_std(s.0).unwrap_or(chrono::Duration::minutes(15))
+}
+
+impl Console {
+    /// The console over `users`, tracing `spool`, auditing into `audit`,
+    /// with the TOTP secrets' key file `keys`.
+    pub fn new(
+        config: Arc<Config>,
+        users: Arc<dyn ConsoleUsers>,
+        audit: Arc<dyn AuditLog>,
+        keys: Keyring,
+        spool: Spool,
+    ) -> Self {
+        let c = &config.console;
+        Console {
+            limiter: Limiter::new(c.requests_per_minute),
+            csrf_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
+            argon2: Arc::new(tokio::sync::Semaphore::new(ARGON2_AT_ONCE)),
+            rules: users::Rules {
+                max_failures: c.max_failures,
+                lockout: span(c.lockout),
+            },
+            idle: span(c.session_idle),
+            users,
+            audit,
+            keys,
+            spool,
+            config,
+        }
+    }
+
+    /// The CSRF token for forms bound to `bound` (a session or form cookie).
+    fn csrf(&self, bound: &str) -> String {
+        csrf_token(&self.csrf_key, bound)
+    }
+
+    /// True when `token` is the CSRF token for `bound`.
+    fn csrf_ok(&self, bound: &str, token: &str) -> bool {
+        csrf_ok(&self.csrf_key, bound, token)
+    }
+
+    /// Writes `action` by `who` to the audit log; `Err` (the page to show)
+    /// when it cannot be written, so the action is not done.
+    async fn record(&self, who: &str, action: &str, id: &str, detail: &str) -> Result<(), Response> {
+        let detail = format!("by {who}: {detail}");
+        audit::record(self.audit.as_ref(), Actor::Console, action, id, &detail)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, action, "console: audit log not written");
+                self.failed()
+            })
+    }
+
+    /// A page with `status`.
+    fn page(&self, status: StatusCode, page: maud::Markup) -> Response {
+        (status, Html(page.into_string())).into_response()
+    }
+
+    /// The generic failure page (the log has the reason).
+    fn failed(&self) -> Response {
+        self.page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::notice(
+                None,
+                "Something went wrong",
+                "Something went wrong on the server; the log says what. Try again later.",
+            ),
+        )
+    }
+
+    /// The signed-in viewer, or the response to give instead (the
+    /// sign-in page, or the failure page when the store fails).
+    async fn viewer(&self, headers: &HeaderMap) -> Result<session::Viewer, Response> {
+        match session::viewer(self.users.as_ref(), headers, self.idle).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(axum::response::Redirect::to("/console/").into_response()),
+            Err(e) => {
+                tracing::error!(error = %e, "console: session lookup failed");
+                Err(self.failed())
+            }
+        }
+    }
+
+    /// The viewer when their role may use `area`; the refusal (403,
+    /// audited) otherwise.
+    async fn viewer_for(
+        &self,
+        headers: &HeaderMap,
+        area: access::Area,
+        what: &str,
+    ) -> Result<session::Viewer, Response> {
+        let v = self.viewer(headers).await?;
+        if access::may(v.user.role, area) {
+            return Ok(v);
+        }
+        self.record(&v.user.name, "console.denied", what, v.user.role.as_str())
+            .await?;
+        Err(self.page(
+            StatusCode::FORBIDDEN,
+            pages::notice(
+                Some(&pages::Nav::of(self, &v)),
+                "Not for your role",
+                "Your role does not include this part of the console.",
+            ),
+        ))
+    }
+}
+
+/// The console's routes, to merge into the admin listener's router.
+pub fn router(console: Shared) -> Router {
+    Router::new()
+        .route("/console", get(|| async { axum::response::Redirect::to("/console/") }))
+        .route("/console/", get(signin::home))
+        .route("/console/console.css", get(css))
+        .route("/console/sign-in", post(signin::sign_in))
+        .route("/console/sign-out", post(signin::sign_out))
+        .route("/console/trace", get(views::trace))
+        .route("/console/trace/{id}/{n}", get(views::detail))
+        .route("/console/audit", get(views::audit))
+        .route("/console/archive", get(views::archive))
+        .route("/console/{*rest}", get(not_found))
+        .layer(middleware::from_fn_with_state(console.clone(), guard))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(console)
+}
+
+/// The `Origin` a browser sends for the console's own pages, if any
+/// other is present: the request is then refused.
+fn foreign_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin = origin.to_str().unwrap_or("");
+    let own = ["https://", "http://"]
+        .iter()
+        .any(|scheme| origin.strip_prefix(scheme) == Some(host));
+    !own
+}
+
+/// Host and Origin checks and the rate limit first, then the security
+/// headers on every response.
+async fn guard(
+    State(c): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let tls_name = c
+        .config
+        .admin
+        .tls
+        .then(|| c.config.admin_server_name());
+    let refused = crate::admin::http::host_allowed(req.headers(), tls_name.as_deref())
+        .err()
+        .or_else(|| foreign_origin(req.headers()).then_some("a request from another site"));
+    let mut resp = if let Some(why) = refused {
+        tracing::warn!(reason = why, "console request refused");
+        c.page(
+            StatusCode::FORBIDDEN,
+            pages::notice(None, "Refused", "This request is refused."),
+        )
+    } else if !c.limiter.allow(peer.0.ip()) {
+        c.page(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::notice(None, "Too many requests", "Wait a minute and try again."),
+        )
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    for (k, v) in [
+        ("content-security-policy", CSP),
+        ("x-frame-options", "DENY"),
+        // Not `no-referrer`: under it browsers send `Origin: null` with the
+        // console's own forms, and the Origin check would refuse them.
+        ("referrer-policy", "same-origin"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    if c.config.admin.tls {
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn not_found(State(c): State<Shared>) -> Response {
+    c.page(
+        StatusCode::NOT_FOUND,
+        pages::notice(None, "Not found", "There is nothing here."),
+    )
+}
+
+/// Ends stale sessions every minute.
+pub async fn sweep(console: Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        if let Err(e) = console
+            .users
+            .sweep_sessions(now - console.idle, now - session::SESSION_MAX)
+            .await
+        {
+            tracing::error!(error = %e, "console: session sweep failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_consoles_own_origin_is_taken() {
+        assert!(!foreign_origin(&headers(&[("host", "localhost:9025")])));
+        assert!(!foreign_origin(&headers(&[
+            ("host", "localhost:9025"),
+            ("origin", "https://localhost:9025")
+        ])));
+        assert!(foreign_origin(&headers(&[
+            ("host", "localhost:9025"),
+            ("origin", "https://evil.test")
+        ])));
+        assert!(foreign_origin(&headers(&[
+            ("host", "localhost:9025"),
+            ("origin", "https://localhost:9026")
+        ])));
+        assert!(foreign_origin(&headers(&[
+            ("host", "localhost:9025"),
+            ("origin", "null")
+        ])));
+    }
+}

@@ -42,7 +42,7 @@ impl Actor {
 pub struct AuditRecord {
     /// What was done (`queue.delete`, `archive.search`, ...).
     pub action: String,
-    /// Who did it (`cli`, `api`, `gateway`, `portal`).
+    /// Who did it (`cli`, `api`, `gateway`, `portal`, `console`).
     pub actor: String,
     /// When, RFC 3339.
     pub at: String,
