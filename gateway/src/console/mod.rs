@@ -7,7 +7,7 @@
 //! `users` adds users and signs them in (shared with `sealgate user`),
 //! `totp` is RFC 6238, `session` the cookies and sessions, `access` the
 //! roles' areas and domain scope, `trace` the message trace over the
-//! spool, `pages` the HTML; `signin` and `views` are the handlers.
+//! spool, `dashboard` its counts, `pages` the HTML; `signin` and `views` are the handlers.
 //!
 //! The API's refusal of requests with an `Origin` header stays on
 //! `/api/v1/...`; the console's routes take their own pages' `Origin`
@@ -15,6 +15,7 @@
 //! check a CSRF token on every form.
 
 pub mod access;
+pub mod dashboard;
 mod pages;
 pub mod session;
 mod signin;
@@ -181,6 +182,7 @@ pub fn router(console: Shared) -> Router {
         .route("/console/sign-out", post(signin::sign_out))
         .route("/console/trace", get(views::trace))
         .route("/console/trace/{id}/{n}", get(views::detail))
+        .route("/console/dashboard", get(views::dashboard))
         .route("/console/audit", get(views::audit))
         .route("/console/archive", get(views::archive))
         .route("/console/{*rest}", get(not_found))

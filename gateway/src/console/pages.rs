@@ -317,3 +317,45 @@ pub fn audit(nav: &Nav, entries: &[crate::store::audit_log::AuditRecord]) -> Mar
     )
 }
 
+/// One table of counts with a bar per row, drawn as SVG (no scripts).
+fn counts(id: &str, caption: &str, what: &str, rows: &std::collections::BTreeMap<impl AsRef<str>, usize>) -> Markup {
+    let max = rows.values().copied().max().unwrap_or(1).max(1);
+    html! {
+        table id=(id) {
+            caption { (caption) }
+            thead { tr { th scope="col" { (what) } th scope="col" { "Recipients" } th scope="col" { span.note { "share" } } } }
+            tbody {
+                @if rows.is_empty() { tr { td colspan="3" { "none" } } }
+                @for (k, n) in rows {
+                    tr {
+                        td { (k.as_ref()) }
+                        td { (n) }
+                        td {
+                            svg width="200" height="14" role="img" aria-label=(format!("{n} of {max}")) {
+                                rect width=((n * 200 / max).max(1)) height="14" fill="#0b3d6b" {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The dashboard.
+pub fn dashboard(nav: &Nav, d: &super::dashboard::Dashboard, scoped: Option<&[String]>) -> Markup {
+    layout(
+        Some(nav),
+        "Dashboard",
+        html! {
+            @if let Some(s) = scoped { p.note { "Counts of mail of " (s.join(", ")) " only." } }
+            p { (d.recipients) " recipients received in the last 10 days"
+                @if d.truncated { " (the oldest were not counted)" } "." }
+            (counts("by-status", "Recipients by status", "Status", &d.by_status))
+            (counts("deferred", "Deferred, by destination", "Domain", &d.deferred_by_domain))
+            (counts("protection", "Delivered, by protection", "Method / TLS level", &d.delivered_by_protection))
+            (counts("dlp", "DLP rules that fired", "Rule", &d.dlp_by_rule))
+            p.note { "Not drawn yet: mail over time, certificate and key expiry." }
+        },
+    )
+}

@@ -411,6 +411,16 @@ pub async fn search(
     q: &TraceQuery,
     visible: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> Result<TraceResult, SpoolError> {
+    search_up_to(spool, q, visible, MAX_ROWS).await
+}
+
+/// [`search`] returning up to `max_rows` rows.
+pub async fn search_up_to(
+    spool: &Spool,
+    q: &TraceQuery,
+    visible: &(dyn Fn(&str, &str) -> bool + Sync),
+    max_rows: usize,
+) -> Result<TraceResult, SpoolError> {
     let (lo, hi) = (QueueId::at(q.from), QueueId::at(q.to));
     let mut rows = Vec::new();
     // A Message-ID lives in the message's header, which finished records
@@ -441,8 +451,8 @@ pub async fn search(
         rows.extend(rows_of(&msg, &hits, q, visible));
     }
     rows.sort_by(|a, b| (b.queue_id, a.index).cmp(&(a.queue_id, b.index)));
-    let truncated = rows.len() > MAX_ROWS;
-    rows.truncate(MAX_ROWS);
+    let truncated = rows.len() > max_rows;
+    rows.truncate(max_rows);
     Ok(TraceResult { rows, truncated })
 }
 

@@ -246,6 +246,24 @@ fn events(
     out
 }
 
+/// `GET /console/dashboard`: counts over the last days (admins, in their scope).
+pub async fn dashboard(State(c): State<Shared>, headers: HeaderMap) -> Response {
+    let v = match c.viewer_for(&headers, Area::Dashboard, "dashboard").await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let user = v.user.clone();
+    let visible = move |from: &str, to: &str| access::sees(&user, from, to);
+    let scoped = (!v.user.domains.is_empty()).then_some(v.user.domains.as_slice());
+    match super::dashboard::gather(&c.spool, &visible).await {
+        Ok(d) => c.page(StatusCode::OK, pages::dashboard(&Nav::of(&c, &v), &d, scoped)),
+        Err(e) => {
+            tracing::error!(error = %e, "console: dashboard failed");
+            c.failed()
+        }
+    }
+}
+
 /// `GET /console/audit`: the audit log's last entries (auditors).
 pub async fn audit(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let v = match c.viewer_for(&headers, Area::Audit, "audit").await {
