@@ -10,9 +10,8 @@
 //! the trace, the detail and the dashboard's counts. Screenshots of the
 //! trace, detail, dashboard and audit pages go to `target/artefacts/`.
 
-use sealgate_e2e::{postfix_mailbox, queued_id, swaks, wait_for, Browser, Gateway};
+use sealgate_e2e::{artefacts, postfix_mailbox, send_text, wait_for, Browser, Gateway};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -20,13 +19,6 @@ const COOKIE: &str = "__Host-sealgate-console";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Where screenshots are kept: `SEALGATE_ARTEFACTS`, else `target/artefacts`.
-fn artefacts() -> PathBuf {
-    std::env::var_os("SEALGATE_ARTEFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts"))
 }
 
 /// `sealgate user add NAME ARGS...` with the password on stdin; the TOTP secret it shows.
@@ -87,20 +79,13 @@ fn totp(secret: &[u8]) -> String {
 
 /// Sends a small message from `from` to `to` through the gateway; its queue id.
 fn send(g: &Gateway, from: &str, to: &str, subject: &str) -> String {
-    let o = swaks(&[
-        "--server",
-        &format!("127.0.0.1:{}", g.smtp),
-        "--from",
+    send_text(
+        g,
         from,
-        "--to",
         to,
-        "--header",
-        &format!("Subject: {subject}"),
-        "--body",
+        subject,
         "The body the console must never show.",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stdout));
-    queued_id(&text(&o.stdout)).expect("queued as ID")
+    )
 }
 
 /// Signs `name` in at `base` in browser `b`; waits for the start page.
@@ -128,7 +113,11 @@ fn curl(url: &str, args: &[&str]) -> (String, String) {
 
 #[test]
 fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
-    let mx = postfix_mailbox("consolemx", "patient.test", "smtpd_tls_security_level = none\n");
+    let mx = postfix_mailbox(
+        "consolemx",
+        "patient.test",
+        "smtpd_tls_security_level = none\n",
+    );
     let g = Gateway::start_with_admin_extra(
         "tls = true\n",
         &format!(
@@ -142,13 +131,22 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     );
     let base = format!("https://localhost:{}", g.admin);
     let ann = add_user(&g, "ann", &["--role", "admin"]);
-    let dom = add_user(&g, "dom", &["--role", "admin", "--domains", "hospital.test"]);
+    let dom = add_user(
+        &g,
+        "dom",
+        &["--role", "admin", "--domains", "hospital.test"],
+    );
     let aud = add_user(&g, "aud", &["--role", "auditor"]);
     let ls = text(&g.cli(&["user", "ls"]).stdout);
     assert!(ls.contains("dom\tadmin\thospital.test"), "{ls}");
     assert!(!ls.contains(PASSWORD), "{ls}");
 
-    let ours = send(&g, "nurse@hospital.test", "pat@patient.test", "Lab results for Pat");
+    let ours = send(
+        &g,
+        "nurse@hospital.test",
+        "pat@patient.test",
+        "Lab results for Pat",
+    );
     let theirs = send(&g, "clerk@clinic.test", "bob@patient.test", "Invoice 7");
     assert_eq!(mx.wait_mail(2, 60).len(), 2, "both delivered to the sink");
     wait_for(30, "both recorded as delivered", || {
@@ -165,7 +163,13 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     b.find("#search").click();
     b.wait_text("recipient(s)");
     let table = b.find("#trace").text();
-    for needle in [&ours, &theirs, "pat@patient.test", "bob@patient.test", "delivered"] {
+    for needle in [
+        &ours,
+        &theirs,
+        "pat@patient.test",
+        "bob@patient.test",
+        "delivered",
+    ] {
         assert!(table.contains(needle), "{needle} missing in:\n{table}");
     }
     let page = b.source();
@@ -179,14 +183,18 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     b.find("#recipient").type_text("pat@");
     b.find("#search").click();
     b.wait_text("1 recipient(s)");
-    b.find(&format!("a[href='/console/trace/{ours}/0']")).click();
+    b.find(&format!("a[href='/console/trace/{ours}/0']"))
+        .click();
     b.wait_text("Message detail");
     let events = b.find("#events").text();
     for needle in ["RECEIVE", "POLICY", "DELIVER", "250", "127.0.0.1"] {
         assert!(events.contains(needle), "{needle} missing in:\n{events}");
     }
     assert_eq!(b.find("#status").text(), "delivered");
-    assert!(!b.source().contains("Lab results"), "a subject on the detail page");
+    assert!(
+        !b.source().contains("Lab results"),
+        "a subject on the detail page"
+    );
     b.screenshot(&artefacts().join("console-detail.png"));
 
     // The dashboard counts both deliveries (plain: the sink offers no TLS).
@@ -205,7 +213,14 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     assert_eq!(code, "403", "a search without the right CSRF token");
     let (code, _) = curl(
         &format!("{base}/console/sign-out"),
-        &["-H", &cookie, "-H", "Origin: https://evil.test", "-d", "csrf=00"],
+        &[
+            "-H",
+            &cookie,
+            "-H",
+            "Origin: https://evil.test",
+            "-d",
+            "csrf=00",
+        ],
     );
     assert_eq!(code, "403", "a foreign Origin");
     let (code, _) = curl(
@@ -217,7 +232,12 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     assert_eq!(code, "303", "no session: back to the sign-in page");
     let (code, _) = curl(
         &format!("{base}/api/v1/queue"),
-        &["-H", &format!("Authorization: Bearer {}", g.admin_token()), "-H", &format!("Origin: {base}")],
+        &[
+            "-H",
+            &format!("Authorization: Bearer {}", g.admin_token()),
+            "-H",
+            &format!("Origin: {base}"),
+        ],
     );
     assert_eq!(code, "403", "the API still refuses any Origin");
     let (code, _) = curl(
@@ -252,7 +272,10 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
         "console.denied",
         "by ann",
     ] {
-        assert!(log.contains(needle), "{needle} missing in the audit log:\n{log}");
+        assert!(
+            log.contains(needle),
+            "{needle} missing in the audit log:\n{log}"
+        );
     }
     b.screenshot(&artefacts().join("console-audit.png"));
 
@@ -264,12 +287,18 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     b.wait_text("recipient(s)");
     let table = b.find("#trace").text();
     assert!(table.contains(&ours), "{table}");
-    assert!(!table.contains(&theirs) && !table.contains("bob@patient.test"), "{table}");
+    assert!(
+        !table.contains(&theirs) && !table.contains("bob@patient.test"),
+        "{table}"
+    );
     b.goto(&format!("{base}/console/trace/{theirs}/0"));
     b.wait_text("No such message or recipient is kept.");
     b.goto(&format!("{base}/console/dashboard"));
     let by_status = b.find("#by-status").text();
-    assert!(by_status.contains("delivered 1"), "only their domain counts: {by_status}");
+    assert!(
+        by_status.contains("delivered 1"),
+        "only their domain counts: {by_status}"
+    );
     b.goto(&format!("{base}/console/trace/{ours}/0"));
     b.wait_text("Message detail");
 }

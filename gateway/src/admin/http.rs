@@ -194,15 +194,7 @@ async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::net::http_server::test_headers as headers;
 
     #[test]
     fn foreign_pages_and_rebound_names_are_refused() {

@@ -48,7 +48,10 @@ impl ConsoleConfig {
         if self.requests_per_minute == 0 {
             bad("requests_per_minute", "must be at least 1");
         }
-        for (f, v) in [("lockout", self.lockout), ("session_idle", self.session_idle)] {
+        for (f, v) in [
+            ("lockout", self.lockout),
+            ("session_idle", self.session_idle),
+        ] {
             if v.0.is_zero() {
                 bad(f, "must be longer than zero");
             }

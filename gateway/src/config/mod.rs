@@ -4,22 +4,22 @@
 
 mod archive;
 mod check;
+mod console;
 mod delivery;
 mod dkim;
 mod duration;
 mod policy;
-mod console;
 mod portal;
 mod seal;
 mod store;
 
 pub use archive::{ArchiveConfig, RetentionRule};
 pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileCheck};
+pub use console::ConsoleConfig;
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::{Span, SpanError};
 pub use policy::{InboundDlp, Mode, PolicyConfig};
-pub use console::ConsoleConfig;
 pub use portal::{PortalConfig, PortalLogin};
 pub use seal::{Aead, SealConfig};
 pub use store::{ClusterConfig, StoreBackend, StoreConfig};

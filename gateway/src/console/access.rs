@@ -84,7 +84,10 @@ mod tests {
     fn each_role_reaches_only_its_areas() {
         assert!(may(Role::Admin, Area::Trace));
         assert!(may(Role::Admin, Area::Dashboard));
-        assert!(!may(Role::Admin, Area::Archive), "admins never read content");
+        assert!(
+            !may(Role::Admin, Area::Archive),
+            "admins never read content"
+        );
         assert!(!may(Role::Admin, Area::Audit));
         assert!(!may(Role::Auditor, Area::Trace));
         assert!(may(Role::Auditor, Area::Audit));
@@ -103,6 +106,9 @@ mod tests {
         assert!(sees(&mine, "x@bank.test", "dr@lab.hospital.test"));
         assert!(!sees(&mine, "x@bank.test", "y@other.test"));
         assert!(!sees(&mine, "x@evilhospital.test", "y@other.test"));
-        assert!(!sees(&mine, "", "y@other.test"), "a bounce to another domain");
+        assert!(
+            !sees(&mine, "", "y@other.test"),
+            "a bounce to another domain"
+        );
     }
 }

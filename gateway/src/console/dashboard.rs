@@ -106,9 +106,19 @@ mod tests {
         let d = count(&[
             row("a@bank.test", TraceStatus::Deferred, None, &[]),
             row("b@Bank.test", TraceStatus::Deferred, None, &["hipaa:ssn"]),
-            row("c@x.test", TraceStatus::Delivered, Some("pgp"), &["hipaa:ssn"]),
+            row(
+                "c@x.test",
+                TraceStatus::Delivered,
+                Some("pgp"),
+                &["hipaa:ssn"],
+            ),
             row("d@x.test", TraceStatus::InPortal, Some("portal"), &[]),
-            row("e@x.test", TraceStatus::Delivered, Some("pgp"), &["pci:pan"]),
+            row(
+                "e@x.test",
+                TraceStatus::Delivered,
+                Some("pgp"),
+                &["pci:pan"],
+            ),
         ]);
         assert_eq!(d.recipients, 5);
         assert_eq!(d.by_status["deferred"], 2);

@@ -107,7 +107,13 @@ impl Console {
 
     /// Writes `action` by `who` to the audit log; `Err` (the page to show)
     /// when it cannot be written, so the action is not done.
-    async fn record(&self, who: &str, action: &str, id: &str, detail: &str) -> Result<(), Response> {
+    async fn record(
+        &self,
+        who: &str,
+        action: &str,
+        id: &str,
+        detail: &str,
+    ) -> Result<(), Response> {
         let detail = format!("by {who}: {detail}");
         audit::record(self.audit.as_ref(), Actor::Console, action, id, &detail)
             .await
@@ -175,7 +181,10 @@ impl Console {
 /// The console's routes, to merge into the admin listener's router.
 pub fn router(console: Shared) -> Router {
     Router::new()
-        .route("/console", get(|| async { axum::response::Redirect::to("/console/") }))
+        .route(
+            "/console",
+            get(|| async { axum::response::Redirect::to("/console/") }),
+        )
         .route("/console/", get(signin::home))
         .route("/console/console.css", get(css))
         .route("/console/sign-in", post(signin::sign_in))
@@ -216,12 +225,8 @@ async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
-    let tls_name = c
-        .config
-        .admin
-        .tls
-        .then(|| c.config.admin_server_name());
-    let refused = crate::admin::http::host_allowed(req.headers(), tls_name.as_deref())
+    let tls_name = c.config.admin.tls.then(|| c.config.admin_server_name());
+    let refused = crate::admin::http::host_allowed(req.headers(), tls_name)
         .err()
         .or_else(|| foreign_origin(req.headers()).then_some("a request from another site"));
     let mut resp = if let Some(why) = refused {
@@ -295,14 +300,7 @@ pub async fn sweep(console: Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::net::http_server::test_headers as headers;
 
     #[test]
     fn only_the_consoles_own_origin_is_taken() {

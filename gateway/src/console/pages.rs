@@ -318,7 +318,12 @@ pub fn audit(nav: &Nav, entries: &[crate::store::audit_log::AuditRecord]) -> Mar
 }
 
 /// One table of counts with a bar per row, drawn as SVG (no scripts).
-fn counts(id: &str, caption: &str, what: &str, rows: &std::collections::BTreeMap<impl AsRef<str>, usize>) -> Markup {
+fn counts(
+    id: &str,
+    caption: &str,
+    what: &str,
+    rows: &std::collections::BTreeMap<impl AsRef<str>, usize>,
+) -> Markup {
     let max = rows.values().copied().max().unwrap_or(1).max(1);
     html! {
         table id=(id) {

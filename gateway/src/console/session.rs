@@ -123,19 +123,31 @@ mod tests {
         let v = viewer(&users, &with_cookie(&cookie), idle).await.unwrap();
         assert_eq!(v.unwrap().user.domains, ["a.test"]);
         let forged = hex::encode([7u8; 32]);
-        assert!(viewer(&users, &with_cookie(&forged), idle).await.unwrap().is_none());
-        assert!(viewer(&users, &HeaderMap::new(), idle).await.unwrap().is_none());
+        assert!(viewer(&users, &with_cookie(&forged), idle)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(viewer(&users, &HeaderMap::new(), idle)
+            .await
+            .unwrap()
+            .is_none());
         // Idle too long: refused and gone.
         let key = token_hash(&cookie);
         let mut s = users.session(&key).await.unwrap().unwrap();
         s.last_seen = Utc::now() - Duration::minutes(31);
         users.put_session(&key, &s).await.unwrap();
-        assert!(viewer(&users, &with_cookie(&cookie), idle).await.unwrap().is_none());
+        assert!(viewer(&users, &with_cookie(&cookie), idle)
+            .await
+            .unwrap()
+            .is_none());
         assert!(users.session(&key).await.unwrap().is_none());
         // A removed user's session is refused.
         let cookie = start(&users, "ann").await.unwrap();
         users.remove("ann").await.unwrap();
-        assert!(viewer(&users, &with_cookie(&cookie), idle).await.unwrap().is_none());
+        assert!(viewer(&users, &with_cookie(&cookie), idle)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -25,7 +25,12 @@ pub async fn home(State(c): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// The sign-in form, bound to the form cookie (set when missing).
-fn sign_in_page(c: &super::Console, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
+fn sign_in_page(
+    c: &super::Console,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
     let (bound, set) = session::form_cookie(headers);
     let mut r = c.page(status, pages::sign_in(&c.csrf(&bound), error));
     if let Some(set) = set {
@@ -69,7 +74,15 @@ pub async fn sign_in(
             Some("Many sign-ins are running; try again in a moment."),
         );
     };
-    let result = users::sign_in(c.users.as_ref(), &c.keys, &c.rules, name, &f.password, &f.code).await;
+    let result = users::sign_in(
+        c.users.as_ref(),
+        &c.keys,
+        &c.rules,
+        name,
+        &f.password,
+        &f.code,
+    )
+    .await;
     let (action, status, error) = match &result {
         Ok(SignIn::Ok(_)) => ("console.sign-in", StatusCode::OK, None),
         Ok(SignIn::Wrong) => (
@@ -92,7 +105,10 @@ pub async fn sign_in(
     };
     // The name as typed is only ever kept in the audit store.
     let shown_name: String = name.chars().take(64).collect();
-    if let Err(r) = c.record(&shown_name, action, &shown_name, &format!("from {ip}")).await {
+    if let Err(r) = c
+        .record(&shown_name, action, &shown_name, &format!("from {ip}"))
+        .await
+    {
         return r;
     }
     match result {
@@ -100,7 +116,10 @@ pub async fn sign_in(
             Ok(cookie) => {
                 let mut r = Redirect::to("/console/").into_response();
                 let h = r.headers_mut();
-                h.append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, Some(&cookie)));
+                h.append(
+                    header::SET_COOKIE,
+                    session::set_cookie(SESSION_COOKIE, Some(&cookie)),
+                );
                 h.append(header::SET_COOKIE, session::set_cookie(FORM_COOKIE, None));
                 r
             }
@@ -132,10 +151,17 @@ pub async fn sign_out(
     if !c.csrf_ok(&v.cookie, &f.csrf) {
         return c.page(
             StatusCode::FORBIDDEN,
-            pages::notice(Some(&Nav::of(&c, &v)), "Refused", "The form expired; reload the page."),
+            pages::notice(
+                Some(&Nav::of(&c, &v)),
+                "Refused",
+                "The form expired; reload the page.",
+            ),
         );
     }
-    if let Err(r) = c.record(&v.user.name, "console.sign-out", &v.user.name, "").await {
+    if let Err(r) = c
+        .record(&v.user.name, "console.sign-out", &v.user.name, "")
+        .await
+    {
         return r;
     }
     if let Err(e) = session::end(c.users.as_ref(), &v.cookie).await {
@@ -143,7 +169,9 @@ pub async fn sign_out(
         return c.failed();
     }
     let mut r = Redirect::to("/console/").into_response();
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, None));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, None),
+    );
     r
 }

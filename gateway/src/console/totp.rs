@@ -71,7 +71,10 @@ pub fn check(secret: &[u8], given: &str, now: DateTime<Utc>, last: Option<u64>) 
         .filter(|s| last.is_none_or(|l| *s > l))
         .find(|s| {
             let want = code_at(secret, *s);
-            bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), given.as_bytes()))
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                want.as_bytes(),
+                given.as_bytes(),
+            ))
         })
 }
 
@@ -107,7 +110,11 @@ mod tests {
         let code = code_at(SECRET, step);
         assert_eq!(check(SECRET, &code, now, None), Some(step));
         assert_eq!(check(SECRET, &code, at(1111111111 + 30), None), Some(step));
-        assert_eq!(check(SECRET, &code, at(1111111111 + 90), None), None, "too late");
+        assert_eq!(
+            check(SECRET, &code, at(1111111111 + 90), None),
+            None,
+            "too late"
+        );
         assert_eq!(check(SECRET, &code, now, Some(step)), None, "replayed");
         assert_eq!(check(SECRET, "12345", now, None), None);
         assert_eq!(check(SECRET, "abcdef", now, None), None);

@@ -329,7 +329,9 @@ pub fn rows_of(
     } else {
         msg.from.clone()
     };
-    if q.sender.as_ref().is_some_and(|s| !from.to_lowercase().contains(s))
+    if q.sender
+        .as_ref()
+        .is_some_and(|s| !from.to_lowercase().contains(s))
         || q.queue_id.is_some_and(|id| id != msg.id)
         || q.direction.is_some_and(|d| d != msg.origin.direction)
         || msg.received_at < q.from
@@ -481,7 +483,13 @@ mod tests {
         m.origin = Origin::test_outbound();
         m.recipients = ["a@bank.test", "b@other.test", "c@patient.test"]
             .iter()
-            .map(|a| QueuedRecipient::new(crate::model::address::Mailbox::parse(a).unwrap(), None, None))
+            .map(|a| {
+                QueuedRecipient::new(
+                    crate::model::address::Mailbox::parse(a).unwrap(),
+                    None,
+                    None,
+                )
+            })
             .collect();
         m.decided = true;
         m
@@ -634,6 +642,9 @@ mod tests {
     fn the_message_id_is_read_from_the_header_only() {
         let head = b"From: a@b\r\nMessage-ID:\r\n <Abc@X.test>\r\nSubject: s\r\n\r\nMessage-ID: <body@x>\r\n";
         assert_eq!(message_id_of(head).as_deref(), Some("abc@x.test"));
-        assert_eq!(message_id_of(b"Subject: s\r\n\r\nMessage-ID: <b@x>\r\n"), None);
+        assert_eq!(
+            message_id_of(b"Subject: s\r\n\r\nMessage-ID: <b@x>\r\n"),
+            None
+        );
     }
 }

@@ -30,22 +30,34 @@ pub async fn trace(
     };
     if !c.csrf_ok(&v.cookie, token) {
         let why = "The form expired; search again.";
-        return c.page(StatusCode::FORBIDDEN, pages::trace(&nav, &f, Some(why), None, scoped));
+        return c.page(
+            StatusCode::FORBIDDEN,
+            pages::trace(&nav, &f, Some(why), None, scoped),
+        );
     }
     let q = match f.query(chrono::Utc::now()) {
         Ok(q) => q,
         Err(e) => {
             let why = e.to_string();
-            return c.page(StatusCode::BAD_REQUEST, pages::trace(&nav, &f, Some(&why), None, scoped));
+            return c.page(
+                StatusCode::BAD_REQUEST,
+                pages::trace(&nav, &f, Some(&why), None, scoped),
+            );
         }
     };
-    if let Err(r) = c.record(&v.user.name, "console.trace", "", &q.describe()).await {
+    if let Err(r) = c
+        .record(&v.user.name, "console.trace", "", &q.describe())
+        .await
+    {
         return r;
     }
     let user = v.user.clone();
     let visible = move |from: &str, to: &str| access::sees(&user, from, to);
     match trace::search(&c.spool, &q, &visible).await {
-        Ok(found) => c.page(StatusCode::OK, pages::trace(&nav, &f, None, Some(&found), scoped)),
+        Ok(found) => c.page(
+            StatusCode::OK,
+            pages::trace(&nav, &f, None, Some(&found), scoped),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "console: trace failed");
             c.failed()
@@ -67,7 +79,11 @@ pub async fn detail(
     let missing = || {
         c.page(
             StatusCode::NOT_FOUND,
-            pages::notice(Some(&nav), "Not found", "No such message or recipient is kept."),
+            pages::notice(
+                Some(&nav),
+                "Not found",
+                "No such message or recipient is kept.",
+            ),
         )
     };
     let Ok(id) = id.parse::<QueueId>() else {
@@ -93,7 +109,12 @@ pub async fn detail(
         return missing();
     };
     if let Err(resp) = c
-        .record(&v.user.name, "console.trace.view", &id.to_string(), &format!("recipient {}", r.address))
+        .record(
+            &v.user.name,
+            "console.trace.view",
+            &id.to_string(),
+            &format!("recipient {}", r.address),
+        )
         .await
     {
         return resp;
@@ -112,7 +133,11 @@ fn row_of(msg: &QueuedMessage, index: usize, r: &QueuedRecipient) -> TraceRow {
         queue_id: msg.id,
         index,
         received_at: msg.received_at,
-        from: if msg.from.is_empty() { "<>".into() } else { msg.from.clone() },
+        from: if msg.from.is_empty() {
+            "<>".into()
+        } else {
+            msg.from.clone()
+        },
         to: r.address.to_string(),
         size: msg.size,
         direction: msg.origin.direction,
@@ -141,9 +166,9 @@ fn events(
             Some(("direction", o.direction.as_str().to_string())),
             Some((
                 "TLS",
-                o.tls
-                    .as_ref()
-                    .map_or("none".to_string(), |t| format!("{} {}", t.version, t.cipher)),
+                o.tls.as_ref().map_or("none".to_string(), |t| {
+                    format!("{} {}", t.version, t.cipher)
+                }),
             )),
             Some(("size", msg.size.to_string())),
             Some(("SHA-256", msg.body_sha256.clone())),
@@ -178,20 +203,37 @@ fn events(
     }
     if let Some(v) = &r.verdict {
         let data = match v {
-            Verdict::Deliver { seal, escalated, why, key, fallback } => vec![
+            Verdict::Deliver {
+                seal,
+                escalated,
+                why,
+                key,
+                fallback,
+            } => vec![
                 ("decision", format!("deliver, {}", seal.as_str())),
                 ("escalated", escalated.to_string()),
                 ("why", why.join(", ")),
                 ("key", key.clone().unwrap_or_default()),
                 (
                     "fallback if TLS fails",
-                    fallback.as_ref().map(|f| f.seal.as_str().to_string()).unwrap_or_default(),
+                    fallback
+                        .as_ref()
+                        .map(|f| f.seal.as_str().to_string())
+                        .unwrap_or_default(),
                 ),
             ],
-            Verdict::Quarantine { reason } => vec![("decision", "quarantine".into()), ("why", reason.clone())],
-            Verdict::Block { reason } => vec![("decision", "block".into()), ("why", reason.clone())],
+            Verdict::Quarantine { reason } => {
+                vec![("decision", "quarantine".into()), ("why", reason.clone())]
+            }
+            Verdict::Block { reason } => {
+                vec![("decision", "block".into()), ("why", reason.clone())]
+            }
         };
-        out.push(Event { at: None, event: "POLICY", data });
+        out.push(Event {
+            at: None,
+            event: "POLICY",
+            data,
+        });
     }
     if let Some(s) = &r.sealed {
         out.push(Event {
@@ -209,7 +251,14 @@ fn events(
         let mut data = vec![
             ("host", format!("{}:{}", e.host, e.port)),
             ("address", e.ip.map(|i| i.to_string()).unwrap_or_default()),
-            ("TLS level", format!("{} (set by {})", e.tls_level.as_str(), e.policy_source.as_str())),
+            (
+                "TLS level",
+                format!(
+                    "{} (set by {})",
+                    e.tls_level.as_str(),
+                    e.policy_source.as_str()
+                ),
+            ),
             ("reply", e.reply.clone()),
             ("attempts", r.attempts.to_string()),
         ];
@@ -232,8 +281,15 @@ fn events(
             data,
         });
     }
-    if let Some(next) = r.next_attempt.filter(|_| r.state == crate::model::record::RecipientState::Deferred) {
-        out.push(Event { at: Some(next), event: "NEXT RETRY", data: vec![] });
+    if let Some(next) = r
+        .next_attempt
+        .filter(|_| r.state == crate::model::record::RecipientState::Deferred)
+    {
+        out.push(Event {
+            at: Some(next),
+            event: "NEXT RETRY",
+            data: vec![],
+        });
     }
     if let Some(d) = &r.dsn {
         let what = match d {
@@ -241,7 +297,11 @@ fn events(
             crate::model::record::DsnState::Sent(id) => format!("queued as {id}"),
             crate::model::record::DsnState::NotRequested => "not requested".to_string(),
         };
-        out.push(Event { at: None, event: "DSN", data: vec![("to the sender", what)] });
+        out.push(Event {
+            at: None,
+            event: "DSN",
+            data: vec![("to the sender", what)],
+        });
     }
     out
 }
@@ -256,7 +316,10 @@ pub async fn dashboard(State(c): State<Shared>, headers: HeaderMap) -> Response 
     let visible = move |from: &str, to: &str| access::sees(&user, from, to);
     let scoped = (!v.user.domains.is_empty()).then_some(v.user.domains.as_slice());
     match super::dashboard::gather(&c.spool, &visible).await {
-        Ok(d) => c.page(StatusCode::OK, pages::dashboard(&Nav::of(&c, &v), &d, scoped)),
+        Ok(d) => c.page(
+            StatusCode::OK,
+            pages::dashboard(&Nav::of(&c, &v), &d, scoped),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "console: dashboard failed");
             c.failed()
@@ -270,7 +333,10 @@ pub async fn audit(State(c): State<Shared>, headers: HeaderMap) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = c.record(&v.user.name, "console.audit.read", "", "last 200").await {
+    if let Err(r) = c
+        .record(&v.user.name, "console.audit.read", "", "last 200")
+        .await
+    {
         return r;
     }
     match c.audit.read(Some(200)).await {

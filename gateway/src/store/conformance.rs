@@ -830,10 +830,28 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         "chunks never committed are not kept"
     );
     // Finished records by id range (the trace's time window).
-    assert_eq!(ids(b.done_between(QueueId(300), QueueId(301), 10).await.unwrap()), [300]);
-    assert!(b.done_between(QueueId(301), QueueId(u64::MAX), 10).await.unwrap().is_empty());
-    assert!(b.done_between(QueueId(0), QueueId(300), 10).await.unwrap().is_empty());
-    assert!(b.done_between(QueueId(0), QueueId(u64::MAX), 0).await.unwrap().is_empty());
+    assert_eq!(
+        ids(b
+            .done_between(QueueId(300), QueueId(301), 10)
+            .await
+            .unwrap()),
+        [300]
+    );
+    assert!(b
+        .done_between(QueueId(301), QueueId(u64::MAX), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .done_between(QueueId(0), QueueId(300), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .done_between(QueueId(0), QueueId(u64::MAX), 0)
+        .await
+        .unwrap()
+        .is_empty());
     // Prune: finished messages before the cutoff go.
     assert_eq!(b.prune_done(QueueId(300)).await.unwrap(), 0);
     assert_eq!(b.prune_done(QueueId(301)).await.unwrap(), 1);
@@ -890,7 +908,13 @@ pub async fn console_users(open: &dyn Fn() -> Box<dyn super::console::ConsoleUse
         Err(ConsoleStoreError::Exists(n)) if n == "ann"
     ));
     let b = open();
-    let names: Vec<String> = b.list().await.unwrap().into_iter().map(|u| u.name).collect();
+    let names: Vec<String> = b
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     assert_eq!(names, ["ann", "arc"], "durable and in the order added");
     assert_eq!(b.get("arc").await.unwrap(), Some(arch));
     assert!(b.get("nobody").await.unwrap().is_none());
@@ -928,7 +952,11 @@ pub async fn console_users(open: &dyn Fn() -> Box<dyn super::console::ConsoleUse
     a.put_session("k4", &s("arc", 800, 0)).await.unwrap();
     assert_eq!(b.session("k1").await.unwrap(), Some(s("ann", 0, 0)));
     a.put_session("k1", &s("ann", 0, 1)).await.unwrap();
-    assert_eq!(b.session("k1").await.unwrap(), Some(s("ann", 0, 1)), "replaced");
+    assert_eq!(
+        b.session("k1").await.unwrap(),
+        Some(s("ann", 0, 1)),
+        "replaced"
+    );
     assert_eq!(
         b.sweep_sessions(now - Duration::minutes(30), now - Duration::hours(12))
             .await

@@ -28,9 +28,9 @@
 pub mod archive;
 pub mod audit_log;
 pub mod cache;
-pub mod console;
 #[cfg(test)]
 pub mod conformance;
+pub mod console;
 pub mod escrow;
 pub mod holds;
 pub mod keyring;

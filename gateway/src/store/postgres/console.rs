@@ -173,9 +173,7 @@ mod tests {
     #[tokio::test]
     async fn the_console_tables_keep_the_promises() {
         let db = test_server::migrated().await;
-        crate::store::conformance::console_users(&|| {
-            Box::new(PgConsoleUsers::new(db.reopen()))
-        })
-        .await;
+        crate::store::conformance::console_users(&|| Box::new(PgConsoleUsers::new(db.reopen())))
+            .await;
     }
 }

@@ -31,12 +31,7 @@ impl ConsoleFiles {
     pub fn new(data_dir: &Path) -> Self {
         ConsoleFiles {
             users: JsonFile::new(data_dir, "console-users.json", 0o600, "console users"),
-            sessions: JsonFile::new(
-                data_dir,
-                "console-sessions.json",
-                0o600,
-                "console sessions",
-            ),
+            sessions: JsonFile::new(data_dir, "console-sessions.json", 0o600, "console sessions"),
         }
     }
 }
