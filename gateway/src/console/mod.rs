@@ -302,6 +302,271 @@ mod tests {
     use super::*;
     use crate::net::http_server::test_headers as headers;
 
+    use crate::store::tokens::Role;
+    use axum::body::Body;
+
+    const PW: &str = "correct horse battery";
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        c: Shared,
+        app: Router,
+        audit: Arc<dyn AuditLog>,
+        secrets: Vec<Vec<u8>>,
+    }
+
+    /// A console over temporary stores with an admin `ann` and an auditor `aud`.
+    async fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        let users: Arc<dyn ConsoleUsers> = Arc::new(
+            crate::store::rocksdb::console::ConsoleFiles::new(dir.path()),
+        );
+        let audit: Arc<dyn AuditLog> = Arc::new(crate::store::rocksdb::audit_file::AuditFile::new(
+            dir.path(),
+        ));
+        let key_file = dir.path().join("console.keys");
+        let keys = Keyring::load_or_create(&key_file).unwrap();
+        let mut secrets = Vec::new();
+        for (name, role) in [("ann", Role::Admin), ("aud", Role::Auditor)] {
+            let e = users::add(users.as_ref(), &keys, name, role, &[], PW)
+                .await
+                .unwrap();
+            secrets.push(
+                data_encoding::BASE32_NOPAD
+                    .decode(e.secret.as_bytes())
+                    .unwrap(),
+            );
+        }
+        let spool = Spool::open(
+            &dir.path().join("spool"),
+            Keyring::load_or_create(&dir.path().join("spool.keys")).unwrap(),
+            Arc::new(crate::telemetry::metrics::Metrics::new()),
+        )
+        .await
+        .unwrap();
+        let c = Arc::new(Console::new(
+            Arc::new(config),
+            users,
+            audit.clone(),
+            Keyring::load(&key_file).unwrap(),
+            spool,
+        ));
+        Setup {
+            _dir: dir,
+            app: router(c.clone()),
+            c,
+            audit,
+            secrets,
+        }
+    }
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "localhost:9025");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if method == "POST" {
+            b = b.header("content-type", "application/x-www-form-urlencoded");
+        }
+        let mut r = b.body(Body::from(body.to_string())).unwrap();
+        r.extensions_mut()
+            .insert(ConnectInfo(Peer("127.0.0.1:1".parse().unwrap())));
+        r
+    }
+
+    async fn send(app: &Router, r: Request) -> Response {
+        tower_service::Service::call(&mut app.clone(), r)
+            .await
+            .unwrap()
+    }
+
+    /// The value `Set-Cookie` gives cookie `name`.
+    fn set_cookie_value(r: &Response, name: &str) -> Option<String> {
+        r.headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .map(|v| v.split(';').next().unwrap_or("").to_string())
+    }
+
+    /// Signs user `i` of the setup in; the session cookie.
+    async fn signed_in(s: &Setup, name: &str, i: usize) -> String {
+        let r = send(&s.app, req("GET", "/console/", &[], "")).await;
+        let form = set_cookie_value(&r, session::FORM_COOKIE).expect("a form cookie");
+        let code = totp::code_at(&s.secrets[i], totp::step_at(chrono::Utc::now()));
+        let cookie = format!("{}={form}", session::FORM_COOKIE);
+        let body = format!(
+            "csrf={}&name={name}&password={}&code={code}",
+            s.c.csrf(&form),
+            PW.replace(' ', "+")
+        );
+        let r = send(
+            &s.app,
+            req("POST", "/console/sign-in", &[("cookie", &cookie)], &body),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name} signs in");
+        set_cookie_value(&r, session::SESSION_COOKIE).expect("a session cookie")
+    }
+
+    #[tokio::test]
+    async fn forms_need_their_csrf_token_and_the_consoles_own_origin() {
+        let s = setup().await;
+        let r = send(&s.app, req("GET", "/console/", &[], "")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'"));
+        let form = set_cookie_value(&r, session::FORM_COOKIE).unwrap();
+        let cookie = format!("{}={form}", session::FORM_COOKIE);
+        let code = totp::code_at(&s.secrets[0], totp::step_at(chrono::Utc::now()));
+        let body = |csrf: &str| {
+            format!(
+                "csrf={csrf}&name=ann&password={}&code={code}",
+                PW.replace(' ', "+")
+            )
+        };
+        let other = s.c.csrf(&"0".repeat(64));
+        for (headers, csrf, why) in [
+            (vec![], s.c.csrf(&form), "no form cookie"),
+            (
+                vec![("cookie", cookie.as_str())],
+                other.clone(),
+                "a token bound to another cookie",
+            ),
+            (
+                vec![("cookie", cookie.as_str())],
+                "00".to_string(),
+                "a forged token",
+            ),
+        ] {
+            let r = send(
+                &s.app,
+                req("POST", "/console/sign-in", &headers, &body(&csrf)),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{why}");
+            assert!(
+                set_cookie_value(&r, session::SESSION_COOKIE).is_none(),
+                "{why}"
+            );
+        }
+        let foreign = [("cookie", cookie.as_str()), ("origin", "https://evil.test")];
+        let r = send(
+            &s.app,
+            req(
+                "POST",
+                "/console/sign-in",
+                &foreign,
+                &body(&s.c.csrf(&form)),
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "a foreign Origin");
+        let mut rebound = req("GET", "/console/", &[], "");
+        rebound
+            .headers_mut()
+            .insert("host", HeaderValue::from_static("evil.test"));
+        assert_eq!(
+            send(&s.app, rebound).await.status(),
+            StatusCode::FORBIDDEN,
+            "a foreign Host"
+        );
+
+        // Signed in: a search needs the session's token too.
+        let session = signed_in(&s, "ann", 0).await;
+        let cookie = format!("{}={session}", session::SESSION_COOKIE);
+        let search = |csrf: &str| {
+            req(
+                "GET",
+                &format!("/console/trace?csrf={csrf}"),
+                &[("cookie", &cookie)],
+                "",
+            )
+        };
+        assert_eq!(
+            send(&s.app, search(&other)).await.status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            send(&s.app, search(&s.c.csrf(&session))).await.status(),
+            StatusCode::OK
+        );
+        let log = s.audit.read(None).await.unwrap();
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["console.sign-in", "console.trace"],
+            "one search audited, the refused one not run"
+        );
+        assert!(log[1].detail.starts_with("by ann: "), "{}", log[1].detail);
+    }
+
+    #[tokio::test]
+    async fn roles_are_enforced_on_the_server() {
+        let s = setup().await;
+        let aud = signed_in(&s, "aud", 1).await;
+        let cookie = format!("{}={aud}", session::SESSION_COOKIE);
+        let get = |uri: &str| req("GET", uri, &[("cookie", &cookie)], "");
+        for uri in [
+            "/console/trace",
+            "/console/trace/0000000000000001/0",
+            "/console/dashboard",
+            "/console/archive",
+        ] {
+            assert_eq!(
+                send(&s.app, get(uri)).await.status(),
+                StatusCode::FORBIDDEN,
+                "{uri}"
+            );
+        }
+        assert_eq!(
+            send(&s.app, get("/console/audit")).await.status(),
+            StatusCode::OK
+        );
+        let ann = signed_in(&s, "ann", 0).await;
+        let cookie = format!("{}={ann}", session::SESSION_COOKIE);
+        let get = |uri: &str| req("GET", uri, &[("cookie", &cookie)], "");
+        assert_eq!(
+            send(&s.app, get("/console/audit")).await.status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            send(&s.app, get("/console/archive")).await.status(),
+            StatusCode::FORBIDDEN,
+            "admins never read the archive"
+        );
+        assert_eq!(
+            send(&s.app, get("/console/dashboard")).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&s.app, get("/console/trace/0000000000000001/0"))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        let denied = s
+            .audit
+            .read(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "console.denied")
+            .count();
+        assert_eq!(denied, 6, "every refusal audited");
+        // Without a session: to the sign-in page.
+        let r = send(&s.app, req("GET", "/console/trace", &[], "")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+
     #[test]
     fn only_the_consoles_own_origin_is_taken() {
         assert!(!foreign_origin(&headers(&[("host", "localhost:9025")])));

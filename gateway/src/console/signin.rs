@@ -103,10 +103,16 @@ pub async fn sign_in(
             return c.failed();
         }
     };
-    // The name as typed is only ever kept in the audit store.
+    // The name as typed (a password typed in the wrong field, perhaps)
+    // goes only to the audit store's detail; the general log gets the
+    // entry's id, which names only a user that exists.
     let shown_name: String = name.chars().take(64).collect();
+    let id = match &result {
+        Ok(SignIn::Ok(_) | SignIn::Locked) => shown_name.as_str(),
+        _ => "",
+    };
     if let Err(r) = c
-        .record(&shown_name, action, &shown_name, &format!("from {ip}"))
+        .record(&shown_name, action, id, &format!("from {ip}"))
         .await
     {
         return r;

@@ -202,13 +202,13 @@ pub async fn sign_in(
     if was_locked.load(Ordering::SeqCst) {
         return Ok(SignIn::Locked);
     }
-    let phc = counted
-        .as_ref()
-        .map_or_else(|| decoy().to_string(), |u| u.password.clone());
+    let phc = counted.as_ref().map(|u| u.password.clone());
     let given = password.to_string();
-    let good = tokio::task::spawn_blocking(move || password_matches(&phc, &given))
-        .await
-        .map_err(|e| UserError::Hash(e.to_string()))?;
+    let good = tokio::task::spawn_blocking(move || {
+        password_matches(phc.as_deref().unwrap_or_else(|| decoy()), &given)
+    })
+    .await
+    .map_err(|e| UserError::Hash(e.to_string()))?;
     let Some(user) = counted else {
         return Ok(SignIn::Wrong);
     };
