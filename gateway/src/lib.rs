@@ -3,7 +3,7 @@
 //! is the only thing the stages share, and the keystore (`keys`) is read
 //! by policy and seal. The stages stand on a ground floor (`model`,
 //! `locks`, `config`, `telemetry`, `net`, the file helpers, `audit`) and
-//! under the surfaces (`portal`, `admin`, `serve`); each module imports
+//! under the surfaces (`portal`, `admin`, `console`, `serve`); each module imports
 //! only floors below its own, which `tests/layers.rs` checks.
 
 pub mod admin;

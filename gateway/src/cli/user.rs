@@ -72,6 +72,7 @@ pub async fn run(at: Where, action: UserCmd) -> super::Result {
             domains,
         } => {
             let password = read_password()?;
+            users::check_new(&name, role, &domains, &password)?;
             let keys = Keyring::load_or_create(&config.console_key_file())?;
             let detail = format!("{} {}", role.as_str(), domains.join(","));
             audit::record(
@@ -125,6 +126,9 @@ pub async fn run(at: Where, action: UserCmd) -> super::Result {
             }
         }
         UserCmd::Del { name } => {
+            if store.get(&name).await?.is_none() {
+                anyhow::bail!("no console user named {name:?}");
+            }
             audit::record(
                 stores.audit.as_ref(),
                 Actor::Cli,

@@ -103,6 +103,26 @@ fn aad(name: &str) -> Vec<u8> {
     format!("console-totp\n{name}").into_bytes()
 }
 
+/// Checks a new user's name, role, domains and password (so a refused
+/// one is not audited as added); the domains as stored.
+pub fn check_new(
+    name: &str,
+    role: Role,
+    domains: &[String],
+    password: &str,
+) -> Result<Vec<String>, UserError> {
+    if !name_ok(name) {
+        return Err(UserError::BadName(name.to_string()));
+    }
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(UserError::ShortPassword);
+    }
+    if !domains.is_empty() && role != Role::Admin {
+        return Err(UserError::DomainsNotForRole);
+    }
+    domains_of(domains)
+}
+
 /// Adds user `name` with `role` (an admin limited to `domains` when any
 /// are given) and `password`; returns the TOTP enrolment to show once.
 pub async fn add(
@@ -113,16 +133,7 @@ pub async fn add(
     domains: &[String],
     password: &str,
 ) -> Result<Enrolment, UserError> {
-    if !name_ok(name) {
-        return Err(UserError::BadName(name.to_string()));
-    }
-    if password.chars().count() < MIN_PASSWORD {
-        return Err(UserError::ShortPassword);
-    }
-    if !domains.is_empty() && role != Role::Admin {
-        return Err(UserError::DomainsNotForRole);
-    }
-    let domains = domains_of(domains)?;
+    let domains = check_new(name, role, domains, password)?;
     let password = password.to_string();
     let phc = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
