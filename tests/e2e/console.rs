@@ -2,8 +2,8 @@
 //! HTTPS on the admin listener: users are added with `sealgate user add`
 //! (password on stdin, the TOTP secret read from its output); two messages
 //! go through the gateway with swaks to a Postfix sink; an admin signs in
-//! with password and TOTP, finds a message in the trace and opens its
-//! detail; forged requests (no CSRF token, a foreign Origin) are refused
+//! with password and TOTP, finds a message in the trace, downloads the
+//! search as CSV and JSON and opens a detail; forged requests (no CSRF token, a foreign Origin) are refused
 //! while the API still refuses any Origin; an auditor cannot reach the
 //! trace but reads the audit log, where the admin's search and view are;
 //! a domain-scoped admin sees their domain's mail and not another's, in
@@ -197,6 +197,30 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
     );
     b.screenshot(&artefacts().join("console-detail.png"));
 
+    // The same search as CSV and JSON (a download, audited as an export).
+    let cookie = format!("Cookie: {COOKIE}={}", b.cookie(COOKIE));
+    let csrf = b.run("return document.querySelector('input[name=csrf]').value;");
+    let csrf = csrf.as_str().unwrap();
+    let (code, csv) = curl(
+        &format!("{base}/console/trace?csrf={csrf}&format=csv"),
+        &["-H", &cookie],
+    );
+    assert_eq!(code, "200", "{csv}");
+    assert!(csv.starts_with("received,from,to,"), "{csv}");
+    assert!(
+        csv.contains(&format!(",{ours},0")) && csv.contains(&format!(",{theirs},0")),
+        "{csv}"
+    );
+    let (code, json) = curl(
+        &format!("{base}/console/trace?csrf={csrf}&format=json&recipient=bob"),
+        &["-H", &cookie],
+    );
+    assert_eq!(code, "200", "{json}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(rows[0]["queue_id"], theirs.as_str());
+    assert_eq!(rows[0]["status"], "delivered");
+
     // The dashboard counts both deliveries (plain: the sink offers no TLS).
     b.goto(&format!("{base}/console/dashboard"));
     let protection = b.find("#protection").text();
@@ -269,6 +293,8 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
         "console.sign-in.failed",
         "console.trace",
         "console.trace.view",
+        "console.trace.export-csv",
+        "console.trace.export-json",
         "console.denied",
         "by ann",
     ] {

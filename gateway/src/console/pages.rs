@@ -206,7 +206,11 @@ pub fn trace(
                         }
                     }
                 }
-                p { button #search type="submit" { "Search" } }
+                p {
+                    button #search type="submit" { "Search" } " "
+                    button #export-csv type="submit" name="format" value="csv" { "Download CSV" } " "
+                    button #export-json type="submit" name="format" value="json" { "Download JSON" }
+                }
             }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             @if let Some(r) = found { (rows(r)) }

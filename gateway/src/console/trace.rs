@@ -8,7 +8,7 @@ use crate::model::record::{Direction, QueuedMessage, QueuedRecipient, RecipientS
 use crate::model::verdict::{Seal, Verdict};
 use crate::spool::{QueueId, Spool, SpoolError};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The longest window one search covers (Microsoft 365's is 10 days too).
 pub const MAX_WINDOW: Duration = Duration::days(10);
@@ -20,7 +20,7 @@ pub const MAX_ROWS: usize = 1000;
 const MAX_DONE: usize = 5000;
 
 /// Where one recipient of a message stands, as the trace shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TraceStatus {
     /// Accepted; policy has not decided yet.
@@ -114,6 +114,9 @@ pub struct TraceForm {
     /// `inbound` or `outbound`.
     #[serde(default)]
     pub direction: Option<String>,
+    /// `csv` or `json` to download the rows instead of a page.
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// A checked search.
@@ -248,7 +251,7 @@ impl TraceQuery {
 }
 
 /// One recipient of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceRow {
     /// The message's queue id.
     pub queue_id: QueueId,
@@ -458,6 +461,48 @@ pub async fn search_up_to(
     Ok(TraceResult { rows, truncated })
 }
 
+/// The rows as CSV (RFC 4180, a header line). A cell that a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@` first) gets a `'` in
+/// front: addresses are chosen by senders.
+pub fn csv(rows: &[TraceRow]) -> String {
+    fn cell(v: &str) -> String {
+        let v = match v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            true => format!("'{v}"),
+            false => v.to_string(),
+        };
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v
+        }
+    }
+    let mut out = String::from(
+        "received,from,to,size,direction,status,next_retry,protection,dlp_rules,queue_id,recipient_index\r\n",
+    );
+    for r in rows {
+        let line = [
+            r.received_at.to_rfc3339(),
+            r.from.clone(),
+            r.to.clone(),
+            r.size.to_string(),
+            r.direction.as_str().to_string(),
+            r.status.as_str().to_string(),
+            r.next_retry.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            r.seal.clone().unwrap_or_default(),
+            r.dlp.join(" "),
+            r.queue_id.to_string(),
+            r.index.to_string(),
+        ]
+        .iter()
+        .map(|c| cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// A finished or queued message by id: `(record, finished)`.
 pub async fn message(
     spool: &Spool,
@@ -636,6 +681,22 @@ mod tests {
         let rows = rows_of(&m, &[], &q(), &|_, _| true);
         assert_eq!(rows[0].status, TraceStatus::Deferred);
         assert!(rows[0].next_retry.is_some());
+    }
+
+    #[test]
+    fn csv_quotes_cells_and_defuses_formulas() {
+        let mut m = msg();
+        m.from = "=HYPERLINK(\"x\",1)@evil.test".into();
+        let rows = rows_of(&m, &[], &q(), &|_, _| true);
+        let out = csv(&rows[..1]);
+        let mut lines = out.split("\r\n");
+        assert!(lines.next().unwrap().starts_with("received,from,to,"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.contains(",\"'=HYPERLINK(\"\"x\"\",1)@evil.test\",a@bank.test,"),
+            "{row}"
+        );
+        assert_eq!(lines.next(), Some(""), "one row, CRLF-terminated");
     }
 
     #[test]

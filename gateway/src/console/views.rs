@@ -45,24 +45,64 @@ pub async fn trace(
             );
         }
     };
-    if let Err(r) = c
-        .record(&v.user.name, "console.trace", "", &q.describe())
-        .await
-    {
+    let export = match f.format.as_deref() {
+        None | Some("") => None,
+        Some(x @ ("csv" | "json")) => Some(x),
+        Some(_) => {
+            let why = "format: csv or json";
+            return c.page(
+                StatusCode::BAD_REQUEST,
+                pages::trace(&nav, &f, Some(why), None, scoped),
+            );
+        }
+    };
+    let action = match export {
+        Some("csv") => "console.trace.export-csv",
+        Some(_) => "console.trace.export-json",
+        None => "console.trace",
+    };
+    if let Err(r) = c.record(&v.user.name, action, "", &q.describe()).await {
         return r;
     }
     let user = v.user.clone();
     let visible = move |from: &str, to: &str| access::sees(&user, from, to);
     match trace::search(&c.spool, &q, &visible).await {
-        Ok(found) => c.page(
-            StatusCode::OK,
-            pages::trace(&nav, &f, None, Some(&found), scoped),
-        ),
+        Ok(found) => match export {
+            Some(format) => download(format, &found.rows),
+            None => c.page(
+                StatusCode::OK,
+                pages::trace(&nav, &f, None, Some(&found), scoped),
+            ),
+        },
         Err(e) => {
             tracing::error!(error = %e, "console: trace failed");
             c.failed()
         }
     }
+}
+
+/// The rows as a file to save: `trace.csv` or `trace.json`.
+fn download(format: &str, rows: &[TraceRow]) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let (body, kind) = match format {
+        "csv" => (trace::csv(rows), "text/csv; charset=utf-8"),
+        _ => (
+            serde_json::to_string_pretty(rows).expect("trace rows serialise"),
+            "application/json",
+        ),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"trace.{format}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /console/trace/{id}/{n}`: recipient `n` of message `id`, with its events.
