@@ -3,12 +3,15 @@
 //! (password on stdin, the TOTP secret read from its output); two messages
 //! go through the gateway with swaks to a Postfix sink; an admin signs in
 //! with password and TOTP, finds a message in the trace, downloads the
-//! search as CSV and JSON and opens a detail; forged requests (no CSRF token, a foreign Origin) are refused
-//! while the API still refuses any Origin; an auditor cannot reach the
-//! trace but reads the audit log, where the admin's search and view are;
-//! a domain-scoped admin sees their domain's mail and not another's, in
-//! the trace, the detail and the dashboard's counts. Screenshots of the
-//! trace, detail, dashboard and audit pages go to `target/artefacts/`.
+//! search as CSV and JSON, opens a detail and sees the dashboard; the same
+//! search runs on `/api/v1/trace` with the admin token; forged requests
+//! (no CSRF token, a foreign Origin, no form cookie, no session) are
+//! refused while the API still refuses any Origin; an auditor cannot reach
+//! the trace but reads the audit log, where the admin's searches, exports
+//! and views are; a domain-scoped admin sees their domain's mail and not
+//! another's, in the trace, the detail and the dashboard's counts.
+//! Screenshots of the trace, detail, dashboard and audit pages go to
+//! `target/artefacts/`.
 
 use sealgate_e2e::{artefacts, postfix_mailbox, send_text, wait_for, Browser, Gateway};
 use std::io::Write;
@@ -269,6 +272,26 @@ fn admins_trace_mail_auditors_cannot_and_domain_admins_see_their_own() {
         &["-H", &format!("Authorization: Bearer {}", g.admin_token())],
     );
     assert_eq!(code, "200", "and takes its bearer token as before");
+    // The same search on the API (the admin token; no domain scope).
+    let (code, json) = curl(
+        &format!("{base}/api/v1/trace?recipient=patient.test"),
+        &["-H", &format!("Authorization: Bearer {}", g.admin_token())],
+    );
+    assert_eq!(code, "200", "{json}");
+    let api: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ids: Vec<&str> = api["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["queue_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&ours.as_str()) && ids.contains(&theirs.as_str()),
+        "{json}"
+    );
+    assert_eq!(api["truncated"], false);
+    let (code, _) = curl(&format!("{base}/api/v1/trace"), &[]);
+    assert_eq!(code, "401", "the API's trace needs the token");
 
     // A wrong code is refused and said plainly.
     b.find("#sign-out").click();

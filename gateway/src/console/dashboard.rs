@@ -2,7 +2,7 @@
 //! on the server and drawn as plain tables with SVG bars (no scripts).
 //! Counts only: addresses appear as destination domains, DLP as rule ids.
 
-use super::trace::{self, TraceRow, TraceStatus};
+use crate::admin::trace::{self, TraceRow, TraceStatus};
 use crate::spool::{Spool, SpoolError};
 use std::collections::BTreeMap;
 

@@ -6,8 +6,9 @@
 //!
 //! `users` adds users and signs them in (shared with `sealgate user`),
 //! `totp` is RFC 6238, `session` the cookies and sessions, `access` the
-//! roles' areas and domain scope, `trace` the message trace over the
-//! spool, `dashboard` its counts, `pages` the HTML; `signin` and `views` are the handlers.
+//! roles' areas and domain scope, `dashboard` the trace's counts, `pages`
+//! the HTML; `signin` and `views` are the handlers. The message trace
+//! itself is `admin::trace`, which the API's `/api/v1/trace` shares.
 //!
 //! The API's refusal of requests with an `Origin` header stays on
 //! `/api/v1/...`; the console's routes take their own pages' `Origin`
@@ -20,7 +21,6 @@ mod pages;
 pub mod session;
 mod signin;
 pub mod totp;
-pub mod trace;
 pub mod users;
 mod views;
 

@@ -4,8 +4,8 @@
 
 use super::access::{self, Area};
 use super::session::Viewer;
-use super::trace::{TraceForm, TraceResult, TraceRow, TraceStatus, TIME_FORMAT};
 use super::Console;
+use crate::admin::trace::{TraceForm, TraceResult, TraceRow, TraceStatus, TIME_FORMAT};
 use maud::{html, Markup, DOCTYPE};
 
 /// The stylesheet: plain, readable, high contrast.
@@ -160,7 +160,7 @@ pub fn trace(
     scoped: Option<&[String]>,
 ) -> Markup {
     let now = chrono::Utc::now();
-    let from = time_or(f.from.as_deref(), now - super::trace::DEFAULT_WINDOW);
+    let from = time_or(f.from.as_deref(), now - crate::admin::trace::DEFAULT_WINDOW);
     // An empty end means "now" when the search runs (a time shown here
     // would be cut to the minute and miss what arrived since).
     let to = f.to.clone().unwrap_or_default();

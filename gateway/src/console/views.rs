@@ -4,8 +4,8 @@
 
 use super::access::{self, Area};
 use super::pages::{self, Event, Nav};
-use super::trace::{self, TraceForm, TraceRow};
 use super::Shared;
+use crate::admin::trace::{self, TraceForm, TraceRow};
 use crate::model::record::{QueuedMessage, QueuedRecipient};
 use crate::model::verdict::Verdict;
 use crate::spool::QueueId;
