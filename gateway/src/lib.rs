@@ -3,13 +3,14 @@
 //! is the only thing the stages share, and the keystore (`keys`) is read
 //! by policy and seal. The stages stand on a ground floor (`model`,
 //! `locks`, `config`, `telemetry`, `net`, the file helpers, `audit`) and
-//! under the surfaces (`portal`, `admin`, `serve`); each module imports
+//! under the surfaces (`portal`, `admin`, `console`, `serve`); each module imports
 //! only floors below its own, which `tests/layers.rs` checks.
 
 pub mod admin;
 pub mod archive;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod durable_file;
 pub mod inspect;

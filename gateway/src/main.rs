@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use cli::{
     archive::ArchiveCmd, audit::AuditCmd, dlp::DlpCmd, explain::ExplainArgs, keys::KeysCmd,
     portal::PortalCmd, quarantine::QuarantineCmd, queue::QueueCmd, store::StoreCmd, tls::TlsCmd,
-    token::TokenCmd, Where,
+    token::TokenCmd, user::UserCmd, Where,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +78,13 @@ enum Cmd {
         #[command(subcommand)]
         action: TokenCmd,
     },
+    /// The web console's users: `user add NAME --role admin|archivist|auditor`.
+    User {
+        #[command(flatten)]
+        at: Where,
+        #[command(subcommand)]
+        action: UserCmd,
+    },
     /// The audit log (`<data_dir>/audit.log`, hash-chained).
     Audit {
         #[command(flatten)]
@@ -125,6 +132,7 @@ async fn run(cli: Cli) -> cli::Result {
         Cmd::Portal { at, action } => cli::portal::run(at, action).await,
         Cmd::Archive { at, action } => cli::archive::run(at, action).await,
         Cmd::Token { at, action } => cli::token::run(at, action).await,
+        Cmd::User { at, action } => cli::user::run(at, action).await,
         Cmd::Audit { at, action } => cli::audit::run(at, action).await,
         Cmd::Keys { at, action } => cli::keys::run(at, action).await,
         Cmd::Explain(args) => cli::explain::run(args).await,

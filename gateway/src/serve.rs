@@ -42,6 +42,9 @@ pub enum ServeError {
         /// The command that checks it whole.
         verify: &'static str,
     },
+    /// The console's key file could not be made or read.
+    #[error("console key file: {0}")]
+    ConsoleKey(crate::store::keyring::KeyError),
     /// The admin API token could not be made or read.
     #[error("admin API token: {0}")]
     AdminToken(crate::secret_file::SecretFileError),
@@ -242,6 +245,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let token: Arc<str> = crate::secret_file::ensure_token(&token_file)
         .map_err(ServeError::AdminToken)?
         .into();
+    let console_spool = spool.clone();
     let app = router(AdminState {
         deliver: deliver_commands,
         tls_memory: spool.tls_memory(),
@@ -268,6 +272,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 )),
             }),
     });
+    // The console's routes join the admin listener's; they check their
+    // own sessions and CSRF tokens, the API keeps its bearer token.
+    let app = if config.console.enabled {
+        let keys = crate::store::keyring::Keyring::load_or_create(&config.console_key_file())
+            .map_err(ServeError::ConsoleKey)?;
+        let console = Arc::new(crate::console::Console::new(
+            config.clone(),
+            stores.console.clone(),
+            stores.audit.clone(),
+            keys,
+            console_spool,
+        ));
+        tokio::spawn(crate::console::sweep(console.clone()));
+        tracing::info!(address = %config.admin.address, "web console ready at /console/");
+        app.merge(crate::console::router(console))
+    } else {
+        app
+    };
     let admin_tls = match config.admin.tls {
         true => {
             let (cert, key) = crate::net::tls::https_pair(

@@ -2,7 +2,7 @@
 //! imports only modules on a floor below its own. Mail flows one way
 //! (smtp → spool → inspect → policy → seal → deliver → archive), the
 //! ground floor (model, config, telemetry, net, store) names no stage, and
-//! the surfaces (portal, admin, the binary) sit on top where nothing
+//! the surfaces (portal, admin, console, the binary) sit on top where nothing
 //! imports them. ARCHITECTURE.md draws the same floors.
 //!
 //! Read from the sources: every `crate::MODULE` path outside comments,
@@ -36,6 +36,7 @@ const FLOORS: &[&[&str]] = &[
     // Surfaces.
     &["portal"],
     &["admin"],
+    &["console"],
     &["preflight", "serve"],
     // The binary's commands (`mod cli` of main.rs): on top of everything,
     // reaching the library as `sealgate::`: its `crate::` paths name only itself.

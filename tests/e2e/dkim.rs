@@ -7,7 +7,7 @@
 //! PGP-sealed copy (RSA key for hospital.test) and a message from a
 //! subdomain with its own Ed25519 key are all verified; a tampered copy is not.
 
-use sealgate_e2e::{dkim_key, postfix_mailbox, swaks, txt_record, Dns, Gateway, Gpg, Postfix};
+use sealgate_e2e::{dkim_key, postfix_mailbox, txt_record, Dns, Gateway, Gpg, Postfix};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -71,19 +71,13 @@ fn dkimpy(dns_port: u16, message: &[u8]) -> Vec<String> {
 }
 
 fn send(g: &Gateway, from: &str, to: &str, subject: &str) {
-    let o = swaks(&[
-        "--server",
-        &format!("127.0.0.1:{}", g.smtp),
-        "--from",
+    sealgate_e2e::send_text(
+        g,
         from,
-        "--to",
         to,
-        "--header",
-        &format!("Subject: {subject}"),
-        "--body",
+        subject,
         "The lab results are in.\nRegards,\nthe ward\n",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stdout));
+    );
 }
 
 /// The delivered mail for `rcpt` whose text contains `needle`.

@@ -9,21 +9,13 @@
 //! show their pages with the right status.
 
 use sealgate_e2e::{
-    base64_lines, free_port, postfix_mailbox, queued_id, swaks, wait_for, Browser, Gateway,
-    Postfix, TestCa,
+    artefacts, base64_lines, free_port, postfix_mailbox, queued_id, swaks, wait_for, Browser,
+    Gateway, Postfix, TestCa,
 };
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Where the screenshot is kept: `SEALGATE_ARTEFACTS`, else `target/artefacts`.
-fn artefacts() -> PathBuf {
-    std::env::var_os("SEALGATE_ARTEFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts"))
 }
 
 /// The attachment: bytes that survive nothing but an exact copy.

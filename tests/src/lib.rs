@@ -396,6 +396,34 @@ impl Smtp {
     }
 }
 
+/// Where tests keep screenshots: `SEALGATE_ARTEFACTS`, else `target/artefacts`.
+pub fn artefacts() -> PathBuf {
+    std::env::var_os("SEALGATE_ARTEFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts"))
+}
+
+/// Sends a plain text message (`subject`, `body`) from `from` to `to`
+/// through `g`'s SMTP listener with swaks; asserts it was accepted and
+/// returns its queue id.
+pub fn send_text(g: &Gateway, from: &str, to: &str, subject: &str, body: &str) -> String {
+    let o = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", g.smtp),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--header",
+        &format!("Subject: {subject}"),
+        "--body",
+        body,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    queued_id(&out).expect("queued as ID")
+}
+
 /// Runs swaks with the given arguments.
 pub fn swaks(args: &[&str]) -> Output {
     Command::new("swaks")

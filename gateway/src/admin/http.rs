@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/metrics` (Prometheus) and a small JSON API for
-//! the queue, used by `sealgate queue` while the gateway runs.
+//! the queue, used by `sealgate queue` while the gateway runs, and the
+//! message trace (`/api/v1/trace`, the console's search).
 
 use super::queue::AdminAction;
 use super::queue::QueueSummary;
@@ -66,6 +67,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/quarantine/{id}/release", post(quarantine_release))
         .route("/api/v1/quarantine/{id}", delete_route(quarantine_delete))
         .route("/api/v1/portal/{id}/revoke", post(portal_revoke))
+        .route("/api/v1/trace", get(trace))
         .route("/api/v1/tls-memory", get(tls_memory))
         .route("/api/v1/tls-memory/{domain}", delete_route(tls_forget))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -143,6 +145,16 @@ fn same_host(headers: &axum::http::HeaderMap, tls_name: Option<&str>) -> Result<
     if headers.contains_key(header::ORIGIN) {
         return Err("requests from web pages (with an Origin header) are refused");
     }
+    host_allowed(headers, tls_name)
+}
+
+/// `Ok` when the `Host` header names an IP address, `localhost` or
+/// `tls_name`: a DNS-rebinding page names a foreign host. The API's check
+/// and the console's (which takes its own pages' `Origin`) share it.
+pub fn host_allowed(
+    headers: &axum::http::HeaderMap,
+    tls_name: Option<&str>,
+) -> Result<(), &'static str> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -184,15 +196,7 @@ async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::net::http_server::test_headers as headers;
 
     #[test]
     fn foreign_pages_and_rebound_names_are_refused() {
@@ -470,6 +474,31 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
 
 async fn instance(State(s): State<AdminState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "data_dir": s.data_dir }))
+}
+
+/// `GET /api/v1/trace?from=&to=&sender=&recipient=&queue_id=&message_id=&status=&direction=`:
+/// the console's trace search (one row per recipient), audited first.
+async fn trace(
+    State(s): State<AdminState>,
+    axum::extract::Query(f): axum::extract::Query<super::trace::TraceForm>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = f
+        .query(chrono::Utc::now())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    crate::audit::record(
+        s.stores.audit.as_ref(),
+        crate::audit::Actor::Api,
+        "trace",
+        "",
+        &q.describe(),
+    )
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let found = super::trace::search(&s.spool, &q, &|_, _| true).await?;
+    Ok(Json(serde_json::json!({
+        "rows": found.rows,
+        "truncated": found.truncated,
+    })))
 }
 
 async fn list(State(s): State<AdminState>) -> Result<Json<Vec<QueueSummary>>, ApiError> {

@@ -11,3 +11,4 @@ pub mod portal;
 pub mod quarantine;
 pub mod queue;
 pub mod tokens;
+pub mod trace;

@@ -23,6 +23,7 @@ pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod user;
 
 use anyhow::Context;
 use clap::Args;

@@ -530,6 +530,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     for (f, r) in c.portal.problems() {
         bad(f, &r);
     }
+    for (f, r) in c.console.problems() {
+        bad(f, &r);
+    }
     for (f, r) in c.store.problems() {
         bad(f, &r);
     }

@@ -4,6 +4,7 @@
 
 mod archive;
 mod check;
+mod console;
 mod delivery;
 mod dkim;
 mod duration;
@@ -15,6 +16,7 @@ mod store;
 
 pub use archive::{ArchiveConfig, RetentionRule};
 pub use check::{load_file, load_file_checked, ConfigError, ConfigErrors, FileCheck};
+pub use console::ConsoleConfig;
 pub use delivery::{DeliveryConfig, RouteConfig, RouteTarget};
 pub use dkim::{DkimAlgorithm, DkimConfig};
 pub use duration::{Span, SpanError};
@@ -69,6 +71,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// The escrow portal for recipients no key or verified TLS can reach.
     pub portal: PortalConfig,
+    /// The web console on the admin listener.
+    pub console: ConsoleConfig,
     /// Where the stores are kept: the embedded backend or PostgreSQL.
     pub store: StoreConfig,
     /// This node among the nodes sharing a PostgreSQL store.
@@ -582,6 +586,14 @@ impl Config {
     /// The escrow portal's store.
     pub fn escrow_dir(&self) -> PathBuf {
         self.server.data_dir.join("escrow")
+    }
+
+    /// The console's key file (seals users' TOTP secrets).
+    pub fn console_key_file(&self) -> PathBuf {
+        self.console
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("keys").join("console.keys"))
     }
 
     /// The escrow store's key file (wraps every held message's own key).

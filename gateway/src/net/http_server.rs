@@ -298,6 +298,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleIo<S> {
     }
 }
 
+/// (tests) A header map of `pairs`, as a client would send them.
+#[cfg(test)]
+pub fn test_headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+    let mut h = axum::http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, axum::http::HeaderValue::from_static(v));
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,15 +303,8 @@ pub async fn check_password(
     };
     let password = password.to_string();
     let good = tokio::task::spawn_blocking(move || {
-        phc.as_deref().is_some_and(|phc| {
-            PasswordHash::new(phc)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
+        phc.as_deref()
+            .is_some_and(|phc| password_matches(phc, &password))
     })
     .await
     .map_err(|e| EscrowError::Corrupt("password check".into(), e.to_string()))?;
@@ -330,6 +323,28 @@ pub async fn check_password(
     a.locked_until = None;
     save(records, address, &a).await?;
     start_session(records, address).await.map(Attempt::Ok)
+}
+
+/// The argon2id PHC string of `password` with a random salt. Slow on
+/// purpose (~19 MiB, tens of milliseconds): call it on the blocking pool.
+/// The portal's recipients and the console's users share it.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+}
+
+/// True when `password` is the one `phc` was made from (false for a
+/// damaged PHC string). Slow: call it on the blocking pool.
+pub fn password_matches(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
 }
 
 /// Counts one reply from `address` to `message` against `limits` (per
@@ -380,11 +395,7 @@ pub async fn set_password(
 ) -> Result<(), EscrowError> {
     let password = password.to_string();
     let phc = tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode");
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))
+        hash_password(&password).map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))
     })
     .await
     .map_err(|e| EscrowError::Corrupt("password".into(), e.to_string()))??;

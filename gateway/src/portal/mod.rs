@@ -10,7 +10,7 @@
 
 pub mod auth;
 pub mod client_ip;
-mod limiter;
+pub mod limiter;
 mod messages;
 mod pages;
 pub mod reply;
@@ -256,8 +256,9 @@ impl Portal {
     }
 }
 
-/// The value of cookie `name`.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name` when it is 64 hex digits, as every cookie
+/// the portal and the console set is.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -285,6 +285,17 @@ impl Spool {
         self.store.done(id).await
     }
 
+    /// Finished records accepted in `[from, to)` (ids are time-ordered),
+    /// at most `limit`, oldest first.
+    pub async fn done_between(
+        &self,
+        from: QueueId,
+        to: QueueId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, SpoolError> {
+        self.store.done_between(from, to, limit).await
+    }
+
     /// Forgets finished messages accepted before `cutoff` (ids are
     /// time-ordered). Returns how many went.
     pub async fn prune_done(&self, cutoff: QueueId) -> Result<usize, SpoolError> {

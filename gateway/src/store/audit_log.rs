@@ -19,6 +19,8 @@ pub enum Actor {
     Gateway,
     /// Someone using the escrow portal: a recipient, or a sender's withdraw link.
     Portal,
+    /// A user of the web console (named in the entry's detail).
+    Console,
 }
 
 impl Actor {
@@ -29,6 +31,7 @@ impl Actor {
             Actor::Api => "api",
             Actor::Gateway => "gateway",
             Actor::Portal => "portal",
+            Actor::Console => "console",
         }
     }
 }
@@ -39,7 +42,7 @@ impl Actor {
 pub struct AuditRecord {
     /// What was done (`queue.delete`, `archive.search`, ...).
     pub action: String,
-    /// Who did it (`cli`, `api`, `gateway`, `portal`).
+    /// Who did it (`cli`, `api`, `gateway`, `portal`, `console`).
     pub actor: String,
     /// When, RFC 3339.
     pub at: String,

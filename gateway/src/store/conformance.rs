@@ -830,6 +830,29 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         (1, 0),
         "chunks never committed are not kept"
     );
+    // Finished records by id range (the trace's time window).
+    assert_eq!(
+        ids(b
+            .done_between(QueueId(300), QueueId(301), 10)
+            .await
+            .unwrap()),
+        [300]
+    );
+    assert!(b
+        .done_between(QueueId(301), QueueId(u64::MAX), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .done_between(QueueId(0), QueueId(300), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .done_between(QueueId(0), QueueId(u64::MAX), 0)
+        .await
+        .unwrap()
+        .is_empty());
     // Prune: finished messages before the cutoff go.
     assert_eq!(b.prune_done(QueueId(300)).await.unwrap(), 0);
     assert_eq!(b.prune_done(QueueId(301)).await.unwrap(), 1);
@@ -848,4 +871,111 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         c.highest_id().await.unwrap() >= 900,
         "ids of finished messages count"
     );
+}
+
+/// (tests) An admin console user named `name` with a placeholder password.
+pub fn console_user_for_tests(name: &str) -> super::console::ConsoleUser {
+    console_user(name, Role::Admin)
+}
+
+fn console_user(name: &str, role: Role) -> super::console::ConsoleUser {
+    super::console::ConsoleUser {
+        name: name.into(),
+        role,
+        domains: vec![],
+        password: "$argon2id$x".into(),
+        totp: None,
+        totp_step: None,
+        failures: 0,
+        locked_until: None,
+        created_at: chrono::Utc::now(),
+    }
+}
+
+/// [`super::console::ConsoleUsers`]: unique names, changes seen at once by
+/// a fresh handle, updates atomic under concurrency, removal ends the
+/// user's sessions, sessions by key, the sweep by idle and age.
+pub async fn console_users(open: &dyn Fn() -> Box<dyn super::console::ConsoleUsers>) {
+    use super::console::{ConsoleSession, ConsoleStoreError};
+    use chrono::{Duration, Utc};
+    let a: std::sync::Arc<dyn super::console::ConsoleUsers> = open().into();
+    assert!(a.list().await.unwrap().is_empty(), "a new store is empty");
+    a.insert(console_user("ann", Role::Admin)).await.unwrap();
+    let mut arch = console_user("arc", Role::Archivist);
+    arch.domains = vec!["a.test".into()];
+    a.insert(arch.clone()).await.unwrap();
+    assert!(matches!(
+        a.insert(console_user("ann", Role::Auditor)).await,
+        Err(ConsoleStoreError::Exists(n)) if n == "ann"
+    ));
+    let b = open();
+    let names: Vec<String> = b
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["ann", "arc"], "durable and in the order added");
+    assert_eq!(b.get("arc").await.unwrap(), Some(arch));
+    assert!(b.get("nobody").await.unwrap().is_none());
+
+    // Updates from many tasks at once: none is lost.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move { a.update("ann", &|u| u.failures += 1).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(b.get("ann").await.unwrap().unwrap().failures, 16);
+    let changed = a
+        .update("ann", &|u| u.totp = Some("sealed".into()))
+        .await
+        .unwrap();
+    assert_eq!(changed.totp.as_deref(), Some("sealed"));
+    assert!(matches!(
+        a.update("nobody", &|_| {}).await,
+        Err(ConsoleStoreError::Missing(_))
+    ));
+
+    let now = Utc::now();
+    let s = |user: &str, age: i64, idle: i64| ConsoleSession {
+        user: user.into(),
+        created_at: now - Duration::minutes(age),
+        last_seen: now - Duration::minutes(idle),
+    };
+    a.put_session("k1", &s("ann", 0, 0)).await.unwrap();
+    a.put_session("k2", &s("arc", 0, 0)).await.unwrap();
+    a.put_session("k3", &s("arc", 0, 50)).await.unwrap();
+    a.put_session("k4", &s("arc", 800, 0)).await.unwrap();
+    assert_eq!(b.session("k1").await.unwrap(), Some(s("ann", 0, 0)));
+    a.put_session("k1", &s("ann", 0, 1)).await.unwrap();
+    assert_eq!(
+        b.session("k1").await.unwrap(),
+        Some(s("ann", 0, 1)),
+        "replaced"
+    );
+    assert_eq!(
+        b.sweep_sessions(now - Duration::minutes(30), now - Duration::hours(12))
+            .await
+            .unwrap(),
+        2,
+        "the idle one and the old one"
+    );
+    assert!(a.session("k3").await.unwrap().is_none());
+    assert!(a.session("k4").await.unwrap().is_none());
+    b.end_session("k1").await.unwrap();
+    assert!(a.session("k1").await.unwrap().is_none(), "ended at once");
+    b.end_session("k1").await.unwrap();
+
+    assert_eq!(a.remove("arc").await.unwrap().name, "arc");
+    assert!(b.session("k2").await.unwrap().is_none(), "its sessions end");
+    assert!(matches!(
+        b.remove("arc").await,
+        Err(ConsoleStoreError::Missing(n)) if n == "arc"
+    ));
+    assert_eq!(open().list().await.unwrap().len(), 1);
 }

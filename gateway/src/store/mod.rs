@@ -8,7 +8,8 @@
 //! per trait that checks those promises against any implementation, so a
 //! new backend is tested by the same suite.
 //!
-//! Behind a trait so far: API tokens (`tokens`), legal holds (`holds`),
+//! Behind a trait so far: API tokens (`tokens`), the web console's users
+//! and sessions (`console`), legal holds (`holds`),
 //! the audit log (`audit_log`), TLS memory (`tls_memory`), the cache of
 //! derived records (`cache`), recipients' key records (`keys`), the escrow
 //! portal's messages and sign-in state (`escrow`; opened together by
@@ -29,6 +30,7 @@ pub mod audit_log;
 pub mod cache;
 #[cfg(test)]
 pub mod conformance;
+pub mod console;
 pub mod escrow;
 pub mod holds;
 pub mod keyring;
@@ -76,6 +78,8 @@ pub struct Stores {
     pub audit: std::sync::Arc<dyn audit_log::AuditLog>,
     /// Recipients' key records.
     pub keys: std::sync::Arc<dyn keys::KeyRecords>,
+    /// The web console's users and sessions.
+    pub console: std::sync::Arc<dyn console::ConsoleUsers>,
     /// The TLS memory and cache where the backend keeps them itself
     /// (PostgreSQL); `None` where they live in the spool's own database
     /// (embedded), which hands them out.
@@ -126,6 +130,7 @@ impl Stores {
                     holds: Arc::new(postgres::holds::PgHolds::new(db.clone())),
                     audit: Arc::new(postgres::audit::PgAudit::new(db.clone())),
                     keys: Arc::new(postgres::keys::PgKeyRecords::new(db.clone())),
+                    console: Arc::new(postgres::console::PgConsoleUsers::new(db.clone())),
                     meta: Some(SpoolMeta {
                         tls_memory: Arc::new(postgres::tls_memory::PgTlsMemory::new(db.clone())),
                         cache: Arc::new(postgres::cache::PgCache::new(db, keys)),
@@ -144,6 +149,7 @@ impl Stores {
             holds: std::sync::Arc::new(rocksdb::holds::HoldFile::new(data)),
             audit: std::sync::Arc::new(rocksdb::audit_file::AuditFile::new(data)),
             keys: std::sync::Arc::new(rocksdb::key_files::KeyFiles::new(&config.keystore_dir())),
+            console: std::sync::Arc::new(rocksdb::console::ConsoleFiles::new(data)),
             meta: None,
         }
     }

@@ -204,6 +204,15 @@ pub trait SpoolStore: Send + Sync {
     /// A finished message's record, if it is still kept.
     async fn done(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError>;
 
+    /// Finished records with `from <= id < to`, in queue-id order, at most
+    /// `limit` (ids grow with time: a time range is an id range).
+    async fn done_between(
+        &self,
+        from: QueueId,
+        to: QueueId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, SpoolError>;
+
     /// Forgets finished messages with ids before `cutoff`; how many went.
     async fn prune_done(&self, cutoff: QueueId) -> Result<usize, SpoolError>;
 

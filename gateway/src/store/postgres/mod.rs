@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod audit;
 pub mod cache;
+pub mod console;
 pub mod holds;
 pub mod keys;
 pub mod migrate;

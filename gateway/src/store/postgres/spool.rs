@@ -401,6 +401,27 @@ impl SpoolStore for PgSpool {
             .transpose()
     }
 
+    async fn done_between(
+        &self,
+        from: QueueId,
+        to: QueueId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, SpoolError> {
+        let client = self.client().await?;
+        let to = i64::try_from(to.0).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, record FROM spool_done WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
+                &[&key(from)?, &to, &limit],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| self.open_record("done", QueueId(r.get::<_, i64>(0) as u64), r.get(1)))
+            .collect()
+    }
+
     async fn prune_done(&self, cutoff: QueueId) -> Result<usize, SpoolError> {
         let client = self.client().await?;
         let cutoff = i64::try_from(cutoff.0).unwrap_or(i64::MAX);

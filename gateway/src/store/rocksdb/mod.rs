@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod audit_file;
+pub mod console;
 pub mod escrow;
 pub mod holds;
 pub mod json_file;

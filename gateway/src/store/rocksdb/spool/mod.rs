@@ -555,6 +555,30 @@ impl SpoolStore for RocksSpool {
         }
     }
 
+    async fn done_between(
+        &self,
+        from: QueueId,
+        to: QueueId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, SpoolError> {
+        let Some(cf) = self.0.db.cf_handle(CF_DONE) else {
+            return Ok(Vec::new());
+        };
+        let start = from.to_key();
+        let mut out = Vec::new();
+        let walk = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.0.db.iterator_cf(cf, walk) {
+            let (k, v) = item?;
+            match QueueId::from_key(&k) {
+                Some(id) if id < to && out.len() < limit => {
+                    out.push(self.open_json(CF_DONE, &k, &v)?)
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     async fn prune_done(&self, cutoff: QueueId) -> Result<usize, SpoolError> {
         let cf = self.cf(CF_DONE);
         let mut n = 0;
