@@ -9,7 +9,7 @@
 pub mod pipe;
 mod submit;
 
-pub use crate::model::id::QueueId;
+pub use crate::model::id::{NodeNumber, QueueId};
 pub use crate::model::record::{
     self as record, DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin,
     OutboundTls, QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts, DSN_ORIGIN,
@@ -47,6 +47,8 @@ struct Shared {
     /// Highest id handed out or found on disk: ids only grow, so a clock
     /// stepping back can never reuse the id of a queued message.
     last_id: AtomicU64,
+    /// The node number this spool's new ids carry.
+    node: NodeNumber,
     /// Where accepted ids are announced, once a later stage subscribes.
     accepted: std::sync::Mutex<Option<pipe::Handoff>>,
 }
@@ -72,17 +74,20 @@ impl Spool {
             Arc::new(rocks.clone()),
             Arc::new(rocks),
             metrics,
+            NodeNumber::SINGLE,
         )
         .await
     }
 
     /// A spool for writing over `store` (and the TLS memory and cache kept
-    /// beside it): new ids above every id on disk, the queue gauges set.
+    /// beside it): new ids made on `node`, above every id on disk, the
+    /// queue gauges set.
     pub async fn with_stores(
         store: Arc<dyn SpoolStore>,
         tls_memory: Arc<dyn TlsMemory>,
         cache: Arc<dyn Cache>,
         metrics: Arc<Metrics>,
+        node: NodeNumber,
     ) -> Result<Self, SpoolError> {
         let last = store.highest_id().await?;
         let (count, bytes) = store.totals().await?;
@@ -95,6 +100,7 @@ impl Spool {
                 cache,
                 metrics,
                 last_id: AtomicU64::new(last),
+                node,
                 accepted: std::sync::Mutex::new(None),
             }),
         })
@@ -111,6 +117,7 @@ impl Spool {
                 cache: Arc::new(rocks),
                 metrics: Arc::new(Metrics::new()),
                 last_id: AtomicU64::new(u64::MAX),
+                node: NodeNumber::SINGLE,
                 accepted: std::sync::Mutex::new(None),
             }),
         })
@@ -131,6 +138,7 @@ impl Spool {
                 cache: meta.cache.clone(),
                 metrics: shared.metrics.clone(),
                 last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
+                node: shared.node,
                 accepted: std::sync::Mutex::new(None),
             }),
             store: self.store,
@@ -178,17 +186,27 @@ impl Spool {
         self.store.uninspected().await
     }
 
-    /// A fresh queue id, greater than every id already in this spool.
+    /// A fresh queue id made on this spool's node, greater than every id
+    /// already in this spool.
     pub fn next_id(&self) -> QueueId {
-        let candidate = QueueId::generate().0;
+        let node = self.shared.node;
+        let candidate = QueueId::generate_on(node);
+        // Above the last id, in this node's part of the id space.
+        let next = |last: u64| match candidate.0 > last {
+            true => candidate,
+            false => QueueId(last).next_after(node),
+        };
         let prev = self
             .shared
             .last_id
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(candidate.max(last.saturating_add(1)))
-            })
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(next(last).0))
             .expect("closure always returns Some");
-        QueueId(candidate.max(prev.saturating_add(1)))
+        next(prev)
+    }
+
+    /// The node number this spool's new ids carry.
+    pub fn node(&self) -> NodeNumber {
+        self.shared.node
     }
 
     /// Starts storing a new message under a fresh id.

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ground.sql"),
     include_str!("migrations/0002_spool.sql"),
     include_str!("migrations/0003_archive.sql"),
+    include_str!("migrations/0004_cluster.sql"),
 ];
 
 /// The schema version this binary is built for.
