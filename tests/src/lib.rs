@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod fault;
 pub mod webdriver;
 pub use crypto::{base64, base64_lines, openssl, Gpg};
+pub use sealgate_test_postgres::PgServer;
 pub use webdriver::Browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -387,6 +388,27 @@ impl Smtp {
         self.send(b".\r\n")?;
         self.reply()
     }
+}
+
+/// A PostgreSQL server of this test's own (it may stop and start it), in
+/// `/tmp/sealgate-pg-tests/run-<pid>-<n>`, with an empty database
+/// `sealgate` and that database's URL; directories of finished runs are
+/// swept first.
+pub fn postgres() -> (PgServer, String) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = Path::new("/tmp/sealgate-pg-tests");
+    sealgate_test_postgres::sweep_old_runs(base);
+    let dir = base.join(format!(
+        "run-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let server = PgServer::start(&dir).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    let url = server
+        .create_database("sealgate")
+        .unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    (server, url)
 }
 
 /// Runs swaks with the given arguments.

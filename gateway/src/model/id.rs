@@ -177,7 +177,10 @@ mod tests {
 
     #[test]
     fn nodes_make_disjoint_ids_that_still_sort_by_time() {
-        let (a, b) = (NodeNumber::try_from(1).unwrap(), NodeNumber::try_from(2).unwrap());
+        let (a, b) = (
+            NodeNumber::try_from(1).unwrap(),
+            NodeNumber::try_from(2).unwrap(),
+        );
         let (x, y) = (QueueId::generate_on(a), QueueId::generate_on(b));
         assert_eq!((x.node(), y.node()), (a, b));
         assert_ne!(x, y);

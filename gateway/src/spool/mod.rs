@@ -51,7 +51,17 @@ struct Shared {
     node: NodeNumber,
     /// Where accepted ids are announced, once a later stage subscribes.
     accepted: std::sync::Mutex<Option<pipe::Handoff>>,
+    /// When the store last failed, if it has not taken a write since.
+    trouble: std::sync::Mutex<Option<std::time::Instant>>,
+    /// How often the store failed since the start (a cluster node hands
+    /// its messages to their stages again once the database is back).
+    failures: AtomicU64,
 }
+
+/// How long after the store failed a write new transactions are deferred
+/// before one is let through to try it again (a cluster's heartbeat keeps
+/// a database that stays down marked down).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A handle to the spool; cheap to clone.
 #[derive(Clone)]
@@ -102,6 +112,8 @@ impl Spool {
                 last_id: AtomicU64::new(last),
                 node,
                 accepted: std::sync::Mutex::new(None),
+                trouble: std::sync::Mutex::new(None),
+                failures: AtomicU64::new(0),
             }),
         })
     }
@@ -119,8 +131,28 @@ impl Spool {
                 last_id: AtomicU64::new(u64::MAX),
                 node: NodeNumber::SINGLE,
                 accepted: std::sync::Mutex::new(None),
+                trouble: std::sync::Mutex::new(None),
+                failures: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// A handle for reading a spool other nodes write too (a cluster's,
+    /// beside the running gateway): lists, reads and verify; it makes no ids.
+    pub fn reader(store: Arc<dyn SpoolStore>, meta: &crate::store::SpoolMeta) -> Self {
+        Spool {
+            store,
+            shared: Arc::new(Shared {
+                tls_memory: meta.tls_memory.clone(),
+                cache: meta.cache.clone(),
+                metrics: Arc::new(Metrics::new()),
+                last_id: AtomicU64::new(u64::MAX),
+                node: NodeNumber::SINGLE,
+                accepted: std::sync::Mutex::new(None),
+                trouble: std::sync::Mutex::new(None),
+                failures: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// This spool with the TLS memory and cache of `meta` in place of
@@ -140,6 +172,8 @@ impl Spool {
                 last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
                 node: shared.node,
                 accepted: std::sync::Mutex::new(None),
+                trouble: std::sync::Mutex::new(None),
+                failures: AtomicU64::new(0),
             }),
             store: self.store,
         }
@@ -173,17 +207,17 @@ impl Spool {
         id: QueueId,
         record: &InspectionRecord,
     ) -> Result<(), SpoolError> {
-        self.store.put_inspection(id, record).await
+        self.seen(self.store.put_inspection(id, record).await)
     }
 
     /// What the inspect stage found, if it has run.
     pub async fn inspection(&self, id: QueueId) -> Result<Option<InspectionRecord>, SpoolError> {
-        self.store.inspection(id).await
+        self.seen(self.store.inspection(id).await)
     }
 
     /// Queued messages the inspect stage has not recorded yet, oldest first.
     pub async fn uninspected(&self) -> Result<Vec<QueueId>, SpoolError> {
-        self.store.uninspected().await
+        self.seen(self.store.uninspected().await)
     }
 
     /// A fresh queue id made on this spool's node, greater than every id
@@ -199,9 +233,45 @@ impl Spool {
         let prev = self
             .shared
             .last_id
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(next(last).0))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(next(last).0)
+            })
             .expect("closure always returns Some");
         next(prev)
+    }
+
+    /// Whether new transactions may start: false for a while after the
+    /// store failed a write (or a cluster's heartbeat could not reach the
+    /// database), until a write succeeds or it is time to try one again.
+    pub fn accepting(&self) -> bool {
+        crate::locks::lock(&self.shared.trouble).is_none_or(|t| t.elapsed() > RECHECK)
+    }
+
+    /// Notes that the store failed (a write, a read, a heartbeat): new
+    /// transactions are deferred for a while.
+    pub fn store_failed(&self) {
+        *crate::locks::lock(&self.shared.trouble) = Some(std::time::Instant::now());
+        self.shared.failures.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How often the store failed since the start: a stage that failed on
+    /// a message dropped it, so a change says work may wait to be resumed.
+    pub fn failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::SeqCst)
+    }
+
+    /// `r`, noting a failure of the store itself (not a refused write or a
+    /// damaged record).
+    fn seen<T>(&self, r: Result<T, SpoolError>) -> Result<T, SpoolError> {
+        if let Err(SpoolError::Db(_) | SpoolError::Commit(CommitError::Sync(_))) = &r {
+            self.store_failed();
+        }
+        r
+    }
+
+    /// Notes that the store took a write (or answered a heartbeat).
+    pub fn store_ok(&self) {
+        *crate::locks::lock(&self.shared.trouble) = None;
     }
 
     /// The node number this spool's new ids carry.
@@ -228,20 +298,32 @@ impl Spool {
         self.store.envelopes().await
     }
 
+    /// The queued messages this node works, oldest first: all of them on a
+    /// single node, those it holds the lease on in a cluster.
+    pub async fn list_owned(&self) -> Result<Vec<QueuedMessage>, SpoolError> {
+        self.seen(self.store.owned().await)
+    }
+
+    /// Whether this node holds message `id` (false once another node
+    /// took it, or it is gone).
+    pub async fn owns(&self, id: QueueId) -> Result<bool, SpoolError> {
+        self.seen(self.store.owns(id).await)
+    }
+
     /// One message's record.
     pub async fn get(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
-        self.store.envelope(id).await
+        self.seen(self.store.envelope(id).await)
     }
 
     /// The message bytes as received (without our `Received:` header).
     pub async fn read_body(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_body(msg).await
+        self.seen(self.store.read_body(msg).await)
     }
 
     /// The first chunk of the message (up to [`CHUNK_SIZE`] octets): enough
     /// for its header block without reading a large body.
     pub async fn read_head(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_head(msg).await
+        self.seen(self.store.read_head(msg).await)
     }
 
     /// Removes a message and its chunks, durably. Returns false if it was absent.
@@ -262,7 +344,7 @@ impl Spool {
         msg: &QueuedMessage,
         durability: Durability,
     ) -> Result<(), SpoolError> {
-        self.store.update(msg, durability).await
+        self.seen(self.store.update(msg, durability).await)
     }
 
     /// Durably stores the sealed copies (recipient index, bytes as sent)
@@ -272,7 +354,7 @@ impl Spool {
         msg: &QueuedMessage,
         copies: Vec<(u32, Vec<u8>)>,
     ) -> Result<(), SpoolError> {
-        self.store.put_sealed(msg, copies).await
+        self.seen(self.store.put_sealed(msg, copies).await)
     }
 
     /// The sealed copy for recipient `index` of `msg`, as it is to be sent.
@@ -281,7 +363,7 @@ impl Spool {
         msg: &QueuedMessage,
         index: u32,
     ) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_sealed(msg, index).await
+        self.seen(self.store.read_sealed(msg, index).await)
     }
 
     /// Retires a message whose every recipient is final: its record moves
@@ -292,7 +374,7 @@ impl Spool {
         msg: &QueuedMessage,
         durability: Durability,
     ) -> Result<(), SpoolError> {
-        self.store.complete(msg, durability).await?;
+        self.seen(self.store.complete(msg, durability).await)?;
         self.shared.metrics.spool_messages.dec();
         self.shared.metrics.spool_bytes.sub(msg.size as i64);
         Ok(())
@@ -385,7 +467,11 @@ impl MessageWriter {
         msg.chunks = self.chunks;
         msg.body_sha256 = hex::encode(std::mem::take(&mut self.hash).finalize());
         let tail = last.then_some(&self.buf[..]);
-        self.spool.store.commit(&msg, tail).await?;
+        if let Err(e) = self.spool.store.commit(&msg, tail).await {
+            self.spool.store_failed();
+            return Err(e);
+        }
+        self.spool.store_ok();
         self.committed = true;
         if let Some(to) = crate::locks::lock(&self.spool.shared.accepted).as_ref() {
             to.send(self.id);

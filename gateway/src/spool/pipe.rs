@@ -229,7 +229,8 @@ impl Pipe {
         todo: impl Fn(&QueuedMessage) -> bool,
     ) -> Result<Vec<QueuedMessage>, SpoolError> {
         let mut out = Vec::new();
-        for m in self.spool.list().await? {
+        // Only this node's: in a cluster, another node works the rest.
+        for m in self.spool.list_owned().await? {
             if todo(&m) && self.ready_message(&m).await == Readiness::Ready {
                 out.push(m);
             }

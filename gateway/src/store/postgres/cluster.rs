@@ -16,7 +16,7 @@ use std::time::Duration;
 pub const TAKEOVER_GRACE: Duration = Duration::from_secs(10);
 
 /// Key of the advisory lock held while a node is numbered ("nodes" in ASCII).
-const NUMBERING: i64 = 0x6e6f_6465_73;
+const NUMBERING: i64 = 0x006e_6f64_6573;
 
 /// One node's claims and heartbeats in the shared database.
 #[derive(Clone)]
@@ -151,8 +151,8 @@ impl PgCluster {
         // on every beat.
         client
             .execute(
-                "UPDATE spool_message SET lease_until = now() + make_interval(secs => $2) \
-                 WHERE owner = $1 AND lease_until < now() + make_interval(secs => $2 / 2)",
+                "UPDATE spool_message SET lease_until = now() + make_interval(secs => $2::float8) \
+                 WHERE owner = $1 AND lease_until < now() + make_interval(secs => $2::float8 / 2)",
                 &[&self.node, &self.lease.as_secs_f64()],
             )
             .await?;
@@ -179,10 +179,10 @@ impl PgCluster {
             .query(
                 "WITH lapsed AS ( \
                    SELECT id, owner FROM spool_message \
-                   WHERE lease_until < now() - make_interval(secs => $3) \
+                   WHERE lease_until < now() - make_interval(secs => $3::float8) \
                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  UPDATE spool_message m SET owner = $1, \
-                   lease_until = now() + make_interval(secs => $4) \
+                   lease_until = now() + make_interval(secs => $4::float8) \
                  FROM lapsed WHERE m.id = lapsed.id \
                  RETURNING m.id, lapsed.owner",
                 &[
@@ -225,6 +225,26 @@ impl PgCluster {
             }
         };
         Ok(n)
+    }
+
+    /// Makes this node the holder of queued message `id` (an operator's
+    /// change made here, such as a quarantine release, is worked here);
+    /// false when it is not queued.
+    pub async fn claim(&self, id: QueueId) -> Result<bool, PgError> {
+        let client = self.db.client().await?;
+        let n = client
+            .execute(
+                "UPDATE spool_message SET owner = $2, \
+                 lease_until = now() + make_interval(secs => $3::float8) WHERE id = $1",
+                &[&(id.0 as i64), &self.node, &self.lease.as_secs_f64()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Every registered node, by name.
+    pub async fn all(&self) -> Result<Vec<NodeRow>, PgError> {
+        nodes(&self.db).await
     }
 
     /// The node holding message `id`, if it is queued.
@@ -288,7 +308,10 @@ mod tests {
         assert!(again.last_heartbeat.is_some());
         let rows = nodes(&db).await.unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].version.as_str(), rows[0].config_hash.as_str()), ("2", "h2"));
+        assert_eq!(
+            (rows[0].version.as_str(), rows[0].config_hash.as_str()),
+            ("2", "h2")
+        );
 
         // 63 numbers, then the database says the cluster is full.
         for i in 3..=63 {
