@@ -3,14 +3,15 @@
 //! deferred mail loses nothing (another node takes its messages once its
 //! lease has run out); PostgreSQL stopped mid-load gets senders 4xx, never
 //! a 250 for a message that is not kept, and everything acknowledged is
-//! delivered once it is back.
+//! delivered once it is back; a database that hangs gets the sender
+//! `451 4.3.0` at the end of DATA once `[store] commit_timeout` has passed.
 //!
 //! Every node runs the real binary with its own data directory and shares
 //! the database and the key files. The remote MX is the scripted server of
 //! `sealgate_e2e::fault`, reached through a static `[[route]]`.
 
 use sealgate_e2e::fault::{Fault, FaultServer};
-use sealgate_e2e::{postgres, queued_id, sealgate_bin, swaks, Gateway};
+use sealgate_e2e::{postgres, queued_id, sealgate_bin, swaks, Gateway, Smtp};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -311,4 +312,59 @@ fn postgres_stopped_mid_load_defers_senders_and_loses_nothing_acknowledged() {
         acknowledged.difference(&got).collect::<Vec<_>>(),
         g.log()
     );
+}
+
+#[test]
+fn a_commit_that_hangs_past_commit_timeout_gets_451_and_is_not_lost() {
+    let (pg, url) = postgres();
+    let keys = tempfile::tempdir().unwrap();
+    store_init(&url, keys.path());
+    let sink = FaultServer::start(Fault::Accept);
+    let g = node(
+        &url,
+        keys.path(),
+        "mx1",
+        "60s",
+        sink.port,
+        "commit_timeout = \"3s\"\n",
+    );
+    send(&g, "first@hospital.test");
+    sink.wait_accepted(1, 30);
+
+    let mut s = Smtp::connect(g.smtp).unwrap();
+    assert_eq!(s.cmd("EHLO client.test").unwrap().0, 250);
+    pg.freeze();
+    let started = Instant::now();
+    let body = b"Message-Id: <hung@hospital.test>\r\nSubject: cluster test\r\n\r\nResults.\r\n";
+    let (code, text) = s.message(SENDER, &["doctor@dest.test"], body).unwrap();
+    let waited = started.elapsed();
+    // MAIL and RCPT need no database; the end of DATA waits for the commit.
+    assert_eq!(code, 451, "{text}");
+    assert!(text.contains("4.3.0"), "{text}");
+    assert!(
+        waited >= Duration::from_secs(3),
+        "after commit_timeout ({waited:?})"
+    );
+    // While the database stays away, new transactions are deferred at MAIL.
+    let (code, text) = s.cmd(&format!("MAIL FROM:<{SENDER}>")).unwrap();
+    assert_eq!(code, 451, "{text}");
+    pg.thaw();
+
+    // The commit went through once the database answered: the message is
+    // queued after all and delivered (the sender's retry would be a second
+    // copy; never none).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !received_ids(&sink).contains(&"<hung@hospital.test>".to_string())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        received_ids(&sink).contains(&"<hung@hospital.test>".to_string()),
+        "{}",
+        g.log()
+    );
+    // And the node accepts again.
+    let (ok, out) = try_send(&g, "again@hospital.test");
+    assert!(ok, "{out}");
 }

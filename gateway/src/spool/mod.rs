@@ -467,11 +467,9 @@ impl MessageWriter {
         msg.chunks = self.chunks;
         msg.body_sha256 = hex::encode(std::mem::take(&mut self.hash).finalize());
         let tail = last.then_some(&self.buf[..]);
-        if let Err(e) = self.spool.store.commit(&msg, tail).await {
-            self.spool.store_failed();
-            return Err(e);
-        }
-        self.spool.store_ok();
+        let spool = &self.spool;
+        spool.seen(spool.store.commit(&msg, tail).await)?;
+        spool.store_ok();
         self.committed = true;
         if let Some(to) = crate::locks::lock(&self.spool.shared.accepted).as_ref() {
             to.send(self.id);
@@ -577,6 +575,25 @@ mod tests {
         w.id = far_future;
         assert!(w.commit(message()).await.is_err());
         assert_eq!(spool.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_store_defers_new_transactions_until_it_takes_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path()).await;
+        assert!(spool.accepting());
+        assert_eq!(spool.failures(), 0);
+        spool.store_failed();
+        assert!(!spool.accepting(), "deferred while the store fails");
+        assert_eq!(spool.failures(), 1);
+        spool.writer().commit(message()).await.unwrap();
+        assert!(spool.accepting(), "a commit that went through clears it");
+        // A refused write (not a store failure) is not counted.
+        let mut w = spool.writer();
+        w.id = spool.list().await.unwrap()[0].id;
+        assert!(w.commit(message()).await.is_err());
+        assert!(spool.accepting());
+        assert_eq!(spool.failures(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread")]

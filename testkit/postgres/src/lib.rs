@@ -172,6 +172,45 @@ impl PgServer {
         }
     }
 
+    /// Freezes the server and every backend (SIGSTOP): connections stay
+    /// open and nothing answers, as a database host that hangs.
+    pub fn freeze(&self) {
+        self.signal_all(rustix::process::Signal::STOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal_all(rustix::process::Signal::CONT);
+    }
+
+    /// Sends `signal` to the server and its children (the backends).
+    fn signal_all(&self, signal: rustix::process::Signal) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((server, _)) = running.as_ref() else {
+            return;
+        };
+        let mut pids = vec![*server];
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            // The parent pid is the second field after the name in parentheses.
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if parent == Some(*server) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    }
+
     /// Makes database `name` (empty) and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("createdb"))

@@ -326,4 +326,95 @@ mod tests {
             .unwrap_err();
         assert!(matches!(full, PgError::ClusterFull), "{full}");
     }
+
+    /// A queued message owned by `node` whose lease ran out `ago` seconds
+    /// ago (negative: still running that long).
+    async fn queued(db: &Database, id: i64, node: &str, ago: f64) {
+        db.client()
+            .await
+            .unwrap()
+            .execute(
+                "INSERT INTO spool_message (id, size, record, owner, lease_until) \
+                 VALUES ($1, 0, '\\x00', $2, now() - make_interval(secs => $3::float8))",
+                &[&id, &node, &ago],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn lease_left(db: &Database, id: i64) -> f64 {
+        db.client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT extract(epoch FROM lease_until - now())::float8 FROM spool_message \
+                 WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn leases_are_renewed_by_their_node_and_taken_only_once_lapsed() {
+        let db = test_server::migrated().await;
+        let lease = Duration::from_secs(60);
+        let a = PgCluster::new(db.clone(), "mx1", lease);
+        let b = PgCluster::new(db.reopen(), "mx2", lease);
+        a.register("1", "h").await.unwrap();
+        b.register("1", "h").await.unwrap();
+        // mx1's: one nearly run out (renewed), one fresh (left alone).
+        queued(&db, 1, "mx1", -5.0).await;
+        queued(&db, 2, "mx1", -55.0).await;
+        // mx3 died: one lapsed past the grace, one within it.
+        queued(&db, 3, "mx3", 11.0).await;
+        queued(&db, 4, "mx3", 5.0).await;
+        // Queued before leases: no owner, lapsed.
+        queued(&db, 5, "", 1e6).await;
+
+        let beat = a.heartbeat(42).await.unwrap();
+        assert_eq!(beat.leases, 2);
+        assert!(lease_left(&db, 1).await > 55.0, "renewed once half gone");
+        assert!(
+            lease_left(&db, 2).await < 56.0,
+            "a fresh lease is not rewritten"
+        );
+
+        // Two nodes take at once: each lapsed message goes to exactly one.
+        let (ta, tb) = tokio::join!(a.take_over(10), b.take_over(10));
+        let mut all: Vec<TakenOver> = ta.unwrap().into_iter().chain(tb.unwrap()).collect();
+        all.sort_by_key(|t| t.id);
+        let ids: Vec<u64> = all.iter().map(|t| t.id.0).collect();
+        assert_eq!(ids, [3, 5], "past lease + grace only, each once");
+        assert_eq!(all[0].from, "mx3");
+        assert_eq!(all[1].from, "");
+        assert!(
+            a.take_over(10).await.unwrap().is_empty(),
+            "taken leases are fresh"
+        );
+        let rows = a.all().await.unwrap();
+        let mx1 = rows.iter().find(|r| r.node == "mx1").unwrap();
+        assert_eq!(mx1.index_seq, 42);
+
+        // A batch is bounded.
+        for id in 10..15 {
+            queued(&db, id, "mx3", 60.0).await;
+        }
+        assert_eq!(b.take_over(3).await.unwrap().len(), 3);
+        assert_eq!(b.take_over(3).await.unwrap().len(), 2);
+
+        // Retry asks: every node, or the holder of one message.
+        let before = a.heartbeat(0).await.unwrap().retry_asked;
+        assert_eq!(b.ask_retry(None).await.unwrap(), 2);
+        assert_eq!(a.heartbeat(0).await.unwrap().retry_asked, before + 1);
+        assert_eq!(b.ask_retry(Some(QueueId(1))).await.unwrap(), 1);
+        assert_eq!(a.heartbeat(0).await.unwrap().retry_asked, before + 2);
+        assert_eq!(b.heartbeat(0).await.unwrap().retry_asked, 1);
+
+        // A claim moves a message to the claiming node.
+        assert!(b.claim(QueueId(1)).await.unwrap());
+        assert_eq!(a.owner(QueueId(1)).await.unwrap().as_deref(), Some("mx2"));
+        assert!(!b.claim(QueueId(999)).await.unwrap(), "not queued");
+    }
 }

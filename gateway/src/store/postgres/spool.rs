@@ -627,6 +627,25 @@ mod tests {
             .put_chunk(QueueId(8000), 0, b"in flight")
             .await
             .unwrap();
+        // Each node works what it accepted: another node's message is in
+        // the queue, not in this node's lists.
+        let mut theirs = crate::store::spool::testing::message();
+        theirs.id = QueueId(9000);
+        theirs.chunks = 1;
+        other.commit(&theirs, Some(b"x")).await.unwrap();
+        assert!(other.owns(theirs.id).await.unwrap());
+        assert!(!spool.owns(theirs.id).await.unwrap());
+        assert!(spool.envelope(theirs.id).await.unwrap().is_some());
+        assert!(spool
+            .owned()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.id != theirs.id));
+        assert!(!spool.uninspected().await.unwrap().contains(&theirs.id));
+        assert_eq!(other.owned().await.unwrap().len(), 1);
+        assert_eq!(other.uninspected().await.unwrap(), [theirs.id]);
+        other.delete(theirs.id).await.unwrap();
         let again = PgSpool::new(db.reopen(), keys, "mx1");
         assert!(again.highest_id().await.unwrap() >= 8000);
         assert_eq!(
