@@ -111,6 +111,30 @@ fn cluster_ls(g: &Gateway) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// One node on a database of its own, delivering to an accepting sink,
+/// with a 3 s commit timeout.
+struct One {
+    pg: sealgate_e2e::PgServer,
+    sink: FaultServer,
+    g: Gateway,
+    _keys: tempfile::TempDir,
+}
+
+fn one_node() -> One {
+    let (pg, url) = postgres();
+    let keys = tempfile::tempdir().unwrap();
+    store_init(&url, keys.path());
+    let sink = FaultServer::start(Fault::Accept);
+    let store = "commit_timeout = \"3s\"\n";
+    let g = node(&url, keys.path(), "mx1", "60s", sink.port, store);
+    One {
+        pg,
+        sink,
+        g,
+        _keys: keys,
+    }
+}
+
 #[test]
 fn mail_through_every_node_reaches_the_sink_exactly_once() {
     let (_pg, url) = postgres();
@@ -241,18 +265,7 @@ fn a_node_killed_holding_deferred_mail_loses_none_of_it() {
 
 #[test]
 fn postgres_stopped_mid_load_defers_senders_and_loses_nothing_acknowledged() {
-    let (pg, url) = postgres();
-    let keys = tempfile::tempdir().unwrap();
-    store_init(&url, keys.path());
-    let sink = FaultServer::start(Fault::Accept);
-    let g = node(
-        &url,
-        keys.path(),
-        "mx1",
-        "60s",
-        sink.port,
-        "commit_timeout = \"3s\"\n",
-    );
+    let One { pg, sink, g, _keys } = one_node();
     let mut acknowledged = BTreeSet::new();
     for i in 0..3 {
         let mid = format!("before{i}@hospital.test");
@@ -316,18 +329,7 @@ fn postgres_stopped_mid_load_defers_senders_and_loses_nothing_acknowledged() {
 
 #[test]
 fn a_commit_that_hangs_past_commit_timeout_gets_451_and_is_not_lost() {
-    let (pg, url) = postgres();
-    let keys = tempfile::tempdir().unwrap();
-    store_init(&url, keys.path());
-    let sink = FaultServer::start(Fault::Accept);
-    let g = node(
-        &url,
-        keys.path(),
-        "mx1",
-        "60s",
-        sink.port,
-        "commit_timeout = \"3s\"\n",
-    );
+    let One { pg, sink, g, _keys } = one_node();
     send(&g, "first@hospital.test");
     sink.wait_accepted(1, 30);
 

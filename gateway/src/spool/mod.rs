@@ -58,6 +58,28 @@ struct Shared {
     failures: AtomicU64,
 }
 
+impl Shared {
+    /// What a new handle shares: ids above `last_id`, made on `node`.
+    fn new(
+        tls_memory: Arc<dyn TlsMemory>,
+        cache: Arc<dyn Cache>,
+        metrics: Arc<Metrics>,
+        last_id: u64,
+        node: NodeNumber,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            tls_memory,
+            cache,
+            metrics,
+            last_id: AtomicU64::new(last_id),
+            node,
+            accepted: std::sync::Mutex::new(None),
+            trouble: std::sync::Mutex::new(None),
+            failures: AtomicU64::new(0),
+        })
+    }
+}
+
 /// How long after the store failed a write new transactions are deferred
 /// before one is let through to try it again (a cluster's heartbeat keeps
 /// a database that stays down marked down).
@@ -105,16 +127,7 @@ impl Spool {
         metrics.spool_bytes.set(bytes as i64);
         Ok(Spool {
             store,
-            shared: Arc::new(Shared {
-                tls_memory,
-                cache,
-                metrics,
-                last_id: AtomicU64::new(last),
-                node,
-                accepted: std::sync::Mutex::new(None),
-                trouble: std::sync::Mutex::new(None),
-                failures: AtomicU64::new(0),
-            }),
+            shared: Shared::new(tls_memory, cache, metrics, last, node),
         })
     }
 
@@ -124,16 +137,13 @@ impl Spool {
         let rocks = RocksSpool::open_read_only(dir, keys)?;
         Ok(Spool {
             store: Arc::new(rocks.clone()),
-            shared: Arc::new(Shared {
-                tls_memory: Arc::new(rocks.clone()),
-                cache: Arc::new(rocks),
-                metrics: Arc::new(Metrics::new()),
-                last_id: AtomicU64::new(u64::MAX),
-                node: NodeNumber::SINGLE,
-                accepted: std::sync::Mutex::new(None),
-                trouble: std::sync::Mutex::new(None),
-                failures: AtomicU64::new(0),
-            }),
+            shared: Shared::new(
+                Arc::new(rocks.clone()),
+                Arc::new(rocks),
+                Arc::new(Metrics::new()),
+                u64::MAX,
+                NodeNumber::SINGLE,
+            ),
         })
     }
 
@@ -142,16 +152,13 @@ impl Spool {
     pub fn reader(store: Arc<dyn SpoolStore>, meta: &crate::store::SpoolMeta) -> Self {
         Spool {
             store,
-            shared: Arc::new(Shared {
-                tls_memory: meta.tls_memory.clone(),
-                cache: meta.cache.clone(),
-                metrics: Arc::new(Metrics::new()),
-                last_id: AtomicU64::new(u64::MAX),
-                node: NodeNumber::SINGLE,
-                accepted: std::sync::Mutex::new(None),
-                trouble: std::sync::Mutex::new(None),
-                failures: AtomicU64::new(0),
-            }),
+            shared: Shared::new(
+                meta.tls_memory.clone(),
+                meta.cache.clone(),
+                Arc::new(Metrics::new()),
+                u64::MAX,
+                NodeNumber::SINGLE,
+            ),
         }
     }
 
@@ -165,16 +172,13 @@ impl Spool {
         };
         let shared = &self.shared;
         Spool {
-            shared: Arc::new(Shared {
-                tls_memory: meta.tls_memory.clone(),
-                cache: meta.cache.clone(),
-                metrics: shared.metrics.clone(),
-                last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
-                node: shared.node,
-                accepted: std::sync::Mutex::new(None),
-                trouble: std::sync::Mutex::new(None),
-                failures: AtomicU64::new(0),
-            }),
+            shared: Shared::new(
+                meta.tls_memory.clone(),
+                meta.cache.clone(),
+                shared.metrics.clone(),
+                shared.last_id.load(Ordering::SeqCst),
+                shared.node,
+            ),
             store: self.store,
         }
     }
