@@ -139,14 +139,17 @@ async fn open_spool(
 ) -> Result<Spool, ServeError> {
     if let (Some(c), Some(meta)) = (&stores.cluster, &stores.meta) {
         let me = cluster::register(config, &c.nodes).await?;
-        return Ok(Spool::with_stores(
+        let spool = Spool::with_stores(
             c.spool.clone(),
             meta.tls_memory.clone(),
             meta.cache.clone(),
             metrics.clone(),
             me,
         )
-        .await?);
+        .await?;
+        // The database can be away: answers wait at most commit_timeout.
+        spool.watch_store(config.store.commit_timeout.0);
+        return Ok(spool);
     }
     Ok(Spool::open(&config.spool_dir(), keys, metrics.clone())
         .await

@@ -185,6 +185,11 @@ async fn take_over(nodes: &PgCluster, spool: &Spool, metrics: &Metrics, entrance
                 continue;
             };
             let stage = entrances.enter(spool, &msg).await;
+            // Its own lease lapsed (this node could not renew it): resumed,
+            // not taken from another node.
+            if t.from == nodes.node() {
+                continue;
+            }
             metrics
                 .cluster_takeovers
                 .with_label_values(&[stage.name()])

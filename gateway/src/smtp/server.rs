@@ -295,6 +295,22 @@ impl Gateway {
         )
     }
 
+    /// The reply when a commit has not returned within `limit`: the store
+    /// is marked down, so the next transactions are deferred at MAIL.
+    fn commit_timed_out(&self, limit: Duration) -> Reply {
+        self.spool.store_failed();
+        self.metrics.refused("spool_timeout");
+        tracing::error!(
+            seconds = limit.as_secs_f64(),
+            "spool commit not done within [store] commit_timeout"
+        );
+        Reply::new(
+            451,
+            "4.3.0",
+            "Temporary failure writing to the spool, try again",
+        )
+    }
+
     fn admit(&self, ip: IpAddr) -> Result<(OwnedSemaphorePermit, IpSlot<'_>), Reply> {
         let permit = self.connections.clone().try_acquire_owned().map_err(|_| {
             self.metrics
@@ -724,27 +740,18 @@ impl Gateway {
         let msg = self.envelope(session, txn, id);
         let direction = msg.origin.direction;
         let rcpts = msg.recipients.len();
-        // The commit runs on: if it ends after the sender got its 451, the
-        // message is queued all the same (and may come twice: never lost).
-        let commit = tokio::spawn(writer.commit(msg));
-        let limit = self.config.store.commit_timeout.0;
-        let committed = match tokio::time::timeout(limit, commit).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => Err(SpoolError::Task(e)),
-            Err(_) => {
-                self.spool.store_failed();
-                tracing::error!(
-                    seconds = limit.as_secs_f64(),
-                    "spool commit not done within [store] commit_timeout"
-                );
-                return Ok(refuse(
-                    "spool_timeout",
-                    Reply::new(
-                        451,
-                        "4.3.0",
-                        "Temporary failure writing to the spool, try again",
-                    ),
-                ));
+        let committed = match self.spool.commit_limit() {
+            None => writer.commit(msg).await,
+            Some(limit) => {
+                // The commit runs on: if it ends after the sender got its
+                // 451, the message is queued all the same (and may come
+                // twice: never lost).
+                let commit = tokio::spawn(writer.commit(msg));
+                match tokio::time::timeout(limit, commit).await {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(e)) => Err(SpoolError::Task(e)),
+                    Err(_) => return Ok(self.commit_timed_out(limit)),
+                }
             }
         };
         match committed {

@@ -56,6 +56,9 @@ struct Shared {
     /// How often the store failed since the start (a cluster node hands
     /// its messages to their stages again once the database is back).
     failures: AtomicU64,
+    /// For a store that can be away (a cluster's database): how long a
+    /// commit may take before the sender is answered 451.
+    commit_limit: std::sync::OnceLock<std::time::Duration>,
 }
 
 impl Shared {
@@ -76,6 +79,7 @@ impl Shared {
             accepted: std::sync::Mutex::new(None),
             trouble: std::sync::Mutex::new(None),
             failures: AtomicU64::new(0),
+            commit_limit: std::sync::OnceLock::new(),
         })
     }
 }
@@ -244,11 +248,26 @@ impl Spool {
         next(prev)
     }
 
-    /// Whether new transactions may start: false for a while after the
-    /// store failed a write (or a cluster's heartbeat could not reach the
-    /// database), until a write succeeds or it is time to try one again.
+    /// Marks the store as one that can be away (a cluster's database):
+    /// commits wait at most `commit_timeout` for an answer to the sender,
+    /// and new transactions are deferred while the store fails. The
+    /// embedded spool is never marked: it behaves as it always has.
+    pub fn watch_store(&self, commit_timeout: std::time::Duration) {
+        let _ = self.shared.commit_limit.set(commit_timeout);
+    }
+
+    /// How long a commit may take before the sender gets 451, for a
+    /// watched store (`watch_store`).
+    pub fn commit_limit(&self) -> Option<std::time::Duration> {
+        self.shared.commit_limit.get().copied()
+    }
+
+    /// Whether new transactions may start: with a watched store, false for
+    /// a while after it failed (or a cluster's heartbeat could not reach
+    /// the database), until a write succeeds or it is time to try again.
     pub fn accepting(&self) -> bool {
-        crate::locks::lock(&self.shared.trouble).is_none_or(|t| t.elapsed() > RECHECK)
+        self.commit_limit().is_none()
+            || crate::locks::lock(&self.shared.trouble).is_none_or(|t| t.elapsed() > RECHECK)
     }
 
     /// Notes that the store failed (a write, a read, a heartbeat): new
@@ -585,6 +604,11 @@ mod tests {
     async fn a_failing_store_defers_new_transactions_until_it_takes_a_write() {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path()).await;
+        spool.store_failed();
+        assert!(spool.accepting(), "the embedded spool is not watched");
+        assert_eq!(spool.commit_limit(), None);
+        let spool = open(tempfile::tempdir().unwrap().path()).await;
+        spool.watch_store(std::time::Duration::from_secs(3));
         assert!(spool.accepting());
         assert_eq!(spool.failures(), 0);
         spool.store_failed();
