@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 const SENDER: &str = "nurse@hospital.test";
 
-/// Short delivery timings: a deferred message is tried again after 1 s.
-const TIMINGS: &str = "retry_schedule = [\"1s\"]\nconnect_timeout = \"2s\"\ncommand_timeout = \"2s\"\ndata_timeout = \"3s\"\nmax_lifetime = \"1h\"\n";
+/// Short delivery timings; `{retry}` is the wait before each new attempt.
+const TIMINGS: &str = "retry_schedule = [\"{retry}\"]\nconnect_timeout = \"2s\"\ncommand_timeout = \"2s\"\ndata_timeout = \"3s\"\nmax_lifetime = \"2h\"\n";
+
+/// A deferred message is tried again after 1 s.
+const RETRY_SOON: &str = "1s";
 
 /// Applies the schema to the database at `url` (`sealgate store init`).
 fn store_init(url: &str, dir: &Path) {
@@ -44,15 +47,23 @@ fn store_init(url: &str, dir: &Path) {
 
 /// A node named `name` on the database at `url`, with the key files in
 /// `keys` (shared by every node), leases of `lease`, delivering dest.test
-/// to 127.0.0.1:`mx`; `store_extra` is added to `[store]`.
-fn node(url: &str, keys: &Path, name: &str, lease: &str, mx: u16, store_extra: &str) -> Gateway {
+/// to 127.0.0.1:`mx` (deferred mail tried again after `retry`);
+/// `store_extra` is added to `[store]`.
+fn node(
+    url: &str,
+    keys: &Path,
+    (name, lease, retry): (&str, &str, &str),
+    mx: u16,
+    store_extra: &str,
+) -> Gateway {
     let k = keys.display();
+    let timings = TIMINGS.replace("{retry}", retry);
     Gateway::start(&format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{store_extra}\n\
          [cluster]\nnode = \"{name}\"\nlease = \"{lease}\"\n\n\
          [spool]\nkey_file = \"{k}/spool.keys\"\n\n\
          [archive]\nkey_file = \"{k}/archive.keys\"\nsigning_key_file = \"{k}/archive-signing.pk8\"\n\n\
-         [delivery]\n{TIMINGS}\n\
+         [delivery]\n{timings}\n\
          [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
          [[route]]\ndomains = [\"dest.test\"]\nhost = \"127.0.0.1\"\nport = {mx}\ntls = \"may\"\n"
     ))
@@ -126,7 +137,13 @@ fn one_node() -> One {
     store_init(&url, keys.path());
     let sink = FaultServer::start(Fault::Accept);
     let store = "commit_timeout = \"3s\"\n";
-    let g = node(&url, keys.path(), "mx1", "60s", sink.port, store);
+    let g = node(
+        &url,
+        keys.path(),
+        ("mx1", "60s", RETRY_SOON),
+        sink.port,
+        store,
+    );
     One {
         pg,
         sink,
@@ -143,7 +160,7 @@ fn mail_through_every_node_reaches_the_sink_exactly_once() {
     let sink = FaultServer::start(Fault::Accept);
     let nodes: Vec<Gateway> = ["mx1", "mx2", "mx3"]
         .iter()
-        .map(|n| node(&url, keys.path(), n, "60s", sink.port, ""))
+        .map(|n| node(&url, keys.path(), (n, "60s", RETRY_SOON), sink.port, ""))
         .collect();
 
     let mut sent = BTreeSet::new();
@@ -202,8 +219,20 @@ fn a_node_killed_holding_deferred_mail_loses_none_of_it() {
     // message held under the victim's lease.
     let busy = FaultServer::start(Fault::RcptTemp);
     let sink = FaultServer::start(Fault::Accept);
-    let mut victim = node(&url, keys.path(), "victim", "5s", busy.port, "");
-    let survivor = node(&url, keys.path(), "survivor", "5s", sink.port, "");
+    let mut victim = node(
+        &url,
+        keys.path(),
+        ("victim", "5s", RETRY_SOON),
+        busy.port,
+        "",
+    );
+    let survivor = node(
+        &url,
+        keys.path(),
+        ("survivor", "5s", RETRY_SOON),
+        sink.port,
+        "",
+    );
     // Configured otherwise (its route): named by cluster ls.
     let listed = cluster_ls(&survivor);
     assert_ne!(listed[0]["config_hash"], listed[1]["config_hash"]);
@@ -369,4 +398,43 @@ fn a_commit_that_hangs_past_commit_timeout_gets_451_and_is_not_lost() {
     // And the node accepts again.
     let (ok, out) = try_send(&g, "again@hospital.test");
     assert!(ok, "{out}");
+}
+
+#[test]
+fn queue_retry_all_on_one_node_retries_every_nodes_mail() {
+    let (_pg, url) = postgres();
+    let keys = tempfile::tempdir().unwrap();
+    store_init(&url, keys.path());
+    // The first four transactions are tempfailed; what is deferred waits
+    // an hour unless an operator asks for a retry.
+    let mx = FaultServer::start(Fault::FailFirstThenAccept(4));
+    let a = node(&url, keys.path(), ("mx1", "60s", "1h"), mx.port, "");
+    let b = node(&url, keys.path(), ("mx2", "60s", "1h"), mx.port, "");
+    let mut sent = BTreeSet::new();
+    for (i, g) in [&a, &a, &b, &b].iter().enumerate() {
+        let mid = format!("r{i}@hospital.test");
+        send(g, &mid);
+        sent.insert(format!("<{mid}>"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mx.transactions() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mx.transactions(), 4, "each tried once and deferred");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(received_ids(&mx).is_empty());
+
+    // Asked through mx2 only: mx1's mail is retried too.
+    let out = b.cli(&["queue", "retry", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received_ids(&mx).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got: BTreeSet<String> = received_ids(&mx).into_iter().collect();
+    assert_eq!(got, sent, "{}\n{}", a.log(), b.log());
 }
