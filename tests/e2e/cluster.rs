@@ -274,6 +274,7 @@ fn a_node_killed_holding_deferred_mail_loses_none_of_it() {
     // next beat takes the messages and delivers them on their schedule.
     sink.wait_accepted(6, 60);
     let taken_after = killed.elapsed();
+    eprintln!("the survivor delivered the killed node's 6 messages {taken_after:?} after the kill (lease 5 s + grace 10 s)");
     let got: BTreeSet<String> = received_ids(&sink).into_iter().collect();
     assert_eq!(got, sent, "0 lost\n{}", survivor.log());
     assert!(

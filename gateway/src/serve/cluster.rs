@@ -11,6 +11,7 @@ use crate::model::id::NodeNumber;
 use crate::spool::pipe::{Handoff, Stage};
 use crate::spool::{QueuedMessage, Spool};
 use crate::store::postgres::cluster::PgCluster;
+use crate::store::postgres::PgError;
 use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
@@ -135,7 +136,12 @@ pub(super) async fn run(
     loop {
         tick.tick().await;
         let indexed = metrics.archive_indexed.get().max(0) as u64;
-        let beat = match nodes.heartbeat(indexed).await {
+        // A database that hangs (not refusing, not answering) counts as
+        // away once a commit would have given up on it.
+        let answer = tokio::time::timeout(config.store.commit_timeout.0, nodes.heartbeat(indexed))
+            .await
+            .unwrap_or_else(|_| Err(PgError::TimedOut("heartbeat")));
+        let beat = match answer {
             Ok(b) => b,
             Err(e) => {
                 // New transactions are deferred while the database is away.

@@ -73,6 +73,9 @@ pub enum PgError {
          for its queue ids: reuse a name, or delete the row of a node that is gone for good"
     )]
     ClusterFull,
+    /// The database did not answer in time.
+    #[error("the database did not answer the {0} in time")]
+    TimedOut(&'static str),
     /// A row holds what the schema does not allow.
     #[error("database row is damaged: {0}")]
     Damaged(String),
