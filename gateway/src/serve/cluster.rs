@@ -220,3 +220,122 @@ async fn resume_all(spool: &Spool, entrances: &Entrances) {
         Err(e) => tracing::warn!(error = %e, "cannot list this node's messages"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::address::Mailbox;
+    use crate::model::verdict::{Seal, Verdict};
+    use crate::spool::pipe::{Pipe, Progress};
+    use crate::spool::{Direction, Durability, InspectionRecord, Keyring, Submission, DSN_ORIGIN};
+
+    /// The pipes' far ends, to see where an id went.
+    struct Far {
+        inspect: Pipe,
+        policy: Pipe,
+        seal: Pipe,
+        deliver: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    }
+
+    fn entrances(spool: &Spool, dlp: bool) -> (Entrances, Far) {
+        let (to_inspect, inspect) = Pipe::new(spool, Progress::Accepted, Stage::Inspect);
+        let (policy_in, policy) = Pipe::new(spool, Progress::Inspected, Stage::Policy);
+        let (seal_in, seal) = Pipe::new(spool, Progress::Decided, Stage::Seal);
+        let (tx, deliver) = tokio::sync::mpsc::unbounded_channel();
+        let e = Entrances {
+            inspect: dlp.then_some(to_inspect),
+            policy: policy_in,
+            seal: seal_in,
+            deliver: Some(tx),
+        };
+        (
+            e,
+            Far {
+                inspect,
+                policy,
+                seal,
+                deliver,
+            },
+        )
+    }
+
+    /// Whether `pipe` has `id` waiting now.
+    async fn holds(pipe: &mut Pipe, id: crate::spool::QueueId) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), pipe.next())
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.id() == id)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_taken_message_enters_at_the_stage_its_record_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::load_or_create(&dir.path().join("keys")).unwrap();
+        let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let id = spool
+            .submit(Submission {
+                from: "",
+                to: vec![Mailbox::parse("c@d.test").unwrap()],
+                origin: DSN_ORIGIN,
+                direction: Direction::Outbound,
+                hostname: "h",
+                bytes: b"Subject: x\r\n\r\nhi\r\n",
+            })
+            .await
+            .unwrap();
+        let (e, mut far) = entrances(&spool, true);
+        let (plain, mut far_plain) = entrances(&spool, false);
+        let msg = || async { spool.get(id).await.unwrap().unwrap() };
+
+        // Not inspected: inspect, or policy where DLP is off.
+        assert_eq!(e.enter(&spool, &msg().await).await, Stage::Inspect);
+        assert!(holds(&mut far.inspect, id).await);
+        assert_eq!(plain.enter(&spool, &msg().await).await, Stage::Policy);
+        assert!(holds(&mut far_plain.policy, id).await);
+
+        // Inspected, undecided: policy.
+        let record = InspectionRecord {
+            inspected_at: chrono::Utc::now(),
+            findings: Vec::new(),
+            unscannable: Vec::new(),
+            action: None,
+            policy_hits: Vec::new(),
+        };
+        spool.put_inspection(id, &record).await.unwrap();
+        assert_eq!(e.enter(&spool, &msg().await).await, Stage::Policy);
+        assert!(holds(&mut far.policy, id).await);
+
+        // Decided with a PGP copy to make: seal.
+        let mut m = msg().await;
+        m.decided = true;
+        m.recipients[0].verdict = Some(Verdict::Deliver {
+            seal: Seal::Pgp,
+            escalated: true,
+            why: Vec::new(),
+            key: Some("k".into()),
+            fallback: None,
+        });
+        spool.update(&m, Durability::Synced).await.unwrap();
+        assert_eq!(e.enter(&spool, &msg().await).await, Stage::Seal);
+        assert!(holds(&mut far.seal, id).await);
+
+        // Nothing left to seal: delivery adopts it on its schedule.
+        m.recipients[0].verdict = Some(Verdict::Deliver {
+            seal: Seal::Tls,
+            escalated: false,
+            why: Vec::new(),
+            key: None,
+            fallback: None,
+        });
+        spool.update(&m, Durability::Synced).await.unwrap();
+        assert_eq!(e.enter(&spool, &msg().await).await, Stage::Deliver);
+        assert!(matches!(far.deliver.try_recv(), Ok(Command::Adopt(i)) if i == id));
+        assert!(
+            !holds(&mut far.inspect, id).await,
+            "handed to one stage only"
+        );
+    }
+}
