@@ -1,7 +1,9 @@
 //! Several Sealgate nodes on one PostgreSQL act as one gateway: mail
 //! accepted by any node is delivered once; a node SIGKILLed while it holds
-//! deferred mail loses nothing (another node takes its messages once its
-//! lease has run out); PostgreSQL stopped mid-load gets senders 4xx, never
+//! deferred mail, or in the middle of delivering it, loses nothing (another
+//! node takes its messages once its lease has run out, and counts each
+//! possible second copy); `queue retry --all` through one node reaches
+//! every node's mail; PostgreSQL stopped mid-load gets senders 4xx, never
 //! a 250 for a message that is not kept, and everything acknowledged is
 //! delivered once it is back; a database that hangs gets the sender
 //! `451 4.3.0` at the end of DATA once `[store] commit_timeout` has passed.
@@ -438,4 +440,56 @@ fn queue_retry_all_on_one_node_retries_every_nodes_mail() {
     }
     let got: BTreeSet<String> = received_ids(&mx).into_iter().collect();
     assert_eq!(got, sent, "{}\n{}", a.log(), b.log());
+}
+
+#[test]
+fn a_node_killed_mid_delivery_loses_nothing_and_counts_the_possible_second_copies() {
+    let (_pg, url) = postgres();
+    let keys = tempfile::tempdir().unwrap();
+    store_init(&url, keys.path());
+    // The victim's MX holds its reply after the dot: the victim is killed
+    // while its deliveries are in flight (the MX keeps what it received).
+    let slow = FaultServer::start(Fault::SlowData(Duration::from_secs(8)));
+    let sink = FaultServer::start(Fault::Accept);
+    let mut victim = node(
+        &url,
+        keys.path(),
+        ("victim", "5s", RETRY_SOON),
+        slow.port,
+        "",
+    );
+    let survivor = node(
+        &url,
+        keys.path(),
+        ("survivor", "5s", RETRY_SOON),
+        sink.port,
+        "",
+    );
+    let mut sent = BTreeSet::new();
+    for i in 0..3 {
+        let mid = format!("f{i}@hospital.test");
+        send(&victim, &mid);
+        sent.insert(format!("<{mid}>"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.in_flight() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(slow.in_flight() > 0, "{}", slow.transcript());
+    victim.kill9();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got: BTreeSet<String> = BTreeSet::new();
+    while got != sent && Instant::now() < deadline {
+        got = received_ids(&sink).into_iter().collect();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(got, sent, "0 lost\n{}", survivor.log());
+    // What the slow MX took before the kill came twice: each such message
+    // was taken over at delivery, and counted there.
+    let twice = received_ids(&slow).len();
+    let counted = survivor.metric("sealgate_cluster_takeovers_total{stage=\"deliver\"}");
+    assert_eq!(counted, 3.0);
+    assert!(twice as f64 <= counted, "{twice} copies at the slow MX");
+    eprintln!("killed mid-delivery: {twice} of 3 messages reached the MX twice; 3 take-overs counted at delivery");
 }
