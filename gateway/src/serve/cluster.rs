@@ -172,6 +172,14 @@ pub(super) async fn run(
         }
         retry_seen = Some(beat.retry_asked);
         take_over(&nodes, &spool, &metrics, &entrances).await;
+        match nodes.sweep_dead_chunks().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                chunks = n,
+                "removed chunks of messages a stopped node never accepted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep a stopped node's chunks"),
+        }
     }
 }
 

@@ -204,6 +204,23 @@ impl PgCluster {
         Ok(taken)
     }
 
+    /// Removes the chunks of messages a node was receiving when it stopped
+    /// for good (its heartbeat older than its lease and the grace): never
+    /// committed, so never acknowledged; that node would sweep them itself
+    /// only on its next start. How many went.
+    pub async fn sweep_dead_chunks(&self) -> Result<u64, PgError> {
+        let client = self.db.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM spool_chunk c WHERE c.node <> $1 \
+                 AND c.node IN (SELECT node FROM nodes \
+                   WHERE last_heartbeat < now() - make_interval(secs => $2::float8)) \
+                 AND NOT EXISTS (SELECT 1 FROM spool_message m WHERE m.id = c.id)",
+                &[&self.node, &(self.lease + TAKEOVER_GRACE).as_secs_f64()],
+            )
+            .await?)
+    }
+
     /// Asks every node (or, for `Some(id)`, the node holding `id`) to
     /// retry its queued mail now; how many nodes were asked.
     pub async fn ask_retry(&self, id: Option<QueueId>) -> Result<u64, PgError> {
@@ -411,6 +428,34 @@ mod tests {
         assert_eq!(b.ask_retry(Some(QueueId(1))).await.unwrap(), 1);
         assert_eq!(a.heartbeat(0).await.unwrap().retry_asked, before + 2);
         assert_eq!(b.heartbeat(0).await.unwrap().retry_asked, 1);
+
+        // Chunks a dead node was receiving go; a live node's stay.
+        let client = db.client().await.unwrap();
+        for (id, node) in [(100i64, "mx3"), (101, "mx2"), (102, "ghost")] {
+            client
+                .execute(
+                    "INSERT INTO spool_chunk (id, n, node, data) VALUES ($1, 0, $2, '\\x00')",
+                    &[&id, &node],
+                )
+                .await
+                .unwrap();
+        }
+        client
+            .execute(
+                "INSERT INTO nodes (node, number, started, last_heartbeat, version, config_hash) \
+                 VALUES ('mx3', 60, now() - interval '1 hour', now() - interval '1 hour', '1', 'h') \
+                 ON CONFLICT (node) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(a.sweep_dead_chunks().await.unwrap(), 1, "mx3's only");
+        let left: i64 = client
+            .query_one("SELECT count(*) FROM spool_chunk", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 2, "a live node's and an unknown node's stay");
 
         // A claim moves a message to the claiming node.
         assert!(b.claim(QueueId(1)).await.unwrap());
