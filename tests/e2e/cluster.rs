@@ -212,29 +212,48 @@ fn mail_through_every_node_reaches_the_sink_exactly_once() {
     }
 }
 
-#[test]
-fn a_node_killed_holding_deferred_mail_loses_none_of_it() {
-    let (_pg, url) = postgres();
+/// Two nodes with 5 s leases on a database of their own: the victim
+/// delivers to an MX with `fault`, the survivor to an accepting sink.
+struct Pair {
+    _pg: sealgate_e2e::PgServer,
+    _keys: tempfile::TempDir,
+    victim_mx: FaultServer,
+    sink: FaultServer,
+    victim: Gateway,
+    survivor: Gateway,
+}
+
+fn pair(fault: Fault) -> Pair {
+    let (pg, url) = postgres();
     let keys = tempfile::tempdir().unwrap();
     store_init(&url, keys.path());
+    let victim_mx = FaultServer::start(fault);
+    let sink = FaultServer::start(Fault::Accept);
+    let at = |name, mx| node(&url, keys.path(), (name, "5s", RETRY_SOON), mx, "");
+    let victim = at("victim", victim_mx.port);
+    let survivor = at("survivor", sink.port);
+    Pair {
+        _pg: pg,
+        _keys: keys,
+        victim_mx,
+        sink,
+        victim,
+        survivor,
+    }
+}
+
+#[test]
+fn a_node_killed_holding_deferred_mail_loses_none_of_it() {
     // The victim's MX tempfails every RCPT: its mail stays deferred, each
     // message held under the victim's lease.
-    let busy = FaultServer::start(Fault::RcptTemp);
-    let sink = FaultServer::start(Fault::Accept);
-    let mut victim = node(
-        &url,
-        keys.path(),
-        ("victim", "5s", RETRY_SOON),
-        busy.port,
-        "",
-    );
-    let survivor = node(
-        &url,
-        keys.path(),
-        ("survivor", "5s", RETRY_SOON),
-        sink.port,
-        "",
-    );
+    let Pair {
+        victim_mx: busy,
+        sink,
+        mut victim,
+        survivor,
+        _pg,
+        _keys,
+    } = pair(Fault::RcptTemp);
     // Configured otherwise (its route): named by cluster ls.
     let listed = cluster_ls(&survivor);
     assert_ne!(listed[0]["config_hash"], listed[1]["config_hash"]);
@@ -444,27 +463,16 @@ fn queue_retry_all_on_one_node_retries_every_nodes_mail() {
 
 #[test]
 fn a_node_killed_mid_delivery_loses_nothing_and_counts_the_possible_second_copies() {
-    let (_pg, url) = postgres();
-    let keys = tempfile::tempdir().unwrap();
-    store_init(&url, keys.path());
     // The victim's MX holds its reply after the dot: the victim is killed
     // while its deliveries are in flight (the MX keeps what it received).
-    let slow = FaultServer::start(Fault::SlowData(Duration::from_secs(8)));
-    let sink = FaultServer::start(Fault::Accept);
-    let mut victim = node(
-        &url,
-        keys.path(),
-        ("victim", "5s", RETRY_SOON),
-        slow.port,
-        "",
-    );
-    let survivor = node(
-        &url,
-        keys.path(),
-        ("survivor", "5s", RETRY_SOON),
-        sink.port,
-        "",
-    );
+    let Pair {
+        victim_mx: slow,
+        sink,
+        mut victim,
+        survivor,
+        _pg,
+        _keys,
+    } = pair(Fault::SlowData(Duration::from_secs(8)));
     let mut sent = BTreeSet::new();
     for i in 0..3 {
         let mid = format!("f{i}@hospital.test");

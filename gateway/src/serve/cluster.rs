@@ -232,10 +232,9 @@ async fn resume_all(spool: &Spool, entrances: &Entrances) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::address::Mailbox;
     use crate::model::verdict::{Seal, Verdict};
     use crate::spool::pipe::{Pipe, Progress};
-    use crate::spool::{Direction, Durability, InspectionRecord, Keyring, Submission, DSN_ORIGIN};
+    use crate::spool::{Durability, InspectionRecord, Keyring};
 
     /// The pipes' far ends, to see where an id went.
     struct Far {
@@ -283,17 +282,7 @@ mod tests {
         let spool = Spool::open(&dir.path().join("spool"), keys, Arc::new(Metrics::new()))
             .await
             .unwrap();
-        let id = spool
-            .submit(Submission {
-                from: "",
-                to: vec![Mailbox::parse("c@d.test").unwrap()],
-                origin: DSN_ORIGIN,
-                direction: Direction::Outbound,
-                hostname: "h",
-                bytes: b"Subject: x\r\n\r\nhi\r\n",
-            })
-            .await
-            .unwrap();
+        let id = crate::spool::testing::submit_one(&spool).await;
         let (e, mut far) = entrances(&spool, true);
         let (plain, mut far_plain) = entrances(&spool, false);
         let msg = || async { spool.get(id).await.unwrap().unwrap() };

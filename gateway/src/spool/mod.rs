@@ -517,6 +517,28 @@ impl Drop for MessageWriter {
     }
 }
 
+/// Helpers for tests of the spool and the stages.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Direction, QueueId, Spool, Submission, DSN_ORIGIN};
+    use crate::model::address::Mailbox;
+
+    /// Queues one small message from Sealgate itself; its id.
+    pub(crate) async fn submit_one(spool: &Spool) -> QueueId {
+        spool
+            .submit(Submission {
+                from: "",
+                to: vec![Mailbox::parse("c@d.test").unwrap()],
+                origin: DSN_ORIGIN,
+                direction: Direction::Outbound,
+                hostname: "h",
+                bytes: b"Subject: x\r\n\r\nhi\r\n",
+            })
+            .await
+            .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
