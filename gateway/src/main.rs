@@ -6,9 +6,9 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use cli::{
-    archive::ArchiveCmd, audit::AuditCmd, dlp::DlpCmd, explain::ExplainArgs, keys::KeysCmd,
-    portal::PortalCmd, quarantine::QuarantineCmd, queue::QueueCmd, store::StoreCmd, tls::TlsCmd,
-    token::TokenCmd, user::UserCmd, Where,
+    archive::ArchiveCmd, audit::AuditCmd, cluster::ClusterCmd, dlp::DlpCmd, explain::ExplainArgs,
+    keys::KeysCmd, portal::PortalCmd, quarantine::QuarantineCmd, queue::QueueCmd, store::StoreCmd,
+    tls::TlsCmd, token::TokenCmd, user::UserCmd, Where,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +110,11 @@ enum Cmd {
         #[command(subcommand)]
         action: StoreCmd,
     },
+    /// The nodes sharing the PostgreSQL database: `cluster ls`.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCmd,
+    },
     /// Data loss prevention: scan messages with the DLP rules, check the rules.
     Dlp {
         #[command(subcommand)]
@@ -137,6 +142,7 @@ async fn run(cli: Cli) -> cli::Result {
         Cmd::Keys { at, action } => cli::keys::run(at, action).await,
         Cmd::Explain(args) => cli::explain::run(args).await,
         Cmd::Store { action } => cli::store::run(action).await,
+        Cmd::Cluster { action } => cli::cluster::run(action).await,
         Cmd::Dlp { action } => cli::dlp::run(action),
     }
 }

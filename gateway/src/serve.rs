@@ -18,6 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod cluster;
+
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -129,6 +131,42 @@ async fn open_journal(
     Ok(Some(journal))
 }
 
+/// The spool: a cluster's shared one, once this node is registered (its
+/// number goes into the ids it makes), or the embedded one under
+/// `data_dir`.
+async fn open_spool(
+    config: &Config,
+    stores: &Stores,
+    keys: Keyring,
+    metrics: &Arc<Metrics>,
+) -> Result<Spool, ServeError> {
+    if let (Some(c), Some(meta)) = (&stores.cluster, &stores.meta) {
+        let me = cluster::register(config, &c.nodes).await?;
+        let spool = Spool::with_stores(
+            c.spool.clone(),
+            meta.tls_memory.clone(),
+            meta.cache.clone(),
+            metrics.clone(),
+            me,
+        )
+        .await?;
+        // The database can be away: answers wait at most commit_timeout.
+        spool.watch_store(config.store.commit_timeout.0);
+        return Ok(spool);
+    }
+    Ok(Spool::open(&config.spool_dir(), keys, metrics.clone())
+        .await
+        .map_err(|e| match &e {
+            SpoolError::Db(db) if db.to_string().contains("Corruption") => ServeError::Damaged {
+                store: config.spool_dir().display().to_string(),
+                reason: db.to_string(),
+                verify: "sealgate queue verify",
+            },
+            _ => ServeError::Spool(e),
+        })?
+        .with_meta(stores.meta.as_ref()))
+}
+
 /// A listening socket on `addr`, or an error naming `what` it was for.
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
@@ -164,17 +202,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // A broken rule set stops the start: better no gateway than one that
     // lets protected data through unseen.
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(config.dlp.load_rules()?)));
-    let spool = Spool::open(&config.spool_dir(), keys, metrics.clone())
-        .await
-        .map_err(|e| match &e {
-            SpoolError::Db(db) if db.to_string().contains("Corruption") => ServeError::Damaged {
-                store: config.spool_dir().display().to_string(),
-                reason: db.to_string(),
-                verify: "sealgate queue verify",
-            },
-            _ => ServeError::Spool(e),
-        })?
-        .with_meta(stores.meta.as_ref());
+    let spool = open_spool(&config, &stores, keys, &metrics).await?;
     let keys = crate::keys::Keys::open(&config, stores.keys.clone()).await?;
     let net = Net::new(&config, &spool)?;
     let common = Common {
@@ -189,18 +217,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // hands on, and on start the spool's messages that stage is done with.
     let (to_seal, decided) = Pipe::new(&spool, Progress::Decided, Stage::Seal);
     let (to_deliver, sealed) = Pipe::new(&spool, Progress::Sealed, Stage::Deliver);
-    let for_policy = if config.dlp.enabled {
+    let (to_inspect, for_policy, to_policy) = if config.dlp.enabled {
         let (to_policy, inspected) = Pipe::new(&spool, Progress::Inspected, Stage::Policy);
-        start_inspect(
-            &common,
-            &rules,
-            Pipe::accepted(&spool, Stage::Inspect),
-            to_policy,
-        );
-        inspected
+        let (to_inspect, accepted) = Pipe::new(&spool, Progress::Accepted, Stage::Inspect);
+        spool.subscribe(to_inspect.clone());
+        start_inspect(&common, &rules, accepted, to_policy.clone());
+        (Some(to_inspect), inspected, to_policy)
     } else {
         // Without DLP, policy takes each message as the spool commits it.
-        Pipe::accepted(&spool, Stage::Policy)
+        let (to_policy, accepted) = Pipe::new(&spool, Progress::Accepted, Stage::Policy);
+        spool.subscribe(to_policy.clone());
+        (None, accepted, to_policy)
     };
     start_policy(&common, &keys, &net, for_policy, to_seal.clone())?;
     let escrow = open_escrow(&config)?;
@@ -208,6 +235,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The archive is the last stage: deliver hands finished messages to it.
     let journal = open_journal(&config, &metrics).await?;
     let deliver_commands = start_deliver(&common, &net, &journal, sealed).await?;
+    if let Some(c) = &stores.cluster {
+        // Messages of nodes whose leases ran out enter where they stopped.
+        let entrances = cluster::Entrances {
+            inspect: to_inspect,
+            policy: to_policy,
+            seal: to_seal.clone(),
+            deliver: deliver_commands.clone(),
+        };
+        tokio::spawn(cluster::run(
+            config.clone(),
+            c.nodes.clone(),
+            spool.clone(),
+            metrics.clone(),
+            entrances,
+        ));
+    }
 
     // Mail comes in last, once every stage runs.
     let (stop_tx, stop_rx) = watch::channel(false);

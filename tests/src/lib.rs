@@ -8,6 +8,7 @@ pub mod fault;
 pub mod webdriver;
 pub use crypto::{base64, base64_lines, dkim_key, openssl, Gpg};
 pub use engines::{Clamd, Rspamd, EICAR, GTUBE};
+pub use sealgate_test_postgres::PgServer;
 pub use webdriver::Browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -422,6 +423,27 @@ pub fn send_text(g: &Gateway, from: &str, to: &str, subject: &str, body: &str) -
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
     queued_id(&out).expect("queued as ID")
+}
+
+/// A PostgreSQL server of this test's own (it may stop and start it), in
+/// `/tmp/sealgate-pg-tests/run-<pid>-<n>`, with an empty database
+/// `sealgate` and that database's URL; directories of finished runs are
+/// swept first.
+pub fn postgres() -> (PgServer, String) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = Path::new("/tmp/sealgate-pg-tests");
+    sealgate_test_postgres::sweep_old_runs(base);
+    let dir = base.join(format!(
+        "run-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let server = PgServer::start(&dir).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    let url = server
+        .create_database("sealgate")
+        .unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    (server, url)
 }
 
 /// Runs swaks with the given arguments.

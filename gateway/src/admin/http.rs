@@ -241,6 +241,19 @@ impl From<crate::store::BackendError> for ApiError {
     }
 }
 
+/// In a cluster, makes this node the holder of message `id`, so the
+/// stages here work the change an operator made through this node.
+async fn claim(s: &AdminState, id: QueueId) -> Result<(), ApiError> {
+    if let Some(c) = &s.stores.cluster {
+        c.nodes.claim(id).await.map_err(cluster_error)?;
+    }
+    Ok(())
+}
+
+fn cluster_error(e: crate::store::postgres::PgError) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
 impl From<SpoolError> for ApiError {
     fn from(e: SpoolError) -> Self {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -263,7 +276,18 @@ async fn retry(
     let msg = find(&s, &id).await?;
     let commands = commands(&s)?;
     audit(&s, AdminAction::Retry, &msg.id.to_string(), 0).await?;
-    let _ = commands.send(crate::deliver::scheduler::Command::Retry(msg.id));
+    match &s.stores.cluster {
+        // Another node holds it: that node retries (its heartbeat reads the ask).
+        Some(c) if !s.spool.owns(msg.id).await? => {
+            c.nodes
+                .ask_retry(Some(msg.id))
+                .await
+                .map_err(cluster_error)?;
+        }
+        _ => {
+            let _ = commands.send(crate::deliver::scheduler::Command::Retry(msg.id));
+        }
+    }
     tracing::info!(id = %msg.id, "retry requested by an admin");
     Ok(Json(
         serde_json::json!({ "retrying": [msg.id.to_string()] }),
@@ -349,6 +373,7 @@ async fn quarantine_release(
     let n = super::quarantine::release(&mut msg, &s.config, &s.keys, q.seal)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::Release(q.seal), &msg.id.to_string(), n).await?;
+    claim(&s, msg.id).await?;
     s.spool.update(&msg, Durability::Synced).await?;
     // Through the seal stage, which hands it on to delivery.
     s.seal.send(msg.id);
@@ -365,6 +390,7 @@ async fn quarantine_delete(
     let n = super::quarantine::delete(&mut msg, &s.config)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     audit(&s, AdminAction::DeleteQuarantined, &msg.id.to_string(), n).await?;
+    claim(&s, msg.id).await?;
     s.spool.update(&msg, Durability::Synced).await?;
     // Delivery sends the sender's DSN now.
     if let Some(c) = &s.deliver {
@@ -385,7 +411,15 @@ async fn retry_all(State(s): State<AdminState>) -> Result<Json<serde_json::Value
         .collect();
     let commands = commands(&s)?;
     audit(&s, AdminAction::RetryAll, "*", ids.len()).await?;
-    let _ = commands.send(crate::deliver::scheduler::Command::RetryAll);
+    match &s.stores.cluster {
+        // Every node (this one too) retries its own mail at its next heartbeat.
+        Some(c) => {
+            c.nodes.ask_retry(None).await.map_err(cluster_error)?;
+        }
+        None => {
+            let _ = commands.send(crate::deliver::scheduler::Command::RetryAll);
+        }
+    }
     tracing::info!(
         messages = ids.len(),
         "retry of the whole queue requested by an admin"

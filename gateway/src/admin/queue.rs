@@ -219,6 +219,10 @@ impl Location {
     }
 
     fn read_only(&self) -> Result<Spool, QueueError> {
+        // A cluster's spool is in the database, read beside every node.
+        if let (Some(c), Some(meta)) = (&self.stores.cluster, &self.stores.meta) {
+            return Ok(Spool::reader(c.spool.clone(), meta));
+        }
         if !self.spool_dir.join("CURRENT").exists() {
             return Err(QueueError::NoSpool(self.spool_dir.clone()));
         }
@@ -705,6 +709,17 @@ fn retry_now(m: &mut QueuedMessage) {
 
 /// Makes `change`: directly when the gateway is stopped, else via its API.
 pub async fn apply(loc: &Location, change: Change) -> Result<String, QueueError> {
+    if loc.stores.cluster.is_some() {
+        // In a cluster a change goes through this node's gateway, whose
+        // stages and leases see it (and which asks the other nodes).
+        let loc = loc.clone();
+        return tokio::task::spawn_blocking(move || via_api(&loc, &change))
+            .await
+            .map_err(|e| QueueError::Api {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                reason: e.to_string(),
+            })?;
+    }
     if !loc.spool_dir.join("CURRENT").exists() {
         return Err(QueueError::NoSpool(loc.spool_dir.clone()));
     }

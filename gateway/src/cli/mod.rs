@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod audit;
 pub mod check_config;
+pub mod cluster;
 pub mod dlp;
 pub mod explain;
 pub mod keys;

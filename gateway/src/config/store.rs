@@ -134,9 +134,55 @@ impl ClusterConfig {
     }
 }
 
+impl super::Config {
+    /// The SHA-256 (first 16 hex digits) of this configuration without
+    /// what is each node's own (its listeners, addresses, host name,
+    /// data directory and node name): equal on nodes configured alike, so
+    /// a node configured otherwise is named (`cluster ls`, a warning at
+    /// start).
+    pub fn cluster_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(all) = v.as_object_mut() {
+            all.remove("listener");
+        }
+        for (table, field) in [
+            ("server", "hostname"),
+            ("server", "data_dir"),
+            ("admin", "address"),
+            ("portal", "address"),
+            ("cluster", "node"),
+        ] {
+            if let Some(t) = v.get_mut(table).and_then(|t| t.as_object_mut()) {
+                t.remove(field);
+            }
+        }
+        let digest = Sha256::digest(v.to_string().as_bytes());
+        hex::encode(&digest[..8])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_hash_leaves_out_what_is_each_nodes_own() {
+        let a = super::super::Config::default();
+        let mut b = a.clone();
+        b.cluster.node = "other".into();
+        b.server.data_dir = "/elsewhere".into();
+        b.admin.address = "127.0.0.1:1".parse().unwrap();
+        b.listener.clear();
+        assert_eq!(a.cluster_hash(), b.cluster_hash());
+        assert_eq!(a.cluster_hash().len(), 16);
+        b.cluster.lease = Span::secs(30);
+        assert_ne!(
+            a.cluster_hash(),
+            b.cluster_hash(),
+            "a shared setting differs"
+        );
+    }
 
     #[test]
     fn postgres_needs_a_url_and_one_password() {

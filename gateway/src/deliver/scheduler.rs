@@ -20,6 +20,10 @@ pub enum Command {
     Retry(QueueId),
     /// Try every queued message now.
     RetryAll,
+    /// Take over this message (from a node of the cluster whose lease ran
+    /// out, or after the database was back): its next attempt when its
+    /// recipients' retry schedule says.
+    Adopt(QueueId),
 }
 
 /// Handle for sending [`Command`]s to the running stage.
@@ -93,8 +97,18 @@ pub async fn run(stage: Arc<Stage>, mut pipe: Pipe, mut commands: UnboundedRecei
             Some(cmd) = commands.recv() => {
                 let now = Utc::now();
                 let ids: Vec<QueueId> = match cmd {
+                    Command::Adopt(id) => {
+                        if !running.contains(&id) {
+                            if let Ok(Some(m)) = stage.spool.get(id).await {
+                                if let Some(at) = next_due(&m) {
+                                    schedule(&mut due, &mut when, id, at);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     Command::Retry(id) => vec![id],
-                    Command::RetryAll => stage.spool.list().await.map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
+                    Command::RetryAll => stage.spool.list_owned().await.map(|l| l.iter().map(|m| m.id).collect()).unwrap_or_default(),
                 };
                 for id in ids {
                     if pipe.ready(id).await != Readiness::Ready {

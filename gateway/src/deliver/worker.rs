@@ -180,6 +180,19 @@ impl Stage {
     /// else those due); returns when it next needs work.
     pub async fn attempt(self: &Arc<Self>, id: QueueId, force: bool) -> Option<DateTime<Utc>> {
         let _slot = self.attempts.clone().acquire_owned().await;
+        // In a cluster another node may have taken it (this one was cut off
+        // longer than its lease): that node delivers it now, not this one.
+        match self.spool.owns(id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(id = %id, "another node holds this message now; not delivering it here");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "cannot tell whether this node still holds the message; trying later");
+                return Some(Utc::now() + chrono::Duration::seconds(30));
+            }
+        }
         let mut msg = match self.spool.get(id).await {
             Ok(Some(m)) => m,
             Ok(None) => return None, // deleted or finished meanwhile

@@ -12,7 +12,7 @@ use super::sender_auth::{Identities, Outcome as AuthOutcome, SenderAuth};
 use super::session::{header_from_within, Session, Step, Transaction};
 use super::tls;
 use crate::config::{Config, ListenerConfig, ListenerTls};
-use crate::spool::{Direction, Origin, QueueId, QueuedMessage, Spool};
+use crate::spool::{Direction, Origin, QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::io;
@@ -294,6 +294,33 @@ impl Gateway {
         Reply::new(452, "4.3.1", "Insufficient system storage, try again later")
     }
 
+    /// The reply while the spool's store fails its writes (a cluster's
+    /// database unreachable or read-only during a failover).
+    fn store_down(&self) -> Reply {
+        self.metrics.refused("store_down");
+        Reply::new(
+            451,
+            "4.3.0",
+            "Temporary failure writing to the spool, try again later",
+        )
+    }
+
+    /// The reply when a commit has not returned within `limit`: the store
+    /// is marked down, so the next transactions are deferred at MAIL.
+    fn commit_timed_out(&self, limit: Duration) -> Reply {
+        self.spool.store_failed();
+        self.metrics.refused("spool_timeout");
+        tracing::error!(
+            seconds = limit.as_secs_f64(),
+            "spool commit not done within [store] commit_timeout"
+        );
+        Reply::new(
+            451,
+            "4.3.0",
+            "Temporary failure writing to the spool, try again",
+        )
+    }
+
     fn admit(&self, ip: IpAddr) -> Result<(OwnedSemaphorePermit, IpSlot<'_>), Reply> {
         let permit = self.connections.clone().try_acquire_owned().map_err(|_| {
             self.metrics
@@ -457,6 +484,9 @@ impl Gateway {
                 Ok(Line::Crlf(line) | Line::BareLf(line)) => match parse_command(&line, syntax) {
                     Ok(Command::Mail { .. }) if !self.spool_has_room() => {
                         Step::Reply(self.no_room())
+                    }
+                    Ok(Command::Mail { .. }) if !self.spool.accepting() => {
+                        Step::Reply(self.store_down())
                     }
                     Ok(cmd) => session.handle(cmd),
                     Err(e) => session.parse_failed(e.reply()),
@@ -813,7 +843,21 @@ impl Gateway {
         }
         let direction = msg.origin.direction;
         let rcpts = msg.recipients.len();
-        match writer.commit(msg).await {
+        let committed = match self.spool.commit_limit() {
+            None => writer.commit(msg).await,
+            Some(limit) => {
+                // The commit runs on: if it ends after the sender got its
+                // 451, the message is queued all the same (and may come
+                // twice: never lost).
+                let commit = tokio::spawn(writer.commit(msg));
+                match tokio::time::timeout(limit, commit).await {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(e)) => Err(SpoolError::Task(e)),
+                    Err(_) => return Ok(self.commit_timed_out(limit)),
+                }
+            }
+        };
+        match committed {
             Ok(msg) => {
                 self.metrics
                     .messages_accepted

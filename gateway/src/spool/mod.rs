@@ -9,7 +9,7 @@
 pub mod pipe;
 mod submit;
 
-pub use crate::model::id::QueueId;
+pub use crate::model::id::{NodeNumber, QueueId};
 pub use crate::model::record::{
     self as record, DeliveryEvidence, Direction, DsnState, FindingRecord, InspectionRecord, Origin,
     OutboundTls, QueuedMessage, QueuedRecipient, RecipientState, SealRecord, TlsFacts, DSN_ORIGIN,
@@ -47,9 +47,47 @@ struct Shared {
     /// Highest id handed out or found on disk: ids only grow, so a clock
     /// stepping back can never reuse the id of a queued message.
     last_id: AtomicU64,
+    /// The node number this spool's new ids carry.
+    node: NodeNumber,
     /// Where accepted ids are announced, once a later stage subscribes.
     accepted: std::sync::Mutex<Option<pipe::Handoff>>,
+    /// When the store last failed, if it has not taken a write since.
+    trouble: std::sync::Mutex<Option<std::time::Instant>>,
+    /// How often the store failed since the start (a cluster node hands
+    /// its messages to their stages again once the database is back).
+    failures: AtomicU64,
+    /// For a store that can be away (a cluster's database): how long a
+    /// commit may take before the sender is answered 451.
+    commit_limit: std::sync::OnceLock<std::time::Duration>,
 }
+
+impl Shared {
+    /// What a new handle shares: ids above `last_id`, made on `node`.
+    fn new(
+        tls_memory: Arc<dyn TlsMemory>,
+        cache: Arc<dyn Cache>,
+        metrics: Arc<Metrics>,
+        last_id: u64,
+        node: NodeNumber,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            tls_memory,
+            cache,
+            metrics,
+            last_id: AtomicU64::new(last_id),
+            node,
+            accepted: std::sync::Mutex::new(None),
+            trouble: std::sync::Mutex::new(None),
+            failures: AtomicU64::new(0),
+            commit_limit: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+/// How long after the store failed a write new transactions are deferred
+/// before one is let through to try it again (a cluster's heartbeat keeps
+/// a database that stays down marked down).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A handle to the spool; cheap to clone.
 #[derive(Clone)]
@@ -72,17 +110,20 @@ impl Spool {
             Arc::new(rocks.clone()),
             Arc::new(rocks),
             metrics,
+            NodeNumber::SINGLE,
         )
         .await
     }
 
     /// A spool for writing over `store` (and the TLS memory and cache kept
-    /// beside it): new ids above every id on disk, the queue gauges set.
+    /// beside it): new ids made on `node`, above every id on disk, the
+    /// queue gauges set.
     pub async fn with_stores(
         store: Arc<dyn SpoolStore>,
         tls_memory: Arc<dyn TlsMemory>,
         cache: Arc<dyn Cache>,
         metrics: Arc<Metrics>,
+        node: NodeNumber,
     ) -> Result<Self, SpoolError> {
         let last = store.highest_id().await?;
         let (count, bytes) = store.totals().await?;
@@ -90,13 +131,7 @@ impl Spool {
         metrics.spool_bytes.set(bytes as i64);
         Ok(Spool {
             store,
-            shared: Arc::new(Shared {
-                tls_memory,
-                cache,
-                metrics,
-                last_id: AtomicU64::new(last),
-                accepted: std::sync::Mutex::new(None),
-            }),
+            shared: Shared::new(tls_memory, cache, metrics, last, node),
         })
     }
 
@@ -106,14 +141,29 @@ impl Spool {
         let rocks = RocksSpool::open_read_only(dir, keys)?;
         Ok(Spool {
             store: Arc::new(rocks.clone()),
-            shared: Arc::new(Shared {
-                tls_memory: Arc::new(rocks.clone()),
-                cache: Arc::new(rocks),
-                metrics: Arc::new(Metrics::new()),
-                last_id: AtomicU64::new(u64::MAX),
-                accepted: std::sync::Mutex::new(None),
-            }),
+            shared: Shared::new(
+                Arc::new(rocks.clone()),
+                Arc::new(rocks),
+                Arc::new(Metrics::new()),
+                u64::MAX,
+                NodeNumber::SINGLE,
+            ),
         })
+    }
+
+    /// A handle for reading a spool other nodes write too (a cluster's,
+    /// beside the running gateway): lists, reads and verify; it makes no ids.
+    pub fn reader(store: Arc<dyn SpoolStore>, meta: &crate::store::SpoolMeta) -> Self {
+        Spool {
+            store,
+            shared: Shared::new(
+                meta.tls_memory.clone(),
+                meta.cache.clone(),
+                Arc::new(Metrics::new()),
+                u64::MAX,
+                NodeNumber::SINGLE,
+            ),
+        }
     }
 
     /// This spool with the TLS memory and cache of `meta` in place of
@@ -126,13 +176,13 @@ impl Spool {
         };
         let shared = &self.shared;
         Spool {
-            shared: Arc::new(Shared {
-                tls_memory: meta.tls_memory.clone(),
-                cache: meta.cache.clone(),
-                metrics: shared.metrics.clone(),
-                last_id: AtomicU64::new(shared.last_id.load(Ordering::SeqCst)),
-                accepted: std::sync::Mutex::new(None),
-            }),
+            shared: Shared::new(
+                meta.tls_memory.clone(),
+                meta.cache.clone(),
+                shared.metrics.clone(),
+                shared.last_id.load(Ordering::SeqCst),
+                shared.node,
+            ),
             store: self.store,
         }
     }
@@ -165,30 +215,91 @@ impl Spool {
         id: QueueId,
         record: &InspectionRecord,
     ) -> Result<(), SpoolError> {
-        self.store.put_inspection(id, record).await
+        self.seen(self.store.put_inspection(id, record).await)
     }
 
     /// What the inspect stage found, if it has run.
     pub async fn inspection(&self, id: QueueId) -> Result<Option<InspectionRecord>, SpoolError> {
-        self.store.inspection(id).await
+        self.seen(self.store.inspection(id).await)
     }
 
     /// Queued messages the inspect stage has not recorded yet, oldest first.
     pub async fn uninspected(&self) -> Result<Vec<QueueId>, SpoolError> {
-        self.store.uninspected().await
+        self.seen(self.store.uninspected().await)
     }
 
-    /// A fresh queue id, greater than every id already in this spool.
+    /// A fresh queue id made on this spool's node, greater than every id
+    /// already in this spool.
     pub fn next_id(&self) -> QueueId {
-        let candidate = QueueId::generate().0;
+        let node = self.shared.node;
+        let candidate = QueueId::generate_on(node);
+        // Above the last id, in this node's part of the id space.
+        let next = |last: u64| match candidate.0 > last {
+            true => candidate,
+            false => QueueId(last).next_after(node),
+        };
         let prev = self
             .shared
             .last_id
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(candidate.max(last.saturating_add(1)))
+                Some(next(last).0)
             })
             .expect("closure always returns Some");
-        QueueId(candidate.max(prev.saturating_add(1)))
+        next(prev)
+    }
+
+    /// Marks the store as one that can be away (a cluster's database):
+    /// commits wait at most `commit_timeout` for an answer to the sender,
+    /// and new transactions are deferred while the store fails. The
+    /// embedded spool is never marked: it behaves as it always has.
+    pub fn watch_store(&self, commit_timeout: std::time::Duration) {
+        let _ = self.shared.commit_limit.set(commit_timeout);
+    }
+
+    /// How long a commit may take before the sender gets 451, for a
+    /// watched store (`watch_store`).
+    pub fn commit_limit(&self) -> Option<std::time::Duration> {
+        self.shared.commit_limit.get().copied()
+    }
+
+    /// Whether new transactions may start: with a watched store, false for
+    /// a while after it failed (or a cluster's heartbeat could not reach
+    /// the database), until a write succeeds or it is time to try again.
+    pub fn accepting(&self) -> bool {
+        self.commit_limit().is_none()
+            || crate::locks::lock(&self.shared.trouble).is_none_or(|t| t.elapsed() > RECHECK)
+    }
+
+    /// Notes that the store failed (a write, a read, a heartbeat): new
+    /// transactions are deferred for a while.
+    pub fn store_failed(&self) {
+        *crate::locks::lock(&self.shared.trouble) = Some(std::time::Instant::now());
+        self.shared.failures.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How often the store failed since the start: a stage that failed on
+    /// a message dropped it, so a change says work may wait to be resumed.
+    pub fn failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::SeqCst)
+    }
+
+    /// `r`, noting a failure of the store itself (not a refused write or a
+    /// damaged record).
+    fn seen<T>(&self, r: Result<T, SpoolError>) -> Result<T, SpoolError> {
+        if let Err(SpoolError::Db(_) | SpoolError::Commit(CommitError::Sync(_))) = &r {
+            self.store_failed();
+        }
+        r
+    }
+
+    /// Notes that the store took a write (or answered a heartbeat).
+    pub fn store_ok(&self) {
+        *crate::locks::lock(&self.shared.trouble) = None;
+    }
+
+    /// The node number this spool's new ids carry.
+    pub fn node(&self) -> NodeNumber {
+        self.shared.node
     }
 
     /// Starts storing a new message under a fresh id.
@@ -210,20 +321,32 @@ impl Spool {
         self.store.envelopes().await
     }
 
+    /// The queued messages this node works, oldest first: all of them on a
+    /// single node, those it holds the lease on in a cluster.
+    pub async fn list_owned(&self) -> Result<Vec<QueuedMessage>, SpoolError> {
+        self.seen(self.store.owned().await)
+    }
+
+    /// Whether this node holds message `id` (false once another node
+    /// took it, or it is gone).
+    pub async fn owns(&self, id: QueueId) -> Result<bool, SpoolError> {
+        self.seen(self.store.owns(id).await)
+    }
+
     /// One message's record.
     pub async fn get(&self, id: QueueId) -> Result<Option<QueuedMessage>, SpoolError> {
-        self.store.envelope(id).await
+        self.seen(self.store.envelope(id).await)
     }
 
     /// The message bytes as received (without our `Received:` header).
     pub async fn read_body(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_body(msg).await
+        self.seen(self.store.read_body(msg).await)
     }
 
     /// The first chunk of the message (up to [`CHUNK_SIZE`] octets): enough
     /// for its header block without reading a large body.
     pub async fn read_head(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_head(msg).await
+        self.seen(self.store.read_head(msg).await)
     }
 
     /// Removes a message and its chunks, durably. Returns false if it was absent.
@@ -244,7 +367,7 @@ impl Spool {
         msg: &QueuedMessage,
         durability: Durability,
     ) -> Result<(), SpoolError> {
-        self.store.update(msg, durability).await
+        self.seen(self.store.update(msg, durability).await)
     }
 
     /// Durably stores the sealed copies (recipient index, bytes as sent)
@@ -254,7 +377,7 @@ impl Spool {
         msg: &QueuedMessage,
         copies: Vec<(u32, Vec<u8>)>,
     ) -> Result<(), SpoolError> {
-        self.store.put_sealed(msg, copies).await
+        self.seen(self.store.put_sealed(msg, copies).await)
     }
 
     /// The sealed copy for recipient `index` of `msg`, as it is to be sent.
@@ -263,7 +386,7 @@ impl Spool {
         msg: &QueuedMessage,
         index: u32,
     ) -> Result<Vec<u8>, SpoolError> {
-        self.store.read_sealed(msg, index).await
+        self.seen(self.store.read_sealed(msg, index).await)
     }
 
     /// Retires a message whose every recipient is final: its record moves
@@ -274,7 +397,7 @@ impl Spool {
         msg: &QueuedMessage,
         durability: Durability,
     ) -> Result<(), SpoolError> {
-        self.store.complete(msg, durability).await?;
+        self.seen(self.store.complete(msg, durability).await)?;
         self.shared.metrics.spool_messages.dec();
         self.shared.metrics.spool_bytes.sub(msg.size as i64);
         Ok(())
@@ -378,7 +501,9 @@ impl MessageWriter {
         msg.chunks = self.chunks;
         msg.body_sha256 = hex::encode(std::mem::take(&mut self.hash).finalize());
         let tail = last.then_some(&self.buf[..]);
-        self.spool.store.commit(&msg, tail).await?;
+        let spool = &self.spool;
+        spool.seen(spool.store.commit(&msg, tail).await)?;
+        spool.store_ok();
         self.committed = true;
         if let Some(to) = crate::locks::lock(&self.spool.shared.accepted).as_ref() {
             to.send(self.id);
@@ -400,6 +525,28 @@ impl Drop for MessageWriter {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             drop(rt.spawn(async move { store.discard(id, chunks).await }));
         }
+    }
+}
+
+/// Helpers for tests of the spool and the stages.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Direction, QueueId, Spool, Submission, DSN_ORIGIN};
+    use crate::model::address::Mailbox;
+
+    /// Queues one small message from Sealgate itself; its id.
+    pub(crate) async fn submit_one(spool: &Spool) -> QueueId {
+        spool
+            .submit(Submission {
+                from: "",
+                to: vec![Mailbox::parse("c@d.test").unwrap()],
+                origin: DSN_ORIGIN,
+                direction: Direction::Outbound,
+                hostname: "h",
+                bytes: b"Subject: x\r\n\r\nhi\r\n",
+            })
+            .await
+            .unwrap()
     }
 }
 
@@ -484,6 +631,30 @@ mod tests {
         w.id = far_future;
         assert!(w.commit(message()).await.is_err());
         assert_eq!(spool.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_store_defers_new_transactions_until_it_takes_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path()).await;
+        spool.store_failed();
+        assert!(spool.accepting(), "the embedded spool is not watched");
+        assert_eq!(spool.commit_limit(), None);
+        let spool = open(tempfile::tempdir().unwrap().path()).await;
+        spool.watch_store(std::time::Duration::from_secs(3));
+        assert!(spool.accepting());
+        assert_eq!(spool.failures(), 0);
+        spool.store_failed();
+        assert!(!spool.accepting(), "deferred while the store fails");
+        assert_eq!(spool.failures(), 1);
+        spool.writer().commit(message()).await.unwrap();
+        assert!(spool.accepting(), "a commit that went through clears it");
+        // A refused write (not a store failure) is not counted.
+        let mut w = spool.writer();
+        w.id = spool.list().await.unwrap()[0].id;
+        assert!(w.commit(message()).await.is_err());
+        assert!(spool.accepting());
+        assert_eq!(spool.failures(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread")]

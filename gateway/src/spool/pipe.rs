@@ -229,7 +229,8 @@ impl Pipe {
         todo: impl Fn(&QueuedMessage) -> bool,
     ) -> Result<Vec<QueuedMessage>, SpoolError> {
         let mut out = Vec::new();
-        for m in self.spool.list().await? {
+        // Only this node's: in a cluster, another node works the rest.
+        for m in self.spool.list_owned().await? {
             if todo(&m) && self.ready_message(&m).await == Readiness::Ready {
                 out.push(m);
             }
@@ -248,9 +249,8 @@ fn ready_if(done: bool) -> Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::address::Mailbox;
     use crate::model::verdict::{Seal, Verdict};
-    use crate::spool::{Direction, Durability, InspectionRecord, Keyring, Submission, DSN_ORIGIN};
+    use crate::spool::{Durability, InspectionRecord, Keyring};
     use crate::telemetry::metrics::Metrics;
     use std::sync::Arc;
 
@@ -323,20 +323,7 @@ mod tests {
         assert_eq!(counts("inspect"), (1, 1));
     }
 
-    /// Queues one small message from Sealgate itself; its id.
-    async fn submit_one(spool: &Spool) -> QueueId {
-        spool
-            .submit(Submission {
-                from: "",
-                to: vec![Mailbox::parse("c@d.test").unwrap()],
-                origin: DSN_ORIGIN,
-                direction: Direction::Outbound,
-                hostname: "h",
-                bytes: b"Subject: x\r\n\r\nhi\r\n",
-            })
-            .await
-            .unwrap()
-    }
+    use crate::spool::testing::submit_one;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_message_is_ready_once_the_stage_before_stored_its_work() {

@@ -716,6 +716,10 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
     ));
     assert_eq!(a.envelope(m1.id).await.unwrap().unwrap().from, m1.from);
     assert_eq!(a.read_body(&m1).await.unwrap(), body);
+    // What this node works: everything it accepted.
+    let owned: Vec<QueueId> = a.owned().await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(owned, [m1.id, m2.id, m3.id]);
+    assert!(a.owns(m1.id).await.unwrap());
     // Inspections.
     assert_eq!(a.uninspected().await.unwrap(), [m1.id, m2.id, m3.id]);
     assert!(a.inspection(m1.id).await.unwrap().is_none());

@@ -22,8 +22,9 @@
 //! `Spool::open` with the TLS memory and cache kept beside it). Nothing
 //! durable is opened by a stage directly any more. `keyring` seals
 //! records at rest for every store. `postgres/` keeps the tokens, holds,
-//! audit log, key records, TLS memory, cache and archive in a shared
-//! database so far (`[store] backend = "postgres"`).
+//! audit log, key records, TLS memory, cache, archive and the spool (with
+//! each node's claims on its messages, `postgres/cluster.rs`) in a shared
+//! database (`[store] backend = "postgres"`).
 
 pub mod archive;
 pub mod audit_log;
@@ -84,6 +85,19 @@ pub struct Stores {
     /// (PostgreSQL); `None` where they live in the spool's own database
     /// (embedded), which hands them out.
     pub meta: Option<SpoolMeta>,
+    /// The shared spool and this node's claims, for a node of a cluster
+    /// (PostgreSQL); `None` on a single node, whose spool the spool stage
+    /// opens under `data_dir`.
+    pub cluster: Option<ClusterStores>,
+}
+
+/// What a node of a cluster works from besides the small stores.
+#[derive(Clone)]
+pub struct ClusterStores {
+    /// The queue every node shares.
+    pub spool: std::sync::Arc<dyn spool::SpoolStore>,
+    /// This node's registration, heartbeats and leases.
+    pub nodes: std::sync::Arc<postgres::cluster::PgCluster>,
 }
 
 /// The TLS memory and cache, kept beside the queue.
@@ -133,7 +147,18 @@ impl Stores {
                     console: Arc::new(postgres::console::PgConsoleUsers::new(db.clone())),
                     meta: Some(SpoolMeta {
                         tls_memory: Arc::new(postgres::tls_memory::PgTlsMemory::new(db.clone())),
-                        cache: Arc::new(postgres::cache::PgCache::new(db, keys)),
+                        cache: Arc::new(postgres::cache::PgCache::new(db.clone(), keys.clone())),
+                    }),
+                    cluster: Some(ClusterStores {
+                        spool: Arc::new(
+                            postgres::spool::PgSpool::new(db.clone(), keys, &config.cluster.node)
+                                .with_lease(config.cluster.lease.0),
+                        ),
+                        nodes: Arc::new(postgres::cluster::PgCluster::new(
+                            db,
+                            &config.cluster.node,
+                            config.cluster.lease.0,
+                        )),
                     }),
                 })
             }
@@ -151,6 +176,7 @@ impl Stores {
             keys: std::sync::Arc::new(rocksdb::key_files::KeyFiles::new(&config.keystore_dir())),
             console: std::sync::Arc::new(rocksdb::console::ConsoleFiles::new(data)),
             meta: None,
+            cluster: None,
         }
     }
 

@@ -161,6 +161,19 @@ pub trait SpoolStore: Send + Sync {
     /// Every queued message's record, oldest first.
     async fn envelopes(&self) -> Result<Vec<QueuedMessage>, SpoolError>;
 
+    /// The queued messages this node works, oldest first: all of them on a
+    /// single node; in a cluster, those it holds the lease on.
+    async fn owned(&self) -> Result<Vec<QueuedMessage>, SpoolError> {
+        self.envelopes().await
+    }
+
+    /// Whether this node holds message `id`: always on a single node
+    /// (without a read: the read that follows finds a message gone); in a
+    /// cluster, false once another node took it (or it is gone).
+    async fn owns(&self, _id: QueueId) -> Result<bool, SpoolError> {
+        Ok(true)
+    }
+
     /// The first `count` chunks of `msg`, joined.
     async fn read_chunks(&self, msg: &QueuedMessage, count: u32) -> Result<Vec<u8>, SpoolError>;
 
@@ -227,7 +240,8 @@ pub trait SpoolStore: Send + Sync {
     /// What the inspect stage found, if it has run.
     async fn inspection(&self, id: QueueId) -> Result<Option<InspectionRecord>, SpoolError>;
 
-    /// Queued messages without an inspection, oldest first.
+    /// Queued messages this node works (as `owned`) without an
+    /// inspection, oldest first.
     async fn uninspected(&self) -> Result<Vec<QueueId>, SpoolError>;
 
     /// Queued message count and total octets.

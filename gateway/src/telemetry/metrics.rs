@@ -71,6 +71,11 @@ pub struct Metrics {
     pub archive_indexed: IntGauge,
     /// The last sequence number a verify found intact.
     pub archive_verified: IntGauge,
+    /// Messages this node took from a node whose lease ran out, by the
+    /// stage they resumed at (those at `deliver` may be delivered twice).
+    pub cluster_takeovers: IntCounterVec,
+    /// Messages this node holds leases on.
+    pub cluster_leases: IntGauge,
     /// Ids handed on to a stage and not yet taken by it, by stage.
     pub stage_waiting: IntGaugeVec,
     /// Time an id waited between being handed on and its stage taking it, by stage.
@@ -279,6 +284,15 @@ impl Metrics {
             "sealgate_archive_verified_sequence",
             "The last sequence number an archive verify found intact (0: none yet)",
         );
+        let cluster_takeovers = counter_vec(
+            "sealgate_cluster_takeovers_total",
+            "Messages this node took from a node whose lease ran out, by the stage they resumed at (stage=\"deliver\": may be delivered twice)",
+            &["stage"],
+        );
+        let cluster_leases = gauge(
+            "sealgate_cluster_leases",
+            "Queued messages this node holds leases on (0 on a single node)",
+        );
         let stage_waiting = IntGaugeVec::new(
             Opts::new(
                 "sealgate_stage_waiting_messages",
@@ -311,6 +325,8 @@ impl Metrics {
         );
         Metrics {
             registry,
+            cluster_takeovers,
+            cluster_leases,
             stage_waiting,
             stage_wait_seconds,
             stage_work_seconds,

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_spool.sql"),
     include_str!("migrations/0003_archive.sql"),
     include_str!("migrations/0004_console.sql"),
+    include_str!("migrations/0005_cluster.sql"),
 ];
 
 /// The schema version this binary is built for.

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod audit;
 pub mod cache;
+pub mod cluster;
 pub mod console;
 pub mod holds;
 pub mod keys;
@@ -67,6 +68,18 @@ pub enum PgError {
         /// The newest this binary knows.
         known: i32,
     },
+    /// Every node number is taken.
+    #[error(
+        "63 node names are registered in the database (table `nodes`), each with a number \
+         for its queue ids: reuse a name, or delete the row of a node that is gone for good"
+    )]
+    ClusterFull,
+    /// The database did not answer in time.
+    #[error("the database did not answer the {0} in time")]
+    TimedOut(&'static str),
+    /// A row holds what the schema does not allow.
+    #[error("database row is damaged: {0}")]
+    Damaged(String),
     /// The schema is older than this binary needs.
     #[error(
         "the database's schema is version {found}, older than this sealgate needs ({known}): \

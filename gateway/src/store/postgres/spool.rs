@@ -11,8 +11,9 @@
 //!
 //! Chunks of messages never committed are swept on a handle's first use,
 //! but only this node's (another node may be receiving a message now).
-//! Not yet used by `serve`: sharing the queue between nodes needs the
-//! leases of the cluster work, so nodes keep the embedded spool for now.
+//! A message is committed owned by the node that accepted it, with a
+//! lease (`cluster.rs` renews and takes leases); the node's own work
+//! lists (`owned`, `uninspected`) hold only the messages it owns.
 
 use super::{Database, PgError};
 use crate::model::id::QueueId;
@@ -31,6 +32,8 @@ pub struct PgSpool {
     keys: Arc<Keyring>,
     /// The node whose orphan chunks this handle may sweep.
     node: String,
+    /// How long the lease of a message this node accepts lasts unrenewed.
+    lease: std::time::Duration,
     /// The highest id on disk when first used, before the sweep.
     highest_at_open: OnceCell<u64>,
 }
@@ -42,8 +45,15 @@ impl PgSpool {
             db,
             keys,
             node: node.to_string(),
+            lease: std::time::Duration::from_secs(60),
             highest_at_open: OnceCell::new(),
         }
+    }
+
+    /// This spool with leases of `lease` on the messages it accepts.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Sweeps this node's orphan chunks once, remembering the highest id
@@ -218,9 +228,16 @@ impl SpoolStore for PgSpool {
         let tx = client.transaction().await.map_err(db)?;
         let added = tx
             .execute(
-                "INSERT INTO spool_message (id, size, record) VALUES ($1, $2, $3) \
+                "INSERT INTO spool_message (id, size, record, owner, lease_until) \
+                 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8)) \
                  ON CONFLICT (id) DO NOTHING",
-                &[&id, &(msg.size as i64), &record],
+                &[
+                    &id,
+                    &(msg.size as i64),
+                    &record,
+                    &self.node,
+                    &self.lease.as_secs_f64(),
+                ],
             )
             .await
             .map_err(db)?;
@@ -266,6 +283,33 @@ impl SpoolStore for PgSpool {
         rows.iter()
             .map(|r| self.open_record("message", QueueId(r.get::<_, i64>(0) as u64), r.get(1)))
             .collect()
+    }
+
+    async fn owned(&self) -> Result<Vec<QueuedMessage>, SpoolError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, record FROM spool_message WHERE owner = $1 ORDER BY id",
+                &[&self.node],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| self.open_record("message", QueueId(r.get::<_, i64>(0) as u64), r.get(1)))
+            .collect()
+    }
+
+    async fn owns(&self, id: QueueId) -> Result<bool, SpoolError> {
+        let client = self.client().await?;
+        let owner: Option<String> = client
+            .query_opt(
+                "SELECT owner FROM spool_message WHERE id = $1",
+                &[&key(id)?],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0));
+        Ok(owner.is_some_and(|o| o == self.node))
     }
 
     async fn read_chunks(&self, msg: &QueuedMessage, count: u32) -> Result<Vec<u8>, SpoolError> {
@@ -484,8 +528,8 @@ impl SpoolStore for PgSpool {
         let rows = client
             .query(
                 "SELECT m.id FROM spool_message m LEFT JOIN spool_inspection i USING (id) \
-                 WHERE i.id IS NULL ORDER BY m.id",
-                &[],
+                 WHERE i.id IS NULL AND m.owner = $1 ORDER BY m.id",
+                &[&self.node],
             )
             .await
             .map_err(db)?;
@@ -604,6 +648,25 @@ mod tests {
             .put_chunk(QueueId(8000), 0, b"in flight")
             .await
             .unwrap();
+        // Each node works what it accepted: another node's message is in
+        // the queue, not in this node's lists.
+        let mut theirs = crate::store::spool::testing::message();
+        theirs.id = QueueId(9000);
+        theirs.chunks = 1;
+        other.commit(&theirs, Some(b"x")).await.unwrap();
+        assert!(other.owns(theirs.id).await.unwrap());
+        assert!(!spool.owns(theirs.id).await.unwrap());
+        assert!(spool.envelope(theirs.id).await.unwrap().is_some());
+        assert!(spool
+            .owned()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.id != theirs.id));
+        assert!(!spool.uninspected().await.unwrap().contains(&theirs.id));
+        assert_eq!(other.owned().await.unwrap().len(), 1);
+        assert_eq!(other.uninspected().await.unwrap(), [theirs.id]);
+        other.delete(theirs.id).await.unwrap();
         let again = PgSpool::new(db.reopen(), keys, "mx1");
         assert!(again.highest_id().await.unwrap() >= 8000);
         assert_eq!(

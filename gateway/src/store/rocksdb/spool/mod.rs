@@ -730,6 +730,7 @@ mod tests {
                 Arc::new(rocks.clone()),
                 Arc::new(rocks.clone()),
                 Arc::new(Metrics::new()),
+                crate::model::id::NodeNumber::SINGLE,
             )
             .await
             .unwrap();
