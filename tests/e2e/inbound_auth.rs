@@ -8,7 +8,9 @@
 //! `p=quarantine` is held in the quarantine with its reason; a signature
 //! over a changed body fails DKIM while SPF still passes DMARC.
 
-use sealgate_e2e::{dkim_key, postfix_mailbox, txt_record, wait_for, Dns, Gateway, Postfix, Smtp};
+use sealgate_e2e::{
+    dkim_key, inbound_gateway, postfix_mailbox, send_inbound, txt_record, wait_for, Dns, Gateway,
+};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -63,21 +65,8 @@ fn message(from: &str, subject: &str, extra: &str) -> String {
     )
 }
 
-/// Sends `body` from `from`; the reply to the end of DATA.
 fn send(g: &Gateway, from: &str, body: &str) -> (u16, String) {
-    let mut s = Smtp::connect(g.smtp).unwrap();
-    s.cmd("EHLO mail.sender.test").unwrap();
-    s.message(from, &["nurse@hospital.test"], body.as_bytes())
-        .unwrap()
-}
-
-fn delivered(home: &Postfix, subject: &str) -> String {
-    wait_for(60, &format!("delivery of {subject:?}"), || {
-        home.mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|t| t.contains(&format!("Subject: {subject}")))
-    })
+    send_inbound(g, "mail.sender.test", from, body)
 }
 
 /// The value of each Authentication-Results field of `mail`, unfolded.
@@ -125,17 +114,11 @@ fn inbound_mail_is_authenticated_and_dmarc_policies_are_honoured() {
         "hospital.test",
         "smtpd_tls_security_level = none\n",
     );
-    // The tenant sends from hospital.test over loopback; anyone else on
-    // loopback is the internet.
-    let g = Gateway::start(&format!(
-        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"hospital.test\"]\n\n\
-         [inbound]\nauthenticate = true\n\n\
-         [delivery]\nresolvers = [\"127.0.0.1:{dns}\"]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
-         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
-         [seal]\nwkd = false\n",
-        dns = dns.port,
-        home = home.port,
-    ));
+    let g = inbound_gateway(
+        &home,
+        "authenticate = true",
+        &format!("resolvers = [\"127.0.0.1:{}\"]", dns.port),
+    );
 
     // (a) Signed by sender.test, sent from an address its SPF lists, with a
     // forged result claiming Sealgate's authserv-id and one from elsewhere.
@@ -150,7 +133,7 @@ fn inbound_mail_is_authenticated_and_dmarc_policies_are_honoured() {
     );
     let (code, reply) = send(&g, "ann@sender.test", &signed);
     assert_eq!(code, 250, "{reply}\n{}", g.log());
-    let mail = delivered(&home, "Signed invoice");
+    let mail = home.wait_subject("Signed invoice");
     let results = auth_results(&mail);
     assert_eq!(results.len(), 2, "{results:#?}\n{mail}");
     let ours = &results[0];
@@ -206,7 +189,7 @@ fn inbound_mail_is_authenticated_and_dmarc_policies_are_honoured() {
     .replace("The invoice is attached.", "Pay to account 123.");
     let (code, reply) = send(&g, "ann@sender.test", &tampered);
     assert_eq!(code, 250, "{reply}");
-    let mail = delivered(&home, "Changed invoice");
+    let mail = home.wait_subject("Changed invoice");
     let ours = &auth_results(&mail)[0];
     assert!(ours.contains("dkim=fail"), "{ours}");
     assert!(

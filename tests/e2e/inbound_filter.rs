@@ -8,7 +8,8 @@
 //! message is accepted once rspamd is back.
 
 use sealgate_e2e::{
-    base64_lines, postfix_mailbox, wait_for, Clamd, Gateway, Postfix, Rspamd, Smtp, EICAR, GTUBE,
+    base64_lines, inbound_gateway, postfix_mailbox, send_inbound, wait_for, Clamd, Gateway, Rspamd,
+    EICAR, GTUBE,
 };
 use std::io::Write;
 
@@ -17,10 +18,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn send(g: &Gateway, from: &str, body: &str) -> (u16, String) {
-    let mut s = Smtp::connect(g.smtp).unwrap();
-    s.cmd("EHLO mail.outside.test").unwrap();
-    s.message(from, &["nurse@hospital.test"], body.as_bytes())
-        .unwrap()
+    send_inbound(g, "mail.outside.test", from, body)
 }
 
 fn plain(subject: &str, body: &str, extra: &str) -> String {
@@ -52,15 +50,6 @@ fn zip(name: &str, data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-fn delivered(home: &Postfix, subject: &str) -> String {
-    wait_for(60, &format!("delivery of {subject:?}"), || {
-        home.mailbox()
-            .into_iter()
-            .map(|m| text(&m))
-            .find(|t| t.contains(&format!("Subject: {subject}")))
-    })
-}
-
 #[test]
 fn spam_and_malware_are_stopped_before_250_and_a_dead_scanner_tempfails() {
     // Both engines load for several seconds: start them side by side.
@@ -72,16 +61,14 @@ fn spam_and_malware_are_stopped_before_250_and_a_dead_scanner_tempfails() {
         "hospital.test",
         "smtpd_tls_security_level = none\n",
     );
-    let g = Gateway::start(&format!(
-        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"hospital.test\"]\n\n\
-         [inbound]\nauthenticate = false\nrspamd_url = \"http://127.0.0.1:{rspamd}\"\nclamd_address = \"127.0.0.1:{clamd}\"\nscan_timeout = \"30s\"\n\n\
-         [delivery]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
-         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
-         [seal]\nwkd = false\n",
-        rspamd = rspamd.port,
-        clamd = clamd.port,
-        home = home.port,
-    ));
+    let g = inbound_gateway(
+        &home,
+        &format!(
+            "authenticate = false\nrspamd_url = \"http://127.0.0.1:{}\"\nclamd_address = \"127.0.0.1:{}\"\nscan_timeout = \"30s\"",
+            rspamd.port, clamd.port
+        ),
+        "",
+    );
 
     // GTUBE: rspamd's "reject" → 550 in the dialogue.
     let (code, reply) = send(&g, "x@outside.test", &plain("Offer", GTUBE, ""));
@@ -119,7 +106,7 @@ fn spam_and_malware_are_stopped_before_250_and_a_dead_scanner_tempfails() {
         ),
     );
     assert_eq!(code, 250, "{reply}");
-    let mail = delivered(&home, "Lab schedule");
+    let mail = home.wait_subject("Lab schedule");
     assert_eq!(mail.matches("X-Sealgate-Spam-Flag:").count(), 1, "{mail}");
     assert!(mail.contains("X-Sealgate-Spam-Score: "), "{mail}");
 
@@ -156,14 +143,7 @@ fn dangerous_attachment_types_are_held_even_inside_archives() {
         "hospital.test",
         "smtpd_tls_security_level = none\n",
     );
-    let g = Gateway::start(&format!(
-        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"hospital.test\"]\n\n\
-         [inbound]\nauthenticate = false\n\n\
-         [delivery]\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
-         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
-         [seal]\nwkd = false\n",
-        home = home.port,
-    ));
+    let g = inbound_gateway(&home, "authenticate = false", "");
     // An executable inside a zip inside a zip, and a macro workbook: held.
     let nested = zip("docs.zip", &zip("invoice.exe", b"MZ\x90\x00 not really"));
     let (code, reply) = send(
@@ -195,7 +175,7 @@ fn dangerous_attachment_types_are_held_even_inside_archives() {
         ),
     );
     assert_eq!(code, 250);
-    delivered(&home, "Report");
+    home.wait_subject("Report");
     let held = wait_for(60, "two held messages", || {
         let o = g.cli(&["quarantine", "ls", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;

@@ -425,6 +425,30 @@ pub fn send_text(g: &Gateway, from: &str, to: &str, subject: &str, body: &str) -
     queued_id(&out).expect("queued as ID")
 }
 
+/// A gateway whose tenant sends from hospital.test over loopback (anyone
+/// else on loopback is the internet: inbound), delivering to `home`, with
+/// `inbound` as its `[inbound]` table's lines and `delivery` added to
+/// `[delivery]`.
+pub fn inbound_gateway(home: &Postfix, inbound: &str, delivery: &str) -> Gateway {
+    Gateway::start(&format!(
+        "[[connector]]\nname = \"tenant\"\ncidrs = [\"127.0.0.0/8\"]\nsender_domains = [\"hospital.test\"]\n\n\
+         [inbound]\n{inbound}\n\n\
+         [delivery]\n{delivery}\nsmart_host = {{ host = \"127.0.0.1\", port = {home} }}\n\n\
+         [tls]\ndane = false\nmta_sts = false\nremember = false\n\n\
+         [seal]\nwkd = false\n",
+        home = home.port,
+    ))
+}
+
+/// Sends `body` (CRLF) from `from` to nurse@hospital.test over SMTP after
+/// `EHLO helo`; the reply to the end of DATA.
+pub fn send_inbound(g: &Gateway, helo: &str, from: &str, body: &str) -> (u16, String) {
+    let mut s = Smtp::connect(g.smtp).unwrap();
+    s.cmd(&format!("EHLO {helo}")).unwrap();
+    s.message(from, &["nurse@hospital.test"], body.as_bytes())
+        .unwrap()
+}
+
 /// A PostgreSQL server of this test's own (it may stop and start it), in
 /// `/tmp/sealgate-pg-tests/run-<pid>-<n>`, with an empty database
 /// `sealgate` and that database's URL; directories of finished runs are
@@ -625,6 +649,17 @@ impl Postfix {
             .unwrap_or_default();
         files.sort();
         files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
+    /// The first delivered message whose header has `Subject: subject`,
+    /// waiting up to a minute.
+    pub fn wait_subject(&self, subject: &str) -> String {
+        wait_for(60, &format!("delivery of {subject:?}"), || {
+            self.mailbox()
+                .into_iter()
+                .map(|m| String::from_utf8_lossy(&m).into_owned())
+                .find(|t| t.contains(&format!("Subject: {subject}")))
+        })
     }
 
     /// Waits until the Maildir holds at least `n` messages; returns them.

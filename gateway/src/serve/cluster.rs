@@ -300,6 +300,7 @@ mod tests {
             unscannable: Vec::new(),
             action: None,
             policy_hits: Vec::new(),
+            extensions: Vec::new(),
         };
         spool.put_inspection(id, &record).await.unwrap();
         assert_eq!(e.enter(&spool, &msg().await).await, Stage::Policy);
