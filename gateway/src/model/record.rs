@@ -368,6 +368,20 @@ pub struct InspectionRecord {
     pub extensions: Vec<String>,
 }
 
+impl InspectionRecord {
+    /// An inspection made now that found nothing and had nothing unscannable.
+    pub fn clean() -> InspectionRecord {
+        InspectionRecord {
+            inspected_at: chrono::Utc::now(),
+            findings: Vec::new(),
+            unscannable: Vec::new(),
+            action: None,
+            policy_hits: Vec::new(),
+            extensions: Vec::new(),
+        }
+    }
+}
+
 /// One detector's result for a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingRecord {

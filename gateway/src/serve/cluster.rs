@@ -294,14 +294,7 @@ mod tests {
         assert!(holds(&mut far_plain.policy, id).await);
 
         // Inspected, undecided: policy.
-        let record = InspectionRecord {
-            inspected_at: chrono::Utc::now(),
-            findings: Vec::new(),
-            unscannable: Vec::new(),
-            action: None,
-            policy_hits: Vec::new(),
-            extensions: Vec::new(),
-        };
+        let record = InspectionRecord::clean();
         spool.put_inspection(id, &record).await.unwrap();
         assert_eq!(e.enter(&spool, &msg().await).await, Stage::Policy);
         assert!(holds(&mut far.policy, id).await);

@@ -339,14 +339,7 @@ mod tests {
         for after in [Progress::Inspected, Progress::Decided, Progress::Sealed] {
             assert_eq!(ready(after).await, Readiness::Waiting, "{after:?}");
         }
-        let record = InspectionRecord {
-            inspected_at: chrono::Utc::now(),
-            findings: Vec::new(),
-            unscannable: Vec::new(),
-            action: None,
-            policy_hits: Vec::new(),
-            extensions: Vec::new(),
-        };
+        let record = InspectionRecord::clean();
         spool.put_inspection(id, &record).await.unwrap();
         assert_eq!(ready(Progress::Inspected).await, Readiness::Ready);
         // Decided with a PGP copy still to make: ready for seal, not for delivery.

@@ -657,14 +657,7 @@ pub async fn spool_store(open: &dyn Fn() -> Box<dyn super::spool::SpoolStore>) {
         matches!(r, Err(SpoolError::Commit(CommitError::Gone(_))))
     }
     let ids = |list: Vec<QueuedMessage>| list.iter().map(|m| m.id.0).collect::<Vec<_>>();
-    let inspection = InspectionRecord {
-        inspected_at: chrono::Utc::now(),
-        findings: Vec::new(),
-        unscannable: Vec::new(),
-        action: None,
-        policy_hits: Vec::new(),
-        extensions: Vec::new(),
-    };
+    let inspection = InspectionRecord::clean();
 
     let a = open();
     assert!(
