@@ -5,7 +5,8 @@
 //! Sequoia's own armourer writes LF lines one `write` at a time and sums the
 //! CRC a byte at a time; with the CRLF pass after it that was a fifth of a
 //! 10 MB seal. This one encodes whole lines in place and sums the CRC with
-//! sliced tables.
+//! sliced tables, and for a big message it runs on a second thread beside
+//! the encryption ([`armoured`]), so it adds CPU time but no wall time.
 
 use std::io;
 
@@ -48,6 +49,91 @@ impl<'a> ArmourWriter<'a> {
         self.out.push(b'=');
         line(self.out, &crc[1..]);
         self.out.extend_from_slice(b"-----END PGP MESSAGE-----\r\n");
+    }
+}
+
+/// Messages at least this big are armoured on a second thread: below it the
+/// thread costs more than the base64 it takes off the encryption's path.
+pub const ARMOUR_BESIDE_FROM: usize = 1 << 20;
+
+/// How much encrypted output the encrypting thread hands over at a time.
+const HANDOFF: usize = 256 * 1024;
+
+/// Runs `write` with a sink whose bytes end up as an armoured "PGP MESSAGE"
+/// at the end of `out`: armoured as they come on this thread when `size` is
+/// small, else on a scoped second thread fed through a bounded channel.
+pub fn armoured<T, E>(
+    out: &mut Vec<u8>,
+    size: usize,
+    write: impl FnOnce(&mut (dyn io::Write + Send + Sync)) -> Result<T, E>,
+) -> Result<T, E> {
+    if size < ARMOUR_BESIDE_FROM {
+        let mut armour = ArmourWriter::new(out);
+        let r = write(&mut armour);
+        armour.finish();
+        return r;
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let armourer = scope.spawn(move || {
+            let mut armour = ArmourWriter::new(out);
+            for chunk in rx {
+                // Writing into memory cannot fail.
+                let _ = io::Write::write_all(&mut armour, &chunk);
+            }
+            armour.finish();
+        });
+        let mut sink = Handoff {
+            tx: Some(tx),
+            buf: Vec::with_capacity(HANDOFF),
+        };
+        let r = write(&mut sink);
+        sink.close();
+        if let Err(panic) = armourer.join() {
+            std::panic::resume_unwind(panic);
+        }
+        r
+    })
+}
+
+/// The encrypting thread's end of [`armoured`]'s channel.
+struct Handoff {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl Handoff {
+    /// Sends what is buffered and closes the channel, ending the armour.
+    fn close(&mut self) {
+        let _ = self.send();
+        self.tx = None;
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(HANDOFF));
+        match &self.tx {
+            Some(tx) => tx
+                .send(chunk)
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "armour thread ended")),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "armour closed")),
+        }
+    }
+}
+
+impl io::Write for Handoff {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= HANDOFF {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -133,6 +219,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn armour_beside_is_the_same_as_armour_in_line() {
+        let data: Vec<u8> = (0..(ARMOUR_BESIDE_FROM as u64 + 300_001))
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect();
+        let run = |size: usize| {
+            let mut out = b"x".to_vec();
+            armoured(&mut out, size, |w| -> std::io::Result<()> {
+                for piece in data.chunks(10_007) {
+                    w.write_all(piece)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let beside = run(data.len());
+        assert_eq!(beside, run(0));
+        assert_eq!(beside[1..], ours(&data, 1)[8..]);
     }
 
     #[test]

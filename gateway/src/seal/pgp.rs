@@ -34,7 +34,7 @@ use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Recipient, S
 use openpgp::types::{AEADAlgorithm, DataFormat, Features, RevocationStatus, SymmetricAlgorithm};
 use openpgp::KeyHandle;
 
-use super::armour::ArmourWriter;
+use super::armour::armoured;
 use super::entity::{split, Split};
 use crate::keys::pgp_key::{crypto, parse_cert, transport_keys};
 pub use crate::keys::pgp_key::{KeyProblem, PgpError, RecipientKey};
@@ -328,9 +328,9 @@ fn encrypt(
         .collect();
     let keypair = signer.map(|s| s.keypair(now)).transpose()?;
 
-    let mut armour = ArmourWriter::new(out);
-    {
-        let message = Message::new(&mut armour);
+    // The armour runs beside the encryption for a big entity (armour.rs).
+    armoured(out, entity.len(), |sink| -> Result<(), PgpError> {
+        let message = Message::new(sink);
         let encryptor = match mode {
             Mode::V1(cipher) => Encryptor::for_recipients(message, keys).symmetric_algo(cipher),
             Mode::V2(cipher, aead) => Encryptor::for_recipients(message, keys)
@@ -355,9 +355,8 @@ fn encrypt(
             .map_err(crypto)?;
         w.write_all(entity).map_err(crypto)?;
         w.finalize().map_err(crypto)?;
-    }
-    armour.finish();
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A fresh boundary; "=_" cannot occur in armour (base64 lines, "=" only
