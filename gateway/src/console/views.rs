@@ -188,6 +188,49 @@ fn row_of(msg: &QueuedMessage, index: usize, r: &QueuedRecipient) -> TraceRow {
     }
 }
 
+/// The inbound checks' verdicts on `msg`, as events at its arrival:
+/// sender authentication and the content scan (rule and signature names,
+/// scores; never content).
+fn inbound_events(msg: &QueuedMessage) -> Vec<Event> {
+    let mut out = Vec::new();
+    if let Some(a) = &msg.auth {
+        out.push(Event {
+            at: Some(msg.received_at),
+            event: "SENDER AUTH",
+            data: vec![
+                ("SPF", a.spf.as_str().to_string()),
+                ("DKIM", a.dkim.as_str().to_string()),
+                ("ARC", a.arc.as_str().to_string()),
+                ("DMARC", a.dmarc.as_str().to_string()),
+                ("From domain", a.dmarc_domain.clone().unwrap_or_default()),
+                (
+                    "domain's policy",
+                    a.dmarc_policy.clone().unwrap_or_default(),
+                ),
+                ("action", a.action.as_str().to_string()),
+            ],
+        });
+    }
+    if let Some(v) = &msg.scan {
+        out.push(Event {
+            at: Some(msg.received_at),
+            event: "CONTENT SCAN",
+            data: vec![
+                (
+                    "spam score",
+                    v.spam_score.map(|s| format!("{s:.2}")).unwrap_or_default(),
+                ),
+                ("rspamd action", v.spam_action.clone().unwrap_or_default()),
+                ("rspamd symbols", v.symbols.join(", ")),
+                ("malware", v.malware.clone().unwrap_or_default()),
+                ("not scanned by", v.unscanned.join(", ")),
+                ("action", v.action.as_str().to_string()),
+            ],
+        });
+    }
+    out
+}
+
 /// The events the gateway records for recipient `r` of `msg`.
 fn events(
     msg: &QueuedMessage,
@@ -217,6 +260,7 @@ fn events(
         .flatten()
         .collect(),
     }];
+    out.extend(inbound_events(msg));
     if let Some(i) = inspection {
         let detectors = i
             .findings
@@ -238,6 +282,7 @@ fn events(
                 ("policy rules", i.policy_hits.join(", ")),
                 ("action", i.action.clone().unwrap_or_default()),
                 ("unscannable parts", unscannable),
+                ("attachment types", i.extensions.join(", ")),
             ],
         });
     }
@@ -402,4 +447,49 @@ pub async fn archive(State(c): State<Shared>, headers: HeaderMap) -> Response {
             "The archive's console pages are not built yet. Use `sealgate archive search|show|export` or the /api/v1/archive API with an archivist token meanwhile.",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::inbound::{AuthResult, AuthVerdict, InboundAction, ScanVerdict};
+
+    #[test]
+    fn inbound_verdicts_show_in_the_detail_by_name_and_score_only() {
+        let mut msg = crate::store::spool::testing::message();
+        assert!(inbound_events(&msg).is_empty());
+        msg.auth = Some(AuthVerdict {
+            spf: AuthResult::Pass,
+            dkim: AuthResult::Fail,
+            arc: AuthResult::None,
+            dmarc: AuthResult::Fail,
+            dmarc_domain: Some("bank.example".into()),
+            dmarc_policy: Some("quarantine".into()),
+            action: InboundAction::Quarantine,
+            authserv_id: "mx.example".into(),
+        });
+        msg.scan = Some(ScanVerdict {
+            spam_score: Some(7.25),
+            spam_action: Some("add header".into()),
+            symbols: vec!["BAYES_SPAM".into()],
+            malware: None,
+            unscanned: vec!["clamd".into()],
+            action: InboundAction::Deliver,
+        });
+        let e = inbound_events(&msg);
+        assert_eq!(
+            e.iter().map(|e| e.event).collect::<Vec<_>>(),
+            ["SENDER AUTH", "CONTENT SCAN"]
+        );
+        let find = |i: usize, k: &str| {
+            e[i].data
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(find(0, "DMARC").as_deref(), Some("fail"));
+        assert_eq!(find(0, "action").as_deref(), Some("quarantine"));
+        assert_eq!(find(1, "spam score").as_deref(), Some("7.25"));
+        assert_eq!(find(1, "not scanned by").as_deref(), Some("clamd"));
+    }
 }

@@ -49,6 +49,16 @@ pub enum InboundAction {
     Quarantine,
 }
 
+impl InboundAction {
+    /// Lower-case name, for the trace.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundAction::Deliver => "deliver",
+            InboundAction::Quarantine => "quarantine",
+        }
+    }
+}
+
 /// The checks' results for one inbound message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthVerdict {
