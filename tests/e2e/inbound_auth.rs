@@ -222,3 +222,39 @@ fn inbound_mail_is_authenticated_and_dmarc_policies_are_honoured() {
         "{log}"
     );
 }
+
+#[test]
+fn messages_held_for_checks_share_a_memory_budget() {
+    let dns = Dns::start(&["--local=/test/".to_string()]);
+    let home = postfix_mailbox(
+        "budget",
+        "hospital.test",
+        "smtpd_tls_security_level = none\n",
+    );
+    let g = inbound_gateway(
+        &home,
+        "authenticate = true\ncheck_memory_mib = 1",
+        &format!("resolvers = [\"127.0.0.1:{}\"]", dns.port),
+    );
+    // Over the 1 MiB budget: 451, so the sender keeps it and tries later.
+    let line = "x".repeat(76);
+    let big = format!(
+        "From: <a@outside.test>\r\nSubject: Big scan\r\n\r\n{}",
+        format!("{line}\r\n").repeat(30_000)
+    );
+    let (code, reply) = send(&g, "a@outside.test", &big);
+    assert_eq!(code, 451, "{reply}");
+    assert!(reply.contains("4.3.2"), "{reply}");
+    // Within it: accepted and delivered.
+    let (code, reply) = send(
+        &g,
+        "a@outside.test",
+        &message("A <a@outside.test>", "Small scan", ""),
+    );
+    assert_eq!(code, 250, "{reply}");
+    home.wait_subject("Small scan");
+    assert_eq!(
+        g.metric("sealgate_messages_refused_total{reason=\"check_memory\"}"),
+        1.0
+    );
+}

@@ -79,6 +79,9 @@ pub struct InboundConfig {
     /// Hold inbound mail carrying an archive or document that is
     /// password-protected (its content cannot be scanned).
     pub hold_encrypted: bool,
+    /// MiB of inbound messages all sessions together may hold in memory
+    /// while they are checked; a message past it gets 451 4.3.2.
+    pub check_memory_mib: usize,
 }
 
 /// Attachment types that hold inbound mail by default: executables and
@@ -109,6 +112,7 @@ impl Default for InboundConfig {
             on_scanner_failure: ScannerFailure::Tempfail,
             blocked_extensions: DANGEROUS_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
             hold_encrypted: true,
+            check_memory_mib: 1024,
         }
     }
 }
@@ -121,6 +125,12 @@ impl InboundConfig {
             out.push((
                 "inbound.auth_timeout".into(),
                 "must be more than zero".into(),
+            ));
+        }
+        if self.check_memory_mib == 0 {
+            out.push((
+                "inbound.check_memory_mib".into(),
+                "must be at least 1".into(),
             ));
         }
         if self.scan_timeout.0.is_zero() {

@@ -41,6 +41,9 @@ pub struct Gateway {
     /// rspamd and clamd for inbound mail, when `[inbound]` names them.
     content_filter: Option<ContentFilter>,
     connections: Arc<Semaphore>,
+    /// MiB of inbound messages held in memory for their checks, all
+    /// sessions together (`[inbound] check_memory_mib`).
+    check_memory: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -233,6 +236,7 @@ impl Gateway {
         content_filter: Option<ContentFilter>,
     ) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let check_memory = Arc::new(Semaphore::new(config.inbound.check_memory_mib));
         Arc::new(Gateway {
             config,
             spool,
@@ -242,6 +246,7 @@ impl Gateway {
             sender_auth,
             content_filter,
             connections,
+            check_memory,
             per_ip: Mutex::new(HashMap::new()),
         })
     }
@@ -620,7 +625,12 @@ impl Gateway {
         let inbound = txn.direction == Direction::Inbound;
         let auth = self.sender_auth.as_ref().filter(|_| inbound);
         let filter = self.content_filter.as_ref().filter(|_| inbound);
-        let keep_whole = auth.is_some() || filter.is_some();
+        let mut keep_whole = auth.is_some() || filter.is_some();
+        // Each MiB held counts against one budget for every session, so
+        // many large messages at once cannot exhaust memory: past it, the
+        // message gets 451 and the sender tries again.
+        let mut held: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
+        let mut memory_short = false;
         let mut whole = Vec::new();
         loop {
             let fed = reader.feed(conn.unread(), &mut out);
@@ -637,6 +647,17 @@ impl Gateway {
                 scan.feed(&out);
                 if keep_whole {
                     whole.extend_from_slice(&out);
+                    while held.len() << 20 < whole.len() && keep_whole {
+                        match self.check_memory.clone().try_acquire_owned() {
+                            Ok(p) => held.push(p),
+                            Err(_) => {
+                                memory_short = true;
+                                keep_whole = false;
+                                whole = Vec::new();
+                                held.clear();
+                            }
+                        }
+                    }
                 }
                 if let Err(e) = writer.write(&out).await {
                     spool_error = Some(e);
@@ -754,6 +775,16 @@ impl Gateway {
                     451,
                     "4.3.0",
                     "Temporary failure writing to the spool, try again",
+                ),
+            ));
+        }
+        if memory_short {
+            return Ok(refuse(
+                "check_memory",
+                Reply::new(
+                    451,
+                    "4.3.2",
+                    "Too much inbound mail is being checked at once, try again later",
                 ),
             ));
         }
