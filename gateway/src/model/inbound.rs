@@ -3,6 +3,18 @@
 //! trace can show each check.
 
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Who an inbound message says it comes from, as the SMTP session saw it:
+/// what sender authentication and the scanners judge it by.
+pub struct Identities<'a> {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The HELO/EHLO name.
+    pub helo: &'a str,
+    /// The MAIL FROM address, empty for the null sender.
+    pub mail_from: &'a str,
+}
 
 /// One check's result, as RFC 8601 names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +59,23 @@ pub enum InboundAction {
     Deliver,
     /// Hold in the quarantine: DMARC failed under a policy configured so.
     Quarantine,
+}
+
+#[cfg(test)]
+impl AuthVerdict {
+    /// A DMARC failure of bank.example under p=quarantine, held (tests).
+    pub(crate) fn quarantined_dmarc_failure() -> AuthVerdict {
+        AuthVerdict {
+            spf: AuthResult::Pass,
+            dkim: AuthResult::Fail,
+            arc: AuthResult::None,
+            dmarc: AuthResult::Fail,
+            dmarc_domain: Some("bank.example".into()),
+            dmarc_policy: Some("quarantine".into()),
+            action: InboundAction::Quarantine,
+            authserv_id: "mx.hospital.example".into(),
+        }
+    }
 }
 
 impl InboundAction {

@@ -5,10 +5,11 @@
 //! the blocking pool.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::model::inbound::Identities;
 
 /// What went wrong asking rspamd.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +60,8 @@ struct Wire {
 
 /// The envelope facts rspamd scores with.
 pub struct Envelope<'a> {
-    /// The client's address.
-    pub ip: IpAddr,
-    /// HELO/EHLO name.
-    pub helo: &'a str,
-    /// MAIL FROM (empty for the null sender).
-    pub mail_from: &'a str,
+    /// Client address, HELO name and MAIL FROM.
+    pub who: &'a Identities<'a>,
     /// RCPT TO addresses.
     pub rcpts: Vec<String>,
     /// Our queue id, for rspamd's log.
@@ -103,9 +100,9 @@ impl Rspamd {
         // are SMTP syntax already; control characters are dropped anyway.
         let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
         let mut headers = vec![
-            ("IP", env.ip.to_string()),
-            ("Helo", clean(env.helo)),
-            ("From", clean(env.mail_from)),
+            ("IP", env.who.ip.to_string()),
+            ("Helo", clean(env.who.helo)),
+            ("From", clean(env.who.mail_from)),
             ("Queue-Id", clean(&env.queue_id)),
         ];
         headers.extend(env.rcpts.iter().map(|r| ("Rcpt", clean(r))));

@@ -9,7 +9,6 @@
 //! break out of the field. A DMARC failure under a `p=reject` or
 //! `p=quarantine` policy becomes the action `[inbound]` names for it.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::dkim::DkimError;
@@ -20,7 +19,7 @@ use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthentica
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::{Config, FilterAction};
-use crate::model::inbound::{AuthResult, AuthVerdict, InboundAction};
+use crate::model::inbound::{AuthResult, AuthVerdict, Identities, InboundAction};
 use crate::net::dns::{Dns, DnsError};
 
 /// Checks inbound messages' senders.
@@ -49,16 +48,6 @@ pub enum Outcome {
         /// The From domain whose policy refused it.
         domain: String,
     },
-}
-
-/// The identities a message arrived with.
-pub struct Identities<'a> {
-    /// The client's address.
-    pub ip: IpAddr,
-    /// The HELO/EHLO name.
-    pub helo: &'a str,
-    /// The MAIL FROM address, empty for the null sender.
-    pub mail_from: &'a str,
 }
 
 impl SenderAuth {
@@ -285,22 +274,13 @@ fn dkim_summary<'a>(mut results: impl Iterator<Item = &'a DkimResult>) -> AuthRe
 mod tests {
     use super::*;
 
-    fn verdict() -> AuthVerdict {
-        AuthVerdict {
-            spf: AuthResult::Pass,
-            dkim: AuthResult::Fail,
-            arc: AuthResult::None,
-            dmarc: AuthResult::Fail,
-            dmarc_domain: Some("bank.example".into()),
-            dmarc_policy: Some("quarantine".into()),
-            action: InboundAction::Quarantine,
-            authserv_id: "mx.hospital.example".into(),
-        }
-    }
-
     #[test]
     fn the_field_names_each_method_and_nothing_else() {
-        let f = field(&verdict(), "bulk.example", Some("bank.example"));
+        let f = field(
+            &AuthVerdict::quarantined_dmarc_failure(),
+            "bulk.example",
+            Some("bank.example"),
+        );
         assert_eq!(
             f,
             "Authentication-Results: mx.hospital.example;\r\n\tspf=pass smtp.mailfrom=bulk.example;\r\n\tdkim=fail header.d=bank.example;\r\n\tarc=none;\r\n\tdmarc=fail (p=quarantine) header.from=bank.example\r\n"
@@ -309,7 +289,7 @@ mod tests {
 
     #[test]
     fn values_from_the_message_cannot_break_out_of_the_field() {
-        let mut v = verdict();
+        let mut v = AuthVerdict::quarantined_dmarc_failure();
         v.dmarc_domain = Some("evil.example\r\nBcc: x@y; dkim=pass".into());
         let f = field(&v, "a;b c\r\nX: y", Some("d=\r\n"));
         assert_eq!(f.matches("\r\n").count(), 5, "{f}");

@@ -8,10 +8,11 @@ use super::data::{BareLineEnding, DataReader, DataViolation, HeaderScan};
 use super::received::Trace;
 use super::recipients::SharedRecipients;
 use super::reply::Reply;
-use super::sender_auth::{Identities, Outcome as AuthOutcome, SenderAuth};
+use super::sender_auth::{Outcome as AuthOutcome, SenderAuth};
 use super::session::{header_from_within, Session, Step, Transaction};
 use super::tls;
 use crate::config::{Config, ListenerConfig, ListenerTls};
+use crate::model::inbound::{Identities, InboundAction};
 use crate::spool::{Direction, Origin, QueueId, QueuedMessage, Spool, SpoolError};
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
@@ -45,6 +46,48 @@ pub struct Gateway {
     /// sessions together (`[inbound] check_memory_mib`).
     check_memory: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// An inbound message kept whole while it is checked; each MiB held counts
+/// against the gateway's budget for all sessions (`[inbound]
+/// check_memory_mib`), so many large messages at once cannot exhaust memory.
+#[derive(Default)]
+struct HeldForChecks {
+    bytes: Vec<u8>,
+    permits: Vec<OwnedSemaphorePermit>,
+    /// The budget ran out: the message gets 451 and the sender tries later.
+    over_budget: bool,
+}
+
+impl HeldForChecks {
+    /// Keeps `data`, or drops everything once the budget has no room.
+    fn push(&mut self, budget: &Arc<Semaphore>, data: &[u8]) {
+        if self.over_budget {
+            return;
+        }
+        self.bytes.extend_from_slice(data);
+        while self.permits.len() << 20 < self.bytes.len() {
+            match budget.clone().try_acquire_owned() {
+                Ok(p) => self.permits.push(p),
+                Err(_) => {
+                    *self = HeldForChecks {
+                        over_budget: true,
+                        ..Default::default()
+                    };
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What the inbound checks add to an accepted message.
+#[derive(Default)]
+struct InboundChecks {
+    /// Trace fields for the front: Authentication-Results, then X-Sealgate-Spam-*.
+    fields: String,
+    auth: Option<crate::model::inbound::AuthVerdict>,
+    scan: Option<crate::model::inbound::ScanVerdict>,
 }
 
 /// The address a per-IP limit counts against: the IPv4 address, or the
@@ -623,15 +666,8 @@ impl Gateway {
         // Inbound mail is authenticated and scanned before "250", which
         // needs it whole.
         let inbound = txn.direction == Direction::Inbound;
-        let auth = self.sender_auth.as_ref().filter(|_| inbound);
-        let filter = self.content_filter.as_ref().filter(|_| inbound);
-        let mut keep_whole = auth.is_some() || filter.is_some();
-        // Each MiB held counts against one budget for every session, so
-        // many large messages at once cannot exhaust memory: past it, the
-        // message gets 451 and the sender tries again.
-        let mut held: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
-        let mut memory_short = false;
-        let mut whole = Vec::new();
+        let checks = inbound && (self.sender_auth.is_some() || self.content_filter.is_some());
+        let mut held = checks.then(HeldForChecks::default);
         loop {
             let fed = reader.feed(conn.unread(), &mut out);
             conn.pos += fed.consumed;
@@ -645,19 +681,8 @@ impl Gateway {
                 && reader.violation().is_none()
             {
                 scan.feed(&out);
-                if keep_whole {
-                    whole.extend_from_slice(&out);
-                    while held.len() << 20 < whole.len() && keep_whole {
-                        match self.check_memory.clone().try_acquire_owned() {
-                            Ok(p) => held.push(p),
-                            Err(_) => {
-                                memory_short = true;
-                                keep_whole = false;
-                                whole = Vec::new();
-                                held.clear();
-                            }
-                        }
-                    }
+                if let Some(h) = &mut held {
+                    h.push(&self.check_memory, &out);
                 }
                 if let Err(e) = writer.write(&out).await {
                     spool_error = Some(e);
@@ -778,99 +803,28 @@ impl Gateway {
                 ),
             ));
         }
-        if memory_short {
-            return Ok(refuse(
-                "check_memory",
-                Reply::new(
-                    451,
-                    "4.3.2",
-                    "Too much inbound mail is being checked at once, try again later",
-                ),
-            ));
-        }
-        let whole = Arc::new(whole);
-        let checked = match auth {
-            Some(auth) => {
-                let (helo, _) = session.helo.clone().unwrap_or_default();
-                let mail_from = txn.from.to_string();
-                let who = Identities {
-                    ip: session.peer.ip().to_canonical(),
-                    helo: &helo,
-                    mail_from: &mail_from,
-                };
-                match auth.check(&whole, &who).await {
-                    AuthOutcome::Reject { domain } => {
-                        self.metrics
-                            .inbound_auth
-                            .with_label_values(&["dmarc", "fail", "reject"])
-                            .inc();
-                        tracing::info!(id = %id, domain = %domain, "refused: DMARC policy reject");
-                        return Ok(refuse(
-                            "dmarc",
-                            Reply::new(
-                                550,
-                                "5.7.1",
-                                format!("Message refused: it fails DMARC and {domain} asks that such mail be rejected"),
-                            ),
-                        ));
-                    }
-                    AuthOutcome::Accept { field, verdict } => Some((field, verdict)),
-                }
+        let checked = match held {
+            Some(h) if h.over_budget => {
+                return Ok(refuse(
+                    "check_memory",
+                    Reply::new(
+                        451,
+                        "4.3.2",
+                        "Too much inbound mail is being checked at once, try again later",
+                    ),
+                ))
             }
+            Some(h) => match self.check_inbound(session, &txn, id, h.bytes).await {
+                Ok(checked) => Some(checked),
+                Err((reason, reply)) => return Ok(refuse(reason, reply)),
+            },
             None => None,
         };
-        let scanned = match filter {
-            Some(filter) => {
-                let (helo, _) = session.helo.clone().unwrap_or_default();
-                let mail_from = txn.from.to_string();
-                let env = crate::net::rspamd::Envelope {
-                    ip: session.peer.ip().to_canonical(),
-                    helo: &helo,
-                    mail_from: &mail_from,
-                    rcpts: txn
-                        .recipients
-                        .iter()
-                        .map(|r| r.address.to_string())
-                        .collect(),
-                    queue_id: id.to_string(),
-                };
-                match filter.scan(whole.clone(), env).await {
-                    Scanned::Refuse { reply, reason } => {
-                        tracing::info!(id = %id, reason, "refused by content scan");
-                        return Ok(refuse(reason, reply));
-                    }
-                    Scanned::Accept { fields, verdict } => Some((fields, verdict)),
-                }
-            }
-            None => None,
-        };
-        drop(whole);
         let mut msg = self.envelope(session, txn, id);
-        if let Some((fields, verdict)) = scanned {
-            if let Some(name) = &verdict.malware {
-                tracing::info!(id = %id, signature = %name, "malware found; held");
-            }
-            msg.received_header.insert_str(0, &fields);
-            msg.scan = Some(verdict);
-        }
-        if let Some((field, verdict)) = checked {
-            for (check, result) in [
-                ("spf", verdict.spf),
-                ("dkim", verdict.dkim),
-                ("arc", verdict.arc),
-                ("dmarc", verdict.dmarc),
-            ] {
-                let action = match (check, verdict.action) {
-                    ("dmarc", crate::model::inbound::InboundAction::Quarantine) => "quarantine",
-                    _ => "deliver",
-                };
-                self.metrics
-                    .inbound_auth
-                    .with_label_values(&[check, result.as_str(), action])
-                    .inc();
-            }
-            msg.received_header.insert_str(0, &field);
-            msg.auth = Some(verdict);
+        if let Some(c) = checked {
+            msg.received_header.insert_str(0, &c.fields);
+            msg.auth = c.auth;
+            msg.scan = c.scan;
         }
         let direction = msg.origin.direction;
         let rcpts = msg.recipients.len();
@@ -929,6 +883,90 @@ impl Gateway {
                 ))
             }
         }
+    }
+
+    /// Sender authentication and the content scan of an inbound message
+    /// (as received): the trace fields and verdicts to keep, or why it is
+    /// refused (metric reason and reply).
+    async fn check_inbound(
+        &self,
+        session: &Session,
+        txn: &Transaction,
+        id: QueueId,
+        message: Vec<u8>,
+    ) -> Result<InboundChecks, (&'static str, Reply)> {
+        let (helo, _) = session.helo.clone().unwrap_or_default();
+        let mail_from = txn.from.to_string();
+        let who = Identities {
+            ip: session.peer.ip().to_canonical(),
+            helo: &helo,
+            mail_from: &mail_from,
+        };
+        let message = Arc::new(message);
+        let mut out = InboundChecks::default();
+        if let Some(auth) = &self.sender_auth {
+            match auth.check(&message, &who).await {
+                AuthOutcome::Reject { domain } => {
+                    self.metrics
+                        .inbound_auth
+                        .with_label_values(&["dmarc", "fail", "reject"])
+                        .inc();
+                    tracing::info!(id = %id, domain = %domain, "refused: DMARC policy reject");
+                    return Err((
+                        "dmarc",
+                        Reply::new(
+                            550,
+                            "5.7.1",
+                            format!("Message refused: it fails DMARC and {domain} asks that such mail be rejected"),
+                        ),
+                    ));
+                }
+                AuthOutcome::Accept { field, verdict } => {
+                    for (check, result) in [
+                        ("spf", verdict.spf),
+                        ("dkim", verdict.dkim),
+                        ("arc", verdict.arc),
+                        ("dmarc", verdict.dmarc),
+                    ] {
+                        let action = match (check, verdict.action) {
+                            ("dmarc", InboundAction::Quarantine) => "quarantine",
+                            _ => "deliver",
+                        };
+                        self.metrics
+                            .inbound_auth
+                            .with_label_values(&[check, result.as_str(), action])
+                            .inc();
+                    }
+                    out.fields.push_str(&field);
+                    out.auth = Some(verdict);
+                }
+            }
+        }
+        if let Some(filter) = &self.content_filter {
+            let env = crate::net::rspamd::Envelope {
+                who: &who,
+                rcpts: txn
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.to_string())
+                    .collect(),
+                queue_id: id.to_string(),
+            };
+            match filter.scan(message, env).await {
+                Scanned::Refuse { reply, reason } => {
+                    tracing::info!(id = %id, reason, "refused by content scan");
+                    return Err((reason, reply));
+                }
+                Scanned::Accept { fields, verdict } => {
+                    if let Some(name) = &verdict.malware {
+                        tracing::info!(id = %id, signature = %name, "malware found; held");
+                    }
+                    out.fields.push_str(&fields);
+                    out.scan = Some(verdict);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn envelope(&self, session: &Session, txn: Transaction, id: QueueId) -> QueuedMessage {
