@@ -452,22 +452,13 @@ pub async fn archive(State(c): State<Shared>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::inbound::{AuthResult, AuthVerdict, InboundAction, ScanVerdict};
+    use crate::model::inbound::{AuthVerdict, InboundAction, ScanVerdict};
 
     #[test]
     fn inbound_verdicts_show_in_the_detail_by_name_and_score_only() {
         let mut msg = crate::store::spool::testing::message();
         assert!(inbound_events(&msg).is_empty());
-        msg.auth = Some(AuthVerdict {
-            spf: AuthResult::Pass,
-            dkim: AuthResult::Fail,
-            arc: AuthResult::None,
-            dmarc: AuthResult::Fail,
-            dmarc_domain: Some("bank.example".into()),
-            dmarc_policy: Some("quarantine".into()),
-            action: InboundAction::Quarantine,
-            authserv_id: "mx.example".into(),
-        });
+        msg.auth = Some(AuthVerdict::quarantined_dmarc_failure());
         msg.scan = Some(ScanVerdict {
             spam_score: Some(7.25),
             spam_action: Some("add header".into()),

@@ -540,17 +540,7 @@ mod tests {
 
     #[test]
     fn a_dmarc_failure_configured_to_quarantine_holds_the_message() {
-        use crate::model::inbound::AuthResult;
-        let mut auth = AuthVerdict {
-            spf: AuthResult::Fail,
-            dkim: AuthResult::None,
-            arc: AuthResult::None,
-            dmarc: AuthResult::Fail,
-            dmarc_domain: Some("bank.example".into()),
-            dmarc_policy: Some("quarantine".into()),
-            action: InboundAction::Quarantine,
-            authserv_id: "mx.example".into(),
-        };
+        let mut auth = AuthVerdict::quarantined_dmarc_failure();
         match auth_hold(&auth) {
             Some(Verdict::Quarantine { reason }) => {
                 assert!(
