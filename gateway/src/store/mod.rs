@@ -310,14 +310,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let rows: i64 = db
-            .client()
-            .await
-            .unwrap()
-            .query_one("SELECT count(*) FROM legal_holds", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let rows = postgres::test_server::rows(&db, "legal_holds").await;
         assert_eq!(rows, 1, "the hold went to PostgreSQL");
 
         config.store.backend = StoreBackend::Rocksdb;
@@ -361,14 +354,7 @@ mod tests {
         a.journal(archive::testing::capture("q1", &raw, &["b@x.test"]), &raw)
             .await
             .unwrap();
-        let rows: i64 = db
-            .client()
-            .await
-            .unwrap()
-            .query_one("SELECT count(*) FROM archive_event", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let rows = postgres::test_server::rows(&db, "archive_event").await;
         assert_eq!(rows, 1, "journaled into PostgreSQL");
         let ro = Stores::open_archive_read_only(&config)
             .await

@@ -69,3 +69,14 @@ fn server() -> &'static PgServer {
         Err(e) => panic!("test PostgreSQL: {e}"),
     }
 }
+
+/// How many rows `table` of `db` holds.
+pub async fn rows(db: &Database, table: &str) -> i64 {
+    db.client()
+        .await
+        .expect("a test database connection")
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("count rows")
+        .get(0)
+}

@@ -366,14 +366,7 @@ async fn contents_go_to_the_blob_store_given() {
         Journaled::New(1)
     );
     let count = |db: Database| async move {
-        let n: i64 = db
-            .client()
-            .await
-            .unwrap()
-            .query_one("SELECT count(*) FROM archive_blob", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let n = crate::store::postgres::test_server::rows(&db, "archive_blob").await;
         n
     };
     assert_eq!(count(db.clone()).await, 0, "not in the chain's database");
