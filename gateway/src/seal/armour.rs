@@ -43,11 +43,11 @@ impl<'a> ArmourWriter<'a> {
     pub fn finish(self) {
         if self.stashed > 0 {
             let stash = self.stash;
-            line(self.out, &stash[..self.stashed]);
+            push_base64_crlf(self.out, &stash[..self.stashed], LINE_INPUT);
         }
         let crc = self.crc.finalize().to_be_bytes();
         self.out.push(b'=');
-        line(self.out, &crc[1..]);
+        push_base64_crlf(self.out, &crc[1..], LINE_INPUT);
         self.out.extend_from_slice(b"-----END PGP MESSAGE-----\r\n");
     }
 }
@@ -137,11 +137,6 @@ impl io::Write for Handoff {
     }
 }
 
-/// Appends `input` as base64 lines of 64 characters, each with CRLF.
-fn line(out: &mut Vec<u8>, input: &[u8]) {
-    push_base64_crlf(out, input, LINE_INPUT);
-}
-
 impl io::Write for ArmourWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.crc.update(buf);
@@ -155,11 +150,11 @@ impl io::Write for ArmourWriter<'_> {
                 return Ok(buf.len());
             }
             let stash = self.stash;
-            line(self.out, &stash);
+            push_base64_crlf(self.out, &stash, LINE_INPUT);
             self.stashed = 0;
         }
         let whole = rest.len() / LINE_INPUT * LINE_INPUT;
-        line(self.out, &rest[..whole]);
+        push_base64_crlf(self.out, &rest[..whole], LINE_INPUT);
         let tail = &rest[whole..];
         self.stash[..tail.len()].copy_from_slice(tail);
         self.stashed = tail.len();
